@@ -1,0 +1,1 @@
+print("backpressure-demo: coming with StreamKit operators")

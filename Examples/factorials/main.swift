@@ -1,0 +1,1 @@
+print("factorials: coming with StreamKit operators")

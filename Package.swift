@@ -1,0 +1,80 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-reactive-kafka",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "StreamKit", targets: ["StreamKit"]),
+        .library(name: "ReactiveKafka", targets: ["ReactiveKafka"]),
+        .library(name: "ReactiveKafkaTestKit", targets: ["ReactiveKafkaTestKit"]),
+        .executable(name: "rkafka", targets: ["rkafka"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["JSON", "YAML"]),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/attaswift/BigInt", from: "6.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
+        ),
+        .target(
+            name: "StreamKit",
+            dependencies: [
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "ReactiveKafka",
+            dependencies: [
+                "StreamKit",
+                "CRdKafka",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        .target(
+            name: "ReactiveKafkaTestKit",
+            dependencies: ["ReactiveKafka", "CRdKafka"]
+        ),
+        .executableTarget(
+            name: "rkafka",
+            dependencies: [
+                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "factorials",
+            dependencies: ["StreamKit", .product(name: "BigInt", package: "BigInt")],
+            path: "Examples/factorials"
+        ),
+        .executableTarget(
+            name: "backpressure-demo",
+            dependencies: ["StreamKit"],
+            path: "Examples/backpressure-demo"
+        ),
+        .testTarget(
+            name: "StreamKitTests",
+            dependencies: ["StreamKit", .product(name: "AsyncAlgorithms", package: "swift-async-algorithms")]
+        ),
+        .testTarget(
+            name: "ReactiveKafkaTests",
+            dependencies: ["ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka"]
+        ),
+    ]
+)

@@ -1,0 +1,126 @@
+/// The engine behind committable offsets: commits aggregated offsets asynchronously.
+protocol OffsetCommitter: AnyObject, Sendable {
+    /// Commits `offsets` (the next offset to read, per partition) and returns
+    /// when the broker has acknowledged, or throws a typed error.
+    func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError)
+    /// Sends the commit without waiting for its outcome (failures are logged).
+    func commitAndForget(_ offsets: [TopicPartition: CommitPosition])
+}
+
+/// The position to commit for a partition: the next offset to read, and optional metadata.
+struct CommitPosition: Sendable, Equatable {
+    var nextOffset: Int64
+    var metadata: String?
+}
+
+/// The offset of a consumed record, ready to commit once the record is processed:
+/// Alpakka's `CommittableOffset`.
+///
+/// Committing it stores `offset + 1` for its partition, so a restart resumes
+/// after this record. Prefer ``Committer/sink(_:)``, which batches commits, to
+/// calling ``commit()`` per record.
+public struct CommittableOffset: Sendable, CustomStringConvertible {
+    /// The record's group, partition and offset.
+    public let partitionOffset: PartitionOffset
+    /// Metadata stored with the commit (`commitWithMetadataSource`), if any.
+    public let metadata: String?
+    let committer: any OffsetCommitter
+
+    init(partitionOffset: PartitionOffset, metadata: String? = nil, committer: any OffsetCommitter) {
+        self.partitionOffset = partitionOffset
+        self.metadata = metadata
+        self.committer = committer
+    }
+
+    /// Commits this offset alone and waits for the broker's acknowledgement.
+    public func commit() async throws(KafkaError) {
+        try await committer.commit([partitionOffset.topicPartition: position])
+    }
+
+    var position: CommitPosition { CommitPosition(nextOffset: partitionOffset.offset + 1, metadata: metadata) }
+
+    public var description: String { "CommittableOffset(\(partitionOffset))" }
+}
+
+/// Offsets gathered for one commit: the highest offset per partition wins.
+/// Alpakka's `CommittableOffsetBatch`.
+public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
+    private struct Entry: Sendable {
+        var position: CommitPosition
+        var committer: any OffsetCommitter
+    }
+
+    private var entries: [TopicPartition: Entry] = [:]
+    /// How many offsets were added (not how many partitions).
+    public private(set) var batchSize: Int = 0
+
+    /// An empty batch.
+    public init() {}
+
+    /// A batch holding `offsets`.
+    public init<S: Sequence>(_ offsets: S) where S.Element == CommittableOffset {
+        for offset in offsets { add(offset) }
+    }
+
+    /// True when no offset was added.
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// The next offset to read that the batch would commit, per partition.
+    public var offsets: [TopicPartition: Int64] { entries.mapValues(\.position.nextOffset) }
+
+    /// Adds `offset`; an offset lower than one already held for its partition is ignored.
+    public mutating func add(_ offset: CommittableOffset) {
+        batchSize += 1
+        let position = offset.position
+        let key = offset.partitionOffset.topicPartition
+        if let existing = entries[key], existing.position.nextOffset >= position.nextOffset { return }
+        entries[key] = Entry(position: position, committer: offset.committer)
+    }
+
+    /// Adds every offset of `other`.
+    public mutating func add(_ other: CommittableOffsetBatch) {
+        batchSize += other.batchSize
+        for (key, entry) in other.entries {
+            if let existing = entries[key], existing.position.nextOffset >= entry.position.nextOffset { continue }
+            entries[key] = entry
+        }
+    }
+
+    /// Commits the batch and waits for every consumer involved to acknowledge.
+    public func commit() async throws(KafkaError) {
+        for (committer, offsets) in byCommitter() {
+            try await committer.commit(offsets)
+        }
+    }
+
+    /// Sends the batch without waiting; failures are logged.
+    public func commitAndForget() {
+        for (committer, offsets) in byCommitter() { committer.commitAndForget(offsets) }
+    }
+
+    private func byCommitter() -> [(any OffsetCommitter, [TopicPartition: CommitPosition])] {
+        var groups: [ObjectIdentifier: (any OffsetCommitter, [TopicPartition: CommitPosition])] = [:]
+        for (key, entry) in entries {
+            groups[ObjectIdentifier(entry.committer), default: (entry.committer, [:])].1[key] = entry.position
+        }
+        return Array(groups.values)
+    }
+
+    public var description: String {
+        "CommittableOffsetBatch(" + entries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(separator: ", ") + ")"
+    }
+}
+
+/// A consumed record together with its committable offset: Alpakka's `CommittableMessage`.
+public struct CommittableMessage<Key: Sendable, Value: Sendable>: Sendable {
+    /// The record.
+    public let record: ConsumerRecord<Key, Value>
+    /// Its offset, to commit once the record is processed.
+    public let committableOffset: CommittableOffset
+
+    /// Pairs `record` with its offset.
+    init(record: ConsumerRecord<Key, Value>, committableOffset: CommittableOffset) {
+        self.record = record
+        self.committableOffset = committableOffset
+    }
+}

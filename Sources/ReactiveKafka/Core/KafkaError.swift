@@ -1,0 +1,87 @@
+import CRdKafka
+
+/// Everything that can go wrong between your code and Kafka, with what to do about it.
+///
+/// Every error the library raises is a `KafkaError`. Its ``description``
+/// says what happened and how to fix it; ``kind`` lets code branch on it.
+public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// What kind of failure this is.
+    public enum Kind: Sendable, Equatable {
+        /// A librdkafka property or a connector setting was rejected.
+        case invalidConfiguration
+        /// A record's key or value could not be deserialised.
+        case deserialization
+        /// A key or value could not be serialised.
+        case serialization
+        /// Committing offsets did not complete within the commit timeout.
+        case commitTimeout
+        /// The broker refused a commit with a non-retriable error.
+        case commitFailed
+        /// A produced record could not be delivered.
+        case deliveryFailed
+        /// librdkafka reported a fatal error; the client cannot continue.
+        case fatal
+        /// No broker could be reached.
+        case brokerUnreachable
+        /// The operation needs a client that is still running.
+        case shutDown
+        /// The stream was used in a way it does not support (for example iterated twice).
+        case illegalState
+        /// Any other librdkafka error.
+        case kafka
+        /// A transaction was taken over by another producer with the same transactional id.
+        case fenced
+        /// A transaction failed and was aborted; it can be retried.
+        case transactionAborted
+    }
+
+    /// What kind of failure this is.
+    public let kind: Kind
+    /// librdkafka's error code, when librdkafka raised the error.
+    public let code: Int32?
+    /// What happened and how to fix it.
+    public let message: String
+
+    /// An error of `kind` with an explanatory `message`.
+    public init(_ kind: Kind, _ message: String, code: Int32? = nil) {
+        self.kind = kind
+        self.message = message
+        self.code = code
+    }
+
+    public var description: String {
+        if let code, let name = KafkaError.codeName(code) {
+            return "KafkaError.\(kind) [\(name)]: \(message)"
+        }
+        return "KafkaError.\(kind): \(message)"
+    }
+
+    /// librdkafka's name for an error code, such as `_QUEUE_FULL` or `NOT_COORDINATOR`.
+    public static func codeName(_ code: Int32) -> String? {
+        guard let name = rd_kafka_err2name(rd_kafka_resp_err_t(code)) else { return nil }
+        return String(cString: name)
+    }
+
+    /// An error from a librdkafka response code.
+    static func fromCode(_ err: rd_kafka_resp_err_t, _ context: String, kind: Kind = .kafka) -> KafkaError {
+        let reason = String(cString: rd_kafka_err2str(err))
+        return KafkaError(kind, "\(context): \(reason)", code: Int32(err.rawValue))
+    }
+
+    /// An error from a librdkafka error object, which is destroyed.
+    static func consuming(_ error: OpaquePointer, _ context: String) -> KafkaError {
+        defer { rd_kafka_error_destroy(error) }
+        let code = rd_kafka_error_code(error)
+        let reason = String(cString: rd_kafka_error_string(error))
+        var kind: Kind = rd_kafka_error_is_fatal(error) != 0 ? .fatal : .kafka
+        if code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
+            || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH {
+            kind = .fenced
+        }
+        return KafkaError(kind, "\(context): \(reason)", code: Int32(code.rawValue))
+    }
+
+    public static func == (lhs: KafkaError, rhs: KafkaError) -> Bool {
+        lhs.kind == rhs.kind && lhs.code == rhs.code && lhs.message == rhs.message
+    }
+}

@@ -1,0 +1,111 @@
+/// How a consumer connects, what it reads, and how the connector behaves:
+/// Alpakka's `ConsumerSettings`.
+///
+/// librdkafka properties pass through unchanged (``withProperty(_:_:)``);
+/// the connector's own knobs are typed fields. Settings are checked when a
+/// consumer starts: an unknown property or a bad value fails the stream with
+/// a ``KafkaError/Kind/invalidConfiguration`` error that quotes librdkafka.
+public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
+    /// librdkafka properties (`bootstrap.servers`, `group.id`, `auto.offset.reset`, …).
+    public var properties: [String: String]
+    /// Turns each record's key bytes into a `Key`.
+    public var keyDeserializer: Deserializer<Key>
+    /// Turns each record's value bytes into a `Value`.
+    public var valueDeserializer: Deserializer<Value>
+    /// How long closing the consumer (leaving the group) may take.
+    public var closeTimeout: Duration = .seconds(20)
+    /// How long ``ConsumerControl/stop()`` waits before the consumer may be closed.
+    /// A draining control waits for the stream instead.
+    public var stopTimeout: Duration = .seconds(30)
+    /// How long a commit may take before it fails with ``KafkaError/Kind/commitTimeout``.
+    public var commitTimeout: Duration = .seconds(15)
+    /// A commit slower than this is logged as a warning.
+    public var commitTimeWarning: Duration = .seconds(1)
+    /// The most record bytes the consumer buffers ahead of its streams, over all
+    /// partitions. When reached, partitions are paused until the streams catch up.
+    /// librdkafka's own prefetch (`queued.max.messages.kbytes`) is set to match
+    /// unless you set it yourself.
+    public var maxBufferedBytes: Int = 64 * 1024 * 1024
+    /// The most records taken from librdkafka, and handed to a stream, in one batch.
+    public var maxBatchSize: Int = 4096
+    /// When no broker has been reachable for this long, the stream fails with
+    /// ``KafkaError/Kind/brokerUnreachable``; `nil` keeps retrying forever.
+    public var brokerUnreachableTimeout: Duration? = .seconds(60)
+    /// How often librdkafka statistics are collected for ``ConsumerControl/metrics``; `nil` disables them.
+    public var statisticsInterval: Duration? = nil
+
+    /// Settings that deserialise keys and values with the given deserialisers.
+    public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
+        self.keyDeserializer = keyDeserializer
+        self.valueDeserializer = valueDeserializer
+        self.properties = properties
+    }
+
+    /// The consumer group, if any.
+    public var groupId: String? { properties["group.id"] }
+
+    /// With `servers` (`host:port[,host:port…]`) as the bootstrap brokers.
+    public func withBootstrapServers(_ servers: String) -> Self { withProperty("bootstrap.servers", servers) }
+    /// In consumer group `groupId`.
+    public func withGroupId(_ groupId: String) -> Self { withProperty("group.id", groupId) }
+    /// Identified to brokers as `clientId`.
+    public func withClientId(_ clientId: String) -> Self { withProperty("client.id", clientId) }
+    /// With the librdkafka property `key` set to `value`.
+    public func withProperty(_ key: String, _ value: String) -> Self {
+        var copy = self
+        copy.properties[key] = value
+        return copy
+    }
+    /// With every librdkafka property in `properties` set.
+    public func withProperties(_ properties: [String: String]) -> Self {
+        var copy = self
+        copy.properties.merge(properties) { _, new in new }
+        return copy
+    }
+    /// With a different close timeout.
+    public func withCloseTimeout(_ timeout: Duration) -> Self { with { $0.closeTimeout = timeout } }
+    /// With a different stop timeout.
+    public func withStopTimeout(_ timeout: Duration) -> Self { with { $0.stopTimeout = timeout } }
+    /// With a different commit timeout.
+    public func withCommitTimeout(_ timeout: Duration) -> Self { with { $0.commitTimeout = timeout } }
+    /// With a different threshold for slow-commit warnings.
+    public func withCommitTimeWarning(_ threshold: Duration) -> Self { with { $0.commitTimeWarning = threshold } }
+    /// With a different buffer budget.
+    public func withMaxBufferedBytes(_ bytes: Int) -> Self { with { $0.maxBufferedBytes = bytes } }
+    /// With a different batch size.
+    public func withMaxBatchSize(_ records: Int) -> Self { with { $0.maxBatchSize = records } }
+    /// With a different tolerance for an unreachable cluster (`nil`: wait forever).
+    public func withBrokerUnreachableTimeout(_ timeout: Duration?) -> Self { with { $0.brokerUnreachableTimeout = timeout } }
+    /// Collecting librdkafka statistics every `interval` (`nil` disables).
+    public func withStatisticsInterval(_ interval: Duration?) -> Self { with { $0.statisticsInterval = interval } }
+
+    private func with(_ change: (inout Self) -> Void) -> Self {
+        var copy = self
+        change(&copy)
+        return copy
+    }
+
+    /// Checks every property with librdkafka and every typed field for range.
+    public func validate() throws(KafkaError) {
+        try KafkaClientConfiguration.validate(properties, client: "consumer")
+        try check(maxBufferedBytes >= 1024, "maxBufferedBytes must be at least 1024 bytes, got \(maxBufferedBytes)")
+        try check(maxBatchSize >= 1, "maxBatchSize must be at least 1, got \(maxBatchSize)")
+        try check(commitTimeout > .zero, "commitTimeout must be positive, got \(commitTimeout)")
+        try check(closeTimeout >= .zero, "closeTimeout must not be negative, got \(closeTimeout)")
+        try check(stopTimeout >= .zero, "stopTimeout must not be negative, got \(stopTimeout)")
+        if let brokerUnreachableTimeout {
+            try check(brokerUnreachableTimeout > .zero, "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
+        }
+    }
+}
+
+extension ConsumerSettings where Key == KafkaBytes, Value == KafkaBytes {
+    /// Settings that hand out keys and values as raw bytes, without copying.
+    public init(properties: [String: String] = [:]) {
+        self.init(keyDeserializer: .bytes, valueDeserializer: .bytes, properties: properties)
+    }
+}
+
+func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(KafkaError) {
+    if !condition { throw KafkaError(.invalidConfiguration, message()) }
+}

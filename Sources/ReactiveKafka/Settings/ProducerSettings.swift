@@ -1,0 +1,73 @@
+/// How a producer connects and how the connector's producer stages behave:
+/// Alpakka's `ProducerSettings`.
+///
+/// librdkafka properties pass through unchanged; the connector's own knobs
+/// are typed fields. Settings are checked when the producer starts: an unknown
+/// property or a bad value fails the stream with a
+/// ``KafkaError/Kind/invalidConfiguration`` error that quotes librdkafka.
+public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
+    /// librdkafka properties (`bootstrap.servers`, `linger.ms`, `acks`, …).
+    public var properties: [String: String]
+    /// Turns each record's key into bytes.
+    public var keySerializer: Serializer<Key>
+    /// Turns each record's value into bytes.
+    public var valueSerializer: Serializer<Value>
+    /// How long closing waits for records still in flight to be delivered.
+    public var closeTimeout: Duration = .seconds(60)
+    /// The most messages a producer stage keeps in flight (sent, not yet acknowledged).
+    /// Upstream is not pulled beyond it: that is the stage's back-pressure.
+    public var parallelism: Int = 10_000
+    /// How often a transactional stage commits its transaction.
+    public var eosCommitInterval: Duration = .milliseconds(100)
+
+    /// Settings that serialise keys and values with the given serialisers.
+    public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:]) {
+        self.keySerializer = keySerializer
+        self.valueSerializer = valueSerializer
+        self.properties = properties
+    }
+
+    /// With `servers` (`host:port[,host:port…]`) as the bootstrap brokers.
+    public func withBootstrapServers(_ servers: String) -> Self { withProperty("bootstrap.servers", servers) }
+    /// Identified to brokers as `clientId`.
+    public func withClientId(_ clientId: String) -> Self { withProperty("client.id", clientId) }
+    /// With the librdkafka property `key` set to `value`.
+    public func withProperty(_ key: String, _ value: String) -> Self {
+        var copy = self
+        copy.properties[key] = value
+        return copy
+    }
+    /// With every librdkafka property in `properties` set.
+    public func withProperties(_ properties: [String: String]) -> Self {
+        var copy = self
+        copy.properties.merge(properties) { _, new in new }
+        return copy
+    }
+    /// With a different close (flush) timeout.
+    public func withCloseTimeout(_ timeout: Duration) -> Self { with { $0.closeTimeout = timeout } }
+    /// With at most `parallelism` messages in flight per stage.
+    public func withParallelism(_ parallelism: Int) -> Self { with { $0.parallelism = parallelism } }
+    /// Committing transactions every `interval`.
+    public func withEosCommitInterval(_ interval: Duration) -> Self { with { $0.eosCommitInterval = interval } }
+
+    private func with(_ change: (inout Self) -> Void) -> Self {
+        var copy = self
+        change(&copy)
+        return copy
+    }
+
+    /// Checks every property with librdkafka and every typed field for range.
+    public func validate() throws(KafkaError) {
+        try KafkaClientConfiguration.validate(properties, client: "producer")
+        try check(parallelism >= 1, "parallelism must be at least 1, got \(parallelism)")
+        try check(closeTimeout >= .zero, "closeTimeout must not be negative, got \(closeTimeout)")
+        try check(eosCommitInterval > .zero, "eosCommitInterval must be positive, got \(eosCommitInterval)")
+    }
+}
+
+extension ProducerSettings where Key == KafkaBytes, Value == KafkaBytes {
+    /// Settings that write keys and values as raw bytes.
+    public init(properties: [String: String] = [:]) {
+        self.init(keySerializer: .bytes, valueSerializer: .bytes, properties: properties)
+    }
+}

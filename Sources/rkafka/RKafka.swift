@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `rkafka`: the swift-reactive-kafka command-line tool.
+@main
+struct RKafka: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rkafka",
+        abstract: "Reactive Kafka streams in Swift: broker, produce, consume, demo, bench.",
+        subcommands: []
+    )
+}
