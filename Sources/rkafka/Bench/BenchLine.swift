@@ -1,0 +1,46 @@
+import Foundation
+
+/// One benchmark scenario's result: one JSON object a line with `--json`.
+///
+/// `ratio` is `msgs_per_sec / baseline_msgs_per_sec`, both measured in the same run.
+struct BenchLine: Codable, Sendable {
+    var scenario: String
+    var messages: Int
+    var msgs_per_sec: Double
+    var baseline_msgs_per_sec: Double
+    var ratio: Double
+    var peak_rss_mb: Double
+    /// Heap allocations per message in the measured phase (malloc calls / messages), when measured.
+    var allocs_per_msg: Double?
+    /// Same, for the baseline.
+    var baseline_allocs_per_msg: Double?
+    /// What the baseline is ("raw librdkafka consume loop", "hand-written for-await loop", …).
+    var baseline: String
+    /// Free-form notes (duplicates counted, partitions, sizes).
+    var notes: String?
+
+    func jsonLine() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    func humanLine() -> String {
+        let allocs = allocs_per_msg.map { String(format: "  allocs/msg %.2f", $0) } ?? ""
+        let baseAllocs = baseline_allocs_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
+        return String(
+            format: "%-30@ %10.0f msgs/s   baseline %10.0f msgs/s   ratio %.2f   peak RSS %.0f MB",
+            scenario as NSString, msgs_per_sec, baseline_msgs_per_sec, ratio, peak_rss_mb
+        ) + allocs + baseAllocs
+    }
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` from /proc/self/status).
+func peakRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kb / 1024
+    }
+    return 0
+}
