@@ -49,10 +49,11 @@ let package = Package(
             name: "ReactiveKafkaTestKit",
             dependencies: ["ReactiveKafka", "CRdKafka"]
         ),
+        .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "rkafka",
             dependencies: [
-                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka",
+                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -44,3 +44,8 @@ func peakRSSMegabytes() -> Double {
     }
     return 0
 }
+
+import CAllocationCounter
+
+/// Heap allocations made by the whole process so far (every thread).
+func allocationCount() -> UInt64 { allocation_counter_allocations() }
