@@ -2,4 +2,5 @@
 #define CRDKAFKA_SHIM_H
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <sys/eventfd.h>
 #endif

@@ -1,0 +1,157 @@
+import CRdKafka
+import Synchronization
+
+/// The records of a Kafka consumer as an `AsyncSequence` of `Element`
+/// (`ConsumerRecord` or `CommittableMessage`).
+///
+/// Back-pressure: records are taken from the consumer engine in batches only
+/// when the iterator has emitted the previous batch, so a slow consumer lets
+/// the engine's buffer fill up, which pauses the partitions. Cancellation: the
+/// task iterating is cancelled → `next()` throws `CancellationError`; the
+/// consumer keeps running until its control shuts it down. A source can be
+/// iterated once; a second iteration fails with an `illegalState` error.
+public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
+    public typealias Failure = any Error
+    let control: ConsumerControl
+    let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(control: control, makeElement: makeElement)
+    }
+
+    /// Emits the records of the batches it takes from the consumer engine, in order.
+    public struct Iterator: AsyncIteratorProtocol {
+        let control: ConsumerControl
+        let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+        private var engine: ConsumerEngine?
+        private var chunks: [RecordChunk] = []
+        private var chunkIndex = 0
+        private var messageIndex = 0
+        private var epoch: UInt64 = 0
+        private var finished = false
+
+        init(control: ConsumerControl, makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element) {
+            self.control = control
+            self.makeElement = makeElement
+        }
+
+        public mutating func next() async throws -> Element? {
+            if finished { return nil }
+            if engine == nil {
+                do {
+                    engine = try control.claimEngine()
+                } catch {
+                    finished = true
+                    throw error
+                }
+            }
+            let engine = engine!
+            while true {
+                if chunkIndex < chunks.count {
+                    let chunk = chunks[chunkIndex]
+                    if messageIndex < chunk.range.upperBound {
+                        if engine.revocationEpoch.load(ordering: .acquiring) != epoch {
+                            dropRevoked(engine)
+                            continue
+                        }
+                        let message = chunk.batch.messages[messageIndex]!
+                        messageIndex += 1
+                        do {
+                            return try makeElement(message, chunk)
+                        } catch {
+                            finished = true
+                            chunks = []
+                            throw error
+                        }
+                    }
+                    chunkIndex += 1
+                    if chunkIndex < chunks.count { messageIndex = chunks[chunkIndex].range.lowerBound }
+                    continue
+                }
+                chunks = []
+                do {
+                    guard let delivery = try await engine.nextDelivery() else {
+                        finished = true
+                        return nil
+                    }
+                    chunks = delivery.chunks
+                    epoch = delivery.epoch
+                    chunkIndex = 0
+                    messageIndex = chunks.first?.range.lowerBound ?? 0
+                } catch {
+                    finished = true
+                    throw error
+                }
+            }
+        }
+
+        /// A rebalance happened since this batch was taken: keep only records
+        /// of partitions still assigned.
+        private mutating func dropRevoked(_ engine: ConsumerEngine) {
+            epoch = engine.revocationEpoch.load(ordering: .acquiring)
+            let assigned = engine.assignedPartitions()
+            var remaining: [RecordChunk] = []
+            for (i, chunk) in chunks.enumerated() where i >= chunkIndex && assigned.contains(chunk.topicPartition) {
+                let start = i == chunkIndex ? messageIndex : chunk.range.lowerBound
+                guard start < chunk.range.upperBound else { continue }
+                remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: chunk.topicPartition, byteCount: chunk.byteCount))
+            }
+            chunks = remaining
+            chunkIndex = 0
+            messageIndex = remaining.first?.range.lowerBound ?? 0
+        }
+    }
+}
+
+/// Reads a librdkafka message into a `ConsumerRecord`, deserialising key and
+/// value. Key and value bytes are views into the fetched batch (no copy).
+enum RecordReader {
+    static func record<K, V>(
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        key keyDeserializer: Deserializer<K>, value valueDeserializer: Deserializer<V>
+    ) throws(KafkaError) -> ConsumerRecord<K, V> {
+        let m = message.pointee
+        let keyBytes = m.key.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.key_len) }
+        let valueBytes = m.payload.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.len) }
+        let key: K
+        let value: V
+        do { key = try keyDeserializer.deserialize(keyBytes) } catch {
+            throw failure("key", chunk, m.offset, error)
+        }
+        do { value = try valueDeserializer.deserialize(valueBytes) } catch {
+            throw failure("value", chunk, m.offset, error)
+        }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ms = rd_kafka_message_timestamp(message, &timestampType)
+        let timestamp: KafkaTimestamp? = switch timestampType {
+        case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ms, kind: .createTime)
+        case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ms, kind: .logAppendTime)
+        default: nil
+        }
+        return ConsumerRecord(
+            topic: chunk.topicPartition.topic, partition: chunk.topicPartition.partition, offset: m.offset,
+            timestamp: timestamp, key: key, value: value, headers: headers(message, chunk.batch))
+    }
+
+    private static func headers(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var result: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            result.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: value.map { KafkaBytes(owner: owner, pointer: $0, count: size) }))
+            index += 1
+        }
+        return result
+    }
+
+    private static func failure(_ part: String, _ chunk: RecordChunk, _ offset: Int64, _ error: any Error) -> KafkaError {
+        KafkaError(
+            .deserialization,
+            "could not deserialise the \(part) of the record at topic \(chunk.topicPartition.topic) partition \(chunk.topicPartition.partition) offset \(offset): \(error). "
+                + "The record was not emitted and not committed; fix the deserialiser, or skip the record by committing offset \(offset + 1)")
+    }
+}

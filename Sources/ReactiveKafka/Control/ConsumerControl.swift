@@ -1,0 +1,130 @@
+import Synchronization
+
+/// Controls a running Kafka source: Alpakka's `Consumer.Control`.
+///
+/// - ``stop()`` completes the source (no new records are emitted) but keeps
+///   the consumer in its group, so that offsets of records still in flight
+///   downstream can be committed. If nobody shuts it down, the consumer shuts
+///   itself down `stopTimeout` later.
+/// - ``shutdown()`` stops, leaves the group, and closes the consumer.
+/// - ``drainAndShutdown(_:)`` (and ``DrainingControl``) do stop → wait for the
+///   stream to complete → shutdown: the graceful path for SIGTERM.
+public final class ConsumerControl: Sendable {
+    private enum Slot {
+        case notStarted
+        case running(ConsumerEngine)
+        case failedToStart(KafkaError)
+        case stoppedBeforeStart
+    }
+
+    private let slot = Mutex<Slot>(.notStarted)
+    private let claimed = Atomic<Bool>(false)
+    private let draining = Atomic<Bool>(false)
+    private let start: @Sendable () throws(KafkaError) -> ConsumerEngine
+    private let stopTimeout: Duration
+
+    init(stopTimeout: Duration, start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine) {
+        self.start = start
+        self.stopTimeout = stopTimeout
+    }
+
+    /// Starts the consumer for the one iterator allowed, or explains why not.
+    func claimEngine() throws(KafkaError) -> ConsumerEngine? {
+        guard claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw KafkaError(.illegalState, "this Kafka source is already running: a source can be run once; create a new source for another stream")
+        }
+        return try slot.withLock { slot throws(KafkaError) -> ConsumerEngine? in
+            switch slot {
+            case .stoppedBeforeStart:
+                return nil
+            case .failedToStart(let error):
+                throw error
+            case .running(let engine):
+                return engine
+            case .notStarted:
+                do {
+                    let engine = try start()
+                    slot = .running(engine)
+                    return engine
+                } catch {
+                    let failure = (error as? KafkaError) ?? KafkaError(.fatal, "starting the consumer: \(error)")
+                    slot = .failedToStart(failure)
+                    throw failure
+                }
+            }
+        }
+    }
+
+    private var engine: ConsumerEngine? {
+        slot.withLock { if case .running(let e) = $0 { return e } else { return nil } }
+    }
+
+    /// Completes the source; the consumer stays in its group so commits can
+    /// still land, until ``shutdown()`` (or `stopTimeout` passes).
+    public func stop() {
+        let engine: ConsumerEngine? = slot.withLock { slot in
+            switch slot {
+            case .running(let e): return e
+            case .notStarted: slot = .stoppedBeforeStart; return nil
+            default: return nil
+            }
+        }
+        guard let engine, engine.phase == .running else { return }
+        engine.stop()
+        let timeout = stopTimeout
+        // A one-shot timer, not a poll: after stopTimeout the consumer goes,
+        // unless a drain is in progress (it shuts down when the stream is done).
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard let self, !self.draining.load(ordering: .acquiring) else { return }
+            await self.shutdown()
+        }
+    }
+
+    /// Stops the source, leaves the group, and closes the consumer. Returns
+    /// when the consumer is closed (bounded by `closeTimeout`). Idempotent.
+    public func shutdown() async {
+        let engine: ConsumerEngine? = slot.withLock { slot in
+            switch slot {
+            case .running(let e): return e
+            case .notStarted: slot = .stoppedBeforeStart; return nil
+            default: return nil
+            }
+        }
+        await engine?.shutdown()
+    }
+
+    /// True once the consumer is closed (or was stopped before it started).
+    public var isShutdown: Bool {
+        slot.withLock { slot in
+            switch slot {
+            case .running(let e): return e.phase == .closed
+            case .notStarted: return false
+            case .failedToStart, .stoppedBeforeStart: return true
+            }
+        }
+    }
+
+    /// Stops the source, waits for `streamCompletion` (everything in flight is
+    /// processed and committed), then shuts the consumer down. Returns the
+    /// stream's result, or rethrows its error after shutting down.
+    func markDraining() {
+        draining.store(true, ordering: .releasing)
+    }
+
+    public func drainAndShutdown<Result: Sendable>(_ streamCompletion: Task<Result, any Error>) async throws -> Result {
+        markDraining()
+        stop()
+        let result = await streamCompletion.result
+        await shutdown()
+        return try result.get()
+    }
+
+    /// The consumer's current metrics: librdkafka statistics (when
+    /// `statisticsInterval` is set) and the connector's buffer figures.
+    public var metrics: ConsumerMetrics {
+        guard let engine else { return ConsumerMetrics(statisticsJSON: nil, bufferedBytes: 0, bufferedBytesHighWater: 0) }
+        let buffered = engine.bufferedBytes
+        return ConsumerMetrics(statisticsJSON: engine.statisticsJSON, bufferedBytes: buffered.current, bufferedBytesHighWater: buffered.highWater)
+    }
+}
