@@ -1,0 +1,247 @@
+import DequeModule
+
+/// The pure state of `mapAsync`/`mapAsyncUnordered`: a pool of at most
+/// `parallelism` workers that take turns pulling the upstream, run the
+/// transform concurrently, and hand results to one consumer.
+///
+/// Invariant: `pulled - emitted <= parallelism`, so at most `parallelism`
+/// elements are pulled, running or waiting to be emitted at any time. The
+/// storage resumes the continuations returned here outside its lock.
+struct MapAsyncStateMachine<Input, Output> {
+    typealias WorkerContinuation = UnsafeContinuation<Bool, Never>
+    typealias ConsumerContinuation = UnsafeContinuation<Void, Never>
+
+    enum Upstream {
+        case idle
+        case pulling
+        case finished
+        case failed(any Error)
+    }
+
+    let parallelism: Int
+    let ordered: Bool
+    private var pending: Deque<(index: Int, input: Input)> = []
+    /// Ordered mode: results for indexes `emitted ..< pulled`, `nil` while running.
+    private var slots: Deque<Result<Output, any Error>?> = []
+    /// Unordered mode: results in completion order.
+    private var completed: Deque<Result<Output, any Error>> = []
+    private(set) var pulled = 0
+    private(set) var emitted = 0
+    private(set) var running = 0
+    private(set) var upstream: Upstream = .idle
+    private var idleWorkers: [WorkerContinuation] = []
+    private var wakesOutstanding = 0
+    private(set) var spawned = 0
+    private var consumer: ConsumerContinuation?
+    private(set) var terminated = false
+    /// The most transforms that ran at the same time.
+    private(set) var maxRunning = 0
+
+    init(parallelism: Int, ordered: Bool) {
+        self.parallelism = parallelism
+        self.ordered = ordered
+    }
+
+    var inWindow: Int { pulled - emitted }
+    var room: Int { parallelism - inWindow }
+
+    /// Who must be woken, resumed or created after a transition.
+    struct Wake {
+        var worker: WorkerContinuation? = nil
+        var spawnWorker = false
+        var consumer: ConsumerContinuation? = nil
+        static var none: Wake { Wake() }
+    }
+
+    /// Wakes (or spawns) one more worker if there is work nobody is about to do.
+    private mutating func wakeWorkerIfUseful() -> Wake {
+        guard !terminated, wakesOutstanding == 0 else { return .none }
+        let upstreamOpen: Bool
+        if case .idle = upstream { upstreamOpen = true } else { upstreamOpen = false }
+        guard !pending.isEmpty || (upstreamOpen && room > 0) else { return .none }
+        if let worker = idleWorkers.popLast() {
+            wakesOutstanding += 1
+            return Wake(worker: worker)
+        }
+        if spawned < parallelism {
+            spawned += 1
+            wakesOutstanding += 1
+            return Wake(spawnWorker: true)
+        }
+        return .none
+    }
+
+    // MARK: consumer
+
+    enum ConsumerAction {
+        case emit(Result<Output, any Error>, Wake)
+        case finished((any Error)?)
+        case suspend
+    }
+
+    /// The consumer asks for the next result without suspending.
+    mutating func consumerNext() -> ConsumerAction {
+        if terminated { return .finished(nil) }
+        var result: Result<Output, any Error>? = nil
+        if ordered {
+            if let first = slots.first, let ready = first {
+                slots.removeFirst()
+                result = ready
+            }
+        } else {
+            result = completed.popFirst()
+        }
+        if let result {
+            emitted += 1
+            if case .failure = result {
+                terminated = true
+                return .emit(result, .none)
+            }
+            return .emit(result, wakeWorkerIfUseful())
+        }
+        if inWindow == 0 {
+            switch upstream {
+            case .finished:
+                terminated = true
+                return .finished(nil)
+            case .failed(let error):
+                terminated = true
+                return .finished(error)
+            case .idle, .pulling:
+                break
+            }
+        }
+        return .suspend
+    }
+
+    /// Parks the consumer unless a result arrived since ``consumerNext()``; returns whether it parked.
+    mutating func consumerSuspend(_ continuation: ConsumerContinuation) -> Bool {
+        if consumerHasWork { return false }
+        consumer = continuation
+        return true
+    }
+
+    private var consumerHasWork: Bool {
+        if terminated { return true }
+        if ordered {
+            if case .some(.some) = slots.first { return true }
+        } else if !completed.isEmpty {
+            return true
+        }
+        if inWindow == 0 {
+            switch upstream {
+            case .finished, .failed: return true
+            case .idle, .pulling: return false
+            }
+        }
+        return false
+    }
+
+    /// The consumer starts: spawns the first worker.
+    mutating func start() -> Wake {
+        wakeWorkerIfUseful()
+    }
+
+    // MARK: workers
+
+    enum WorkerAction {
+        case process(index: Int, input: Input, Wake)
+        case pull
+        case suspend
+        case exit
+    }
+
+    /// A woken or new worker starts running.
+    mutating func workerWoke() {
+        wakesOutstanding -= 1
+    }
+
+    /// A worker asks what to do next.
+    mutating func workerNext() -> WorkerAction {
+        if terminated { return .exit }
+        if let item = pending.popFirst() {
+            running += 1
+            maxRunning = max(maxRunning, running)
+            return .process(index: item.index, input: item.input, wakeWorkerIfUseful())
+        }
+        switch upstream {
+        case .idle where room > 0:
+            upstream = .pulling
+            return .pull
+        case .finished, .failed:
+            return .exit
+        default:
+            return .suspend
+        }
+    }
+
+    /// Parks the worker unless there is something to do; returns whether it parked.
+    mutating func workerSuspend(_ continuation: WorkerContinuation) -> Bool {
+        if terminated { return false }
+        if !pending.isEmpty { return false }
+        switch upstream {
+        case .idle where room > 0: return false
+        case .finished, .failed: return false
+        default:
+            idleWorkers.append(continuation)
+            return true
+        }
+    }
+
+    enum PullAction {
+        case pullAgain(Wake)
+        case stopPulling(Wake)
+    }
+
+    /// The pulling worker got `input` from upstream.
+    mutating func pulled(_ input: Input) -> PullAction {
+        if terminated { return .stopPulling(.none) }
+        pending.append((pulled, input))
+        if ordered { slots.append(nil) }
+        pulled += 1
+        let wake = wakeWorkerIfUseful()
+        if room > 0 { return .pullAgain(wake) }
+        upstream = .idle
+        return .stopPulling(wake)
+    }
+
+    /// The upstream ended. Returns the parked workers (to let them exit) and the consumer to wake.
+    mutating func upstreamEnded(_ error: (any Error)?) -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
+        upstream = error.map { .failed($0) } ?? .finished
+        let workers = idleWorkers
+        idleWorkers = []
+        let consumer = inWindow == 0 ? takeConsumer() : nil
+        return (workers, consumer)
+    }
+
+    /// A worker finished the transform of element `index`.
+    mutating func completed(index: Int, _ result: Result<Output, any Error>) -> Wake {
+        running -= 1
+        if terminated { return .none }
+        var wake = Wake.none
+        if ordered {
+            slots[index - emitted] = result
+            if index == emitted { wake.consumer = takeConsumer() }
+        } else {
+            completed.append(result)
+            wake.consumer = takeConsumer()
+        }
+        return wake
+    }
+
+    private mutating func takeConsumer() -> ConsumerContinuation? {
+        defer { consumer = nil }
+        return consumer
+    }
+
+    /// Ends everything (consumer done, failed or cancelled). Returns what to resume.
+    mutating func terminate() -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
+        terminated = true
+        pending.removeAll()
+        slots.removeAll()
+        completed.removeAll()
+        let workers = idleWorkers
+        idleWorkers = []
+        return (workers, takeConsumer())
+    }
+}
