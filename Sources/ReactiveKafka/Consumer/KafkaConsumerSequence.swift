@@ -45,7 +45,11 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                     throw error
                 }
             }
-            let engine = engine!
+            guard let engine else {
+                // Stopped before it started: complete without reading.
+                finished = true
+                return nil
+            }
             while true {
                 if chunkIndex < chunks.count {
                     let chunk = chunks[chunkIndex]

@@ -1,0 +1,158 @@
+import Foundation
+import ReactiveKafka
+import ReactiveKafkaTestKit
+import StreamKit
+import Synchronization
+import Testing
+
+/// Consumer sources and the committer against the embedded cluster.
+@Suite(.serialized) struct ConsumerEndToEndTests {
+    static func settings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
+        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
+            .withBootstrapServers(kafka.bootstrapServers)
+            .withGroupId(group)
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(EmbeddedKafka.fastGroupProperties)
+    }
+
+    @Test func plainSourceReadsEveryRecordInPartitionOrder() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("plain", partitions: 4)
+        let input = (0..<2000).map { (key: "k\($0 % 7)", value: "v\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain", records: input, roundRobinOver: 4)
+
+        let source = Consumer.plainSource(Self.settings(kafka, group: "g-plain"), subscription: .topics("plain"))
+        var seen: [Int32: [Int64]] = [:]
+        var values = Set<String>()
+        for try await record in source {
+            seen[record.partition, default: []].append(record.offset)
+            values.insert(record.value)
+            if values.count == input.count { break }
+        }
+        await source.materialized.shutdown()
+        #expect(values == Set(input.map(\.value)))
+        for (_, offsets) in seen { #expect(offsets == offsets.sorted()) }
+        #expect(source.materialized.isShutdown)
+    }
+
+    @Test func committableSourceCommitsProcessedOffsetsAndSkipsNothing() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("orders", partitions: 3)
+        let input = (0..<3000).map { (key: nil as String?, value: "o\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders", records: input, roundRobinOver: 3)
+
+        let counter = Counter()
+        let control = Consumer.committableSource(Self.settings(kafka, group: "g-orders"), subscription: .topics("orders"))
+            .map { message in
+                counter.add(message.record.value)
+                return message.committableOffset
+            }
+            .to(Committer.sink(CommitterSettings().withMaxBatch(100)))
+            .run()
+        try await counter.waitFor(count: input.count)
+        try await control.drainAndShutdown()
+        #expect(control.isShutdown)
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-orders", topic: "orders", partitions: 3)
+        #expect(committed == [0: 1000, 1: 1000, 2: 1000])
+    }
+
+    @Test func undeserialisableRecordFailsTheStreamWithATypedError() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("json", partitions: 1)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "json", records: [(nil, #"{"id":1}"#), (nil, "not json")])
+        struct Event: Codable, Sendable { var id: Int }
+        let settings = ConsumerSettings(keyDeserializer: .optionalString, valueDeserializer: .json(Event.self))
+            .withBootstrapServers(kafka.bootstrapServers).withGroupId("g-json")
+            .withProperty("auto.offset.reset", "earliest").withProperties(EmbeddedKafka.fastGroupProperties)
+        let source = Consumer.plainSource(settings, subscription: .topics("json"))
+        var ids: [Int] = []
+        await #expect {
+            for try await record in source { ids.append(record.value.id) }
+        } throws: { error in
+            guard let e = error as? KafkaError else { return false }
+            return e.kind == .deserialization && e.message.contains("topic json partition 0 offset 1")
+        }
+        #expect(ids == [1])
+        await source.materialized.shutdown()
+    }
+
+    @Test func badPropertyFailsTheStreamWithATypedError() async throws {
+        let settings = ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g").withProperty("fetch.wait.max.ms", "banana")
+        let source = Consumer.plainSource(settings, subscription: .topics("t"))
+        await #expect {
+            for try await _ in source {}
+        } throws: { error in
+            (error as? KafkaError)?.kind == .invalidConfiguration && "\(error)".contains("fetch.wait.max.ms")
+        }
+    }
+
+    @Test func aSourceRunsOnce() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("once", partitions: 1)
+        let source = Consumer.plainSource(Self.settings(kafka, group: "g-once"), subscription: .topics("once"))
+        source.materialized.stop()
+        // Stopped before it started: the first run completes at once…
+        for try await _ in source { Issue.record("a stopped source emitted a record") }
+        // …and a second run of the same source is refused.
+        await #expect {
+            for try await _ in source {}
+        } throws: { error in
+            (error as? KafkaError)?.kind == .illegalState
+        }
+        #expect(source.materialized.isShutdown)
+    }
+}
+
+/// Counts distinct values seen and lets a test wait for a count without polling.
+final class Counter: Sendable {
+    private let state = Mutex<(values: Set<String>, total: Int, waiters: [(Int, CheckedContinuation<Void, Never>)])>(([], 0, []))
+
+    func add(_ value: String) {
+        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.values.insert(value)
+            s.total += 1
+            let count = s.values.count
+            let ready = s.waiters.filter { $0.0 <= count }.map(\.1)
+            s.waiters.removeAll { $0.0 <= count }
+            return ready
+        }
+        for c in ready { c.resume() }
+    }
+
+    var distinct: Int { state.withLock { $0.values.count } }
+    var total: Int { state.withLock { $0.total } }
+
+    /// Suspends until `count` distinct values were added, or records an issue after `timeout`.
+    func waitFor(count: Int, timeout: Duration = .seconds(30)) async throws {
+        let reached = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { c in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.values.count >= count { return true }
+                        s.waiters.append((count, c))
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            if !first { self.releaseWaiters() }
+            return first
+        }
+        if !reached { Issue.record("timed out waiting for \(count) records, saw \(distinct)") }
+    }
+
+    private func releaseWaiters() {
+        let all = state.withLock { s in
+            defer { s.waiters.removeAll() }
+            return s.waiters.map(\.1)
+        }
+        for c in all { c.resume() }
+    }
+}
