@@ -6,6 +6,6 @@ struct RKafka: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rkafka",
         abstract: "Reactive Kafka streams in Swift: broker, produce, consume, demo, bench.",
-        subcommands: []
+        subcommands: [BrokerCommand.self, ProduceCommand.self, BenchCommand.self]
     )
 }

@@ -18,6 +18,8 @@ struct BenchLine: Codable, Sendable {
     var baseline: String
     /// Free-form notes (duplicates counted, partitions, sizes).
     var notes: String?
+    /// Peak resident set size of the process during the baseline's phase, MiB.
+    var baseline_peak_rss_mb: Double? = nil
 
     func jsonLine() -> String {
         let encoder = JSONEncoder()

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import ReactiveKafka
+
+/// `rkafka bench`: each scenario's connector version next to its raw-librdkafka baseline,
+/// in the same process run, on the same cluster.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the connector against raw librdkafka.",
+        discussion: """
+            Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")). \
+            StreamKit scenarios (streamkit-…) compare operators to hand-written loops. \
+            Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
+            consuming scenarios first seed a topic (not measured). Consumers are timed from \
+            their first record. peak RSS is the whole process's during the measured phase, \
+            embedded cluster included; allocs/msg counts every malloc of the process in it.
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Flag(help: "One JSON object a line per scenario instead of a table.")
+    var json = false
+
+    @Option(help: "Messages per scenario.")
+    var messages: Int = 1_000_000
+
+    @Option(help: "Value size in bytes.")
+    var size: Int = 100
+
+    @Option(help: "Partitions of every benchmark topic.")
+    var partitions: Int = 64
+
+    @Option(
+        name: .customLong("scenario"),
+        help: ArgumentHelp("Scenario to run (repeatable, or a comma-separated list). Default: all.", valueName: "name")
+    )
+    var scenarioArguments: [String] = []
+
+    /// The scenarios to run, in the order given, without duplicates.
+    var scenarios: [String] {
+        let named = scenarioArguments.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            .filter { !$0.isEmpty }
+        var seen = Set<String>()
+        return (named.isEmpty ? BenchScenarios.allNames : named).filter { seen.insert($0).inserted }
+    }
+
+    func validate() throws {
+        guard messages >= 1 else { throw ValidationError("--messages must be at least 1, got \(messages)") }
+        guard size >= 0 else { throw ValidationError("--size must not be negative, got \(size)") }
+        guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        let known = BenchScenarios.allNames
+        for name in scenarios where !known.contains(name) {
+            throw ValidationError("unknown scenario \"\(name)\"; known: \(known.joined(separator: ", "))")
+        }
+        let perPartitionBytes = Double(messages) * Double(size) / Double(partitions)
+        if cluster.bootstrapServers == nil, perPartitionBytes > 4_000_000 {
+            throw ValidationError(
+                "\(messages) × \(size) B over \(partitions) partitions is \(Int(perPartitionBytes / 1e6)) MB a partition, "
+                    + "but the embedded cluster keeps at most 5 MB a partition: raise --partitions or lower --messages/--size"
+            )
+        }
+    }
+
+    func run() async throws {
+        let parameters = BenchParameters(messages: messages, size: size, partitions: partitions)
+        if !AllocationCounterCheck.isWorking {
+            printError("rkafka bench: the allocation counter does not count in this build; allocs/msg is left out")
+        }
+        if !json {
+            print("rkafka bench: \(messages) messages of \(size) B over \(partitions) partitions")
+        }
+        var failures = 0
+        for name in scenarios {
+            do {
+                let line: BenchLine?
+                if name.hasPrefix("streamkit-") {
+                    line = try await StreamKitBenchShim.run(name, elements: messages)
+                } else if let scenario = BenchScenarios.kafkaScenario(named: name) {
+                    line = try await runKafka(scenario, parameters)
+                } else {
+                    line = nil
+                }
+                if let line {
+                    print(json ? line.jsonLine() : line.humanLine())
+                    fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+                }
+            } catch {
+                failures += 1
+                printError("rkafka bench: \(name) failed: \(error)")
+            }
+        }
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// Seeds, runs the baseline, then the connector version; `nil` when the connector
+    /// version is not yet available (the baseline is reported on stderr).
+    private func runKafka(_ scenario: KafkaBenchScenario, _ parameters: BenchParameters) async throws -> BenchLine? {
+        let connection = try cluster.connect()
+        defer { connection.close() }
+        let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)
+        if scenario.consumesSeededInput {
+            progress("\(scenario.name): seeding \(env.inputTopic)")
+            _ = try await onDedicatedThread("rkafka-bench-seed") { try RawBaselines.produce(env, topic: env.inputTopic) }
+        }
+        progress("\(scenario.name): baseline")
+        let baseline = try await onDedicatedThread("rkafka-bench-baseline") { try scenario.baseline(env) }
+
+        let connectorRun: BenchMeasurement
+        switch scenario.connector {
+        case .notYetAvailable(let reason):
+            printError(String(
+                format: "%@: connector version not yet available (%@); baseline %.0f msgs/s, %@",
+                scenario.name, reason, baseline.messagesPerSecond, scenario.baselineDescription
+            ))
+            return nil
+        case .available(let connector):
+            progress("\(scenario.name): connector")
+            resetPeakRSS()
+            connectorRun = try await connector.run(env)
+        }
+
+        var notes = ["baseline: " + (baseline.notes.isEmpty ? "ok" : baseline.notes.joined(separator: "; "))]
+        if !connectorRun.notes.isEmpty { notes.append("connector: " + connectorRun.notes.joined(separator: "; ")) }
+        return BenchLine(
+            scenario: scenario.name,
+            messages: connectorRun.messages,
+            msgs_per_sec: connectorRun.messagesPerSecond,
+            baseline_msgs_per_sec: baseline.messagesPerSecond,
+            ratio: baseline.messagesPerSecond > 0 ? connectorRun.messagesPerSecond / baseline.messagesPerSecond : 0,
+            peak_rss_mb: connectorRun.peakRSSMegabytes,
+            allocs_per_msg: connectorRun.allocationsPerMessage,
+            baseline_allocs_per_msg: baseline.allocationsPerMessage,
+            baseline: scenario.baselineDescription,
+            notes: notes.joined(separator: " | "),
+            baseline_peak_rss_mb: baseline.peakRSSMegabytes
+        )
+    }
+
+    private func progress(_ message: String) {
+        if !json { printError("… " + message) }
+    }
+}

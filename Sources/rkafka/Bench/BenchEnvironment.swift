@@ -1,0 +1,85 @@
+import Foundation
+import ReactiveKafka
+import ReactiveKafkaTestKit
+
+/// The shape of a benchmark run: how much data, and where.
+struct BenchParameters: Sendable {
+    /// Messages a scenario moves.
+    var messages: Int
+    /// Value size in bytes.
+    var size: Int
+    /// Partitions of every benchmark topic.
+    var partitions: Int
+    /// How long a consuming loop may see no new message before it gives up.
+    var stallTimeout: Duration = .seconds(30)
+}
+
+/// One scenario's cluster and topics. Baseline and connector version read the same
+/// seeded input (with different consumer groups) and write to separate output topics.
+struct BenchEnvironment: Sendable {
+    let parameters: BenchParameters
+    let connection: ClusterConnection
+    /// Seeded with `parameters.messages` values round-robin over the partitions, if the scenario consumes.
+    let inputTopic: String
+    /// Where the baseline writes.
+    let baselineOutputTopic: String
+    /// Where the connector version writes.
+    let connectorOutputTopic: String
+    /// The baseline's consumer group.
+    let baselineGroup: String
+    /// The connector version's consumer group.
+    let connectorGroup: String
+
+    var bootstrapServers: String { connection.bootstrapServers }
+
+    /// Topic and group names unique to `scenario` in this run; creates the topics.
+    static func make(scenario: String, parameters: BenchParameters, connection: ClusterConnection) throws(KafkaError) -> BenchEnvironment {
+        let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let prefix = "bench-\(scenario)-\(run)"
+        let environment = BenchEnvironment(
+            parameters: parameters,
+            connection: connection,
+            inputTopic: "\(prefix)-in",
+            baselineOutputTopic: "\(prefix)-out-baseline",
+            connectorOutputTopic: "\(prefix)-out-connector",
+            baselineGroup: "\(prefix)-baseline",
+            connectorGroup: "\(prefix)-connector"
+        )
+        for topic in [environment.inputTopic, environment.baselineOutputTopic, environment.connectorOutputTopic] {
+            if try !connection.createTopic(topic, partitions: parameters.partitions) {
+                printError("rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(parameters.partitions)")
+            }
+        }
+        return environment
+    }
+
+    /// Librdkafka properties of every benchmark producer: the C reference's.
+    var producerProperties: [(String, String)] {
+        [
+            ("bootstrap.servers", bootstrapServers),
+            ("linger.ms", "5"),
+            ("batch.num.messages", "10000"),
+            ("queue.buffering.max.messages", "1000000"),
+        ]
+    }
+
+    /// Librdkafka properties of every benchmark consumer in `group`: the C reference's.
+    func consumerProperties(group: String) -> [(String, String)] {
+        [
+            ("bootstrap.servers", bootstrapServers),
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+        ]
+    }
+
+    /// The same properties as a dictionary, for the connector's settings types.
+    func consumerSettingsProperties(group: String) -> [String: String] {
+        Dictionary(consumerProperties(group: group), uniquingKeysWith: { _, new in new })
+    }
+
+    /// The same properties as a dictionary, for the connector's settings types.
+    var producerSettingsProperties: [String: String] {
+        Dictionary(producerProperties, uniquingKeysWith: { _, new in new })
+    }
+}

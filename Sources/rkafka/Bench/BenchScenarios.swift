@@ -1,0 +1,75 @@
+/// The connector's side of a Kafka benchmark scenario, measured next to its raw baseline.
+///
+/// An implementation reads the seeded `env.inputTopic` in group `env.connectorGroup`
+/// (consuming scenarios) and/or writes `env.parameters.messages` values of
+/// `env.parameters.size` bytes to `env.connectorOutputTopic`, with the librdkafka properties
+/// in `env.consumerSettingsProperties(group:)` / `env.producerSettingsProperties` so that it
+/// runs with the baseline's configuration. It times itself with a ``PhaseMeter``: `begin()`
+/// at the first record consumed (or before the first produced), `finish(messages:)` once the
+/// last record is processed and, where the scenario commits, committed.
+protocol ConnectorBenchmark: Sendable {
+    func run(_ env: BenchEnvironment) async throws -> BenchMeasurement
+}
+
+/// A Kafka scenario of `rkafka bench`: a raw-librdkafka baseline and, once written, the
+/// connector version of the same work.
+struct KafkaBenchScenario: Sendable {
+    /// Where the connector version stands.
+    enum Connector: Sendable {
+        case available(any ConnectorBenchmark)
+        /// Not written yet: the run reports the baseline and says what is missing.
+        case notYetAvailable(String)
+    }
+
+    let name: String
+    /// What the baseline is, for the result line.
+    let baselineDescription: String
+    /// Whether the scenario reads `env.inputTopic`, which is then seeded first (not measured).
+    let consumesSeededInput: Bool
+    /// The raw loop; blocking, run on a dedicated thread.
+    let baseline: @Sendable (BenchEnvironment) throws -> BenchMeasurement
+    let connector: Connector
+}
+
+/// Every scenario `rkafka bench` knows.
+enum BenchScenarios {
+    static let kafka: [KafkaBenchScenario] = [
+        KafkaBenchScenario(
+            name: "plain-consume",
+            baselineDescription: "raw librdkafka consume loop (consume_batch_queue)",
+            consumesSeededInput: true,
+            baseline: { env in try RawBaselines.consume(env, group: env.baselineGroup) },
+            // TODO(consumer API): Consumer.plainSource(settings, subscription: .topics(env.inputTopic)), count records.
+            connector: .notYetAvailable("Consumer.plainSource is not yet available")
+        ),
+        KafkaBenchScenario(
+            name: "committable-consume-commit",
+            baselineDescription: "raw librdkafka consume loop + async commit every 1000 messages",
+            consumesSeededInput: true,
+            baseline: { env in try RawBaselines.consumeCommit(env, group: env.baselineGroup) },
+            // TODO(consumer API): Consumer.committableSource(...).map(\.committableOffset).to(Committer.sink(CommitterSettings())).
+            connector: .notYetAvailable("Consumer.committableSource and Committer.sink are not yet available")
+        ),
+        KafkaBenchScenario(
+            name: "produce-flexiflow",
+            baselineDescription: "raw librdkafka produce loop (produceva, poll(0) per message, flush)",
+            consumesSeededInput: false,
+            baseline: { env in try RawBaselines.produce(env, topic: env.baselineOutputTopic) },
+            // TODO(producer API): Source of ProducerMessage.single(...).via(Producer.flexiFlow(settings)) to a counting sink.
+            connector: .notYetAvailable("Producer.flexiFlow is not yet available")
+        ),
+        KafkaBenchScenario(
+            name: "at-least-once-pipeline",
+            baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
+            consumesSeededInput: true,
+            baseline: { env in try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic) },
+            // TODO(consumer API): committableSource.map(ProducerMessage.single).via(flexiFlow).map(\.passThrough).to(Committer.sink).
+            connector: .notYetAvailable("Consumer.committableSource, Producer.flexiFlow and Committer.sink are not yet available")
+        ),
+    ]
+
+    /// Every scenario name, Kafka ones first.
+    static var allNames: [String] { kafka.map(\.name) + StreamKitBenchShim.scenarios }
+
+    static func kafkaScenario(named name: String) -> KafkaBenchScenario? { kafka.first { $0.name == name } }
+}
