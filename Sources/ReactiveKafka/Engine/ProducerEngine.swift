@@ -1,0 +1,435 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// The owner of one librdkafka producer handle: produces records, serves
+/// delivery reports on a dedicated thread and tears the handle down.
+///
+/// Delivery reports arrive as batched `RD_KAFKA_EVENT_DR` events on the main
+/// queue; the poll thread blocks in `rd_kafka_queue_poll` (woken by librdkafka,
+/// or by `rd_kafka_queue_yield` at close) and hands each event's reports to the
+/// ``DeliveryReceiver`` whose id is in the records' opaques, one call per
+/// receiver per event. Producing never blocks: on `_QUEUE_FULL` the producing
+/// task suspends until a delivery event has freed space.
+///
+/// The engine is deliberately independent of keys, values and stream stages so
+/// that a transactional producer can be built on the same handle and thread.
+final class ProducerEngine: @unchecked Sendable {
+    /// The librdkafka handle. Valid until the poll thread destroys it after
+    /// ``close(timeout:)``; callers must be inside ``enter()``/``leave()`` (or
+    /// otherwise know the engine is open) to use it.
+    let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let logger: Logger
+
+    // Bit `closedBit` set: no new produce calls. Low bits: produce calls in progress,
+    // so teardown never destroys the handle under a caller.
+    private static let closedBit = 1 << 62
+    private let gate = Atomic<Int>(0)
+    // Bumped after every delivery event is destroyed (queue space freed).
+    private let spaceGeneration = Atomic<UInt64>(0)
+    private let closeRequested = Atomic<Bool>(false)
+    private let state = Mutex(State())
+    /// The receiver for one-off ``send`` calls.
+    let direct: DirectDeliveryReceiver
+
+    private struct State {
+        var receivers: [UInt16: any DeliveryReceiver] = [:]
+        var nextReceiverId: UInt16 = 1
+        var spaceWaiters: [UInt64: UnsafeContinuation<Void, Never>] = [:]
+        var nextWaiterId: UInt64 = 0
+        var fatal: KafkaError?
+        var closeDeadline: ContinuousClock.Instant?
+        var closed = false
+        var closeWaiters: [UnsafeContinuation<Void, Never>] = []
+    }
+
+    /// Creates the producer from librdkafka `properties` and starts its poll thread.
+    /// - Throws: ``KafkaError/Kind/invalidConfiguration`` quoting librdkafka for a bad property.
+    init(properties: [String: String], label: String = "reactive-kafka.producer") throws(KafkaError) {
+        let conf = try KafkaClientConfiguration.make(properties, client: "producer")
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
+            rd_kafka_conf_destroy(conf)
+            let reason = errstr.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw KafkaError(.invalidConfiguration, "librdkafka could not create the producer: \(reason)")
+        }
+        guard let queue = rd_kafka_queue_get_main(rk) else {
+            rd_kafka_destroy(rk)
+            throw KafkaError(.fatal, "librdkafka returned no main queue for the producer")
+        }
+        self.handle = rk
+        self.queue = queue
+        self.logger = Logger(label: label)
+        self.direct = DirectDeliveryReceiver()
+        state.withLock { $0.receivers[0] = direct }
+        let thread = Thread { [self] in pollLoop() }
+        thread.name = "rkafka-producer-poll"
+        thread.start()
+    }
+
+    // MARK: Receivers
+
+    /// Registers `receiver` and returns the id to put in its records' opaques.
+    func register(_ receiver: any DeliveryReceiver) throws(KafkaError) -> UInt16 {
+        try state.withLock { s throws(KafkaError) -> UInt16 in
+            if let fatal = s.fatal { throw fatal }
+            guard s.closeDeadline == nil, !s.closed else { throw Self.shutDownError }
+            guard s.receivers.count < Int(UInt16.max) else {
+                throw KafkaError(.illegalState, "more than 65,534 stages share one producer; create another KafkaProducer")
+            }
+            // Ids are handed out round-robin so that a late report for a finished
+            // stage is unlikely to reach a new stage with the same id.
+            while s.receivers[s.nextReceiverId] != nil || s.nextReceiverId == 0 { s.nextReceiverId &+= 1 }
+            let id = s.nextReceiverId
+            s.nextReceiverId &+= 1
+            s.receivers[id] = receiver
+            return id
+        }
+    }
+
+    /// Stops routing reports to receiver `id`.
+    func deregister(_ id: UInt16) {
+        _ = state.withLock { $0.receivers.removeValue(forKey: id) }
+    }
+
+    // MARK: Producing
+
+    /// What happened to a produce call.
+    enum ProduceOutcome {
+        /// librdkafka accepted the record; its delivery report will follow.
+        case enqueued
+        /// librdkafka refused the record at once (unknown partition, too large, …): no report follows.
+        case rejected(rd_kafka_resp_err_t)
+        /// The task was cancelled while waiting for queue space; the record was not produced.
+        case cancelled
+    }
+
+    /// Produces one record, suspending (never spinning, never failing) while
+    /// librdkafka's queue is full.
+    /// - Throws: ``KafkaError/Kind/shutDown`` after close, ``KafkaError/Kind/fatal`` after a fatal error.
+    @inline(__always)
+    func produce(
+        topic: String, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
+        headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque, cancellable: Bool = true
+    ) async throws(KafkaError) -> ProduceOutcome {
+        while true {
+            let generation = spaceGeneration.load(ordering: .acquiring)
+            let err = try tryProduce(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, opaque: opaque)
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return .enqueued }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                if cancellable {
+                    await waitForSpace(since: generation)
+                    if Task.isCancelled { return .cancelled }
+                } else {
+                    await waitForSpaceIgnoringCancellation(since: generation)
+                }
+                continue
+            }
+            if err == RD_KAFKA_RESP_ERR__FATAL { throw fatalError ?? KafkaError.fromCode(err, "producing to \(topic)", kind: .fatal) }
+            return .rejected(err)
+        }
+    }
+
+    /// One non-blocking `rd_kafka_produceva` call; the bytes are copied by librdkafka.
+    func tryProduce(
+        topic: String, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
+        headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque
+    ) throws(KafkaError) -> rd_kafka_resp_err_t {
+        guard enter() else {
+            throw fatalError ?? Self.shutDownError
+        }
+        defer { leave() }
+        let rk = handle
+        return Self.withOptionalBytes(key) { keyBytes in
+            Self.withOptionalBytes(value) { valueBytes in
+                topic.withCString { topicName in
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+                        var n = 0
+                        func add(_ type: rd_kafka_vtype_t, _ fill: (inout rd_kafka_vu_t) -> Void) {
+                            var vu = rd_kafka_vu_t()
+                            vu.vtype = type
+                            fill(&vu)
+                            vus.initializeElement(at: n, to: vu)
+                            n += 1
+                        }
+                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topicName }
+                        if let partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
+                        if let keyBytes {
+                            add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = Self.nonNull(keyBytes); $0.u.mem.size = keyBytes.count }
+                        }
+                        if let valueBytes {
+                            add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = Self.nonNull(valueBytes); $0.u.mem.size = valueBytes.count }
+                        }
+                        add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque.pointer }
+                        add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                        if let timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = timestamp.milliseconds } }
+                        let hdrs = headers.isEmpty ? nil : Self.makeHeaders(headers)
+                        if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
+                        defer { vus.baseAddress!.deinitialize(count: n) }
+                        guard let error = rd_kafka_produceva(rk, vus.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                        let code = rd_kafka_error_code(error)
+                        rd_kafka_error_destroy(error)
+                        // On failure the headers were not taken over by librdkafka.
+                        if let hdrs { rd_kafka_headers_destroy(hdrs) }
+                        return code
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func withOptionalBytes<R>(_ bytes: SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        guard let bytes else { return body(nil) }
+        return bytes.withUnsafeBytes { body($0) }
+    }
+
+    // An empty, non-null key or value must not be passed as NULL (that would be a null key or value).
+    nonisolated(unsafe) private static let emptyByte = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
+    @inline(__always)
+    private static func nonNull(_ bytes: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer {
+        bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? emptyByte
+    }
+
+    private static func makeHeaders(_ headers: [KafkaHeader]) -> OpaquePointer {
+        let hdrs = rd_kafka_headers_new(headers.count)!
+        for header in headers {
+            header.key.withCString { name in
+                if let value = header.value {
+                    value.withUnsafeBytes { _ = rd_kafka_header_add(hdrs, name, -1, nonNull($0), $0.count) }
+                } else {
+                    _ = rd_kafka_header_add(hdrs, name, -1, nil, 0)
+                }
+            }
+        }
+        return hdrs
+    }
+
+    /// Marks a produce call in progress; false once the engine is closing.
+    @inline(__always)
+    private func enter() -> Bool {
+        let value = gate.add(1, ordering: .acquiring).newValue
+        if value & Self.closedBit != 0 {
+            gate.subtract(1, ordering: .releasing)
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func leave() { gate.subtract(1, ordering: .releasing) }
+
+    /// Suspends until a delivery event has freed queue space since `generation`
+    /// was read, the engine closes or fails, or the task is cancelled.
+    private func waitForSpace(since generation: UInt64) async {
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiterId += 1
+            return s.nextWaiterId
+        }
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    // Checked under the lock the poll thread takes after bumping the
+                    // generation, so a wake-up between the failed produce and here is not lost.
+                    if spaceGeneration.load(ordering: .acquiring) != generation || s.fatal != nil
+                        || s.closeDeadline != nil || s.closed || Task.isCancelled {
+                        return true
+                    }
+                    s.spaceWaiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.spaceWaiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    private func waitForSpaceIgnoringCancellation(since generation: UInt64) async {
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiterId += 1
+            return s.nextWaiterId
+        }
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if spaceGeneration.load(ordering: .acquiring) != generation || s.fatal != nil || s.closeDeadline != nil || s.closed {
+                    return true
+                }
+                s.spaceWaiters[id] = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    private func wakeSpaceWaiters() {
+        let waiters = state.withLock { s -> [UInt64: UnsafeContinuation<Void, Never>] in
+            defer { s.spaceWaiters.removeAll() }
+            return s.spaceWaiters
+        }
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    /// The fatal error librdkafka raised, if any.
+    var fatalError: KafkaError? { state.withLock { $0.fatal } }
+
+    static let shutDownError = KafkaError(.shutDown, "the producer is closed; create a new KafkaProducer to send more records")
+
+    // MARK: Closing
+
+    /// Stops accepting records, waits up to `timeout` for those in flight to be
+    /// delivered, fails the rest with ``KafkaError/Kind/shutDown`` (their
+    /// receivers are told), then destroys the handle. Idempotent; every caller
+    /// returns once the handle is destroyed.
+    func close(timeout: Duration) async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let alreadyClosed = state.withLock { s -> Bool in
+                if s.closed { return true }
+                s.closeWaiters.append(continuation)
+                return false
+            }
+            if alreadyClosed {
+                continuation.resume()
+            } else {
+                beginClose(timeout: timeout)
+            }
+        }
+    }
+
+    /// Starts closing without waiting (used when the owner is deinitialised).
+    func beginClose(timeout: Duration) {
+        let first = state.withLock { s -> Bool in
+            guard s.closeDeadline == nil, !s.closed else { return false }
+            s.closeDeadline = .now + timeout
+            return true
+        }
+        guard first else { return }
+        _ = gate.bitwiseOr(Self.closedBit, ordering: .sequentiallyConsistent)
+        closeRequested.store(true, ordering: .releasing)
+        wakeSpaceWaiters()
+        rd_kafka_queue_yield(queue)
+    }
+
+    // MARK: Poll thread
+
+    private func pollLoop() {
+        let capacity = 4096
+        let messages = UnsafeMutablePointer<UnsafePointer<rd_kafka_message_t>?>.allocate(capacity: capacity)
+        var reports: [DeliveryReport] = []
+        reports.reserveCapacity(capacity)
+        defer { messages.deallocate() }
+        var purgeDeadline: ContinuousClock.Instant?
+        while true {
+            let closing = closeRequested.load(ordering: .acquiring)
+            if let event = rd_kafka_queue_poll(queue, closing ? 50 : 1000) {
+                handle(event: event, messages: messages, capacity: capacity, reports: &reports)
+            }
+            guard closeRequested.load(ordering: .acquiring) else { continue }
+            if rd_kafka_outq_len(handle) == 0 { break }
+            let now = ContinuousClock.now
+            if let purgeDeadline {
+                // Purged records' reports have had their chance; give up on the rest.
+                if now >= purgeDeadline { break }
+            } else if let deadline = state.withLock({ $0.closeDeadline }), now >= deadline {
+                // Undelivered records come back as _PURGE_QUEUE / _PURGE_INFLIGHT reports.
+                rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING)
+                purgeDeadline = now + .seconds(2)
+            }
+        }
+        teardown()
+    }
+
+    private func handle(
+        event: OpaquePointer, messages: UnsafeMutablePointer<UnsafePointer<rd_kafka_message_t>?>,
+        capacity: Int, reports: inout [DeliveryReport]
+    ) {
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_DR:
+            while true {
+                let count = rd_kafka_event_message_array(event, messages, capacity)
+                if count == 0 { break }
+                reports.removeAll(keepingCapacity: true)
+                for i in 0..<count { reports.append(DeliveryReport(messages[i]!)) }
+                dispatch(reports)
+                if count < capacity { break }
+            }
+            rd_kafka_event_destroy(event)
+            // Space is freed when the event's messages are destroyed.
+            spaceGeneration.add(1, ordering: .releasing)
+            if state.withLock({ !$0.spaceWaiters.isEmpty }) { wakeSpaceWaiters() }
+        case RD_KAFKA_EVENT_ERROR:
+            let fatal = rd_kafka_event_error_is_fatal(event) != 0
+            let code = rd_kafka_event_error(event)
+            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code))
+            rd_kafka_event_destroy(event)
+            if fatal {
+                failFatally()
+            } else {
+                logger.warning("producer error (librdkafka retries)", metadata: ["code": "\(KafkaError.codeName(Int32(code.rawValue)) ?? "?")", "reason": "\(text)"])
+            }
+        default:
+            rd_kafka_event_destroy(event)
+        }
+    }
+
+    // One receiver lookup (one lock) per run of reports for the same receiver.
+    private func dispatch(_ reports: [DeliveryReport]) {
+        reports.withUnsafeBufferPointer { all in
+            var start = 0
+            while start < all.count {
+                let id = all[start].receiver
+                var end = start + 1
+                while end < all.count, all[end].receiver == id { end += 1 }
+                if let receiver = state.withLock({ $0.receivers[id] }) {
+                    receiver.deliver(UnsafeBufferPointer(rebasing: all[start..<end]))
+                }
+                start = end
+            }
+        }
+    }
+
+    private func failFatally() {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let code = rd_kafka_fatal_error(handle, &buffer, buffer.count)
+        let reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let error = KafkaError(
+            .fatal,
+            "the producer hit a fatal error and cannot continue: \(reason). Close it and create a new one (for idempotent producers this usually means the broker lost the producer's state)",
+            code: Int32(code.rawValue)
+        )
+        let receivers = state.withLock { s -> [any DeliveryReceiver] in
+            if s.fatal == nil { s.fatal = error }
+            return Array(s.receivers.values)
+        }
+        logger.error("producer fatal error", metadata: ["reason": "\(reason)"])
+        wakeSpaceWaiters()
+        for receiver in receivers { receiver.fail(error) }
+    }
+
+    private func teardown() {
+        // No produce call may be running when the handle goes away; they are
+        // non-blocking, so this waits microseconds at most.
+        while gate.load(ordering: .acquiring) & ~Self.closedBit != 0 { sched_yield() }
+        let left = rd_kafka_outq_len(handle)
+        let receivers = state.withLock { s -> [any DeliveryReceiver] in
+            defer { s.receivers.removeAll() }
+            return Array(s.receivers.values)
+        }
+        let error = KafkaError(
+            .shutDown,
+            "the producer closed before every record was acknowledged (\(left) still queued after closeTimeout); they may or may not have been written"
+        )
+        for receiver in receivers { receiver.fail(error) }
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+        let waiters = state.withLock { s -> [UnsafeContinuation<Void, Never>] in
+            s.closed = true
+            defer { s.closeWaiters.removeAll() }
+            return s.closeWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

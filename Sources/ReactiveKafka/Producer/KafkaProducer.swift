@@ -1,0 +1,74 @@
+/// A Kafka producer: one librdkafka producer handle, its delivery-report
+/// thread, and the serialisers of its settings.
+///
+/// Share one between several ``Producer/flexiFlow(_:producer:)`` stages, or
+/// ``send(_:)`` records one at a time. Producing never blocks a thread: when
+/// librdkafka's queue (`queue.buffering.max.messages`) is full the sending task
+/// suspends until delivery reports free space. Call ``close()`` when done: it
+/// flushes with the settings' `closeTimeout`, then destroys the handle; if you
+/// drop the last reference without closing, the same happens in the background.
+public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
+    let engine: ProducerEngine
+    /// The settings the producer was created with.
+    public let settings: ProducerSettings<Key, Value>
+
+    /// Creates and starts a producer.
+    /// - Throws: ``KafkaError/Kind/invalidConfiguration`` (quoting librdkafka) when a
+    ///   property or connector setting is rejected.
+    public init(_ settings: ProducerSettings<Key, Value>) throws(KafkaError) {
+        try settings.validate()
+        self.settings = settings
+        self.engine = try ProducerEngine(properties: settings.properties)
+    }
+
+    deinit { engine.beginClose(timeout: settings.closeTimeout) }
+
+    /// Sends one record and waits for the broker's acknowledgement.
+    ///
+    /// Suspends while librdkafka's queue is full (this wait is not cut short by
+    /// cancellation: the record is produced once space frees up).
+    /// - Throws: ``KafkaError/Kind/serialization`` if a serialiser throws,
+    ///   ``KafkaError/Kind/deliveryFailed`` when the record was not written,
+    ///   ``KafkaError/Kind/shutDown`` after ``close()``, ``KafkaError/Kind/fatal`` after a fatal error.
+    public func send(_ record: ProducerRecord<Key, Value>) async throws(KafkaError) -> RecordMetadata {
+        let (key, value) = try settings.serialize(record)
+        let direct = engine.direct
+        let token = direct.reserve()
+        let outcome: ProducerEngine.ProduceOutcome
+        do {
+            outcome = try await engine.produce(
+                topic: record.topic, partition: record.partition, key: key, value: value,
+                headers: record.headers, timestamp: record.timestamp,
+                opaque: ProducerOpaque(receiver: 0, token: token), cancellable: false)
+        } catch {
+            direct.release(token)
+            throw error
+        }
+        switch outcome {
+        case .enqueued:
+            break
+        case .rejected(let code):
+            direct.release(token)
+            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+                .failure(topic: record.topic)
+        case .cancelled:
+            direct.release(token)
+            throw ProducerEngine.shutDownError
+        }
+        let report = try await direct.wait(token).get()
+        guard report.succeeded else { throw report.failure(topic: record.topic) }
+        return RecordMetadata(topic: record.topic, partition: report.partition, offset: report.offset, timestamp: report.timestamp)
+    }
+
+    /// Stops accepting records, waits up to the settings' `closeTimeout` for
+    /// those in flight, fails the rest (with ``KafkaError/Kind/shutDown``) and
+    /// destroys the handle. Idempotent.
+    public func close() async {
+        await engine.close(timeout: settings.closeTimeout)
+    }
+
+    /// Like ``close()``, waiting at most `timeout` for records in flight.
+    public func close(timeout: Duration) async {
+        await engine.close(timeout: timeout)
+    }
+}

@@ -1,0 +1,58 @@
+import StreamKit
+
+/// Stages that write to Kafka: Alpakka's `Producer` factory.
+public enum Producer {
+    /// A flow that produces each message's records and emits a
+    /// ``ProducerResult`` per message, in input order, once all its records are
+    /// acknowledged. The flow creates its own producer and closes it (flushing)
+    /// when the stream completes or fails.
+    ///
+    /// Back-pressure: at most `settings.parallelism` messages are in flight
+    /// (pulled but not yet taken by downstream); upstream is not pulled beyond
+    /// that, and a full librdkafka queue suspends producing. A failed delivery
+    /// fails the stream with ``KafkaError/Kind/deliveryFailed`` after the
+    /// results before it; a throwing serialiser with ``KafkaError/Kind/serialization``.
+    /// Cancelling downstream stops pulling upstream.
+    public static func flexiFlow<Key, Value, PassThrough>(
+        _ settings: ProducerSettings<Key, Value>
+    ) -> ProducerFlexiFlow<Key, Value, PassThrough> {
+        ProducerFlexiFlow(settings: settings, producer: nil)
+    }
+
+    /// Like ``flexiFlow(_:)``, producing through a shared `producer` (which the
+    /// flow does not close). The flow uses the serialisers and `parallelism` of `settings`.
+    public static func flexiFlow<Key, Value, PassThrough>(
+        _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>
+    ) -> ProducerFlexiFlow<Key, Value, PassThrough> {
+        ProducerFlexiFlow(settings: settings, producer: producer)
+    }
+
+    /// A sink that writes every record and completes once all of them are
+    /// acknowledged (failing on the first failed delivery). It creates its own
+    /// producer and closes it at the end. Back-pressure as ``flexiFlow(_:)``.
+    public static func plainSink<Key, Value>(_ settings: ProducerSettings<Key, Value>) -> ProducerPlainSink<Key, Value> {
+        ProducerPlainSink(flow: flexiFlow(settings))
+    }
+
+    /// Like ``plainSink(_:)``, producing through a shared `producer` (which the sink does not close).
+    public static func plainSink<Key, Value>(
+        _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>
+    ) -> ProducerPlainSink<Key, Value> {
+        ProducerPlainSink(flow: flexiFlow(settings, producer: producer))
+    }
+}
+
+/// The sink of ``Producer/plainSink(_:)``.
+public struct ProducerPlainSink<Key: Sendable, Value: Sendable>: Sink {
+    public typealias Input = ProducerRecord<Key, Value>
+    public typealias Result = Void
+
+    let flow: ProducerFlexiFlow<Key, Value, Void>
+
+    /// Writes every record of `upstream`; returns when all are acknowledged.
+    public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
+    where Upstream.Element == ProducerRecord<Key, Value> {
+        let messages = upstream.map { @Sendable record in ProducerMessage<Key, Value, Void>.single(record, passThrough: ()) }
+        for try await _ in flow.apply(messages) {}
+    }
+}
