@@ -53,6 +53,12 @@ struct DeliveryReport: Sendable {
         if error == RD_KAFKA_RESP_ERR__FATAL {
             return KafkaError(.fatal, "record to \(topic) not delivered: the producer hit a fatal error (\(reasonText)); close it and create a new one", code: code)
         }
+        if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+            return KafkaError(
+                .shutDown,
+                "record to \(topic) not acknowledged before the producer closed (closeTimeout elapsed): it may or may not have been written",
+                code: code)
+        }
         let where_ = partition >= 0 ? "\(topic)-\(partition)" : "\(topic) (no partition assigned)"
         return KafkaError(
             .deliveryFailed,

@@ -1,0 +1,262 @@
+import CRdKafka
+import Foundation
+@testable import ReactiveKafka
+import ReactiveKafkaTestKit
+import StreamKit
+import Testing
+
+/// The producer stages and `KafkaProducer` against the embedded cluster; what
+/// was written is checked with `RawKafka`, which bypasses the connector.
+@Suite struct ProducerTests {
+    typealias Message = ProducerMessage<String, String, Int>
+
+    @Test func resultsComeInInputOrderAndPartitionOrderIsKept() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("ordered", partitions: 4)
+        let messages = (0..<600).map { i in
+            Message.single(ProducerRecord(topic: "ordered", key: "k\(i % 13)", value: "v\(i)"), passThrough: i)
+        }
+        var results: [ProducerResult<String, String, Int>] = []
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(64))) {
+            results.append(result)
+        }
+        #expect(results.map(\.passThrough) == Array(0..<600))
+
+        let written = try await RawKafka.readByPartition(topic: "ordered", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.values.map(\.count).reduce(0, +) == 600)
+        for result in results {
+            guard case .single(let metadata, let record, _) = result else {
+                Issue.record("expected a single result, got \(result)")
+                continue
+            }
+            // The metadata says where the record really is.
+            let stored = written[metadata.partition]?.first { $0.offset == metadata.offset }
+            #expect(stored?.valueString == record.value)
+            #expect(stored?.keyString == record.key)
+        }
+        // Within a partition, records are stored in input order.
+        for (_, records) in written {
+            let indices = records.map { Int($0.valueString!.dropFirst())! }
+            #expect(indices == indices.sorted())
+        }
+    }
+
+    @Test func multiWaitsForAllItsRecordsAndPassThroughFlowsInOrder() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("multi", partitions: 3)
+        let header = KafkaHeader(key: "trace", value: KafkaBytes("abc"))
+        let messages: [Message] = [
+            .single(ProducerRecord(topic: "multi", partition: 0, key: "a", value: "one", headers: [header]), passThrough: 1),
+            .multi((0..<3).map { ProducerRecord(topic: "multi", partition: Int32($0), value: "many-\($0)") }, passThrough: 2),
+            .passThrough(3),
+            .multi([], passThrough: 4),
+            .single(ProducerRecord(topic: "multi", partition: 2, key: nil, value: nil), passThrough: 5),
+        ]
+        var results: [ProducerResult<String, String, Int>] = []
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings())) {
+            results.append(result)
+        }
+        #expect(results.map(\.passThrough) == [1, 2, 3, 4, 5])
+        guard results.count == 5 else { return }
+        guard case .multi(let parts, _) = results[1] else {
+            Issue.record("expected a multi result, got \(results[1])")
+            return
+        }
+        #expect(parts.map(\.0.partition) == [0, 1, 2])
+        #expect(parts.map(\.1.value) == ["many-0", "many-1", "many-2"])
+        #expect(parts.allSatisfy { $0.0.offset >= 0 })
+        guard case .passThrough(3) = results[2] else {
+            Issue.record("expected a pass-through result, got \(results[2])")
+            return
+        }
+        #expect(results[3].metadata.isEmpty)
+
+        let written = try await RawKafka.readAll(topic: "multi", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.count == 5)
+        let first = written.first { $0.valueString == "one" }
+        #expect(first?.headers == [.init(key: "trace", value: Array("abc".utf8))])
+        #expect(first?.keyString == "a")
+        let tombstone = written.first { $0.value == nil }
+        #expect(tombstone?.partition == 2)
+        #expect(tombstone?.key == nil)
+    }
+
+    @Test func neverHoldsMoreThanParallelismMessagesInFlight() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("bounded", partitions: 2)
+        let tracker = InFlightTracker()
+        let messages = (0..<300).map { i in
+            Message.single(ProducerRecord(topic: "bounded", value: "v\(i)"), passThrough: i)
+        }
+        var count = 0
+        for try await _ in ObservedSequence(messages, onPull: { _ in tracker.pulled() })
+            .via(Producer.flexiFlow(kafka.producerSettings().withParallelism(3)))
+        {
+            tracker.received()
+            count += 1
+        }
+        #expect(count == 300)
+        #expect(tracker.max <= 3)
+        #expect(tracker.max >= 2, "the stage should pipeline, not produce one at a time")
+    }
+
+    @Test func aFullProducerQueueSuspendsInsteadOfFailing() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("tiny-queue", partitions: 3)
+        let settings = kafka.producerSettings().withProperty("queue.buffering.max.messages", "10")
+        let messages = (0..<1500).map { i in
+            Message.single(ProducerRecord(topic: "tiny-queue", value: "v\(i)"), passThrough: i)
+        }
+        var passThroughs: [Int] = []
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(settings)) {
+            passThroughs.append(result.passThrough)
+        }
+        #expect(passThroughs == Array(0..<1500))
+        let written = try await RawKafka.readAll(topic: "tiny-queue", bootstrapServers: kafka.bootstrapServers)
+        #expect(Set(written.compactMap(\.valueString)) == Set((0..<1500).map { "v\($0)" }))
+        #expect(written.count == 1500)
+    }
+
+    @Test func aRecordForAMissingPartitionFailsTheStreamAfterTheResultsBeforeIt() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("one-partition", partitions: 1)
+        let messages: [Message] = [
+            .single(ProducerRecord(topic: "one-partition", partition: 0, value: "ok-1"), passThrough: 1),
+            .single(ProducerRecord(topic: "one-partition", partition: 0, value: "ok-2"), passThrough: 2),
+            .single(ProducerRecord(topic: "one-partition", partition: 7, value: "lost"), passThrough: 3),
+            .single(ProducerRecord(topic: "one-partition", partition: 0, value: "after"), passThrough: 4),
+        ]
+        var emitted: [Int] = []
+        let error = await #expect(throws: KafkaError.self) {
+            for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(1))) {
+                emitted.append(result.passThrough)
+            }
+        }
+        #expect(emitted == [1, 2])
+        #expect(error?.kind == .deliveryFailed)
+        #expect(error?.message.contains("one-partition") == true)
+        #expect(error.flatMap { $0.code.flatMap(KafkaError.codeName) } == "_UNKNOWN_PARTITION")
+    }
+
+    @Test func aNonRetriableBrokerErrorFailsTheStreamWithTheBrokersReason() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("refused", partitions: 1)
+        try kafka.failNextRequests(.produce, with: [.topicAuthorizationFailed])
+        let messages: [Message] = [.single(ProducerRecord(topic: "refused", value: "x"), passThrough: 1)]
+        let error = await #expect(throws: KafkaError.self) {
+            for try await _ in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings())) {}
+        }
+        #expect(error?.kind == .deliveryFailed)
+        #expect(error?.code == KafkaErrorCode.topicAuthorizationFailed.rawValue)
+        #expect(error?.message.contains("refused-0") == true)
+    }
+
+    @Test func aThrowingSerializerFailsWithASerializationErrorAfterEarlierResults() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("ser", partitions: 1)
+        struct Refused: Error {}
+        let settings = ProducerSettings<String, String>(
+            keySerializer: .string,
+            valueSerializer: Serializer { value in
+                if value == "bad" { throw Refused() }
+                return .utf8(value)
+            }
+        ).withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "2")
+        let messages: [Message] = ["a", "b", "bad", "c"].enumerated().map { i, v in
+            .single(ProducerRecord(topic: "ser", value: v), passThrough: i)
+        }
+        var emitted: [Int] = []
+        let error = await #expect(throws: KafkaError.self) {
+            for try await result in ObservedSequence(messages).via(Producer.flexiFlow(settings)) {
+                emitted.append(result.passThrough)
+            }
+        }
+        #expect(emitted == [0, 1])
+        #expect(error?.kind == .serialization)
+        #expect(error?.message.contains("ser") == true)
+    }
+
+    @Test func badSettingsAreTypedErrors() async throws {
+        let settings = ProducerSettings<String, String>(keySerializer: .string, valueSerializer: .string)
+        #expect {
+            _ = try KafkaProducer(settings.withProperty("acks", "sometimes"))
+        } throws: { error in
+            let e = error as! KafkaError
+            return e.kind == .invalidConfiguration && e.message.contains("acks")
+        }
+        let messages: [Message] = [.passThrough(1)]
+        await #expect {
+            for try await _ in ObservedSequence(messages).via(Producer.flexiFlow(settings.withProperty("no.such.thing", "1"))) {}
+        } throws: { error in
+            (error as? KafkaError)?.kind == .invalidConfiguration && "\(error)".contains("no.such.thing")
+        }
+        await #expect {
+            for try await _ in ObservedSequence(messages).via(Producer.flexiFlow(settings.withParallelism(0))) {}
+        } throws: { error in
+            (error as? KafkaError)?.kind == .invalidConfiguration && "\(error)".contains("parallelism")
+        }
+    }
+
+    @Test func plainSinkCompletesOnceEveryRecordIsWritten() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("sink", partitions: 2)
+        let records = (0..<1000).map { ProducerRecord<String, String>(topic: "sink", key: "k\($0)", value: "v\($0)") }
+        try await Source(ObservedSequence(records)).run(into: Producer.plainSink(kafka.producerSettings()))
+        // Everything is acknowledged when the sink returns: no waiting needed.
+        let written = try await RawKafka.readAll(topic: "sink", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.count == 1000)
+        #expect(Set(written.compactMap(\.valueString)) == Set((0..<1000).map { "v\($0)" }))
+    }
+
+    @Test func aSharedProducerServesSeveralStagesAndSendsOneRecord() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("shared", partitions: 2)
+        let settings = kafka.producerSettings()
+        let producer = try KafkaProducer(settings)
+        async let a: Void = Source(ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "a\($0)") }))
+            .run(into: Producer.plainSink(settings, producer: producer))
+        async let b: Void = Source(ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "b\($0)") }))
+            .run(into: Producer.plainSink(settings, producer: producer))
+        _ = try await (a, b)
+        let metadata = try await producer.send(ProducerRecord(topic: "shared", partition: 1, key: "k", value: "single"))
+        #expect(metadata.topic == "shared")
+        #expect(metadata.partition == 1)
+        await producer.close()
+
+        await #expect {
+            _ = try await producer.send(ProducerRecord(topic: "shared", value: "late"))
+        } throws: { ($0 as? KafkaError)?.kind == .shutDown }
+
+        let written = try await RawKafka.readAll(topic: "shared", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.count == 401)
+        let single = written.first { $0.valueString == "single" }
+        #expect(single?.partition == 1)
+        #expect(single?.offset == metadata.offset)
+    }
+
+    @Test func closingWithUndeliverableRecordsReportsThemAsErrors() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("down", partitions: 1)
+        let producer = try KafkaProducer(kafka.producerSettings())
+        _ = try await producer.send(ProducerRecord(topic: "down", value: "before"))
+        try kafka.brokerDown(1)
+        // Enqueue synchronously (what send does before it waits) so the record is surely in flight at close.
+        let direct = producer.engine.direct
+        let token = direct.reserve()
+        let enqueued = try producer.engine.tryProduce(
+            topic: "down", partition: nil, key: nil, value: .utf8("stuck"), headers: [], timestamp: nil,
+            opaque: ProducerOpaque(receiver: 0, token: token))
+        #expect(enqueued == RD_KAFKA_RESP_ERR_NO_ERROR)
+        await producer.close(timeout: .milliseconds(300))
+        switch await direct.wait(token) {
+        case .success(let report):
+            #expect(!report.succeeded)
+            #expect(report.failure(topic: "down").kind == .shutDown)
+        case .failure(let error):
+            #expect(error.kind == .shutDown)
+        }
+        await #expect {
+            _ = try await producer.send(ProducerRecord(topic: "down", value: "late"))
+        } throws: { ($0 as? KafkaError)?.kind == .shutDown }
+    }
+}
