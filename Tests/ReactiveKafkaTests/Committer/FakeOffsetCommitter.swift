@@ -1,0 +1,140 @@
+import Synchronization
+@testable import ReactiveKafka
+
+/// An `OffsetCommitter` standing in for the consumer engine: records every
+/// commit, optionally holds commits until the test releases them, and
+/// optionally fails them.
+final class FakeOffsetCommitter: OffsetCommitter {
+    enum Call: Equatable, Sendable {
+        /// `commit` (waits for the acknowledgement) with the next offsets to read.
+        case commit([TopicPartition: Int64])
+        /// `commitAndForget` with the next offsets to read.
+        case forget([TopicPartition: Int64])
+
+        var offsets: [TopicPartition: Int64] {
+            switch self {
+            case .commit(let o), .forget(let o): o
+            }
+        }
+    }
+
+    private struct State {
+        var calls: [Call] = []
+        var inFlight = 0
+        var maxInFlight = 0
+        var gated: Bool
+        var released: Set<Int> = []
+        var gateWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var failure: KafkaError?
+    }
+
+    private let state: Mutex<State>
+    /// The index of every call, as it starts (one waiter at a time).
+    private let started: AsyncStream<Int>
+    private let startedContinuation: AsyncStream<Int>.Continuation
+
+    /// With `gated`, every `commit` waits until ``release(_:)`` or ``releaseAll()``.
+    init(gated: Bool = false, failure: KafkaError? = nil) {
+        state = Mutex(State(gated: gated, failure: failure))
+        (started, startedContinuation) = AsyncStream.makeStream()
+    }
+
+    var calls: [Call] { state.withLock { $0.calls } }
+    var committed: [[TopicPartition: Int64]] { calls.map(\.offsets) }
+    var maxInFlight: Int { state.withLock { $0.maxInFlight } }
+    var inFlight: Int { state.withLock { $0.inFlight } }
+
+    func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError) {
+        let (index, gated, failure) = state.withLock { s in
+            s.calls.append(.commit(offsets.mapValues(\.nextOffset)))
+            s.inFlight += 1
+            s.maxInFlight = max(s.maxInFlight, s.inFlight)
+            return (s.calls.count - 1, s.gated, s.failure)
+        }
+        startedContinuation.yield(index)
+        if gated {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let open = state.withLock { s -> Bool in
+                    if s.released.contains(index) || !s.gated { return true }
+                    s.gateWaiters[index] = c
+                    return false
+                }
+                if open { c.resume() }
+            }
+        }
+        state.withLock { $0.inFlight -= 1 }
+        if let failure { throw failure }
+    }
+
+    func commitAndForget(_ offsets: [TopicPartition: CommitPosition]) {
+        let index = state.withLock { s in
+            s.calls.append(.forget(offsets.mapValues(\.nextOffset)))
+            return s.calls.count - 1
+        }
+        startedContinuation.yield(index)
+    }
+
+    /// Lets the gated commit call `index` complete (now or when it arrives).
+    func release(_ index: Int) {
+        let waiter = state.withLock { s in
+            s.released.insert(index)
+            return s.gateWaiters.removeValue(forKey: index)
+        }
+        waiter?.resume()
+    }
+
+    /// Opens the gate for every commit, present and future.
+    func releaseAll() {
+        let waiters = state.withLock { s in
+            s.gated = false
+            defer { s.gateWaiters.removeAll() }
+            return Array(s.gateWaiters.values)
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Waits (within a generous bound) until at least `count` calls were made.
+    func waitForCalls(_ count: Int, seconds: Double = 5) async throws {
+        try await withTimeout(seconds: seconds) { [self] in
+            if calls.count >= count { return }
+            for await _ in started where calls.count >= count { return }
+            throw TestTimeout()
+        }
+    }
+
+    func offset(_ partition: Int32, _ offset: Int64, topic: String = "t") -> CommittableOffset {
+        CommittableOffset(
+            partitionOffset: PartitionOffset(groupId: "g", topicPartition: TopicPartition(topic, partition), offset: offset),
+            committer: self)
+    }
+}
+
+struct TestTimeout: Error, CustomStringConvertible {
+    var description: String { "the operation did not finish within the test's bound" }
+}
+
+/// Runs `body`, failing with `TestTimeout` if it takes longer than `seconds`:
+/// a generous guard so a hang fails the test instead of stalling the suite.
+func withTimeout<T: Sendable>(
+    seconds: Double = 5,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TestTimeout() }
+        return value
+    }
+}
+
+/// `elements`, then completion, as an async sequence.
+func finiteStream<Element: Sendable>(_ elements: [Element]) -> AsyncStream<Element> {
+    let (stream, continuation) = AsyncStream<Element>.makeStream()
+    for element in elements { continuation.yield(element) }
+    continuation.finish()
+    return stream
+}
