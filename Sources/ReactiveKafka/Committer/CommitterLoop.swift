@@ -25,8 +25,9 @@ struct CommitterBatchingStateMachine {
                     held[key] = offset
                 }
             } else {
+                // Held offsets start no batch: nothing is committable until a successor arrives,
+                // so a deadline for them could never be met (and the timer would spin on it).
                 held[key] = offset
-                if batchStarted == nil { batchStarted = now }
             }
         }
         return batch.batchSize >= settings.maxBatch ? take() : nil
@@ -56,7 +57,7 @@ struct CommitterBatchingStateMachine {
     private mutating func take() -> CommittableOffsetBatch {
         defer {
             batch = CommittableOffsetBatch()
-            batchStarted = held.isEmpty ? nil : batchStarted.map { _ in ContinuousClock.now }
+            batchStarted = nil
         }
         return batch
     }
