@@ -55,8 +55,7 @@ enum BenchScenarios {
             baselineDescription: "raw librdkafka produce loop (produceva, poll(0) per message, flush)",
             consumesSeededInput: false,
             baseline: { env in try RawBaselines.produce(env, topic: env.baselineOutputTopic) },
-            // TODO(producer API): Source of ProducerMessage.single(...).via(Producer.flexiFlow(settings)) to a counting sink.
-            connector: .notYetAvailable("Producer.flexiFlow is not yet available")
+            connector: .available(ProduceFlexiFlowBench())
         ),
         KafkaBenchScenario(
             name: "at-least-once-pipeline",

@@ -43,6 +43,9 @@ enum RawClient {
         let conf = try conf([("bootstrap.servers", bootstrapServers), ("log_level", "3")], client: "admin client")
         let admin = try client(RD_KAFKA_PRODUCER, conf, client: "admin client")
         defer { rd_kafka_destroy(admin) }
+        // librdkafka's mock cluster (`rkafka broker`) names a controller that is not one of its
+        // brokers and never answers CreateTopics: detect that instead of waiting out the timeout.
+        guard try hasReachableController(admin, bootstrapServers: bootstrapServers, timeout: timeout) else { return false }
         let queue = rd_kafka_queue_new(admin)
         defer { rd_kafka_queue_destroy(queue) }
 
@@ -73,6 +76,21 @@ enum RawClient {
             let message = rd_kafka_topic_result_error_string(results[0]).map { String(cString: $0) } ?? describe(err)
             throw KafkaError(.kafka, "creating topic \(topic): \(message)", code: Int32(err.rawValue))
         }
+    }
+}
+
+extension RawClient {
+    /// Whether the cluster's controller (which serves CreateTopics) is one of its brokers.
+    static func hasReachableController(_ client: OpaquePointer, bootstrapServers: String, timeout: Duration) throws(KafkaError) -> Bool {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(client, 0, nil, &metadata, timeout.wholeMilliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError(.brokerUnreachable, "no metadata from \(bootstrapServers): \(describe(err))", code: Int32(err.rawValue))
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        let controller = rd_kafka_controllerid(client, timeout.wholeMilliseconds)
+        let brokers = UnsafeBufferPointer(start: metadata.pointee.brokers, count: Int(metadata.pointee.broker_cnt))
+        return brokers.contains { $0.id == controller }
     }
 }
 

@@ -1,0 +1,37 @@
+import Testing
+@testable import rkafka
+
+@Suite struct BenchCommandTests {
+    @Test func scenariosAreRepeatableOrCommaSeparatedWithoutDuplicates() throws {
+        let command = try BenchCommand.parse([
+            "--scenario", "plain-consume, produce-flexiflow", "--scenario", "plain-consume", "--scenario", "at-least-once-pipeline",
+        ])
+        #expect(command.scenarios == ["plain-consume", "produce-flexiflow", "at-least-once-pipeline"])
+    }
+
+    @Test func defaultsAreTheIssuesAndAllScenariosRun() throws {
+        let command = try BenchCommand.parse([])
+        #expect(command.messages == 1_000_000)
+        #expect(command.size == 100)
+        #expect(command.partitions == 64)
+        #expect(command.scenarios == BenchScenarios.allNames)
+        #expect(Set(BenchScenarios.kafka.map(\.name))
+            == ["plain-consume", "committable-consume-commit", "produce-flexiflow", "at-least-once-pipeline"])
+    }
+
+    @Test func unknownScenarioAndOverfullPartitionsAreRejected() {
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--scenario", "nope"]) }
+        // 1M × 100 B on 4 partitions is 25 MB a partition: more than the embedded cluster keeps.
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--partitions", "4"]) }
+    }
+
+    @Test func jsonLineKeepsTheAgreedFieldNames() throws {
+        let line = BenchLine(
+            scenario: "s", messages: 10, msgs_per_sec: 5, baseline_msgs_per_sec: 10, ratio: 0.5, peak_rss_mb: 1,
+            allocs_per_msg: 2, baseline_allocs_per_msg: 1, baseline: "b", notes: nil, baseline_peak_rss_mb: 3
+        ).jsonLine()
+        for field in ["\"scenario\"", "\"messages\"", "\"msgs_per_sec\"", "\"baseline_msgs_per_sec\"", "\"ratio\"", "\"peak_rss_mb\"", "\"baseline_peak_rss_mb\""] {
+            #expect(line.contains(field))
+        }
+    }
+}
