@@ -38,6 +38,7 @@ import Testing
         ("-1s", .negative),
         ("999999999999d", .tooLarge),
         ("123456789012345678901234567890ms", .tooLarge),
+        ("99999999999999999999.999999999999999999d", .tooLarge),
     ])
     func badDurationsAreTypedErrors(text: String, expected: ConfigDurationError) {
         #expect(throws: expected) { try ConfigDurationParser.parse(text) }

@@ -33,14 +33,17 @@ enum ConfigDurationParser {
         guard !integerDigits.isEmpty || !fractionDigits.isEmpty else { throw .notADuration }
         guard let unit = unitNanoseconds(rest.trimmingConfigWhitespace().lowercased()) else { throw .notADuration }
 
-        // value = (integer * 10^k + fraction) / 10^k, in Int128 so nothing overflows before the range check.
+        // value = (integer * 10^k + fraction) / 10^k, computed in Int128 with overflow checks: huge input is an error, never a trap.
         let scaleDigits = min(fractionDigits.count, 18)
         var scale: Int128 = 1
         for _ in 0..<scaleDigits { scale *= 10 }
         guard integerDigits.count <= 20, let integer = Int128(integerDigits.isEmpty ? "0" : String(integerDigits)),
             let fraction = Int128(fractionDigits.isEmpty ? "0" : String(fractionDigits.prefix(scaleDigits)))
         else { throw .tooLarge }
-        let nanoseconds = (integer * scale + fraction) * unit / scale
+        let (scaled, overflow1) = integer.multipliedReportingOverflow(by: scale)
+        let (total, overflow2) = (scaled + fraction).multipliedReportingOverflow(by: unit)
+        guard !overflow1, !overflow2 else { throw .tooLarge }
+        let nanoseconds = total / scale
         guard nanoseconds <= Int128(Int64.max) else { throw .tooLarge }
         return .nanoseconds(Int64(nanoseconds))
     }
