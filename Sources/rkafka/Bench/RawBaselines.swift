@@ -10,7 +10,6 @@ import ReactiveKafka
 /// Per message the loops allocate nothing of their own: one payload buffer, one
 /// `rd_kafka_vu_t` array and the batch array are set up before the clock starts.
 enum RawBaselines {
-    static let trace = ProcessInfo.processInfo.environment["RKAFKA_TRACE"] != nil
     /// The most messages one `rd_kafka_consume_batch_queue` call returns.
     static let consumeBatchSize = 10_000
     /// Offsets are committed (asynchronously) after this many messages: `CommitterSettings.maxBatch`'s default.
@@ -201,9 +200,7 @@ enum RawBaselines {
         var errors = ConsumeErrors()
         var lastProgress = ContinuousClock.now
         while got < p.messages {
-            let t0 = ContinuousClock.now
             let k = rd_kafka_consume_batch_queue(consumer.queue, 1000, batch, min(consumeBatchSize, p.messages - got))
-            if trace { printError("TRACE batch k=\(k) got=\(got) in \(ContinuousClock.now - t0)") }
             if k > 0 {
                 meter.begin()
                 while batches.isFull {
@@ -241,13 +238,9 @@ enum RawBaselines {
             try batches.checkDeliveries()
             try checkProgress(got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k, stall: p.stallTimeout, errors: errors)
         }
-        let t1 = ContinuousClock.now
         rd_kafka_flush(handle, 120_000)
-        if trace { printError("TRACE flush \(ContinuousClock.now - t1)") }
         try batches.checkDeliveries()
-        let t2 = ContinuousClock.now
         let finalError = batches.commitCompleted(consumer.handle, async: false)
-        if trace { printError("TRACE final commit \(ContinuousClock.now - t2)") }
         var measurement = meter.finish(messages: got, notes: errors.notes)
         if let finalError { throw KafkaError(.commitFailed, "final commit: \(RawClient.describe(finalError))") }
         guard batches.allCommitted else { throw KafkaError(.deliveryFailed, "pipeline: batches still unacknowledged after flushing") }
@@ -305,8 +298,7 @@ final class RawProducer {
     var deliveries: DeliveryCounter { context.takeUnretainedValue().deliveries }
 
     init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil) throws(KafkaError) {
-        let debug = ProcessInfo.processInfo.environment["RKAFKA_DEBUG"].map { [("debug", $0)] } ?? []
-        let conf = try RawClient.conf(env.producerProperties + debug, client: client)
+        let conf = try RawClient.conf(env.producerProperties, client: client)
         context = Unmanaged.passRetained(Context(pipeline: pipeline))
         rd_kafka_conf_set_opaque(conf, context.toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in

@@ -1,8 +1,9 @@
 import ArgumentParser
 import ReactiveKafka
+import StreamKit
 
 /// `rkafka produce`: every stdin line becomes a record of `--topic`.
-struct ProduceCommand: ParsableCommand {
+struct ProduceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "produce",
         abstract: "Write stdin lines to a topic, one record a line.",
@@ -34,7 +35,7 @@ struct ProduceCommand: ParsableCommand {
         if flushTimeout < 0 { throw ValidationError("--flush-timeout must not be negative") }
     }
 
-    func run() throws {
+    func run() async throws {
         let connection = try cluster.connect()
         defer { connection.close() }
         if connection.embedded != nil {
@@ -48,26 +49,20 @@ struct ProduceCommand: ParsableCommand {
             }
         }
 
-        let producer = try RawLineProducer(bootstrapServers: connection.bootstrapServers)
-        var lineNumber = 0
-        var inputError: LineRecordError?
-        while let line = readLine(strippingNewline: true) {
-            lineNumber += 1
-            do {
-                let record = try LineRecord(parsing: line, keySeparator: keySeparator, lineNumber: lineNumber)
-                try producer.send(topic: topic, key: record.key, value: record.value)
-            } catch let error as LineRecordError {
-                inputError = error
-                break
-            }
+        let settings = ProducerSettings<String, String>(keySerializer: .string, valueSerializer: .string)
+            .withBootstrapServers(connection.bootstrapServers)
+            .withProperty("linger.ms", "5")
+            .withCloseTimeout(.seconds(flushTimeout))
+        let parsed = LineCounter()
+        let records = LineRecords(lines: LineBatches(), topic: topic, keySeparator: keySeparator, parsed: parsed)
+        do {
+            // plainSink completes once every record is acknowledged, and fails at the first
+            // failed delivery or unparsable line (records before it are still flushed).
+            try await Source(records).run(into: Producer.plainSink(settings))
+        } catch {
+            printError("rkafka produce: stopped after \(parsed.value) line(s) of input: \(error)")
+            throw ExitCode.failure
         }
-        let result = producer.flush(timeout: .seconds(flushTimeout))
-        let pending = producer.sent - result.delivered - result.failed
-        var summary = "rkafka produce: \(result.delivered) of \(producer.sent) records written to \(topic)"
-        if result.failed > 0 { summary += ", \(result.failed) failed (\(result.firstError ?? "unknown error"))" }
-        if pending > 0 { summary += ", \(pending) unacknowledged after \(flushTimeout) s" }
-        printError(summary)
-        if let inputError { throw inputError }
-        if result.failed > 0 || pending > 0 { throw ExitCode(1) }
+        printError("rkafka produce: \(parsed.value) records written to \(topic)")
     }
 }
