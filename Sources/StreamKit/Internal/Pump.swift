@@ -14,9 +14,12 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
     private let state: Mutex<PumpStateMachine<Element>>
     private let reader = Mutex<Task<Void, Never>?>(nil)
 
-    init(_ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure) {
+    private let statisticsSink: BufferStatistics?
+
+    init(_ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure, statistics: BufferStatistics? = nil) {
         self.base = base
         self.state = Mutex(PumpStateMachine(capacity: capacity, overflow: overflow))
+        self.statisticsSink = statistics
     }
 
     var statistics: (dropped: Int, highWaterMark: Int) {
@@ -126,7 +129,12 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
                 state.withLock { $0.upstreamFinished(nil) }.map { $0.0.resume(returning: $0.1) }
                 return
             }
-            switch state.withLock({ $0.received(element) }) {
+            let (action, dropped, highWater) = state.withLock { state in
+                let action = state.received(element)
+                return (action, state.dropped, state.highWaterMark)
+            }
+            statisticsSink?.update(dropped: dropped, highWaterMark: highWater)
+            switch action {
             case .buffered:
                 break
             case .resumeConsumer(let consumer, let event):

@@ -13,27 +13,33 @@ where Base.Element: Sendable {
     public typealias Element = Output
     public typealias Failure = any Error
 
-    let base: Base
-    let parallelism: Int
-    let transform: @Sendable (Base.Element) async throws -> Output
+    @usableFromInline let base: Base
+    @usableFromInline let parallelism: Int
+    @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+        self.base = base
+        self.parallelism = parallelism
+        self.transform = transform
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base, parallelism: parallelism, ordered: true, transform: transform)
     }
 
     /// The iterator of ``AsyncMapAsyncSequence`` and ``AsyncMapAsyncUnorderedSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        let lifetime: MapAsyncLifetime<Base, Output>?
-        let parallelism: Int
+        @usableFromInline let lifetime: MapAsyncLifetime<Base, Output>?
+        @usableFromInline let parallelism: Int
 
-        init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+        @inlinable init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
             self.parallelism = parallelism
             self.lifetime = parallelism >= 1
                 ? MapAsyncLifetime(MapAsyncStorage(base: base, parallelism: parallelism, ordered: ordered, transform: transform))
                 : nil
         }
 
-        public mutating func next() async throws -> Output? {
+        @inlinable public mutating func next() async throws -> Output? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("mapAsync(parallelism: \(parallelism)): parallelism must be at least 1")
             }
@@ -46,9 +52,9 @@ where Base.Element: Sendable {
 }
 
 /// Ends a `mapAsync` stage when its iterator goes away.
-final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable where Base.Element: Sendable {
-    let storage: MapAsyncStorage<Base, Output>
-    init(_ storage: MapAsyncStorage<Base, Output>) { self.storage = storage }
+@usableFromInline final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable where Base.Element: Sendable {
+    @usableFromInline let storage: MapAsyncStorage<Base, Output>
+    @inlinable init(_ storage: MapAsyncStorage<Base, Output>) { self.storage = storage }
     deinit { storage.terminate() }
 }
 
@@ -63,7 +69,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// At most `parallelism` elements are in flight; the upstream is pulled
     /// only when there is room. `parallelism` must be at least 1 (else the
     /// first `next()` throws ``StreamKitError/invalidArgument(_:)``).
-    public func mapAsync<Output: Sendable>(
+    @inlinable public func mapAsync<Output: Sendable>(
         parallelism: Int,
         _ transform: @escaping @Sendable (Element) async throws -> Output
     ) -> AsyncMapAsyncSequence<Self, Output> {
@@ -79,7 +85,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// ```
     /// Same bounds and cancellation as ``mapAsync(parallelism:_:)``; a slow
     /// element does not hold back the ones after it.
-    public func mapAsyncUnordered<Output: Sendable>(
+    @inlinable public func mapAsyncUnordered<Output: Sendable>(
         parallelism: Int,
         _ transform: @escaping @Sendable (Element) async throws -> Output
     ) -> AsyncMapAsyncUnorderedSequence<Self, Output> {

@@ -10,11 +10,17 @@ where Base.Element: Sendable {
     public typealias Element = Output
     public typealias Failure = any Error
 
-    let base: Base
-    let parallelism: Int
-    let transform: @Sendable (Base.Element) async throws -> Output
+    @usableFromInline let base: Base
+    @usableFromInline let parallelism: Int
+    @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    public func makeAsyncIterator() -> AsyncMapAsyncSequence<Base, Output>.Iterator {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+        self.base = base
+        self.parallelism = parallelism
+        self.transform = transform
+    }
+
+    @inlinable public func makeAsyncIterator() -> AsyncMapAsyncSequence<Base, Output>.Iterator {
         AsyncMapAsyncSequence<Base, Output>.Iterator(base: base, parallelism: parallelism, ordered: false, transform: transform)
     }
 }

@@ -7,54 +7,62 @@ import DequeModule
 /// Invariant: `pulled - emitted <= parallelism`, so at most `parallelism`
 /// elements are pulled, running or waiting to be emitted at any time. The
 /// storage resumes the continuations returned here outside its lock.
-struct MapAsyncStateMachine<Input, Output> {
-    typealias WorkerContinuation = UnsafeContinuation<Bool, Never>
-    typealias ConsumerContinuation = UnsafeContinuation<Void, Never>
+@usableFromInline struct MapAsyncStateMachine<Input, Output> {
+    @usableFromInline typealias WorkerContinuation = UnsafeContinuation<Bool, Never>
+    @usableFromInline typealias ConsumerContinuation = UnsafeContinuation<Void, Never>
 
-    enum Upstream {
+    @usableFromInline enum Upstream {
         case idle
         case pulling
         case finished
         case failed(any Error)
     }
 
-    let parallelism: Int
-    let ordered: Bool
-    private var pending: Deque<(index: Int, input: Input)> = []
+    @usableFromInline let parallelism: Int
+    @usableFromInline let ordered: Bool
+    @usableFromInline var pending: Deque<(index: Int, input: Input)> = []
     /// Ordered mode: results for indexes `emitted ..< pulled`, `nil` while running.
-    private var slots: Deque<Result<Output, any Error>?> = []
+    @usableFromInline var slots: Deque<Result<Output, any Error>?> = []
     /// Unordered mode: results in completion order.
-    private var completed: Deque<Result<Output, any Error>> = []
-    private(set) var pulled = 0
-    private(set) var emitted = 0
-    private(set) var running = 0
-    private(set) var upstream: Upstream = .idle
-    private var idleWorkers: [WorkerContinuation] = []
-    private var wakesOutstanding = 0
-    private(set) var spawned = 0
-    private var consumer: ConsumerContinuation?
-    private(set) var terminated = false
+    @usableFromInline var completed: Deque<Result<Output, any Error>> = []
+    @usableFromInline var pulled = 0
+    @usableFromInline var emitted = 0
+    @usableFromInline var running = 0
+    @usableFromInline var upstream: Upstream = .idle
+    @usableFromInline var idleWorkers: [WorkerContinuation] = []
+    @usableFromInline var wakesOutstanding = 0
+    @usableFromInline var spawned = 0
+    @usableFromInline var consumer: ConsumerContinuation?
+    @usableFromInline var terminated = false
     /// The most transforms that ran at the same time.
-    private(set) var maxRunning = 0
+    @usableFromInline var maxRunning = 0
+    /// Whether the transforms the consumer ran itself finished quickly; then
+    /// waking a worker for the next element costs more than it can save.
+    @usableFromInline var inlineIsCheap = false
 
-    init(parallelism: Int, ordered: Bool) {
+    @inlinable init(parallelism: Int, ordered: Bool) {
         self.parallelism = parallelism
         self.ordered = ordered
     }
 
-    var inWindow: Int { pulled - emitted }
-    var room: Int { parallelism - inWindow }
+    @usableFromInline var inWindow: Int { pulled - emitted }
+    @usableFromInline var room: Int { parallelism - inWindow }
 
     /// Who must be woken, resumed or created after a transition.
-    struct Wake {
-        var worker: WorkerContinuation? = nil
-        var spawnWorker = false
-        var consumer: ConsumerContinuation? = nil
-        static var none: Wake { Wake() }
+    @usableFromInline struct Wake {
+        @usableFromInline var worker: WorkerContinuation? = nil
+        @usableFromInline var spawnWorker = false
+        @usableFromInline var consumer: ConsumerContinuation? = nil
+        @inlinable static var none: Wake { Wake() }
+        @inlinable init(worker: WorkerContinuation? = nil, spawnWorker: Bool = false, consumer: ConsumerContinuation? = nil) {
+            self.worker = worker
+            self.spawnWorker = spawnWorker
+            self.consumer = consumer
+        }
     }
 
     /// Wakes (or spawns) one more worker if there is work nobody is about to do.
-    private mutating func wakeWorkerIfUseful() -> Wake {
+    @inlinable mutating func wakeWorkerIfUseful() -> Wake {
         guard !terminated, wakesOutstanding == 0 else { return .none }
         let upstreamOpen: Bool
         if case .idle = upstream { upstreamOpen = true } else { upstreamOpen = false }
@@ -73,14 +81,14 @@ struct MapAsyncStateMachine<Input, Output> {
 
     // MARK: consumer
 
-    enum ConsumerAction {
+    @usableFromInline enum ConsumerAction {
         case emit(Result<Output, any Error>, Wake)
         case finished((any Error)?)
         case suspend
     }
 
     /// The consumer asks for the next result without suspending.
-    mutating func consumerNext() -> ConsumerAction {
+    @inlinable mutating func consumerNext() -> ConsumerAction {
         if terminated { return .finished(nil) }
         var result: Result<Output, any Error>? = nil
         if ordered {
@@ -97,7 +105,7 @@ struct MapAsyncStateMachine<Input, Output> {
                 terminated = true
                 return .emit(result, .none)
             }
-            return .emit(result, wakeWorkerIfUseful())
+            return .emit(result, inlineIsCheap ? .none : wakeWorkerIfUseful())
         }
         if inWindow == 0 {
             switch upstream {
@@ -115,13 +123,13 @@ struct MapAsyncStateMachine<Input, Output> {
     }
 
     /// Parks the consumer unless a result arrived since ``consumerNext()``; returns whether it parked.
-    mutating func consumerSuspend(_ continuation: ConsumerContinuation) -> Bool {
+    @inlinable mutating func consumerSuspend(_ continuation: ConsumerContinuation) -> Bool {
         if consumerHasWork { return false }
         consumer = continuation
         return true
     }
 
-    private var consumerHasWork: Bool {
+    @usableFromInline var consumerHasWork: Bool {
         if terminated { return true }
         if ordered {
             if case .some(.some) = slots.first { return true }
@@ -137,14 +145,52 @@ struct MapAsyncStateMachine<Input, Output> {
         return false
     }
 
+    @usableFromInline enum ConsumerHelp {
+        /// Run the transform of the head element in the consumer's task.
+        case run(index: Int, input: Input, Wake)
+        /// Pull one element in the consumer's task (nothing is running, so no result can be held up).
+        case pull
+        case none
+    }
+
+    /// Before parking, the consumer does work itself when that cannot delay a
+    /// result: for trivial transforms this keeps the stage on one thread.
+    @inlinable mutating func consumerHelp() -> ConsumerHelp {
+        if terminated { return .none }
+        if ordered, let first = pending.first, first.index == emitted {
+            pending.removeFirst()
+            running += 1
+            maxRunning = max(maxRunning, running)
+            return .run(index: first.index, input: first.input, inlineIsCheap ? .none : wakeWorkerIfUseful())
+        }
+        // Only in order: there the consumer cannot emit anything before the head anyway. Unordered,
+        // running a transform here would hold back results other workers complete meanwhile.
+        if ordered, case .idle = upstream, room > 0, running == 0, pending.isEmpty {
+            upstream = .pulling
+            return .pull
+        }
+        return .none
+    }
+
+    /// The consumer pulled `input` itself and runs it now; returns its index.
+    @inlinable mutating func consumerPulled(_ input: Input) -> (index: Int, wake: Wake) {
+        let index = pulled
+        pulled += 1
+        if ordered { slots.append(nil) }
+        running += 1
+        maxRunning = max(maxRunning, running)
+        upstream = .idle
+        return (index, inlineIsCheap ? .none : wakeWorkerIfUseful())
+    }
+
     /// The consumer starts: spawns the first worker.
-    mutating func start() -> Wake {
+    @inlinable mutating func start() -> Wake {
         wakeWorkerIfUseful()
     }
 
     // MARK: workers
 
-    enum WorkerAction {
+    @usableFromInline enum WorkerAction {
         case process(index: Int, input: Input, Wake)
         case pull
         case suspend
@@ -152,12 +198,12 @@ struct MapAsyncStateMachine<Input, Output> {
     }
 
     /// A woken or new worker starts running.
-    mutating func workerWoke() {
+    @inlinable mutating func workerWoke() {
         wakesOutstanding -= 1
     }
 
     /// A worker asks what to do next.
-    mutating func workerNext() -> WorkerAction {
+    @inlinable mutating func workerNext() -> WorkerAction {
         if terminated { return .exit }
         if let item = pending.popFirst() {
             running += 1
@@ -176,7 +222,7 @@ struct MapAsyncStateMachine<Input, Output> {
     }
 
     /// Parks the worker unless there is something to do; returns whether it parked.
-    mutating func workerSuspend(_ continuation: WorkerContinuation) -> Bool {
+    @inlinable mutating func workerSuspend(_ continuation: WorkerContinuation) -> Bool {
         if terminated { return false }
         if !pending.isEmpty { return false }
         switch upstream {
@@ -188,13 +234,13 @@ struct MapAsyncStateMachine<Input, Output> {
         }
     }
 
-    enum PullAction {
+    @usableFromInline enum PullAction {
         case pullAgain(Wake)
         case stopPulling(Wake)
     }
 
     /// The pulling worker got `input` from upstream.
-    mutating func pulled(_ input: Input) -> PullAction {
+    @inlinable mutating func pulled(_ input: Input) -> PullAction {
         if terminated { return .stopPulling(.none) }
         pending.append((pulled, input))
         if ordered { slots.append(nil) }
@@ -206,7 +252,7 @@ struct MapAsyncStateMachine<Input, Output> {
     }
 
     /// The upstream ended. Returns the parked workers (to let them exit) and the consumer to wake.
-    mutating func upstreamEnded(_ error: (any Error)?) -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
+    @inlinable mutating func upstreamEnded(_ error: (any Error)?) -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
         upstream = error.map { .failed($0) } ?? .finished
         let workers = idleWorkers
         idleWorkers = []
@@ -215,7 +261,7 @@ struct MapAsyncStateMachine<Input, Output> {
     }
 
     /// A worker finished the transform of element `index`.
-    mutating func completed(index: Int, _ result: Result<Output, any Error>) -> Wake {
+    @inlinable mutating func completed(index: Int, _ result: Result<Output, any Error>) -> Wake {
         running -= 1
         if terminated { return .none }
         var wake = Wake.none
@@ -229,13 +275,13 @@ struct MapAsyncStateMachine<Input, Output> {
         return wake
     }
 
-    private mutating func takeConsumer() -> ConsumerContinuation? {
+    @inlinable mutating func takeConsumer() -> ConsumerContinuation? {
         defer { consumer = nil }
         return consumer
     }
 
     /// Ends everything (consumer done, failed or cancelled). Returns what to resume.
-    mutating func terminate() -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
+    @inlinable mutating func terminate() -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
         terminated = true
         pending.removeAll()
         slots.removeAll()

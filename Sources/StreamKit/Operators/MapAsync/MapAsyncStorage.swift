@@ -2,30 +2,30 @@ import Synchronization
 
 /// The async shell around ``MapAsyncStateMachine``: worker tasks, the shared
 /// upstream iterator, and the consumer's suspension.
-final class MapAsyncStorage<Base: AsyncSequence & Sendable, Output: Sendable>: @unchecked Sendable
+@usableFromInline final class MapAsyncStorage<Base: AsyncSequence & Sendable, Output: Sendable>: @unchecked Sendable
 where Base.Element: Sendable {
-    typealias Input = Base.Element
-    typealias Machine = MapAsyncStateMachine<Input, Output>
+    @usableFromInline typealias Input = Base.Element
+    @usableFromInline typealias Machine = MapAsyncStateMachine<Input, Output>
 
-    private let state: Mutex<Machine>
-    private let transform: @Sendable (Input) async throws -> Output
-    private let base: Base
+    @usableFromInline let state: Mutex<Machine>
+    @usableFromInline let transform: @Sendable (Input) async throws -> Output
+    @usableFromInline let base: Base
     /// Touched only by the worker holding the upstream (`upstream == .pulling`), one at a time.
-    private var iterator: Base.AsyncIterator?
-    private let workers = Mutex<[Task<Void, Never>]>([])
+    @usableFromInline var iterator: Base.AsyncIterator?
+    @usableFromInline let workers = Mutex<[Task<Void, Never>]>([])
 
-    init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Input) async throws -> Output) {
+    @inlinable init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Input) async throws -> Output) {
         self.base = base
         self.transform = transform
         self.state = Mutex(Machine(parallelism: parallelism, ordered: ordered))
     }
 
     /// The most transforms that ran at the same time so far.
-    var maxConcurrency: Int { state.withLock { $0.maxRunning } }
+    @usableFromInline var maxConcurrency: Int { state.withLock { $0.maxRunning } }
 
-    private var started = false
+    @usableFromInline var started = false
 
-    func next() async throws -> Output? {
+    @inlinable func next() async throws -> Output? {
         if !started {
             started = true
             iterator = base.makeAsyncIterator()
@@ -47,6 +47,34 @@ where Base.Element: Sendable {
                 if let error { throw error }
                 return nil
             case .suspend:
+                switch state.withLock({ $0.consumerHelp() }) {
+                case .run(let index, let input, let wake):
+                    perform(wake)
+                    await runInline(index: index, input: input)
+                    continue
+                case .pull:
+                    let input: Input?
+                    do {
+                        input = try await iterator!.next()
+                    } catch {
+                        upstreamEnded(error)
+                        continue
+                    }
+                    guard let input else {
+                        upstreamEnded(nil)
+                        continue
+                    }
+                    let pulled = state.withLock { state -> (Int, Machine.Wake) in
+                        let result = state.consumerPulled(input)
+                        return (result.index, result.wake)
+                    }
+                    let index = pulled.0
+                    perform(pulled.1)
+                    await runInline(index: index, input: input)
+                    continue
+                case .none:
+                    break
+                }
                 await withTaskCancellationHandler {
                     await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                         if !state.withLock({ $0.consumerSuspend(continuation) }) { continuation.resume() }
@@ -58,7 +86,20 @@ where Base.Element: Sendable {
         }
     }
 
-    private func perform(_ wake: Machine.Wake) {
+    @inlinable func runInline(index: Int, input: Input) async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result: Result<Output, any Error>
+        do { result = .success(try await transform(input)) } catch { result = .failure(error) }
+        // A transform that returns within a few microseconds gains nothing from other threads.
+        let cheap = clock.now - start < .microseconds(5)
+        perform(state.withLock {
+            $0.inlineIsCheap = cheap
+            return $0.completed(index: index, result)
+        })
+    }
+
+    @inlinable func perform(_ wake: Machine.Wake) {
         wake.worker?.resume(returning: true)
         wake.consumer?.resume()
         if wake.spawnWorker {
@@ -69,14 +110,14 @@ where Base.Element: Sendable {
     }
 
     /// Ends the stage: in-flight transforms are cancelled, parked workers exit.
-    func terminate() {
+    @inlinable func terminate() {
         let (parked, consumer) = state.withLock { $0.terminate() }
         for worker in parked { worker.resume(returning: false) }
         consumer?.resume()
         for task in workers.withLock({ $0 }) { task.cancel() }
     }
 
-    private func runWorker() async {
+    @inlinable func runWorker() async {
         state.withLock { $0.workerWoke() }
         while true {
             switch state.withLock({ $0.workerNext() }) {
@@ -103,7 +144,7 @@ where Base.Element: Sendable {
     }
 
     /// Pulls while there is room; only the worker that got `.pull` gets here.
-    private func pull() async {
+    @inlinable func pull() async {
         while true {
             let input: Input?
             do {
@@ -126,7 +167,7 @@ where Base.Element: Sendable {
         }
     }
 
-    private func upstreamEnded(_ error: (any Error)?) {
+    @inlinable func upstreamEnded(_ error: (any Error)?) {
         iterator = nil
         let (parked, consumer) = state.withLock { $0.upstreamEnded(error) }
         for worker in parked { worker.resume(returning: false) }

@@ -1,0 +1,60 @@
+import Synchronization
+
+/// One output of a fan-out stage (``AsyncSequence/broadcast(count:bufferSize:)``,
+/// ``AsyncSequence/partition(into:bufferSize:by:)``,
+/// ``AsyncSequence/balance(into:bufferSize:)``).
+///
+/// Each branch may be iterated once. The stage starts pulling the upstream
+/// when any branch first asks for an element. A branch that is slow holds
+/// back the upstream once its buffer is full (back-pressure); a branch whose
+/// consumer is cancelled, or that is dropped without being iterated, stops
+/// receiving and no longer holds anything back. When every branch has
+/// stopped, the upstream is cancelled. An upstream error reaches every
+/// branch after the elements before it.
+public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
+    public typealias Failure = any Error
+
+    let handle: BranchHandle<Element>
+
+    /// Which output of the stage this is (0-based).
+    public var index: Int { handle.index }
+
+    public func makeAsyncIterator() -> Iterator {
+        let first = handle.iterated.withLock { iterated in
+            defer { iterated = true }
+            return !iterated
+        }
+        return Iterator(handle: first ? handle : nil)
+    }
+
+    /// The iterator of ``AsyncFanOutBranch``.
+    public struct Iterator: AsyncIteratorProtocol {
+        let handle: BranchHandle<Element>?
+
+        public mutating func next() async throws -> Element? {
+            guard let handle else { throw StreamKitError.alreadyIterated("a fan-out branch") }
+            return try await handle.storage.next(branch: handle.index)
+        }
+    }
+}
+
+/// Keeps a branch subscribed while its sequence or iterator exists.
+final class BranchHandle<Element: Sendable>: Sendable {
+    let storage: FanOutStorage<Element>
+    let index: Int
+    let iterated = Mutex(false)
+
+    init(storage: FanOutStorage<Element>, index: Int) {
+        self.storage = storage
+        self.index = index
+    }
+
+    deinit { storage.cancel(branch: index) }
+}
+
+func makeFanOut<Base: AsyncSequence & Sendable>(
+    _ base: Base, branches: Int, bufferSize: Int, routing: FanOutRouting<Base.Element>
+) -> [AsyncFanOutBranch<Base.Element>] where Base.Element: Sendable {
+    let storage = FanOutStorage(base: base, branches: branches, bufferSize: bufferSize, routing: routing)
+    return (0..<branches).map { AsyncFanOutBranch(handle: BranchHandle(storage: storage, index: $0)) }
+}

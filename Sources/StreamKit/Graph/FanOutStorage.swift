@@ -1,0 +1,99 @@
+import Synchronization
+
+/// The async shell of a fan-out stage: the reader task and the branches' suspensions.
+final class FanOutStorage<Element: Sendable>: Sendable {
+    private let state: Mutex<FanOutStateMachine<Element>>
+    private let readerTask = Mutex<Task<Void, Never>?>(nil)
+    private let makeReader: @Sendable (FanOutStorage<Element>) -> Task<Void, Never>
+
+    init<Base: AsyncSequence & Sendable>(
+        base: Base, branches: Int, bufferSize: Int, routing: FanOutRouting<Element>
+    ) where Base.Element == Element {
+        state = Mutex(FanOutStateMachine(branches: branches, bufferSize: bufferSize, routing: routing))
+        makeReader = { storage in Task { await storage.read(base) } }
+    }
+
+    private func startIfNeeded() {
+        let start = state.withLock { state -> Bool in
+            if state.started || state.cancelled { return false }
+            state.started = true
+            return true
+        }
+        guard start else { return }
+        let task = makeReader(self)
+        readerTask.withLock { $0 = task }
+        if state.withLock({ $0.cancelled }) { task.cancel() }
+    }
+
+    func next(branch: Int) async throws -> Element? {
+        startIfNeeded()
+        let result: Result<Element?, any Error>
+        switch state.withLock({ $0.next(branch: branch) }) {
+        case .deliver(let value, let reader):
+            reader?.resume(returning: true)
+            result = value
+        case .suspend:
+            result = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: FanOutStateMachine<Element>.BranchContinuation) in
+                    if case .deliver(let value, let reader) = state.withLock({ $0.suspend(branch: branch, continuation) }) {
+                        reader?.resume(returning: true)
+                        continuation.resume(returning: value)
+                    }
+                }
+            } onCancel: {
+                self.cancel(branch: branch)
+            }
+        }
+        return try result.get()
+    }
+
+    func cancel(branch: Int) {
+        let (stop, reader, waiter) = state.withLock { $0.cancel(branch: branch) }
+        waiter?.resume(returning: .success(nil))
+        reader?.resume(returning: !stop)
+        if stop { readerTask.withLock { $0 }?.cancel() }
+    }
+
+    private func deliver(_ deliveries: FanOutStateMachine<Element>.Deliveries) {
+        for (continuation, value) in deliveries { continuation.resume(returning: value) }
+    }
+
+    private func read<Base: AsyncSequence & Sendable>(_ base: Base) async where Base.Element == Element {
+        var iterator = base.makeAsyncIterator()
+        while true {
+            switch state.withLock({ $0.readerWantsToPull() }) {
+            case .stop:
+                return
+            case .pull:
+                break
+            case .suspend:
+                let proceed = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
+                    switch state.withLock({ $0.readerSuspend(continuation) }) {
+                    case .pull: continuation.resume(returning: true)
+                    case .stop: continuation.resume(returning: false)
+                    case .suspend: break
+                    }
+                }
+                if !proceed { return }
+                deliver(state.withLock { $0.releaseHeld() })
+                continue
+            }
+            do {
+                guard let element = try await iterator.next() else {
+                    deliver(state.withLock { $0.finish(nil) })
+                    return
+                }
+                switch state.withLock({ $0.route(element) }) {
+                case .routed(let deliveries):
+                    deliver(deliveries)
+                case .failed(let deliveries):
+                    deliver(deliveries)
+                    return
+                }
+            } catch {
+                deliver(state.withLock { $0.finish(error) })
+                return
+            }
+        }
+    }
+}
