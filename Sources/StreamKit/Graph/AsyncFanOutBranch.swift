@@ -14,12 +14,16 @@ import Synchronization
 public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
 
-    let handle: BranchHandle<Element>
+    @usableFromInline let handle: BranchHandle<Element>
 
     /// Which output of the stage this is (0-based).
     public var index: Int { handle.index }
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(handle: BranchHandle<Element>) {
+        self.handle = handle
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         let first = handle.iterated.withLock { iterated in
             defer { iterated = true }
             return !iterated
@@ -29,9 +33,13 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
 
     /// The iterator of ``AsyncFanOutBranch``.
     public struct Iterator: AsyncIteratorProtocol {
-        let handle: BranchHandle<Element>?
+        @usableFromInline let handle: BranchHandle<Element>?
 
-        public mutating func next() async throws -> Element? {
+        @inlinable init(handle: BranchHandle<Element>?) {
+            self.handle = handle
+        }
+
+        @inlinable public mutating func next() async throws -> Element? {
             guard let handle else { throw StreamKitError.alreadyIterated("a fan-out branch") }
             return try await handle.storage.next(branch: handle.index)
         }
@@ -39,12 +47,12 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
 }
 
 /// Keeps a branch subscribed while its sequence or iterator exists.
-final class BranchHandle<Element: Sendable>: Sendable {
-    let storage: FanOutStorage<Element>
-    let index: Int
-    let iterated = Mutex(false)
+@usableFromInline final class BranchHandle<Element: Sendable>: Sendable {
+    @usableFromInline let storage: FanOutStorage<Element>
+    @usableFromInline let index: Int
+    @usableFromInline let iterated = Mutex(false)
 
-    init(storage: FanOutStorage<Element>, index: Int) {
+    @inlinable init(storage: FanOutStorage<Element>, index: Int) {
         self.storage = storage
         self.index = index
     }
@@ -52,7 +60,7 @@ final class BranchHandle<Element: Sendable>: Sendable {
     deinit { storage.cancel(branch: index) }
 }
 
-func makeFanOut<Base: AsyncSequence & Sendable>(
+@inlinable func makeFanOut<Base: AsyncSequence & Sendable>(
     _ base: Base, branches: Int, bufferSize: Int, routing: FanOutRouting<Base.Element>
 ) -> [AsyncFanOutBranch<Base.Element>] where Base.Element: Sendable {
     let storage = FanOutStorage(base: base, branches: branches, bufferSize: bufferSize, routing: routing)

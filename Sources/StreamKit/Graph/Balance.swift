@@ -8,7 +8,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// The branches share one buffer of at most `bufferSize` elements; the
     /// upstream is pulled only when it has room, so the pool's total speed
     /// sets the pace.
-    public func balance(into count: Int, bufferSize: Int = 16) -> [AsyncFanOutBranch<Element>] {
+    @inlinable public func balance(into count: Int, bufferSize: Int = 16) -> [AsyncFanOutBranch<Element>] {
         makeFanOut(self, branches: Swift.max(0, count), bufferSize: bufferSize, routing: .balance)
     }
 }

@@ -9,7 +9,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// Each branch buffers at most `bufferSize` elements; the slowest branch
     /// sets the pace (each consumer back-pressures the producer). Returns no
     /// branch for `count < 1`; `bufferSize` below 1 is treated as 1.
-    public func broadcast(count: Int, bufferSize: Int = 16) -> [AsyncFanOutBranch<Element>] {
+    @inlinable public func broadcast(count: Int, bufferSize: Int = 16) -> [AsyncFanOutBranch<Element>] {
         makeFanOut(self, branches: Swift.max(0, count), bufferSize: bufferSize, routing: .broadcast)
     }
 }

@@ -1,7 +1,7 @@
 import DequeModule
 
 /// How a fan-out stage routes each upstream element to its branches.
-enum FanOutRouting<Element>: Sendable {
+@usableFromInline enum FanOutRouting<Element>: Sendable {
     /// Every element to every branch still consuming.
     case broadcast
     /// Each element to the one branch the function names.
@@ -15,25 +15,25 @@ enum FanOutRouting<Element>: Sendable {
 /// branch. The reader pulls only when every branch an element may go to has
 /// room, so each branch back-pressures the producer and memory is bounded by
 /// `branches × bufferSize` (balance: `bufferSize`).
-struct FanOutStateMachine<Element> {
-    typealias BranchContinuation = UnsafeContinuation<Result<Element?, any Error>, Never>
-    typealias ReaderContinuation = UnsafeContinuation<Bool, Never>
+@usableFromInline struct FanOutStateMachine<Element> {
+    @usableFromInline typealias BranchContinuation = UnsafeContinuation<Result<Element?, any Error>, Never>
+    @usableFromInline typealias ReaderContinuation = UnsafeContinuation<Bool, Never>
 
-    let branchCount: Int
-    let bufferSize: Int
-    let routing: FanOutRouting<Element>
-    private var queues: [Deque<Element>]
-    private var waiting: [BranchContinuation?]
-    private(set) var active: [Bool]
-    private var reader: ReaderContinuation?
+    @usableFromInline let branchCount: Int
+    @usableFromInline let bufferSize: Int
+    @usableFromInline let routing: FanOutRouting<Element>
+    @usableFromInline var queues: [Deque<Element>]
+    @usableFromInline var waiting: [BranchContinuation?]
+    @usableFromInline var active: [Bool]
+    @usableFromInline var reader: ReaderContinuation?
     /// A partitioned element the reader holds until its branch has room.
-    private var held: (branch: Int, element: Element)?
-    private var terminal: (any Error)?? = nil
-    private var endDelivered: [Bool]
-    var started = false
-    private(set) var cancelled = false
+    @usableFromInline var held: (branch: Int, element: Element)?
+    @usableFromInline var terminal: (any Error)?? = nil
+    @usableFromInline var endDelivered: [Bool]
+    @usableFromInline var started = false
+    @usableFromInline var cancelled = false
 
-    init(branches: Int, bufferSize: Int, routing: FanOutRouting<Element>) {
+    @inlinable init(branches: Int, bufferSize: Int, routing: FanOutRouting<Element>) {
         self.branchCount = branches
         self.bufferSize = max(1, bufferSize)
         self.routing = routing
@@ -45,13 +45,13 @@ struct FanOutStateMachine<Element> {
         endDelivered = Array(repeating: false, count: branches)
     }
 
-    private func queueIndex(_ branch: Int) -> Int {
+    @inlinable func queueIndex(_ branch: Int) -> Int {
         if case .balance = routing { return 0 }
         return branch
     }
 
     /// Whether the reader may pull another element now.
-    private var readerMayPull: Bool {
+    @usableFromInline var readerMayPull: Bool {
         if held != nil { return false }
         switch routing {
         case .partition:
@@ -65,13 +65,13 @@ struct FanOutStateMachine<Element> {
         }
     }
 
-    enum BranchAction {
+    @usableFromInline enum BranchAction {
         case deliver(Result<Element?, any Error>, resumeReader: ReaderContinuation?)
         case suspend
     }
 
     /// Branch `branch` asks for its next element.
-    mutating func next(branch: Int) -> BranchAction {
+    @inlinable mutating func next(branch: Int) -> BranchAction {
         let q = queueIndex(branch)
         if let element = queues[q].popFirst() {
             return .deliver(.success(element), resumeReader: takeReaderIfRoom())
@@ -86,13 +86,13 @@ struct FanOutStateMachine<Element> {
         return .suspend
     }
 
-    mutating func suspend(branch: Int, _ continuation: BranchContinuation) -> BranchAction {
+    @inlinable mutating func suspend(branch: Int, _ continuation: BranchContinuation) -> BranchAction {
         let action = next(branch: branch)
         if case .suspend = action { waiting[branch] = continuation }
         return action
     }
 
-    private mutating func takeReaderIfRoom() -> ReaderContinuation? {
+    @inlinable mutating func takeReaderIfRoom() -> ReaderContinuation? {
         guard reader != nil else { return nil }
         if let held, queues[queueIndex(held.branch)].count < bufferSize || !active[held.branch] {
             return takeReader()
@@ -101,36 +101,36 @@ struct FanOutStateMachine<Element> {
         return nil
     }
 
-    private mutating func takeReader() -> ReaderContinuation? {
+    @inlinable mutating func takeReader() -> ReaderContinuation? {
         defer { reader = nil }
         return reader
     }
 
-    enum ReaderAction { case pull, suspend, stop }
+    @usableFromInline enum ReaderAction { case pull, suspend, stop }
 
     /// The reader asks whether it may pull.
-    mutating func readerWantsToPull() -> ReaderAction {
+    @inlinable mutating func readerWantsToPull() -> ReaderAction {
         if cancelled || terminal != nil { return .stop }
         return readerMayPull ? .pull : .suspend
     }
 
-    mutating func readerSuspend(_ continuation: ReaderContinuation) -> ReaderAction {
+    @inlinable mutating func readerSuspend(_ continuation: ReaderContinuation) -> ReaderAction {
         let action = readerWantsToPull()
         if case .suspend = action { reader = continuation }
         return action
     }
 
     /// The branches to resume with their elements after routing one upstream element.
-    typealias Deliveries = [(BranchContinuation, Result<Element?, any Error>)]
+    @usableFromInline typealias Deliveries = [(BranchContinuation, Result<Element?, any Error>)]
 
-    enum RouteResult {
+    @usableFromInline enum RouteResult {
         case routed(Deliveries)
         /// The partition function returned an invalid index: the stage fails.
         case failed(Deliveries)
     }
 
     /// The reader got `element`.
-    mutating func route(_ element: Element) -> RouteResult {
+    @inlinable mutating func route(_ element: Element) -> RouteResult {
         var deliveries: Deliveries = []
         switch routing {
         case .broadcast:
@@ -159,7 +159,7 @@ struct FanOutStateMachine<Element> {
     }
 
     /// The reader resumes after waiting for room: a held element moves to its branch.
-    mutating func releaseHeld() -> Deliveries {
+    @inlinable mutating func releaseHeld() -> Deliveries {
         guard let held else { return [] }
         self.held = nil
         var deliveries: Deliveries = []
@@ -167,7 +167,7 @@ struct FanOutStateMachine<Element> {
         return deliveries
     }
 
-    private mutating func deliver(_ element: Element, to branch: Int, _ deliveries: inout Deliveries) {
+    @inlinable mutating func deliver(_ element: Element, to branch: Int, _ deliveries: inout Deliveries) {
         if let continuation = waiting[branch] {
             waiting[branch] = nil
             deliveries.append((continuation, .success(element)))
@@ -177,7 +177,7 @@ struct FanOutStateMachine<Element> {
     }
 
     /// The upstream ended (or the stage failed): waiting branches get the end now, the others after their queues.
-    mutating func finish(_ error: (any Error)?) -> Deliveries {
+    @inlinable mutating func finish(_ error: (any Error)?) -> Deliveries {
         guard terminal == nil else { return [] }
         terminal = .some(error)
         var deliveries: Deliveries = []
@@ -192,7 +192,7 @@ struct FanOutStateMachine<Element> {
     }
 
     /// Branch `branch` stopped consuming. Returns whether the whole stage should stop (no branch left) and the reader to resume.
-    mutating func cancel(branch: Int) -> (stopUpstream: Bool, reader: ReaderContinuation?, waiting: BranchContinuation?) {
+    @inlinable mutating func cancel(branch: Int) -> (stopUpstream: Bool, reader: ReaderContinuation?, waiting: BranchContinuation?) {
         guard active[branch] else { return (false, nil, nil) }
         active[branch] = false
         if case .balance = routing {} else { queues[branch].removeAll() }

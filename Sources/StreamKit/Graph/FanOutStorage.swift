@@ -1,19 +1,19 @@
 import Synchronization
 
 /// The async shell of a fan-out stage: the reader task and the branches' suspensions.
-final class FanOutStorage<Element: Sendable>: Sendable {
-    private let state: Mutex<FanOutStateMachine<Element>>
-    private let readerTask = Mutex<Task<Void, Never>?>(nil)
-    private let makeReader: @Sendable (FanOutStorage<Element>) -> Task<Void, Never>
+@usableFromInline final class FanOutStorage<Element: Sendable>: Sendable {
+    @usableFromInline let state: Mutex<FanOutStateMachine<Element>>
+    @usableFromInline let readerTask = Mutex<Task<Void, Never>?>(nil)
+    @usableFromInline let makeReader: @Sendable (FanOutStorage<Element>) -> Task<Void, Never>
 
-    init<Base: AsyncSequence & Sendable>(
+    @inlinable init<Base: AsyncSequence & Sendable>(
         base: Base, branches: Int, bufferSize: Int, routing: FanOutRouting<Element>
     ) where Base.Element == Element {
         state = Mutex(FanOutStateMachine(branches: branches, bufferSize: bufferSize, routing: routing))
         makeReader = { storage in Task { await storage.read(base) } }
     }
 
-    private func startIfNeeded() {
+    @inlinable func startIfNeeded() {
         let start = state.withLock { state -> Bool in
             if state.started || state.cancelled { return false }
             state.started = true
@@ -25,7 +25,7 @@ final class FanOutStorage<Element: Sendable>: Sendable {
         if state.withLock({ $0.cancelled }) { task.cancel() }
     }
 
-    func next(branch: Int) async throws -> Element? {
+    @inlinable func next(branch: Int) async throws -> Element? {
         startIfNeeded()
         let result: Result<Element?, any Error>
         switch state.withLock({ $0.next(branch: branch) }) {
@@ -47,18 +47,18 @@ final class FanOutStorage<Element: Sendable>: Sendable {
         return try result.get()
     }
 
-    func cancel(branch: Int) {
+    @inlinable func cancel(branch: Int) {
         let (stop, reader, waiter) = state.withLock { $0.cancel(branch: branch) }
         waiter?.resume(returning: .success(nil))
         reader?.resume(returning: !stop)
         if stop { readerTask.withLock { $0 }?.cancel() }
     }
 
-    private func deliver(_ deliveries: FanOutStateMachine<Element>.Deliveries) {
+    @inlinable func deliver(_ deliveries: FanOutStateMachine<Element>.Deliveries) {
         for (continuation, value) in deliveries { continuation.resume(returning: value) }
     }
 
-    private func read<Base: AsyncSequence & Sendable>(_ base: Base) async where Base.Element == Element {
+    @inlinable func read<Base: AsyncSequence & Sendable>(_ base: Base) async where Base.Element == Element {
         var iterator = base.makeAsyncIterator()
         while true {
             switch state.withLock({ $0.readerWantsToPull() }) {

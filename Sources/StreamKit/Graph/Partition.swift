@@ -9,7 +9,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// back the upstream. An index outside `0..<count` fails every branch with
     /// ``StreamKitError/partitionIndexOutOfRange(index:count:)``. Elements for
     /// a branch whose consumer stopped are dropped.
-    public func partition(
+    @inlinable public func partition(
         into count: Int, bufferSize: Int = 16, by partitioner: @escaping @Sendable (Element) -> Int
     ) -> [AsyncFanOutBranch<Element>] {
         makeFanOut(self, branches: Swift.max(0, count), bufferSize: bufferSize, routing: .partition(partitioner))

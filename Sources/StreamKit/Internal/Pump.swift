@@ -7,27 +7,27 @@ import Synchronization
 /// The reader pulls only while the buffer has room (or, for the dropping
 /// strategies, keeps pulling and drops), so memory is bounded by `capacity`.
 /// Cancelling the pump cancels the reader task and with it the upstream.
-final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: Sendable {
-    typealias Element = Base.Element
+@usableFromInline final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: Sendable {
+    @usableFromInline typealias Element = Base.Element
 
-    private let base: Base
-    private let state: Mutex<PumpStateMachine<Element>>
-    private let reader = Mutex<Task<Void, Never>?>(nil)
+    @usableFromInline let base: Base
+    @usableFromInline let state: Mutex<PumpStateMachine<Element>>
+    @usableFromInline let reader = Mutex<Task<Void, Never>?>(nil)
 
-    private let statisticsSink: BufferStatistics?
+    @usableFromInline let statisticsSink: BufferStatistics?
 
-    init(_ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure, statistics: BufferStatistics? = nil) {
+    @inlinable init(_ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure, statistics: BufferStatistics? = nil) {
         self.base = base
         self.state = Mutex(PumpStateMachine(capacity: capacity, overflow: overflow))
         self.statisticsSink = statistics
     }
 
-    var statistics: (dropped: Int, highWaterMark: Int) {
+    @usableFromInline var statistics: (dropped: Int, highWaterMark: Int) {
         state.withLock { ($0.dropped, $0.highWaterMark) }
     }
 
     /// Starts the reader if it is not running yet (the first demand starts it).
-    func start() {
+    @inlinable func start() {
         let start = state.withLock { state -> Bool in
             if state.started || state.cancelled { return false }
             state.started = true
@@ -41,7 +41,7 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
     }
 
     /// The next event; suspends until an element, the end, or cancellation.
-    func next() async -> PumpEvent<Element> {
+    @inlinable func next() async -> PumpEvent<Element> {
         start()
         let action = state.withLock { $0.next() }
         switch action {
@@ -54,7 +54,7 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
     }
 
     /// Like ``next()``, but also returns `.tick` once `deadline` passes on `clock` without an event.
-    func next<C: Clock>(wakeAt deadline: C.Instant, clock: C) async -> PumpEvent<Element> {
+    @inlinable func next<C: Clock>(wakeAt deadline: C.Instant, clock: C) async -> PumpEvent<Element> {
         start()
         let action = state.withLock { $0.next() }
         switch action {
@@ -73,7 +73,7 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
         }
     }
 
-    private func suspend() async -> PumpEvent<Element> {
+    @inlinable func suspend() async -> PumpEvent<Element> {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: PumpStateMachine<Element>.ConsumerContinuation) in
                 let action = state.withLock { $0.suspend(continuation) }
@@ -87,19 +87,19 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
         }
     }
 
-    func tick(_ generation: UInt64) {
+    @inlinable func tick(_ generation: UInt64) {
         state.withLock { $0.tick(generation) }?.resume(returning: .tick)
     }
 
     /// Stops everything: the consumer gets `.finished(nil)`, the reader task and upstream are cancelled.
-    func cancel() {
+    @inlinable func cancel() {
         let (consumer, producer) = state.withLock { $0.cancel() }
         consumer?.resume(returning: .finished(nil))
         producer?.resume(returning: false)
         reader.withLock { $0 }?.cancel()
     }
 
-    private func read() async {
+    @inlinable func read() async {
         var iterator = base.makeAsyncIterator()
         while true {
             switch state.withLock({ $0.readerWantsRoom() }) {
@@ -148,8 +148,8 @@ final class Pump<Base: AsyncSequence & Sendable>: Sendable where Base.Element: S
 }
 
 /// Cancels a pump when the iterator that owns it goes away (the consumer stopped iterating).
-final class PumpLifetime<Base: AsyncSequence & Sendable>: Sendable where Base.Element: Sendable {
-    let pump: Pump<Base>
-    init(_ pump: Pump<Base>) { self.pump = pump }
+@usableFromInline final class PumpLifetime<Base: AsyncSequence & Sendable>: Sendable where Base.Element: Sendable {
+    @usableFromInline let pump: Pump<Base>
+    @inlinable init(_ pump: Pump<Base>) { self.pump = pump }
     deinit { pump.cancel() }
 }

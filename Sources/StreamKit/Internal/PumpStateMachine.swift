@@ -1,7 +1,7 @@
 import DequeModule
 
 /// What a pump's consumer gets next.
-enum PumpEvent<Element> {
+@usableFromInline enum PumpEvent<Element> {
     case element(Element)
     /// The upstream ended (with an error, or `nil` for normal completion), or the pump was cancelled.
     case finished((any Error)?)
@@ -10,44 +10,44 @@ enum PumpEvent<Element> {
 }
 
 /// How a pump treats an element that arrives when its buffer is full.
-enum PumpOverflow: Sendable {
+@usableFromInline enum PumpOverflow: Sendable {
     case backpressure, dropHead, dropTail, dropBuffer, dropNew, fail
 }
 
 /// The pure state of a pump: a reader task pulls an upstream into a bounded
 /// buffer, one consumer takes from it. No I/O; the storage resumes the
 /// continuations this returns, outside its lock.
-struct PumpStateMachine<Element> {
-    typealias ConsumerContinuation = UnsafeContinuation<PumpEvent<Element>, Never>
-    typealias ProducerContinuation = UnsafeContinuation<Bool, Never>
+@usableFromInline struct PumpStateMachine<Element> {
+    @usableFromInline typealias ConsumerContinuation = UnsafeContinuation<PumpEvent<Element>, Never>
+    @usableFromInline typealias ProducerContinuation = UnsafeContinuation<Bool, Never>
 
-    let capacity: Int
-    let overflow: PumpOverflow
-    private(set) var buffer: Deque<Element> = []
-    private var terminal: (any Error)?? = nil
-    private var consumer: ConsumerContinuation?
-    private var producer: ProducerContinuation?
-    private(set) var cancelled = false
-    private var tickPending = false
-    private(set) var generation: UInt64 = 0
-    var started = false
+    @usableFromInline let capacity: Int
+    @usableFromInline let overflow: PumpOverflow
+    @usableFromInline var buffer: Deque<Element> = []
+    @usableFromInline var terminal: (any Error)?? = nil
+    @usableFromInline var consumer: ConsumerContinuation?
+    @usableFromInline var producer: ProducerContinuation?
+    @usableFromInline var cancelled = false
+    @usableFromInline var tickPending = false
+    @usableFromInline var generation: UInt64 = 0
+    @usableFromInline var started = false
     /// Elements dropped by the overflow strategy.
-    private(set) var dropped = 0
+    @usableFromInline var dropped = 0
     /// The largest number of elements the buffer held at once.
-    private(set) var highWaterMark = 0
+    @usableFromInline var highWaterMark = 0
 
-    init(capacity: Int, overflow: PumpOverflow) {
+    @inlinable init(capacity: Int, overflow: PumpOverflow) {
         self.capacity = max(1, capacity)
         self.overflow = overflow
     }
 
-    enum ConsumerAction {
+    @usableFromInline enum ConsumerAction {
         case event(PumpEvent<Element>, resumeProducer: ProducerContinuation?)
         case suspend
     }
 
     /// The consumer asks for its next event without suspending.
-    mutating func next() -> ConsumerAction {
+    @inlinable mutating func next() -> ConsumerAction {
         if let element = buffer.popFirst() {
             var resume: ProducerContinuation? = nil
             // Resume the reader once half the buffer is free, so it refills in batches.
@@ -70,35 +70,35 @@ struct PumpStateMachine<Element> {
     }
 
     /// The consumer suspends with `continuation`; if something arrived since ``next()``, it is returned instead.
-    mutating func suspend(_ continuation: ConsumerContinuation) -> ConsumerAction {
+    @inlinable mutating func suspend(_ continuation: ConsumerContinuation) -> ConsumerAction {
         let action = next()
         if case .suspend = action { consumer = continuation }
         return action
     }
 
     /// Starts a new wait: ticks armed for earlier waits are ignored from now on.
-    mutating func newWait() -> UInt64 {
+    @inlinable mutating func newWait() -> UInt64 {
         generation &+= 1
         tickPending = false
         return generation
     }
 
-    enum RoomAction { case proceed, suspend, stop }
+    @usableFromInline enum RoomAction { case proceed, suspend, stop }
 
     /// The reader asks whether it may pull the next upstream element.
-    mutating func readerWantsRoom() -> RoomAction {
+    @inlinable mutating func readerWantsRoom() -> RoomAction {
         if cancelled || terminal != nil { return .stop }
         if overflow == .backpressure && buffer.count >= capacity { return .suspend }
         return .proceed
     }
 
-    mutating func readerSuspend(_ continuation: ProducerContinuation) -> RoomAction {
+    @inlinable mutating func readerSuspend(_ continuation: ProducerContinuation) -> RoomAction {
         let action = readerWantsRoom()
         if case .suspend = action { producer = continuation }
         return action
     }
 
-    enum ReceiveAction {
+    @usableFromInline enum ReceiveAction {
         case resumeConsumer(ConsumerContinuation, PumpEvent<Element>)
         case buffered
         /// The element was refused and the reader must stop (cancelled or `.fail` overflow).
@@ -106,7 +106,7 @@ struct PumpStateMachine<Element> {
     }
 
     /// The reader got `element` from upstream.
-    mutating func received(_ element: Element) -> ReceiveAction {
+    @inlinable mutating func received(_ element: Element) -> ReceiveAction {
         if cancelled { return .stop(resumeConsumer: nil, event: .finished(nil)) }
         if let consumer {
             self.consumer = nil
@@ -140,7 +140,7 @@ struct PumpStateMachine<Element> {
     }
 
     /// The upstream ended; returns the consumer to resume, if it is waiting.
-    mutating func upstreamFinished(_ error: (any Error)?) -> (ConsumerContinuation, PumpEvent<Element>)? {
+    @inlinable mutating func upstreamFinished(_ error: (any Error)?) -> (ConsumerContinuation, PumpEvent<Element>)? {
         guard terminal == nil, !cancelled else { return nil }
         if let consumer {
             self.consumer = nil
@@ -152,7 +152,7 @@ struct PumpStateMachine<Element> {
     }
 
     /// A timer armed for wait `generation` fired.
-    mutating func tick(_ generation: UInt64) -> ConsumerContinuation? {
+    @inlinable mutating func tick(_ generation: UInt64) -> ConsumerContinuation? {
         guard generation == self.generation, !cancelled else { return nil }
         if let consumer {
             self.consumer = nil
@@ -163,7 +163,7 @@ struct PumpStateMachine<Element> {
     }
 
     /// Ends the pump from outside (consumer gone, kill switch, timeout).
-    mutating func cancel() -> (ConsumerContinuation?, ProducerContinuation?) {
+    @inlinable mutating func cancel() -> (ConsumerContinuation?, ProducerContinuation?) {
         cancelled = true
         buffer.removeAll()
         let result = (consumer, producer)

@@ -17,17 +17,17 @@ enum StreamKitBench {
     /// Runs `scenario` over `elements` integers and returns its result line.
     static func run(_ scenario: String, elements: Int) async throws -> BenchLine {
         let n = max(1, elements)
-        let source = (0..<n).async
+        let source = Counter(count: n)
         switch scenario {
         case "streamkit-map-filter":
             return try await compare(scenario, n, baseline: "hand-written for-await loop (map + filter inline)") {
                 var sum = 0
-                for await x in source.map({ $0 &* 3 }).filter({ $0 & 1 == 0 }) { sum &+= x }
+                for await x in source.map({ work($0) }).filter({ $0 & 1 == 0 }) { sum &+= x }
                 return sum
             } baselineBody: {
                 var sum = 0
                 for await x in source {
-                    let y = x &* 3
+                    let y = work(x)
                     if y & 1 == 0 { sum &+= y }
                 }
                 return sum
@@ -45,7 +45,7 @@ enum StreamKitBench {
         case "streamkit-groupedwithin":
             return try await compare(scenario, n, baseline: "hand-written for-await loop collecting arrays of 100", notes: "count 100, duration 1 s") {
                 var sum = 0
-                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) { sum &+= group.count }
+                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) { sum &+= work(group.count) }
                 return sum
             } baselineBody: {
                 var sum = 0
@@ -54,22 +54,22 @@ enum StreamKitBench {
                 for await x in source {
                     group.append(x)
                     if group.count == 100 {
-                        sum &+= group.count
+                        sum &+= work(group.count)
                         group = []
                         group.reserveCapacity(100)
                     }
                 }
-                if !group.isEmpty { sum &+= group.count }
+                if !group.isEmpty { sum &+= work(group.count) }
                 return sum
             }
         case "streamkit-buffer":
             return try await compare(scenario, n, baseline: "hand-written for-await loop (no buffer)", notes: "size 1024, backpressure; producer and consumer on separate tasks") {
                 var sum = 0
-                for try await x in source.buffer(size: 1024, overflow: .backpressure) { sum &+= x }
+                for try await x in source.buffer(size: 1024, overflow: .backpressure) { sum &+= work(x) }
                 return sum
             } baselineBody: {
                 var sum = 0
-                for await x in source { sum &+= x }
+                for await x in source { sum &+= work(x) }
                 return sum
             }
         case "streamkit-broadcast":
@@ -79,7 +79,7 @@ enum StreamKitBench {
                     for branch in branches {
                         group.addTask {
                             var sum = 0
-                            for try await x in branch { sum &+= x }
+                            for try await x in branch { sum &+= work(x) }
                             return sum
                         }
                     }
@@ -89,8 +89,8 @@ enum StreamKitBench {
                 var first = 0
                 var second = 0
                 for await x in source {
-                    first &+= x
-                    second &+= x
+                    first &+= work(x)
+                    second &+= work(x)
                 }
                 return first &+ second
             }
@@ -99,8 +99,44 @@ enum StreamKitBench {
         }
     }
 
+    /// 0..<count as an async sequence that never suspends: the cheapest
+    /// possible upstream, so the operators' own cost dominates. It implements
+    /// `next(isolation:)` as Swift 6 sources should, so generic operators
+    /// specialise over it.
+    struct Counter: AsyncSequence, Sendable {
+        typealias Element = Int
+        typealias Failure = Never
+        let count: Int
+
+        struct Iterator: AsyncIteratorProtocol {
+            typealias Failure = Never
+            var current = 0
+            let count: Int
+
+            @inline(__always)
+            mutating func next() async -> Int? {
+                guard current < count else { return nil }
+                defer { current &+= 1 }
+                return current
+            }
+
+            @inline(__always)
+            mutating func next(isolation actor: isolated (any Actor)?) async -> Int? {
+                guard current < count else { return nil }
+                defer { current &+= 1 }
+                return current
+            }
+        }
+
+        func makeAsyncIterator() -> Iterator { Iterator(count: count) }
+    }
+
     @inline(never)
     static func triple(_ x: Int) async -> Int { x &* 3 }
+
+    /// Opaque trivial work: keeps the optimiser from folding either loop away.
+    @inline(never)
+    static func work(_ x: Int) -> Int { x &* 3 }
 
     /// Measures `body` and `baselineBody` (baseline first, then the operator) and checks they agree.
     private static func compare(

@@ -13,12 +13,19 @@ where Base.Element: Sendable {
     public typealias Element = Base.Element
     public typealias Failure = any Error
 
-    let base: Base
-    let size: Int
-    let overflow: OverflowStrategy
-    let statistics: BufferStatistics?
+    @usableFromInline let base: Base
+    @usableFromInline let size: Int
+    @usableFromInline let overflow: OverflowStrategy
+    @usableFromInline let statistics: BufferStatistics?
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(base: Base, size: Int, overflow: OverflowStrategy, statistics: BufferStatistics?) {
+        self.base = base
+        self.size = size
+        self.overflow = overflow
+        self.statistics = statistics
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             size: size,
             lifetime: size >= 1
@@ -29,10 +36,15 @@ where Base.Element: Sendable {
 
     /// The iterator of ``AsyncOverflowBufferSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        let size: Int
-        let lifetime: PumpLifetime<Base>?
+        @usableFromInline let size: Int
+        @usableFromInline let lifetime: PumpLifetime<Base>?
 
-        public mutating func next() async throws -> Element? {
+        @inlinable init(size: Int, lifetime: PumpLifetime<Base>?) {
+            self.size = size
+            self.lifetime = lifetime
+        }
+
+        @inlinable public mutating func next() async throws -> Element? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("buffer(size: \(size)): size must be at least 1")
             }
@@ -58,7 +70,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// `size` must be at least 1 (else the first `next()` throws
     /// ``StreamKitError/invalidArgument(_:)``). Pass `statistics` to observe
     /// drops and the high-water mark.
-    public func buffer(
+    @inlinable public func buffer(
         size: Int, overflow: OverflowStrategy, statistics: BufferStatistics? = nil
     ) -> AsyncOverflowBufferSequence<Self> {
         AsyncOverflowBufferSequence(base: self, size: size, overflow: overflow, statistics: statistics)

@@ -16,7 +16,7 @@ public enum OverflowStrategy: Sendable, Hashable, CaseIterable {
     /// Fail the stream with ``StreamKitError/bufferOverflow(size:)`` (after the buffered elements).
     case fail
 
-    var pumpOverflow: PumpOverflow {
+    @usableFromInline var pumpOverflow: PumpOverflow {
         switch self {
         case .backpressure: .backpressure
         case .dropHead: .dropHead
@@ -32,17 +32,17 @@ public enum OverflowStrategy: Sendable, Hashable, CaseIterable {
 /// dropped and the most elements it held at once. Pass one to
 /// ``AsyncSequence/buffer(size:overflow:statistics:)`` to watch a buffer.
 public final class BufferStatistics: Sendable {
-    private let counters = Mutex<(dropped: Int, highWaterMark: Int)>((0, 0))
+    @usableFromInline let counters = Mutex<(dropped: Int, highWaterMark: Int)>((0, 0))
 
     /// Counters start at zero.
-    public init() {}
+    @inlinable public init() {}
 
     /// Elements dropped so far by the overflow strategy.
     public var dropped: Int { counters.withLock { $0.dropped } }
     /// The most elements the buffer held at once so far.
     public var highWaterMark: Int { counters.withLock { $0.highWaterMark } }
 
-    func update(dropped: Int, highWaterMark: Int) {
+    @inlinable func update(dropped: Int, highWaterMark: Int) {
         counters.withLock { $0 = (dropped, highWaterMark) }
     }
 }

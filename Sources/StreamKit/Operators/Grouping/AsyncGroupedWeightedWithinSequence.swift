@@ -11,29 +11,37 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     public typealias Element = [Base.Element]
     public typealias Failure = any Error
 
-    let base: Base
-    let weight: Int
-    let duration: Duration
-    let clock: C
-    let cost: @Sendable (Base.Element) -> Int
+    @usableFromInline let base: Base
+    @usableFromInline let weight: Int
+    @usableFromInline let duration: Duration
+    @usableFromInline let clock: C
+    @usableFromInline let cost: @Sendable (Base.Element) -> Int
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(base: Base, weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Base.Element) -> Int) {
+        self.base = base
+        self.weight = weight
+        self.duration = duration
+        self.clock = clock
+        self.cost = cost
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self, lifetime: PumpLifetime(Pump(base, capacity: 1)))
     }
 
     /// The iterator of ``AsyncGroupedWeightedWithinSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        let sequence: AsyncGroupedWeightedWithinSequence
-        let lifetime: PumpLifetime<Base>
-        var carry: Base.Element? = nil
-        var pendingEnd: (any Error)?? = nil
+        @usableFromInline let sequence: AsyncGroupedWeightedWithinSequence
+        @usableFromInline let lifetime: PumpLifetime<Base>
+        @usableFromInline var carry: Base.Element? = nil
+        @usableFromInline var pendingEnd: (any Error)?? = nil
 
-        init(sequence: AsyncGroupedWeightedWithinSequence, lifetime: PumpLifetime<Base>) {
+        @inlinable init(sequence: AsyncGroupedWeightedWithinSequence, lifetime: PumpLifetime<Base>) {
             self.sequence = sequence
             self.lifetime = lifetime
         }
 
-        public mutating func next() async throws -> [Base.Element]? {
+        @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard sequence.weight >= 1 else {
                 throw StreamKitError.invalidArgument("groupedWeightedWithin(weight: \(sequence.weight)): weight must be at least 1")
             }
@@ -101,14 +109,14 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// ```swift
     /// let batches = records.groupedWeightedWithin(weight: 1 << 20, duration: .milliseconds(50)) { $0.bytes.count }
     /// ```
-    public func groupedWeightedWithin<C: Clock>(
+    @inlinable public func groupedWeightedWithin<C: Clock>(
         weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Element) -> Int
     ) -> AsyncGroupedWeightedWithinSequence<Self, C> where C.Duration == Duration {
         AsyncGroupedWeightedWithinSequence(base: self, weight: weight, duration: duration, clock: clock, cost: cost)
     }
 
     /// ``groupedWeightedWithin(weight:duration:clock:cost:)`` on the continuous clock.
-    public func groupedWeightedWithin(
+    @inlinable public func groupedWeightedWithin(
         weight: Int, duration: Duration, cost: @escaping @Sendable (Element) -> Int
     ) -> AsyncGroupedWeightedWithinSequence<Self, ContinuousClock> {
         AsyncGroupedWeightedWithinSequence(base: self, weight: weight, duration: duration, clock: ContinuousClock(), cost: cost)

@@ -12,12 +12,19 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     public typealias Element = [Base.Element]
     public typealias Failure = any Error
 
-    let base: Base
-    let count: Int
-    let duration: Duration
-    let clock: C
+    @usableFromInline let base: Base
+    @usableFromInline let count: Int
+    @usableFromInline let duration: Duration
+    @usableFromInline let clock: C
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(base: Base, count: Int, duration: Duration, clock: C) {
+        self.base = base
+        self.count = count
+        self.duration = duration
+        self.clock = clock
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             count: count, duration: duration, clock: clock,
             lifetime: count >= 1 ? PumpLifetime(Pump(base, capacity: count)) : nil
@@ -26,21 +33,21 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
 
     /// The iterator of ``AsyncGroupedWithinSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        let count: Int
-        let duration: Duration
-        let clock: C
-        let lifetime: PumpLifetime<Base>?
-        var carry: Base.Element? = nil
-        var pendingEnd: (any Error)?? = nil
+        @usableFromInline let count: Int
+        @usableFromInline let duration: Duration
+        @usableFromInline let clock: C
+        @usableFromInline let lifetime: PumpLifetime<Base>?
+        @usableFromInline var carry: Base.Element? = nil
+        @usableFromInline var pendingEnd: (any Error)?? = nil
 
-        init(count: Int, duration: Duration, clock: C, lifetime: PumpLifetime<Base>?) {
+        @inlinable init(count: Int, duration: Duration, clock: C, lifetime: PumpLifetime<Base>?) {
             self.count = count
             self.duration = duration
             self.clock = clock
             self.lifetime = lifetime
         }
 
-        public mutating func next() async throws -> [Base.Element]? {
+        @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("groupedWithin(count: \(count)): count must be at least 1")
             }
@@ -105,14 +112,14 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     /// ```
     /// `count` must be at least 1 and `duration` positive, else the first
     /// `next()` throws ``StreamKitError/invalidArgument(_:)``.
-    public func groupedWithin<C: Clock>(
+    @inlinable public func groupedWithin<C: Clock>(
         count: Int, duration: Duration, clock: C
     ) -> AsyncGroupedWithinSequence<Self, C> where C.Duration == Duration {
         AsyncGroupedWithinSequence(base: self, count: count, duration: duration, clock: clock)
     }
 
     /// ``groupedWithin(count:duration:clock:)`` on the continuous clock.
-    public func groupedWithin(
+    @inlinable public func groupedWithin(
         count: Int, duration: Duration
     ) -> AsyncGroupedWithinSequence<Self, ContinuousClock> {
         AsyncGroupedWithinSequence(base: self, count: count, duration: duration, clock: ContinuousClock())
