@@ -47,15 +47,3 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
 
 extension AsyncSyncFilterSequence: Sendable where Base: Sendable {}
 
-extension AsyncSequence {
-    /// Keeps the elements a synchronous predicate accepts (the fast path of `filter`).
-    ///
-    /// ```swift
-    /// let errors = logLines.filter { $0.hasPrefix("ERROR") }
-    /// ```
-    @inlinable public func filter(
-        _ isIncluded: @escaping @Sendable (Element) -> Bool
-    ) -> AsyncSyncFilterSequence<Self> {
-        AsyncSyncFilterSequence(base: self, isIncluded: isIncluded)
-    }
-}

@@ -45,17 +45,3 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
 
 extension AsyncSyncMapSequence: Sendable where Base: Sendable {}
 
-extension AsyncSequence {
-    /// Transforms each element with a synchronous function (the fast path of `map`).
-    ///
-    /// ```swift
-    /// let lengths = lines.map { $0.count }
-    /// ```
-    /// Preferred over the standard library's async-closure `map` when the
-    /// closure does not `await`, because the call inlines.
-    @inlinable public func map<Output>(
-        _ transform: @escaping @Sendable (Element) -> Output
-    ) -> AsyncSyncMapSequence<Self, Output> {
-        AsyncSyncMapSequence(base: self, transform: transform)
-    }
-}

@@ -1,0 +1,61 @@
+/// StreamKit operators on ``Source`` that keep the materialized value.
+/// Everything else is reachable through ``Source/transform(_:)``.
+extension Source {
+    /// Transforms each element with a synchronous function, keeping the materialized value.
+    ///
+    /// Chosen over the async `map` when the closure does not `await`: the call
+    /// inlines into the consumer's loop (no async hop per element).
+    @inlinable public func map<T: Sendable>(
+        _ transform: @escaping @Sendable (Element) -> T
+    ) -> Source<AsyncSyncMapSequence<Base, T>, Materialized> {
+        Source<AsyncSyncMapSequence<Base, T>, Materialized>(
+            AsyncSyncMapSequence(base: base, transform: transform), materialized: materialized)
+    }
+
+    /// Keeps the elements a synchronous predicate accepts, keeping the materialized value.
+    @inlinable public func filter(
+        _ isIncluded: @escaping @Sendable (Element) -> Bool
+    ) -> Source<AsyncSyncFilterSequence<Base>, Materialized> {
+        Source<AsyncSyncFilterSequence<Base>, Materialized>(
+            AsyncSyncFilterSequence(base: base, isIncluded: isIncluded), materialized: materialized)
+    }
+
+    /// ``AsyncSequence/mapAsync(parallelism:_:)``, keeping the materialized value.
+    @inlinable public func mapAsync<T: Sendable>(
+        parallelism: Int, _ transform: @escaping @Sendable (Element) async throws -> T
+    ) -> Source<AsyncMapAsyncSequence<Base, T>, Materialized> {
+        Source<AsyncMapAsyncSequence<Base, T>, Materialized>(
+            base.mapAsync(parallelism: parallelism, transform), materialized: materialized)
+    }
+
+    /// ``AsyncSequence/mapAsyncUnordered(parallelism:_:)``, keeping the materialized value.
+    @inlinable public func mapAsyncUnordered<T: Sendable>(
+        parallelism: Int, _ transform: @escaping @Sendable (Element) async throws -> T
+    ) -> Source<AsyncMapAsyncUnorderedSequence<Base, T>, Materialized> {
+        Source<AsyncMapAsyncUnorderedSequence<Base, T>, Materialized>(
+            base.mapAsyncUnordered(parallelism: parallelism, transform), materialized: materialized)
+    }
+
+    /// ``AsyncSequence/groupedWithin(count:duration:clock:)``, keeping the materialized value.
+    @inlinable public func groupedWithin<C: Clock>(
+        count: Int, duration: Duration, clock: C
+    ) -> Source<AsyncGroupedWithinSequence<Base, C>, Materialized> where C.Duration == Duration {
+        Source<AsyncGroupedWithinSequence<Base, C>, Materialized>(
+            base.groupedWithin(count: count, duration: duration, clock: clock), materialized: materialized)
+    }
+
+    /// ``AsyncSequence/groupedWithin(count:duration:)``, keeping the materialized value.
+    @inlinable public func groupedWithin(
+        count: Int, duration: Duration
+    ) -> Source<AsyncGroupedWithinSequence<Base, ContinuousClock>, Materialized> {
+        groupedWithin(count: count, duration: duration, clock: ContinuousClock())
+    }
+
+    /// ``AsyncSequence/buffer(size:overflow:statistics:)``, keeping the materialized value.
+    @inlinable public func buffer(
+        size: Int, overflow: OverflowStrategy, statistics: BufferStatistics? = nil
+    ) -> Source<AsyncOverflowBufferSequence<Base>, Materialized> {
+        Source<AsyncOverflowBufferSequence<Base>, Materialized>(
+            base.buffer(size: size, overflow: overflow, statistics: statistics), materialized: materialized)
+    }
+}
