@@ -173,6 +173,8 @@ final class CommitLimiter: Sendable {
         var inFlight = 0
         var permitWaiters: [UnsafeContinuation<Void, Never>] = []
         var activityWaiter: UnsafeContinuation<Void, Never>?
+        /// Activity signalled while the timer was not yet waiting: its next wait returns at once.
+        var activityPending = false
     }
 
     private let limit: Int
@@ -205,7 +207,10 @@ final class CommitLimiter: Sendable {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s -> Bool in
-                    if Task.isCancelled { return true }
+                    if Task.isCancelled || s.activityPending {
+                        s.activityPending = false
+                        return true
+                    }
                     s.activityWaiter = c
                     return false
                 }
@@ -219,6 +224,7 @@ final class CommitLimiter: Sendable {
     func signalActivity() {
         let waiter = state.withLock { s -> UnsafeContinuation<Void, Never>? in
             defer { s.activityWaiter = nil }
+            if s.activityWaiter == nil { s.activityPending = true }
             return s.activityWaiter
         }
         waiter?.resume()

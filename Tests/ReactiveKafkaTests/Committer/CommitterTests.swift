@@ -20,7 +20,7 @@ private struct UpstreamFailure: Error, Equatable {}
         #expect(fake.committed == [[p0: 5, p1: 5], [p0: 10, p1: 10]])
 
         input.finish()
-        try await withTimeout { try await sink.value }
+        try await valueWithin(sink)
         #expect(fake.calls == [
             .commit([p0: 5, p1: 5]),
             .commit([p0: 10, p1: 10]),
@@ -46,7 +46,7 @@ private struct UpstreamFailure: Error, Equatable {}
         #expect(fake.committed.last == [p0: 6])
 
         input.finish()
-        try await withTimeout { try await sink.value }
+        try await valueWithin(sink)
         #expect(fake.calls.count == 2)
     }
 
@@ -120,7 +120,7 @@ private struct UpstreamFailure: Error, Equatable {}
             fake.release(call)
             if call + 2 < 6 { try await fake.waitForCalls(call + 3) }
         }
-        try await withTimeout { try await sink.value }
+        try await valueWithin(sink)
         #expect(fake.maxInFlight == 2)
         #expect(fake.committed == (1...6).map { [p0: Int64($0)] })
     }
@@ -137,7 +137,7 @@ private struct UpstreamFailure: Error, Equatable {}
         try await fake.waitForCalls(1)
         #expect(fake.committed == [[p0: 1]])
         input.finish()
-        try await withTimeout { try await sink.value }
+        try await valueWithin(sink)
         #expect(fake.committed == [[p0: 1], [p0: 2, p1: 8]])
     }
 
@@ -150,7 +150,7 @@ private struct UpstreamFailure: Error, Equatable {}
         try await fake.waitForCalls(3)
         // Acknowledgements arrive newest first; the flow still emits oldest first.
         for call in [2, 1, 0] { fake.release(call) }
-        let emitted = try await withTimeout { try await collected.value }
+        let emitted = try await valueWithin(collected)
         #expect(emitted == [[p0: 2], [p0: 4], [p0: 6]])
     }
 

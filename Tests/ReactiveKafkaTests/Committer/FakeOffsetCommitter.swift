@@ -115,19 +115,72 @@ struct TestTimeout: Error, CustomStringConvertible {
 
 /// Runs `body`, failing with `TestTimeout` if it takes longer than `seconds`:
 /// a generous guard so a hang fails the test instead of stalling the suite.
+/// On timeout `body` is cancelled but not awaited (it may be stuck for good).
 func withTimeout<T: Sendable>(
     seconds: Double = 5,
     _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
+    let outcome = FirstOutcome<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        outcome.set(continuation)
+        let work = Task {
+            do { outcome.resume(.success(try await body())) } catch { outcome.resume(.failure(error)) }
         }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TestTimeout() }
-        return value
+        let timer = Task {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            outcome.resume(.failure(TestTimeout()))
+            work.cancel()
+        }
+        outcome.onResume { timer.cancel() }
+    }
+}
+
+/// Resumes a continuation with whichever outcome comes first.
+private final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var done = false
+        var cleanup: (@Sendable () -> Void)?
+    }
+    private let state = Mutex(State())
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func onResume(_ cleanup: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { s -> Bool in
+            if s.done { return true }
+            s.cleanup = cleanup
+            return false
+        }
+        if runNow { cleanup() }
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        let (continuation, cleanup) = state.withLock { s -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard !s.done else { return (nil, nil) }
+            s.done = true
+            defer { s.continuation = nil; s.cleanup = nil }
+            return (s.continuation, s.cleanup)
+        }
+        continuation?.resume(with: result)
+        cleanup?()
+    }
+}
+
+/// The value of `task`, within a generous bound; on timeout the task is cancelled too.
+func valueWithin<T: Sendable>(_ task: Task<T, any Error>, seconds: Double = 5) async throws -> T {
+    try await withTimeout(seconds: seconds) {
+        try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+    }
+}
+
+/// The completion of `task`, within a generous bound; on timeout the task is cancelled too.
+func valueWithin(_ task: Task<Void, Never>, seconds: Double = 5) async throws {
+    try await withTimeout(seconds: seconds) {
+        await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
     }
 }
 
@@ -138,3 +191,4 @@ func finiteStream<Element: Sendable>(_ elements: [Element]) -> AsyncStream<Eleme
     continuation.finish()
     return stream
 }
+
