@@ -66,10 +66,13 @@ struct CommitterBatchingStateMachine {
 /// Runs a committer over an upstream of offsets: the shared engine of
 /// ``Committer``'s sink and flows.
 ///
-/// The upstream is read in the calling task. A timer task flushes the batch
-/// when `maxInterval` passes without it filling; commits run concurrently, at
-/// most `parallelism` at once, and the first failed commit fails the run.
-/// Every task started here is awaited before `run` returns.
+/// The upstream is read in a child task, so that a failed commit stops the
+/// run at once even while the upstream is idle. A timer task flushes the
+/// batch when `maxInterval` passes without it filling; commits run
+/// concurrently, at most `parallelism` at once, and are reported in the order
+/// their batches were formed; the first failed commit fails the run.
+/// Cancelling the calling task cancels the upstream read. Every task started
+/// here is awaited before `run` returns.
 struct CommitterLoop: Sendable {
     let settings: CommitterSettings
 
@@ -81,19 +84,28 @@ struct CommitterLoop: Sendable {
         let run = CommitterRun(settings: settings, onCommitted: onCommitted)
         // Sleeps until the current batch is due (a deadline, not a poll), or until offsets arrive.
         let timer = Task { await run.flushOnTime() }
-        var upstreamError: (any Error)?
-        do {
-            for try await offset in upstream {
-                try await run.observe(offset)
+        let reader = Task { () -> (any Error)? in
+            do {
+                for try await offset in upstream {
+                    try await run.observe(offset)
+                }
+                return nil
+            } catch {
+                return error
             }
-        } catch {
-            upstreamError = error
         }
+        run.onFailure { reader.cancel() }
+        let upstreamError = await withTaskCancellationHandler {
+            await reader.value
+        } onCancel: {
+            reader.cancel()
+        }
+        let stoppedByCommitFailure = run.hasFailed
         timer.cancel()
         run.limiter.signalActivity()
         await timer.value
         // Completion and failure alike commit what is held (emergency commit), then finish.
-        try await run.finish(upstreamError: upstreamError)
+        try await run.finish(upstreamError: stoppedByCommitFailure ? nil : upstreamError)
     }
 }
 
@@ -101,9 +113,14 @@ struct CommitterLoop: Sendable {
 final class CommitterRun: Sendable {
     private struct State {
         var batching: CommitterBatchingStateMachine
+        /// Batches formed but not yet given a commit slot, oldest first.
+        var formed: [CommittableOffsetBatch] = []
         var commits: [UInt64: Task<Void, Never>] = [:]
+        /// The newest commit task: the next one reports only after it.
+        var lastCommit: Task<Void, Never>?
         var nextCommit: UInt64 = 0
         var failure: (any Error)?
+        var failureHandler: (@Sendable () -> Void)?
     }
 
     private let state: Mutex<State>
@@ -118,17 +135,39 @@ final class CommitterRun: Sendable {
         self.limiter = CommitLimiter(limit: settings.parallelism)
     }
 
+    /// True once a commit failed.
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
+
+    /// Calls `handler` once when a commit fails (at once if one already has).
+    func onFailure(_ handler: @escaping @Sendable () -> Void) {
+        let failed = state.withLock { s -> Bool in
+            if s.failure != nil { return true }
+            s.failureHandler = handler
+            return false
+        }
+        if failed { handler() }
+    }
+
     func observe(_ offset: CommittableOffset) async throws {
-        let (full, failure) = state.withLock { s in (s.batching.observe(offset, now: .now), s.failure) }
+        let (full, failure) = state.withLock { s -> (Bool, (any Error)?) in
+            guard let full = s.batching.observe(offset, now: .now) else { return (false, s.failure) }
+            s.formed.append(full)
+            return (true, s.failure)
+        }
         if let failure { throw failure }
-        if let full { await startCommit(full) } else { limiter.signalActivity() }
+        if full { await startCommit() } else { limiter.signalActivity() }
     }
 
     func flushOnTime() async {
         while !Task.isCancelled {
             if let deadline = state.withLock({ $0.batching.deadline }) {
                 do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return }
-                if let batch = state.withLock({ $0.batching.due(now: .now) }) { await startCommit(batch) }
+                let due = state.withLock { s -> Bool in
+                    guard let batch = s.batching.due(now: .now) else { return false }
+                    s.formed.append(batch)
+                    return true
+                }
+                if due { await startCommit() }
             } else {
                 await limiter.waitForActivity()
             }
@@ -136,34 +175,62 @@ final class CommitterRun: Sendable {
     }
 
     func finish(upstreamError: (any Error)?) async throws {
-        if let last = state.withLock({ $0.batching.flushAll() }) { await startCommit(last) }
+        state.withLock { s in
+            if let last = s.batching.flushAll() { s.formed.append(last) }
+        }
+        while state.withLock({ !$0.formed.isEmpty }) { await startCommit() }
         while let pending = state.withLock({ $0.commits.values.first }) { await pending.value }
         if let upstreamError { throw upstreamError }
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
-    private func startCommit(_ batch: CommittableOffsetBatch) async {
+    /// Commits the oldest formed batch once a slot is free.
+    private func startCommit() async {
         // Waiting for a slot is the back-pressure on the upstream.
         await limiter.acquire()
-        state.withLock { s in
+        // Taking the oldest batch only now, under the lock that creates its task, keeps
+        // commits in the order batches were formed even when the timer and the reader race.
+        let started = state.withLock { s -> Bool in
+            guard !s.formed.isEmpty else { return false }
+            let batch = s.formed.removeFirst()
             let id = s.nextCommit
             s.nextCommit += 1
-            s.commits[id] = Task { await self.commit(batch, id: id) }
+            let previous = s.lastCommit
+            let task = Task { await self.commit(batch, id: id, after: previous) }
+            s.commits[id] = task
+            s.lastCommit = task
+            return true
         }
+        if !started { limiter.release() }
     }
 
-    private func commit(_ batch: CommittableOffsetBatch, id: UInt64) async {
+    private func commit(_ batch: CommittableOffsetBatch, id: UInt64, after previous: Task<Void, Never>?) async {
+        var failed = false
         do {
             switch settings.delivery {
             case .waitForAck: try await batch.commit()
             case .sendAndForget: batch.commitAndForget()
             }
-            onCommitted(batch)
         } catch {
-            state.withLock { if $0.failure == nil { $0.failure = error } }
+            failed = true
+            fail(error)
         }
+        // Batches are reported in the order they were formed (Alpakka's mapAsync), whatever
+        // order the acknowledgements arrive in; nothing is reported after a failure.
+        await previous?.value
+        if !failed, !hasFailed { onCommitted(batch) }
         state.withLock { _ = $0.commits.removeValue(forKey: id) }
         limiter.release()
+    }
+
+    private func fail(_ error: any Error) {
+        let handler = state.withLock { s -> (@Sendable () -> Void)? in
+            guard s.failure == nil else { return nil }
+            s.failure = error
+            defer { s.failureHandler = nil }
+            return s.failureHandler
+        }
+        handler?()
     }
 }
 
