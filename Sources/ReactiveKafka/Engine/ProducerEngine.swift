@@ -31,6 +31,10 @@ final class ProducerEngine: @unchecked Sendable {
     private let spaceGeneration = Atomic<UInt64>(0)
     private let closeRequested = Atomic<Bool>(false)
     private let state = Mutex(State())
+    // Topic handles by name, created once and destroyed at teardown: producing by
+    // handle skips librdkafka's per-call topic lookup under its global rwlock, which
+    // contended with the broker threads (measured: 2.6× faster on the embedded cluster).
+    private let topics = Mutex<[String: TopicHandle]>([:])
     /// The receiver for one-off ``send`` calls.
     let direct: DirectDeliveryReceiver
 
@@ -133,16 +137,70 @@ final class ProducerEngine: @unchecked Sendable {
         }
     }
 
+    /// The queue-space generation: read it before ``tryProduce`` and pass it to
+    /// ``waitForSpace(since:cancellable:)`` after a `_QUEUE_FULL`, so a wake-up in between is not lost.
+    @inline(__always)
+    var spaceGenerationNow: UInt64 { spaceGeneration.load(ordering: .acquiring) }
+
+    /// Suspends until a delivery event freed queue space since `generation`, the
+    /// engine closes or fails, or (if `cancellable`) the task is cancelled.
+    func waitForSpace(since generation: UInt64, cancellable: Bool) async {
+        if cancellable {
+            await waitForSpace(since: generation)
+        } else {
+            await waitForSpaceIgnoringCancellation(since: generation)
+        }
+    }
+
+    /// A librdkafka topic handle, shareable between threads (librdkafka's handles are thread-safe).
+    struct TopicHandle: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    /// The last topic a producing task used, so that it finds the handle without a lock.
+    struct TopicCache {
+        var name: String?
+        var handle: OpaquePointer?
+        init() {}
+    }
+
+    // Called inside enter()/leave(): the handle is alive.
+    private func topicHandle(_ name: String, _ cache: inout TopicCache) -> OpaquePointer? {
+        if let cached = cache.handle, cache.name == name { return cached }
+        let rk = handle
+        let found = topics.withLock { topics -> TopicHandle? in
+            if let existing = topics[name] { return existing }
+            guard let created = rd_kafka_topic_new(rk, name, nil) else { return nil }
+            topics[name] = TopicHandle(pointer: created)
+            return TopicHandle(pointer: created)
+        }?.pointer
+        if let found {
+            cache.name = name
+            cache.handle = found
+        }
+        return found
+    }
+
     /// One non-blocking `rd_kafka_produceva` call; the bytes are copied by librdkafka.
     func tryProduce(
         topic: String, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
         headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque
+    ) throws(KafkaError) -> rd_kafka_resp_err_t {
+        var cache = TopicCache()
+        return try tryProduce(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, opaque: opaque, topicCache: &cache)
+    }
+
+    /// One non-blocking `rd_kafka_produceva` call, finding the topic handle through `topicCache` first.
+    func tryProduce(
+        topic: String, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
+        headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque, topicCache: inout TopicCache
     ) throws(KafkaError) -> rd_kafka_resp_err_t {
         guard enter() else {
             throw fatalError ?? Self.shutDownError
         }
         defer { leave() }
         let rk = handle
+        let rkt = topicHandle(topic, &topicCache)
         return Self.withOptionalBytes(key) { keyBytes in
             Self.withOptionalBytes(value) { valueBytes in
                 topic.withCString { topicName in
@@ -155,7 +213,12 @@ final class ProducerEngine: @unchecked Sendable {
                             vus.initializeElement(at: n, to: vu)
                             n += 1
                         }
-                        add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topicName }
+                        if let rkt {
+                            add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = rkt }
+                        } else {
+                            // librdkafka refused a handle (e.g. an invalid name): let produce report why.
+                            add(RD_KAFKA_VTYPE_TOPIC) { $0.u.cstr = topicName }
+                        }
                         if let partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
                         if let keyBytes {
                             add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = Self.nonNull(keyBytes); $0.u.mem.size = keyBytes.count }
@@ -423,6 +486,11 @@ final class ProducerEngine: @unchecked Sendable {
             "the producer closed before every record was acknowledged (\(left) still queued after closeTimeout); they may or may not have been written"
         )
         for receiver in receivers { receiver.fail(error) }
+        let handles = topics.withLock { topics -> [TopicHandle] in
+            defer { topics.removeAll() }
+            return Array(topics.values)
+        }
+        for topic in handles { rd_kafka_topic_destroy(topic.pointer) }
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
         let waiters = state.withLock { s -> [UnsafeContinuation<Void, Never>] in

@@ -8,7 +8,9 @@ public enum Producer {
     /// when the stream completes or fails.
     ///
     /// Back-pressure: at most `settings.parallelism` messages are in flight
-    /// (pulled but not yet taken by downstream); upstream is not pulled beyond
+    /// (sent, not yet acknowledged), and at most 2 × `parallelism` are pulled
+    /// and not yet taken by downstream (acknowledged results wait behind an
+    /// earlier message to keep input order); upstream is not pulled beyond
     /// that, and a full librdkafka queue suspends producing. A failed delivery
     /// fails the stream with ``KafkaError/Kind/deliveryFailed`` after the
     /// results before it; a throwing serialiser with ``KafkaError/Kind/serialization``.

@@ -1,10 +1,12 @@
+import CRdKafka
+
 /// One run of a ``ProducerFlexiFlow``: starts the pump task on the first
 /// `next()`, hands out results a batch at a time, and tears down (closing an
 /// owned producer) when the run ends or the iterator is dropped.
 final class ProducerFlowDriver<Upstream: AsyncSequence & Sendable, Key: Sendable, Value: Sendable, PassThrough: Sendable>
 where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
     typealias Storage = ProducerFlowStorage<Key, Value, PassThrough>
-    typealias Machine = ProducerFlowStateMachine<Key, Value, PassThrough>
+    typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
 
     private struct Run {
         let storage: Storage
@@ -24,8 +26,7 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
     private let settings: ProducerSettings<Key, Value>
     private let sharedProducer: KafkaProducer<Key, Value>?
     private var phase = Phase.idle
-    private var buffer: [Machine.Result] = []
-    private var index = 0
+    private let buffer = Ring.ResultBuffer()
 
     init(upstream: Upstream, settings: ProducerSettings<Key, Value>, sharedProducer: KafkaProducer<Key, Value>?) {
         self.upstream = upstream
@@ -41,24 +42,17 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
         if run.owned { run.producer.engine.beginClose(timeout: settings.closeTimeout) }
     }
 
-    func next() async throws -> Machine.Result? {
-        if index < buffer.count {
-            index += 1
-            return buffer[index - 1]
-        }
+    func next() async throws -> Ring.Result? {
+        if let result = buffer.take() { return result }
         let run: Run
         switch phase {
         case .running(let r): run = r
         case .idle: run = try start()
         case .done: return nil
         }
-        let returned = buffer.count
-        buffer.removeAll(keepingCapacity: true)
-        index = 0
-        switch await run.storage.next(returned: returned, into: &buffer) {
+        switch await run.storage.next(into: buffer) {
         case .emit:
-            index = 1
-            return buffer[0]
+            return buffer.take()
         case .finish:
             await finish(run)
             return nil
@@ -107,64 +101,72 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
 }
 
 /// The upstream side of a run: pulls messages while there is capacity,
-/// serialises and produces their records, and registers each message before
-/// its records so that no delivery report can arrive for an unknown message.
+/// serialises them, publishes each in the ring and produces its records.
 enum ProducerFlowPump {
     static func run<Upstream: AsyncSequence & Sendable, Key: Sendable, Value: Sendable, PassThrough: Sendable>(
         upstream: Upstream, settings: ProducerSettings<Key, Value>,
         storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16
     ) async where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
-        typealias Machine = ProducerFlowStateMachine<Key, Value, PassThrough>
+        typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
+        let ring = storage.ring
         var iterator = upstream.makeAsyncIterator()
-        var hasCapacity = true
+        var topicCache = ProducerEngine.TopicCache()
 
-        // False when the run must stop (a record was refused, or cancellation).
-        func produce(_ record: ProducerRecord<Key, Value>, _ key: SerializedBytes?, _ value: SerializedBytes?, sequence: UInt64, index: Int) async throws -> Bool {
-            let opaque = ProducerOpaque(receiver: receiver, token: Machine.token(sequence: sequence, index: index))
-            switch try await engine.produce(
-                topic: record.topic, partition: record.partition, key: key, value: value,
-                headers: record.headers, timestamp: record.timestamp, opaque: opaque)
-            {
-            case .enqueued:
-                return true
-            case .rejected(let code):
+        // False when the run must stop (a record was refused, or cancellation). The
+        // common case is one synchronous produce call: no suspension point, no async frame.
+        @inline(__always)
+        func produce(_ record: ProducerRecord<Key, Value>, _ key: SerializedBytes?, _ value: SerializedBytes?, position: Int, index: Int) async throws(KafkaError) -> Bool {
+            let opaque = ProducerOpaque(receiver: receiver, token: Ring.token(position: position, index: index))
+            while true {
+                let generation = engine.spaceGenerationNow
+                let code = try engine.tryProduce(
+                    topic: record.topic, partition: record.partition, key: key, value: value,
+                    headers: record.headers, timestamp: record.timestamp, opaque: opaque, topicCache: &topicCache)
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+                if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    // Back-pressure from librdkafka: suspend until delivery reports free space.
+                    await engine.waitForSpace(since: generation, cancellable: true)
+                    if Task.isCancelled || storage.shouldStop { return false }
+                    continue
+                }
+                if code == RD_KAFKA_RESP_ERR__FATAL {
+                    throw engine.fatalError ?? KafkaError.fromCode(code, "producing to \(record.topic)", kind: .fatal)
+                }
                 let report = DeliveryReport(token: 0, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
-                storage.recordRejected(sequence: sequence, index: index, error: report.failure(topic: record.topic))
-                return false
-            case .cancelled:
+                ring.fail(position: position, error: report.failure(topic: record.topic))
+                storage.pumpCompletedHead()
                 return false
             }
         }
 
         do {
-            pulling: while true {
-                if !hasCapacity {
+            pulling: while !storage.shouldStop {
+                if !ring.pumpHasCapacity {
                     guard await storage.waitForCapacity() else { break pulling }
                 }
                 guard let message = try await iterator.next() else { break pulling }
                 switch message {
                 case .single(let record, _):
                     let (key, value) = try settings.serialize(record)
-                    guard case .produce(let sequence, let capacity, _) = storage.register(message, recordCount: 1) else { break pulling }
-                    hasCapacity = capacity
-                    guard try await produce(record, key, value, sequence: sequence, index: 0) else { break pulling }
+                    let position = ring.publish(consume message, recordCount: 1)
+                    guard try await produce(record, key, value, position: position, index: 0) else { break pulling }
                 case .multi(let records, _):
-                    guard records.count <= Machine.maxRecordsPerMessage else {
+                    guard records.count <= Ring.maxRecordsPerMessage else {
                         throw KafkaError(
                             .invalidConfiguration,
-                            "a multi message holds \(records.count) records; at most \(Machine.maxRecordsPerMessage) are supported: split it into several messages")
+                            "a multi message holds \(records.count) records; at most \(Ring.maxRecordsPerMessage) are supported: split it into several messages")
                     }
                     var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
                     serialized.reserveCapacity(records.count)
                     for record in records { serialized.append(try settings.serialize(record)) }
-                    guard case .produce(let sequence, let capacity, _) = storage.register(message, recordCount: records.count) else { break pulling }
-                    hasCapacity = capacity
+                    let position = ring.publish(message, recordCount: records.count)
+                    if records.isEmpty { storage.pumpCompletedHead() }
                     for i in records.indices {
-                        guard try await produce(records[i], serialized[i].key, serialized[i].value, sequence: sequence, index: i) else { break pulling }
+                        guard try await produce(records[i], serialized[i].key, serialized[i].value, position: position, index: i) else { break pulling }
                     }
                 case .passThrough:
-                    guard case .produce(_, let capacity, _) = storage.register(message, recordCount: 0) else { break pulling }
-                    hasCapacity = capacity
+                    _ = ring.publish(message, recordCount: 0)
+                    storage.pumpCompletedHead()
                 }
             }
             storage.pumpFinished(error: nil)

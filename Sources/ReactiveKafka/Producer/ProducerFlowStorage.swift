@@ -1,97 +1,104 @@
 import Synchronization
 
-/// The thin concurrent shell around ``ProducerFlowStateMachine``: one lock,
-/// one continuation for the pump, one for the downstream. Also the run's
-/// ``DeliveryReceiver``, so delivery reports reach it one batch at a time.
+/// The concurrent shell of one ``ProducerFlexiFlow`` run: the lock-free
+/// ``ProducerFlowRing`` plus the little state that needs a lock (who waits,
+/// how upstream ended, whether the engine failed). Also the run's
+/// ``DeliveryReceiver``, so delivery reports reach it a batch at a time.
+///
+/// Fast paths take no lock. Each side that may sleep publishes a "waiting"
+/// flag and re-checks the ring under the lock before storing its continuation;
+/// each side that makes progress updates the ring, then reads the flag
+/// (all sequentially consistent), so a wake-up is never lost. The poll thread
+/// wakes the downstream at most once per delivery batch; the downstream wakes
+/// the pump (as do delivery reports) only once `resumeThreshold` capacity is free.
 final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sendable>: DeliveryReceiver, @unchecked Sendable {
-    typealias Machine = ProducerFlowStateMachine<Key, Value, PassThrough>
+    typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
 
-    private struct Shared {
-        var machine: Machine
-        var downstream: UnsafeContinuation<Void, Never>?
-        var pump: UnsafeContinuation<Void, Never>?
-
-        mutating func take(_ wakeups: Machine.Wakeups) -> (UnsafeContinuation<Void, Never>?, UnsafeContinuation<Void, Never>?) {
-            var d: UnsafeContinuation<Void, Never>?
-            var p: UnsafeContinuation<Void, Never>?
-            if wakeups.downstream { d = downstream; downstream = nil }
-            if wakeups.pump { p = pump; pump = nil }
-            return (d, p)
-        }
+    private enum Upstream {
+        case running
+        case finished
+        case failed(any Error)
     }
 
-    private let shared: Mutex<Shared>
+    private struct Coordination {
+        var downstream: UnsafeContinuation<Void, Never>?
+        var pump: UnsafeContinuation<Void, Never>?
+        var upstream = Upstream.running
+        var engineFailure: KafkaError?
+    }
+
+    let ring: Ring
+    /// How much capacity must be free before a waiting pump is resumed (avoids a wake-up per message).
+    let resumeThreshold: Int
+    private let coordination = Mutex(Coordination())
+    private let downstreamWaiting = Atomic<Bool>(false)
+    private let pumpWaiting = Atomic<Bool>(false)
+    private let stop = Atomic<Bool>(false)
 
     init(parallelism: Int) {
-        shared = Mutex(Shared(machine: Machine(parallelism: parallelism)))
+        ring = Ring(parallelism: parallelism)
+        resumeThreshold = max(1, min(ring.parallelism / 4, 1024))
     }
 
     // MARK: DeliveryReceiver (poll thread)
 
     func deliver(_ reports: UnsafeBufferPointer<DeliveryReport>) {
-        let (d, p) = shared.withLock { s in s.take(s.machine.deliver(reports)) }
-        d?.resume()
-        p?.resume()
+        if ring.deliver(reports) {
+            stop.store(true, ordering: .sequentiallyConsistent)
+            wakePump()
+        } else if pumpWaiting.load(ordering: .sequentiallyConsistent), ring.hasFreeCapacity(resumeThreshold) {
+            wakePump()
+        }
+        if downstreamWaiting.load(ordering: .sequentiallyConsistent), ring.headIsReady() { wakeDownstream() }
     }
 
     func fail(_ error: KafkaError) {
-        let (d, p) = shared.withLock { s in s.take(s.machine.engineFailed(error)) }
-        d?.resume()
-        p?.resume()
+        coordination.withLock { c in
+            if c.engineFailure == nil { c.engineFailure = error }
+        }
+        stop.store(true, ordering: .sequentiallyConsistent)
+        wakePump()
+        wakeDownstream()
     }
 
     // MARK: Pump
 
-    /// Waits until the pump may pull another message; false when it must stop.
+    /// Whether the run has failed or was cancelled: the pump pulls nothing more.
+    @inline(__always)
+    var shouldStop: Bool { stop.load(ordering: .relaxed) }
+
+    /// Waits until the pump may publish another message; false when it must stop.
     func waitForCapacity() async -> Bool {
         while true {
-            var action = Machine.CapacityAction.suspend
+            if stop.load(ordering: .acquiring) { return false }
+            if ring.pumpHasCapacity { return true }
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                action = shared.withLock { s in
-                    let action = s.machine.pumpWantsCapacity()
-                    if action == .suspend { s.pump = continuation }
-                    return action
+                let resumeNow = coordination.withLock { c -> Bool in
+                    pumpWaiting.store(true, ordering: .sequentiallyConsistent)
+                    if stop.load(ordering: .sequentiallyConsistent) || ring.pumpHasCapacity {
+                        pumpWaiting.store(false, ordering: .relaxed)
+                        return true
+                    }
+                    c.pump = continuation
+                    return false
                 }
-                if action != .suspend { continuation.resume() }
-            }
-            switch action {
-            case .proceed: return true
-            case .stop: return false
-            case .suspend: continue  // resumed: ask again
+                if resumeNow { continuation.resume() }
             }
         }
     }
 
-    /// Records `message` as in flight before its records are produced.
-    func register(_ message: Machine.Message, recordCount: Int) -> Machine.RegisterAction {
-        let (action, d) = shared.withLock { s -> (Machine.RegisterAction, UnsafeContinuation<Void, Never>?) in
-            let action = s.machine.register(message, recordCount: recordCount)
-            if case .produce(_, _, true) = action {
-                defer { s.downstream = nil }
-                return (action, s.downstream)
-            }
-            return (action, nil)
-        }
-        d?.resume()
-        return action
+    /// The pump published a message that is already complete (no records) or failed.
+    func pumpCompletedHead() {
+        if downstreamWaiting.load(ordering: .sequentiallyConsistent) { wakeDownstream() }
     }
 
-    func recordRejected(sequence: UInt64, index: Int, error: KafkaError) {
-        let d = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
-            guard s.machine.recordRejected(sequence: sequence, index: index, error: error) else { return nil }
-            defer { s.downstream = nil }
-            return s.downstream
-        }
-        d?.resume()
-    }
-
+    /// The pump stopped: upstream completed (`error == nil`), failed, or a serialiser threw.
+    /// The downstream emits what is in flight, then completes or fails.
     func pumpFinished(error: (any Error)?) {
-        let d = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
-            guard s.machine.pumpFinished(error: error) else { return nil }
-            defer { s.downstream = nil }
-            return s.downstream
+        coordination.withLock { c in
+            if case .running = c.upstream { c.upstream = error.map { .failed($0) } ?? .finished }
         }
-        d?.resume()
+        wakeDownstream()
     }
 
     // MARK: Downstream
@@ -103,59 +110,86 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
         case cancelled
     }
 
-    /// Gives back the `returned` results of the previous batch and waits until
-    /// more are ready (appended to `buffer`), the run ends, or the task is cancelled.
-    func next(returned: Int, into buffer: inout [Machine.Result]) async -> Next {
-        var returned = returned
+    /// Gives back the capacity of everything handed out so far, then waits
+    /// until results are ready (appended to `buffer`), the run ends, or the task is cancelled.
+    func next(into buffer: Ring.ResultBuffer) async -> Next {
+        ring.giveBack()
+        if pumpWaiting.load(ordering: .sequentiallyConsistent), ring.hasFreeCapacity(resumeThreshold) { wakePump() }
         while true {
             if Task.isCancelled { return cancel() }
-            var step: Next?
+            switch ring.pop(into: buffer) {
+            case .emitted: return .emit
+            case .failed(let error):
+                terminate()
+                return .fail(error)
+            case .nothingReady: break
+            }
+            var outcome: Next?
             await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                    var resumeNow = true
-                    let pump = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
-                        let resumePump: Bool
-                        switch s.machine.next(returned: returned, into: &buffer) {
-                        case .emit(let r): step = .emit; resumePump = r
-                        case .finish(let r): step = .finish; resumePump = r
-                        case .fail(let e, let r): step = .fail(e); resumePump = r
-                        case .suspend(let r):
-                            resumePump = r
-                            // Checked under the lock the cancellation handler takes: no lost wake-up.
-                            if !Task.isCancelled {
-                                s.downstream = continuation
-                                resumeNow = false
+                    let resumeNow = coordination.withLock { c -> Bool in
+                        downstreamWaiting.store(true, ordering: .sequentiallyConsistent)
+                        if ring.headIsReady() || Task.isCancelled {
+                            downstreamWaiting.store(false, ordering: .relaxed)
+                            return true
+                        }
+                        if ring.isDrained {
+                            switch c.upstream {
+                            case .finished: outcome = .finish
+                            case .failed(let error): outcome = .fail(error)
+                            case .running: break
                             }
                         }
-                        guard resumePump else { return nil }
-                        defer { s.pump = nil }
-                        return s.pump
+                        if outcome == nil, let failure = c.engineFailure { outcome = .fail(failure) }
+                        if outcome != nil {
+                            downstreamWaiting.store(false, ordering: .relaxed)
+                            return true
+                        }
+                        c.downstream = continuation
+                        return false
                     }
-                    pump?.resume()
                     if resumeNow { continuation.resume() }
                 }
             } onCancel: {
-                let d = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
-                    defer { s.downstream = nil }
-                    return s.downstream
-                }
-                d?.resume()
+                wakeDownstream()
             }
-            returned = 0
-            if let step { return step }
+            if let outcome {
+                terminate()
+                return outcome
+            }
         }
     }
 
     /// The downstream is gone (cancelled or dropped): stop the pump.
-    func cancelDownstream() { _ = cancel() }
+    func cancelDownstream() { terminate() }
 
     private func cancel() -> Next {
-        let p = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
-            s.downstream = nil
-            let wakeups = s.machine.downstreamCancelled()
-            return s.take(wakeups).1
-        }
-        p?.resume()
+        terminate()
         return .cancelled
+    }
+
+    private func terminate() {
+        stop.store(true, ordering: .sequentiallyConsistent)
+        wakePump()
+    }
+
+    // MARK: Wake-ups
+
+    private func wakeDownstream() {
+        let continuation = coordination.withLock { c -> UnsafeContinuation<Void, Never>? in
+            defer { c.downstream = nil }
+            if c.downstream != nil { downstreamWaiting.store(false, ordering: .relaxed) }
+            return c.downstream
+        }
+        continuation?.resume()
+    }
+
+    private func wakePump() {
+        let continuation = coordination.withLock { c -> UnsafeContinuation<Void, Never>? in
+            defer { c.pump = nil }
+            if c.pump != nil { pumpWaiting.store(false, ordering: .relaxed) }
+            return c.pump
+        }
+        continuation?.resume()
     }
 }

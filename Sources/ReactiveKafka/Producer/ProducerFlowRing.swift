@@ -1,0 +1,317 @@
+import CRdKafka
+import Synchronization
+
+/// The messages of one ``ProducerFlexiFlow`` run that are in flight, in input
+/// order: a fixed ring written by exactly one pump, completed by the engine's
+/// poll thread and read by exactly one downstream, without locks.
+///
+/// Why lock-free: the pump registers every message and the poll thread
+/// completes thousands per delivery batch; sharing one lock made them queue
+/// behind each other (measured: a lock per message cost ~80% of throughput).
+///
+/// Two bounds: at most `parallelism` messages are unacknowledged (sent, no
+/// delivery report yet), and at most `lookAhead` (2 × parallelism) are pulled
+/// and not yet given back by the downstream. Freeing
+/// capacity on acknowledgement, not on in-order emission, keeps librdkafka fed
+/// while one partition lags behind the others: measured on the embedded
+/// cluster, a window freed only in order stalls for ~45 ms a round and runs at
+/// a tenth of the speed.
+///
+/// Protocol (each position is a slot `position & mask`):
+/// - the pump ``publish(_:recordCount:)``es at its tail only while
+///   ``pumpHasCapacity`` (both bounds hold, so the slot is free), before
+///   producing the message's records;
+/// - the poll thread ``deliver(_:)``s reports: it writes the record's outcome,
+///   then decrements the slot's remaining count (release), so a slot whose
+///   count reads 0 (acquire) has every outcome visible;
+/// - the downstream ``pop(into:)``s complete slots from its head, moving the
+///   messages out, and ``giveBack()``s capacity when its consumer asks for more.
+///
+/// No I/O and no continuations: the waiting and waking is ``ProducerFlowStorage``'s.
+final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendable>: @unchecked Sendable {
+    typealias Message = ProducerMessage<Key, Value, PassThrough>
+    typealias Result = ProducerResult<Key, Value, PassThrough>
+
+    /// Bits of a record's token: 28 bits of position (wrapping), 20 of record index.
+    static var positionBits: UInt64 { 28 }
+    static var indexBits: UInt64 { 20 }
+    /// The most records one `multi` message may hold.
+    static var maxRecordsPerMessage: Int { 1 << Int(indexBits) }
+    /// The largest effective parallelism (bounds the ring's memory).
+    static var maxParallelism: Int { 1 << 20 }
+    static var failedBit: Int { 1 << 62 }
+
+    /// Where one record was written.
+    struct Outcome {
+        var partition: Int32 = -1
+        var offset: Int64 = -1
+        var timestamp: KafkaTimestamp? = nil
+    }
+
+    /// Outcomes of records 1… of a multi message (record 0 uses the slot's own).
+    final class MultiOutcomes: @unchecked Sendable {
+        let outcomes: UnsafeMutableBufferPointer<Outcome>
+        init(count: Int) {
+            outcomes = .allocate(capacity: count)
+            outcomes.initialize(repeating: Outcome())
+        }
+        deinit { outcomes.deallocate() }
+    }
+
+    let parallelism: Int
+    /// The most messages pulled and not yet given back (acknowledged ones waiting for an earlier one count).
+    let lookAhead: Int
+    /// Slots in the ring (a power of two ≥ `lookAhead`).
+    let capacity: Int
+    private let mask: Int
+    private let messages: UnsafeMutablePointer<Message>
+    private let outcomes: UnsafeMutablePointer<Outcome>
+    private let multis: UnsafeMutablePointer<MultiOutcomes?>
+    // Remaining records per slot; `failedBit` once a record of the slot failed.
+    private let remaining: UnsafeMutablePointer<Atomic<Int>>
+    private let failures = Mutex<[Int: KafkaError]>([:])
+
+    /// Positions published by the pump (all below are initialised slots).
+    private let published = Atomic<Int>(0)
+    /// Positions the downstream has given back (capacity).
+    private let released = Atomic<Int>(0)
+    /// Messages whose every record was acknowledged (or that have none).
+    private let acknowledged = Atomic<Int>(0)
+    // Owned by the pump.
+    private nonisolated(unsafe) var tail = 0
+    // Owned by the downstream.
+    private nonisolated(unsafe) var head = 0
+    /// `head`, readable by other threads (updated once per pop).
+    private let headMirror = Atomic<Int>(0)
+
+    init(parallelism: Int) {
+        self.parallelism = min(max(1, parallelism), Self.maxParallelism)
+        self.lookAhead = 2 * self.parallelism
+        var capacity = 1
+        while capacity < lookAhead { capacity <<= 1 }
+        self.capacity = capacity
+        self.mask = capacity - 1
+        messages = .allocate(capacity: capacity)
+        outcomes = .allocate(capacity: capacity)
+        outcomes.initialize(repeating: Outcome(), count: capacity)
+        multis = .allocate(capacity: capacity)
+        multis.initialize(repeating: nil, count: capacity)
+        remaining = .allocate(capacity: capacity)
+        for i in 0..<capacity { (remaining + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        for position in head..<tail { (messages + (position & mask)).deinitialize(count: 1) }
+        messages.deallocate()
+        outcomes.deallocate()
+        multis.deinitialize(count: capacity)
+        multis.deallocate()
+        remaining.deinitialize(count: capacity)
+        remaining.deallocate()
+    }
+
+    /// The token librdkafka carries for record `index` of the message at `position`.
+    @inline(__always)
+    static func token(position: Int, index: Int) -> UInt64 {
+        (UInt64(truncatingIfNeeded: position) & ((1 << positionBits) - 1)) << indexBits | UInt64(index)
+    }
+
+    // MARK: Pump side
+
+    /// Whether the pump may publish another message.
+    @inline(__always)
+    var pumpHasCapacity: Bool {
+        tail - acknowledged.load(ordering: .sequentiallyConsistent) < parallelism
+            && tail - released.load(ordering: .sequentiallyConsistent) < lookAhead
+    }
+
+    /// Whether at least `amount` more messages could be published (from any thread).
+    func hasFreeCapacity(_ amount: Int) -> Bool {
+        let end = published.load(ordering: .sequentiallyConsistent)
+        return parallelism - (end - acknowledged.load(ordering: .sequentiallyConsistent)) >= amount
+            && lookAhead - (end - released.load(ordering: .sequentiallyConsistent)) >= amount
+    }
+
+    /// Stores `message` at the tail and makes it visible to the downstream;
+    /// returns its position. Requires ``pumpHasCapacity``.
+    @inline(__always)
+    func publish(_ message: consuming Message, recordCount: Int) -> Int {
+        let position = tail
+        let slot = position & mask
+        (messages + slot).initialize(to: message)
+        remaining[slot].store(recordCount, ordering: .relaxed)
+        if recordCount > 1 { multis[slot] = MultiOutcomes(count: recordCount - 1) }
+        if recordCount == 0 { acknowledged.add(1, ordering: .sequentiallyConsistent) }
+        tail = position + 1
+        // Sequentially consistent: paired with the downstream's "waiting" flag (see ProducerFlowStorage).
+        published.store(tail, ordering: .sequentiallyConsistent)
+        return position
+    }
+
+    /// Record `index` of the message at `position` failed (refused by librdkafka,
+    /// or reported failed): the message fails, and with it the run.
+    func fail(position: Int, error: KafkaError) {
+        let slot = position & mask
+        failures.withLock { failures in
+            if failures[slot] == nil { failures[slot] = error }
+        }
+        remaining[slot].bitwiseOr(Self.failedBit, ordering: .sequentiallyConsistent)
+    }
+
+    // MARK: Poll-thread side
+
+    /// Applies delivery reports; returns whether any of them failed.
+    func deliver(_ reports: UnsafeBufferPointer<DeliveryReport>) -> Bool {
+        var failed = false
+        var completed = 0
+        let positionMask: UInt64 = (1 << Self.positionBits) - 1
+        let indexMask: UInt64 = (1 << Self.indexBits) - 1
+        for report in reports {
+            let slot = Int((report.token >> Self.indexBits) & positionMask) & mask
+            let index = Int(report.token & indexMask)
+            if report.error == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let outcome = Outcome(partition: report.partition, offset: report.offset, timestamp: report.timestamp)
+                if index == 0 {
+                    outcomes[slot] = outcome
+                } else if let multi = multis[slot], index - 1 < multi.outcomes.count {
+                    multi.outcomes[index - 1] = outcome
+                }
+            } else {
+                // The message is intact until its slot completes, and it cannot complete before this report.
+                fail(position: slot, error: report.failure(topic: Self.topic(of: messages[slot], index: index)))
+                failed = true
+            }
+            if remaining[slot].subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { completed += 1 }
+        }
+        if completed > 0 { acknowledged.add(completed, ordering: .sequentiallyConsistent) }
+        return failed
+    }
+
+    // MARK: Downstream side
+
+    enum PopResult {
+        /// `count` results were appended.
+        case emitted(Int)
+        /// The head message failed (everything before it was emitted).
+        case failed(KafkaError)
+        /// The head message is not complete, or nothing is published.
+        case nothingReady
+    }
+
+    /// Moves every complete message from the head, in order, into `buffer` as results.
+    func pop(into buffer: ResultBuffer) -> PopResult {
+        let end = published.load(ordering: .acquiring)
+        var count = 0
+        while head < end {
+            let slot = head & mask
+            let state = remaining[slot].load(ordering: .acquiring)
+            if state & Self.failedBit != 0 {
+                if count > 0 { break }
+                let error = failures.withLock { $0.removeValue(forKey: slot) }
+                return .failed(error ?? KafkaError(.deliveryFailed, "a record was not delivered"))
+            }
+            guard state == 0 else { break }
+            let message = (messages + slot).move()
+            let multi = multis[slot]
+            if multi != nil { multis[slot] = nil }
+            buffer.append(Self.result(consume message, first: outcomes[slot], rest: multi))
+            head += 1
+            count += 1
+        }
+        if count > 0 { headMirror.store(head, ordering: .sequentiallyConsistent) }
+        return count > 0 ? .emitted(count) : .nothingReady
+    }
+
+    /// Whether ``pop(into:)`` would return something now. Safe from any thread:
+    /// the downstream re-checks with it before waiting, the poll thread before waking it.
+    func headIsReady() -> Bool {
+        let head = headMirror.load(ordering: .sequentiallyConsistent)
+        guard head < published.load(ordering: .sequentiallyConsistent) else { return false }
+        let state = remaining[head & mask].load(ordering: .sequentiallyConsistent)
+        return state == 0 || state & Self.failedBit != 0
+    }
+
+    /// Whether every published message has been popped.
+    var isDrained: Bool { head == published.load(ordering: .sequentiallyConsistent) }
+
+    /// The downstream's consumer has taken everything popped so far: that capacity is free again.
+    func giveBack() {
+        released.store(head, ordering: .sequentiallyConsistent)
+    }
+
+    /// Results handed from ``pop(into:)`` to the downstream consumer: appended in
+    /// place and moved out one by one, so a result is never copied (no retain/release pair per element).
+    final class ResultBuffer {
+        private var storage: UnsafeMutablePointer<Result>
+        private var allocated: Int
+        private(set) var count = 0
+        private var taken = 0
+
+        init(capacity: Int = 256) {
+            allocated = max(capacity, 1)
+            storage = .allocate(capacity: allocated)
+        }
+
+        deinit {
+            (storage + taken).deinitialize(count: count - taken)
+            storage.deallocate()
+        }
+
+        var isEmpty: Bool { taken == count }
+
+        func append(_ result: consuming Result) {
+            if count == allocated {
+                let bigger = UnsafeMutablePointer<Result>.allocate(capacity: allocated * 2)
+                (bigger + taken).moveInitialize(from: storage + taken, count: count - taken)
+                storage.deallocate()
+                storage = bigger
+                allocated *= 2
+            }
+            (storage + count).initialize(to: result)
+            count += 1
+        }
+
+        /// The next result, moved out; nil when all were taken (the buffer is then reset).
+        func take() -> Result? {
+            guard taken < count else {
+                taken = 0
+                count = 0
+                return nil
+            }
+            defer { taken += 1 }
+            return (storage + taken).move()
+        }
+    }
+
+    // MARK: Helpers
+
+    private static func topic(of message: Message, index: Int) -> String {
+        switch message {
+        case .single(let record, _): return record.topic
+        case .multi(let records, _): return index < records.count ? records[index].topic : "?"
+        case .passThrough: return "?"
+        }
+    }
+
+    @inline(__always)
+    private static func result(_ message: consuming Message, first: Outcome, rest: MultiOutcomes?) -> Result {
+        switch consume message {
+        case .single(let record, let passThrough):
+            return .single(metadata(record, first), record, passThrough: passThrough)
+        case .multi(let records, let passThrough):
+            var parts: [(RecordMetadata, ProducerRecord<Key, Value>)] = []
+            parts.reserveCapacity(records.count)
+            for (i, record) in records.enumerated() {
+                parts.append((metadata(record, i == 0 ? first : rest?.outcomes[i - 1] ?? Outcome()), record))
+            }
+            return .multi(parts, passThrough: passThrough)
+        case .passThrough(let passThrough):
+            return .passThrough(passThrough)
+        }
+    }
+
+    @inline(__always)
+    private static func metadata(_ record: ProducerRecord<Key, Value>, _ outcome: Outcome) -> RecordMetadata {
+        RecordMetadata(topic: record.topic, partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
+    }
+}
