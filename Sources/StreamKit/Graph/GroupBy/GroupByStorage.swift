@@ -1,0 +1,127 @@
+import Synchronization
+
+/// The async shell of `groupBy`: the reader task and the consumers' suspensions.
+@usableFromInline final class GroupByStorage<Key: Hashable & Sendable, Element: Sendable>: Sendable {
+    @usableFromInline typealias Machine = GroupByStateMachine<Key, Element>
+    @usableFromInline let state: Mutex<Machine>
+    @usableFromInline let readerTask = Mutex<Task<Void, Never>?>(nil)
+    @usableFromInline let makeReader: @Sendable (GroupByStorage) -> Task<Void, Never>
+
+    @inlinable init<Base: AsyncSequence & Sendable>(
+        base: Base, maxSubstreams: Int, bufferSize: Int, key: @escaping @Sendable (Element) -> Key
+    ) where Base.Element == Element {
+        state = Mutex(Machine(maxSubstreams: maxSubstreams, bufferSize: bufferSize))
+        makeReader = { storage in Task { await storage.read(base, key: key) } }
+    }
+
+    @inlinable func startIfNeeded() {
+        let start = state.withLock { state -> Bool in
+            if state.started || state.cancelled { return false }
+            state.started = true
+            return true
+        }
+        guard start else { return }
+        let task = makeReader(self)
+        readerTask.withLock { $0 = task }
+        if state.withLock({ $0.cancelled }) { task.cancel() }
+    }
+
+    @inlinable func run(_ deliveries: Machine.Deliveries) {
+        for delivery in deliveries { delivery() }
+    }
+
+    @inlinable func stop(_ result: (stop: Bool, Machine.Deliveries)) {
+        run(result.1)
+        if result.stop { readerTask.withLock { $0 }?.cancel() }
+    }
+
+    @inlinable func nextSubstream() async throws -> (key: Key, id: Int)? {
+        startIfNeeded()
+        let result: Result<(key: Key, id: Int)?, any Error>
+        switch state.withLock({ $0.nextSubstream() }) {
+        case .deliver(let value):
+            result = value
+        case .suspend:
+            result = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: Machine.OuterContinuation) in
+                    if case .deliver(let value) = state.withLock({ $0.suspendOuter(continuation) }) {
+                        continuation.resume(returning: value)
+                    }
+                }
+            } onCancel: {
+                self.stop(self.state.withLock { $0.cancelOuter() })
+            }
+        }
+        return try result.get()
+    }
+
+    @inlinable func next(sub id: Int) async throws -> Element? {
+        let result: Result<Element?, any Error>
+        switch state.withLock({ $0.next(sub: id) }) {
+        case .deliver(let value, let reader):
+            reader?.resume(returning: true)
+            result = value
+        case .suspend:
+            result = await withTaskCancellationHandler {
+                await withUnsafeContinuation { (continuation: Machine.SubContinuation) in
+                    if case .deliver(let value, let reader) = state.withLock({ $0.suspend(sub: id, continuation) }) {
+                        reader?.resume(returning: true)
+                        continuation.resume(returning: value)
+                    }
+                }
+            } onCancel: {
+                self.cancel(sub: id)
+            }
+        }
+        return try result.get()
+    }
+
+    @inlinable func cancel(sub id: Int) {
+        stop(state.withLock { $0.cancel(sub: id) })
+    }
+
+    @inlinable func cancelOuter() {
+        stop(state.withLock { $0.cancelOuter() })
+    }
+
+    @inlinable func read<Base: AsyncSequence & Sendable>(
+        _ base: Base, key: @Sendable (Element) -> Key
+    ) async where Base.Element == Element {
+        var iterator = base.makeAsyncIterator()
+        while true {
+            switch state.withLock({ $0.readerWantsToPull() }) {
+            case .stop:
+                return
+            case .pull:
+                break
+            case .suspend:
+                let proceed = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
+                    switch state.withLock({ $0.readerSuspend(continuation) }) {
+                    case .pull: continuation.resume(returning: true)
+                    case .stop: continuation.resume(returning: false)
+                    case .suspend: break
+                    }
+                }
+                if !proceed { return }
+                run(state.withLock { $0.releaseHeld() })
+                continue
+            }
+            do {
+                guard let element = try await iterator.next() else {
+                    run(state.withLock { $0.finish(nil) })
+                    return
+                }
+                let k = key(element)
+                let routed = state.withLock { state -> (Machine.Deliveries, Bool) in
+                    let result = state.route(element, key: k)
+                    return (result.0, result.failed)
+                }
+                run(routed.0)
+                if routed.1 { return }
+            } catch {
+                run(state.withLock { $0.finish(error) })
+                return
+            }
+        }
+    }
+}
