@@ -59,3 +59,22 @@ extension Source {
             base.buffer(size: size, overflow: overflow, statistics: statistics), materialized: materialized)
     }
 }
+
+extension Source {
+    /// ``AsyncSequence/throttle(cost:per:burst:clock:costOf:)``, keeping the materialized value.
+    @inlinable public func throttle<C: Clock>(
+        cost: Int, per: Duration, burst: Int, clock: C,
+        costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }
+    ) -> Source<AsyncShapingThrottleSequence<Base, C>, Materialized> where C.Duration == Duration {
+        Source<AsyncShapingThrottleSequence<Base, C>, Materialized>(
+            base.throttle(cost: cost, per: per, burst: burst, clock: clock, costOf: costOf), materialized: materialized)
+    }
+
+    /// ``AsyncSequence/throttle(cost:per:burst:costOf:)``, keeping the materialized value.
+    @inlinable public func throttle(
+        cost: Int, per: Duration, burst: Int,
+        costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }
+    ) -> Source<AsyncShapingThrottleSequence<Base, ContinuousClock>, Materialized> {
+        throttle(cost: cost, per: per, burst: burst, clock: ContinuousClock(), costOf: costOf)
+    }
+}
