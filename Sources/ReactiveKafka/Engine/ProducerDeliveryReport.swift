@@ -2,24 +2,27 @@ import CRdKafka
 
 /// One delivery report, copied out of a librdkafka DR event so that the event
 /// can be destroyed (freeing queue space) before receivers look at it.
+@usableFromInline
 struct DeliveryReport: Sendable {
     /// The receiver that produced the record (``ProducerOpaque/receiver``).
-    var receiver: UInt16
+    @usableFromInline var receiver: UInt16
     /// The receiver-defined part of the message opaque (``ProducerOpaque/token``).
-    var token: UInt64
+    @usableFromInline var token: UInt64
     /// librdkafka's error code; `RD_KAFKA_RESP_ERR_NO_ERROR` when delivered.
-    var error: rd_kafka_resp_err_t
+    @usableFromInline var error: rd_kafka_resp_err_t
     /// The partition written to (`-1` if the record never got one).
-    var partition: Int32
+    @usableFromInline var partition: Int32
     /// The offset the broker assigned (`-1` if unknown).
-    var offset: Int64
+    @usableFromInline var offset: Int64
     /// The stored timestamp, if librdkafka knows it.
-    var timestamp: KafkaTimestamp?
+    @usableFromInline var timestamp: KafkaTimestamp?
     /// librdkafka's explanation, only for failures (no allocation on success).
-    var reason: String?
+    @usableFromInline var reason: String?
 
+    @inlinable
     var succeeded: Bool { error == RD_KAFKA_RESP_ERR_NO_ERROR }
 
+    @inlinable
     init(receiver: UInt16 = 0, token: UInt64, error: rd_kafka_resp_err_t, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?, reason: String?) {
         self.receiver = receiver
         self.token = token
@@ -46,6 +49,7 @@ struct DeliveryReport: Sendable {
     }
 
     /// The typed error for a failed delivery of a record to `topic`.
+    @usableFromInline
     func failure(topic: String) -> KafkaError {
         let code = Int32(error.rawValue)
         let name = KafkaError.codeName(code) ?? "error \(code)"
@@ -75,6 +79,7 @@ struct DeliveryReport: Sendable {
 ///
 /// Called on the engine's poll thread: implementations must not block, and
 /// should take their lock once per call, not once per report.
+@usableFromInline
 protocol DeliveryReceiver: AnyObject, Sendable {
     /// Reports for records this receiver produced, in the order librdkafka
     /// delivered them (per partition, the order they were produced).
@@ -87,19 +92,22 @@ protocol DeliveryReceiver: AnyObject, Sendable {
 /// The per-record opaque handed to librdkafka: which receiver produced the
 /// record (16 bits) and a receiver-defined token (48 bits), so a record needs no
 /// allocation to be matched with its delivery report.
+@usableFromInline
 struct ProducerOpaque: Hashable, Sendable {
-    static let tokenBits: UInt64 = 48
-    static let tokenMask: UInt64 = (1 << tokenBits) - 1
+    @inlinable static var tokenBits: UInt64 { 48 }
+    @inlinable static var tokenMask: UInt64 { (1 << tokenBits) - 1 }
 
-    let rawValue: UInt64
+    @usableFromInline let rawValue: UInt64
 
+    @inlinable
     init(_ rawValue: UInt64) { self.rawValue = rawValue }
 
+    @inlinable
     init(receiver: UInt16, token: UInt64) {
         rawValue = UInt64(receiver) << Self.tokenBits | (token & Self.tokenMask)
     }
 
-    var receiver: UInt16 { UInt16(truncatingIfNeeded: rawValue >> Self.tokenBits) }
-    var token: UInt64 { rawValue & Self.tokenMask }
-    var pointer: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(rawValue)) }
+    @inlinable var receiver: UInt16 { UInt16(truncatingIfNeeded: rawValue >> Self.tokenBits) }
+    @inlinable var token: UInt64 { rawValue & Self.tokenMask }
+    @inlinable var pointer: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(rawValue)) }
 }

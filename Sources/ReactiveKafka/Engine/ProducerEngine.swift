@@ -15,6 +15,7 @@ import Synchronization
 ///
 /// The engine is deliberately independent of keys, values and stream stages so
 /// that a transactional producer can be built on the same handle and thread.
+@usableFromInline
 final class ProducerEngine: @unchecked Sendable {
     /// The librdkafka handle. Valid until the poll thread destroys it after
     /// ``close(timeout:)``; callers must be inside ``enter()``/``leave()`` (or
@@ -77,6 +78,7 @@ final class ProducerEngine: @unchecked Sendable {
     // MARK: Receivers
 
     /// Registers `receiver` and returns the id to put in its records' opaques.
+    @usableFromInline
     func register(_ receiver: any DeliveryReceiver) throws(KafkaError) -> UInt16 {
         try state.withLock { s throws(KafkaError) -> UInt16 in
             if let fatal = s.fatal { throw fatal }
@@ -95,6 +97,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// Stops routing reports to receiver `id`.
+    @usableFromInline
     func deregister(_ id: UInt16) {
         _ = state.withLock { $0.receivers.removeValue(forKey: id) }
     }
@@ -139,11 +142,12 @@ final class ProducerEngine: @unchecked Sendable {
 
     /// The queue-space generation: read it before ``tryProduce`` and pass it to
     /// ``waitForSpace(since:cancellable:)`` after a `_QUEUE_FULL`, so a wake-up in between is not lost.
-    @inline(__always)
+    @usableFromInline
     var spaceGenerationNow: UInt64 { spaceGeneration.load(ordering: .acquiring) }
 
     /// Suspends until a delivery event freed queue space since `generation`, the
     /// engine closes or fails, or (if `cancellable`) the task is cancelled.
+    @usableFromInline
     func waitForSpace(since generation: UInt64, cancellable: Bool) async {
         if cancellable {
             await waitForSpace(since: generation)
@@ -153,15 +157,17 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// A librdkafka topic handle, shareable between threads (librdkafka's handles are thread-safe).
+    @usableFromInline
     struct TopicHandle: @unchecked Sendable {
         let pointer: OpaquePointer
     }
 
     /// The last topic a producing task used, so that it finds the handle without a lock.
+    @usableFromInline
     struct TopicCache {
-        var name: String?
-        var handle: OpaquePointer?
-        init() {}
+        @usableFromInline var name: String?
+        @usableFromInline var handle: OpaquePointer?
+        @inlinable init() {}
     }
 
     // Called inside enter()/leave(): the handle is alive.
@@ -191,6 +197,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// One non-blocking `rd_kafka_produceva` call, finding the topic handle through `topicCache` first.
+    @usableFromInline
     func tryProduce(
         topic: String, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
         headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque, topicCache: inout TopicCache
@@ -337,6 +344,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// The fatal error librdkafka raised, if any.
+    @usableFromInline
     var fatalError: KafkaError? { state.withLock { $0.fatal } }
 
     static let shutDownError = KafkaError(.shutDown, "the producer is closed; create a new KafkaProducer to send more records")
@@ -363,6 +371,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     /// Starts closing without waiting (used when the owner is deinitialised).
+    @usableFromInline
     func beginClose(timeout: Duration) {
         let first = state.withLock { s -> Bool in
             guard s.closeDeadline == nil, !s.closed else { return false }

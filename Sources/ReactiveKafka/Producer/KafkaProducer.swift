@@ -8,7 +8,7 @@
 /// flushes with the settings' `closeTimeout`, then destroys the handle; if you
 /// drop the last reference without closing, the same happens in the background.
 public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
-    let engine: ProducerEngine
+    @usableFromInline let engine: ProducerEngine
     /// The settings the producer was created with.
     public let settings: ProducerSettings<Key, Value>
 

@@ -15,6 +15,7 @@ public enum Producer {
     /// fails the stream with ``KafkaError/Kind/deliveryFailed`` after the
     /// results before it; a throwing serialiser with ``KafkaError/Kind/serialization``.
     /// Cancelling downstream stops pulling upstream.
+    @inlinable
     public static func flexiFlow<Key, Value, PassThrough>(
         _ settings: ProducerSettings<Key, Value>
     ) -> ProducerFlexiFlow<Key, Value, PassThrough> {
@@ -23,6 +24,7 @@ public enum Producer {
 
     /// Like ``flexiFlow(_:)``, producing through a shared `producer` (which the
     /// flow does not close). The flow uses the serialisers and `parallelism` of `settings`.
+    @inlinable
     public static func flexiFlow<Key, Value, PassThrough>(
         _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>
     ) -> ProducerFlexiFlow<Key, Value, PassThrough> {
@@ -32,11 +34,13 @@ public enum Producer {
     /// A sink that writes every record and completes once all of them are
     /// acknowledged (failing on the first failed delivery). It creates its own
     /// producer and closes it at the end. Back-pressure as ``flexiFlow(_:)``.
+    @inlinable
     public static func plainSink<Key, Value>(_ settings: ProducerSettings<Key, Value>) -> ProducerPlainSink<Key, Value> {
         ProducerPlainSink(flow: flexiFlow(settings))
     }
 
     /// Like ``plainSink(_:)``, producing through a shared `producer` (which the sink does not close).
+    @inlinable
     public static func plainSink<Key, Value>(
         _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>
     ) -> ProducerPlainSink<Key, Value> {
@@ -49,7 +53,10 @@ public struct ProducerPlainSink<Key: Sendable, Value: Sendable>: Sink {
     public typealias Input = ProducerRecord<Key, Value>
     public typealias Result = Void
 
-    let flow: ProducerFlexiFlow<Key, Value, Void>
+    @usableFromInline let flow: ProducerFlexiFlow<Key, Value, Void>
+
+    @inlinable
+    init(flow: ProducerFlexiFlow<Key, Value, Void>) { self.flow = flow }
 
     /// Writes every record of `upstream`; returns when all are acknowledged.
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws

@@ -10,33 +10,55 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
     public typealias Input = ProducerMessage<Key, Value, PassThrough>
     public typealias Output = ProducerResult<Key, Value, PassThrough>
 
-    let settings: ProducerSettings<Key, Value>
-    let producer: KafkaProducer<Key, Value>?
+    @usableFromInline let settings: ProducerSettings<Key, Value>
+    @usableFromInline let producer: KafkaProducer<Key, Value>?
+    @usableFromInline let hooks: ProducerFlowHooks<Key, Value, PassThrough>
+
+    @inlinable
+    init(settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>?) {
+        self.settings = settings
+        self.producer = producer
+        self.hooks = ProducerFlowHooks()
+    }
 
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {
-        AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: upstream, settings: settings, producer: producer))
+        let upstream = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
+        return AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: upstream, settings: settings, producer: producer, hooks: hooks))
+    }
+}
+
+/// Entry points into the run, created where the flow is created so that the
+/// code behind them is specialised for the caller's types.
+@usableFromInline
+struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Sendable {
+    @usableFromInline let next: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
+
+    @inlinable
+    init() {
+        next = { driver in try await driver.next() }
     }
 }
 
 /// The output sequence of a ``ProducerFlexiFlow``.
-struct ProducerFlexiFlowSequence<Upstream: AsyncSequence & Sendable, Key: Sendable, Value: Sendable, PassThrough: Sendable>: AsyncSequence, Sendable
-where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
+struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Sendable>: AsyncSequence, Sendable {
     typealias Element = ProducerResult<Key, Value, PassThrough>
 
-    let upstream: Upstream
+    let upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>
     let settings: ProducerSettings<Key, Value>
     let producer: KafkaProducer<Key, Value>?
+    let hooks: ProducerFlowHooks<Key, Value, PassThrough>
 
     func makeAsyncIterator() -> Iterator {
-        Iterator(driver: ProducerFlowDriver(upstream: upstream, settings: settings, sharedProducer: producer))
+        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), next: hooks.next)
     }
 
     struct Iterator: AsyncIteratorProtocol {
-        let driver: ProducerFlowDriver<Upstream, Key, Value, PassThrough>
+        let driver: ProducerFlowDriver<Key, Value, PassThrough>
+        let next: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
 
         mutating func next() async throws -> Element? {
-            try await driver.next()
+            try await next(driver)
         }
     }
 }

@@ -1,34 +1,53 @@
 import CRdKafka
+import StreamKit
 
 /// One run of a ``ProducerFlexiFlow``: starts the pump task on the first
 /// `next()`, hands out results a batch at a time, and tears down (closing an
 /// owned producer) when the run ends or the iterator is dropped.
-final class ProducerFlowDriver<Upstream: AsyncSequence & Sendable, Key: Sendable, Value: Sendable, PassThrough: Sendable>
-where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
-    typealias Storage = ProducerFlowStorage<Key, Value, PassThrough>
-    typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
+///
+/// The per-message paths (this type, the pump, the ring) are `@inlinable` and
+/// reached through closures built in ``Producer/flexiFlow(_:)``, so they are
+/// specialised for the caller's key, value and pass-through types: unspecialised
+/// generic code paid a runtime metadata lookup per enum payload per message.
+@usableFromInline
+final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Sendable> {
+    @usableFromInline typealias Message = ProducerMessage<Key, Value, PassThrough>
+    @usableFromInline typealias Storage = ProducerFlowStorage<Key, Value, PassThrough>
+    @usableFromInline typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
 
-    private struct Run {
-        let storage: Storage
-        let producer: KafkaProducer<Key, Value>
-        let owned: Bool
-        let receiver: UInt16
-        let pump: Task<Void, Never>
+    @usableFromInline
+    struct Run {
+        @usableFromInline let storage: Storage
+        @usableFromInline let producer: KafkaProducer<Key, Value>
+        @usableFromInline let owned: Bool
+        @usableFromInline let receiver: UInt16
+        @usableFromInline let pump: Task<Void, Never>
+
+        @inlinable
+        init(storage: Storage, producer: KafkaProducer<Key, Value>, owned: Bool, receiver: UInt16, pump: Task<Void, Never>) {
+            self.storage = storage
+            self.producer = producer
+            self.owned = owned
+            self.receiver = receiver
+            self.pump = pump
+        }
     }
 
-    private enum Phase {
+    @usableFromInline
+    enum Phase {
         case idle
         case running(Run)
         case done
     }
 
-    private let upstream: Upstream
-    private let settings: ProducerSettings<Key, Value>
-    private let sharedProducer: KafkaProducer<Key, Value>?
-    private var phase = Phase.idle
-    private let buffer = Ring.ResultBuffer()
+    @usableFromInline let upstream: AnyAsyncSequence<Message>
+    @usableFromInline let settings: ProducerSettings<Key, Value>
+    @usableFromInline let sharedProducer: KafkaProducer<Key, Value>?
+    @usableFromInline var phase = Phase.idle
+    @usableFromInline let buffer = Ring.ResultBuffer()
 
-    init(upstream: Upstream, settings: ProducerSettings<Key, Value>, sharedProducer: KafkaProducer<Key, Value>?) {
+    @inlinable
+    init(upstream: AnyAsyncSequence<Message>, settings: ProducerSettings<Key, Value>, sharedProducer: KafkaProducer<Key, Value>?) {
         self.upstream = upstream
         self.settings = settings
         self.sharedProducer = sharedProducer
@@ -42,6 +61,7 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
         if run.owned { run.producer.engine.beginClose(timeout: settings.closeTimeout) }
     }
 
+    @inlinable
     func next() async throws -> Ring.Result? {
         if let result = buffer.take() { return result }
         let run: Run
@@ -65,7 +85,8 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
         }
     }
 
-    private func start() throws(KafkaError) -> Run {
+    @inlinable
+    func start() throws(KafkaError) -> Run {
         phase = .done
         try settings.validate()
         let producer: KafkaProducer<Key, Value>
@@ -92,7 +113,8 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
         return run
     }
 
-    private func finish(_ run: Run) async {
+    @usableFromInline
+    func finish(_ run: Run) async {
         phase = .done
         run.pump.cancel()
         run.producer.engine.deregister(run.receiver)
@@ -102,11 +124,13 @@ where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
 
 /// The upstream side of a run: pulls messages while there is capacity,
 /// serialises them, publishes each in the ring and produces its records.
+@usableFromInline
 enum ProducerFlowPump {
-    static func run<Upstream: AsyncSequence & Sendable, Key: Sendable, Value: Sendable, PassThrough: Sendable>(
-        upstream: Upstream, settings: ProducerSettings<Key, Value>,
+    @inlinable
+    static func run<Key: Sendable, Value: Sendable, PassThrough: Sendable>(
+        upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
         storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16
-    ) async where Upstream.Element == ProducerMessage<Key, Value, PassThrough> {
+    ) async {
         typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
         let ring = storage.ring
         var iterator = upstream.makeAsyncIterator()
@@ -130,11 +154,9 @@ enum ProducerFlowPump {
                     continue
                 }
                 if code == RD_KAFKA_RESP_ERR__FATAL {
-                    throw engine.fatalError ?? KafkaError.fromCode(code, "producing to \(record.topic)", kind: .fatal)
+                    throw engine.fatalError ?? KafkaError(.fatal, "producing to \(record.topic): the producer hit a fatal error", code: Int32(code.rawValue))
                 }
-                let report = DeliveryReport(token: 0, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
-                ring.fail(position: position, error: report.failure(topic: record.topic))
-                storage.pumpCompletedHead()
+                storage.recordRefused(position: position, code: code, topic: record.topic, partition: record.partition)
                 return false
             }
         }

@@ -28,29 +28,45 @@ import Synchronization
 ///   messages out, and ``giveBack()``s capacity when its consumer asks for more.
 ///
 /// No I/O and no continuations: the waiting and waking is ``ProducerFlowStorage``'s.
+@usableFromInline
 final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendable>: @unchecked Sendable {
-    typealias Message = ProducerMessage<Key, Value, PassThrough>
-    typealias Result = ProducerResult<Key, Value, PassThrough>
+    @usableFromInline typealias Message = ProducerMessage<Key, Value, PassThrough>
+    @usableFromInline typealias Result = ProducerResult<Key, Value, PassThrough>
 
     /// Bits of a record's token: 28 bits of position (wrapping), 20 of record index.
+    @inlinable
     static var positionBits: UInt64 { 28 }
+    @inlinable
     static var indexBits: UInt64 { 20 }
     /// The most records one `multi` message may hold.
+    @inlinable
     static var maxRecordsPerMessage: Int { 1 << Int(indexBits) }
     /// The largest effective parallelism (bounds the ring's memory).
+    @inlinable
     static var maxParallelism: Int { 1 << 20 }
+    @inlinable
     static var failedBit: Int { 1 << 62 }
 
     /// Where one record was written.
+    @usableFromInline
     struct Outcome {
-        var partition: Int32 = -1
-        var offset: Int64 = -1
-        var timestamp: KafkaTimestamp? = nil
+        @usableFromInline var partition: Int32
+        @usableFromInline var offset: Int64
+        @usableFromInline var timestamp: KafkaTimestamp?
+
+        @inlinable
+        init(partition: Int32 = -1, offset: Int64 = -1, timestamp: KafkaTimestamp? = nil) {
+            self.partition = partition
+            self.offset = offset
+            self.timestamp = timestamp
+        }
     }
 
     /// Outcomes of records 1… of a multi message (record 0 uses the slot's own).
+    @usableFromInline
     final class MultiOutcomes: @unchecked Sendable {
-        let outcomes: UnsafeMutableBufferPointer<Outcome>
+        @usableFromInline let outcomes: UnsafeMutableBufferPointer<Outcome>
+        @inlinable
         init(count: Int) {
             outcomes = .allocate(capacity: count)
             outcomes.initialize(repeating: Outcome())
@@ -58,32 +74,33 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         deinit { outcomes.deallocate() }
     }
 
-    let parallelism: Int
+    @usableFromInline let parallelism: Int
     /// The most messages pulled and not yet given back (acknowledged ones waiting for an earlier one count).
-    let lookAhead: Int
+    @usableFromInline let lookAhead: Int
     /// Slots in the ring (a power of two ≥ `lookAhead`).
-    let capacity: Int
-    private let mask: Int
-    private let messages: UnsafeMutablePointer<Message>
-    private let outcomes: UnsafeMutablePointer<Outcome>
-    private let multis: UnsafeMutablePointer<MultiOutcomes?>
+    @usableFromInline let capacity: Int
+    @usableFromInline let mask: Int
+    @usableFromInline let messages: UnsafeMutablePointer<Message>
+    @usableFromInline let outcomes: UnsafeMutablePointer<Outcome>
+    @usableFromInline let multis: UnsafeMutablePointer<MultiOutcomes?>
     // Remaining records per slot; `failedBit` once a record of the slot failed.
-    private let remaining: UnsafeMutablePointer<Atomic<Int>>
-    private let failures = Mutex<[Int: KafkaError]>([:])
+    @usableFromInline let remaining: UnsafeMutablePointer<Atomic<Int>>
+    @usableFromInline let failures = Mutex<[Int: KafkaError]>([:])
 
     /// Positions published by the pump (all below are initialised slots).
-    private let published = Atomic<Int>(0)
+    @usableFromInline let published = Atomic<Int>(0)
     /// Positions the downstream has given back (capacity).
-    private let released = Atomic<Int>(0)
+    @usableFromInline let released = Atomic<Int>(0)
     /// Messages whose every record was acknowledged (or that have none).
-    private let acknowledged = Atomic<Int>(0)
+    @usableFromInline let acknowledged = Atomic<Int>(0)
     // Owned by the pump.
-    private nonisolated(unsafe) var tail = 0
+    @usableFromInline nonisolated(unsafe) var tail = 0
     // Owned by the downstream.
-    private nonisolated(unsafe) var head = 0
+    @usableFromInline nonisolated(unsafe) var head = 0
     /// `head`, readable by other threads (updated once per pop).
-    private let headMirror = Atomic<Int>(0)
+    @usableFromInline let headMirror = Atomic<Int>(0)
 
+    @usableFromInline
     init(parallelism: Int) {
         self.parallelism = min(max(1, parallelism), Self.maxParallelism)
         self.lookAhead = 2 * self.parallelism
@@ -111,7 +128,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     }
 
     /// The token librdkafka carries for record `index` of the message at `position`.
-    @inline(__always)
+    @inlinable
     static func token(position: Int, index: Int) -> UInt64 {
         (UInt64(truncatingIfNeeded: position) & ((1 << positionBits) - 1)) << indexBits | UInt64(index)
     }
@@ -119,13 +136,14 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     // MARK: Pump side
 
     /// Whether the pump may publish another message.
-    @inline(__always)
+    @inlinable
     var pumpHasCapacity: Bool {
         tail - acknowledged.load(ordering: .sequentiallyConsistent) < parallelism
             && tail - released.load(ordering: .sequentiallyConsistent) < lookAhead
     }
 
     /// Whether at least `amount` more messages could be published (from any thread).
+    @inlinable
     func hasFreeCapacity(_ amount: Int) -> Bool {
         let end = published.load(ordering: .sequentiallyConsistent)
         return parallelism - (end - acknowledged.load(ordering: .sequentiallyConsistent)) >= amount
@@ -134,7 +152,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
 
     /// Stores `message` at the tail and makes it visible to the downstream;
     /// returns its position. Requires ``pumpHasCapacity``.
-    @inline(__always)
+    @inlinable
     func publish(_ message: consuming Message, recordCount: Int) -> Int {
         let position = tail
         let slot = position & mask
@@ -150,6 +168,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
 
     /// Record `index` of the message at `position` failed (refused by librdkafka,
     /// or reported failed): the message fails, and with it the run.
+    @inlinable
     func fail(position: Int, error: KafkaError) {
         let slot = position & mask
         failures.withLock { failures in
@@ -161,6 +180,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     // MARK: Poll-thread side
 
     /// Applies delivery reports; returns whether any of them failed.
+    @inlinable
     func deliver(_ reports: UnsafeBufferPointer<DeliveryReport>) -> Bool {
         var failed = false
         var completed = 0
@@ -189,6 +209,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
 
     // MARK: Downstream side
 
+    @usableFromInline
     enum PopResult {
         /// `count` results were appended.
         case emitted(Int)
@@ -199,6 +220,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     }
 
     /// Moves every complete message from the head, in order, into `buffer` as results.
+    @inlinable
     func pop(into buffer: ResultBuffer) -> PopResult {
         let end = published.load(ordering: .acquiring)
         var count = 0
@@ -224,6 +246,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
 
     /// Whether ``pop(into:)`` would return something now. Safe from any thread:
     /// the downstream re-checks with it before waiting, the poll thread before waking it.
+    @inlinable
     func headIsReady() -> Bool {
         let head = headMirror.load(ordering: .sequentiallyConsistent)
         guard head < published.load(ordering: .sequentiallyConsistent) else { return false }
@@ -232,21 +255,25 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     }
 
     /// Whether every published message has been popped.
+    @inlinable
     var isDrained: Bool { head == published.load(ordering: .sequentiallyConsistent) }
 
     /// The downstream's consumer has taken everything popped so far: that capacity is free again.
+    @inlinable
     func giveBack() {
         released.store(head, ordering: .sequentiallyConsistent)
     }
 
     /// Results handed from ``pop(into:)`` to the downstream consumer: appended in
     /// place and moved out one by one, so a result is never copied (no retain/release pair per element).
+    @usableFromInline
     final class ResultBuffer {
-        private var storage: UnsafeMutablePointer<Result>
-        private var allocated: Int
-        private(set) var count = 0
-        private var taken = 0
+        @usableFromInline var storage: UnsafeMutablePointer<Result>
+        @usableFromInline var allocated: Int
+        @usableFromInline var count = 0
+        @usableFromInline var taken = 0
 
+        @inlinable
         init(capacity: Int = 256) {
             allocated = max(capacity, 1)
             storage = .allocate(capacity: allocated)
@@ -257,8 +284,10 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
             storage.deallocate()
         }
 
+        @inlinable
         var isEmpty: Bool { taken == count }
 
+        @inlinable
         func append(_ result: consuming Result) {
             if count == allocated {
                 let bigger = UnsafeMutablePointer<Result>.allocate(capacity: allocated * 2)
@@ -272,6 +301,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         }
 
         /// The next result, moved out; nil when all were taken (the buffer is then reset).
+        @inlinable
         func take() -> Result? {
             guard taken < count else {
                 taken = 0
@@ -285,7 +315,8 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
 
     // MARK: Helpers
 
-    private static func topic(of message: Message, index: Int) -> String {
+    @inlinable
+    static func topic(of message: Message, index: Int) -> String {
         switch message {
         case .single(let record, _): return record.topic
         case .multi(let records, _): return index < records.count ? records[index].topic : "?"
@@ -293,8 +324,8 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         }
     }
 
-    @inline(__always)
-    private static func result(_ message: consuming Message, first: Outcome, rest: MultiOutcomes?) -> Result {
+    @inlinable
+    static func result(_ message: consuming Message, first: Outcome, rest: MultiOutcomes?) -> Result {
         switch consume message {
         case .single(let record, let passThrough):
             return .single(metadata(record, first), record, passThrough: passThrough)
@@ -310,8 +341,8 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         }
     }
 
-    @inline(__always)
-    private static func metadata(_ record: ProducerRecord<Key, Value>, _ outcome: Outcome) -> RecordMetadata {
+    @inlinable
+    static func metadata(_ record: ProducerRecord<Key, Value>, _ outcome: Outcome) -> RecordMetadata {
         RecordMetadata(topic: record.topic, partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
     }
 }

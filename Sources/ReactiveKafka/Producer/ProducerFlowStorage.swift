@@ -1,3 +1,4 @@
+import CRdKafka
 import Synchronization
 
 /// The concurrent shell of one ``ProducerFlexiFlow`` run: the lock-free
@@ -11,30 +12,35 @@ import Synchronization
 /// (all sequentially consistent), so a wake-up is never lost. The poll thread
 /// wakes the downstream at most once per delivery batch; the downstream wakes
 /// the pump (as do delivery reports) only once `resumeThreshold` capacity is free.
+@usableFromInline
 final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sendable>: DeliveryReceiver, @unchecked Sendable {
-    typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
+    @usableFromInline typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
 
-    private enum Upstream {
+    @usableFromInline
+    enum Upstream {
         case running
         case finished
         case failed(any Error)
     }
 
-    private struct Coordination {
-        var downstream: UnsafeContinuation<Void, Never>?
-        var pump: UnsafeContinuation<Void, Never>?
-        var upstream = Upstream.running
-        var engineFailure: KafkaError?
+    @usableFromInline
+    struct Coordination {
+        @usableFromInline var downstream: UnsafeContinuation<Void, Never>?
+        @usableFromInline var pump: UnsafeContinuation<Void, Never>?
+        @usableFromInline var upstream = Upstream.running
+        @usableFromInline var engineFailure: KafkaError?
+        @inlinable init() {}
     }
 
-    let ring: Ring
+    @usableFromInline let ring: Ring
     /// How much capacity must be free before a waiting pump is resumed (avoids a wake-up per message).
-    let resumeThreshold: Int
-    private let coordination = Mutex(Coordination())
-    private let downstreamWaiting = Atomic<Bool>(false)
-    private let pumpWaiting = Atomic<Bool>(false)
-    private let stop = Atomic<Bool>(false)
+    @usableFromInline let resumeThreshold: Int
+    @usableFromInline let coordination = Mutex(Coordination())
+    @usableFromInline let downstreamWaiting = Atomic<Bool>(false)
+    @usableFromInline let pumpWaiting = Atomic<Bool>(false)
+    @usableFromInline let stop = Atomic<Bool>(false)
 
+    @usableFromInline
     init(parallelism: Int) {
         ring = Ring(parallelism: parallelism)
         resumeThreshold = max(1, min(ring.parallelism / 4, 1024))
@@ -42,6 +48,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
 
     // MARK: DeliveryReceiver (poll thread)
 
+    @usableFromInline
     func deliver(_ reports: UnsafeBufferPointer<DeliveryReport>) {
         if ring.deliver(reports) {
             stop.store(true, ordering: .sequentiallyConsistent)
@@ -52,6 +59,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
         if downstreamWaiting.load(ordering: .sequentiallyConsistent), ring.headIsReady() { wakeDownstream() }
     }
 
+    @usableFromInline
     func fail(_ error: KafkaError) {
         coordination.withLock { c in
             if c.engineFailure == nil { c.engineFailure = error }
@@ -64,10 +72,11 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
     // MARK: Pump
 
     /// Whether the run has failed or was cancelled: the pump pulls nothing more.
-    @inline(__always)
+    @inlinable
     var shouldStop: Bool { stop.load(ordering: .relaxed) }
 
     /// Waits until the pump may publish another message; false when it must stop.
+    @usableFromInline
     func waitForCapacity() async -> Bool {
         while true {
             if stop.load(ordering: .acquiring) { return false }
@@ -88,12 +97,14 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
     }
 
     /// The pump published a message that is already complete (no records) or failed.
+    @inlinable
     func pumpCompletedHead() {
         if downstreamWaiting.load(ordering: .sequentiallyConsistent) { wakeDownstream() }
     }
 
     /// The pump stopped: upstream completed (`error == nil`), failed, or a serialiser threw.
     /// The downstream emits what is in flight, then completes or fails.
+    @usableFromInline
     func pumpFinished(error: (any Error)?) {
         coordination.withLock { c in
             if case .running = c.upstream { c.upstream = error.map { .failed($0) } ?? .finished }
@@ -103,6 +114,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
 
     // MARK: Downstream
 
+    @usableFromInline
     enum Next {
         case emit
         case finish
@@ -112,6 +124,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
 
     /// Gives back the capacity of everything handed out so far, then waits
     /// until results are ready (appended to `buffer`), the run ends, or the task is cancelled.
+    @inlinable
     func next(into buffer: Ring.ResultBuffer) async -> Next {
         ring.giveBack()
         if pumpWaiting.load(ordering: .sequentiallyConsistent), ring.hasFreeCapacity(resumeThreshold) { wakePump() }
@@ -161,21 +174,33 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
     }
 
     /// The downstream is gone (cancelled or dropped): stop the pump.
+    @usableFromInline
     func cancelDownstream() { terminate() }
 
-    private func cancel() -> Next {
+    /// librdkafka refused a record of the message at `position` at once: the message fails.
+    @usableFromInline
+    func recordRefused(position: Int, code: rd_kafka_resp_err_t, topic: String, partition: Int32?) {
+        let report = DeliveryReport(token: 0, error: code, partition: partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+        ring.fail(position: position, error: report.failure(topic: topic))
+        pumpCompletedHead()
+    }
+
+    @usableFromInline
+    func cancel() -> Next {
         terminate()
         return .cancelled
     }
 
-    private func terminate() {
+    @usableFromInline
+    func terminate() {
         stop.store(true, ordering: .sequentiallyConsistent)
         wakePump()
     }
 
     // MARK: Wake-ups
 
-    private func wakeDownstream() {
+    @usableFromInline
+    func wakeDownstream() {
         let continuation = coordination.withLock { c -> UnsafeContinuation<Void, Never>? in
             defer { c.downstream = nil }
             if c.downstream != nil { downstreamWaiting.store(false, ordering: .relaxed) }
@@ -184,7 +209,8 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
         continuation?.resume()
     }
 
-    private func wakePump() {
+    @usableFromInline
+    func wakePump() {
         let continuation = coordination.withLock { c -> UnsafeContinuation<Void, Never>? in
             defer { c.pump = nil }
             if c.pump != nil { pumpWaiting.store(false, ordering: .relaxed) }

@@ -1,7 +1,7 @@
 extension ProducerSettings {
     /// The record's key and value as bytes.
     /// - Throws: ``KafkaError/Kind/serialization`` naming the topic and which part failed.
-    @inline(__always)
+    @inlinable
     func serialize(_ record: ProducerRecord<Key, Value>) throws(KafkaError) -> (key: SerializedBytes?, value: SerializedBytes?) {
         var key: SerializedBytes?
         var value: SerializedBytes?
