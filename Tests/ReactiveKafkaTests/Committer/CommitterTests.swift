@@ -125,6 +125,19 @@ private struct UpstreamFailure: Error, Equatable {}
         #expect(fake.committed == (1...6).map { [p0: Int64($0)] })
     }
 
+    @Test func commitsReachTheConsumerInTheOrderBatchesWereFormed() async throws {
+        // A newer commit overtaking an older one would let the older offsets overwrite the newer on the broker.
+        let fake = FakeOffsetCommitter(gated: true)
+        let offsets = (0..<50).map { fake.offset(0, Int64($0)) }
+        let settings = untimed.withMaxBatch(1).withParallelism(8)
+        let sink = Task { try await Committer.sink(settings).run(finiteStream(offsets)) }
+        try await fake.waitForCalls(8)
+        fake.releaseAll()
+        try await valueWithin(sink)
+        #expect(fake.committed == (1...50).map { [p0: Int64($0)] })
+        #expect(fake.maxInFlight == 8)
+    }
+
     @Test func nextOffsetObservedCommitsHeldOffsetsAtCompletion() async throws {
         let fake = FakeOffsetCommitter()
         let (upstream, input) = AsyncStream<CommittableOffset>.makeStream()
@@ -161,6 +174,27 @@ private struct UpstreamFailure: Error, Equatable {}
         let count = try await withTimeout { try await flow.apply(finiteStream(offsets)).reduce(0) { n, _ in n + 1 } }
         #expect(count == 3)
         #expect(fake.calls.count == 3)
+    }
+
+    @Test func highestOffsetPerPartitionWinsInABatch() async throws {
+        let fake = FakeOffsetCommitter()
+        let offsets = [fake.offset(0, 5), fake.offset(1, 2), fake.offset(0, 3), fake.offset(0, 4), fake.offset(1, 1)]
+        try await withTimeout { try await Committer.sink(untimed).run(finiteStream(offsets)) }
+        #expect(fake.calls == [.commit([p0: 6, p1: 3])])
+    }
+
+    @Test func cancellingTheSinkEndsItWhileUpstreamIsOpen() async throws {
+        let fake = FakeOffsetCommitter()
+        let (upstream, input) = AsyncStream<CommittableOffset>.makeStream()
+        defer { input.finish() }
+        let sink = Task { try await Committer.sink(untimed.withMaxBatch(2)).run(upstream) }
+        input.yield(fake.offset(0, 40))
+        input.yield(fake.offset(0, 41))
+        try await fake.waitForCalls(1)
+        // The upstream stays open and idle: only cancellation can end the run.
+        sink.cancel()
+        try await valueWithin(sink)
+        #expect(fake.calls == [.commit([p0: 42])])
     }
 
     @Test func invalidSettingsAreATypedError() async throws {
