@@ -115,15 +115,16 @@ final class CommitterRun: Sendable {
         var batching: CommitterBatchingStateMachine
         /// Batches formed but not yet given a commit slot, oldest first.
         var formed: [CommittableOffsetBatch] = []
-        var commits: [UInt64: Task<Void, Never>] = [:]
-        /// The newest commit task: the next one reports only after it.
+        /// The newest commit task. Each commit task finishes only after its predecessor,
+        /// so awaiting this one awaits them all.
         var lastCommit: Task<Void, Never>?
-        var nextCommit: UInt64 = 0
         var failure: (any Error)?
         var failureHandler: (@Sendable () -> Void)?
     }
 
     private let state: Mutex<State>
+    /// Serialises starting commits, so they reach the consumers in the order the batches were formed.
+    private let starting = Mutex(())
     private let settings: CommitterSettings
     private let onCommitted: @Sendable (CommittableOffsetBatch) -> Void
     let limiter: CommitLimiter
@@ -179,7 +180,7 @@ final class CommitterRun: Sendable {
             if let last = s.batching.flushAll() { s.formed.append(last) }
         }
         while state.withLock({ !$0.formed.isEmpty }) { await startCommit() }
-        while let pending = state.withLock({ $0.commits.values.first }) { await pending.value }
+        if let last = state.withLock({ $0.lastCommit }) { await last.value }
         if let upstreamError { throw upstreamError }
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
@@ -188,23 +189,24 @@ final class CommitterRun: Sendable {
     private func startCommit() async {
         // Waiting for a slot is the back-pressure on the upstream.
         await limiter.acquire()
-        // Taking the oldest batch only now, under the lock that creates its task, keeps
-        // commits in the order batches were formed even when the timer and the reader race.
-        let started = state.withLock { s -> Bool in
-            guard !s.formed.isEmpty else { return false }
-            let batch = s.formed.removeFirst()
-            let id = s.nextCommit
-            s.nextCommit += 1
-            let previous = s.lastCommit
-            let task = Task { await self.commit(batch, id: id, after: previous) }
-            s.commits[id] = task
-            s.lastCommit = task
+        let started = starting.withLock { _ -> Bool in
+            // Taking the oldest batch only now keeps commits in the order batches were formed,
+            // even when the timer and the reader race for slots.
+            let next = state.withLock { s -> (CommittableOffsetBatch, Task<Void, Never>?)? in
+                s.formed.isEmpty ? nil : (s.formed.removeFirst(), s.lastCommit)
+            }
+            guard let (batch, previous) = next else { return false }
+            // Started immediately (not on the next free thread), so this commit is handed to its
+            // consumer before the next one is: a newer commit never overtakes an older one there,
+            // which would let the older offsets overwrite the newer on the broker.
+            let task = Task.immediate { await self.commit(batch, after: previous) }
+            state.withLock { $0.lastCommit = task }
             return true
         }
         if !started { limiter.release() }
     }
 
-    private func commit(_ batch: CommittableOffsetBatch, id: UInt64, after previous: Task<Void, Never>?) async {
+    private func commit(_ batch: CommittableOffsetBatch, after previous: Task<Void, Never>?) async {
         var failed = false
         do {
             switch settings.delivery {
@@ -219,7 +221,6 @@ final class CommitterRun: Sendable {
         // order the acknowledgements arrive in; nothing is reported after a failure.
         await previous?.value
         if !failed, !hasFailed { onCommitted(batch) }
-        state.withLock { _ = $0.commits.removeValue(forKey: id) }
         limiter.release()
     }
 

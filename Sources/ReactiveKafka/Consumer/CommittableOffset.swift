@@ -88,9 +88,25 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
 
     /// Commits the batch and waits for every consumer involved to acknowledge.
     public func commit() async throws(KafkaError) {
-        for (committer, offsets) in byCommitter() {
-            try await committer.commit(offsets)
+        let groups = byCommitter()
+        if groups.count == 1 {
+            try await groups[0].0.commit(groups[0].1)
+            return
         }
+        // Every consumer is handed its offsets before any acknowledgement is awaited, so
+        // commits reach each consumer in the order they were made (see `CommitterRun`).
+        let commits = groups.map { committer, offsets in
+            Task.immediate { () async throws -> Void in try await committer.commit(offsets) }
+        }
+        var firstError: KafkaError?
+        for commit in commits {
+            do {
+                try await commit.value
+            } catch {
+                firstError = firstError ?? (error as? KafkaError) ?? KafkaError(.commitFailed, "commit failed: \(error)")
+            }
+        }
+        if let firstError { throw firstError }
     }
 
     /// Sends the batch without waiting; failures are logged.
