@@ -50,15 +50,15 @@ struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Se
     let hooks: ProducerFlowHooks<Key, Value, PassThrough>
 
     func makeAsyncIterator() -> Iterator {
-        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), next: hooks.next)
+        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), step: hooks.next)
     }
 
     struct Iterator: AsyncIteratorProtocol {
         let driver: ProducerFlowDriver<Key, Value, PassThrough>
-        let next: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
+        let step: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
 
         mutating func next() async throws -> Element? {
-            try await next(driver)
+            try await step(driver)
         }
     }
 }
