@@ -122,6 +122,18 @@ import AsyncAlgorithms
         guard case .pull = machine.readerWantsToPull() else { Issue.record("cancelled branch no longer counts"); return }
     }
 
+    @Test func partitionHoldsAnElementForAFullBranchAndReleasesItFirst() {
+        var machine = FanOutStateMachine<Int>(branches: 2, bufferSize: 1, routing: .partition({ _ in 0 }))
+        _ = machine.route(1)
+        _ = machine.route(2)  // branch 0 full: held
+        guard case .suspend = machine.readerWantsToPull() else { Issue.record("held element blocks the reader"); return }
+        guard case .deliver(.success(1), _) = machine.next(branch: 0) else { Issue.record("1 first"); return }
+        // Room again: the held element must go before anything new is pulled.
+        guard case .release = machine.readerWantsToPull() else { Issue.record("expected release"); return }
+        _ = machine.releaseHeld()
+        guard case .deliver(.success(2), _) = machine.next(branch: 0) else { Issue.record("then 2"); return }
+    }
+
     @Test func balanceHandsToAWaitingBranchFirst() {
         var machine = FanOutStateMachine<Int>(branches: 2, bufferSize: 4, routing: .balance)
         _ = machine.route(1)

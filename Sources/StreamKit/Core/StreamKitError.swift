@@ -19,6 +19,8 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
     case aborted
     /// The operator's sub-stream or branch was iterated twice; each may be iterated once.
     case alreadyIterated(String)
+    /// A file operation failed; `errno` is the system's error number.
+    case io(operation: String, path: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -40,6 +42,8 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
             return "stream aborted by a kill switch"
         case .alreadyIterated(let what):
             return "\(what) can be iterated only once"
+        case .io(let operation, let path, let errno):
+            return "\(operation) \(path) failed: \(systemErrorMessage(errno)) (errno \(errno))"
         }
     }
 }
@@ -47,4 +51,17 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
 @inline(__always)
 func requireArgument(_ condition: Bool, _ message: @autoclosure () -> String) throws(StreamKitError) {
     if !condition { throw StreamKitError.invalidArgument(message()) }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func systemErrorMessage(_ code: Int32) -> String {
+    guard let message = strerror(code) else { return "unknown error" }
+    return String(cString: message)
 }

@@ -106,11 +106,15 @@ import DequeModule
         return reader
     }
 
-    @usableFromInline enum ReaderAction { case pull, suspend, stop }
+    /// `.release`: the element the reader holds can now go to its branch (call ``releaseHeld()``).
+    @usableFromInline enum ReaderAction { case pull, release, suspend, stop }
 
     /// The reader asks whether it may pull.
     @inlinable mutating func readerWantsToPull() -> ReaderAction {
         if cancelled || terminal != nil { return .stop }
+        if let held {
+            return active[held.branch] && queues[queueIndex(held.branch)].count >= bufferSize ? .suspend : .release
+        }
         return readerMayPull ? .pull : .suspend
     }
 

@@ -66,16 +66,18 @@ import Synchronization
                 return
             case .pull:
                 break
+            case .release:
+                deliver(state.withLock { $0.releaseHeld() })
+                continue
             case .suspend:
                 let proceed = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
                     switch state.withLock({ $0.readerSuspend(continuation) }) {
-                    case .pull: continuation.resume(returning: true)
+                    case .pull, .release: continuation.resume(returning: true)
                     case .stop: continuation.resume(returning: false)
                     case .suspend: break
                     }
                 }
                 if !proceed { return }
-                deliver(state.withLock { $0.releaseHeld() })
                 continue
             }
             do {

@@ -91,6 +91,15 @@ import Synchronization
         state.withLock { $0.tick(generation) }?.resume(returning: .tick)
     }
 
+    /// Ends the stream now with `error` (or completion): the consumer sees it at
+    /// once, buffered elements are dropped, the reader and upstream are cancelled.
+    @inlinable func abort(_ error: (any Error)?) {
+        let (consumer, producer) = state.withLock { $0.abort(error) }
+        consumer?.resume(returning: .finished(error))
+        producer?.resume(returning: false)
+        reader.withLock { $0 }?.cancel()
+    }
+
     /// Stops everything: the consumer gets `.finished(nil)`, the reader task and upstream are cancelled.
     @inlinable func cancel() {
         let (consumer, producer) = state.withLock { $0.cancel() }

@@ -162,6 +162,14 @@ import DequeModule
         return nil
     }
 
+    /// Ends the pump from outside with `error` (or normal completion): buffered
+    /// elements are dropped and the consumer sees the end at once (a kill switch).
+    @inlinable mutating func abort(_ error: (any Error)?) -> (ConsumerContinuation?, ProducerContinuation?) {
+        let wasWaiting = consumer != nil
+        terminal = .some(wasWaiting ? nil : error)  // a waiting consumer gets it directly
+        return cancel()
+    }
+
     /// Ends the pump from outside (consumer gone, kill switch, timeout).
     @inlinable mutating func cancel() -> (ConsumerContinuation?, ProducerContinuation?) {
         cancelled = true

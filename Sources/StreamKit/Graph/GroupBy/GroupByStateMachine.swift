@@ -98,11 +98,14 @@ import DequeModule
 
     // MARK: reader
 
-    @usableFromInline enum ReaderAction { case pull, suspend, stop }
+    /// `.release`: the held element can now go to its sub-stream (call ``releaseHeld()``).
+    @usableFromInline enum ReaderAction { case pull, release, suspend, stop }
 
     @inlinable mutating func readerWantsToPull() -> ReaderAction {
         if cancelled || terminal != nil { return .stop }
-        if let held, subs[held.id].active && subs[held.id].queue.count >= bufferSize { return .suspend }
+        if let held {
+            return subs[held.id].active && subs[held.id].queue.count >= bufferSize ? .suspend : .release
+        }
         return .pull
     }
 
