@@ -1,3 +1,5 @@
+import AsyncAlgorithms
+
 /// StreamKit operators on ``Source`` that keep the materialized value.
 /// Everything else is reachable through ``Source/transform(_:)``.
 extension Source {
@@ -76,5 +78,19 @@ extension Source {
         costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }
     ) -> Source<AsyncShapingThrottleSequence<Base, ContinuousClock>, Materialized> {
         throttle(cost: cost, per: per, burst: burst, clock: ContinuousClock(), costOf: costOf)
+    }
+}
+
+extension Source where Materialized == Void {
+    /// A source over the elements of a synchronous sequence (a range, an array).
+    ///
+    /// ```swift
+    /// let numbers = Source.from(1...100)
+    /// ```
+    /// Pull-through: each element is produced when the consumer asks for it.
+    @inlinable public static func from<Elements: Sequence & Sendable>(
+        _ elements: Elements
+    ) -> Source<AsyncSyncSequence<Elements>, Void> where Base == AsyncSyncSequence<Elements> {
+        Source(elements.async)
     }
 }
