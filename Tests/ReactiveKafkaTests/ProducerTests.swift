@@ -261,4 +261,38 @@ import Testing
             _ = try await producer.send(ProducerRecord(topic: "down", value: "late"))
         } throws: { ($0 as? KafkaError)?.kind == .shutDown }
     }
+
+    @Test func aFatalErrorFailsTheRunningFlowAndLaterSends() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("fatal", partitions: 1)
+        let settings = kafka.producerSettings().withProperty("enable.idempotence", "true")
+        let producer = try KafkaProducer(settings)
+        _ = try await producer.send(ProducerRecord(topic: "fatal", value: "before"))
+        // An upstream that never ends, so only the fatal error can end the flow.
+        let (upstream, continuation) = AsyncStream<Message>.makeStream()
+        continuation.yield(.single(ProducerRecord(topic: "fatal", value: "one"), passThrough: 1))
+        let flow = Task {
+            var seen: [Int] = []
+            do {
+                for try await result in upstream.via(Producer.flexiFlow(settings, producer: producer)) {
+                    seen.append(result.passThrough)
+                    if seen.count == 1 {
+                        _ = rd_kafka_test_fatal_error(producer.engine.handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by the test")
+                        continuation.yield(.single(ProducerRecord(topic: "fatal", value: "two"), passThrough: 2))
+                    }
+                }
+                return (seen, nil as KafkaError?)
+            } catch {
+                return (seen, error as? KafkaError)
+            }
+        }
+        let (seen, error) = await flow.value
+        continuation.finish()
+        #expect(seen == [1])
+        #expect(error?.kind == .fatal)
+        await #expect {
+            _ = try await producer.send(ProducerRecord(topic: "fatal", value: "after"))
+        } throws: { ($0 as? KafkaError)?.kind == .fatal }
+        await producer.close()
+    }
 }

@@ -31,6 +31,8 @@ final class ProducerEngine: @unchecked Sendable {
     // Bumped after every delivery event is destroyed (queue space freed).
     private let spaceGeneration = Atomic<UInt64>(0)
     private let closeRequested = Atomic<Bool>(false)
+    // Set once librdkafka raised a fatal error: later produce calls fail without trying.
+    private let failedFatally = Atomic<Bool>(false)
     private let state = Mutex(State())
     // Topic handles by name, created once and destroyed at teardown: producing by
     // handle skips librdkafka's per-call topic lookup under its global rwlock, which
@@ -135,7 +137,7 @@ final class ProducerEngine: @unchecked Sendable {
                 }
                 continue
             }
-            if err == RD_KAFKA_RESP_ERR__FATAL { throw fatalError ?? KafkaError.fromCode(err, "producing to \(topic)", kind: .fatal) }
+            if err == RD_KAFKA_RESP_ERR__FATAL { throw raiseFatalError() }
             return .rejected(err)
         }
     }
@@ -206,6 +208,7 @@ final class ProducerEngine: @unchecked Sendable {
             throw fatalError ?? Self.shutDownError
         }
         defer { leave() }
+        if failedFatally.load(ordering: .relaxed), let fatalError { throw fatalError }
         let rk = handle
         let rkt = topicHandle(topic, &topicCache)
         return Self.withOptionalBytes(key) { keyBytes in
@@ -240,10 +243,14 @@ final class ProducerEngine: @unchecked Sendable {
                         if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
                         defer { vus.baseAddress!.deinitialize(count: n) }
                         guard let error = rd_kafka_produceva(rk, vus.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
-                        let code = rd_kafka_error_code(error)
+                        var code = rd_kafka_error_code(error)
                         rd_kafka_error_destroy(error)
                         // On failure the headers were not taken over by librdkafka.
                         if let hdrs { rd_kafka_headers_destroy(hdrs) }
+                        // After a fatal error librdkafka may refuse with the underlying code.
+                        if code != RD_KAFKA_RESP_ERR__QUEUE_FULL, rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                            code = RD_KAFKA_RESP_ERR__FATAL
+                        }
                         return code
                     }
                 }
@@ -347,6 +354,15 @@ final class ProducerEngine: @unchecked Sendable {
     @usableFromInline
     var fatalError: KafkaError? { state.withLock { $0.fatal } }
 
+    /// The fatal error, raising it now if librdkafka reported it to a produce call
+    /// before the poll thread saw the error event.
+    @usableFromInline
+    func raiseFatalError() -> KafkaError {
+        if let fatal = fatalError { return fatal }
+        failFatally()
+        return fatalError ?? KafkaError(.fatal, "the producer hit a fatal error; close it and create a new one")
+    }
+
     static let shutDownError = KafkaError(.shutDown, "the producer is closed; create a new KafkaProducer to send more records")
 
     // MARK: Closing
@@ -424,7 +440,18 @@ final class ProducerEngine: @unchecked Sendable {
                 let count = rd_kafka_event_message_array(event, messages, capacity)
                 if count == 0 { break }
                 reports.removeAll(keepingCapacity: true)
-                for i in 0..<count { reports.append(DeliveryReport(messages[i]!)) }
+                var anyFailed = false
+                for i in 0..<count {
+                    let report = DeliveryReport(messages[i]!)
+                    anyFailed = anyFailed || !report.succeeded
+                    reports.append(report)
+                }
+                // Records failed by a fatal error can arrive before the error event:
+                // raise the fatal error first so that receivers report it, not the records' codes.
+                if anyFailed, !failedFatally.load(ordering: .relaxed),
+                   rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    failFatally()
+                }
                 dispatch(reports)
                 if count < capacity { break }
             }
@@ -472,10 +499,13 @@ final class ProducerEngine: @unchecked Sendable {
             "the producer hit a fatal error and cannot continue: \(reason). Close it and create a new one (for idempotent producers this usually means the broker lost the producer's state)",
             code: Int32(code.rawValue)
         )
-        let receivers = state.withLock { s -> [any DeliveryReceiver] in
-            if s.fatal == nil { s.fatal = error }
+        let receivers = state.withLock { s -> [any DeliveryReceiver]? in
+            guard s.fatal == nil else { return nil }
+            s.fatal = error
             return Array(s.receivers.values)
         }
+        guard let receivers else { return }  // already raised
+        failedFatally.store(true, ordering: .releasing)
         logger.error("producer fatal error", metadata: ["reason": "\(reason)"])
         wakeSpaceWaiters()
         for receiver in receivers { receiver.fail(error) }

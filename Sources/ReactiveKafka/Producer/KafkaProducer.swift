@@ -56,7 +56,10 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
             throw ProducerEngine.shutDownError
         }
         let report = try await direct.wait(token).get()
-        guard report.succeeded else { throw report.failure(topic: record.topic) }
+        guard report.succeeded else {
+            // After a fatal error librdkafka fails queued records with the underlying code.
+            throw engine.fatalError ?? report.failure(topic: record.topic)
+        }
         return RecordMetadata(topic: record.topic, partition: report.partition, offset: report.offset, timestamp: report.timestamp)
     }
 

@@ -154,7 +154,7 @@ enum ProducerFlowPump {
                     continue
                 }
                 if code == RD_KAFKA_RESP_ERR__FATAL {
-                    throw engine.fatalError ?? KafkaError(.fatal, "producing to \(record.topic): the producer hit a fatal error", code: Int32(code.rawValue))
+                    throw engine.raiseFatalError()
                 }
                 storage.recordRefused(position: position, code: code, topic: record.topic, partition: record.partition)
                 return false

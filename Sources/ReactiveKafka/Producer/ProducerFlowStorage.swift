@@ -134,7 +134,9 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
             case .emitted: return .emit
             case .failed(let error):
                 terminate()
-                return .fail(error)
+                // After a fatal error librdkafka fails queued records with the underlying
+                // code; the fatal error is what the user needs to see.
+                return .fail(coordination.withLock { $0.engineFailure } ?? error)
             case .nothingReady: break
             }
             var outcome: Next?
