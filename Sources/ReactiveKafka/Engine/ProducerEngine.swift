@@ -73,7 +73,7 @@ final class ProducerEngine: @unchecked Sendable {
         self.direct = DirectDeliveryReceiver()
         state.withLock { $0.receivers[0] = direct }
         let thread = Thread { [self] in pollLoop() }
-        thread.name = "rkafka-producer-poll"
+        thread.name = "rkafka-producer"  // at most 15 characters on Linux
         thread.start()
     }
 
