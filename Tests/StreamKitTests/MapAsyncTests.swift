@@ -28,6 +28,17 @@ import AsyncAlgorithms
         #expect(iterator.maxConcurrencyReached == 8)
     }
 
+    @Test func reachesFullParallelismAfterCheapTransformsToo() async throws {
+        // 100 instant transforms (the consumer runs those itself), then 8 that
+        // each wait until 8 are in flight: the stage must still spread them out.
+        let barrier = Barrier(count: 8)
+        let results = try await (0..<108).async.mapAsync(parallelism: 8) { n -> Int in
+            if n >= 100 { await barrier.arrive() }
+            return n
+        }.collect()
+        #expect(results == Array(0..<108))
+    }
+
     @Test func neverHasMoreThanParallelismElementsInFlight() async throws {
         let probe = Probe()
         var emitted = 0

@@ -61,6 +61,15 @@ import DequeModule
         }
     }
 
+    /// Before the consumer runs a transform itself. With cheap transforms it
+    /// does not wake anyone, except when every worker is parked: one worker
+    /// stays awake, so a transform that waits for other elements of the stage
+    /// (a client that flushes only once N requests are pending) cannot stall it.
+    @inlinable mutating func wakeForInlineRun() -> Wake {
+        if inlineIsCheap && spawned - idleWorkers.count > 0 { return .none }
+        return wakeWorkerIfUseful()
+    }
+
     /// Wakes (or spawns) one more worker if there is work nobody is about to do.
     @inlinable mutating func wakeWorkerIfUseful() -> Wake {
         guard !terminated, wakesOutstanding == 0 else { return .none }
@@ -161,7 +170,7 @@ import DequeModule
             pending.removeFirst()
             running += 1
             maxRunning = max(maxRunning, running)
-            return .run(index: first.index, input: first.input, inlineIsCheap ? .none : wakeWorkerIfUseful())
+            return .run(index: first.index, input: first.input, wakeForInlineRun())
         }
         // Only in order: there the consumer cannot emit anything before the head anyway. Unordered,
         // running a transform here would hold back results other workers complete meanwhile.
@@ -180,7 +189,7 @@ import DequeModule
         running += 1
         maxRunning = max(maxRunning, running)
         upstream = .idle
-        return (index, inlineIsCheap ? .none : wakeWorkerIfUseful())
+        return (index, wakeForInlineRun())
     }
 
     /// The consumer starts: spawns the first worker.
