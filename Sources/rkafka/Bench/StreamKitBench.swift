@@ -147,8 +147,8 @@ enum StreamKitBench {
         // Warm up both paths so neither pays first-use costs.
         _ = try await baselineBody()
         _ = try await body()
-        let (baselineSeconds, baselineAllocs, expected) = try await measure(baselineBody)
-        let (seconds, allocs, got) = try await measure(body)
+        let (baselineSeconds, baselineAllocs, expected) = try await measureBest(baselineBody)
+        let (seconds, allocs, got) = try await measureBest(body)
         guard got == expected else {
             throw StreamKitError.invalidArgument("\(scenario): operator result \(got) differs from baseline \(expected)")
         }
@@ -160,6 +160,22 @@ enum StreamKitBench {
             allocs_per_msg: Double(allocs) / Double(n), baseline_allocs_per_msg: Double(baselineAllocs) / Double(n),
             baseline: baseline, notes: notes
         )
+    }
+
+    /// Runs that finish in a few milliseconds are at the mercy of the scheduler on a shared
+    /// machine: repeat them (at most 20 times, until 0.25 s were spent) and keep the fastest run.
+    /// Both sides of a scenario are measured the same way.
+    private static func measureBest(_ body: () async throws -> Int) async throws -> (Double, UInt64, Int) {
+        var best = try await measure(body)
+        var spent = best.0
+        var runs = 1
+        while spent < 0.25 && runs < 20 {
+            let next = try await measure(body)
+            spent += next.0
+            runs += 1
+            if next.0 < best.0 { best = next }
+        }
+        return best
     }
 
     private static func measure(_ body: () async throws -> Int) async throws -> (Double, UInt64, Int) {
