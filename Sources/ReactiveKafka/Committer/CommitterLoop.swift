@@ -66,7 +66,7 @@ struct CommitterBatchingStateMachine {
 /// Runs a committer over an upstream of offsets: the shared engine of
 /// ``Committer``'s sink and flows.
 ///
-/// The upstream is read in a child task, so that a failed commit stops the
+/// The upstream is read in a task of its own, so that a failed commit stops the
 /// run at once even while the upstream is idle. A timer task flushes the
 /// batch when `maxInterval` passes without it filling; commits run
 /// concurrently, at most `parallelism` at once, and are reported in the order
