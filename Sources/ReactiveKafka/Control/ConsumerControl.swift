@@ -55,6 +55,9 @@ public final class ConsumerControl: Sendable {
         }
     }
 
+    /// True once the consumer closed by leaving its group (not by timing out).
+    var leftGroupCleanly: Bool { engine?.leftGroupCleanly.load(ordering: .acquiring) ?? false }
+
     private var engine: ConsumerEngine? {
         slot.withLock { if case .running(let e) = $0 { return e } else { return nil } }
     }

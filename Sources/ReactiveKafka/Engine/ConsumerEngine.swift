@@ -61,6 +61,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     private let handle: OpaquePointer
     private let consumerQueue: OpaquePointer
     private let commitQueue: OpaquePointer
+    /// Assigned partitions' fetch queues are forwarded here, away from the
+    /// consumer queue, so records can be left in librdkafka while the buffer is
+    /// over budget without starving callbacks and events.
+    private let messageQueue: OpaquePointer
     private let wakeup: WakeupSignal
     private let callbackTarget: CallbackTarget
     private let state: Mutex<State>
@@ -68,6 +72,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// the assignment when it changes, so no record is emitted after its
     /// partition was revoked.
     let revocationEpoch = Atomic<UInt64>(0)
+    /// Whether closing completed librdkafka's consumer close (which leaves the group).
+    let leftGroupCleanly = Atomic<Bool>(false)
     private var logger: Logger { configuration.logger }
 
     // Engine-thread-only state.
@@ -84,6 +90,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         properties["enable.auto.offset.store"] = properties["enable.auto.offset.store"] ?? "false"
         if properties["queued.max.messages.kbytes"] == nil {
             properties["queued.max.messages.kbytes"] = String(max(1, configuration.maxBufferedBytes / 2 / 1024))
+        }
+        // librdkafka 2.0 stops fetching at queued.min.messages (counted over the whole
+        // queue) and resumes only ~1 s later when the app falls behind; let the byte
+        // limit above be the only cap.
+        if properties["queued.min.messages"] == nil {
+            properties["queued.min.messages"] = "10000000"
         }
         if let statisticsInterval {
             properties["statistics.interval.ms"] = String(statisticsInterval.milliseconds)
@@ -108,14 +120,17 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         rd_kafka_poll_set_consumer(handle)
         self.consumerQueue = rd_kafka_queue_get_consumer(handle)
         self.commitQueue = rd_kafka_queue_new(handle)
-        callbackTarget.engine = self
+        self.messageQueue = rd_kafka_queue_new(handle)
+        callbackTarget.engine = Unmanaged.passUnretained(self)
         Self.enableWakeup(consumerQueue, wakeup)
         Self.enableWakeup(commitQueue, wakeup)
+        Self.enableWakeup(messageQueue, wakeup)
 
         let topics = PartitionList.make(configuration.topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
         let err = rd_kafka_subscribe(handle, topics)
         rd_kafka_topic_partition_list_destroy(topics)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_queue_destroy(messageQueue)
             rd_kafka_queue_destroy(commitQueue)
             rd_kafka_queue_destroy(consumerQueue)
             rd_kafka_destroy(handle)
@@ -297,12 +312,25 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     private func drainConsumerQueue(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {
-        while true {
-            let n = rd_kafka_consume_batch_queue(consumerQueue, 0, scratch, capacity)
+        // Callbacks, errors, and records fetched before their partition's queue was forwarded.
+        drain(consumerQueue, scratch, capacity: capacity) { true }
+        // Records: only while the buffer has room. Left in librdkafka otherwise,
+        // where its own byte limit (queued.max.messages.kbytes) bounds them.
+        drain(messageQueue, scratch, capacity: capacity) {
+            self.state.withLock { !$0.buffer.isPaused && $0.phase == .running }
+        }
+    }
+
+    private func drain(
+        _ queue: OpaquePointer, _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int,
+        while hasRoom: () -> Bool
+    ) {
+        while hasRoom() {
+            let n = rd_kafka_consume_batch_queue(queue, 0, scratch, capacity)
             if n > 0 { ingest(scratch, count: n) }
-            if n < capacity && rd_kafka_queue_length(consumerQueue) == 0 { return }
-            if n <= 0 && rd_kafka_queue_length(consumerQueue) == 0 { return }
-            if state.withLock({ $0.phase != .running }) && n <= 0 { return }
+            // A batch can end early (transaction markers) with more queued: only an empty queue ends the drain.
+            if n <= 0 && rd_kafka_queue_length(queue) == 0 { return }
+            if n < capacity && rd_kafka_queue_length(queue) == 0 { return }
         }
     }
 
@@ -532,6 +560,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             } else {
                 rd_kafka_assign(handle, partitions)
             }
+            for partition in changed {
+                if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
+                    rd_kafka_queue_forward(partitionQueue, messageQueue)
+                    rd_kafka_queue_destroy(partitionQueue)
+                }
+            }
             logger.debug("partitions assigned", metadata: ["partitions": "\(changed.sorted())"])
             let stopped = state.withLock { $0.phase != .running }
             if flow == .pauseAll || stopped { rd_kafka_pause_partitions(handle, partitions) }
@@ -607,6 +641,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                 wakeup.wait(timeoutMilliseconds: 50)
             }
         }
+        leftGroupCleanly.store(closedCleanly, ordering: .releasing)
         if !closedCleanly { logger.warning("consumer did not leave its group within closeTimeout", metadata: ["closeTimeout": "\(configuration.closeTimeout)"]) }
         let (commitWaiters, closeWaiters, waiter) = state.withLock { s in
             s.phase = .closed
@@ -621,6 +656,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
+        rd_kafka_queue_io_event_enable(messageQueue, -1, nil, 0)
+        rd_kafka_queue_destroy(messageQueue)
         rd_kafka_queue_destroy(commitQueue)
         rd_kafka_queue_destroy(consumerQueue)
         rd_kafka_destroy_flags(handle, closedCleanly ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
@@ -631,13 +668,16 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 }
 
 /// The opaque librdkafka passes to callbacks. It exists before the engine
-/// (librdkafka needs it at creation) and refers back to it weakly.
+/// (librdkafka needs it at creation) and refers back to it unowned: the engine
+/// outlives the handle, which its own thread destroys. (Not `weak`: a weak
+/// reference would give the engine a refcount side table and slow down every
+/// retain of it, one per committable record.)
 final class CallbackTarget: @unchecked Sendable {
-    weak var engine: ConsumerEngine?
+    var engine: Unmanaged<ConsumerEngine>?
 }
 
 private func engine(_ opaque: UnsafeMutableRawPointer?) -> ConsumerEngine? {
-    opaque.flatMap { Unmanaged<CallbackTarget>.fromOpaque($0).takeUnretainedValue().engine }
+    opaque.flatMap { Unmanaged<CallbackTarget>.fromOpaque($0).takeUnretainedValue().engine?.takeUnretainedValue() }
 }
 
 private let engineRebalanceCallback: @convention(c) (

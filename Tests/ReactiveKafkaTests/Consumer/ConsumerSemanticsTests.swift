@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+@testable import ReactiveKafka
+import ReactiveKafkaTestKit
+import ServiceLifecycle
+import StreamKit
+import Synchronization
+import Testing
+
+/// At-least-once, back-pressure, shutdown and failure semantics on the embedded cluster.
+@Suite(.serialized) struct ConsumerSemanticsTests {
+    typealias Settings = ConsumerSettings<String, String>
+
+    static func settings(_ kafka: EmbeddedKafka, group: String) -> Settings {
+        ConsumerEndToEndTests.settings(kafka, group: group)
+    }
+
+    @Test func aStreamKilledBeforeCommittingRedeliversOnRestart() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("redeliver", partitions: 2)
+        let input = (0..<1000).map { (key: nil as String?, value: "r\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "redeliver", records: input, roundRobinOver: 2)
+
+        // First run: commit only the first 100 records of each partition, then die without draining.
+        let first = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
+        var seen = 0
+        for try await message in first {
+            if message.record.offset < 100 { try await message.committableOffset.commit() }
+            seen += 1
+            if seen == 600 { break }
+        }
+        await first.materialized.shutdown()
+        #expect(try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-r", topic: "redeliver", partitions: 2) == [0: 100, 1: 100])
+
+        // Restart: every uncommitted record comes back, starting right after the last commit.
+        let second = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
+        var firstOffset: [Int32: Int64] = [:]
+        var values = Set<String>()
+        for try await message in second {
+            if firstOffset[message.record.partition] == nil { firstOffset[message.record.partition] = message.record.offset }
+            values.insert(message.record.value)
+            if values.count == 800 { break }
+        }
+        await second.materialized.shutdown()
+        #expect(firstOffset == [0: 100, 1: 100])
+        #expect(values.count == 800)
+    }
+
+    @Test func aSlowConsumerKeepsBufferedBytesUnderTheBudget() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("slow", partitions: 16)
+        let value = String(repeating: "x", count: 1000)
+        let input = (0..<2400).map { (key: nil as String?, value: "\($0)-" + value) }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "slow", records: input, roundRobinOver: 16)
+        let budget = 256 * 1024
+        let settings = Self.settings(kafka, group: "g-slow").withMaxBufferedBytes(budget).withMaxBatchSize(32)
+        let source = Consumer.plainSource(settings, subscription: .topics("slow"))
+        var count = 0
+        var maxSeen = 0
+        for try await _ in source {
+            count += 1
+            // A slow consumer: the engine must pause partitions rather than buffer the topic.
+            if count % 50 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            maxSeen = max(maxSeen, source.materialized.metrics.bufferedBytes)
+            if count == input.count { break }
+        }
+        let highWater = source.materialized.metrics.bufferedBytesHighWater
+        await source.materialized.shutdown()
+        #expect(count == input.count)
+        #expect(highWater > 0)
+        #expect(highWater <= budget, "buffered \(highWater) bytes, budget \(budget)")
+        #expect(maxSeen <= budget)
+    }
+
+    @Test func drainAndShutdownCommitsEverythingProcessedAndLeavesTheGroup() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("drain", partitions: 4)
+        let input = (0..<4000).map { (key: nil as String?, value: "d\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "drain", records: input, roundRobinOver: 4)
+        let settings = Self.settings(kafka, group: "g-drain")
+        let processed = Mutex<[Int32: Int64]>([:])
+        let counter = Counter()
+        let control = Consumer.committableSource(settings, subscription: .topics("drain"))
+            .map { message in
+                // Slow enough that the drain starts mid-stream.
+                if message.record.offset % 100 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                processed.withLock { $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset) }
+                counter.add(message.record.value)
+                return message.committableOffset
+            }
+            .to(Committer.sink(CommitterSettings().withMaxBatch(50).withMaxInterval(.seconds(60))))
+            .run()
+        try await counter.waitFor(count: 1500)
+        try await control.drainAndShutdown()
+        #expect(control.isShutdown)
+        let expected = processed.withLock { $0.mapValues { $0 + 1 } }
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-drain", topic: "drain", partitions: 4)
+        #expect(committed == expected, "every processed record is committed, nothing more")
+
+        // librdkafka's consumer close completed: the member sent LeaveGroup instead of timing out.
+        #expect(control.control.leftGroupCleanly)
+    }
+
+    @Test func gracefulShutdownOfTheServiceDrainsAndCommits() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("svc", partitions: 2)
+        let input = (0..<2000).map { (key: nil as String?, value: "s\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "svc", records: input, roundRobinOver: 2)
+        let processed = Mutex<[Int32: Int64]>([:])
+        let counter = Counter()
+        let graph = Consumer.committableSource(Self.settings(kafka, group: "g-svc"), subscription: .topics("svc"))
+            .map { message in
+                if message.record.offset % 100 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                processed.withLock { $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset) }
+                counter.add(message.record.value)
+                return message.committableOffset
+            }
+            .to(Committer.sink(CommitterSettings().withMaxInterval(.seconds(60))))
+        let service = KafkaStreamService(graph)
+        let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await counter.waitFor(count: 500)
+            // What SIGTERM does: graceful shutdown of the service group.
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(service.control.isShutdown)
+        let expected = processed.withLock { $0.mapValues { $0 + 1 } }
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-svc", topic: "svc", partitions: 2)
+        #expect(committed == expected)
+    }
+
+    @Test func anUnreachableClusterFailsTheStreamWithAClearError() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("outage", partitions: 1)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "outage", records: [(nil, "before")])
+        let settings = Self.settings(kafka, group: "g-outage").withBrokerUnreachableTimeout(.seconds(2))
+        let source = Consumer.plainSource(settings, subscription: .topics("outage"))
+        var values: [String] = []
+        await #expect {
+            for try await record in source {
+                values.append(record.value)
+                try kafka.brokerDown(1)
+            }
+        } throws: { error in
+            (error as? KafkaError)?.kind == .brokerUnreachable && "\(error)".contains("bootstrap.servers")
+        }
+        #expect(values == ["before"])
+        await source.materialized.shutdown()
+    }
+
+    @Test func aBrokerOutageShorterThanTheToleranceRecovers() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("blip", partitions: 1)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "before")])
+        let settings = Self.settings(kafka, group: "g-blip").withBrokerUnreachableTimeout(.seconds(60))
+        let source = Consumer.plainSource(settings, subscription: .topics("blip"))
+        var values: [String] = []
+        for try await record in source {
+            values.append(record.value)
+            if values.count == 1 {
+                try kafka.brokerDown(1)
+                try await Task.sleep(for: .seconds(2))
+                try kafka.brokerUp(1)
+                try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
+            }
+            if values.count == 2 { break }
+        }
+        await source.materialized.shutdown()
+        #expect(values == ["before", "after"])
+    }
+
+    @Test func metricsReportLibrdkafkaStatisticsAndLag() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("stats", partitions: 2)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "stats", records: (0..<100).map { (nil, "m\($0)") }, roundRobinOver: 2)
+        let settings = Self.settings(kafka, group: "g-stats").withStatisticsInterval(.milliseconds(100))
+        let source = Consumer.plainSource(settings, subscription: .topics("stats"))
+        var count = 0
+        for try await _ in source {
+            count += 1
+            if count == 100 { break }
+        }
+        // Statistics arrive on their interval; wait for one emitted after the records were fetched.
+        var metrics = source.materialized.metrics
+        for _ in 0..<50 where (metrics.messagesReceived ?? 0) < 100 {
+            try await Task.sleep(for: .milliseconds(100))
+            metrics = source.materialized.metrics
+        }
+        await source.materialized.shutdown()
+        #expect(metrics.statisticsJSON != nil)
+        #expect(metrics.partitions.keys.sorted() == [TopicPartition("stats", 0), TopicPartition("stats", 1)])
+        #expect((metrics.messagesReceived ?? 0) >= 100)
+        #expect(metrics.partitions.values.allSatisfy { $0.highWatermark == 50 })
+    }
+}
