@@ -75,7 +75,16 @@ let package = Package(
         ),
         .testTarget(
             name: "ReactiveKafkaTests",
-            dependencies: ["ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka"]
+            dependencies: [
+                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "RKafkaTests",
+            dependencies: ["rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka"]
         ),
     ]
 )
