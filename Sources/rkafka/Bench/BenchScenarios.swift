@@ -39,16 +39,14 @@ enum BenchScenarios {
             baselineDescription: "raw librdkafka consume loop (consume_batch_queue)",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.consume(env, group: env.baselineGroup) },
-            // TODO(consumer API): Consumer.plainSource(settings, subscription: .topics(env.inputTopic)), count records.
-            connector: .notYetAvailable("Consumer.plainSource is not yet available")
+            connector: .available(PlainConsumeBench())
         ),
         KafkaBenchScenario(
             name: "committable-consume-commit",
             baselineDescription: "raw librdkafka consume loop + async commit every 1000 messages",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.consumeCommit(env, group: env.baselineGroup) },
-            // TODO(consumer API): Consumer.committableSource(...).map(\.committableOffset).to(Committer.sink(CommitterSettings())).
-            connector: .notYetAvailable("Consumer.committableSource and Committer.sink are not yet available")
+            connector: .available(CommittableConsumeCommitBench())
         ),
         KafkaBenchScenario(
             name: "produce-flexiflow",
@@ -62,8 +60,7 @@ enum BenchScenarios {
             baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic) },
-            // TODO(consumer API): committableSource.map(ProducerMessage.single).via(flexiFlow).map(\.passThrough).to(Committer.sink).
-            connector: .notYetAvailable("Consumer.committableSource, Producer.flexiFlow and Committer.sink are not yet available")
+            connector: .available(AtLeastOncePipelineBench())
         ),
     ]
 
