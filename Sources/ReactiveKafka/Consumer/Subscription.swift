@@ -23,9 +23,7 @@ public struct Subscription: Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .topics(let topics):
             try check(!topics.isEmpty, "subscription names no topic: pass at least one topic to Subscription.topics")
-            for topic in topics {
-                try check(!topic.isEmpty, "subscription contains an empty topic name")
-            }
+            for topic in topics { try TopicName.validate(topic) }
         }
     }
 
