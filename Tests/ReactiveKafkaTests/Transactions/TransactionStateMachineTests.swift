@@ -1,0 +1,173 @@
+@testable import ReactiveKafka
+import Testing
+
+/// A producer that performs the state machine's actions at once, records the
+/// calls in order, and fails the calls a test chooses.
+private struct FakeTransactionalProducer {
+    var machine = TransactionStateMachine()
+    var calls: [String] = []
+    var failures: [String: TransactionError] = [:]
+    var demandSuspended = false
+    var rewinds: [[TopicPartition: Int64]] = []
+    var commits: [[TopicPartition: Int64]] = []
+    var released = 0
+    var failure: KafkaError?
+
+    mutating func perform(_ actions: [TransactionStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .initTransactions:
+                calls.append("init")
+                perform(machine.initialized(error: failures.removeValue(forKey: "init")))
+            case .beginTransaction: calls.append("begin")
+            case .produce(let i): calls.append("produce \(i)")
+            case .flush:
+                calls.append("flush")
+                perform(machine.flushed(error: failures.removeValue(forKey: "flush")))
+            case .sendOffsets(let offsets):
+                calls.append("sendOffsets \(offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))")
+                perform(machine.offsetsSent(error: failures.removeValue(forKey: "sendOffsets")))
+            case .commitTransaction:
+                calls.append("commit")
+                perform(machine.transactionCommitted(error: failures.removeValue(forKey: "commit")))
+            case .abortTransaction:
+                calls.append("abort")
+                perform(machine.aborted(error: failures.removeValue(forKey: "abort")))
+            case .rewindSource(let offsets): rewinds.append(offsets)
+            case .suspendDemand: demandSuspended = true
+            case .resumeDemand: demandSuspended = false
+            case .committed(let offsets): commits.append(offsets)
+            case .releaseWaiters: released += 1
+            case .fail(let error): failure = error
+            }
+        }
+    }
+
+    mutating func start() { perform(machine.start()) }
+    mutating func message(_ index: Int, _ topic: String, _ partition: Int32, _ offset: Int64) {
+        perform(machine.message(index: index, consumed: (TopicPartition(topic, partition), offset)))
+    }
+    mutating func tick() { perform(machine.commitDue()) }
+}
+
+private let abortable = TransactionError(kafkaError: KafkaError(.transactionAborted, "abortable"), isFatal: false, isAbortable: true, isRetriable: false)
+private let fenced = TransactionError(
+    kafkaError: KafkaError(.fenced, "another producer with the same transactional.id took over"), isFatal: true, isAbortable: false, isRetriable: false)
+
+@Suite struct TransactionStateMachineTests {
+    @Test func callsHappenInKafkasOrderAtEachInterval() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.message(0, "in", 0, 5)
+        p.message(1, "in", 0, 6)
+        p.message(2, "in", 1, 3)
+        p.tick()
+        p.message(3, "in", 1, 4)
+        p.tick()
+        #expect(p.calls == [
+            "init", "begin", "produce 0", "produce 1", "produce 2", "flush", "sendOffsets in-0:7,in-1:4", "commit",
+            "begin", "produce 3", "flush", "sendOffsets in-1:5", "commit",
+        ])
+        #expect(p.commits == [[TopicPartition("in", 0): 7, TopicPartition("in", 1): 4], [TopicPartition("in", 1): 5]])
+        #expect(!p.demandSuspended)
+        #expect(p.failure == nil)
+    }
+
+    @Test func demandIsSuspendedWhileATransactionCommits() {
+        var m = TransactionStateMachine()
+        _ = m.start()
+        _ = m.initialized(error: nil)
+        _ = m.message(index: 0, consumed: (TopicPartition("in", 0), 0))
+        #expect(m.commitDue() == [.suspendDemand, .flush])
+        // A message arriving now is refused: the shell must not pull while committing.
+        #expect(m.message(index: 1, consumed: nil).first.map { if case .fail = $0 { true } else { false } } == true)
+    }
+
+    @Test func anIdleIntervalDoesNothing() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.tick()
+        #expect(p.calls == ["init"])
+    }
+
+    @Test func theOffsetsSentAreTheNextOffsetsAfterTheLastRecordsPerPartition() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        for (i, offset) in [10, 11, 12, 20].enumerated() { p.message(i, "t", Int32(offset / 10), Int64(offset)) }
+        p.tick()
+        #expect(p.calls.contains("sendOffsets t-1:13,t-2:21"))
+    }
+
+    @Test func anAbortableErrorAbortsAndRewindsToTheLastCommittedOffsets() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.message(0, "in", 0, 0)
+        p.tick()  // commits in-0:1
+        p.message(1, "in", 0, 1)
+        p.message(2, "in", 1, 7)  // never committed before: rewinds to its first offset in the transaction
+        p.failures["commit"] = abortable
+        p.tick()
+        #expect(Array(p.calls.suffix(3)) == ["sendOffsets in-0:2,in-1:8", "commit", "abort"])
+        #expect(p.rewinds == [[TopicPartition("in", 0): 1, TopicPartition("in", 1): 7]])
+        #expect(p.commits == [[TopicPartition("in", 0): 1]], "the aborted transaction's offsets are never reported committed")
+        #expect(!p.demandSuspended)
+        // The stream goes on: the rewound records come again in a new transaction.
+        p.message(3, "in", 0, 1)
+        p.tick()
+        #expect(Array(p.calls.suffix(5)) == ["begin", "produce 3", "flush", "sendOffsets in-0:2", "commit"])
+        #expect(p.failure == nil)
+    }
+
+    @Test func aFencedProducerFailsTheStreamWithTheTypedError() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.message(0, "in", 0, 0)
+        p.failures["flush"] = fenced
+        p.tick()
+        #expect(p.failure?.kind == .fenced)
+        #expect(p.failure?.message.contains("took over") == true)
+        #expect(!p.calls.contains("commit"))
+        #expect(p.machine.phase == .failed)
+    }
+
+    @Test func aFatalInitErrorFailsBeforeAnyTransaction() {
+        var p = FakeTransactionalProducer()
+        p.failures["init"] = fenced
+        p.start()
+        #expect(p.failure?.kind == .fenced)
+        #expect(p.calls == ["init"])
+    }
+
+    @Test func aRevokeCommitsTheOpenTransactionBeforePartitionsMove() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.message(0, "in", 0, 4)
+        p.perform(p.machine.revokeRequested())
+        #expect(Array(p.calls.suffix(3)) == ["flush", "sendOffsets in-0:5", "commit"])
+        #expect(p.released == 1)
+        #expect(p.commits == [[TopicPartition("in", 0): 5]])
+
+        // With nothing open, the revoke proceeds at once.
+        p.perform(p.machine.revokeRequested())
+        #expect(p.released == 2)
+    }
+
+    @Test func shutdownCommitsTheOpenTransactionThenCloses() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.message(0, "in", 2, 9)
+        p.perform(p.machine.closeRequested())
+        #expect(Array(p.calls.suffix(3)) == ["flush", "sendOffsets in-2:10", "commit"])
+        #expect(p.released == 1)
+        #expect(p.machine.phase == .closed)
+        #expect(p.demandSuspended, "a closing stage pulls nothing more")
+    }
+
+    @Test func messagesWithoutConsumedOffsetsCommitWithoutSendingOffsets() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        p.perform(p.machine.message(index: 0, consumed: nil))
+        p.tick()
+        #expect(p.calls == ["init", "begin", "produce 0", "flush", "commit"])
+    }
+}
