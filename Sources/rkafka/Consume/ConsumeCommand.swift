@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReactiveKafka
+import ServiceLifecycle
+import StreamKit
+import Synchronization
+
+/// `rkafka consume`: print a topic's records to stdout, one line each.
+struct ConsumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consume",
+        abstract: "Print a topic's records to stdout, one a line.",
+        discussion: """
+            --format json prints one object a line with topic, partition, offset, timestamp, \
+            key, value and headers. With --group it commits the offsets of what it has written \
+            (at-least-once: output is flushed before its offsets are committed), and on SIGTERM \
+            or SIGINT it drains: everything read is written and flushed, then committed, then it \
+            leaves the group. Without --group it reads in a throw-away group and commits nothing. \
+            --from-beginning applies where the group has no committed offset.
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(help: "The topic to read.")
+    var topic: String
+
+    @Option(help: "Consumer group: commit what is written, resume from the group's offsets.")
+    var group: String?
+
+    @Flag(help: "Start from the earliest offset (where the group has no committed offset); default: only new records.")
+    var fromBeginning = false
+
+    @Option(help: "Stop after this many records.")
+    var count: Int?
+
+    @Option(help: "Output format: text (the value) or json (one object a line).")
+    var format: Format = .text
+
+    /// `--format` values.
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+        var lineFormat: RecordLineFormat { self == .text ? .text : .json }
+    }
+
+    func validate() throws {
+        do { _ = try TopicSpec(parsing: topic) } catch { throw ValidationError("--topic: \(error)") }
+        if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
+    }
+
+    func run() async throws {
+        let connection = try cluster.connect()
+        defer { connection.close() }
+        if connection.embedded != nil {
+            // An empty embedded cluster has no topic yet: create it so the consumer can subscribe.
+            try connection.createTopic(topic, partitions: 1)
+            printError("rkafka consume: no --bootstrap-servers given, reading from an empty embedded cluster at "
+                + "\(connection.bootstrapServers) (topic \(topic) created with 1 partition): use `rkafka broker` and "
+                + "pass its address to read real data")
+        }
+        // stdout closed by its reader must fail the write (and stop before committing), not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+
+        let settings = ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes)
+            .withBootstrapServers(connection.bootstrapServers)
+            .withGroupId(group ?? "rkafka-consume-\(UUID().uuidString)")
+            .withProperty("auto.offset.reset", fromBeginning ? "earliest" : "latest")
+            .withProperty("enable.auto.commit", "false")
+        let logger = Logger(label: "rkafka.consume") { StreamLogHandler.standardError(label: $0) }
+        let writer = OutputWriter()
+        let run = ConsumeRun(writer: writer, format: format.lineFormat, limit: count)
+
+        let graph: RunnableGraph<ConsumerControl, Void>
+        if group != nil {
+            let source = Consumer.committableSource(settings, subscription: .topics(topic), logger: logger)
+            let control = source.materialized
+            graph = source
+                .groupedWithin(count: 1000, duration: .milliseconds(50))
+                .map { batch in try await run.write(batch.map(\.record), offsets: batch.map(\.committableOffset), control: control) }
+                .to(Sinks.ignore())
+        } else {
+            let source = Consumer.plainSource(settings, subscription: .topics(topic), logger: logger)
+            let control = source.materialized
+            graph = source
+                .groupedWithin(count: 1000, duration: .milliseconds(50))
+                .map { batch in try await run.write(batch, offsets: [], control: control) }
+                .to(Sinks.ignore())
+        }
+        let service = KafkaStreamService(graph)
+        let quiet = Logger(label: "rkafka.consume.lifecycle") { _ in SwiftLogNoOpLogHandler() }
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            printError("rkafka consume: stopped after \(run.written) record(s): \(error)")
+            throw ExitCode.failure
+        }
+        printError("rkafka consume: \(run.written) record(s) written" + (group.map { ", offsets committed for group \($0)" } ?? ""))
+    }
+}
+
+/// The per-batch step of `rkafka consume`: write, flush, then commit.
+final class ConsumeRun: Sendable {
+    private let writer: OutputWriter
+    private let format: RecordLineFormat
+    private let limit: Int?
+    private let count = Mutex(0)
+
+    init(writer: OutputWriter, format: RecordLineFormat, limit: Int?) {
+        self.writer = writer
+        self.format = format
+        self.limit = limit
+    }
+
+    /// Records written so far.
+    var written: Int { count.withLock { $0 } }
+
+    /// Writes `records` (up to the limit), flushes them, then commits the offsets of
+    /// those written. Once the limit is reached the source is stopped; records after
+    /// it are neither written nor committed.
+    func write(_ records: [RecordLine.Record], offsets: [CommittableOffset], control: ConsumerControl) async throws {
+        let take = count.withLock { written -> Int in
+            let take = limit.map { min(records.count, max(0, $0 - written)) } ?? records.count
+            written += take
+            return take
+        }
+        guard take > 0 else { return }
+        let format = format
+        writer.append { buffer in
+            for record in records.prefix(take) { RecordLine.append(record, format: format, to: &buffer) }
+        }
+        try await writer.flush()
+        if !offsets.isEmpty {
+            try await CommittableOffsetBatch(offsets.prefix(take)).commit()
+        }
+        if let limit, written >= limit { control.stop() }
+    }
+}
