@@ -6,6 +6,6 @@ struct RKafka: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rkafka",
         abstract: "Reactive Kafka streams in Swift: broker, produce, consume, demo, bench.",
-        subcommands: [BrokerCommand.self, ProduceCommand.self, ConsumeCommand.self, BenchCommand.self]
+        subcommands: [BrokerCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self]
     )
 }
