@@ -109,7 +109,9 @@ struct DemoEnvironment: Sendable {
                 try? await Task.sleep(for: .milliseconds(500))
                 let now = ContinuousClock.now
                 let count = produced.value
-                let lag = control.metrics.totalLag
+                let metrics = control.metrics
+                // Lag comes from librdkafka's statistics (every 500 ms), so it trails the count a little.
+                let lag = metrics.partitions.isEmpty ? "- (joining the group)" : String(metrics.totalLag)
                 say("run \(run): processed \(count)  \(rate(count - last.count, now - last.at)) msg/s  lag \(lag)")
                 last = (count, now)
             }
