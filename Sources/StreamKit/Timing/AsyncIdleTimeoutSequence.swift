@@ -10,48 +10,26 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     public typealias Element = Base.Element
     public typealias Failure = any Error
 
-    @usableFromInline let base: Base
-    @usableFromInline let timeout: Duration
-    @usableFromInline let clock: C
+    @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        self.base = base
-        self.timeout = timeout
-        self.clock = clock
+        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .sinceEachPull, outcome: .fail(.idleTimeout(timeout)))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {
-        Iterator(lifetime: PumpLifetime(Pump(base, capacity: 1)), timeout: timeout, clock: clock)
+        Iterator(race: race.makeIterator())
     }
 
     /// The iterator of ``AsyncIdleTimeoutSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        @usableFromInline let lifetime: PumpLifetime<Base>
-        @usableFromInline let timeout: Duration
-        @usableFromInline let clock: C
-        @usableFromInline var done = false
+        @usableFromInline var race: DeadlineRace<Base, C>.Iterator
 
-        @inlinable init(lifetime: PumpLifetime<Base>, timeout: Duration, clock: C) {
-            self.lifetime = lifetime
-            self.timeout = timeout
-            self.clock = clock
+        @inlinable init(race: DeadlineRace<Base, C>.Iterator) {
+            self.race = race
         }
 
         @inlinable public mutating func next() async throws -> Element? {
-            if done { return nil }
-            let deadline = clock.now.advanced(by: timeout)
-            switch await lifetime.pump.next(before: deadline, clock: clock, deadlineFirst: false) {
-            case .element(let element):
-                return element
-            case .finished(let error):
-                done = true
-                if let error { throw error }
-                return nil
-            case .deadlinePassed:
-                done = true
-                lifetime.pump.cancel()
-                throw StreamKitError.idleTimeout(timeout)
-            }
+            try await race.next()
         }
     }
 }

@@ -10,50 +10,26 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     public typealias Element = Base.Element
     public typealias Failure = any Error
 
-    @usableFromInline let base: Base
-    @usableFromInline let interval: Duration
-    @usableFromInline let clock: C
-    @usableFromInline let inject: @Sendable () -> Base.Element
+    @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, interval: Duration, clock: C, inject: @escaping @Sendable () -> Base.Element) {
-        self.base = base
-        self.interval = interval
-        self.clock = clock
-        self.inject = inject
+        race = DeadlineRace(base: base, timeout: interval, clock: clock, measure: .sinceEachPull, outcome: .emit(inject))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {
-        Iterator(lifetime: PumpLifetime(Pump(base, capacity: 1)), interval: interval, clock: clock, inject: inject)
+        Iterator(race: race.makeIterator())
     }
 
     /// The iterator of ``AsyncKeepAliveSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        @usableFromInline let lifetime: PumpLifetime<Base>
-        @usableFromInline let interval: Duration
-        @usableFromInline let clock: C
-        @usableFromInline let inject: @Sendable () -> Base.Element
-        @usableFromInline var done = false
+        @usableFromInline var race: DeadlineRace<Base, C>.Iterator
 
-        @inlinable init(lifetime: PumpLifetime<Base>, interval: Duration, clock: C, inject: @escaping @Sendable () -> Base.Element) {
-            self.lifetime = lifetime
-            self.interval = interval
-            self.clock = clock
-            self.inject = inject
+        @inlinable init(race: DeadlineRace<Base, C>.Iterator) {
+            self.race = race
         }
 
         @inlinable public mutating func next() async throws -> Element? {
-            if done { return nil }
-            let deadline = clock.now.advanced(by: interval)
-            switch await lifetime.pump.next(before: deadline, clock: clock, deadlineFirst: false) {
-            case .element(let element):
-                return element
-            case .finished(let error):
-                done = true
-                if let error { throw error }
-                return nil
-            case .deadlinePassed:
-                return inject()
-            }
+            try await race.next()
         }
     }
 }

@@ -9,49 +9,26 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     public typealias Element = Base.Element
     public typealias Failure = any Error
 
-    @usableFromInline let base: Base
-    @usableFromInline let duration: Duration
-    @usableFromInline let clock: C
+    @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, duration: Duration, clock: C) {
-        self.base = base
-        self.duration = duration
-        self.clock = clock
+        race = DeadlineRace(base: base, timeout: duration, clock: clock, measure: .sinceFirstPull, outcome: .complete)
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {
-        Iterator(lifetime: PumpLifetime(Pump(base, capacity: 1)), duration: duration, clock: clock)
+        Iterator(race: race.makeIterator())
     }
 
     /// The iterator of ``AsyncTakeWithinSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        @usableFromInline let lifetime: PumpLifetime<Base>
-        @usableFromInline let duration: Duration
-        @usableFromInline let clock: C
-        @usableFromInline var deadline: C.Instant? = nil
-        @usableFromInline var done = false
+        @usableFromInline var race: DeadlineRace<Base, C>.Iterator
 
-        @inlinable init(lifetime: PumpLifetime<Base>, duration: Duration, clock: C) {
-            self.lifetime = lifetime
-            self.duration = duration
-            self.clock = clock
+        @inlinable init(race: DeadlineRace<Base, C>.Iterator) {
+            self.race = race
         }
 
         @inlinable public mutating func next() async throws -> Element? {
-            if done { return nil }
-            if deadline == nil { deadline = clock.now.advanced(by: duration) }
-            switch await lifetime.pump.next(before: deadline, clock: clock, deadlineFirst: true) {
-            case .element(let element):
-                return element
-            case .finished(let error):
-                done = true
-                if let error { throw error }
-                return nil
-            case .deadlinePassed:
-                done = true
-                lifetime.pump.cancel()
-                return nil
-            }
+            try await race.next()
         }
     }
 }
