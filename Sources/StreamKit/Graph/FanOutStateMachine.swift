@@ -15,7 +15,7 @@ import DequeModule
 /// branch. The reader pulls only when every branch an element may go to has
 /// room, so each branch back-pressures the producer and memory is bounded by
 /// `branches × bufferSize` (balance: `bufferSize`).
-@usableFromInline struct FanOutStateMachine<Element> {
+@usableFromInline struct FanOutStateMachine<Element>: HoldingReaderMachine {
     @usableFromInline typealias BranchContinuation = UnsafeContinuation<Result<Element?, any Error>, Never>
     @usableFromInline typealias ReaderContinuation = UnsafeContinuation<Bool, Never>
 
@@ -107,7 +107,7 @@ import DequeModule
     }
 
     /// `.release`: the element the reader holds can now go to its branch (call ``releaseHeld()``).
-    @usableFromInline enum ReaderAction { case pull, release, suspend, stop }
+    @usableFromInline typealias ReaderAction = HoldingReaderAction
 
     /// The reader asks whether it may pull.
     @inlinable mutating func readerWantsToPull() -> ReaderAction {

@@ -14,15 +14,7 @@ import Synchronization
     }
 
     @inlinable func startIfNeeded() {
-        let start = state.withLock { state -> Bool in
-            if state.started || state.cancelled { return false }
-            state.started = true
-            return true
-        }
-        guard start else { return }
-        let task = makeReader(self)
-        readerTask.withLock { $0 = task }
-        if state.withLock({ $0.cancelled }) { task.cancel() }
+        state.startReaderIfNeeded(readerTask) { makeReader(self) }
     }
 
     @inlinable func next(branch: Int) async throws -> Element? {
@@ -59,42 +51,14 @@ import Synchronization
     }
 
     @inlinable func read<Base: AsyncSequence & Sendable>(_ base: Base) async where Base.Element == Element {
-        var iterator = base.makeAsyncIterator()
-        while true {
-            switch state.withLock({ $0.readerWantsToPull() }) {
-            case .stop:
-                return
-            case .pull:
-                break
-            case .release:
-                deliver(state.withLock { $0.releaseHeld() })
-                continue
-            case .suspend:
-                let proceed = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
-                    switch state.withLock({ $0.readerSuspend(continuation) }) {
-                    case .pull, .release: continuation.resume(returning: true)
-                    case .stop: continuation.resume(returning: false)
-                    case .suspend: break
-                    }
-                }
-                if !proceed { return }
-                continue
-            }
-            do {
-                guard let element = try await iterator.next() else {
-                    deliver(state.withLock { $0.finish(nil) })
-                    return
-                }
-                switch state.withLock({ $0.route(element) }) {
-                case .routed(let deliveries):
-                    deliver(deliveries)
-                case .failed(let deliveries):
-                    deliver(deliveries)
-                    return
-                }
-            } catch {
-                deliver(state.withLock { $0.finish(error) })
-                return
+        await state.runReader(base, deliver: deliver) { element in
+            switch state.withLock({ $0.route(element) }) {
+            case .routed(let deliveries):
+                deliver(deliveries)
+                return false
+            case .failed(let deliveries):
+                deliver(deliveries)
+                return true
             }
         }
     }

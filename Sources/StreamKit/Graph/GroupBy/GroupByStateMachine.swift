@@ -5,7 +5,7 @@ import DequeModule
 /// outer sequence. Each sub-stream buffers at most `bufferSize` elements;
 /// when the target is full the reader holds the element and stops pulling
 /// (back-pressure). At most `maxSubstreams` keys are ever opened.
-@usableFromInline struct GroupByStateMachine<Key: Hashable & Sendable, Element: Sendable> {
+@usableFromInline struct GroupByStateMachine<Key: Hashable & Sendable, Element: Sendable>: HoldingReaderMachine {
     @usableFromInline typealias SubContinuation = UnsafeContinuation<Result<Element?, any Error>, Never>
     @usableFromInline typealias OuterContinuation = UnsafeContinuation<Result<(key: Key, id: Int)?, any Error>, Never>
     @usableFromInline typealias ReaderContinuation = UnsafeContinuation<Bool, Never>
@@ -99,7 +99,7 @@ import DequeModule
     // MARK: reader
 
     /// `.release`: the held element can now go to its sub-stream (call ``releaseHeld()``).
-    @usableFromInline enum ReaderAction { case pull, release, suspend, stop }
+    @usableFromInline typealias ReaderAction = HoldingReaderAction
 
     @inlinable mutating func readerWantsToPull() -> ReaderAction {
         if cancelled || terminal != nil { return .stop }

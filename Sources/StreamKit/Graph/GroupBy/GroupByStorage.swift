@@ -15,15 +15,7 @@ import Synchronization
     }
 
     @inlinable func startIfNeeded() {
-        let start = state.withLock { state -> Bool in
-            if state.started || state.cancelled { return false }
-            state.started = true
-            return true
-        }
-        guard start else { return }
-        let task = makeReader(self)
-        readerTask.withLock { $0 = task }
-        if state.withLock({ $0.cancelled }) { task.cancel() }
+        state.startReaderIfNeeded(readerTask) { makeReader(self) }
     }
 
     @inlinable func run(_ deliveries: Machine.Deliveries) {
@@ -87,43 +79,14 @@ import Synchronization
     @inlinable func read<Base: AsyncSequence & Sendable>(
         _ base: Base, key: @Sendable (Element) -> Key
     ) async where Base.Element == Element {
-        var iterator = base.makeAsyncIterator()
-        while true {
-            switch state.withLock({ $0.readerWantsToPull() }) {
-            case .stop:
-                return
-            case .pull:
-                break
-            case .release:
-                run(state.withLock { $0.releaseHeld() })
-                continue
-            case .suspend:
-                let proceed = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
-                    switch state.withLock({ $0.readerSuspend(continuation) }) {
-                    case .pull, .release: continuation.resume(returning: true)
-                    case .stop: continuation.resume(returning: false)
-                    case .suspend: break
-                    }
-                }
-                if !proceed { return }
-                continue
+        await state.runReader(base, deliver: run) { element in
+            let k = key(element)
+            let routed = state.withLock { state -> (Machine.Deliveries, Bool) in
+                let result = state.route(element, key: k)
+                return (result.0, result.failed)
             }
-            do {
-                guard let element = try await iterator.next() else {
-                    run(state.withLock { $0.finish(nil) })
-                    return
-                }
-                let k = key(element)
-                let routed = state.withLock { state -> (Machine.Deliveries, Bool) in
-                    let result = state.route(element, key: k)
-                    return (result.0, result.failed)
-                }
-                run(routed.0)
-                if routed.1 { return }
-            } catch {
-                run(state.withLock { $0.finish(error) })
-                return
-            }
+            run(routed.0)
+            return routed.1
         }
     }
 }
