@@ -63,31 +63,12 @@ struct ConsumeCommand: AsyncParsableCommand {
         // stdout closed by its reader must fail the write (and stop before committing), not kill the process.
         signal(SIGPIPE, SIG_IGN)
 
-        let settings = ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes)
-            .withBootstrapServers(connection.bootstrapServers)
-            .withGroupId(group ?? "rkafka-consume-\(UUID().uuidString)")
-            .withProperty("auto.offset.reset", fromBeginning ? "earliest" : "latest")
-            .withProperty("enable.auto.commit", "false")
+        let settings = Self.settings(bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning)
         let logger = Logger(label: "rkafka.consume") { StreamLogHandler.standardError(label: $0) }
         let writer = OutputWriter()
         let run = ConsumeRun(writer: writer, format: format.lineFormat, limit: count)
 
-        let graph: RunnableGraph<ConsumerControl, Void>
-        if group != nil {
-            let source = Consumer.committableSource(settings, subscription: .topics(topic), logger: logger)
-            let control = source.materialized
-            graph = source
-                .groupedWithin(count: 1000, duration: .milliseconds(50))
-                .map { batch in try await run.write(batch.map(\.record), offsets: batch.map(\.committableOffset), control: control) }
-                .to(Sinks.ignore())
-        } else {
-            let source = Consumer.plainSource(settings, subscription: .topics(topic), logger: logger)
-            let control = source.materialized
-            graph = source
-                .groupedWithin(count: 1000, duration: .milliseconds(50))
-                .map { batch in try await run.write(batch, offsets: [], control: control) }
-                .to(Sinks.ignore())
-        }
+        let graph = Self.graph(settings, topic: topic, committable: group != nil, run: run, logger: logger)
         let service = KafkaStreamService(graph)
         let quiet = Logger(label: "rkafka.consume.lifecycle") { _ in SwiftLogNoOpLogHandler() }
         let serviceGroup = ServiceGroup(configuration: .init(
@@ -99,6 +80,41 @@ struct ConsumeCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         printError("rkafka consume: \(run.written) record(s) written" + (group.map { ", offsets committed for group \($0)" } ?? ""))
+    }
+}
+
+extension ConsumeCommand {
+    /// Consumer settings for `group` (a throw-away group when nil); nothing is auto-committed:
+    /// with a group, offsets are committed only after their records are written.
+    static func settings(bootstrapServers: String, group: String?, fromBeginning: Bool) -> ConsumerSettings<KafkaBytes?, KafkaBytes?> {
+        ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes)
+            .withBootstrapServers(bootstrapServers)
+            .withGroupId(group ?? "rkafka-consume-\(UUID().uuidString)")
+            .withProperty("auto.offset.reset", fromBeginning ? "earliest" : "latest")
+            .withProperty("enable.auto.commit", "false")
+    }
+
+    /// The consume stream: records in batches (up to 1000, or what arrived in 50 ms)
+    /// through `run`, which writes, flushes and, when `committable`, commits them.
+    /// Back-pressure: the source is not pulled while a batch is being written or committed.
+    static func graph(
+        _ settings: ConsumerSettings<KafkaBytes?, KafkaBytes?>, topic: String, committable: Bool, run: ConsumeRun,
+        logger: Logger = Logger(label: "rkafka.consume")
+    ) -> RunnableGraph<ConsumerControl, Void> {
+        if committable {
+            let source = Consumer.committableSource(settings, subscription: .topics(topic), logger: logger)
+            let control = source.materialized
+            return source
+                .groupedWithin(count: 1000, duration: .milliseconds(50))
+                .map { batch in try await run.write(batch.map(\.record), offsets: batch.map(\.committableOffset), control: control) }
+                .to(Sinks.ignore())
+        }
+        let source = Consumer.plainSource(settings, subscription: .topics(topic), logger: logger)
+        let control = source.materialized
+        return source
+            .groupedWithin(count: 1000, duration: .milliseconds(50))
+            .map { batch in try await run.write(batch, offsets: [], control: control) }
+            .to(Sinks.ignore())
     }
 }
 
