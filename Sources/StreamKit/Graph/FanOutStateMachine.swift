@@ -118,12 +118,6 @@ import DequeModule
         return readerMayPull ? .pull : .suspend
     }
 
-    @inlinable mutating func readerSuspend(_ continuation: ReaderContinuation) -> ReaderAction {
-        let action = readerWantsToPull()
-        if case .suspend = action { reader = continuation }
-        return action
-    }
-
     /// The branches to resume with their elements after routing one upstream element.
     @usableFromInline typealias Deliveries = [(BranchContinuation, Result<Element?, any Error>)]
 

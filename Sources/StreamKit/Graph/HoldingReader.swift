@@ -11,10 +11,20 @@ import Synchronization
     associatedtype Deliveries
     var started: Bool { get set }
     var cancelled: Bool { get }
+    /// The parked reader, resumed by the machine when it may go on.
+    var reader: UnsafeContinuation<Bool, Never>? { get set }
     mutating func readerWantsToPull() -> HoldingReaderAction
-    mutating func readerSuspend(_ continuation: UnsafeContinuation<Bool, Never>) -> HoldingReaderAction
     mutating func releaseHeld() -> Deliveries
     mutating func finish(_ error: (any Error)?) -> Deliveries
+}
+
+extension HoldingReaderMachine {
+    /// Parks the reader only if, under the same lock, it still may not go on.
+    @inlinable mutating func readerSuspend(_ continuation: UnsafeContinuation<Bool, Never>) -> HoldingReaderAction {
+        let action = readerWantsToPull()
+        if case .suspend = action { reader = continuation }
+        return action
+    }
 }
 
 extension Mutex where Value: HoldingReaderMachine {

@@ -109,12 +109,6 @@ import DequeModule
         return .pull
     }
 
-    @inlinable mutating func readerSuspend(_ continuation: ReaderContinuation) -> ReaderAction {
-        let action = readerWantsToPull()
-        if case .suspend = action { reader = continuation }
-        return action
-    }
-
     /// After waiting, moves a held element into its sub-stream.
     @inlinable mutating func releaseHeld() -> Deliveries {
         guard let held else { return [] }
