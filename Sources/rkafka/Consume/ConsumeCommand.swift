@@ -123,7 +123,10 @@ final class ConsumeRun: Sendable {
     private let writer: OutputWriter
     private let format: RecordLineFormat
     private let limit: Int?
-    private let count = Mutex(0)
+    /// Records taken for writing (what the limit counts).
+    private let taken = Mutex(0)
+    /// Records flushed to the output.
+    private let flushed = Atomic<Int>(0)
 
     init(writer: OutputWriter, format: RecordLineFormat, limit: Int?) {
         self.writer = writer
@@ -131,17 +134,17 @@ final class ConsumeRun: Sendable {
         self.limit = limit
     }
 
-    /// Records written so far.
-    var written: Int { count.withLock { $0 } }
+    /// Records written (flushed) so far.
+    var written: Int { flushed.load(ordering: .acquiring) }
 
     /// Writes `records` (up to the limit), flushes them, then commits the offsets of
     /// those written. Once the limit is reached the source is stopped; records after
     /// it are neither written nor committed.
     func write(_ records: [RecordLine.Record], offsets: [CommittableOffset], control: ConsumerControl) async throws {
-        let take = count.withLock { written -> Int in
-            let take = limit.map { min(records.count, max(0, $0 - written)) } ?? records.count
-            written += take
-            return take
+        let (take, total) = taken.withLock { taken -> (Int, Int) in
+            let take = limit.map { min(records.count, max(0, $0 - taken)) } ?? records.count
+            taken += take
+            return (take, taken)
         }
         guard take > 0 else { return }
         let format = format
@@ -149,9 +152,10 @@ final class ConsumeRun: Sendable {
             for record in records.prefix(take) { RecordLine.append(record, format: format, to: &buffer) }
         }
         try await writer.flush()
+        flushed.add(take, ordering: .releasing)
         if !offsets.isEmpty {
             try await CommittableOffsetBatch(offsets.prefix(take)).commit()
         }
-        if let limit, written >= limit { control.stop() }
+        if let limit, total >= limit { control.stop() }
     }
 }
