@@ -258,6 +258,84 @@ final class ProducerEngine: @unchecked Sendable {
         }
     }
 
+    /// The topic handle for `name` through `cache`, so that a stage can produce a
+    /// record without keeping a copy of it (see ``tryProduce(rkt:partition:key:value:timestamp:opaque:)``);
+    /// nil when librdkafka refuses a handle (e.g. an invalid name): produce by name then reports why.
+    /// - Throws: ``KafkaError/Kind/shutDown`` after close, ``KafkaError/Kind/fatal`` after a fatal error.
+    @usableFromInline
+    func resolveTopic(_ name: String, cache: inout TopicCache) throws(KafkaError) -> OpaquePointer? {
+        if let cached = cache.handle, cache.name == name { return cached }
+        guard enter() else {
+            throw fatalError ?? Self.shutDownError
+        }
+        defer { leave() }
+        return topicHandle(name, &cache)
+    }
+
+    /// One non-blocking `rd_kafka_produceva` call for a record without headers to a
+    /// handle from ``resolveTopic(_:cache:)``; the bytes are copied by librdkafka.
+    /// Topic handles live until teardown, which no produce call can overlap.
+    @usableFromInline
+    func tryProduce(
+        rkt: OpaquePointer, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
+        timestamp: KafkaTimestamp?, opaque: ProducerOpaque
+    ) throws(KafkaError) -> rd_kafka_resp_err_t {
+        guard enter() else {
+            throw fatalError ?? Self.shutDownError
+        }
+        defer { leave() }
+        if failedFatally.load(ordering: .relaxed), let fatalError { throw fatalError }
+        let rk = handle
+        return Self.withOptionalBytes(key) { keyBytes in
+            Self.withOptionalBytes(value) { valueBytes in
+                var vus = (rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t())
+                return withUnsafeMutableBytes(of: &vus) { raw in
+                    let vu = raw.baseAddress!.assumingMemoryBound(to: rd_kafka_vu_t.self)
+                    var n = 0
+                    vu[n].vtype = RD_KAFKA_VTYPE_RKT
+                    vu[n].u.rkt = rkt
+                    n += 1
+                    if let partition {
+                        vu[n].vtype = RD_KAFKA_VTYPE_PARTITION
+                        vu[n].u.i32 = partition
+                        n += 1
+                    }
+                    if let keyBytes {
+                        vu[n].vtype = RD_KAFKA_VTYPE_KEY
+                        vu[n].u.mem.ptr = Self.nonNull(keyBytes)
+                        vu[n].u.mem.size = keyBytes.count
+                        n += 1
+                    }
+                    if let valueBytes {
+                        vu[n].vtype = RD_KAFKA_VTYPE_VALUE
+                        vu[n].u.mem.ptr = Self.nonNull(valueBytes)
+                        vu[n].u.mem.size = valueBytes.count
+                        n += 1
+                    }
+                    vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vu[n].u.ptr = opaque.pointer
+                    n += 1
+                    vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    vu[n].u.i = RD_KAFKA_MSG_F_COPY
+                    n += 1
+                    if let timestamp {
+                        vu[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+                        vu[n].u.i64 = timestamp.milliseconds
+                        n += 1
+                    }
+                    guard let error = rd_kafka_produceva(rk, vu, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                    var code = rd_kafka_error_code(error)
+                    rd_kafka_error_destroy(error)
+                    // After a fatal error librdkafka may refuse with the underlying code.
+                    if code != RD_KAFKA_RESP_ERR__QUEUE_FULL, rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        code = RD_KAFKA_RESP_ERR__FATAL
+                    }
+                    return code
+                }
+            }
+        }
+    }
+
     @inline(__always)
     private static func withOptionalBytes<R>(_ bytes: SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
         guard let bytes else { return body(nil) }

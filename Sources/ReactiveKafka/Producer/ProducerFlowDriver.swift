@@ -161,6 +161,29 @@ enum ProducerFlowPump {
             }
         }
 
+        // `produce` for a single record without headers whose topic handle is resolved.
+        @inline(__always)
+        func produceSingle(
+            rkt: OpaquePointer, partition: Int32?, timestamp: KafkaTimestamp?, _ key: SerializedBytes?, _ value: SerializedBytes?, position: Int
+        ) async throws(KafkaError) -> Bool {
+            let opaque = ProducerOpaque(receiver: receiver, token: Ring.token(position: position, index: 0))
+            while true {
+                let generation = engine.spaceGenerationNow
+                let code = try engine.tryProduce(rkt: rkt, partition: partition, key: key, value: value, timestamp: timestamp, opaque: opaque)
+                if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+                if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    await engine.waitForSpace(since: generation, cancellable: true)
+                    if Task.isCancelled || storage.shouldStop { return false }
+                    continue
+                }
+                if code == RD_KAFKA_RESP_ERR__FATAL {
+                    throw engine.raiseFatalError()
+                }
+                storage.recordRefused(position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
+                return false
+            }
+        }
+
         do {
             pulling: while !storage.shouldStop {
                 if !ring.pumpHasCapacity {
@@ -170,8 +193,20 @@ enum ProducerFlowPump {
                 switch message {
                 case .single(let record, _):
                     let (key, value) = try settings.serialize(record)
-                    let position = ring.publish(consume message, recordCount: 1)
-                    guard try await produce(record, key, value, position: position, index: 0) else { break pulling }
+                    if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
+                        // The common case produces from the record's fields read before publishing,
+                        // so the record moves into the ring without a copy (no retain/release
+                        // of its topic and value per message).
+                        let partition = record.partition
+                        let timestamp = record.timestamp
+                        let position = ring.publish(consume message, recordCount: 1)
+                        guard try await produceSingle(rkt: rkt, partition: partition, timestamp: timestamp, key, value, position: position) else {
+                            break pulling
+                        }
+                    } else {
+                        let position = ring.publish(message, recordCount: 1)
+                        guard try await produce(record, key, value, position: position, index: 0) else { break pulling }
+                    }
                 case .multi(let records, _):
                     guard records.count <= Ring.maxRecordsPerMessage else {
                         throw KafkaError(

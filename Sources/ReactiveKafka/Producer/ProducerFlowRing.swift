@@ -313,6 +313,13 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         }
     }
 
+    /// The topic of record `index` of the published message at `position`, for an error
+    /// message. Only while that record can get no delivery report (so its slot cannot complete).
+    @inlinable
+    func topic(at position: Int, index: Int) -> String {
+        Self.topic(of: messages[position & mask], index: index)
+    }
+
     // MARK: Helpers
 
     @inlinable
