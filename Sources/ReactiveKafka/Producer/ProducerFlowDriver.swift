@@ -189,9 +189,12 @@ enum ProducerFlowPump {
                 if !ring.pumpHasCapacity {
                     guard await storage.waitForCapacity() else { break pulling }
                 }
-                guard let message = try await iterator.next() else { break pulling }
-                switch message {
-                case .single(let record, _):
+                // Taken apart straight from `next()` and rebuilt, so that the parts move into
+                // the ring instead of being copied (a copy is a retain/release of each part).
+                switch try await iterator.next() {
+                case nil:
+                    break pulling
+                case .single(let record, let passThrough)?:
                     let (key, value) = try settings.serialize(record)
                     if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
                         // The common case produces from the record's fields read before publishing,
@@ -199,15 +202,15 @@ enum ProducerFlowPump {
                         // of its topic and value per message).
                         let partition = record.partition
                         let timestamp = record.timestamp
-                        let position = ring.publish(consume message, recordCount: 1)
+                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
                         guard try await produceSingle(rkt: rkt, partition: partition, timestamp: timestamp, key, value, position: position) else {
                             break pulling
                         }
                     } else {
-                        let position = ring.publish(message, recordCount: 1)
+                        let position = ring.publish(.single(record, passThrough: passThrough), recordCount: 1)
                         guard try await produce(record, key, value, position: position, index: 0) else { break pulling }
                     }
-                case .multi(let records, _):
+                case .multi(let records, let passThrough)?:
                     guard records.count <= Ring.maxRecordsPerMessage else {
                         throw KafkaError(
                             .invalidConfiguration,
@@ -216,13 +219,13 @@ enum ProducerFlowPump {
                     var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
                     serialized.reserveCapacity(records.count)
                     for record in records { serialized.append(try settings.serialize(record)) }
-                    let position = ring.publish(message, recordCount: records.count)
+                    let position = ring.publish(.multi(records, passThrough: passThrough), recordCount: records.count)
                     if records.isEmpty { storage.pumpCompletedHead() }
                     for i in records.indices {
                         guard try await produce(records[i], serialized[i].key, serialized[i].value, position: position, index: i) else { break pulling }
                     }
-                case .passThrough:
-                    _ = ring.publish(message, recordCount: 0)
+                case .passThrough(let passThrough)?:
+                    _ = ring.publish(.passThrough(passThrough), recordCount: 0)
                     storage.pumpCompletedHead()
                 }
             }
