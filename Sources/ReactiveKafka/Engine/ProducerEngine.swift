@@ -277,7 +277,7 @@ final class ProducerEngine: @unchecked Sendable {
     /// Topic handles live until teardown, which no produce call can overlap.
     @usableFromInline
     func tryProduce(
-        rkt: OpaquePointer, partition: Int32?, key: SerializedBytes?, value: SerializedBytes?,
+        rkt: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?, value: borrowing SerializedBytes?,
         timestamp: KafkaTimestamp?, opaque: ProducerOpaque
     ) throws(KafkaError) -> rd_kafka_resp_err_t {
         guard enter() else {
@@ -286,8 +286,8 @@ final class ProducerEngine: @unchecked Sendable {
         defer { leave() }
         if failedFatally.load(ordering: .relaxed), let fatalError { throw fatalError }
         let rk = handle
-        return Self.withOptionalBytes(key) { keyBytes in
-            Self.withOptionalBytes(value) { valueBytes in
+        return Self.withBorrowedBytes(key) { keyBytes in
+            Self.withBorrowedBytes(value) { valueBytes in
                 var vus = (rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t())
                 return withUnsafeMutableBytes(of: &vus) { raw in
                     let vu = raw.baseAddress!.assumingMemoryBound(to: rd_kafka_vu_t.self)
@@ -333,6 +333,18 @@ final class ProducerEngine: @unchecked Sendable {
                     return code
                 }
             }
+        }
+    }
+
+    // Like withOptionalBytes, without copying (retaining) the bytes' owner.
+    @inline(__always)
+    private static func withBorrowedBytes<R>(_ bytes: borrowing SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+        switch bytes {
+        case .none: return body(nil)
+        case .some(.bytes(let b)): return b.withUnsafeBytes { body($0) }
+        case .some(.utf8(let s)): return SerializedBytes.utf8(s).withUnsafeBytes { body($0) }
+        case .some(.array(let a)): return a.withUnsafeBytes { body($0) }
+        case .some(.data(let d)): return d.withUnsafeBytes { body($0) }
         }
     }
 
