@@ -20,20 +20,25 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
         init(_ box: ErasedIterator<Element>) { self.box = box }
 
         public mutating func next() async throws -> Element? {
-            try await box.next()
+            try await box.next(isolation: nil)
+        }
+
+        /// Runs the upstream's `next` on the caller's executor: no executor hop per element.
+        public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
+            try await box.next(isolation: actor)
         }
     }
 }
 
 class ErasedIterator<Element> {
-    func next() async throws -> Element? { nil }
+    func next(isolation actor: isolated (any Actor)?) async throws -> Element? { nil }
 }
 
 final class IteratorBox<Base: AsyncIteratorProtocol>: ErasedIterator<Base.Element> {
     private var base: Base
     init(_ base: Base) { self.base = base }
-    override func next() async throws -> Base.Element? {
-        try await base.next()
+    override func next(isolation actor: isolated (any Actor)?) async throws -> Base.Element? {
+        try await base.next(isolation: actor)
     }
 }
 
