@@ -156,3 +156,30 @@ final class Counter: Sendable {
         for c in all { c.resume() }
     }
 }
+
+@Suite(.serialized) struct TopicPatternTests {
+    @Test func aPatternSubscriptionReadsEveryMatchingTopicAndNothingElse() async throws {
+        let kafka = try EmbeddedKafka()
+        for topic in ["orders-eu", "orders-us", "payments"] { try kafka.createTopic(topic, partitions: 2) }
+        for topic in ["orders-eu", "orders-us", "payments"] {
+            try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<50).map { (nil, "\(topic)-\($0)") })
+        }
+        let source = Consumer.plainSource(ConsumerEndToEndTests.settings(kafka, group: "g-pattern"), subscription: .topicPattern("^orders-.*"))
+        var byTopic: [String: Int] = [:]
+        for try await record in source {
+            byTopic[record.topic, default: 0] += 1
+            if byTopic.values.reduce(0, +) == 100 { break }
+        }
+        await source.materialized.shutdown()
+        #expect(byTopic == ["orders-eu": 50, "orders-us": 50])
+    }
+
+    @Test func anInvalidPatternIsATypedError() async throws {
+        let source = Consumer.plainSource(ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g"), subscription: .topicPattern("^orders-[unclosed"))
+        await #expect {
+            for try await _ in source {}
+        } throws: { error in
+            (error as? KafkaError)?.kind == .invalidConfiguration && "\(error)".contains("regular expression")
+        }
+    }
+}
