@@ -51,6 +51,10 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     }
 
     private var entries: [TopicPartition: Entry] = [:]
+    /// The entry `add` touched last. Consecutive offsets mostly share a partition (records
+    /// arrive in per-partition runs); finding its entry again by index instead of by key
+    /// saves hashing the topic name per offset. Reset whenever a key is inserted.
+    private var lastAdded: (key: TopicPartition, index: Dictionary<TopicPartition, Entry>.Index)?
     /// How many offsets were added (not how many partitions).
     public private(set) var batchSize: Int = 0
 
@@ -73,13 +77,25 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
         batchSize += 1
         let position = offset.position
         let key = offset.partitionOffset.topicPartition
-        if let existing = entries[key], existing.position.nextOffset >= position.nextOffset { return }
-        entries[key] = Entry(position: position, committer: offset.committer)
+        let index: Dictionary<TopicPartition, Entry>.Index
+        if let last = lastAdded, last.key == key {
+            index = last.index
+        } else if let found = entries.index(forKey: key) {
+            index = found
+            lastAdded = (key, found)
+        } else {
+            entries[key] = Entry(position: position, committer: offset.committer)
+            lastAdded = entries.index(forKey: key).map { (key, $0) }
+            return
+        }
+        if entries.values[index].position.nextOffset >= position.nextOffset { return }
+        entries.values[index] = Entry(position: position, committer: offset.committer)
     }
 
     /// Adds every offset of `other`.
     public mutating func add(_ other: CommittableOffsetBatch) {
         batchSize += other.batchSize
+        lastAdded = nil
         for (key, entry) in other.entries {
             if let existing = entries[key], existing.position.nextOffset >= entry.position.nextOffset { continue }
             entries[key] = entry

@@ -17,6 +17,13 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
+        // Raw bytes take a path compiled for them: generic record construction costs a
+        // metadata lookup and indirect copies per record. Same behaviour, same type.
+        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
+           let source = bytesPlainSource(bytes, subscription: subscription, logger: logger) as Any
+               as? Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
+            return source
+        }
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         return makeSource(settings, subscription: subscription, logger: logger, committable: false) { message, chunk, _ in
@@ -33,16 +40,51 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
+        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
+           let source = bytesCommittableSource(bytes, subscription: subscription, logger: logger) as Any
+               as? Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
+            return source
+        }
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let offset = CommittableOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                committer: engine)
-            return CommittableMessage(record: record, committableOffset: offset)
+            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
         }
+    }
+
+    private static func bytesPlainSource(
+        _ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<ConsumerRecord<KafkaBytes, KafkaBytes>>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        return makeSource(settings, subscription: subscription, logger: logger, committable: false) { message, chunk, _ in
+            try RecordReader.record(message, chunk, key: keys, value: values)
+        }
+    }
+
+    private static func bytesCommittableSource(
+        _ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<CommittableMessage<KafkaBytes, KafkaBytes>>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let groupId = settings.groupId ?? ""
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
+            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
+        }
+    }
+
+    /// One committable message; specialised by its callers (raw bytes or generic).
+    @inline(__always)
+    private static func committableMessage<Key, Value>(
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        key keys: Deserializer<Key>, value values: Deserializer<Value>, groupId: String, engine: ConsumerEngine
+    ) throws -> CommittableMessage<Key, Value> {
+        let record = try RecordReader.record(message, chunk, key: keys, value: values)
+        let offset = CommittableOffset(
+            partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+            committer: engine)
+        return CommittableMessage(record: record, committableOffset: offset)
     }
 
     private static func makeSource<Key, Value, Element: Sendable>(

@@ -1,3 +1,6 @@
+import CRdKafka
+import Synchronization
+
 /// A record read from Kafka, with its key and value deserialised.
 public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
     /// The topic it was read from.
@@ -12,13 +15,26 @@ public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
     public let key: Key
     /// The deserialised value.
     public let value: Value
+    let headerSource: RecordHeaders
+
     /// Its headers, in order.
-    public let headers: [KafkaHeader]
+    ///
+    /// A consumed record reads them from its fetched message on each access: most
+    /// consumers never look at headers, and parsing them costs librdkafka an allocation
+    /// per record even when there are none.
+    public var headers: [KafkaHeader] { headerSource.headers }
 
     /// A record; the consumer creates these, tests may too.
     public init(
         topic: String, partition: Int32, offset: Int64, timestamp: KafkaTimestamp? = nil,
         key: Key, value: Value, headers: [KafkaHeader] = []
+    ) {
+        self.init(topic: topic, partition: partition, offset: offset, timestamp: timestamp, key: key, value: value, headerSource: .parsed(headers))
+    }
+
+    init(
+        topic: String, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?,
+        key: Key, value: Value, headerSource: RecordHeaders
     ) {
         self.topic = topic
         self.partition = partition
@@ -26,9 +42,45 @@ public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
         self.timestamp = timestamp
         self.key = key
         self.value = value
-        self.headers = headers
+        self.headerSource = headerSource
     }
 
     /// The partition it was read from.
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
+}
+
+/// Where a record's headers come from: given, or still in the fetched librdkafka message
+/// (kept alive by its batch).
+enum RecordHeaders: @unchecked Sendable {
+    case parsed([KafkaHeader])
+    case fetched(MessageBatch, UnsafeMutablePointer<rd_kafka_message_t>)
+
+    /// librdkafka parses a message's headers on first access and caches them in the
+    /// message, which is not thread-safe; records are Sendable, so reads are serialised.
+    /// Only readers of headers take the lock.
+    private static let parsing = Mutex(())
+
+    var headers: [KafkaHeader] {
+        switch self {
+        case .parsed(let headers):
+            return headers
+        case .fetched(let batch, let message):
+            return Self.parsing.withLock { _ in Self.read(message, batch) }
+        }
+    }
+
+    private static func read(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var result: [KafkaHeader] = []
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var value: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            result.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: value.map { KafkaBytes(owner: owner, pointer: $0, count: size) }))
+            index += 1
+        }
+        return result
+    }
 }

@@ -26,7 +26,11 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         private var engine: ConsumerEngine?
         private var chunks: [RecordChunk] = []
         private var chunkIndex = 0
+        /// The chunk being emitted (`chunks[chunkIndex]`), held apart so that emitting a
+        /// record does not copy it (a batch retain and a topic retain per record).
+        private var current: RecordChunk?
         private var messageIndex = 0
+        private var messageEnd = 0
         private var epoch: UInt64 = 0
         private var finished = false
 
@@ -51,28 +55,28 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 return nil
             }
             while true {
-                if chunkIndex < chunks.count {
-                    let chunk = chunks[chunkIndex]
-                    if messageIndex < chunk.range.upperBound {
-                        if engine.revocationEpoch.load(ordering: .acquiring) != epoch {
-                            dropRevoked(engine)
-                            continue
-                        }
-                        let message = chunk.batch.messages[messageIndex]!
-                        messageIndex += 1
-                        do {
-                            return try makeElement(message, chunk)
-                        } catch {
-                            finished = true
-                            chunks = []
-                            throw error
-                        }
+                if messageIndex < messageEnd, let chunk = current {
+                    if engine.revocationEpoch.load(ordering: .acquiring) != epoch {
+                        dropRevoked(engine)
+                        continue
                     }
+                    let message = chunk.batch.messages[messageIndex]!
+                    messageIndex += 1
+                    do {
+                        return try makeElement(message, chunk)
+                    } catch {
+                        finished = true
+                        chunks = []
+                        current = nil
+                        throw error
+                    }
+                }
+                if current != nil {
                     chunkIndex += 1
-                    if chunkIndex < chunks.count { messageIndex = chunks[chunkIndex].range.lowerBound }
-                    continue
+                    if select(chunkIndex) { continue }
                 }
                 chunks = []
+                current = nil
                 do {
                     guard let delivery = try await engine.nextDelivery() else {
                         finished = true
@@ -80,13 +84,28 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                     }
                     chunks = delivery.chunks
                     epoch = delivery.epoch
-                    chunkIndex = 0
-                    messageIndex = chunks.first?.range.lowerBound ?? 0
+                    _ = select(0)
                 } catch {
                     finished = true
                     throw error
                 }
             }
+        }
+
+        /// Makes `chunks[index]` the current chunk; false (and no current chunk) past the end.
+        private mutating func select(_ index: Int) -> Bool {
+            chunkIndex = index
+            guard index < chunks.count else {
+                current = nil
+                messageIndex = 0
+                messageEnd = 0
+                return false
+            }
+            let chunk = chunks[index]
+            current = chunk
+            messageIndex = chunk.range.lowerBound
+            messageEnd = chunk.range.upperBound
+            return true
         }
 
         /// A rebalance happened since this batch was taken: keep only records
@@ -96,13 +115,12 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             let assigned = engine.assignedPartitions()
             var remaining: [RecordChunk] = []
             for (i, chunk) in chunks.enumerated() where i >= chunkIndex && assigned.contains(chunk.topicPartition) {
-                let start = i == chunkIndex ? messageIndex : chunk.range.lowerBound
+                let start = i == chunkIndex && current != nil ? messageIndex : chunk.range.lowerBound
                 guard start < chunk.range.upperBound else { continue }
                 remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: chunk.topicPartition, byteCount: chunk.byteCount))
             }
             chunks = remaining
-            chunkIndex = 0
-            messageIndex = remaining.first?.range.lowerBound ?? 0
+            _ = select(0)
         }
     }
 }
@@ -134,22 +152,7 @@ enum RecordReader {
         }
         return ConsumerRecord(
             topic: chunk.topicPartition.topic, partition: chunk.topicPartition.partition, offset: m.offset,
-            timestamp: timestamp, key: key, value: value, headers: headers(message, chunk.batch))
-    }
-
-    private static func headers(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch) -> [KafkaHeader] {
-        var hdrs: OpaquePointer?
-        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
-        var result: [KafkaHeader] = []
-        var index = 0
-        var name: UnsafePointer<CChar>?
-        var value: UnsafeRawPointer?
-        var size = 0
-        while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-            result.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: value.map { KafkaBytes(owner: owner, pointer: $0, count: size) }))
-            index += 1
-        }
-        return result
+            timestamp: timestamp, key: key, value: value, headerSource: .fetched(chunk.batch, message))
     }
 
     private static func failure(_ part: String, _ chunk: RecordChunk, _ offset: Int64, _ error: any Error) -> KafkaError {
