@@ -94,9 +94,8 @@ struct BenchCommand: AsyncParsableCommand {
         if failures > 0 { throw ExitCode(1) }
     }
 
-    /// Seeds, runs the baseline, then the connector version; `nil` when the connector
-    /// version is not yet available (the baseline is reported on stderr).
-    private func runKafka(_ scenario: KafkaBenchScenario, _ parameters: BenchParameters) async throws -> BenchLine? {
+    /// Seeds, runs the baseline, then the connector version.
+    private func runKafka(_ scenario: KafkaBenchScenario, _ parameters: BenchParameters) async throws -> BenchLine {
         let connection = try cluster.connect()
         defer { connection.close() }
         let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)
@@ -107,19 +106,9 @@ struct BenchCommand: AsyncParsableCommand {
         progress("\(scenario.name): baseline")
         let baseline = try await onDedicatedThread("rkafka-bench-baseline") { try scenario.baseline(env) }
 
-        let connectorRun: BenchMeasurement
-        switch scenario.connector {
-        case .notYetAvailable(let reason):
-            printError(String(
-                format: "%@: connector version not yet available (%@); baseline %.0f msgs/s, %@",
-                scenario.name, reason, baseline.messagesPerSecond, scenario.baselineDescription
-            ))
-            return nil
-        case .available(let connector):
-            progress("\(scenario.name): connector")
-            resetPeakRSS()
-            connectorRun = try await connector.run(env)
-        }
+        progress("\(scenario.name): connector")
+        resetPeakRSS()
+        let connectorRun = try await scenario.connector.run(env)
 
         var notes = ["baseline: " + (baseline.notes.isEmpty ? "ok" : baseline.notes.joined(separator: "; "))]
         if !connectorRun.notes.isEmpty { notes.append("connector: " + connectorRun.notes.joined(separator: "; ")) }

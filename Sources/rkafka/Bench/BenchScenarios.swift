@@ -11,16 +11,9 @@ protocol ConnectorBenchmark: Sendable {
     func run(_ env: BenchEnvironment) async throws -> BenchMeasurement
 }
 
-/// A Kafka scenario of `rkafka bench`: a raw-librdkafka baseline and, once written, the
-/// connector version of the same work.
+/// A Kafka scenario of `rkafka bench`: a raw-librdkafka baseline and the connector
+/// version of the same work.
 struct KafkaBenchScenario: Sendable {
-    /// Where the connector version stands.
-    enum Connector: Sendable {
-        case available(any ConnectorBenchmark)
-        /// Not written yet: the run reports the baseline and says what is missing.
-        case notYetAvailable(String)
-    }
-
     let name: String
     /// What the baseline is, for the result line.
     let baselineDescription: String
@@ -28,7 +21,7 @@ struct KafkaBenchScenario: Sendable {
     let consumesSeededInput: Bool
     /// The raw loop; blocking, run on a dedicated thread.
     let baseline: @Sendable (BenchEnvironment) throws -> BenchMeasurement
-    let connector: Connector
+    let connector: any ConnectorBenchmark
 }
 
 /// Every scenario `rkafka bench` knows.
@@ -39,28 +32,28 @@ enum BenchScenarios {
             baselineDescription: "raw librdkafka consume loop (consume_batch_queue)",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.consume(env, group: env.baselineGroup) },
-            connector: .available(PlainConsumeBench())
+            connector: PlainConsumeBench()
         ),
         KafkaBenchScenario(
             name: "committable-consume-commit",
             baselineDescription: "raw librdkafka consume loop + async commit every 1000 messages",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.consumeCommit(env, group: env.baselineGroup) },
-            connector: .available(CommittableConsumeCommitBench())
+            connector: CommittableConsumeCommitBench()
         ),
         KafkaBenchScenario(
             name: "produce-flexiflow",
             baselineDescription: "raw librdkafka produce loop (produceva, poll(0) per message, flush)",
             consumesSeededInput: false,
             baseline: { env in try RawBaselines.produce(env, topic: env.baselineOutputTopic) },
-            connector: .available(ProduceFlexiFlowBench())
+            connector: ProduceFlexiFlowBench()
         ),
         KafkaBenchScenario(
             name: "at-least-once-pipeline",
             baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
             consumesSeededInput: true,
             baseline: { env in try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic) },
-            connector: .available(AtLeastOncePipelineBench())
+            connector: AtLeastOncePipelineBench()
         ),
     ]
 
