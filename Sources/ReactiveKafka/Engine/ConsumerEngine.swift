@@ -59,6 +59,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     let configuration: Configuration
     private let handle: OpaquePointer
+    /// Destroys `handle` once the engine and every fetched batch have let go (see ``ClientHandleOwner``).
+    private var clientOwner: ClientHandleOwner?
     private let consumerQueue: OpaquePointer
     private let commitQueue: OpaquePointer
     /// Assigned partitions' fetch queues are forwarded here, away from the
@@ -117,6 +119,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             throw KafkaError(.invalidConfiguration, "could not create the consumer: \(String(cString: errstr))")
         }
         self.handle = handle
+        self.clientOwner = ClientHandleOwner(handle)
         rd_kafka_poll_set_consumer(handle)
         self.consumerQueue = rd_kafka_queue_get_consumer(handle)
         self.commitQueue = rd_kafka_queue_new(handle)
@@ -133,7 +136,6 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             rd_kafka_queue_destroy(messageQueue)
             rd_kafka_queue_destroy(commitQueue)
             rd_kafka_queue_destroy(consumerQueue)
-            rd_kafka_destroy(handle)
             throw KafkaError.fromCode(err, "subscribing to \(configuration.topics)")
         }
         let thread = Thread { [self] in self.run() }
@@ -335,7 +337,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     private func ingest(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int) {
-        let batch = MessageBatch(copying: scratch, count: count)
+        let batch = MessageBatch(copying: scratch, count: count, client: clientOwner!)
         var chunks: [RecordChunk] = []
         var runStart = 0
         var runBytes = 0
@@ -660,7 +662,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         rd_kafka_queue_destroy(messageQueue)
         rd_kafka_queue_destroy(commitQueue)
         rd_kafka_queue_destroy(consumerQueue)
-        rd_kafka_destroy_flags(handle, closedCleanly ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE))
+        // Nothing polls the handle from here on, so no callback can reach the engine.
+        callbackTarget.engine = nil
+        clientOwner?.destroyFlags = closedCleanly ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
+        clientOwner = nil
         waiter?.resume(returning: nil)
         for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
         for c in closeWaiters { c.resume() }

@@ -1,4 +1,29 @@
 import CRdKafka
+import Dispatch
+
+/// Owns a librdkafka client handle and destroys it when the last owner lets go.
+///
+/// `rd_kafka_destroy` waits until every message fetched from the handle is
+/// destroyed, and records (zero-copy bytes, lazily read headers) keep their
+/// batch's messages alive, possibly long after the stream ended. So the engine
+/// and every batch share this owner: closing the consumer (leaving the group)
+/// never waits for records the application still holds, and the handle is
+/// destroyed, off any Swift task, once the last of them is gone.
+final class ClientHandleOwner: @unchecked Sendable {
+    let handle: OpaquePointer
+    /// Set before the engine lets go: `RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE` when the close timed out.
+    var destroyFlags: Int32 = 0
+
+    init(_ handle: OpaquePointer) { self.handle = handle }
+
+    deinit {
+        let handle = Handle(raw: handle)
+        let flags = destroyFlags
+        DispatchQueue.global().async { rd_kafka_destroy_flags(handle.raw, flags) }
+    }
+
+    private struct Handle: @unchecked Sendable { let raw: OpaquePointer }
+}
 
 /// Owns the librdkafka messages of one fetched batch and destroys them when
 /// the last record (or `KafkaBytes` view) that refers to them is gone.
@@ -8,9 +33,12 @@ import CRdKafka
 final class MessageBatch: @unchecked Sendable {
     let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     let count: Int
+    /// The client the messages came from, kept alive until they are destroyed.
+    private let client: ClientHandleOwner
 
     /// Takes ownership of the first `count` messages of `scratch`.
-    init(copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int) {
+    init(copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, client: ClientHandleOwner) {
+        self.client = client
         self.messages = .allocate(capacity: count)
         self.messages.initialize(from: scratch, count: count)
         self.count = count
