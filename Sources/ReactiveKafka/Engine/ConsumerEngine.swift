@@ -88,8 +88,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     init(configuration: Configuration, statisticsInterval: Duration?) throws(KafkaError) {
         self.configuration = configuration
         var properties = configuration.properties
-        // The engine buffers ahead itself and decides what is committed.
-        properties["enable.auto.offset.store"] = properties["enable.auto.offset.store"] ?? "false"
+        // With manual commits the engine decides what is committed: offsets of records
+        // merely buffered must never be stored. (A plain source with auto-commit keeps
+        // librdkafka's at-most-once store-on-read.)
+        if properties["enable.auto.commit"] == "false" {
+            properties["enable.auto.offset.store"] = properties["enable.auto.offset.store"] ?? "false"
+        }
         if properties["queued.max.messages.kbytes"] == nil {
             properties["queued.max.messages.kbytes"] = String(max(1, configuration.maxBufferedBytes / 2 / 1024))
         }

@@ -56,6 +56,22 @@ import Testing
         #expect(committed == [0: 1000, 1: 1000, 2: 1000])
     }
 
+    @Test func plainSourceWithAutoCommitCommitsWhatItRead() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("auto", partitions: 2)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "auto", records: (0..<200).map { (nil, "a\($0)") }, roundRobinOver: 2)
+        let settings = Self.settings(kafka, group: "g-auto")
+            .withProperty("enable.auto.commit", "true").withProperty("auto.commit.interval.ms", "100")
+        let source = Consumer.plainSource(settings, subscription: .topics("auto"))
+        var count = 0
+        for try await _ in source {
+            count += 1
+            if count == 200 { break }
+        }
+        await source.materialized.shutdown()  // librdkafka commits stored offsets on close
+        #expect(try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-auto", topic: "auto", partitions: 2) == [0: 100, 1: 100])
+    }
+
     @Test func undeserialisableRecordFailsTheStreamWithATypedError() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("json", partitions: 1)

@@ -165,10 +165,14 @@ import Testing
                 try kafka.brokerUp(1)
                 try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
             }
-            if values.count == 2 { break }
+            if record.value == "after" { break }
         }
         await source.materialized.shutdown()
-        #expect(values == ["before", "after"])
+        // The stream survived the outage and delivered what was written after it. A plain source
+        // commits nothing, so a rebalance during the outage may deliver "before" again: at-least-once.
+        #expect(values.first == "before")
+        #expect(values.last == "after")
+        #expect(Set(values) == ["before", "after"])
     }
 
     @Test func metricsReportLibrdkafkaStatisticsAndLag() async throws {
