@@ -158,38 +158,39 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// The next batch of records; `nil` once the consumer stopped. Suspends
     /// (one continuation for the whole batch) only when nothing is buffered.
     func nextDelivery() async throws -> Delivery? {
-        enum Immediate { case delivery(Delivery?), failure(KafkaError), wait }
+        enum Immediate { case delivery(Delivery?, wakeEngine: Bool), failure(KafkaError), wait }
         let immediate: Immediate = state.withLock { s in
             if let failure = s.failure { return .failure(failure) }
-            if s.phase != .running { return .delivery(nil) }
+            if s.phase != .running { return .delivery(nil, wakeEngine: false) }
             guard !s.buffer.isEmpty else { return .wait }
-            let (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
-            if flow != .none { s.pendingFlowControl.append(flow) }
-            return .delivery(Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)))
+            let (delivery, wakeEngine) = takeDelivery(&s)
+            return .delivery(delivery, wakeEngine: wakeEngine)
         }
         switch immediate {
-        case .delivery(let delivery):
-            if !stateNeedsNoWakeup() { wakeup.signal() }
+        case .delivery(let delivery, let wakeEngine):
+            if wakeEngine { wakeup.signal() }
             return delivery
         case .failure(let error):
             throw error
         case .wait:
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Delivery?, any Error>) in
-                    let resumeNow: Result<Delivery?, any Error>? = state.withLock { s in
-                        if let failure = s.failure { return .failure(failure) }
-                        if s.phase != .running { return .success(nil) }
-                        if Task.isCancelled { return .failure(CancellationError()) }
+                    let resumeNow: (Result<Delivery?, any Error>, wakeEngine: Bool)? = state.withLock { s in
+                        if let failure = s.failure { return (.failure(failure), false) }
+                        if s.phase != .running { return (.success(nil), false) }
+                        if Task.isCancelled { return (.failure(CancellationError()), false) }
                         if !s.buffer.isEmpty {
-                            let (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
-                            if flow != .none { s.pendingFlowControl.append(flow) }
-                            return .success(Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)))
+                            let (delivery, wakeEngine) = takeDelivery(&s)
+                            return (.success(delivery), wakeEngine)
                         }
                         precondition(s.waiter == nil, "a consumer engine serves one source at a time")
                         s.waiter = continuation
                         return nil
                     }
-                    if let resumeNow { continuation.resume(with: resumeNow) }
+                    if let (result, wakeEngine) = resumeNow {
+                        if wakeEngine { wakeup.signal() }
+                        continuation.resume(with: result)
+                    }
                 }
             } onCancel: {
                 let waiter = state.withLock { s in
@@ -201,8 +202,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
     }
 
-    private func stateNeedsNoWakeup() -> Bool {
-        state.withLock { $0.pendingFlowControl.isEmpty }
+    /// Takes the next batch out of the buffer (state lock held). `wakeEngine`
+    /// is true when the take asks the engine thread to resume partitions.
+    private func takeDelivery(_ s: inout State) -> (Delivery, wakeEngine: Bool) {
+        let (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
+        if flow != .none { s.pendingFlowControl.append(flow) }
+        return (Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)), flow != .none)
     }
 
     /// True if `partition` is still assigned (for sources re-checking after a revocation).
@@ -380,9 +385,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             }
             guard let waiter = s.waiter, !s.buffer.isEmpty else { return nil }
             s.waiter = nil
-            let (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
-            if flow != .none { s.pendingFlowControl.append(flow) }
-            return (waiter, Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)))
+            // On the engine thread itself: the loop applies any flow control right after.
+            return (waiter, takeDelivery(&s).0)
         }
         if let (continuation, delivery) = waiter { continuation.resume(returning: delivery) }
     }
