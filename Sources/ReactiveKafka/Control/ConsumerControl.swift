@@ -65,14 +65,7 @@ public final class ConsumerControl: Sendable {
     /// Completes the source; the consumer stays in its group so commits can
     /// still land, until ``shutdown()`` (or `stopTimeout` passes).
     public func stop() {
-        let engine: ConsumerEngine? = slot.withLock { slot in
-            switch slot {
-            case .running(let e): return e
-            case .notStarted: slot = .stoppedBeforeStart; return nil
-            default: return nil
-            }
-        }
-        guard let engine, engine.phase == .running else { return }
+        guard let engine = runningEngineOrStopBeforeStart(), engine.phase == .running else { return }
         engine.stop()
         let timeout = stopTimeout
         // A one-shot timer, not a poll: after stopTimeout the consumer goes,
@@ -84,17 +77,22 @@ public final class ConsumerControl: Sendable {
         }
     }
 
-    /// Stops the source, leaves the group, and closes the consumer. Returns
-    /// when the consumer is closed (bounded by `closeTimeout`). Idempotent.
-    public func shutdown() async {
-        let engine: ConsumerEngine? = slot.withLock { slot in
+    /// The running engine; a source that has not started yet is marked stopped instead
+    /// (its first pull then completes without ever creating a consumer).
+    private func runningEngineOrStopBeforeStart() -> ConsumerEngine? {
+        slot.withLock { slot in
             switch slot {
             case .running(let e): return e
             case .notStarted: slot = .stoppedBeforeStart; return nil
             default: return nil
             }
         }
-        await engine?.shutdown()
+    }
+
+    /// Stops the source, leaves the group, and closes the consumer. Returns
+    /// when the consumer is closed (bounded by `closeTimeout`). Idempotent.
+    public func shutdown() async {
+        await runningEngineOrStopBeforeStart()?.shutdown()
     }
 
     /// True once the consumer is closed (or was stopped before it started).
