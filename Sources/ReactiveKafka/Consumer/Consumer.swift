@@ -87,7 +87,15 @@ public enum Consumer {
         return CommittableMessage(record: record, committableOffset: offset)
     }
 
-    private static func makeSource<Key, Value, Element: Sendable>(
+    /// What kind of source an engine is started for.
+    struct SourceKind {
+        /// The stream commits offsets itself (librdkafka's auto-commit is off).
+        var committable: Bool
+        /// Records are read per partition (sub-streams).
+        var partitioned: Bool = false
+    }
+
+    static func makeSource<Key, Value, Element: Sendable>(
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger,
@@ -95,29 +103,47 @@ public enum Consumer {
         makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, ConsumerEngine) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
-        let control = ConsumerControl(stopTimeout: settings.stopTimeout) { () throws(KafkaError) -> ConsumerEngine in
-            try settings.validate()
-            try subscription.validate()
-            guard let groupId = settings.groupId, !groupId.isEmpty else {
-                throw KafkaError(.invalidConfiguration, "a subscription needs a consumer group: set one with ConsumerSettings.withGroupId(_:)")
-            }
-            var properties = settings.properties
-            if committable { properties["enable.auto.commit"] = "false" }
-            let engine = try ConsumerEngine(
-                configuration: .init(
-                    properties: properties, topics: subscription.topicNames, groupId: groupId,
-                    maxBufferedBytes: settings.maxBufferedBytes, maxBatchSize: settings.maxBatchSize,
-                    commitTimeout: settings.commitTimeout, commitTimeWarning: settings.commitTimeWarning,
-                    closeTimeout: settings.closeTimeout, brokerUnreachableTimeout: settings.brokerUnreachableTimeout,
-                    logger: logger),
-                statisticsInterval: settings.statisticsInterval)
-            engineBox.engine = engine
-            return engine
-        }
+        let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable), engineBox: engineBox)
         let sequence = KafkaConsumerSequence<Element>(control: control) { message, chunk in
             try makeElement(message, chunk, engineBox.engine!)
         }
         return Source(sequence, materialized: control)
+    }
+
+    /// The control that starts the source's consumer engine on first pull.
+    static func makeControl<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger, kind: SourceKind, engineBox: EngineReference
+    ) -> ConsumerControl {
+        let events = RebalanceEventHub()
+        return ConsumerControl(stopTimeout: settings.stopTimeout, events: events) { () throws(KafkaError) -> ConsumerEngine in
+            try settings.validate()
+            try subscription.validate()
+            let groupId = settings.groupId.flatMap { $0.isEmpty ? nil : $0 }
+            if subscription.isGroupSubscription && groupId == nil {
+                throw KafkaError(.invalidConfiguration, "a subscription needs a consumer group: set one with ConsumerSettings.withGroupId(_:)")
+            }
+            if kind.committable && groupId == nil {
+                throw KafkaError(.invalidConfiguration, "a committable source commits to a consumer group: set one with ConsumerSettings.withGroupId(_:), or use a plain source")
+            }
+            var properties = settings.properties
+            if kind.committable { properties["enable.auto.commit"] = "false" }
+            if groupId == nil && properties["enable.auto.commit"] == nil {
+                // Without a group nothing can be committed; librdkafka would log a failed auto-commit every interval.
+                properties["enable.auto.commit"] = "false"
+            }
+            var configuration = ConsumerEngine.Configuration(
+                properties: properties, subscription: subscription, groupId: groupId,
+                maxBufferedBytes: settings.maxBufferedBytes, maxBatchSize: settings.maxBatchSize,
+                commitTimeout: settings.commitTimeout, commitTimeWarning: settings.commitTimeWarning,
+                closeTimeout: settings.closeTimeout, brokerUnreachableTimeout: settings.brokerUnreachableTimeout,
+                rebalanceSafeCommitTimeout: kind.committable && subscription.isGroupSubscription ? settings.rebalanceSafeCommitTimeout : nil,
+                partitionHandlerWarning: settings.partitionHandlerWarning,
+                events: events, logger: logger)
+            configuration.partitioned = kind.partitioned
+            let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
+            engineBox.engine = engine
+            return engine
+        }
     }
 }
 

@@ -14,9 +14,22 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     public typealias Failure = any Error
     let control: ConsumerControl
     let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+    /// The whole consumer, or one partition's sub-stream (assigned at `since`).
+    let reader: ConsumerEngine.Reader
+    let since: UInt64
+
+    init(
+        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0,
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+    ) {
+        self.control = control
+        self.reader = reader
+        self.since = since
+        self.makeElement = makeElement
+    }
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(control: control, makeElement: makeElement)
+        Iterator(control: control, reader: reader, since: since, makeElement: makeElement)
     }
 
     /// Emits the records of the batches it takes from the consumer engine, in order.
@@ -33,9 +46,16 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         private var messageEnd = 0
         private var epoch: UInt64 = 0
         private var finished = false
+        private let reader: ConsumerEngine.Reader
+        private let since: UInt64
 
-        init(control: ConsumerControl, makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element) {
+        init(
+            control: ConsumerControl, reader: ConsumerEngine.Reader, since: UInt64,
+            makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+        ) {
             self.control = control
+            self.reader = reader
+            self.since = since
             self.makeElement = makeElement
         }
 
@@ -43,7 +63,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             if finished { return nil }
             if engine == nil {
                 do {
-                    engine = try control.claimEngine()
+                    engine = try reader == .all ? control.claimEngine() : control.subStreamEngine()
                 } catch {
                     finished = true
                     throw error
@@ -78,7 +98,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 chunks = []
                 current = nil
                 do {
-                    guard let delivery = try await engine.nextDelivery() else {
+                    guard let delivery = try await engine.nextDelivery(for: reader, since: since) else {
                         finished = true
                         return nil
                     }
@@ -108,19 +128,31 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             return true
         }
 
-        /// A rebalance happened since this batch was taken: keep only records
-        /// of partitions still assigned.
+        /// A rebalance (or rewind) happened since this batch was taken: keep
+        /// only records of partitions still valid, and tell the engine where
+        /// emission stopped for the others (a revoke may be waiting to see
+        /// exactly those records committed).
         private mutating func dropRevoked(_ engine: ConsumerEngine) {
+            let taken = epoch
             epoch = engine.revocationEpoch.load(ordering: .acquiring)
-            let assigned = engine.assignedPartitions()
+            var verdicts: [TopicPartition: Bool] = [:]
+            var firstUnemitted: [TopicPartition: Int64] = [:]
             var remaining: [RecordChunk] = []
-            for (i, chunk) in chunks.enumerated() where i >= chunkIndex && assigned.contains(chunk.topicPartition) {
+            for (i, chunk) in chunks.enumerated() where i >= chunkIndex {
                 let start = i == chunkIndex && current != nil ? messageIndex : chunk.range.lowerBound
                 guard start < chunk.range.upperBound else { continue }
-                remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: chunk.topicPartition, byteCount: chunk.byteCount))
+                let p = chunk.topicPartition
+                let keep = verdicts[p] ?? engine.keeps(p, takenAt: taken)
+                verdicts[p] = keep
+                if keep {
+                    remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: p, byteCount: chunk.byteCount))
+                } else if firstUnemitted[p] == nil {
+                    firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
+                }
             }
             chunks = remaining
             _ = select(0)
+            engine.readerDropped(reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
         }
     }
 }

@@ -22,10 +22,42 @@ public final class ConsumerControl: Sendable {
     private let draining = Atomic<Bool>(false)
     private let start: @Sendable () throws(KafkaError) -> ConsumerEngine
     private let stopTimeout: Duration
+    let events: RebalanceEventHub
 
-    init(stopTimeout: Duration, start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine) {
+    init(stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine) {
         self.start = start
         self.stopTimeout = stopTimeout
+        self.events = events
+    }
+
+    /// The running engine for a partition's sub-stream (the partitioned source started it).
+    func subStreamEngine() throws(KafkaError) -> ConsumerEngine? {
+        try slot.withLock { slot throws(KafkaError) -> ConsumerEngine? in
+            switch slot {
+            case .running(let engine): return engine
+            case .failedToStart(let error): throw error
+            case .notStarted, .stoppedBeforeStart: return nil
+            }
+        }
+    }
+
+    /// The partitions' changes from now on, as they happen: `assigned`,
+    /// `revoked`, `lost`. Each call returns a new stream; it finishes when the
+    /// consumer closes. Events wait in the stream for an observer that lags
+    /// (rebalances are rare). Observing never delays a rebalance: to act
+    /// before partitions move, use a ``PartitionAssignmentHandler``.
+    public func rebalanceEvents() -> AsyncStream<RebalanceEvent> {
+        events.subscribe()
+    }
+
+    /// Runs `body` on the consumer's own thread, between batches, with the
+    /// ``RestrictedConsumer`` (seek, committed offsets, positions, watermarks).
+    /// Throws ``KafkaError/Kind/shutDown`` if the consumer is not running.
+    public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        guard let engine else {
+            throw KafkaError(.illegalState, "the consumer has not started yet: it starts when the stream first pulls")
+        }
+        return try await engine.withConsumer(body)
     }
 
     /// Starts the consumer for the one iterator allowed, or explains why not.

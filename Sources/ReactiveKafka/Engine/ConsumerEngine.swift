@@ -16,15 +16,28 @@ import Synchronization
 final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     struct Configuration: Sendable {
         var properties: [String: String]
-        var topics: [String]
-        var groupId: String
+        var subscription: Subscription
+        var groupId: String?
         var maxBufferedBytes: Int
         var maxBatchSize: Int
         var commitTimeout: Duration
         var commitTimeWarning: Duration
         var closeTimeout: Duration
         var brokerUnreachableTimeout: Duration?
+        /// On revoke, wait (at most this long) until the records emitted for the
+        /// revoked partitions are committed; `nil` does not wait.
+        var rebalanceSafeCommitTimeout: Duration?
+        var partitionHandlerWarning: Duration
+        /// Sources read per partition (sub-streams): a slow partition is paused on its own.
+        var partitioned: Bool = false
+        var events: RebalanceEventHub?
         var logger: Logger
+    }
+
+    /// Who takes records: the whole-consumer source, or one partition's sub-stream.
+    enum Reader: Hashable, Sendable {
+        case all
+        case partition(TopicPartition)
     }
 
     /// What a source receives: chunks of records and the revocation epoch they are valid for.
@@ -42,9 +55,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         case closed
     }
 
-    private struct State {
+    struct State {
         var buffer: ConsumerBufferStateMachine<RecordChunk>
-        var waiter: UnsafeContinuation<Delivery?, any Error>?
+        var waiters: [Reader: UnsafeContinuation<Delivery?, any Error>] = [:]
         var phase: Phase = .running
         var failure: KafkaError?
         var assigned: Set<TopicPartition> = []
@@ -55,34 +68,62 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var closeWaiters: [UnsafeContinuation<Void, Never>] = []
         var statisticsJSON: String?
         var forgetfulCommitFailures = 0
+        /// Work for the engine thread (``withConsumer(_:)``), run in order.
+        var commands: [(RestrictedConsumer) -> Void] = []
+        /// The epoch at which a partition's records last became invalid (revoked or
+        /// rewound): records handed out before it are never emitted.
+        var invalidatedAt: [TopicPartition: UInt64] = [:]
+        /// Newly assigned partitions not yet announced to a partitioned source.
+        var announced: [TopicPartition] = []
+        var announcementWaiter: UnsafeContinuation<[TopicPartition]?, any Error>?
+        // Rebalance-safe commits (only tracked when enabled):
+        /// The offset after the last record handed to a source, per partition.
+        var handedOut: [TopicPartition: Int64] = [:]
+        /// The partitions of the batch each reader is still emitting.
+        var holding: [Reader: Set<TopicPartition>] = [:]
+        /// The first record a reader dropped, unemitted, after a revoke.
+        var firstUnemitted: [TopicPartition: Int64] = [:]
+        /// The next offset to read as last committed by this consumer.
+        var committedNext: [TopicPartition: Int64] = [:]
+        /// Partitions being revoked while their commits are awaited: still committable.
+        var revoking: Set<TopicPartition> = []
+        /// Committers to ask for an immediate commit while a revoke waits.
+        var commitRequestObservers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
 
     let configuration: Configuration
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// Destroys `handle` once the engine and every fetched batch have let go (see ``ClientHandleOwner``).
     private var clientOwner: ClientHandleOwner?
-    private let consumerQueue: OpaquePointer
-    private let commitQueue: OpaquePointer
+    let consumerQueue: OpaquePointer
+    let commitQueue: OpaquePointer
     /// Assigned partitions' fetch queues are forwarded here, away from the
     /// consumer queue, so records can be left in librdkafka while the buffer is
     /// over budget without starving callbacks and events.
-    private let messageQueue: OpaquePointer
-    private let wakeup: WakeupSignal
+    let messageQueue: OpaquePointer
+    let wakeup: WakeupSignal
     private let callbackTarget: CallbackTarget
-    private let state: Mutex<State>
+    let state: Mutex<State>
     /// Incremented on every revocation; a source re-checks its records against
     /// the assignment when it changes, so no record is emitted after its
     /// partition was revoked.
     let revocationEpoch = Atomic<UInt64>(0)
     /// Whether closing completed librdkafka's consumer close (which leaves the group).
     let leftGroupCleanly = Atomic<Bool>(false)
-    private var logger: Logger { configuration.logger }
+    /// True while a revoke waits for commits: committers should commit what they get at once.
+    let awaitingRevokeCommits = Atomic<Bool>(false)
+    var logger: Logger { configuration.logger }
+    var tracksEmittedOffsets: Bool { configuration.rebalanceSafeCommitTimeout != nil }
 
     // Engine-thread-only state.
     private var topicNames: [OpaquePointer: String] = [:]
     private var unreachableSince: ContinuousClock.Instant?
     private var lastReachabilityProbe: ContinuousClock.Instant?
     private var sendStarted: [UInt64: ContinuousClock.Instant] = [:]
+    /// Offsets of commits in flight, to learn what is committed (rebalance-safe commits).
+    private var sentOffsets: [UInt64: [TopicPartition: Int64]] = [:]
+    /// Partitions this engine last paused in librdkafka (engine thread).
+    var appliedPaused: Set<TopicPartition> = []
 
     /// Creates the consumer, subscribes, and starts its thread.
     init(configuration: Configuration, statisticsInterval: Duration?) throws(KafkaError) {
@@ -108,7 +149,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         let conf = try KafkaClientConfiguration.make(properties, client: "consumer")
         self.wakeup = try WakeupSignal()
-        self.state = Mutex(State(buffer: ConsumerBufferStateMachine(maxBufferedBytes: configuration.maxBufferedBytes)))
+        var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes)
+        if configuration.partitioned { buffer.perPartitionBudget = buffer.pauseThreshold }
+        self.state = Mutex(State(buffer: buffer))
 
         // librdkafka hands this box to the C callbacks; it points back to the engine once built.
         let callbackTarget = CallbackTarget()
@@ -133,14 +176,16 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         Self.enableWakeup(commitQueue, wakeup)
         Self.enableWakeup(messageQueue, wakeup)
 
-        let topics = PartitionList.make(configuration.topics.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
-        let err = rd_kafka_subscribe(handle, topics)
-        rd_kafka_topic_partition_list_destroy(topics)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            rd_kafka_queue_destroy(messageQueue)
-            rd_kafka_queue_destroy(commitQueue)
-            rd_kafka_queue_destroy(consumerQueue)
-            throw KafkaError.fromCode(err, "subscribing to \(configuration.topics)")
+        if configuration.subscription.isGroupSubscription {
+            let topics = PartitionList.make(configuration.subscription.topicNames.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
+            let err = rd_kafka_subscribe(handle, topics)
+            rd_kafka_topic_partition_list_destroy(topics)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                rd_kafka_queue_destroy(messageQueue)
+                rd_kafka_queue_destroy(commitQueue)
+                rd_kafka_queue_destroy(consumerQueue)
+                throw KafkaError.fromCode(err, "subscribing to \(configuration.subscription)")
+            }
         }
         let thread = Thread { [self] in self.run() }
         thread.name = "rkafka-consumer"
@@ -157,15 +202,18 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     /// The next batch of records; `nil` once the consumer stopped. Suspends
     /// (one continuation for the whole batch) only when nothing is buffered.
-    func nextDelivery() async throws -> Delivery? {
+    func nextDelivery(for reader: Reader = .all, since epoch: UInt64 = 0) async throws -> Delivery? {
         enum Immediate { case delivery(Delivery?, wakeEngine: Bool), failure(KafkaError), wait }
-        let immediate: Immediate = state.withLock { s in
-            if let failure = s.failure { return .failure(failure) }
-            if s.phase != .running { return .delivery(nil, wakeEngine: false) }
-            guard !s.buffer.isEmpty else { return .wait }
-            let (delivery, wakeEngine) = takeDelivery(&s)
-            return .delivery(delivery, wakeEngine: wakeEngine)
+        let (immediate, released): (Immediate, Bool) = state.withLock { s in
+            // Coming back for more means the previous batch was emitted in full: a waiting revoke wants to know.
+            let released = s.holding.removeValue(forKey: reader) != nil && !s.revoking.isEmpty
+            if let failure = s.failure { return (.failure(failure), released) }
+            if s.phase != .running || isFinished(reader, since: epoch, s) { return (.delivery(nil, wakeEngine: false), released) }
+            guard hasRecords(for: reader, s) else { return (.wait, released) }
+            let (delivery, wakeEngine) = takeDelivery(&s, for: reader)
+            return (.delivery(delivery, wakeEngine: wakeEngine), released)
         }
+        if released { wakeup.signal() }
         switch immediate {
         case .delivery(let delivery, let wakeEngine):
             if wakeEngine { wakeup.signal() }
@@ -177,14 +225,14 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Delivery?, any Error>) in
                     let resumeNow: (Result<Delivery?, any Error>, wakeEngine: Bool)? = state.withLock { s in
                         if let failure = s.failure { return (.failure(failure), false) }
-                        if s.phase != .running { return (.success(nil), false) }
+                        if s.phase != .running || isFinished(reader, since: epoch, s) { return (.success(nil), false) }
                         if Task.isCancelled { return (.failure(CancellationError()), false) }
-                        if !s.buffer.isEmpty {
-                            let (delivery, wakeEngine) = takeDelivery(&s)
+                        if hasRecords(for: reader, s) {
+                            let (delivery, wakeEngine) = takeDelivery(&s, for: reader)
                             return (.success(delivery), wakeEngine)
                         }
-                        precondition(s.waiter == nil, "a consumer engine serves one source at a time")
-                        s.waiter = continuation
+                        precondition(s.waiters[reader] == nil, "a consumer engine serves one source per reader at a time")
+                        s.waiters[reader] = continuation
                         return nil
                     }
                     if let (result, wakeEngine) = resumeNow {
@@ -193,10 +241,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                     }
                 }
             } onCancel: {
-                let waiter = state.withLock { s in
-                    defer { s.waiter = nil }
-                    return s.waiter
-                }
+                let waiter = state.withLock { s in s.waiters.removeValue(forKey: reader) }
                 waiter?.resume(throwing: CancellationError())
             }
         }
@@ -204,15 +249,137 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     /// Takes the next batch out of the buffer (state lock held). `wakeEngine`
     /// is true when the take asks the engine thread to resume partitions.
-    private func takeDelivery(_ s: inout State) -> (Delivery, wakeEngine: Bool) {
-        let (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
+    func takeDelivery(_ s: inout State, for reader: Reader) -> (Delivery, wakeEngine: Bool) {
+        let (taken, flow): ([RecordChunk], ConsumerBufferStateMachine<RecordChunk>.FlowControl)
+        switch reader {
+        case .all: (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
+        case .partition(let p): (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize, of: p)
+        }
         if flow != .none { s.pendingFlowControl.append(flow) }
+        if tracksEmittedOffsets {
+            var partitions = Set<TopicPartition>()
+            for chunk in taken {
+                partitions.insert(chunk.topicPartition)
+                s.handedOut[chunk.topicPartition] = chunk.batch.messages[chunk.range.upperBound - 1]!.pointee.offset + 1
+            }
+            s.holding[reader] = partitions
+        }
         return (Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)), flow != .none)
     }
 
-    /// True if `partition` is still assigned (for sources re-checking after a revocation).
+    private func hasRecords(for reader: Reader, _ s: State) -> Bool {
+        switch reader {
+        case .all: return !s.buffer.isEmpty
+        case .partition(let p): return s.buffer.hasRecords(of: p)
+        }
+    }
+
+    /// A partition's sub-stream ends when its partition is revoked (a later
+    /// assignment of the same partition gets a new sub-stream).
+    private func isFinished(_ reader: Reader, since epoch: UInt64, _ s: State) -> Bool {
+        guard case .partition(let p) = reader else { return false }
+        return !s.assigned.contains(p) || (s.invalidatedAt[p] ?? 0) > epoch
+    }
+
+    /// Whether records of `partition` handed out at `epoch` may still be emitted.
+    func keeps(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool {
+        state.withLock { s in s.assigned.contains(partition) && (s.invalidatedAt[partition] ?? 0) <= epoch }
+    }
+
+    /// A reader dropped records after a revoke or rewind; `firstUnemitted` is the
+    /// first record it did not emit, per partition (what a revoke waits to see committed).
+    func readerDropped(_ reader: Reader, firstUnemitted: [TopicPartition: Int64], stillHolding: Set<TopicPartition>) {
+        guard tracksEmittedOffsets else { return }
+        let waiting = state.withLock { s in
+            if s.holding[reader] != nil { s.holding[reader] = stillHolding }
+            for (p, offset) in firstUnemitted where s.revoking.contains(p) {
+                s.firstUnemitted[p] = min(s.firstUnemitted[p] ?? .max, offset)
+            }
+            return !s.revoking.isEmpty
+        }
+        if waiting { wakeup.signal() }
+    }
+
+    /// Runs `body` on the consumer's thread with the ``RestrictedConsumer``, between batches.
+    func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let result: Result<T, KafkaError> = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<T, KafkaError>, Never>) in
+            let refused: KafkaError? = state.withLock { s in
+                if s.phase == .closing || s.phase == .closed {
+                    return KafkaError(.shutDown, "the consumer is shut down: use it while the stream runs")
+                }
+                s.commands.append { consumer in
+                    do throws(KafkaError) { continuation.resume(returning: .success(try body(consumer))) } catch {
+                        continuation.resume(returning: .failure(error))
+                    }
+                }
+                return nil
+            }
+            if let refused { continuation.resume(returning: .failure(refused)) } else { wakeup.signal() }
+        }
+        return try result.get()
+    }
+
+    /// Rewinds `offsets`' partitions: records of them buffered or handed out
+    /// but not yet emitted are dropped, and reading resumes at the given offsets.
+    func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        try await withConsumer { consumer throws(KafkaError) in
+            self.invalidate(Set(offsets.keys))
+            try consumer.seek(offsets)
+        }
+    }
+
+    /// Makes every record of `partitions` buffered or handed out so far unemittable (engine thread).
+    func invalidate(_ partitions: Set<TopicPartition>) {
+        state.withLock { s in
+            let flow = s.buffer.remove(partitions: partitions)
+            if flow != .none { s.pendingFlowControl.append(flow) }
+            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
+            for p in partitions { s.invalidatedAt[p] = epoch }
+        }
+    }
+
+    /// Runs the queued ``withConsumer(_:)`` commands (engine thread).
+    func serveCommands() {
+        let commands = state.withLock { s in
+            defer { s.commands.removeAll() }
+            return s.commands
+        }
+        guard !commands.isEmpty else { return }
+        let consumer = restrictedConsumer
+        for command in commands { command(consumer) }
+    }
+
+    var restrictedConsumer: RestrictedConsumer { RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) }
+
+    /// The next partitions assigned, for a partitioned source; `nil` once the consumer stopped.
+    func nextAssignedPartitions() async throws -> [TopicPartition]? {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[TopicPartition]?, any Error>) in
+            let now: Result<[TopicPartition]?, any Error>? = state.withLock { s in
+                if let failure = s.failure { return .failure(failure) }
+                if s.phase != .running { return .success(nil) }
+                if !s.announced.isEmpty {
+                    defer { s.announced.removeAll() }
+                    return .success(s.announced)
+                }
+                s.announcementWaiter = continuation
+                return nil
+            }
+            if let now { continuation.resume(with: now) }
+        }
+    }
+
+    /// Partitions assigned right now (for partitioned sources and tests).
     func assignedPartitions() -> Set<TopicPartition> {
         state.withLock { $0.assigned }
+    }
+
+    /// Registers a committer to be asked for an immediate commit while a revoke waits for it.
+    func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {
+        state.withLock { $0.commitRequestObservers[id] = flush }
+    }
+
+    func removeCommitRequestObserver(_ id: ObjectIdentifier) {
+        _ = state.withLock { $0.commitRequestObservers.removeValue(forKey: id) }
     }
 
     func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError) {
@@ -254,16 +421,38 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     /// Completes the sources; the consumer stays in its group so that commits still land.
     func stop() {
-        let waiter: UnsafeContinuation<Delivery?, any Error>? = state.withLock { s in
-            guard s.phase == .running else { return nil }
+        let waiters = state.withLock { s in
+            guard s.phase == .running else { return Waiters() }
             s.phase = .stopped
             s.buffer.removeAll()
             s.pendingFlowControl.append(.pauseAll)
-            defer { s.waiter = nil }
-            return s.waiter
+            return Waiters(taking: &s)
         }
-        waiter?.resume(returning: nil)
+        waiters.resume(with: .success(nil))
         wakeup.signal()
+    }
+
+    /// Every suspended reader, taken out of the state to be resumed outside the lock.
+    struct Waiters {
+        var readers: [UnsafeContinuation<Delivery?, any Error>] = []
+        var announcement: UnsafeContinuation<[TopicPartition]?, any Error>?
+
+        init() {}
+
+        init(taking s: inout State) {
+            readers = Array(s.waiters.values)
+            s.waiters.removeAll()
+            announcement = s.announcementWaiter
+            s.announcementWaiter = nil
+        }
+
+        func resume(with result: Result<Delivery?, any Error>) {
+            for reader in readers { reader.resume(with: result) }
+            switch result {
+            case .success: announcement?.resume(returning: nil)
+            case .failure(let error): announcement?.resume(throwing: error)
+            }
+        }
     }
 
     /// Stops, leaves the group, and destroys the consumer. Returns when done.
@@ -296,9 +485,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         let scratchCapacity = configuration.maxBatchSize
         let scratch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: scratchCapacity)
         defer { scratch.deallocate() }
+        if !configuration.subscription.isGroupSubscription { assignManually() }
         while true {
             wakeup.clear()
             if state.withLock({ $0.phase == .closing }) { break }
+            serveCommands()
             applyFlowControl()
             serveCommitResults()
             sendCommits()
@@ -377,18 +568,21 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         closeRun(at: count)
         guard !chunks.isEmpty else { return }
         unreachableSince = nil
-        let waiter: (UnsafeContinuation<Delivery?, any Error>, Delivery)? = state.withLock { s in
-            guard s.phase == .running else { return nil }
+        let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
+            guard s.phase == .running else { return [] }
             for chunk in chunks where s.assigned.contains(chunk.topicPartition) {
                 let flow = s.buffer.append(chunk)
                 if flow != .none { s.pendingFlowControl.append(flow) }
             }
-            guard let waiter = s.waiter, !s.buffer.isEmpty else { return nil }
-            s.waiter = nil
+            guard !s.waiters.isEmpty, !s.buffer.isEmpty else { return [] }
             // On the engine thread itself: the loop applies any flow control right after.
-            return (waiter, takeDelivery(&s).0)
+            var ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = []
+            for reader in Array(s.waiters.keys) where hasRecords(for: reader, s) {
+                ready.append((s.waiters.removeValue(forKey: reader)!, takeDelivery(&s, for: reader).0))
+            }
+            return ready
         }
-        if let (continuation, delivery) = waiter { continuation.resume(returning: delivery) }
+        for (continuation, delivery) in ready { continuation.resume(returning: delivery) }
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {
@@ -413,49 +607,58 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     /// Fails the stream: the waiting source receives `error`, commits fail.
     func fail(_ error: KafkaError) {
-        let (waiter, commitWaiters): (UnsafeContinuation<Delivery?, any Error>?, [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
-            guard s.failure == nil else { return (nil, []) }
+        let (waiters, commitWaiters): (Waiters, [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
+            guard s.failure == nil else { return (Waiters(), []) }
             s.failure = error
             s.buffer.removeAll()
-            let waiter = s.waiter
-            s.waiter = nil
             let ids = s.commits.drainAll()
             let commitWaiters = ids.compactMap { s.commitWaiters.removeValue(forKey: $0) }
-            return (waiter, commitWaiters)
+            return (Waiters(taking: &s), commitWaiters)
         }
         logger.error("consumer failed", metadata: ["error": "\(error)"])
-        waiter?.resume(throwing: error)
+        waiters.resume(with: .failure(error))
         for c in commitWaiters { c.resume(throwing: error) }
     }
 
-    private func applyFlowControl() {
-        let (actions, assigned) = state.withLock { s -> ([ConsumerBufferStateMachine<RecordChunk>.FlowControl], Set<TopicPartition>) in
-            defer { s.pendingFlowControl.removeAll() }
-            return (s.pendingFlowControl, s.assigned)
+    /// Brings librdkafka's paused partitions in line with the buffer: all of
+    /// them while over budget (or stopped), else those paused on their own.
+    func applyFlowControl(force: Bool = false) {
+        let desired: Set<TopicPartition>? = state.withLock { s in
+            guard force || !s.pendingFlowControl.isEmpty else { return nil }
+            s.pendingFlowControl.removeAll()
+            if s.buffer.isPaused || s.phase != .running { return s.assigned }
+            return s.buffer.pausedPartitions.intersection(s.assigned)
         }
-        guard let last = actions.last, !assigned.isEmpty else { return }
-        let stopped = state.withLock { $0.phase != .running }
-        let list = PartitionList.make(assigned)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        // Only the net effect matters; a stopped consumer never resumes.
-        if last == .pauseAll || stopped {
+        guard let desired else { return }
+        let assigned = assignedPartitions()
+        appliedPaused.formIntersection(assigned)
+        let toPause = desired.subtracting(appliedPaused)
+        let toResume = appliedPaused.subtracting(desired)
+        if !toPause.isEmpty {
+            let list = PartitionList.make(toPause)
             rd_kafka_pause_partitions(handle, list)
-        } else {
-            rd_kafka_resume_partitions(handle, list)
+            rd_kafka_topic_partition_list_destroy(list)
         }
+        if !toResume.isEmpty {
+            let list = PartitionList.make(toResume)
+            rd_kafka_resume_partitions(handle, list)
+            rd_kafka_topic_partition_list_destroy(list)
+        }
+        appliedPaused = desired
     }
 
     // MARK: Commits
 
-    private func sendCommits() {
+    func sendCommits() {
         let (send, skipped): (CommitStateMachine.Send?, [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
-            let (send, skippedIDs) = s.commits.nextSend(assigned: s.assigned)
+            let (send, skippedIDs) = s.commits.nextSend(assigned: s.revoking.isEmpty ? s.assigned : s.assigned.union(s.revoking))
             return (send, skippedIDs.compactMap { s.commitWaiters.removeValue(forKey: $0) })
         }
         // Offsets of partitions no longer assigned are not sent: the new owner reads from the last commit.
         for continuation in skipped { continuation.resume() }
         guard let send else { return }
         sendStarted[send.sendID] = .now
+        if tracksEmittedOffsets { sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset) }
         let list = PartitionList.make(send.offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_commit_queue(handle, list, commitQueue, nil, UnsafeMutableRawPointer(bitPattern: UInt(send.sendID)))
@@ -464,7 +667,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
     }
 
-    private func serveCommitResults() {
+    func serveCommitResults() {
         while let event = rd_kafka_queue_poll(commitQueue, 0) {
             defer { rd_kafka_event_destroy(event) }
             guard rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT else { continue }
@@ -489,6 +692,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             logger.warning("slow commit", metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
         }
         let retriable = Self.isRetriableCommitError(effective)
+        if let offsets = sentOffsets.removeValue(forKey: sendID), error == nil {
+            state.withLock { s in
+                for (p, next) in offsets { s.committedNext[p] = max(s.committedNext[p] ?? -1, next) }
+            }
+        }
         let resumptions: [(UnsafeContinuation<Void, any Error>, KafkaError?)] = state.withLock { s in
             switch s.commits.completed(sendID: sendID, error: error, retriable: retriable, now: now) {
             case .succeeded(let ids):
@@ -518,7 +726,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
     }
 
-    private func housekeeping() {
+    func housekeeping() {
         let now = ContinuousClock.now
         let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)] = state.withLock { s in
             s.commits.expire(now: now).compactMap { r in s.commitWaiters.removeValue(forKey: r.id).map { ($0, r) } }
@@ -554,58 +762,6 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     // MARK: Callbacks (engine thread, inside consume_batch_queue)
 
-    fileprivate func onRebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
-        let changed = Set(PartitionList.partitions(partitions))
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
-        switch err {
-        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            let flow = state.withLock { s -> ConsumerBufferStateMachine<RecordChunk>.FlowControl in
-                if cooperative { s.assigned.formUnion(changed) } else { s.assigned = changed }
-                return s.buffer.flowControlForNewAssignment()
-            }
-            if cooperative {
-                if let error = rd_kafka_incremental_assign(handle, partitions) {
-                    fail(KafkaError.consuming(error, "assigning partitions"))
-                }
-            } else {
-                rd_kafka_assign(handle, partitions)
-            }
-            for partition in changed {
-                if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
-                    rd_kafka_queue_forward(partitionQueue, messageQueue)
-                    rd_kafka_queue_destroy(partitionQueue)
-                }
-            }
-            logger.debug("partitions assigned", metadata: ["partitions": "\(changed.sorted())"])
-            let stopped = state.withLock { $0.phase != .running }
-            if flow == .pauseAll || stopped { rd_kafka_pause_partitions(handle, partitions) }
-        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            let lost = rd_kafka_assignment_lost(handle) != 0
-            state.withLock { s in
-                let flow = s.buffer.remove(partitions: changed)
-                if flow != .none { s.pendingFlowControl.append(flow) }
-                s.assigned.subtract(changed)
-                revocationEpoch.add(1, ordering: .releasing)
-            }
-            logger.debug(lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(changed.sorted())"])
-            if cooperative {
-                if let error = rd_kafka_incremental_unassign(handle, partitions) {
-                    fail(KafkaError.consuming(error, "unassigning partitions"))
-                }
-            } else {
-                rd_kafka_assign(handle, nil)
-            }
-        default:
-            logger.warning("rebalance error", metadata: ["error": "\(String(cString: rd_kafka_err2str(err)))"])
-            state.withLock { s in
-                _ = s.buffer.remove(partitions: s.assigned)
-                s.assigned.removeAll()
-                revocationEpoch.add(1, ordering: .releasing)
-            }
-            rd_kafka_assign(handle, nil)
-        }
-    }
-
     fileprivate func onError(_ err: Int32, _ reason: String) {
         let code = rd_kafka_resp_err_t(err)
         if code == RD_KAFKA_RESP_ERR__FATAL {
@@ -640,6 +796,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         let deadline = ContinuousClock.now + configuration.closeTimeout
         var closedCleanly = false
+        stopHandler()
         if let error = rd_kafka_consumer_close_queue(handle, consumerQueue) {
             logger.warning("closing consumer", metadata: ["error": "\(KafkaError.consuming(error, "close"))"])
         } else {
@@ -653,16 +810,15 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         leftGroupCleanly.store(closedCleanly, ordering: .releasing)
         if !closedCleanly { logger.warning("consumer did not leave its group within closeTimeout", metadata: ["closeTimeout": "\(configuration.closeTimeout)"]) }
-        let (commitWaiters, closeWaiters, waiter) = state.withLock { s in
+        let (commitWaiters, closeWaiters, waiters) = state.withLock { s in
             s.phase = .closed
             let ids = s.commits.drainAll()
             let commitWaiters = ids.compactMap { s.commitWaiters.removeValue(forKey: $0) }
             let closeWaiters = s.closeWaiters
             s.closeWaiters.removeAll()
-            let waiter = s.waiter
-            s.waiter = nil
+            let waiters = Waiters(taking: &s)
             s.buffer.removeAll()
-            return (commitWaiters, closeWaiters, waiter)
+            return (commitWaiters, closeWaiters, waiters)
         }
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
@@ -674,7 +830,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         callbackTarget.engine = nil
         clientOwner?.destroyFlags = closedCleanly ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
         clientOwner = nil
-        waiter?.resume(returning: nil)
+        waiters.resume(with: .success(nil))
+        configuration.events?.finish()
         for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
         for c in closeWaiters { c.resume() }
     }

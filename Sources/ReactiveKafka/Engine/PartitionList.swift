@@ -50,3 +50,25 @@ enum PartitionList {
         }
     }
 }
+
+extension PartitionList {
+    /// A new list with an offset (or a timestamp, for offsets-for-times) per partition.
+    static func make(offsets: [TopicPartition: Int64]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+        let list = rd_kafka_topic_partition_list_new(Int32(max(offsets.count, 1)))!
+        for (tp, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)!.pointee.offset = offset
+        }
+        return list
+    }
+
+    /// The offset of every element of `list`.
+    static func offsets(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>?) -> [TopicPartition: Int64] {
+        guard let list else { return [:] }
+        var result: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[i]
+            result[TopicPartition(String(cString: element.topic), element.partition)] = element.offset
+        }
+        return result
+    }
+}

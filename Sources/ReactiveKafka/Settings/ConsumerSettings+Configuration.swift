@@ -17,6 +17,8 @@ extension ConsumerSettings {
     /// | `max-batch-size` | integer ≥ 1 | 4096 |
     /// | `broker-unreachable-timeout` | duration or `off` (wait forever) | 60s |
     /// | `statistics-interval` | duration or `off` | off |
+    /// | `rebalance-safe-commit-timeout` | duration or `off` | 15s |
+    /// | `partition-handler-warning` | duration | 5s |
     /// | `kafka-clients.<property>` | librdkafka property, passed through | — |
     /// | `kafka-clients-keys` | list of extra property names to read | — |
     ///
@@ -49,6 +51,10 @@ extension ConsumerSettings {
         if let value = try reader.optionalDuration("statistics-interval", offMeans: "to disable statistics") {
             statisticsInterval = value
         }
+        if let value = try reader.optionalDuration("rebalance-safe-commit-timeout", offMeans: "to let revoked partitions go at once") {
+            rebalanceSafeCommitTimeout = value
+        }
+        if let value = try reader.duration("partition-handler-warning", positive: true) { partitionHandlerWarning = value }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }
     }

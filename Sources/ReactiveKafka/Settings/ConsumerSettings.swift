@@ -33,6 +33,16 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var brokerUnreachableTimeout: Duration? = .seconds(60)
     /// How often librdkafka statistics are collected for ``ConsumerControl/metrics``; `nil` disables them.
     public var statisticsInterval: Duration? = nil
+    /// Rebalance-safe commits (committable sources): when partitions are
+    /// revoked in a graceful rebalance, the consumer waits at most this long,
+    /// before letting them go, until every record already emitted for them is
+    /// committed; committers are asked to commit at once meanwhile. So the
+    /// next owner starts exactly after the last processed record: no
+    /// duplicates. The whole group waits for the rebalance meanwhile, so keep
+    /// it well under `max.poll.interval.ms`. `nil` lets partitions go at once.
+    public var rebalanceSafeCommitTimeout: Duration? = .seconds(15)
+    /// A ``PartitionAssignmentHandler`` call slower than this is logged as a warning.
+    public var partitionHandlerWarning: Duration = .seconds(5)
 
     /// Settings that deserialise keys and values with the given deserialisers.
     public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
@@ -78,6 +88,10 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withBrokerUnreachableTimeout(_ timeout: Duration?) -> Self { with { $0.brokerUnreachableTimeout = timeout } }
     /// Collecting librdkafka statistics every `interval` (`nil` disables).
     public func withStatisticsInterval(_ interval: Duration?) -> Self { with { $0.statisticsInterval = interval } }
+    /// With rebalance-safe commits waiting at most `timeout` (`nil` turns them off).
+    public func withRebalanceSafeCommitTimeout(_ timeout: Duration?) -> Self { with { $0.rebalanceSafeCommitTimeout = timeout } }
+    /// Warning when a partition assignment handler call takes longer than `threshold`.
+    public func withPartitionHandlerWarning(_ threshold: Duration) -> Self { with { $0.partitionHandlerWarning = threshold } }
 
     private func with(_ change: (inout Self) -> Void) -> Self {
         var copy = self
@@ -93,6 +107,10 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
         try check(commitTimeout > .zero, "commitTimeout must be positive, got \(commitTimeout)")
         try check(closeTimeout >= .zero, "closeTimeout must not be negative, got \(closeTimeout)")
         try check(stopTimeout >= .zero, "stopTimeout must not be negative, got \(stopTimeout)")
+        if let rebalanceSafeCommitTimeout {
+            try check(rebalanceSafeCommitTimeout > .zero, "rebalanceSafeCommitTimeout must be positive or nil (off), got \(rebalanceSafeCommitTimeout)")
+        }
+        try check(partitionHandlerWarning > .zero, "partitionHandlerWarning must be positive, got \(partitionHandlerWarning)")
         if let brokerUnreachableTimeout {
             try check(brokerUnreachableTimeout > .zero, "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
         }

@@ -1,0 +1,204 @@
+import CRdKafka
+import Foundation
+
+/// Partition assignment: the rebalance callback, manual assignment, the
+/// user's handler and observers, and rebalance-safe commits. All of it runs
+/// on the engine thread.
+extension ConsumerEngine {
+    func onRebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let changed = Set(PartitionList.partitions(partitions))
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(handle, partitions) {
+                    fail(KafkaError.consuming(error, "assigning partitions"))
+                    return
+                }
+            } else {
+                let err = rd_kafka_assign(handle, partitions)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    fail(KafkaError.fromCode(err, "assigning partitions"))
+                    return
+                }
+            }
+            began(changed, replacing: !cooperative)
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(handle) != 0
+            revoke(changed, lost: lost)
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(handle, partitions) {
+                    fail(KafkaError.consuming(error, "unassigning partitions"))
+                }
+            } else {
+                rd_kafka_assign(handle, nil)
+            }
+        default:
+            logger.warning("rebalance error", metadata: ["error": "\(String(cString: rd_kafka_err2str(err)))"])
+            revoke(assignedPartitions(), lost: true)
+            rd_kafka_assign(handle, nil)
+        }
+    }
+
+    /// Reads a manual assignment (`Subscription.assignment…`): no group, no rebalance.
+    func assignManually() {
+        var offsets: [TopicPartition: Int64]
+        switch configuration.subscription.kind {
+        case .assignment(let partitions):
+            offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+        case .assignmentWithOffset(let given):
+            offsets = given
+        case .assignmentOffsetsForTimes(let timestamps):
+            do {
+                let found = try restrictedConsumer.offsetsForTimes(timestamps)
+                // No record at or after the time: start at the end, as Kafka's consumer does.
+                offsets = Dictionary(uniqueKeysWithValues: timestamps.keys.map { ($0, found[$0] ?? Int64(RD_KAFKA_OFFSET_END)) })
+            } catch {
+                fail(KafkaError(error.kind, "looking up the offsets for \(configuration.subscription): \(error.message)", code: error.code))
+                return
+            }
+        case .topics, .pattern:
+            return
+        }
+        let list = PartitionList.make(offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_assign(handle, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            fail(KafkaError.fromCode(err, "assigning \(configuration.subscription)"))
+            return
+        }
+        began(Set(offsets.keys), replacing: true)
+    }
+
+    /// `partitions` are now assigned in librdkafka: route their records, tell the
+    /// handler (before any record of them is emitted), observers and partitioned sources.
+    private func began(_ partitions: Set<TopicPartition>, replacing: Bool) {
+        for partition in partitions {
+            if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
+                rd_kafka_queue_forward(partitionQueue, messageQueue)
+                rd_kafka_queue_destroy(partitionQueue)
+            }
+        }
+        if let handler = configuration.subscription.partitionAssignmentHandler {
+            timed("onAssign", partitions) { handler.onAssign(partitions, consumer: restrictedConsumer) }
+        }
+        let announcement: (UnsafeContinuation<[TopicPartition]?, any Error>, [TopicPartition])? = state.withLock { s in
+            if replacing { s.assigned = partitions } else { s.assigned.formUnion(partitions) }
+            s.pendingFlowControl.append(.partitionsChanged)
+            guard configuration.partitioned else { return nil }
+            s.announced.append(contentsOf: partitions.sorted())
+            guard let waiter = s.announcementWaiter else { return nil }
+            s.announcementWaiter = nil
+            defer { s.announced.removeAll() }
+            return (waiter, s.announced)
+        }
+        // New partitions start unpaused in librdkafka: pause them now if over budget.
+        applyFlowControl(force: true)
+        logger.debug("partitions assigned", metadata: ["partitions": "\(partitions.sorted())"])
+        configuration.events?.emit(.assigned(partitions))
+        if let (waiter, announced) = announcement { waiter.resume(returning: announced) }
+    }
+
+    /// Takes `partitions` away from the sources before librdkafka unassigns
+    /// them: their records are dropped, and (graceful revoke, rebalance-safe
+    /// commits) the records already emitted are committed first.
+    private func revoke(_ partitions: Set<TopicPartition>, lost: Bool) {
+        guard !partitions.isEmpty else { return }
+        let waitForCommits = !lost && configuration.rebalanceSafeCommitTimeout != nil
+        let finishedSubStreams: [UnsafeContinuation<Delivery?, any Error>] = state.withLock { s in
+            let flow = s.buffer.remove(partitions: partitions)
+            if flow != .none { s.pendingFlowControl.append(flow) }
+            s.assigned.subtract(partitions)
+            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
+            for p in partitions { s.invalidatedAt[p] = epoch }
+            if waitForCommits && s.phase == .running { s.revoking = partitions }
+            return partitions.compactMap { s.waiters.removeValue(forKey: .partition($0)) }
+        }
+        for waiter in finishedSubStreams { waiter.resume(returning: nil) }
+        if waitForCommits { awaitCommitsOfEmittedRecords(partitions) }
+        state.withLock { s in
+            s.revoking.removeAll()
+            for p in partitions {
+                s.handedOut[p] = nil
+                s.firstUnemitted[p] = nil
+                s.committedNext[p] = nil
+            }
+        }
+        if let handler = configuration.subscription.partitionAssignmentHandler {
+            if lost {
+                timed("onLost", partitions) { handler.onLost(partitions, consumer: restrictedConsumer) }
+            } else {
+                timed("onRevoke", partitions) { handler.onRevoke(partitions, consumer: restrictedConsumer) }
+            }
+        }
+        logger.debug(lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(partitions.sorted())"])
+        configuration.events?.emit(lost ? .lost(partitions) : .revoked(partitions))
+    }
+
+    /// Rebalance-safe commits: waits, at most `rebalanceSafeCommitTimeout`,
+    /// until every record emitted for `partitions` is committed. Sources see
+    /// the revoke at once (nothing more is emitted), committers are asked to
+    /// commit what they hold now, and commits keep flowing while we wait.
+    private func awaitCommitsOfEmittedRecords(_ partitions: Set<TopicPartition>) {
+        guard let timeout = configuration.rebalanceSafeCommitTimeout,
+              state.withLock({ $0.phase == .running && !$0.revoking.isEmpty }) else { return }
+        let started = ContinuousClock.now
+        let deadline = started + timeout
+        awaitingRevokeCommits.store(true, ordering: .releasing)
+        defer { awaitingRevokeCommits.store(false, ordering: .releasing) }
+        for flush in state.withLock({ Array($0.commitRequestObservers.values) }) { flush() }
+        while true {
+            wakeup.clear()
+            serveCommands()
+            serveCommitResults()
+            sendCommits()
+            let outstanding = uncommittedEmittedPartitions(partitions)
+            if outstanding.isEmpty {
+                logger.debug("revoked partitions' emitted records are committed", metadata: ["waited": "\(ContinuousClock.now - started)"])
+                return
+            }
+            let now = ContinuousClock.now
+            if now >= deadline || state.withLock({ $0.phase != .running || $0.failure != nil }) {
+                logger.warning(
+                    "revoking partitions before the records emitted for them were committed: they may be processed again by their next owner",
+                    metadata: ["partitions": "\(outstanding.sorted())", "rebalanceSafeCommitTimeout": "\(timeout)"])
+                return
+            }
+            wakeup.wait(timeoutMilliseconds: Int32(clamping: min(100, max(1, (deadline - now).milliseconds))))
+        }
+    }
+
+    /// Revoked partitions whose emitted records are not all committed yet, or
+    /// whose reader has not yet said how far it emitted.
+    private func uncommittedEmittedPartitions(_ partitions: Set<TopicPartition>) -> Set<TopicPartition> {
+        state.withLock { s in
+            var outstanding = Set<TopicPartition>()
+            for held in s.holding.values { outstanding.formUnion(held.intersection(partitions)) }
+            for p in partitions {
+                guard let handed = s.handedOut[p] else { continue }
+                let needed = min(handed, s.firstUnemitted[p] ?? .max)
+                if (s.committedNext[p] ?? -1) < needed { outstanding.insert(p) }
+            }
+            return outstanding
+        }
+    }
+
+    /// Runs a handler call, warning when it holds up the rebalance too long.
+    private func timed(_ name: String, _ partitions: Set<TopicPartition>, _ call: () -> Void) {
+        let started = ContinuousClock.now
+        call()
+        let took = ContinuousClock.now - started
+        if took > configuration.partitionHandlerWarning {
+            logger.warning(
+                "partition assignment handler \(name) took \(took): it blocks the consumer and the group's rebalance; keep it short",
+                metadata: ["partitions": "\(partitions.sorted())", "partitionHandlerWarning": "\(configuration.partitionHandlerWarning)"])
+        }
+    }
+
+    /// The handler's `onStop`, before the consumer leaves its group.
+    func stopHandler() {
+        guard let handler = configuration.subscription.partitionAssignmentHandler else { return }
+        let partitions = assignedPartitions()
+        timed("onStop", partitions) { handler.onStop(partitions, consumer: restrictedConsumer) }
+    }
+}

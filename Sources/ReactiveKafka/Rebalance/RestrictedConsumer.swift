@@ -1,0 +1,137 @@
+import CRdKafka
+
+/// The consumer, as a partition assignment handler (or ``ConsumerControl/withConsumer(_:)``)
+/// may use it: Alpakka's `RestrictedConsumer`.
+///
+/// Valid only during the call it is passed to, on the consumer's own thread:
+/// the calls block that thread (never a Swift task) and take effect before
+/// partitions move. It cannot poll, subscribe or close. Offsets are Kafka
+/// offsets: for a partition, the next record to read.
+public struct RestrictedConsumer {
+    let handle: OpaquePointer
+    /// How long blocking broker round trips (committed, offsets for times, watermarks) may take.
+    let timeout: Duration
+
+    /// The partitions currently assigned to this consumer.
+    public func assignment() throws(KafkaError) -> Set<TopicPartition> {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        let err = rd_kafka_assignment(handle, &list)
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        try Self.check(err, "reading the assignment")
+        return Set(PartitionList.partitions(list))
+    }
+
+    /// Moves the fetch position of each partition to its offset; the next
+    /// record read from it is at that offset. Records fetched from before the
+    /// seek are discarded.
+    public func seek(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_seek_partitions(handle, list, Int32(timeout.milliseconds)) {
+            throw KafkaError.consuming(error, "seeking \(offsets.keys.sorted())")
+        }
+        for (partition, err) in PartitionList.errors(list) {
+            try Self.check(err, "seeking \(partition)")
+        }
+    }
+
+    /// Seeks `partitions` to their first available record.
+    public func seekToBeginning(_ partitions: Set<TopicPartition>) throws(KafkaError) {
+        try seek(Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_BEGINNING)) }))
+    }
+
+    /// Seeks `partitions` past their last record (only new records are read).
+    public func seekToEnd(_ partitions: Set<TopicPartition>) throws(KafkaError) {
+        try seek(Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) and waits for the broker.
+    public func commitSync(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(handle, list, 0)
+        if err == RD_KAFKA_RESP_ERR__NO_OFFSET { return }
+        try Self.check(err, "committing \(offsets.keys.sorted())", kind: .commitFailed)
+        for (partition, err) in PartitionList.errors(list) {
+            try Self.check(err, "committing \(partition)", kind: .commitFailed)
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (absent: nothing committed yet).
+    public func committed(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try Self.check(rd_kafka_committed(handle, list, Int32(timeout.milliseconds)), "reading committed offsets")
+        return PartitionList.offsets(list).filter { $0.value >= 0 }
+    }
+
+    /// The fetch position of `partitions`: the offset of the next record to be
+    /// fetched (absent: no position yet).
+    public func position(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try Self.check(rd_kafka_position(handle, list), "reading positions")
+        return PartitionList.offsets(list).filter { $0.value >= 0 }
+    }
+
+    /// The first offset still stored of each partition.
+    public func beginningOffsets(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: Int64] {
+        try watermarks(partitions).mapValues(\.low)
+    }
+
+    /// The offset after the last record of each partition (the next offset to be written).
+    public func endOffsets(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: Int64] {
+        try watermarks(partitions).mapValues(\.high)
+    }
+
+    /// For each partition, the first offset whose timestamp is at or after the
+    /// given milliseconds since the epoch (absent: no such record).
+    public func offsetsForTimes(_ timestamps: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
+        guard !timestamps.isEmpty else { return [:] }
+        let list = PartitionList.make(offsets: timestamps)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try Self.check(rd_kafka_offsets_for_times(handle, list, Int32(timeout.milliseconds)), "looking up offsets for times")
+        return PartitionList.offsets(list).filter { $0.value >= 0 }
+    }
+
+    /// The consumer group metadata a transactional producer sends with the
+    /// consumed offsets (`send_offsets_to_transaction`, KIP-447).
+    public func groupMetadata() throws(KafkaError) -> ConsumerGroupMetadata {
+        guard let metadata = rd_kafka_consumer_group_metadata(handle) else {
+            throw KafkaError(.illegalState, "the consumer has no group metadata: transactional sources need a consumer group (ConsumerSettings.withGroupId)")
+        }
+        return ConsumerGroupMetadata(metadata)
+    }
+
+    private func watermarks(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: (low: Int64, high: Int64)] {
+        var result: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for partition in partitions {
+            var low: Int64 = -1
+            var high: Int64 = -1
+            let err = rd_kafka_query_watermark_offsets(handle, partition.topic, partition.partition, &low, &high, Int32(timeout.milliseconds))
+            try Self.check(err, "reading the offsets of \(partition)")
+            result[partition] = (low, high)
+        }
+        return result
+    }
+
+    private static func check(_ err: rd_kafka_resp_err_t, _ what: String, kind: KafkaError.Kind? = nil) throws(KafkaError) {
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        if let kind { throw KafkaError.fromCode(err, what, kind: kind) }
+        throw KafkaError.fromCode(err, what)
+    }
+}
+
+/// A consumer's group membership (group id, generation, member id), as a
+/// transactional producer sends it with consumed offsets. Owns librdkafka's copy.
+public final class ConsumerGroupMetadata: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+    deinit { rd_kafka_consumer_group_metadata_destroy(pointer) }
+}
