@@ -4,11 +4,12 @@
 /// One transaction at a time, KIP-447 style (one producer per stream):
 /// `init → begin → produce… → (every eosCommitInterval) wait for acks →
 /// send the consumed offsets with the group metadata → commit → begin…`.
-/// While a transaction commits, upstream demand is suspended. An abortable
-/// error aborts the transaction and rewinds the source to the last committed
-/// offsets, so nothing is skipped and nothing aborted is committed; a fatal
-/// error (fenced producer, invalid epoch) fails the stream. A revoke, and
-/// shutdown, commit the open transaction before going on.
+/// While a transaction commits, upstream demand is suspended. A retriable
+/// error repeats the failed call (at most ``maxRetries`` times, as librdkafka
+/// advises); an abortable error aborts the transaction and rewinds the source
+/// to the last committed offsets, so nothing is skipped and nothing aborted is
+/// committed; a fatal error (fenced producer, invalid epoch) fails the stream.
+/// A revoke, and shutdown, commit the open transaction before going on.
 struct TransactionStateMachine: Sendable {
     /// A librdkafka call (or stream effect) the shell must perform, in order.
     enum Action: Equatable, Sendable {
@@ -40,6 +41,8 @@ struct TransactionStateMachine: Sendable {
         case initializing
         /// Ready, no transaction open.
         case idle
+        /// `begin_transaction` was asked for and has not returned yet.
+        case beginning
         /// A transaction is open and records are being produced into it.
         case open
         case flushing
@@ -50,18 +53,39 @@ struct TransactionStateMachine: Sendable {
         case closed
     }
 
+    /// How often a call that failed with a retriable error (and nothing worse) is repeated
+    /// before the failure counts as abortable (inside a transaction) or fatal (init, abort).
+    static let maxRetries = 3
+
     private(set) var phase: Phase = .created
     /// Consumed offsets of the open transaction: the next offset to read, per partition.
-    private(set) var pending: [TopicPartition: Int64] = [:]
+    var pending: [TopicPartition: Int64] {
+        guard let last = lastPartition else { return pendingStore }
+        var all = pendingStore
+        all[last] = max(all[last] ?? Int64.min, lastNext)
+        return all
+    }
+    /// `pending`, except for the partition touched last (`lastPartition`, `lastNext`).
+    private var pendingStore: [TopicPartition: Int64] = [:]
     /// Offsets of the last committed transaction per partition (where a rewind goes back to).
     private(set) var lastCommitted: [TopicPartition: Int64] = [:]
     /// Offsets as first seen per partition in the open transaction, for partitions
     /// never committed before (a rewind goes to the first offset of the aborted transaction).
     private var firstSeen: [TopicPartition: Int64] = [:]
-    private var messagesInTransaction = 0
+    private(set) var messagesInTransaction = 0
     /// Someone (a revoke, shutdown) waits for the open transaction to commit.
     private var waitersPending = false
     private var isClosing = false
+    /// Retries of the call in progress.
+    private var attempts = 0
+    // The partition `message` touched last and its next offset: consecutive messages mostly
+    // share a partition, and updating it without hashing the topic name keeps the
+    // per-message cost low. Folded into `pendingStore` when another partition comes.
+    private var lastPartition: TopicPartition?
+    private var lastNext: Int64 = 0
+
+    /// Whether the shell may hand the machine a message now (no commit, abort or failure under way).
+    var acceptsMessages: Bool { phase == .idle || phase == .open }
 
     mutating func start() -> [Action] {
         guard phase == .created else { return [] }
@@ -71,32 +95,77 @@ struct TransactionStateMachine: Sendable {
 
     mutating func initialized(error: TransactionError?) -> [Action] {
         guard phase == .initializing else { return [] }
-        if let error { return failed(error.kafkaError) }
+        if let error {
+            if retry(error) { return [.initTransactions] }
+            return failed(error.kafkaError)
+        }
+        attempts = 0
         phase = .idle
+        if isClosing { return release() }
+        return []
+    }
+
+    /// Opens a transaction now (a caller that produces on its own, not through ``message(index:consumed:)``).
+    mutating func begin() -> [Action] {
+        guard phase == .idle else {
+            return [.fail(KafkaError(.illegalState, "a transaction cannot begin while the producer is \(phase)"))]
+        }
+        phase = .beginning
+        return [.beginTransaction]
+    }
+
+    /// `begin_transaction` returned.
+    mutating func began(error: TransactionError?) -> [Action] {
+        guard phase == .beginning else { return [] }
+        // begin_transaction only fails on misuse or after a fatal error: nothing to retry or abort.
+        if let error { return failed(error.kafkaError) }
+        phase = .open
         return []
     }
 
     /// A message arrived from upstream, consumed at `offset` of `partition`
-    /// (nil for messages that carry no consumed offset).
+    /// (nil for messages that carry no consumed offset). The first message after
+    /// a commit opens the next transaction: `.beginTransaction` comes first, and
+    /// the shell produces once it returned (report it with ``began(error:)``).
     mutating func message(index: Int, consumed: (TopicPartition, Int64)?) -> [Action] {
         var actions: [Action] = []
         switch phase {
         case .idle:
-            phase = .open
+            phase = .beginning
             actions.append(.beginTransaction)
-        case .open:
+        case .open, .beginning:
             break
         default:
             // Demand is suspended outside .idle/.open; a message now is a shell bug.
             return [.fail(KafkaError(.illegalState, "transactional stage received a message while \(phase)"))]
         }
-        if let (partition, offset) = consumed {
-            if firstSeen[partition] == nil { firstSeen[partition] = offset }
-            pending[partition] = max(pending[partition] ?? Int64.min, offset + 1)
-        }
+        if let (partition, offset) = consumed { record(partition, next: offset + 1) }
         messagesInTransaction += 1
         actions.append(.produce(messageIndex: index))
         return actions
+    }
+
+    /// Adds consumed offsets (the next offsets to read) to the open transaction, as
+    /// `send_offsets_to_transaction` will send them; the highest per partition wins.
+    mutating func addOffsets(_ offsets: [TopicPartition: Int64]) -> [Action] {
+        guard phase == .open || phase == .beginning else {
+            return [.fail(KafkaError(.illegalState, "offsets can only be added to an open transaction, not while \(phase)"))]
+        }
+        for (partition, next) in offsets { record(partition, next: next) }
+        return []
+    }
+
+    private mutating func record(_ partition: TopicPartition, next: Int64) {
+        if let last = lastPartition {
+            if last == partition {
+                if next > lastNext { lastNext = next }
+                return
+            }
+            pendingStore[last] = max(pendingStore[last] ?? Int64.min, lastNext)
+        }
+        if firstSeen[partition] == nil { firstSeen[partition] = next - 1 }
+        lastPartition = partition
+        lastNext = max(pendingStore[partition] ?? Int64.min, next)
     }
 
     /// `eosCommitInterval` elapsed (or a revoke/shutdown needs the transaction committed now).
@@ -106,12 +175,14 @@ struct TransactionStateMachine: Sendable {
             return []
         }
         phase = .flushing
+        attempts = 0
         return [.suspendDemand, .flush]
     }
 
     mutating func flushed(error: TransactionError?) -> [Action] {
         guard phase == .flushing else { return [] }
-        if let error { return handle(error) }
+        if let error { return handle(error, retrying: .flush) }
+        attempts = 0
         phase = .sendingOffsets
         if pending.isEmpty {
             phase = .committing
@@ -122,14 +193,16 @@ struct TransactionStateMachine: Sendable {
 
     mutating func offsetsSent(error: TransactionError?) -> [Action] {
         guard phase == .sendingOffsets else { return [] }
-        if let error { return handle(error) }
+        // librdkafka asks for a retry with identical offsets.
+        if let error { return handle(error, retrying: .sendOffsets(pending)) }
+        attempts = 0
         phase = .committing
         return [.commitTransaction]
     }
 
     mutating func transactionCommitted(error: TransactionError?) -> [Action] {
         guard phase == .committing else { return [] }
-        if let error { return handle(error) }
+        if let error { return handle(error, retrying: .commitTransaction) }
         let committed = pending
         lastCommitted.merge(committed) { _, new in new }
         resetTransaction()
@@ -140,9 +213,26 @@ struct TransactionStateMachine: Sendable {
         return actions
     }
 
+    /// Abort the open transaction now, without committing anything (the producing code
+    /// failed, or the stream ends with an error). Like an abortable error, it rewinds.
+    mutating func abortRequested() -> [Action] {
+        switch phase {
+        case .open, .beginning:
+            phase = .aborting
+            attempts = 0
+            return [.suspendDemand, .abortTransaction]
+        default:
+            return []
+        }
+    }
+
     mutating func aborted(error: TransactionError?) -> [Action] {
         guard phase == .aborting else { return [] }
-        if let error, error.isFatal || !error.isAbortable { return failed(error.kafkaError) }
+        if let error {
+            if retry(error) { return [.abortTransaction] }
+            return failed(error.kafkaError)
+        }
+        attempts = 0
         // Rewind every partition the aborted transaction touched to where the last commit left it.
         var rewind: [TopicPartition: Int64] = [:]
         for partition in Set(pending.keys).union(firstSeen.keys) {
@@ -178,12 +268,22 @@ struct TransactionStateMachine: Sendable {
         return [.releaseWaiters]
     }
 
-    private mutating func handle(_ error: TransactionError) -> [Action] {
+    /// Whether a retriable error (and nothing worse) allows one more attempt of the same call.
+    private mutating func retry(_ error: TransactionError) -> Bool {
+        guard error.isRetriable, !error.isFatal, !error.isAbortable, attempts < Self.maxRetries else { return false }
+        attempts += 1
+        return true
+    }
+
+    private mutating func handle(_ error: TransactionError, retrying call: Action) -> [Action] {
         if error.isFatal { return failed(error.kafkaError) }
+        if retry(error) { return [call] }
         if error.isAbortable || error.isRetriable {
             phase = .aborting
+            attempts = 0
             return [.abortTransaction]
         }
+        // Neither retriable nor abortable: librdkafka's advice is to treat it as fatal.
         return failed(error.kafkaError)
     }
 
@@ -194,17 +294,9 @@ struct TransactionStateMachine: Sendable {
     }
 
     private mutating func resetTransaction() {
-        pending.removeAll()
+        pendingStore.removeAll()
         firstSeen.removeAll()
         messagesInTransaction = 0
+        lastPartition = nil
     }
-}
-
-/// A failed transactional call, classified as librdkafka classifies it
-/// (`rd_kafka_error_is_fatal` / `_txn_requires_abort` / `_is_retriable`).
-struct TransactionError: Error, Equatable, Sendable {
-    var kafkaError: KafkaError
-    var isFatal: Bool
-    var isAbortable: Bool
-    var isRetriable: Bool
 }
