@@ -27,14 +27,15 @@ public final class KafkaTransaction<Key: Sendable, Value: Sendable>: Sendable {
         try await producer.send(record, sequence: sequence)
     }
 
-    /// Commits `offsets` (the next offset to read, per partition) of `groupMetadata`'s
-    /// consumer group with the transaction: the consume-transform-produce pattern of a
-    /// hand-written consumer loop. The highest offset per partition wins.
-    /// - Throws: ``KafkaError/Kind/invalidConfiguration`` when offsets of another group were
-    ///   already added, ``KafkaError/Kind/illegalState`` after the transaction ended.
-    public func sendOffsets(_ offsets: [TopicPartition: Int64], groupMetadata: ConsumerGroupMetadata) throws(KafkaError) {
+    /// Adds `offsets` (the next offset to read, per partition) of `groupMetadata`'s consumer
+    /// group to the transaction (`send_offsets_to_transaction`): they are committed if, and
+    /// only if, the transaction commits. The consume-transform-produce pattern of a
+    /// hand-written consumer loop. Retriable failures are retried.
+    /// - Throws: the typed error of the call (``KafkaError/Kind/transactionAborted`` when the
+    ///   transaction can only be aborted: rethrow it), ``KafkaError/Kind/illegalState`` after the transaction ended.
+    public func sendOffsets(_ offsets: [TopicPartition: Int64], groupMetadata: ConsumerGroupMetadata) async throws(KafkaError) {
         try checkOpen()
-        try producer.addOffsets(offsets, group: groupMetadata)
+        try await producer.sendOffsets(offsets, group: groupMetadata)
     }
 
     func end() { ended.store(true, ordering: .releasing) }

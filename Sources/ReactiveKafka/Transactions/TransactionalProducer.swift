@@ -138,20 +138,19 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         }
     }
 
-    /// Adds consumed offsets to the open transaction.
-    func addOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) throws(KafkaError) {
-        try groupMetadata.withLock { current throws(KafkaError) in
-            if let current, current.groupId != group.groupId {
-                throw KafkaError(
-                    .invalidConfiguration,
-                    "a transaction commits the offsets of one consumer group; it already has offsets of \(current.groupId), not \(group.groupId)")
+    /// Sends consumed offsets to the open transaction (retrying retriable failures, as librdkafka advises).
+    func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async throws(KafkaError) {
+        var attempts = 0
+        while true {
+            guard let error = await driver.producer.sendOffsets(offsets, group: group) else { return }
+            if error.isRetriable, !error.isFatal, !error.isAbortable, attempts < TransactionStateMachine.maxRetries {
+                attempts += 1
+                continue
             }
-            current = group
+            throw error.kafkaError
         }
-        if case .fail(let error)? = driver.machine.withLock({ $0.addOffsets(offsets) }).first { throw error }
     }
 
-    private let groupMetadata = Mutex<ConsumerGroupMetadata?>(nil)
     /// The error that made the producer unusable, reported again to every later transaction.
     private let failure = Mutex<KafkaError?>(nil)
 
@@ -170,11 +169,9 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
     }
 
     private func perform(_ actions: [TransactionStateMachine.Action]) async -> TransactionDriver.Outcome {
-        let outcome = await driver.perform(actions, groupMetadata: { groupMetadata.withLock { $0 } }) { _ in }
+        // Offsets go to the transaction when sent (``KafkaTransaction/sendOffsets``), not at commit.
+        let outcome = await driver.perform(actions, groupMetadata: { nil }) { _ in }
         if let error = outcome.failure { failure.withLock { if $0 == nil { $0 = error } } }
-        if outcome.aborted || !(driver.machine.withLock { $0.phase == .open }) {
-            groupMetadata.withLock { $0 = nil }
-        }
         return outcome
     }
 

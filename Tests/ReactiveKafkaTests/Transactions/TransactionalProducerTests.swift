@@ -113,7 +113,7 @@ import Testing
         let group = try ConsumerGroupMetadata(groupId: "tp-offsets-group")
         try await producer.transaction { t in
             try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "x"))
-            try t.sendOffsets([TopicPartition("tp-offsets-in", 0): 5, TopicPartition("tp-offsets-in", 1): 7], groupMetadata: group)
+            try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 5, TopicPartition("tp-offsets-in", 1): 7], groupMetadata: group)
         }
         await producer.close()
         // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented limit).
