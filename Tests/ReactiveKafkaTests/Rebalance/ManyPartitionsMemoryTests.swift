@@ -1,0 +1,131 @@
+import Foundation
+import ReactiveKafka
+import ReactiveKafkaTestKit
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory is bounded by `maxBufferedBytes` whatever the partition count (fs2-kafka and
+/// zio-kafka ran out of memory here): a slow consumer of a topic with 1,000 partitions and
+/// 30 times its budget in data neither buffers more than its budget nor grows the process,
+/// and still reads every partition exactly once, in order.
+@Suite(.serialized) struct ManyPartitionsMemoryTests {
+    static let partitions = 1000
+    static let recordsPerPartition = 60
+    static let valueSize = 1000
+    static let budget = 2 * 1024 * 1024
+
+    enum SourceKind: String, CaseIterable, CustomTestStringConvertible {
+        case plain, committable
+        var testDescription: String { rawValue }
+    }
+
+    @Test(arguments: SourceKind.allCases)
+    func aSlowConsumerOfAThousandPartitionsStaysWithinItsByteBudget(_ kind: SourceKind) async throws {
+        let kafka = try EmbeddedKafka()
+        let topic = "wide-\(kind)"
+        let total = Self.partitions * Self.recordsPerPartition
+        try kafka.createTopic(topic, partitions: Self.partitions)
+        // ~60 MB, generated per record so that seeding leaves no topic-sized heap behind.
+        let padding = String(repeating: "x", count: Self.valueSize)
+        let producer = try BulkProducer(bootstrapServers: kafka.bootstrapServers)
+        try producer.produce(topic: topic, indices: 0..<total, roundRobinOver: Int32(Self.partitions)) { "\($0):" + padding }
+        producer.close()
+
+        let settings = ConsumerSettings<KafkaBytes, KafkaBytes>(keyDeserializer: .bytes, valueDeserializer: .bytes)
+            .withBootstrapServers(kafka.bootstrapServers)
+            .withGroupId("g-\(topic)")
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(EmbeddedKafka.fastGroupProperties)
+            .withMaxBufferedBytes(Self.budget)
+        let rssBefore = ResidentMemory.afterReturningFreePages()
+        let read: ReadOutcome
+        let metrics: ConsumerMetrics
+        switch kind {
+        case .plain:
+            let source = Consumer.plainSource(settings, subscription: .topics(topic))
+            read = try await Self.readSlowly(source, total: total, rssBefore: rssBefore) { $0 }
+            metrics = source.materialized.metrics
+            await source.materialized.shutdown()
+        case .committable:
+            let source = Consumer.committableSource(settings, subscription: .topics(topic))
+            read = try await Self.readSlowly(source, total: total, rssBefore: rssBefore) { $0.record }
+            metrics = source.materialized.metrics
+            await source.materialized.shutdown()
+        }
+
+        #expect(read.count == total)
+        #expect(read.outOfOrder.isEmpty, "every partition is read once, in order from offset 0; first departures: \(read.outOfOrder)")
+        #expect(read.nextOffsets.allSatisfy { $0 == Int64(Self.recordsPerPartition) })
+        #expect(read.valueBytes > 25 * Self.budget)
+        #expect(metrics.bufferedBytesHighWater > 0)
+        #expect(metrics.bufferedBytesHighWater <= Self.budget, "buffered \(metrics.bufferedBytesHighWater) bytes, budget \(Self.budget)")
+        // The process must not take on the topic (~60 MB): librdkafka's prefetch is bounded
+        // too (queued.max.messages.kbytes, derived from the budget, plus one fetch response).
+        let growth = read.rssPeak - rssBefore
+        #expect(growth < 32 << 20, "RSS grew by \(growth >> 20) MiB (from \(rssBefore >> 20) MiB) while reading \(read.valueBytes >> 20) MiB")
+    }
+
+    struct ReadOutcome {
+        var count = 0
+        var valueBytes = 0
+        var nextOffsets = [Int64](repeating: 0, count: ManyPartitionsMemoryTests.partitions)
+        /// The first records that were not the next offset of their partition: "partition: expected → got".
+        var outOfOrder: [String] = []
+        var rssPeak = 0
+    }
+
+    /// Reads `total` records: for the first 3 s after the first record a slow consumer
+    /// (suspending 10 ms every 50 records, ~5,000 records/s, while the fetcher could pull the
+    /// whole topic many times over if nothing held it back), then as fast as it can.
+    static func readSlowly<S: AsyncSequence>(
+        _ source: S, total: Int, rssBefore: Int, record: (S.Element) -> ConsumerRecord<KafkaBytes, KafkaBytes>
+    ) async throws -> ReadOutcome {
+        var outcome = ReadOutcome(rssPeak: rssBefore)
+        var slowUntil: ContinuousClock.Instant?
+        for try await element in source {
+            let r = record(element)
+            let p = Int(r.partition)
+            if r.offset != outcome.nextOffsets[p], outcome.outOfOrder.count < 5 {
+                outcome.outOfOrder.append("\(p): \(outcome.nextOffsets[p]) → \(r.offset)")
+            }
+            outcome.nextOffsets[p] = r.offset + 1
+            outcome.count += 1
+            outcome.valueBytes += r.value.count
+            if outcome.count % 50 == 0 {
+                outcome.rssPeak = max(outcome.rssPeak, ResidentMemory.current())
+                let now = ContinuousClock.now
+                if slowUntil == nil { slowUntil = now + .seconds(3) }
+                if let slowUntil, now < slowUntil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            if outcome.count == total { break }
+        }
+        return outcome
+    }
+}
+
+/// The process's resident set, from /proc/self/statm.
+enum ResidentMemory {
+    /// Resident bytes now (0 where /proc is unavailable).
+    static func current() -> Int {
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Resident bytes after returning the allocator's free pages to the kernel, so that memory
+    /// freed earlier (e.g. while seeding) cannot absorb, and hide, growth measured from here.
+    static func afterReturningFreePages() -> Int {
+        #if canImport(Glibc)
+        // glibc's malloc_trim (the Glibc module does not export it) also releases free pages inside arenas.
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        if let symbol = dlsym(nil, "malloc_trim") {
+            _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+        }
+        #endif
+        return current()
+    }
+}
