@@ -37,8 +37,9 @@ final class TransactionDeliveryRecorder: DeliveryReceiver {
                 let code = Int32(report.error.rawValue)
                 s.firstFailure = KafkaError(
                     .deliveryFailed,
+                    // (Not `report.reason`: for a produced record librdkafka's errstr is the record's payload.)
                     "a record of the transaction (partition \(report.partition)) was not delivered: \(KafkaError.codeName(code) ?? "error \(code)"): "
-                        + (report.reason ?? String(cString: rd_kafka_err2str(report.error))),
+                        + String(cString: rd_kafka_err2str(report.error)),
                     code: code)
                 return
             }

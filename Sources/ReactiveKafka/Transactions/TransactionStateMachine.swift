@@ -73,6 +73,9 @@ struct TransactionStateMachine: Sendable {
     /// never committed before (a rewind goes to the first offset of the aborted transaction).
     private var firstSeen: [TopicPartition: Int64] = [:]
     private(set) var messagesInTransaction = 0
+    /// The consumed offsets (next offsets) of the transaction aborted last: records of those
+    /// partitions up to them may still be on their way from before the rewind.
+    private(set) var lastAbortedNext: [TopicPartition: Int64] = [:]
     /// Someone (a revoke, shutdown) waits for the open transaction to commit.
     private var waitersPending = false
     private var isClosing = false
@@ -233,6 +236,7 @@ struct TransactionStateMachine: Sendable {
             return failed(error.kafkaError)
         }
         attempts = 0
+        lastAbortedNext = pending
         // Rewind every partition the aborted transaction touched to where the last commit left it.
         var rewind: [TopicPartition: Int64] = [:]
         for partition in Set(pending.keys).union(firstSeen.keys) {

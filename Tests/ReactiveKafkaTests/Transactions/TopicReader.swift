@@ -39,7 +39,32 @@ enum TopicReader {
             .sorted { $0.key < $1.key }.flatMap(\.value)
     }
 
-    private static func read(topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation, timeout: Duration) throws -> [Int32: [String]] {
+    /// The high watermark (the offset after the last record or marker) of each partition of `topic`.
+    static func endOffsets(topic: String, partitions: Int32, bootstrapServers: String) async throws -> [Int32: Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result {
+                    let rk = try makeConsumer(bootstrapServers: bootstrapServers, isolation: .readUncommitted)
+                    defer { rd_kafka_destroy(rk) }
+                    var result: [Int32: Int64] = [:]
+                    for p in 0..<partitions {
+                        var low: Int64 = 0
+                        var high: Int64 = 0
+                        let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10_000)
+                        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                            throw ReadError(description: "watermarks of \(topic)-\(p): \(String(cString: rd_kafka_err2str(err)))")
+                        }
+                        result[p] = high
+                    }
+                    return result
+                })
+            }
+            thread.name = "topic-reader"
+            thread.start()
+        }
+    }
+
+    private static func makeConsumer(bootstrapServers: String, isolation: Isolation) throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
         var errstr = [CChar](repeating: 0, count: 512)
         let properties = [
@@ -59,6 +84,11 @@ enum TopicReader {
             throw ReadError(description: "reader: \(String(cString: errstr))")
         }
         rd_kafka_poll_set_consumer(rk)
+        return rk
+    }
+
+    private static func read(topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation, timeout: Duration) throws -> [Int32: [String]] {
+        let rk = try makeConsumer(bootstrapServers: bootstrapServers, isolation: isolation)
         defer {
             rd_kafka_consumer_close(rk)
             rd_kafka_destroy(rk)

@@ -1,0 +1,58 @@
+import CRdKafka
+import Logging
+import StreamKit
+
+extension Transactional {
+    /// A source for exactly-once pipelines: Alpakka's `Transactional.source`. Each
+    /// record comes with the ``TransactionalOffset`` that
+    /// ``sink(_:transactionalId:eosCommitInterval:logger:)`` commits in its transaction.
+    ///
+    /// - Reads with `isolation.level=read_committed` (forced): records of aborted or
+    ///   open transactions upstream are not emitted.
+    /// - Offsets are committed only by the transactional sink, never by the consumer.
+    /// - After an aborted transaction the sink rewinds this source: every partition of
+    ///   the transaction is read again from its last committed offset, and records of
+    ///   them fetched before are dropped. Keep each partition's order between source and sink.
+    /// - On a revoke the rebalance waits (at most `settings.rebalanceSafeCommitTimeout`,
+    ///   15 s by default) until the records already emitted for the revoked partitions are
+    ///   committed in a transaction; records of them still buffered are dropped.
+    /// - Needs a consumer group (`withGroupId`). The consumer's group metadata (generation,
+    ///   member id) goes with the offsets, so the broker fences a zombie (KIP-447).
+    /// - `drainAndShutdown` stops the source; the sink commits its open transaction, then
+    ///   the consumer closes.
+    public static func source<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
+        let groupId = context.groupId
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: keys, value: values)
+            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
+            let offset = TransactionalOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                groupMetadata: metadata, source: context)
+            return TransactionalMessage(record: record, partitionOffset: offset)
+        }
+    }
+
+    /// The settings, subscription and context of a transactional source.
+    static func prepare<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, _ subscription: Subscription
+    ) -> (ConsumerSettings<Key, Value>, Subscription, TransactionalSourceContext) {
+        let context = TransactionalSourceContext(
+            groupId: settings.groupId ?? "",
+            drainTimeout: settings.rebalanceSafeCommitTimeout ?? .zero,
+            userHandler: subscription.partitionAssignmentHandler)
+        // The engine's own rebalance-safe commits wait for consumer commits, which a
+        // transactional stream never makes: the context drains through the sink instead.
+        let consumerSettings = settings
+            .withProperty("isolation.level", "read_committed")
+            .withRebalanceSafeCommitTimeout(nil)
+        let transactionalSubscription = subscription.isGroupSubscription ? subscription.withPartitionAssignmentHandler(context) : subscription
+        return (consumerSettings, transactionalSubscription, context)
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The transactional source's side of exactly-once: what it has emitted, what
+/// the sink has committed, the consumer group metadata of the current
+/// generation, and the rewind after an aborted transaction.
+///
+/// It is also the source's ``PartitionAssignmentHandler`` (before any handler
+/// of the user's): on assign it takes the new group metadata (KIP-447: the
+/// generation fences zombies); on revoke it holds the rebalance, bounded by
+/// `drainTimeout`, until every record already emitted for the revoked
+/// partitions is committed in a transaction (asking the sink to commit now),
+/// so their next owner starts exactly after them.
+final class TransactionalSourceContext: PartitionAssignmentHandler, TransactionalSourceLink, @unchecked Sendable {
+    private struct WeakSink {
+        weak var sink: (any TransactionalSinkHandle)?
+    }
+
+    private struct State {
+        var metadata: ConsumerGroupMetadata?
+        var engine: ConsumerEngine?
+        /// Last offset emitted per partition (the partition emitted last is kept apart, see `lastPartition`).
+        var emitted: [TopicPartition: Int64] = [:]
+        var lastPartition: TopicPartition?
+        var lastOffset: Int64 = 0
+        /// Next offset committed by the sink's transactions, per partition.
+        var committedNext: [TopicPartition: Int64] = [:]
+        var sinks: [ObjectIdentifier: WeakSink] = [:]
+
+        mutating func foldLast() {
+            if let last = lastPartition { emitted[last] = lastOffset }
+            lastPartition = nil
+        }
+    }
+
+    private static let logger = Logger(label: "reactive-kafka.transactional-source")
+
+    let groupId: String
+    let drainTimeout: Duration
+    let userHandler: (any PartitionAssignmentHandler)?
+    private let state = Mutex(State())
+    private let commits = NSCondition()
+    /// Bumped on every commit the sink reports, read under `commits`.
+    private var commitCount = 0
+
+    init(groupId: String, drainTimeout: Duration, userHandler: (any PartitionAssignmentHandler)?) {
+        self.groupId = groupId
+        self.drainTimeout = drainTimeout
+        self.userHandler = userHandler
+    }
+
+    // MARK: Emission (the source's iterator)
+
+    /// A record at `offset` of `partition` is being emitted; returns the group metadata to send with it.
+    @inline(__always)
+    func emit(_ partition: TopicPartition, _ offset: Int64, engine: ConsumerEngine) throws(KafkaError) -> ConsumerGroupMetadata {
+        let metadata = state.withLock { s -> ConsumerGroupMetadata? in
+            if s.lastPartition == partition {
+                s.lastOffset = offset
+            } else {
+                s.foldLast()
+                s.lastPartition = partition
+                s.lastOffset = offset
+                if s.engine == nil { s.engine = engine }
+            }
+            return s.metadata
+        }
+        if let metadata { return metadata }
+        // A manual assignment has no rebalance (so no onAssign): the group id alone.
+        let made = try ConsumerGroupMetadata(groupId: groupId)
+        state.withLock { s in if s.metadata == nil { s.metadata = made } }
+        return made
+    }
+
+    // MARK: TransactionalSourceLink (the sink)
+
+    func attach(_ sink: any TransactionalSinkHandle) {
+        state.withLock { $0.sinks[ObjectIdentifier(sink)] = WeakSink(sink: sink) }
+    }
+
+    func detach(_ sink: any TransactionalSinkHandle) {
+        _ = state.withLock { $0.sinks.removeValue(forKey: ObjectIdentifier(sink)) }
+        // A revoke waiting for this sink's commits stops waiting.
+        commits.lock()
+        commitCount += 1
+        commits.broadcast()
+        commits.unlock()
+    }
+
+    func committed(_ offsets: [TopicPartition: Int64]) {
+        state.withLock { s in
+            for (partition, next) in offsets { s.committedNext[partition] = max(s.committedNext[partition] ?? Int64.min, next) }
+        }
+        commits.lock()
+        commitCount += 1
+        commits.broadcast()
+        commits.unlock()
+    }
+
+    func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        guard !offsets.isEmpty, let engine = state.withLock({ $0.engine }) else { return }
+        try await engine.withConsumer { [self] consumer throws(KafkaError) in
+            // Only partitions still assigned: a revoked one is read by its next owner from the committed offset.
+            let assigned = try consumer.assignment()
+            let mine = offsets.filter { assigned.contains($0.key) }
+            guard !mine.isEmpty else { return }
+            engine.invalidate(Set(mine.keys))
+            state.withLock { s in
+                s.foldLast()
+                for partition in mine.keys { s.emitted[partition] = nil }
+            }
+            try consumer.seek(mine)
+        }
+    }
+
+    // MARK: PartitionAssignmentHandler (the consumer's thread)
+
+    func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        if let metadata = try? consumer.groupMetadata() {
+            state.withLock { $0.metadata = metadata }
+        }
+        for sink in sinks() { sink.partitionsReassigned(partitions) }
+        userHandler?.onAssign(partitions, consumer: consumer)
+    }
+
+    func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        drain(partitions)
+        forget(partitions)
+        userHandler?.onRevoke(partitions, consumer: consumer)
+    }
+
+    func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        // Their offsets must not be committed by us any more; the broker fences a commit of
+        // the old generation (KIP-447), which aborts the transaction and rewinds.
+        forget(partitions)
+        userHandler?.onLost(partitions, consumer: consumer)
+    }
+
+    func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        userHandler?.onStop(partitions, consumer: consumer)
+    }
+
+    /// Waits (bounded) until every record emitted for `partitions` is committed.
+    private func drain(_ partitions: Set<TopicPartition>) {
+        let deadline = ContinuousClock.now + drainTimeout
+        while true {
+            let outstanding = state.withLock { s -> Set<TopicPartition> in
+                s.foldLast()
+                return Set(partitions.filter { p in s.emitted[p].map { (s.committedNext[p] ?? Int64.min) <= $0 } ?? false })
+            }
+            if outstanding.isEmpty { return }
+            let sinks = sinks()
+            if sinks.isEmpty { return }  // nothing will ever commit them
+            let now = ContinuousClock.now
+            if now >= deadline {
+                Self.logger.warning(
+                    "revoking partitions before the records emitted for them were committed in a transaction: their next owner reads them again",
+                    metadata: ["partitions": "\(outstanding.sorted())", "waited": "\(drainTimeout)"])
+                return
+            }
+            commits.lock()
+            let seen = commitCount
+            commits.unlock()
+            for sink in sinks { sink.requestCommitNow() }
+            commits.lock()
+            let until = Date(timeIntervalSinceNow: min(0.1, Double((deadline - now).components.attoseconds) / 1e18 + Double((deadline - now).components.seconds)))
+            while commitCount == seen, commits.wait(until: until) {}
+            commits.unlock()
+        }
+    }
+
+    private func forget(_ partitions: Set<TopicPartition>) {
+        state.withLock { s in
+            s.foldLast()
+            for p in partitions {
+                s.emitted[p] = nil
+                s.committedNext[p] = nil
+            }
+        }
+        for sink in sinks() { sink.partitionsReassigned(partitions) }
+    }
+
+    private func sinks() -> [any TransactionalSinkHandle] {
+        state.withLock { s in s.sinks.values.compactMap(\.sink) }
+    }
+}

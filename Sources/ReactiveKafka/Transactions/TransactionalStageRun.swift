@@ -1,0 +1,737 @@
+import CRdKafka
+import Logging
+import StreamKit
+import Synchronization
+
+/// One run of a transactional sink or flow: the shell that drives a
+/// ``TransactionStateMachine`` with a pump (pulls messages and produces their
+/// records into the open transaction) and a committer (commits every
+/// `eosCommitInterval`, or at once when asked).
+///
+/// - The pump produces from its own task without any lock but two short ones
+///   per message (the gate in and out); librdkafka's transactional calls run
+///   on the producer's ``TransactionThread``.
+/// - Demand is suspended while a transaction commits: the committer closes the
+///   gate, waits until the pump has finished the message in hand, flushes,
+///   sends the offsets, commits, and opens the gate again.
+/// - After an abort the sources rewind before the gate opens, and records of
+///   the rewound partitions that were already on their way (consumed after the
+///   aborted transaction's last record) are dropped until the replay arrives, so
+///   that nothing is produced twice and nothing skipped. This relies on the
+///   stream keeping each partition's order between source and sink.
+/// - A flow emits each message's result once its transaction has committed
+///   (never for an aborted one), in input order.
+final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryReceiver, TransactionalSinkHandle, @unchecked Sendable {
+    typealias Message = ProducerMessage<Key, Value, TransactionalOffset>
+    typealias Result = ProducerResult<Key, Value, TransactionalOffset>
+
+    /// Where one produced record was written.
+    struct Outcome {
+        var partition: Int32 = -1
+        var offset: Int64 = -1
+        var timestamp: KafkaTimestamp?
+    }
+
+    /// A message of the open transaction, kept (by a flow) for its result.
+    struct Held {
+        var message: Message
+        var firstRecord: Int
+    }
+
+    enum Ending {
+        /// Upstream completed: commit what is open, then stop.
+        case complete
+        /// Upstream failed or the run was cancelled: abort what is open, then fail with this.
+        case abort(any Error)
+    }
+
+    struct State {
+        var pumpBusy = false
+        var committing = false
+        var pump: UnsafeContinuation<Void, Never>?
+        var pumpSpace: UnsafeContinuation<Void, Never>?
+        var committerForPump: UnsafeContinuation<Void, Never>?
+        var committer: UnsafeContinuation<Void, Never>?
+        var sleeper: Task<Void, Never>?
+        var deadline: ContinuousClock.Instant?
+        var commitNow = false
+        var abortNow = false
+        var ending: Ending?
+        var failure: (any Error)?
+        var finished = false
+        var groupMetadata: ConsumerGroupMetadata?
+        var sources: [ObjectIdentifier: any TransactionalSourceLink] = [:]
+        /// Numbers the transactions, so delivery reports of an aborted one are recognised.
+        var transaction: UInt64 = 1
+        /// The open transaction holds a message no source can replay.
+        var unrewindable = false
+        var held: [Held] = []
+        var outcomes: [Outcome] = []
+        var ready: [Result] = []
+        var downstream: UnsafeContinuation<Void, Never>?
+        /// Every topic produced to, to name it in errors where the message is no longer held.
+        var topics: Set<String> = []
+        /// The first record of the open transaction that librdkafka could not deliver.
+        var deliveryFailure: DeliveryReport?
+        /// Transactions aborted since the last commit.
+        var consecutiveAborts = 0
+        /// Partitions rewound after an abort → the highest offset the aborted transaction
+        /// consumed: newer records of them were consumed before the rewind and are dropped.
+        var stale: [TopicPartition: Int64] = [:]
+    }
+
+    let settings: ProducerSettings<Key, Value>
+    let interval: Duration
+    let driver: TransactionDriver
+    let emitsResults: Bool
+    let logger: Logger
+    /// The most messages a flow keeps for results (open transaction plus results not yet taken).
+    let lookAhead: Int
+    let parallelism: Int
+    private let state = Mutex(State())
+    private let inFlight = Atomic<Int>(0)
+    private let spaceWaiting = Atomic<Bool>(false)
+    private let receiver = Atomic<UInt16>(0)
+
+    init(settings: ProducerSettings<Key, Value>, producer: TransactionalProducerEngine, interval: Duration, emitsResults: Bool, logger: Logger) {
+        self.settings = settings
+        self.interval = interval
+        self.driver = TransactionDriver(producer: producer)
+        self.emitsResults = emitsResults
+        self.logger = logger
+        self.parallelism = max(1, settings.parallelism)
+        self.lookAhead = 2 * max(1, settings.parallelism)
+    }
+
+    private var engine: ProducerEngine { driver.producer.engine }
+
+    // MARK: The run
+
+    /// Initialises transactions, pumps `upstream` into transactions until it ends,
+    /// commits (or, on failure, aborts) the last one, and closes the producer.
+    /// - Throws: the stage's failure: a fenced or fatal producer, an abort that cannot be
+    ///   replayed, a refused record, or upstream's own error.
+    func run(_ upstream: AnyAsyncSequence<Message>) async throws {
+        defer { finish() }
+        do {
+            receiver.store(try engine.register(self), ordering: .releasing)
+        } catch {
+            await driver.producer.close(timeout: .zero)
+            throw error
+        }
+        let started = await driver.perform(driver.machine.withLock { $0.start() }, groupMetadata: { nil }) { _ in }
+        if let failure = started.failure {
+            fail(failure)
+        } else {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.commitLoop() }
+                await self.pump(upstream)
+            }
+        }
+        let failure = state.withLock { $0.failure }
+        engine.deregister(receiver.load(ordering: .acquiring))
+        await driver.producer.close(timeout: failure == nil ? settings.closeTimeout : .zero)
+        if let failure { throw failure }
+    }
+
+    private func finish() {
+        let (downstream, pump, space, sources) = state.withLock { s in
+            s.finished = true
+            s.sleeper?.cancel()
+            s.sleeper = nil
+            defer { s.downstream = nil; s.pump = nil; s.pumpSpace = nil; s.sources.removeAll() }
+            return (s.downstream, s.pump, s.pumpSpace, Array(s.sources.values))
+        }
+        // A revoke must not wait for commits from a sink that is gone.
+        for source in sources { source.detach(self) }
+        downstream?.resume()
+        pump?.resume()
+        space?.resume()
+    }
+
+    /// Ends the stage with `error` (the first failure wins) and wakes everyone.
+    func fail(_ error: any Error) {
+        let (pump, space, committer, downstream, forPump) = state.withLock { s in
+            if s.failure == nil { s.failure = error }
+            defer { s.pump = nil; s.pumpSpace = nil; s.committer = nil; s.downstream = nil; s.committerForPump = nil }
+            return (s.pump, s.pumpSpace, s.committer, s.downstream, s.committerForPump)
+        }
+        pump?.resume()
+        space?.resume()
+        committer?.resume()
+        downstream?.resume()
+        forPump?.resume()
+    }
+
+    // MARK: Pump
+
+    private enum Gate {
+        case go(actions: [TransactionStateMachine.Action], transaction: UInt64, firstRecord: Int)
+        case drop
+        case park
+        case stop
+    }
+
+    private func pump(_ upstream: AnyAsyncSequence<Message>) async {
+        var iterator = upstream.makeAsyncIterator()
+        var topicCache = ProducerEngine.TopicCache()
+        do {
+            while true {
+                try await waitForSpace()
+                guard let message = try await iterator.next() else { break }
+                if Task.isCancelled { throw CancellationError() }
+                // Serialised before the message enters the transaction: a serialiser that throws fails the stage.
+                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
+                var single: (key: SerializedBytes?, value: SerializedBytes?)?
+                switch message {
+                case .single(let record, _): single = try settings.serialize(record)
+                case .multi(let records, _): for record in records { serialized.append(try settings.serialize(record)) }
+                case .passThrough: break
+                }
+                let recordCount = single != nil ? 1 : serialized.count
+                guard let (transaction, firstRecord) = try await enter(message, recordCount: recordCount) else {
+                    if stopped { break }
+                    continue
+                }
+                let produced: Bool
+                switch message {
+                case .single(let record, _):
+                    produced = try await produce(record, single!, token: token(transaction, firstRecord), cache: &topicCache)
+                case .multi(let records, _):
+                    var all = true
+                    for i in records.indices where all {
+                        all = try await produce(records[i], serialized[i], token: token(transaction, firstRecord + i), cache: &topicCache)
+                    }
+                    produced = all
+                case .passThrough:
+                    produced = true
+                }
+                leave()
+                if !produced, stopped { break }
+            }
+            end(.complete)
+        } catch {
+            leave()
+            if let error = error as? KafkaError, engine.fatalError != nil {
+                // The producer failed (fatal, fenced): nothing can be aborted or committed any more.
+                fail(fenceAware(error))
+            }
+            end(.abort(error))
+        }
+    }
+
+    private var stopped: Bool { state.withLock { $0.failure != nil || $0.finished } }
+
+    @inline(__always)
+    private func token(_ transaction: UInt64, _ record: Int) -> UInt64 {
+        (transaction & 0xFFFF) << 32 | UInt64(UInt32(truncatingIfNeeded: record))
+    }
+
+    /// Lets `message` into the open transaction (beginning one if none is open), or
+    /// parks while a commit is under way. Nil: the message was dropped (stale after a
+    /// rewind) or the stage stopped.
+    private func enter(_ message: Message, recordCount: Int) async throws -> (transaction: UInt64, firstRecord: Int)? {
+        let offset = message.passThrough
+        let partition = offset.partitionOffset.topicPartition
+        let consumed = offset.partitionOffset.offset
+        while true {
+            var commitRequested = false
+            let gate = state.withLock { s -> Gate in
+                if s.failure != nil || s.finished || s.ending != nil { return .stop }
+                if !s.stale.isEmpty, let highest = s.stale[partition] {
+                    if consumed > highest { return .drop }
+                    s.stale[partition] = nil  // the replay has begun
+                }
+                let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
+                if windowFull && !s.held.isEmpty && !s.committing {
+                    s.commitNow = true
+                    commitRequested = true
+                }
+                if s.committing || windowFull || !driver.machine.withLock({ $0.acceptsMessages }) { return .park }
+                s.pumpBusy = true
+                let index = s.held.count
+                let actions = driver.machine.withLock { $0.message(index: index, consumed: (partition, consumed)) }
+                if s.groupMetadata !== offset.groupMetadata { s.groupMetadata = offset.groupMetadata }
+                if let source = offset.source {
+                    let id = ObjectIdentifier(source)
+                    if s.sources[id] == nil {
+                        s.sources[id] = source
+                        source.attach(self)
+                    }
+                } else {
+                    s.unrewindable = true
+                }
+                let firstRecord = s.outcomes.count
+                if emitsResults {
+                    s.held.append(Held(message: message, firstRecord: firstRecord))
+                    if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
+                }
+                return .go(actions: actions, transaction: s.transaction, firstRecord: firstRecord)
+            }
+            if commitRequested { wakeCommitter() }
+            switch gate {
+            case .stop: return nil
+            case .drop: return nil
+            case .park:
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { s -> Bool in
+                        let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
+                        if s.failure != nil || s.finished || (!s.committing && !windowFull && driver.machine.withLock({ $0.acceptsMessages })) {
+                            return true
+                        }
+                        s.pump = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            case .go(let actions, let transaction, let firstRecord):
+                if actions.first == .beginTransaction {
+                    let outcome = await driver.perform([.beginTransaction], groupMetadata: { nil }) { action in
+                        if case .fail(let error) = action { self.fail(error) }
+                    }
+                    if let failure = outcome.failure { throw failure }
+                    // The interval runs from the transaction's begin.
+                    state.withLock { $0.deadline = .now + interval }
+                    wakeCommitter()
+                } else if case .fail(let error)? = actions.first {
+                    throw error
+                }
+                return (transaction, firstRecord)
+            }
+        }
+    }
+
+    /// The pump is done with the message in hand: a waiting commit may go on.
+    private func leave() {
+        let committer = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+            s.pumpBusy = false
+            defer { s.committerForPump = nil }
+            return s.committerForPump
+        }
+        committer?.resume()
+    }
+
+    /// Produces one record into the open transaction. False when it was not produced
+    /// because the transaction broke (it is then aborted and replayed) or the stage stopped.
+    private func produce(
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64,
+        cache: inout ProducerEngine.TopicCache
+    ) async throws -> Bool {
+        let opaque = ProducerOpaque(receiver: receiver.load(ordering: .relaxed), token: token)
+        if record.topic != cache.name { state.withLock { _ = $0.topics.insert(record.topic) } }
+        inFlight.add(1, ordering: .relaxed)
+        while true {
+            let generation = engine.spaceGenerationNow
+            let code: rd_kafka_resp_err_t
+            if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &cache) {
+                code = try engine.tryProduce(rkt: rkt, partition: record.partition, key: bytes.key, value: bytes.value, timestamp: record.timestamp, opaque: opaque)
+            } else {
+                code = try engine.tryProduce(
+                    topic: record.topic, partition: record.partition, key: bytes.key, value: bytes.value,
+                    headers: record.headers, timestamp: record.timestamp, opaque: opaque, topicCache: &cache)
+            }
+            if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+            if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                await engine.waitForSpace(since: generation, cancellable: true)
+                if Task.isCancelled {
+                    inFlight.subtract(1, ordering: .relaxed)
+                    throw CancellationError()
+                }
+                if stopped {
+                    inFlight.subtract(1, ordering: .relaxed)
+                    return false
+                }
+                continue
+            }
+            inFlight.subtract(1, ordering: .relaxed)
+            if code == RD_KAFKA_RESP_ERR__FATAL { throw engine.raiseFatalError() }
+            if code == RD_KAFKA_RESP_ERR__STATE {
+                // librdkafka refuses records for a transaction that already failed: abort it, and replay.
+                logger.warning("the open transaction failed while producing; aborting it and replaying its records")
+                requestAbort()
+                return false
+            }
+            // A record librdkafka can never take (unknown partition, too large, …): the stream cannot go on.
+            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+                .failure(topic: record.topic)
+        }
+    }
+
+    /// Suspends while `parallelism` records are unacknowledged.
+    private func waitForSpace() async throws {
+        while inFlight.load(ordering: .acquiring) >= parallelism {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    spaceWaiting.store(true, ordering: .sequentiallyConsistent)
+                    if inFlight.load(ordering: .sequentiallyConsistent) < parallelism || s.failure != nil || s.finished {
+                        spaceWaiting.store(false, ordering: .relaxed)
+                        return true
+                    }
+                    s.pumpSpace = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+            if Task.isCancelled { throw CancellationError() }
+            if stopped { return }
+        }
+    }
+
+    private func end(_ ending: Ending) {
+        state.withLock { s in if s.ending == nil { s.ending = ending } }
+        wakeCommitter()
+    }
+
+    // MARK: DeliveryReceiver (the producer's poll thread)
+
+    func deliver(_ reports: UnsafeBufferPointer<DeliveryReport>) {
+        let anyFailed = reports.contains { !$0.succeeded }
+        if emitsResults || anyFailed {
+            state.withLock { s in
+                let current = s.transaction & 0xFFFF
+                for report in reports where report.token >> 32 == current {
+                    if !report.succeeded {
+                        // Records purged by an abort are its consequence, not its cause.
+                        if s.deliveryFailure == nil, report.error != RD_KAFKA_RESP_ERR__PURGE_QUEUE, report.error != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+                            s.deliveryFailure = report
+                        }
+                        continue
+                    }
+                    guard emitsResults else { continue }
+                    let index = Int(report.token & 0xFFFF_FFFF)
+                    if index < s.outcomes.count {
+                        s.outcomes[index] = Outcome(partition: report.partition, offset: report.offset, timestamp: report.timestamp)
+                    }
+                }
+            }
+        }
+        let remaining = inFlight.subtract(reports.count, ordering: .sequentiallyConsistent).newValue
+        if spaceWaiting.load(ordering: .sequentiallyConsistent), remaining < max(1, parallelism - max(1, parallelism / 4)) {
+            let pump = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+                spaceWaiting.store(false, ordering: .relaxed)
+                defer { s.pumpSpace = nil }
+                return s.pumpSpace
+            }
+            pump?.resume()
+        }
+    }
+
+    func fail(_ error: KafkaError) {
+        // The engine's fatal error (reported on its poll thread, e.g. when the producer was fenced).
+        fail(fenceAware(error) as any Error)
+    }
+
+    private func fenceAware(_ error: KafkaError) -> KafkaError {
+        if let code = error.code, TransactionError.isFencing(rd_kafka_resp_err_t(code)), error.kind != .fenced {
+            return TransactionError.fenced(transactionalId: driver.producer.transactionalId, detail: error.message, code: code)
+        }
+        return error
+    }
+
+    // MARK: TransactionalSinkHandle
+
+    func requestCommitNow() {
+        state.withLock { $0.commitNow = true }
+        wakeCommitter()
+    }
+
+    func partitionsReassigned(_ partitions: Set<TopicPartition>) {
+        state.withLock { s in
+            for partition in partitions { s.stale[partition] = nil }
+        }
+    }
+
+    private func requestAbort() {
+        state.withLock { $0.abortNow = true }
+        wakeCommitter()
+    }
+
+    private func wakeCommitter() {
+        let committer = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+            defer { s.committer = nil }
+            return s.committer
+        }
+        committer?.resume()
+    }
+
+    // MARK: Committer
+
+    private enum Work {
+        case commit
+        case abort
+        case end(Ending)
+        case stop
+        case wait
+    }
+
+    private func commitLoop() async {
+        while true {
+            let work = state.withLock { s -> Work in
+                if s.failure != nil || s.finished { return .stop }
+                if s.abortNow {
+                    s.abortNow = false
+                    s.commitNow = false
+                    return .abort
+                }
+                if let ending = s.ending { return .end(ending) }
+                if s.commitNow {
+                    s.commitNow = false
+                    return .commit
+                }
+                if let deadline = s.deadline, deadline <= .now { return .commit }
+                return .wait
+            }
+            switch work {
+            case .stop:
+                return
+            case .commit:
+                await perform(driver.machine.withLock { $0.commitDue() })
+            case .abort:
+                await perform(driver.machine.withLock { $0.abortRequested() })
+            case .end(let ending):
+                switch ending {
+                case .complete:
+                    await perform(driver.machine.withLock { $0.closeRequested() })
+                case .abort(let error):
+                    await perform(driver.machine.withLock { $0.abortRequested() })
+                    fail(error)
+                }
+                return
+            case .wait:
+                await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                    let resumeNow = state.withLock { s -> Bool in
+                        if s.failure != nil || s.finished || s.abortNow || s.commitNow || s.ending != nil { return true }
+                        if let deadline = s.deadline {
+                            if deadline <= .now { return true }
+                            if s.sleeper == nil {
+                                s.sleeper = Task { [weak self] in
+                                    try? await Task.sleep(until: deadline, clock: .continuous)
+                                    self?.timerFired()
+                                }
+                            }
+                        }
+                        s.committer = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    private func timerFired() {
+        state.withLock { $0.sleeper = nil }
+        wakeCommitter()
+    }
+
+    /// Performs a commit or abort sequence and its effects.
+    private func perform(_ actions: [TransactionStateMachine.Action]) async {
+        guard !actions.isEmpty else { return }
+        let outcome = await driver.perform(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action in
+            await self.effect(action)
+        }
+        if outcome.aborted, let cause = outcome.lastError {
+            logger.warning("transaction aborted", metadata: ["cause": "\(cause.kafkaError)"])
+        }
+        if let failure = outcome.failure { fail(failure) }
+    }
+
+    private func effect(_ action: TransactionStateMachine.Action) async {
+        switch action {
+        case .suspendDemand:
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    s.committing = true
+                    s.sleeper?.cancel()
+                    s.sleeper = nil
+                    if s.pumpBusy && s.failure == nil {
+                        s.committerForPump = continuation
+                        return false
+                    }
+                    return true
+                }
+                if resumeNow { continuation.resume() }
+            }
+        case .resumeDemand:
+            let pump = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+                s.committing = false
+                s.deadline = nil
+                defer { s.pump = nil }
+                return s.pump
+            }
+            pump?.resume()
+        case .committed(let offsets):
+            let (sources, downstream) = state.withLock { s -> ([any TransactionalSourceLink], UnsafeContinuation<Void, Never>?) in
+                if emitsResults {
+                    s.ready.reserveCapacity(s.ready.count + s.held.count)
+                    for held in s.held { s.ready.append(result(held, s.outcomes)) }
+                }
+                resetTransaction(&s)
+                s.consecutiveAborts = 0
+                s.deliveryFailure = nil
+                defer { s.downstream = nil }
+                return (Array(s.sources.values), s.downstream)
+            }
+            for source in sources { source.committed(offsets) }
+            downstream?.resume()
+        case .rewindSource(let offsets):
+            let (sources, unrewindable, ending, failure, aborts) = state.withLock { s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
+                let unrewindable = s.unrewindable
+                let failure = s.deliveryFailure.map { deliveryError($0, s) }
+                s.deliveryFailure = nil
+                s.consecutiveAborts += 1
+                resetTransaction(&s)
+                for (partition, next) in driver.machine.withLock({ $0.lastAbortedNext }) {
+                    s.stale[partition] = max(s.stale[partition] ?? Int64.min, next - 1)
+                }
+                return (Array(s.sources.values), unrewindable, s.ending, failure, s.consecutiveAborts)
+            }
+            let id = driver.producer.transactionalId
+            if let failure, Self.isPermanent(failure.code) {
+                // Replaying would fail the same record again, forever.
+                fail(failure)
+                return
+            }
+            switch ending {
+            case .abort?:
+                return  // the stream ends with its own error: nothing is read again
+            case .complete?:
+                fail(KafkaError(
+                    .transactionAborted,
+                    "the last transaction of '\(id)' was aborted as the stream completed\(failure.map { " (\($0.message))" } ?? ""); "
+                        + "nothing of it was committed: its records are read again when the stream restarts from the committed offsets"))
+                return
+            case nil:
+                break
+            }
+            if aborts > Self.maxConsecutiveAborts {
+                fail(failure ?? KafkaError(
+                    .transactionAborted,
+                    "\(aborts) transactions of '\(id)' in a row were aborted without one committing; giving up. Nothing of them was committed"))
+                return
+            }
+            if unrewindable || sources.isEmpty {
+                fail(KafkaError(
+                    .transactionAborted,
+                    "a transaction of '\(id)' was aborted\(failure.map { " (\($0.message))" } ?? "") and its messages cannot be read again: they did not come from Transactional.source. "
+                        + "Nothing of it was committed; restart the stream from the committed offsets"))
+                return
+            }
+            for source in sources {
+                do {
+                    try await source.rewind(offsets)
+                } catch {
+                    fail(KafkaError(error.kind, "rewinding the source after an aborted transaction failed: \(error.message)", code: error.code))
+                    return
+                }
+            }
+        case .fail(let error):
+            fail(error)
+        case .releaseWaiters, .produce, .initTransactions, .beginTransaction, .flush, .sendOffsets, .commitTransaction, .abortTransaction:
+            break
+        }
+    }
+
+    /// Aborting and replaying more often than this in a row fails the stage.
+    static var maxConsecutiveAborts: Int { 5 }
+
+    /// Delivery errors that no retry of the same record can cure.
+    static func isPermanent(_ code: Int32?) -> Bool {
+        guard let code else { return false }
+        switch rd_kafka_resp_err_t(code) {
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+             RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+             RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__INVALID_ARG:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The typed error for a failed delivery, naming the record's topic when a flow still holds it.
+    private func deliveryError(_ report: DeliveryReport, _ s: State) -> KafkaError {
+        let index = Int(report.token & 0xFFFF_FFFF)
+        var topic = s.topics.count == 1 ? s.topics.first! : "one of the topics \(s.topics.sorted())"
+        if let held = s.held.last(where: { $0.firstRecord <= index }) {
+            switch held.message {
+            case .single(let record, _): topic = record.topic
+            case .multi(let records, _): if index - held.firstRecord < records.count { topic = records[index - held.firstRecord].topic }
+            case .passThrough: break
+            }
+        }
+        // (Not `report.reason`: for a produced record librdkafka's errstr is the record's payload.)
+        var plain = report
+        plain.reason = nil
+        return plain.failure(topic: topic)
+    }
+
+    private func resetTransaction(_ s: inout State) {
+        s.held.removeAll(keepingCapacity: true)
+        s.outcomes.removeAll(keepingCapacity: true)
+        s.transaction &+= 1
+        s.unrewindable = false
+        s.deadline = nil
+    }
+
+    private func result(_ held: Held, _ outcomes: [Outcome]) -> Result {
+        func metadata(_ record: ProducerRecord<Key, Value>, _ index: Int) -> RecordMetadata {
+            let outcome = index < outcomes.count ? outcomes[index] : Outcome()
+            return RecordMetadata(topic: record.topic, partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
+        }
+        switch held.message {
+        case .single(let record, let passThrough):
+            return .single(metadata(record, held.firstRecord), record, passThrough: passThrough)
+        case .multi(let records, let passThrough):
+            return .multi(records.enumerated().map { (metadata($1, held.firstRecord + $0), $1) }, passThrough: passThrough)
+        case .passThrough(let passThrough):
+            return .passThrough(passThrough)
+        }
+    }
+
+    // MARK: Downstream (flows)
+
+    private enum DownstreamNext { case taken, done, failed(any Error), wait }
+
+    /// Moves the committed results into `buffer`; false once the run ended without more.
+    /// - Throws: the stage's failure, after every result committed before it.
+    func nextResults(into buffer: inout [Result]) async throws -> Bool {
+        while true {
+            var pump: UnsafeContinuation<Void, Never>?
+            let next = state.withLock { s -> DownstreamNext in
+                if !s.ready.isEmpty {
+                    swap(&buffer, &s.ready)
+                    s.ready.removeAll(keepingCapacity: true)
+                    if !s.committing { pump = s.pump; s.pump = nil }
+                    return .taken
+                }
+                if let failure = s.failure { return .failed(failure) }
+                if s.finished { return .done }
+                return .wait
+            }
+            pump?.resume()
+            switch next {
+            case .taken: return true
+            case .done: return false
+            case .failed(let error): throw error
+            case .wait:
+                await withTaskCancellationHandler {
+                    await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                        let resumeNow = state.withLock { s -> Bool in
+                            if !s.ready.isEmpty || s.failure != nil || s.finished || Task.isCancelled { return true }
+                            s.downstream = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    let downstream = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+                        defer { s.downstream = nil }
+                        return s.downstream
+                    }
+                    downstream?.resume()
+                }
+                if Task.isCancelled { throw CancellationError() }
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+import Foundation
+import ReactiveKafka
+import ReactiveKafkaTestKit
+import StreamKit
+import Synchronization
+import Testing
+
+/// The exactly-once pipeline on the embedded cluster, librdkafka for real:
+/// Transactional.source → map → Transactional.flow (results only after their
+/// transaction committed) → a collector. Faults are injected with the
+/// cluster's fault injection. The mock cluster does not store transactional
+/// offsets nor hide aborted records (see MockClusterTransactionLimitsTests), so
+/// "committed exactly once" is checked on what the flow reports committed and
+/// on what a read_committed reader sees when no transaction was aborted.
+@Suite(.serialized) struct TransactionalPipelineTests {
+    typealias Result = ProducerResult<String, String, TransactionalOffset>
+
+    static func consumerSettings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
+        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
+            .withBootstrapServers(kafka.bootstrapServers)
+            .withGroupId(group)
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(EmbeddedKafka.fastGroupProperties)
+    }
+
+    static func producerSettings(_ kafka: EmbeddedKafka) -> ProducerSettings<String, String> {
+        kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
+    }
+
+    /// Runs source → map(`envelope`) → Transactional.flow → `committed`.
+    static func pipeline(
+        _ kafka: EmbeddedKafka, input: String, group: String, transactionalId: String, interval: Duration = .milliseconds(100),
+        committed: CommittedResults,
+        envelope: @escaping @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset>
+    ) -> DrainingControl<Void> {
+        Transactional.source(consumerSettings(kafka, group: group), subscription: .topics(input))
+            .map(envelope)
+            .via(Transactional.flow(producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval))
+            .to(Sinks.forEach { committed.add($0) })
+            .run()
+    }
+
+    static func seed(_ kafka: EmbeddedKafka, topic: String, partitions: Int32, count: Int) throws {
+        try kafka.createTopic(topic, partitions: Int(partitions))
+        let records = (0..<count).map { (key: "k\($0)", value: "v\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: records, roundRobinOver: partitions)
+    }
+
+    @Test func everyRecordIsProducedAndCommittedOnceInTransactionsAtTheInterval() async throws {
+        let kafka = try EmbeddedKafka()
+        try Self.seed(kafka, topic: "eos-in", partitions: 4, count: 400)
+        try kafka.createTopic("eos-out", partitions: 1)
+        let committed = CommittedResults()
+        let control = Self.pipeline(kafka, input: "eos-in", group: "eos-g", transactionalId: "eos-1", committed: committed) { message in
+            // About 1 ms a message: the 400 records span several commit intervals.
+            try await Task.sleep(for: .milliseconds(1))
+            return .single(ProducerRecord(topic: "eos-out", partition: 0, key: message.record.key, value: "out-" + message.record.value),
+                           passThrough: message.partitionOffset)
+        }
+        try await committed.waitFor(total: 400)
+        try await control.drainAndShutdown()
+
+        #expect(committed.offsetsByPartition() == Dictionary(uniqueKeysWithValues: (0..<4).map { (Int32($0), Array(Int64(0)..<100)) }),
+                "each input offset committed once, in partition order")
+        let values = try await TopicReader.allValues(topic: "eos-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(values.count == 400)
+        #expect(Set(values) == Set((0..<400).map { "out-v\($0)" }))
+        // A transaction's results are released together when it commits: bursts, one per transaction.
+        let transactions = committed.bursts(gap: .milliseconds(40))
+        #expect(transactions >= 3, "0.4 s or more of work at a 100 ms interval commits several transactions, not \(transactions)")
+    }
+
+    @Test func singleMultiAndPassThroughMessagesAllCommitTheirOffsets() async throws {
+        let kafka = try EmbeddedKafka()
+        try Self.seed(kafka, topic: "eos-kinds-in", partitions: 2, count: 300)
+        try kafka.createTopic("eos-kinds-out", partitions: 2)
+        let committed = CommittedResults()
+        let control = Self.pipeline(kafka, input: "eos-kinds-in", group: "eos-kinds-g", transactionalId: "eos-kinds", committed: committed) { message in
+            let n = Int(message.record.value.dropFirst())!
+            let record = { (suffix: String) in ProducerRecord<String, String>(topic: "eos-kinds-out", key: message.record.key, value: message.record.value + suffix) }
+            switch n % 3 {
+            case 0: return .single(record(""), passThrough: message.partitionOffset)
+            case 1: return .multi([record("-a"), record("-b")], passThrough: message.partitionOffset)
+            default: return .passThrough(message.partitionOffset)
+            }
+        }
+        try await committed.waitFor(total: 300)
+        try await control.drainAndShutdown()
+
+        #expect(committed.offsetsByPartition() == [0: Array(0..<150), 1: Array(0..<150)])
+        let kinds = committed.results().map { result -> Int in
+            switch result {
+            case .single: return 0
+            case .multi(let parts, _): return parts.count == 2 && parts.allSatisfy { $0.0.offset >= 0 } ? 1 : -1
+            case .passThrough: return 2
+            }
+        }
+        #expect(kinds.filter { $0 == -1 }.isEmpty, "every record of a multi message has its metadata")
+        let values = try await TopicReader.allValues(topic: "eos-kinds-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let expected = (0..<300).flatMap { n -> [String] in
+            switch n % 3 {
+            case 0: return ["v\(n)"]
+            case 1: return ["v\(n)-a", "v\(n)-b"]
+            default: return []
+            }
+        }
+        #expect(values.sorted() == expected.sorted())
+    }
+
+    @Test func anAbortableErrorAbortsRewindsAndGoesOnWithNothingSkippedOrCommittedTwice() async throws {
+        let kafka = try EmbeddedKafka()
+        try Self.seed(kafka, topic: "eos-abort-in", partitions: 3, count: 3000)
+        try kafka.createTopic("eos-abort-out", partitions: 3)
+        let committed = CommittedResults()
+        let injected = Mutex(false)
+        let control = Self.pipeline(kafka, input: "eos-abort-in", group: "eos-abort-g", transactionalId: "eos-abort", committed: committed) { message in
+            // Half-way through, make the next produce request fail: librdkafka makes the transaction abortable.
+            if message.record.value == "v1500", !injected.withLock({ let was = $0; $0 = true; return was }) {
+                try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID
+            }
+            try await Task.sleep(for: .microseconds(200))
+            return .single(ProducerRecord(topic: "eos-abort-out", key: message.record.key, value: "out-" + message.record.value),
+                           passThrough: message.partitionOffset)
+        }
+        try await committed.waitFor(total: 3000)
+        try await control.drainAndShutdown()
+
+        #expect(committed.offsetsByPartition() == [0: Array(0..<1000), 1: Array(0..<1000), 2: Array(0..<1000)],
+                "after the abort every partition was read again from its last committed offset: each offset committed exactly once, in order")
+        #expect(committed.total == 3000)
+        // On the mock cluster the aborted transaction's records stay visible, so the output holds
+        // more than the input (on a real broker, read_committed readers would not see them).
+        let uncommitted = try await TopicReader.allValues(topic: "eos-abort-out", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        #expect(Set(uncommitted) == Set((0..<3000).map { "out-v\($0)" }), "nothing skipped")
+        #expect(uncommitted.count > 3000, "an aborted transaction had written records before it failed")
+    }
+
+    @Test(arguments: [(KafkaAPI.endTxn, KafkaErrorCode.producerFenced), (.produce, .invalidProducerEpoch), (.endTxn, .invalidProducerEpoch)])
+    func aFencedProducerFailsTheStreamWithTheTypedError(api: KafkaAPI, code: KafkaErrorCode) async throws {
+        let kafka = try EmbeddedKafka()
+        try Self.seed(kafka, topic: "eos-fenced-in", partitions: 2, count: 2000)
+        try kafka.createTopic("eos-fenced-out", partitions: 2)
+        let committed = CommittedResults()
+        let injected = Mutex(false)
+        let control = Self.pipeline(kafka, input: "eos-fenced-in", group: "eos-fenced-g", transactionalId: "eos-fenced", committed: committed) { message in
+            if committed.total > 0, !injected.withLock({ let was = $0; $0 = true; return was }) {
+                try kafka.failNextRequests(api, with: [code])
+            }
+            try await Task.sleep(for: .microseconds(200))
+            return .single(ProducerRecord(topic: "eos-fenced-out", value: message.record.value), passThrough: message.partitionOffset)
+        }
+        do {
+            try await control.streamCompletion.value
+            Issue.record("the stream should have failed")
+        } catch let error as KafkaError {
+            #expect(error.kind == .fenced, "\(error)")
+            #expect(error.message.contains("another instance with the same transactional id 'eos-fenced' took over"), "\(error)")
+        }
+        await control.shutdown()
+        #expect(committed.total < 2000, "the stream stopped at the fencing")
+    }
+
+    @Test func retriedCoordinatorErrorsAndAnOutageOfTheCoordinatorAreRidden() async throws {
+        let kafka = try EmbeddedKafka(brokers: 3)
+        try Self.seed(kafka, topic: "eos-outage-in", partitions: 3, count: 1500)
+        try kafka.createTopic("eos-outage-out", partitions: 3)
+        try kafka.setCoordinator(.transaction, key: "eos-outage", broker: 3)
+        let committed = CommittedResults()
+        let step = Mutex(0)
+        let control = Self.pipeline(kafka, input: "eos-outage-in", group: "eos-outage-g", transactionalId: "eos-outage", committed: committed) { message in
+            let n = Int(message.record.value.dropFirst())!
+            let act = step.withLock { s -> Int in
+                if n >= 300, s == 0 { s = 1; return 1 }
+                if n >= 700, s == 1 { s = 2; return 2 }
+                return 0
+            }
+            if act == 1 {
+                try kafka.failNextRequests(.endTxn, with: [.concurrentTransactions, .coordinatorNotAvailable])
+                try kafka.failNextRequests(.addPartitionsToTxn, with: [.concurrentTransactions])
+            } else if act == 2 {
+                // The transaction coordinator goes away for a second.
+                try kafka.brokerDown(3)
+                Task {
+                    try await Task.sleep(for: .seconds(1))
+                    try kafka.brokerUp(3)
+                }
+            }
+            try await Task.sleep(for: .microseconds(300))
+            return .single(ProducerRecord(topic: "eos-outage-out", key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
+        }
+        try await committed.waitFor(total: 1500, timeout: .seconds(60))
+        try await control.drainAndShutdown()
+        #expect(committed.offsetsByPartition() == [0: Array(0..<500), 1: Array(0..<500), 2: Array(0..<500)])
+        let uncommitted = try await TopicReader.allValues(topic: "eos-outage-out", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        #expect(Set(uncommitted) == Set((0..<1500).map { "v\($0)" }), "nothing skipped")
+    }
+
+    @Test func offsetsBuiltByHandCommitButAnAbortCannotBeReplayed() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("eos-hand-out", partitions: 1)
+        let group = try ConsumerGroupMetadata(groupId: "eos-hand-g")
+        let messages = (0..<50).map { i in
+            ProducerMessage<String, String, TransactionalOffset>.single(
+                ProducerRecord(topic: "eos-hand-out", value: "h\(i)"),
+                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-hand-g", topicPartition: TopicPartition("upstream", 0), offset: Int64(i)), groupMetadata: group))
+        }
+        // Without faults: the sink commits everything and completes.
+        try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-hand").run(ObservedSequence(messages))
+        let values = try await TopicReader.allValues(topic: "eos-hand-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(values == (0..<50).map { "h\($0)" })
+
+        // An abortable error: the messages did not come from Transactional.source, so the stream fails.
+        try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])
+        do {
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-hand").run(ObservedSequence(messages))
+            Issue.record("the sink should have failed")
+        } catch let error as KafkaError {
+            #expect(error.kind == .transactionAborted, "\(error)")
+        }
+    }
+
+    @Test func aRecordLibrdkafkaRefusesFailsTheStreamAfterAbortingTheTransaction() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("eos-refused-out", partitions: 1)
+        let group = try ConsumerGroupMetadata(groupId: "eos-refused-g")
+        let offset = { (i: Int) in
+            TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-refused-g", topicPartition: TopicPartition("up", 0), offset: Int64(i)), groupMetadata: group)
+        }
+        let messages: [ProducerMessage<String, String, TransactionalOffset>] = [
+            .single(ProducerRecord(topic: "eos-refused-out", value: "ok"), passThrough: offset(0)),
+            .single(ProducerRecord(topic: "eos-refused-out", partition: 7, value: "no such partition"), passThrough: offset(1)),
+        ]
+        do {
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-refused").run(ObservedSequence(messages))
+            Issue.record("the sink should have failed")
+        } catch let error as KafkaError {
+            #expect(error.kind == .deliveryFailed, "\(error)")
+            #expect(error.message.contains("eos-refused-out"), "\(error)")
+        }
+    }
+
+    @Test func anUpstreamFailureAbortsTheOpenTransactionAndIsRethrown() async throws {
+        struct Boom: Error {}
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("eos-upfail-out", partitions: 1)
+        let group = try ConsumerGroupMetadata(groupId: "eos-upfail-g")
+        let upstream = AsyncThrowingStream<ProducerMessage<String, String, TransactionalOffset>, any Error> { continuation in
+            continuation.yield(.single(
+                ProducerRecord(topic: "eos-upfail-out", value: "x"),
+                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-upfail-g", topicPartition: TopicPartition("up", 0), offset: 0), groupMetadata: group)))
+            continuation.finish(throwing: Boom())
+        }
+        await #expect(throws: Boom.self) {
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-upfail").run(upstream)
+        }
+    }
+
+    @Test func badSettingsFailTheStreamWithATypedError() async throws {
+        let kafka = try EmbeddedKafka()
+        let sink = Transactional.sink(Self.producerSettings(kafka), transactionalId: "x", eosCommitInterval: .zero)
+        await #expect(throws: KafkaError.self) {
+            try await sink.run(AsyncStream<ProducerMessage<String, String, TransactionalOffset>> { $0.finish() })
+        }
+        await #expect(throws: KafkaError.self) {
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "").run(AsyncStream<ProducerMessage<String, String, TransactionalOffset>> { $0.finish() })
+        }
+    }
+}
+
+/// Collects the results a transactional flow emits (each after its transaction committed).
+final class CommittedResults: Sendable {
+    private struct State {
+        var results: [ProducerResult<String, String, TransactionalOffset>] = []
+        var arrivals: [ContinuousClock.Instant] = []
+        var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ result: ProducerResult<String, String, TransactionalOffset>) {
+        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.results.append(result)
+            s.arrivals.append(.now)
+            let count = s.results.count
+            let ready = s.waiters.filter { $0.0 <= count }.map(\.1)
+            s.waiters.removeAll { $0.0 <= count }
+            return ready
+        }
+        for c in ready { c.resume() }
+    }
+
+    var total: Int { state.withLock { $0.results.count } }
+    func results() -> [ProducerResult<String, String, TransactionalOffset>] { state.withLock { $0.results } }
+
+    /// How many groups the results arrived in, groups being separated by more than `gap`.
+    func bursts(gap: Duration) -> Int {
+        let arrivals = state.withLock { $0.arrivals }
+        guard !arrivals.isEmpty else { return 0 }
+        return 1 + zip(arrivals, arrivals.dropFirst()).filter { $1 - $0 > gap }.count
+    }
+
+    /// The committed input offsets per input partition, in the order they were committed.
+    func offsetsByPartition() -> [Int32: [Int64]] {
+        Dictionary(grouping: results().map(\.passThrough.partitionOffset), by: \.topicPartition.partition).mapValues { $0.map(\.offset) }
+    }
+
+    /// Suspends until `total` results were collected, or records an issue after `timeout`.
+    func waitFor(total: Int, timeout: Duration = .seconds(30)) async throws {
+        let reached = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { c in
+                    let now = self.state.withLock { s -> Bool in
+                        if s.results.count >= total { return true }
+                        s.waiters.append((total, c))
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next()!
+            group.cancelAll()
+            if !first { self.releaseAll() }
+            return first
+        }
+        if !reached { Issue.record("timed out waiting for \(total) committed results; got \(self.total)") }
+    }
+
+    private func releaseAll() {
+        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            defer { s.waiters.removeAll() }
+            return s.waiters.map(\.1)
+        }
+        for c in waiters { c.resume() }
+    }
+}
