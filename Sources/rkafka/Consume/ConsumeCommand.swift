@@ -17,7 +17,9 @@ struct ConsumeCommand: AsyncParsableCommand {
             (at-least-once: output is flushed before its offsets are committed), and on SIGTERM \
             or SIGINT it drains: everything read is written and flushed, then committed, then it \
             leaves the group. Without --group it reads in a throw-away group and commits nothing. \
-            --from-beginning applies where the group has no committed offset.
+            --from-beginning applies where the group has no committed offset. --property passes \
+            librdkafka consumer properties through, e.g. --property session.timeout.ms=6000 for \
+            quicker failover of crashed group members.
             """
     )
 
@@ -38,6 +40,38 @@ struct ConsumeCommand: AsyncParsableCommand {
     @Option(help: "Output format: text (the value) or json (one object a line).")
     var format: Format = .text
 
+    @Option(
+        name: .customLong("property"),
+        help: ArgumentHelp("A librdkafka consumer property, KEY=VALUE (repeatable).", valueName: "key=value")
+    )
+    var propertyArguments: [String] = []
+
+    /// Properties that have an option of their own or that the commit guarantee depends on.
+    static let reservedProperties: [String: String] = [
+        "bootstrap.servers": "use --bootstrap-servers",
+        "group.id": "use --group",
+        "enable.auto.commit": "with --group, rkafka consume commits what it has written itself",
+        "auto.offset.reset": "use --from-beginning",
+    ]
+
+    /// `--property` arguments as a dictionary (later ones win).
+    var properties: [String: String] {
+        get throws {
+            var result: [String: String] = [:]
+            for argument in propertyArguments {
+                guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex else {
+                    throw ValidationError("--property must be KEY=VALUE (a librdkafka consumer property), got \"\(argument)\"")
+                }
+                let key = String(argument[..<equals]).trimmingCharacters(in: .whitespaces)
+                if let reason = Self.reservedProperties[key] {
+                    throw ValidationError("--property \(key) is not allowed: \(reason)")
+                }
+                result[key] = String(argument[argument.index(after: equals)...])
+            }
+            return result
+        }
+    }
+
     /// `--format` values.
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case text, json
@@ -48,6 +82,7 @@ struct ConsumeCommand: AsyncParsableCommand {
         do { _ = try TopicSpec(parsing: topic) } catch { throw ValidationError("--topic: \(error)") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
+        _ = try properties
     }
 
     func run() async throws {
@@ -63,7 +98,8 @@ struct ConsumeCommand: AsyncParsableCommand {
         // stdout closed by its reader must fail the write (and stop before committing), not kill the process.
         signal(SIGPIPE, SIG_IGN)
 
-        let settings = Self.settings(bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning)
+        let settings = Self.settings(
+            bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning, properties: try properties)
         let logger = Logger(label: "rkafka.consume") { StreamLogHandler.standardError(label: $0) }
         let writer = OutputWriter()
         let run = ConsumeRun(writer: writer, format: format.lineFormat, limit: count)
@@ -85,9 +121,14 @@ struct ConsumeCommand: AsyncParsableCommand {
 
 extension ConsumeCommand {
     /// Consumer settings for `group` (a throw-away group when nil); nothing is auto-committed:
-    /// with a group, offsets are committed only after their records are written.
-    static func settings(bootstrapServers: String, group: String?, fromBeginning: Bool) -> ConsumerSettings<KafkaBytes?, KafkaBytes?> {
+    /// with a group, offsets are committed only after their records are written. `properties`
+    /// (from --property) come first, so the fixed ones win; an invalid one fails the start
+    /// with librdkafka's message.
+    static func settings(
+        bootstrapServers: String, group: String?, fromBeginning: Bool, properties: [String: String] = [:]
+    ) -> ConsumerSettings<KafkaBytes?, KafkaBytes?> {
         ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes)
+            .withProperties(properties)
             .withBootstrapServers(bootstrapServers)
             .withGroupId(group ?? "rkafka-consume-\(UUID().uuidString)")
             .withProperty("auto.offset.reset", fromBeginning ? "earliest" : "latest")
