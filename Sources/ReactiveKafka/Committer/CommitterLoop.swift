@@ -42,6 +42,12 @@ struct CommitterBatchingStateMachine {
     /// When the next batch becomes due, if anything is waiting.
     var deadline: ContinuousClock.Instant? { batchStarted.map { $0 + settings.maxInterval } }
 
+    /// The batch as it is, now (a revoke waits for it); offsets held back by
+    /// `nextOffsetObserved` stay held, their successors may not be processed yet.
+    mutating func takeNow() -> CommittableOffsetBatch? {
+        batch.isEmpty ? nil : take()
+    }
+
     /// Everything held, including offsets held back by `nextOffsetObserved` (upstream ended).
     mutating func flushAll() -> CommittableOffsetBatch? {
         for offset in held.values { batch.add(offset) }
@@ -120,6 +126,9 @@ final class CommitterRun: Sendable {
         var lastCommit: Task<Void, Never>?
         var failure: (any Error)?
         var failureHandler: (@Sendable () -> Void)?
+        /// Consumers this run commits to, asked to tell it when a revoke waits for commits.
+        var consumers: [ObjectIdentifier: any OffsetCommitter] = [:]
+        var lastConsumer: ObjectIdentifier?
     }
 
     private let state: Mutex<State>
@@ -150,10 +159,23 @@ final class CommitterRun: Sendable {
     }
 
     func observe(_ offset: CommittableOffset) async throws {
-        let (full, failure) = state.withLock { s -> (Bool, (any Error)?) in
-            guard let full = s.batching.observe(offset, now: .now) else { return (false, s.failure) }
+        let consumer = offset.committer
+        let (full, failure, newConsumer) = state.withLock { s -> (Bool, (any Error)?, Bool) in
+            let id = ObjectIdentifier(consumer)
+            var newConsumer = false
+            if s.lastConsumer != id {
+                s.lastConsumer = id
+                if s.consumers.updateValue(consumer, forKey: id) == nil { newConsumer = true }
+            }
+            // Rebalance-safe commits: while a revoke waits, what is observed is committed at once.
+            guard let full = s.batching.observe(offset, now: .now) ?? (consumer.requestsImmediateCommit ? s.batching.takeNow() : nil) else {
+                return (false, s.failure, newConsumer)
+            }
             s.formed.append(full)
-            return (true, s.failure)
+            return (true, s.failure, newConsumer)
+        }
+        if newConsumer {
+            consumer.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.commitNow() }
         }
         if let failure { throw failure }
         if full { await startCommit() } else { limiter.signalActivity() }
@@ -175,7 +197,20 @@ final class CommitterRun: Sendable {
         }
     }
 
+    /// A consumer's revoke waits for commits: commit the current batch without waiting for its interval.
+    private func commitNow() {
+        let formed = state.withLock { s -> Bool in
+            guard let batch = s.batching.takeNow() else { return false }
+            s.formed.append(batch)
+            return true
+        }
+        if formed { Task { await self.startCommit() } }
+    }
+
     func finish(upstreamError: (any Error)?) async throws {
+        defer {
+            for consumer in state.withLock({ Array($0.consumers.values) }) { consumer.removeCommitRequestObserver(ObjectIdentifier(self)) }
+        }
         state.withLock { s in
             if let last = s.batching.flushAll() { s.formed.append(last) }
         }

@@ -5,6 +5,18 @@ protocol OffsetCommitter: AnyObject, Sendable {
     func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError)
     /// Sends the commit without waiting for its outcome (failures are logged).
     func commitAndForget(_ offsets: [TopicPartition: CommitPosition])
+    /// True while the consumer waits for commits before letting revoked
+    /// partitions go (rebalance-safe commits): committers commit at once.
+    var requestsImmediateCommit: Bool { get }
+    /// Asks to be called (on the consumer's thread; keep it short) when a revoke starts waiting for commits.
+    func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void)
+    func removeCommitRequestObserver(_ id: ObjectIdentifier)
+}
+
+extension OffsetCommitter {
+    var requestsImmediateCommit: Bool { false }
+    func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
+    func removeCommitRequestObserver(_ id: ObjectIdentifier) {}
 }
 
 /// The position to commit for a partition: the next offset to read, and optional metadata.

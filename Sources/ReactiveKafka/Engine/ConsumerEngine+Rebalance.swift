@@ -82,11 +82,12 @@ extension ConsumerEngine {
         if let handler = configuration.subscription.partitionAssignmentHandler {
             timed("onAssign", partitions) { handler.onAssign(partitions, consumer: restrictedConsumer) }
         }
-        let announcement: (UnsafeContinuation<[TopicPartition]?, any Error>, [TopicPartition])? = state.withLock { s in
+        let announcement: (UnsafeContinuation<[Announcement]?, any Error>, [Announcement])? = state.withLock { s in
             if replacing { s.assigned = partitions } else { s.assigned.formUnion(partitions) }
             s.pendingFlowControl.append(.partitionsChanged)
             guard configuration.partitioned else { return nil }
-            s.announced.append(contentsOf: partitions.sorted())
+            let epoch = revocationEpoch.load(ordering: .acquiring)
+            s.announced.append(contentsOf: partitions.sorted().map { Announcement(partition: $0, epoch: epoch) })
             guard let waiter = s.announcementWaiter else { return nil }
             s.announcementWaiter = nil
             defer { s.announced.removeAll() }
@@ -144,6 +145,7 @@ extension ConsumerEngine {
               state.withLock({ $0.phase == .running && !$0.revoking.isEmpty }) else { return }
         let started = ContinuousClock.now
         let deadline = started + timeout
+        commitsRefusedByRebalance = false
         awaitingRevokeCommits.store(true, ordering: .releasing)
         defer { awaitingRevokeCommits.store(false, ordering: .releasing) }
         for flush in state.withLock({ Array($0.commitRequestObservers.values) }) { flush() }
@@ -155,6 +157,15 @@ extension ConsumerEngine {
             let outstanding = uncommittedEmittedPartitions(partitions)
             if outstanding.isEmpty {
                 logger.debug("revoked partitions' emitted records are committed", metadata: ["waited": "\(ContinuousClock.now - started)"])
+                return
+            }
+            if commitsRefusedByRebalance {
+                // A coordinator that refuses commits until this member rejoins (a Kafka broker
+                // accepts them while preparing an eager rebalance; librdkafka's mock cluster does
+                // not): waiting longer would only hold up the group.
+                logger.warning(
+                    "the group coordinator refuses commits during this rebalance: revoked partitions' last records may be processed again by their next owner",
+                    metadata: ["partitions": "\(outstanding.sorted())"])
                 return
             }
             let now = ContinuousClock.now

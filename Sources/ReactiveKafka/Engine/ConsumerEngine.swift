@@ -34,6 +34,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var logger: Logger
     }
 
+    /// A partition assigned at `epoch`, for a partitioned source to open a sub-stream.
+    struct Announcement: Sendable, Equatable {
+        let partition: TopicPartition
+        let epoch: UInt64
+    }
+
     /// Who takes records: the whole-consumer source, or one partition's sub-stream.
     enum Reader: Hashable, Sendable {
         case all
@@ -74,8 +80,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// rewound): records handed out before it are never emitted.
         var invalidatedAt: [TopicPartition: UInt64] = [:]
         /// Newly assigned partitions not yet announced to a partitioned source.
-        var announced: [TopicPartition] = []
-        var announcementWaiter: UnsafeContinuation<[TopicPartition]?, any Error>?
+        var announced: [Announcement] = []
+        var announcementWaiter: UnsafeContinuation<[Announcement]?, any Error>?
         // Rebalance-safe commits (only tracked when enabled):
         /// The offset after the last record handed to a source, per partition.
         var handedOut: [TopicPartition: Int64] = [:]
@@ -122,6 +128,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     private var sendStarted: [UInt64: ContinuousClock.Instant] = [:]
     /// Offsets of commits in flight, to learn what is committed (rebalance-safe commits).
     private var sentOffsets: [UInt64: [TopicPartition: Int64]] = [:]
+    /// Set when the coordinator refused a commit because the group is rebalancing (engine thread).
+    var commitsRefusedByRebalance = false
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
 
@@ -231,7 +239,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                             let (delivery, wakeEngine) = takeDelivery(&s, for: reader)
                             return (.success(delivery), wakeEngine)
                         }
-                        precondition(s.waiters[reader] == nil, "a consumer engine serves one source per reader at a time")
+                        if s.waiters[reader] != nil {
+                            return (.failure(KafkaError(.illegalState, "this Kafka source is already being read: a source (or a partition's sub-stream) can be run once")), false)
+                        }
                         s.waiters[reader] = continuation
                         return nil
                     }
@@ -352,9 +362,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     var restrictedConsumer: RestrictedConsumer { RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) }
 
     /// The next partitions assigned, for a partitioned source; `nil` once the consumer stopped.
-    func nextAssignedPartitions() async throws -> [TopicPartition]? {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[TopicPartition]?, any Error>) in
-            let now: Result<[TopicPartition]?, any Error>? = state.withLock { s in
+    func nextAssignedPartitions() async throws -> [Announcement]? {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Announcement]?, any Error>) in
+            let now: Result<[Announcement]?, any Error>? = state.withLock { s in
                 if let failure = s.failure { return .failure(failure) }
                 if s.phase != .running { return .success(nil) }
                 if !s.announced.isEmpty {
@@ -377,6 +387,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {
         state.withLock { $0.commitRequestObservers[id] = flush }
     }
+
+    var requestsImmediateCommit: Bool { awaitingRevokeCommits.load(ordering: .relaxed) }
 
     func removeCommitRequestObserver(_ id: ObjectIdentifier) {
         _ = state.withLock { $0.commitRequestObservers.removeValue(forKey: id) }
@@ -435,7 +447,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// Every suspended reader, taken out of the state to be resumed outside the lock.
     struct Waiters {
         var readers: [UnsafeContinuation<Delivery?, any Error>] = []
-        var announcement: UnsafeContinuation<[TopicPartition]?, any Error>?
+        var announcement: UnsafeContinuation<[Announcement]?, any Error>?
 
         init() {}
 
@@ -692,6 +704,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             logger.warning("slow commit", metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
         }
         let retriable = Self.isRetriableCommitError(effective)
+        if effective == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS { commitsRefusedByRebalance = true }
         if let offsets = sentOffsets.removeValue(forKey: sendID), error == nil {
             state.withLock { s in
                 for (p, next) in offsets { s.committedNext[p] = max(s.committedNext[p] ?? -1, next) }
@@ -719,7 +732,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
              RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
              RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__WAIT_COORD,
-             RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+             RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+             // The group is rebalancing: once it settles the commit goes out again with the new
+             // generation (offsets of partitions that moved away are then not sent).
+             RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+             RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
             return true
         default:
             return false

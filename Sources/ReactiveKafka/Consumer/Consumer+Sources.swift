@@ -1,0 +1,60 @@
+import CRdKafka
+import Logging
+import StreamKit
+
+extension Consumer {
+    /// A committable source whose commits carry a metadata string per record
+    /// (stored with the offset on the broker): Alpakka's `commitWithMetadataSource`.
+    public static func commitWithMetadataSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        metadataFromRecord: @escaping @Sendable (ConsumerRecord<Key, Value>) -> String,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let groupId = settings.groupId ?? ""
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: keys, value: values)
+            let offset = CommittableOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                metadata: metadataFromRecord(record), committer: engine)
+            return CommittableMessage(record: record, committableOffset: offset)
+        }
+    }
+
+    /// Records paired with their committable offset as a context that travels
+    /// beside the record through the stream: Alpakka's `sourceWithOffsetContext`.
+    /// Map the record and keep the context, then commit the contexts with ``Committer``.
+    public static func sourceWithOffsetContext<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let groupId = settings.groupId ?? ""
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: keys, value: values)
+            let offset = CommittableOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                committer: engine)
+            return (record: record, offset: offset)
+        }
+    }
+
+    /// At-most-once: each record's offset is committed, and acknowledged,
+    /// before the record is emitted: Alpakka's `atMostOnceSource`. A crash
+    /// loses at most the record being processed; it is never read twice.
+    /// One commit round trip per record: slow by nature.
+    public static func atMostOnceSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<AsyncThrowingMapSequence<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>>, ConsumerControl> {
+        committableSource(settings, subscription: subscription, logger: logger).map { message async throws -> ConsumerRecord<Key, Value> in
+            try await message.committableOffset.commit()
+            return message.record
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import CRdKafka
+import StreamKit
+
+/// The partitions assigned to a consumer, each with its own sub-stream of
+/// records: what ``Consumer/plainPartitionedSource(_:subscription:logger:)``
+/// and its kin emit.
+///
+/// An element is emitted when a partition is assigned; its sub-stream emits
+/// that partition's records in order and completes when the partition is
+/// revoked or lost (a later assignment of the same partition is a new
+/// element), or when the consumer stops. Run the sub-streams concurrently
+/// (a task each, or a merging operator): each is back-pressured on its own,
+/// and a partition whose sub-stream falls behind is paused alone, so one slow
+/// partition does not hold up the others. The whole consumer stays bounded by
+/// `maxBufferedBytes`. Cancellation: cancelling the task that iterates this
+/// sequence throws `CancellationError` from `next()`; the consumer runs until
+/// its control shuts it down.
+public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendable {
+    public typealias Failure = any Error
+    /// A partition and the source of its records.
+    public typealias SubSource = (partition: TopicPartition, source: Source<KafkaConsumerSequence<Record>, Void>)
+
+    let control: ConsumerControl
+    let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Record
+    /// Where each newly assigned partition starts (manual-offset sources).
+    let offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(sequence: self)
+    }
+
+    /// Emits a sub-stream per assigned partition.
+    public struct Iterator: AsyncIteratorProtocol {
+        let sequence: KafkaPartitionedSequence
+        private var engine: ConsumerEngine?
+        private var pending: [ConsumerEngine.Announcement] = []
+        private var finished = false
+
+        init(sequence: KafkaPartitionedSequence) { self.sequence = sequence }
+
+        public mutating func next() async throws -> SubSource? {
+            if finished { return nil }
+            do {
+                if engine == nil {
+                    guard let started = try sequence.control.claimEngine() else {
+                        finished = true
+                        return nil
+                    }
+                    engine = started
+                }
+                while pending.isEmpty {
+                    guard let announced = try await engine!.nextAssignedPartitions() else {
+                        finished = true
+                        return nil
+                    }
+                    pending = try await startingPositions(announced, engine!)
+                }
+            } catch {
+                finished = true
+                throw error
+            }
+            let next = pending.removeFirst()
+            let subStream = KafkaConsumerSequence<Record>(
+                control: sequence.control, reader: .partition(next.partition), since: next.epoch, makeElement: sequence.makeElement)
+            return (next.partition, Source(subStream))
+        }
+
+        /// Seeks newly assigned partitions to the offsets the application keeps
+        /// (if it does) before their sub-streams exist: their first record is at that offset.
+        private func startingPositions(_ announced: [ConsumerEngine.Announcement], _ engine: ConsumerEngine) async throws -> [ConsumerEngine.Announcement] {
+            guard let offsetsOnAssign = sequence.offsetsOnAssign, !announced.isEmpty else { return announced }
+            let partitions = Set(announced.map(\.partition))
+            let offsets = try await offsetsOnAssign(partitions).filter { partitions.contains($0.key) }
+            guard !offsets.isEmpty else { return announced }
+            try await engine.rewind(offsets)
+            let epoch = engine.revocationEpoch.load(ordering: .acquiring)
+            return announced.map { offsets[$0.partition] == nil ? $0 : ConsumerEngine.Announcement(partition: $0.partition, epoch: epoch) }
+        }
+    }
+}
