@@ -1,3 +1,4 @@
+import Foundation
 import CRdKafka
 import Logging
 import StreamKit
@@ -127,9 +128,12 @@ public enum Consumer {
             }
             var properties = settings.properties
             if kind.committable { properties["enable.auto.commit"] = "false" }
-            if groupId == nil && properties["enable.auto.commit"] == nil {
+            if groupId == nil {
                 // Without a group nothing can be committed; librdkafka would log a failed auto-commit every interval.
                 properties["enable.auto.commit"] = "false"
+                // librdkafka assigns partitions only through a consumer-group handle; a manual assignment
+                // never joins the group, so a private name that nothing commits to serves.
+                properties["group.id"] = "reactive-kafka-assignment-\(UUID().uuidString)"
             }
             var configuration = ConsumerEngine.Configuration(
                 properties: properties, subscription: subscription, groupId: groupId,

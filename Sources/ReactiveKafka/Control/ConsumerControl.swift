@@ -51,13 +51,17 @@ public final class ConsumerControl: Sendable {
     }
 
     /// Runs `body` on the consumer's own thread, between batches, with the
-    /// ``RestrictedConsumer`` (seek, committed offsets, positions, watermarks).
-    /// Throws ``KafkaError/Kind/shutDown`` if the consumer is not running.
-    public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    /// ``RestrictedConsumer`` (seek, committed offsets, positions, watermarks),
+    /// and returns its result or rethrows its error. Throws a ``KafkaError`` if
+    /// the consumer has not started or is shut down.
+    public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws -> T) async throws -> T {
         guard let engine else {
             throw KafkaError(.illegalState, "the consumer has not started yet: it starts when the stream first pulls")
         }
-        return try await engine.withConsumer(body)
+        let result: Result<T, any Error> = try await engine.withConsumer { consumer throws(KafkaError) in
+            Result { try body(consumer) }
+        }
+        return try result.get()
     }
 
     /// Starts the consumer for the one iterator allowed, or explains why not.

@@ -176,7 +176,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         self.handle = handle
         self.clientOwner = ClientHandleOwner(handle)
         rd_kafka_poll_set_consumer(handle)
-        self.consumerQueue = rd_kafka_queue_get_consumer(handle)
+        // Without a group (a manual assignment) there is no consumer-group queue: callbacks use the main queue.
+        self.consumerQueue = rd_kafka_queue_get_consumer(handle) ?? rd_kafka_queue_get_main(handle)
         self.commitQueue = rd_kafka_queue_new(handle)
         self.messageQueue = rd_kafka_queue_new(handle)
         callbackTarget.engine = Unmanaged.passUnretained(self)

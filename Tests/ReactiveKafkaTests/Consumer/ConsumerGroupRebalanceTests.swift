@@ -128,7 +128,7 @@ import Testing
         let input = (0..<records).map { (key: nil as String?, value: "v\($0)") }
         try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "rsc-1", records: input, roundRobinOver: 4)
         let ledger = OffsetLedger()
-        let events = Mutex<[RebalanceEvent]>([])
+        let events = Locked<[RebalanceEvent]>([])
         let settings = Self.settings(kafka, strategy: .eager).withGroupId("g-rsc")
             .withRebalanceSafeCommitTimeout(rebalanceSafe ? .seconds(10) : nil)
         let graph = Consumer.committableSource(settings, subscription: .topicPattern("^rsc-.*"))

@@ -74,3 +74,12 @@ final class OffsetLedger: Sendable {
         }
     }
 }
+
+/// A value behind a lock that tasks can share (a `Mutex` cannot be captured by escaping closures).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) { mutex = Mutex(value) }
+
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}

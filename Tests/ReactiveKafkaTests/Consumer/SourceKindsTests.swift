@@ -1,0 +1,234 @@
+import CRdKafka
+import Foundation
+import Logging
+@testable import ReactiveKafka
+import ReactiveKafkaTestKit
+import StreamKit
+import Synchronization
+import Testing
+
+/// The sources beyond plain and committable: manual assignments, metadata
+/// commits, at-most-once, offset contexts, partitioned and manual-offset sources.
+@Suite(.serialized) struct SourceKindsTests {
+    static func seeded(_ topic: String, partitions: Int32, records: Int) throws -> EmbeddedKafka {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic(topic, partitions: Int(partitions))
+        let input = (0..<records).map { (key: nil as String?, value: "\(topic)-\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: input, roundRobinOver: partitions)
+        return kafka
+    }
+
+    static func settings(_ kafka: EmbeddedKafka, group: String? = nil) -> ConsumerSettings<String, String> {
+        var settings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
+            .withBootstrapServers(kafka.bootstrapServers)
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(EmbeddedKafka.fastGroupProperties)
+        if let group { settings = settings.withGroupId(group) }
+        return settings
+    }
+
+    @Test func aManualAssignmentReadsExactlyItsPartitionsWithoutAGroup() async throws {
+        let kafka = try Self.seeded("manual", partitions: 4, records: 400)
+        let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignment(TopicPartition("manual", 1), TopicPartition("manual", 3)))
+        var perPartition: [Int32: [Int64]] = [:]
+        var count = 0
+        for try await record in source {
+            perPartition[record.partition, default: []].append(record.offset)
+            count += 1
+            if count == 200 { break }
+        }
+        await source.materialized.shutdown()
+        #expect(Set(perPartition.keys) == [1, 3])
+        #expect(perPartition[1] == Array(0..<100))
+        #expect(perPartition[3] == Array(0..<100))
+    }
+
+    @Test func anAssignmentWithOffsetsStartsAtThoseOffsets() async throws {
+        let kafka = try Self.seeded("from", partitions: 2, records: 200)
+        let start = [TopicPartition("from", 0): Int64(40), TopicPartition("from", 1): Int64(95)]
+        let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentWithOffset(start))
+        var first: [Int32: Int64] = [:]
+        var count = 0
+        for try await record in source {
+            if first[record.partition] == nil { first[record.partition] = record.offset }
+            count += 1
+            if count == 60 + 5 { break }
+        }
+        await source.materialized.shutdown()
+        #expect(first == [0: 40, 1: 95])
+    }
+
+    @Test func anAssignmentFromATimeAfterEveryRecordReadsOnlyNewRecords() async throws {
+        let kafka = try Self.seeded("times", partitions: 1, records: 50)
+        let future = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
+        let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): future]))
+        let reader = Task {
+            var values: [String] = []
+            for try await record in source {
+                values.append(record.value)
+                if values.count == 3 { break }
+            }
+            return values
+        }
+        // The consumer starts at the end: it reads only what is written from now on
+        // (written until it has read some, since when it reached the end is not observable).
+        let writer = Task {
+            var i = 0
+            while !Task.isCancelled {
+                try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "times", records: [(nil, "new-\(i)")], partition: 0)
+                i += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let values = try await reader.value
+        writer.cancel()
+        await source.materialized.shutdown()
+        #expect(values.count == 3)
+        #expect(values.allSatisfy { $0.hasPrefix("new-") }, "read \(values): records older than the time were read")
+    }
+
+    @Test func invalidAssignmentsAreTypedErrors() async throws {
+        let kafka = try EmbeddedKafka()
+        for subscription in [Subscription.assignment([]), .assignmentWithOffset([TopicPartition("t", 0): -5]),
+                             .assignmentOffsetsForTimes([TopicPartition("t", -1): 0])] {
+            let source = Consumer.plainSource(Self.settings(kafka), subscription: subscription)
+            await #expect(throws: KafkaError.self) { for try await _ in source {} }
+        }
+        // Committing needs a group even with a manual assignment.
+        let committable = Consumer.committableSource(Self.settings(kafka), subscription: .assignment(TopicPartition("t", 0)))
+        do {
+            for try await _ in committable {}
+            Issue.record("a committable source without a group must fail")
+        } catch let error as KafkaError {
+            #expect(error.kind == .invalidConfiguration)
+            #expect(error.message.contains("withGroupId"))
+        }
+    }
+
+    @Test func commitWithMetadataStoresTheMetadataWithTheOffset() async throws {
+        let kafka = try Self.seeded("meta", partitions: 1, records: 20)
+        let source = Consumer.commitWithMetadataSource(Self.settings(kafka, group: "g-meta"), subscription: .topics("meta")) { record in
+            "processed-by-test:\(record.offset)"
+        }
+        var last: CommittableOffset?
+        for try await message in source {
+            last = message.committableOffset
+            if message.record.offset == 19 { break }
+        }
+        try await last!.commit()
+        await source.materialized.shutdown()
+        let committed = try Self.committedWithMetadata(kafka, group: "g-meta", TopicPartition("meta", 0))
+        #expect(committed?.offset == 20)
+        #expect(committed?.metadata == "processed-by-test:19")
+    }
+
+    @Test func atMostOnceCommitsEachRecordBeforeEmittingIt() async throws {
+        let kafka = try Self.seeded("amo", partitions: 1, records: 30)
+        let source = Consumer.atMostOnceSource(Self.settings(kafka, group: "g-amo"), subscription: .topics("amo"))
+        var offsets: [Int64] = []
+        for try await record in source {
+            offsets.append(record.offset)
+            // Already committed when it arrives: a crash now would not read it again.
+            let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-amo", topic: "amo", partitions: 1)
+            #expect(committed[0] == record.offset + 1)
+            if offsets.count == 5 { break }
+        }
+        await source.materialized.shutdown()
+        #expect(offsets == [0, 1, 2, 3, 4])
+    }
+
+    @Test func anOffsetContextTravelsWithTheRecordAndCommits() async throws {
+        let kafka = try Self.seeded("ctx", partitions: 2, records: 100)
+        let counter = Counter()
+        let control = Consumer.sourceWithOffsetContext(Self.settings(kafka, group: "g-ctx"), subscription: .topics("ctx"))
+            .map { element in
+                counter.add(element.record.value.uppercased())
+                return element.offset
+            }
+            .to(Committer.sink(CommitterSettings().withMaxBatch(10)))
+            .run()
+        try await counter.waitFor(count: 100)
+        _ = try await control.drainAndShutdown()
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-ctx", topic: "ctx", partitions: 2)
+        #expect(committed == [0: 50, 1: 50])
+    }
+
+    @Test func aPartitionedSourceGivesEachPartitionItsOwnOrderedSubStream() async throws {
+        let kafka = try Self.seeded("parts", partitions: 3, records: 300)
+        let source = Consumer.plainPartitionedSource(Self.settings(kafka, group: "g-parts"), subscription: .topics("parts"))
+        let seen = Locked<[TopicPartition: [Int64]]>([:])
+        let subStreams = Locked<[TopicPartition]>([])
+        let counter = Counter()
+        let stream = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for try await (partition, subStream) in source {
+                    subStreams.withLock { $0.append(partition) }
+                    group.addTask {
+                        for try await record in subStream {
+                            #expect(record.partition == partition.partition)
+                            seen.withLock { $0[partition, default: []].append(record.offset) }
+                            counter.add(record.value)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await counter.waitFor(count: 300)
+        try await source.materialized.drainAndShutdown(stream)
+        #expect(subStreams.withLock { $0.sorted() } == (0..<3).map { TopicPartition("parts", $0) })
+        #expect(seen.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<3).map { (TopicPartition("parts", $0), Array(Int64(0)..<100)) }))
+    }
+
+    @Test func aManualOffsetPartitionedSourceResumesFromTheOffsetsItIsGiven() async throws {
+        let kafka = try Self.seeded("stored", partitions: 2, records: 200)
+        // Offsets the application keeps itself, e.g. in its database with its results.
+        let stored = [TopicPartition("stored", 0): Int64(70), TopicPartition("stored", 1): Int64(25)]
+        let asked = Locked<Set<TopicPartition>>([])
+        let source = Consumer.committablePartitionedManualOffsetSource(
+            Self.settings(kafka, group: "g-stored"), subscription: .topics("stored"),
+            getOffsetsOnAssign: { partitions in
+                asked.withLock { $0.formUnion(partitions) }
+                try await Task.sleep(for: .milliseconds(50))  // a database round trip
+                return stored.filter { partitions.contains($0.key) }
+            })
+        let first = Locked<[TopicPartition: Int64]>([:])
+        let counter = Counter()
+        let stream = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for try await (partition, subStream) in source {
+                    group.addTask {
+                        for try await message in subStream {
+                            first.withLock { if $0[partition] == nil { $0[partition] = message.record.offset } }
+                            counter.add(message.record.value)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        try await counter.waitFor(count: (100 - 70) + (100 - 25))
+        try await source.materialized.drainAndShutdown(stream)
+        #expect(asked.withLock { $0 } == Set(stored.keys))
+        #expect(first.withLock { $0 } == stored)
+        #expect(counter.total == 105, "nothing before the stored offsets is emitted")
+    }
+
+    static func committedWithMetadata(_ kafka: EmbeddedKafka, group: String, _ partition: TopicPartition) throws -> (offset: Int64, metadata: String?)? {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let conf = rd_kafka_conf_new()!
+        for (k, v) in ["bootstrap.servers": kafka.bootstrapServers, "group.id": group, "log_level": "0"] {
+            _ = rd_kafka_conf_set(conf, k, v, &errstr, errstr.count)
+        }
+        let consumer = try #require(rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count))
+        defer { rd_kafka_destroy(consumer) }
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition)
+        #expect(rd_kafka_committed(consumer, list, 10_000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        let element = list.pointee.elems[0]
+        guard element.offset >= 0 else { return nil }
+        let metadata = element.metadata.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: element.metadata_size), as: UTF8.self) }
+        return (element.offset, metadata)
+    }
+}
