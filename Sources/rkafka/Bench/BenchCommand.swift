@@ -9,7 +9,8 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure the connector against raw librdkafka.",
         discussion: """
-            Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")). \
+            Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")), and \(RebalanceBench.name) \
+            (a member joining a group: pause, time to first record, duplicates, per assignment strategy). \
             StreamKit scenarios (streamkit-…) compare operators to hand-written loops. \
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
             consuming scenarios first seed a topic (not measured). Consumers are timed from \
@@ -77,6 +78,9 @@ struct BenchCommand: AsyncParsableCommand {
                 let line: BenchLine?
                 if name.hasPrefix("streamkit-") {
                     line = try await StreamKitBenchShim.run(name, elements: messages)
+                } else if name == RebalanceBench.name {
+                    line = nil  // one line per assignment strategy, printed as each finishes
+                    try await RebalanceBench.run(cluster: cluster, partitions: partitions, size: size, json: json)
                 } else if let scenario = BenchScenarios.kafkaScenario(named: name) {
                     line = try await runKafka(scenario, parameters)
                 } else {
