@@ -33,11 +33,15 @@ public enum Committer {
 public struct CommitterSink: Sink {
     public typealias Input = CommittableOffset
     public typealias Result = Void
-    let settings: CommitterSettings
+    @usableFromInline let settings: CommitterSettings
 
+    init(settings: CommitterSettings) { self.settings = settings }
+
+    // Inlinable so that the per-offset loop is specialised for the caller's upstream (see `CommitterLoop`).
+    @inlinable
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
     where Upstream.Element == CommittableOffset {
-        try await CommitterLoop(settings: settings).run(upstream) { _ in }
+        try await CommitterLoop.run(settings, upstream) { _ in }
     }
 }
 
@@ -46,8 +50,12 @@ public struct CommitterSink: Sink {
 public struct CommitterBatchFlow: Flow {
     public typealias Input = CommittableOffset
     public typealias Output = CommittableOffsetBatch
-    let settings: CommitterSettings
+    @usableFromInline let settings: CommitterSettings
 
+    init(settings: CommitterSettings) { self.settings = settings }
+
+    // Inlinable so that the per-offset loop is specialised for the caller's upstream (see `CommitterLoop`).
+    @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<CommittableOffsetBatch>
     where Upstream.Element == CommittableOffset {
         let settings = settings
@@ -56,7 +64,7 @@ public struct CommitterBatchFlow: Flow {
         let (stream, continuation) = AsyncThrowingStream<CommittableOffsetBatch, any Error>.makeStream()
         let pump = Task {
             do {
-                try await CommitterLoop(settings: settings).run(upstream) { batch in continuation.yield(batch) }
+                try await CommitterLoop.run(settings, upstream) { batch in continuation.yield(batch) }
                 continuation.finish()
             } catch {
                 continuation.finish(throwing: error)
