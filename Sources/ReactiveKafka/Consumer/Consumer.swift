@@ -144,6 +144,7 @@ public enum Consumer {
                 partitionHandlerWarning: settings.partitionHandlerWarning,
                 events: events, logger: logger)
             configuration.partitioned = kind.partitioned
+            configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
             let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine
             return engine

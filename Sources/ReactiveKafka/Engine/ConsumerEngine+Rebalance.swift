@@ -82,6 +82,7 @@ extension ConsumerEngine {
         if let handler = configuration.subscription.partitionAssignmentHandler {
             timed("onAssign", partitions) { handler.onAssign(partitions, consumer: restrictedConsumer) }
         }
+        if configuration.offsetResetProtection != nil { learnCommittedOffsets(partitions) }
         let announcement: (UnsafeContinuation<[Announcement]?, any Error>, [Announcement])? = state.withLock { s in
             if replacing { s.assigned = partitions } else { s.assigned.formUnion(partitions) }
             s.pendingFlowControl.append(.partitionsChanged)
@@ -120,6 +121,8 @@ extension ConsumerEngine {
         state.withLock { s in
             s.revoking.removeAll()
             for p in partitions {
+                newestTimestamp[p] = nil
+                resetBase[p] = nil
                 s.handedOut[p] = nil
                 s.firstUnemitted[p] = nil
                 s.committedNext[p] = nil

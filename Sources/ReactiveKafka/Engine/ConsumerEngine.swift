@@ -30,6 +30,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var partitionHandlerWarning: Duration
         /// Sources read per partition (sub-streams): a slow partition is paused on its own.
         var partitioned: Bool = false
+        var offsetResetProtection: OffsetResetProtection?
         var events: RebalanceEventHub?
         var logger: Logger
     }
@@ -120,6 +121,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     let awaitingRevokeCommits = Atomic<Bool>(false)
     var logger: Logger { configuration.logger }
     var tracksEmittedOffsets: Bool { configuration.rebalanceSafeCommitTimeout != nil }
+    var tracksCommittedOffsets: Bool { tracksEmittedOffsets || configuration.offsetResetProtection != nil }
+    /// Offset reset protection (engine thread): the newest record timestamp read per partition,
+    /// and the offset a partition must not jump back from (committed, or where the application sought).
+    var newestTimestamp: [TopicPartition: Int64] = [:]
+    var resetBase: [TopicPartition: Int64] = [:]
 
     // Engine-thread-only state.
     private var topicNames: [OpaquePointer: String] = [:]
@@ -360,7 +366,15 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         for command in commands { command(consumer) }
     }
 
-    var restrictedConsumer: RestrictedConsumer { RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) }
+    var restrictedConsumer: RestrictedConsumer {
+        RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) { [unowned self] offsets in
+            // The application moved these partitions on purpose: a jump back there is no reset.
+            for (p, offset) in offsets {
+                newestTimestamp[p] = nil
+                resetBase[p] = offset >= 0 ? offset : nil
+            }
+        }
+    }
 
     /// The next partitions assigned, for a partitioned source; `nil` once the consumer stopped.
     func nextAssignedPartitions() async throws -> [Announcement]? {
@@ -579,6 +593,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             runBytes += message.pointee.len + message.pointee.key_len
         }
         closeRun(at: count)
+        if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
         guard !chunks.isEmpty else { return }
         unreachableSince = nil
         let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
@@ -671,7 +686,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         for continuation in skipped { continuation.resume() }
         guard let send else { return }
         sendStarted[send.sendID] = .now
-        if tracksEmittedOffsets { sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset) }
+        if tracksCommittedOffsets { sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset) }
         let list = PartitionList.make(send.offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_commit_queue(handle, list, commitQueue, nil, UnsafeMutableRawPointer(bitPattern: UInt(send.sendID)))
@@ -709,6 +724,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         if let offsets = sentOffsets.removeValue(forKey: sendID), error == nil {
             state.withLock { s in
                 for (p, next) in offsets { s.committedNext[p] = max(s.committedNext[p] ?? -1, next) }
+            }
+            if configuration.offsetResetProtection != nil {
+                for (p, next) in offsets { resetBase[p] = max(resetBase[p] ?? -1, next) }
             }
         }
         let resumptions: [(UnsafeContinuation<Void, any Error>, KafkaError?)] = state.withLock { s in

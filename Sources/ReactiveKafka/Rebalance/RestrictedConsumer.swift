@@ -11,6 +11,14 @@ public struct RestrictedConsumer {
     let handle: OpaquePointer
     /// How long blocking broker round trips (committed, offsets for times, watermarks) may take.
     let timeout: Duration
+    /// Tells the engine where partitions were sought (offset reset protection).
+    let onSeek: (([TopicPartition: Int64]) -> Void)?
+
+    init(handle: OpaquePointer, timeout: Duration, onSeek: (([TopicPartition: Int64]) -> Void)? = nil) {
+        self.handle = handle
+        self.timeout = timeout
+        self.onSeek = onSeek
+    }
 
     /// The partitions currently assigned to this consumer.
     public func assignment() throws(KafkaError) -> Set<TopicPartition> {
@@ -34,6 +42,7 @@ public struct RestrictedConsumer {
         for (partition, err) in PartitionList.errors(list) {
             try Self.check(err, "seeking \(partition)")
         }
+        onSeek?(offsets)
     }
 
     /// Seeks `partitions` to their first available record.

@@ -19,6 +19,8 @@ extension ConsumerSettings {
     /// | `statistics-interval` | duration or `off` | off |
     /// | `rebalance-safe-commit-timeout` | duration or `off` | 15s |
     /// | `partition-handler-warning` | duration | 5s |
+    /// | `offset-reset-protection.offset-threshold` | integer ≥ 0 | off |
+    /// | `offset-reset-protection.time-threshold` | duration | off |
     /// | `kafka-clients.<property>` | librdkafka property, passed through | — |
     /// | `kafka-clients-keys` | list of extra property names to read | — |
     ///
@@ -55,6 +57,11 @@ extension ConsumerSettings {
             rebalanceSafeCommitTimeout = value
         }
         if let value = try reader.duration("partition-handler-warning", positive: true) { partitionHandlerWarning = value }
+        let offsetThreshold = try reader.int("offset-reset-protection.offset-threshold", minimum: 0)
+        let timeThreshold = try reader.duration("offset-reset-protection.time-threshold")
+        if offsetThreshold != nil || timeThreshold != nil {
+            offsetResetProtection = OffsetResetProtection(offsetThreshold: offsetThreshold.map(Int64.init), timeThreshold: timeThreshold)
+        }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }
     }

@@ -43,6 +43,8 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var rebalanceSafeCommitTimeout: Duration? = .seconds(15)
     /// A ``PartitionAssignmentHandler`` call slower than this is logged as a warning.
     public var partitionHandlerWarning: Duration = .seconds(5)
+    /// Seeks back instead of reprocessing when a partition jumps back past its committed offset; `nil` is off.
+    public var offsetResetProtection: OffsetResetProtection? = nil
 
     /// Settings that deserialise keys and values with the given deserialisers.
     public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
@@ -90,6 +92,8 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withStatisticsInterval(_ interval: Duration?) -> Self { with { $0.statisticsInterval = interval } }
     /// With rebalance-safe commits waiting at most `timeout` (`nil` turns them off).
     public func withRebalanceSafeCommitTimeout(_ timeout: Duration?) -> Self { with { $0.rebalanceSafeCommitTimeout = timeout } }
+    /// With offset reset protection (`nil` turns it off).
+    public func withOffsetResetProtection(_ protection: OffsetResetProtection?) -> Self { with { $0.offsetResetProtection = protection } }
     /// Warning when a partition assignment handler call takes longer than `threshold`.
     public func withPartitionHandlerWarning(_ threshold: Duration) -> Self { with { $0.partitionHandlerWarning = threshold } }
 
@@ -110,6 +114,7 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
         if let rebalanceSafeCommitTimeout {
             try check(rebalanceSafeCommitTimeout > .zero, "rebalanceSafeCommitTimeout must be positive or nil (off), got \(rebalanceSafeCommitTimeout)")
         }
+        try offsetResetProtection?.validate()
         try check(partitionHandlerWarning > .zero, "partitionHandlerWarning must be positive, got \(partitionHandlerWarning)")
         if let brokerUnreachableTimeout {
             try check(brokerUnreachableTimeout > .zero, "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
