@@ -17,19 +17,22 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     /// The whole consumer, or one partition's sub-stream (assigned at `since`).
     let reader: ConsumerEngine.Reader
     let since: UInt64
+    /// For a source sharing a consumer: the partitions it adds when it starts.
+    let attaching: Subscription?
 
     init(
-        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0,
+        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0, attaching: Subscription? = nil,
         makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
     ) {
         self.control = control
         self.reader = reader
         self.since = since
+        self.attaching = attaching
         self.makeElement = makeElement
     }
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(control: control, reader: reader, since: since, makeElement: makeElement)
+        Iterator(control: control, reader: reader, since: since, attaching: attaching, makeElement: makeElement)
     }
 
     /// Emits the records of the batches it takes from the consumer engine, in order.
@@ -48,14 +51,16 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         private var finished = false
         private let reader: ConsumerEngine.Reader
         private let since: UInt64
+        private let attaching: Subscription?
 
         init(
-            control: ConsumerControl, reader: ConsumerEngine.Reader, since: UInt64,
+            control: ConsumerControl, reader: ConsumerEngine.Reader, since: UInt64, attaching: Subscription?,
             makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
         ) {
             self.control = control
             self.reader = reader
             self.since = since
+            self.attaching = attaching
             self.makeElement = makeElement
         }
 
@@ -63,7 +68,15 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             if finished { return nil }
             if engine == nil {
                 do {
-                    engine = try reader == .all ? control.claimEngine() : control.subStreamEngine()
+                    if case .partition = reader {
+                        engine = try control.subStreamEngine()
+                    } else {
+                        engine = try control.claimEngine()
+                    }
+                    if let started = engine, let attaching, case .subset(let id) = reader {
+                        try attaching.validate()
+                        try await started.withConsumer { _ throws(KafkaError) in try started.attach(id, attaching) }
+                    }
                 } catch {
                     finished = true
                     throw error

@@ -14,6 +14,8 @@ public struct Subscription: Sendable, CustomStringConvertible {
         case assignment(Set<TopicPartition>)
         case assignmentWithOffset([TopicPartition: Int64])
         case assignmentOffsetsForTimes([TopicPartition: Int64])
+        /// A shared consumer: its sources add and remove partitions (``KafkaConsumer``).
+        case external
     }
 
     let kind: Kind
@@ -61,11 +63,20 @@ public struct Subscription: Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// The partitions of a manual assignment (none for group subscriptions).
+    var manualPartitions: Set<TopicPartition> {
+        switch kind {
+        case .assignment(let p): return p
+        case .assignmentWithOffset(let o), .assignmentOffsetsForTimes(let o): return Set(o.keys)
+        case .topics, .pattern, .external: return []
+        }
+    }
+
     /// True for group subscriptions (the coordinator assigns partitions).
     var isGroupSubscription: Bool {
         switch kind {
         case .topics, .pattern: return true
-        case .assignment, .assignmentWithOffset, .assignmentOffsetsForTimes: return false
+        case .assignment, .assignmentWithOffset, .assignmentOffsetsForTimes, .external: return false
         }
     }
 
@@ -76,6 +87,7 @@ public struct Subscription: Sendable, CustomStringConvertible {
         case .pattern(let p): return [p.hasPrefix("^") ? p : "^" + p]
         case .assignment(let p): return Array(Set(p.map(\.topic))).sorted()
         case .assignmentWithOffset(let o), .assignmentOffsetsForTimes(let o): return Array(Set(o.keys.map(\.topic))).sorted()
+        case .external: return []
         }
     }
 
@@ -102,6 +114,8 @@ public struct Subscription: Sendable, CustomStringConvertible {
             for (partition, time) in timestamps {
                 try check(time >= 0, "assignmentOffsetsForTimes: timestamp \(time) of \(partition) is negative; pass milliseconds since the epoch")
             }
+        case .external:
+            break
         }
         if partitionAssignmentHandler != nil {
             try check(isGroupSubscription, "a partition assignment handler needs a group subscription (topics or topicPattern): a manual assignment never rebalances")
@@ -123,6 +137,7 @@ public struct Subscription: Sendable, CustomStringConvertible {
         case .assignment(let p): return "assignment(\(p.sorted().map(\.description).joined(separator: ",")))"
         case .assignmentWithOffset(let o): return "assignmentWithOffset(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: ",")))"
         case .assignmentOffsetsForTimes(let o): return "assignmentOffsetsForTimes(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)ms" }.joined(separator: ",")))"
+        case .external: return "external"
         }
     }
 }

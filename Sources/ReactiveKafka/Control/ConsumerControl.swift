@@ -23,11 +23,18 @@ public final class ConsumerControl: Sendable {
     private let start: @Sendable () throws(KafkaError) -> ConsumerEngine
     private let stopTimeout: Duration
     let events: RebalanceEventHub
+    /// Set for a source sharing a ``KafkaConsumer``: stopping it completes this
+    /// source only, shutting it down lets its partitions go; the consumer stays.
+    let sharedSource: UInt64?
 
-    init(stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine) {
+    init(
+        stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), sharedSource: UInt64? = nil,
+        start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine
+    ) {
         self.start = start
         self.stopTimeout = stopTimeout
         self.events = events
+        self.sharedSource = sharedSource
     }
 
     /// The running engine for a partition's sub-stream (the partitioned source started it).
@@ -102,6 +109,10 @@ public final class ConsumerControl: Sendable {
     /// still land, until ``shutdown()`` (or `stopTimeout` passes).
     public func stop() {
         guard let engine = runningEngineOrStopBeforeStart(), engine.phase == .running else { return }
+        if let id = sharedSource {
+            engine.stopSubset(id)
+            return
+        }
         engine.stop()
         let timeout = stopTimeout
         // A one-shot timer, not a poll: after stopTimeout the consumer goes,
@@ -128,14 +139,20 @@ public final class ConsumerControl: Sendable {
     /// Stops the source, leaves the group, and closes the consumer. Returns
     /// when the consumer is closed (bounded by `closeTimeout`). Idempotent.
     public func shutdown() async {
-        await runningEngineOrStopBeforeStart()?.shutdown()
+        guard let engine = runningEngineOrStopBeforeStart() else { return }
+        if let id = sharedSource {
+            engine.stopSubset(id)
+            _ = try? await engine.withConsumer { _ throws(KafkaError) in engine.detach(id) }
+            return
+        }
+        await engine.shutdown()
     }
 
     /// True once the consumer is closed (or was stopped before it started).
     public var isShutdown: Bool {
         slot.withLock { slot in
             switch slot {
-            case .running(let e): return e.phase == .closed
+            case .running(let e): return e.phase == .closed || sharedSource.map { e.isStopped($0) } == true
             case .notStarted: return false
             case .failedToStart, .stoppedBeforeStart: return true
             }

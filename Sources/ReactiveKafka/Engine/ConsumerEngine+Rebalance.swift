@@ -42,37 +42,89 @@ extension ConsumerEngine {
 
     /// Reads a manual assignment (`Subscription.assignment…`): no group, no rebalance.
     func assignManually() {
-        var offsets: [TopicPartition: Int64]
-        switch configuration.subscription.kind {
+        guard configuration.subscription.kind != .external, !configuration.subscription.isGroupSubscription else { return }
+        do throws(KafkaError) {
+            let offsets = try startOffsets(configuration.subscription)
+            let list = PartitionList.make(offsets: offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let err = rd_kafka_assign(handle, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.fromCode(err, "assigning \(configuration.subscription)") }
+            began(Set(offsets.keys), replacing: true)
+        } catch {
+            fail(error)
+        }
+    }
+
+    /// Where each partition of a manual assignment starts (`INVALID`: the committed offset).
+    func startOffsets(_ subscription: Subscription) throws(KafkaError) -> [TopicPartition: Int64] {
+        switch subscription.kind {
         case .assignment(let partitions):
-            offsets = Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+            return Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
         case .assignmentWithOffset(let given):
-            offsets = given
+            return given
         case .assignmentOffsetsForTimes(let timestamps):
             do {
                 let found = try restrictedConsumer.offsetsForTimes(timestamps)
                 // No record at or after the time: start at the end, as Kafka's consumer does.
-                offsets = Dictionary(uniqueKeysWithValues: timestamps.keys.map { ($0, found[$0] ?? Int64(RD_KAFKA_OFFSET_END)) })
+                return Dictionary(uniqueKeysWithValues: timestamps.keys.map { ($0, found[$0] ?? Int64(RD_KAFKA_OFFSET_END)) })
             } catch {
-                fail(KafkaError(error.kind, "looking up the offsets for \(configuration.subscription): \(error.message)", code: error.code))
-                return
+                throw KafkaError(error.kind, "looking up the offsets for \(subscription): \(error.message)", code: error.code)
             }
-        case .topics, .pattern:
-            return
+        case .topics, .pattern, .external:
+            return [:]
         }
+    }
+
+    /// A source sharing this consumer adds its partitions (engine thread).
+    func attach(_ id: UInt64, _ subscription: Subscription) throws(KafkaError) {
+        let partitions = subscription.manualPartitions
+        let taken = state.withLock { s in s.subsets.values.reduce(into: Set<TopicPartition>()) { $0.formUnion($1) }.intersection(partitions) }
+        try check(taken.isEmpty, "\(taken.sorted().map(\.description).joined(separator: ", ")) already read by another source of this consumer: give each source its own partitions")
+        let offsets = try startOffsets(subscription)
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_assign(handle, list)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            fail(KafkaError.fromCode(err, "assigning \(configuration.subscription)"))
-            return
+        if let error = rd_kafka_incremental_assign(handle, list) { throw KafkaError.consuming(error, "assigning \(subscription)") }
+        state.withLock { $0.subsets[id] = partitions }
+        began(partitions, replacing: false)
+    }
+
+    /// A source sharing this consumer completes; its partitions stay assigned so its commits still land.
+    func stopSubset(_ id: UInt64) {
+        let waiter = state.withLock { s in
+            s.detached.insert(id)
+            return s.waiters.removeValue(forKey: .subset(id))
         }
-        began(Set(offsets.keys), replacing: true)
+        waiter?.resume(returning: nil)
+    }
+
+    /// Whether the source `id` sharing this consumer completed.
+    func isStopped(_ id: UInt64) -> Bool { state.withLock { $0.detached.contains(id) } }
+
+    /// A source sharing this consumer lets its partitions go and completes (engine thread).
+    func detach(_ id: UInt64) {
+        let (partitions, waiter) = state.withLock { s -> (Set<TopicPartition>, UnsafeContinuation<Delivery?, any Error>?) in
+            s.detached.insert(id)
+            let partitions = s.subsets.removeValue(forKey: id) ?? []
+            let flow = s.buffer.remove(partitions: partitions)
+            if flow != .none { s.pendingFlowControl.append(flow) }
+            s.assigned.subtract(partitions)
+            sharePartitionBudget(&s)
+            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
+            for p in partitions { s.invalidatedAt[p] = epoch }
+            return (partitions, s.waiters.removeValue(forKey: .subset(id)))
+        }
+        waiter?.resume(returning: nil)
+        guard !partitions.isEmpty else { return }
+        let list = PartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let error = rd_kafka_incremental_unassign(handle, list) {
+            logger.warning("unassigning a detached source's partitions", metadata: ["error": "\(KafkaError.consuming(error, "unassign"))"])
+        }
     }
 
     /// `partitions` are now assigned in librdkafka: route their records, tell the
     /// handler (before any record of them is emitted), observers and partitioned sources.
-    private func began(_ partitions: Set<TopicPartition>, replacing: Bool) {
+    func began(_ partitions: Set<TopicPartition>, replacing: Bool) {
         for partition in partitions {
             if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
                 rd_kafka_queue_forward(partitionQueue, messageQueue)
@@ -86,6 +138,7 @@ extension ConsumerEngine {
         let announcement: (UnsafeContinuation<[Announcement]?, any Error>, [Announcement])? = state.withLock { s in
             if replacing { s.assigned = partitions } else { s.assigned.formUnion(partitions) }
             s.pendingFlowControl.append(.partitionsChanged)
+            sharePartitionBudget(&s)
             guard configuration.partitioned else { return nil }
             let epoch = revocationEpoch.load(ordering: .acquiring)
             s.announced.append(contentsOf: partitions.sorted().map { Announcement(partition: $0, epoch: epoch) })
@@ -101,6 +154,13 @@ extension ConsumerEngine {
         if let (waiter, announced) = announcement { waiter.resume(returning: announced) }
     }
 
+    /// With per-partition readers, each assigned partition may hold an equal
+    /// share of the buffer before it is paused on its own.
+    func sharePartitionBudget(_ s: inout State) {
+        guard configuration.partitioned else { return }
+        s.buffer.perPartitionBudget = max(1, s.buffer.pauseThreshold / max(1, s.assigned.count))
+    }
+
     /// Takes `partitions` away from the sources before librdkafka unassigns
     /// them: their records are dropped, and (graceful revoke, rebalance-safe
     /// commits) the records already emitted are committed first.
@@ -111,6 +171,7 @@ extension ConsumerEngine {
             let flow = s.buffer.remove(partitions: partitions)
             if flow != .none { s.pendingFlowControl.append(flow) }
             s.assigned.subtract(partitions)
+            sharePartitionBudget(&s)
             let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
             for p in partitions { s.invalidatedAt[p] = epoch }
             if waitForCommits && s.phase == .running { s.revoking = partitions }

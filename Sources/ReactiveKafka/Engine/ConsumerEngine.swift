@@ -45,6 +45,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     enum Reader: Hashable, Sendable {
         case all
         case partition(TopicPartition)
+        /// A source sharing the consumer with others: the partitions it attached (``KafkaConsumer``).
+        case subset(UInt64)
     }
 
     /// What a source receives: chunks of records and the revocation epoch they are valid for.
@@ -94,6 +96,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var committedNext: [TopicPartition: Int64] = [:]
         /// Partitions being revoked while their commits are awaited: still committable.
         var revoking: Set<TopicPartition> = []
+        /// The partitions of each source sharing this consumer, and the sources that detached.
+        var subsets: [UInt64: Set<TopicPartition>] = [:]
+        var detached: Set<UInt64> = []
         /// Committers to ask for an immediate commit while a revoke waits.
         var commitRequestObservers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
@@ -271,6 +276,17 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         switch reader {
         case .all: (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
         case .partition(let p): (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize, of: p)
+        case .subset(let id):
+            var chunks: [RecordChunk] = []
+            var changed: ConsumerBufferStateMachine<RecordChunk>.FlowControl = .none
+            for p in s.subsets[id] ?? [] where s.buffer.hasRecords(of: p) {
+                let remaining = configuration.maxBatchSize - chunks.reduce(0) { $0 + $1.recordCount }
+                guard remaining > 0 else { break }
+                let (some, flow) = s.buffer.take(maxRecords: remaining, of: p)
+                chunks += some
+                if flow != .none { changed = flow }
+            }
+            (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
         if tracksEmittedOffsets {
@@ -288,14 +304,18 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         switch reader {
         case .all: return !s.buffer.isEmpty
         case .partition(let p): return s.buffer.hasRecords(of: p)
+        case .subset(let id): return s.subsets[id]?.contains { s.buffer.hasRecords(of: $0) } ?? false
         }
     }
 
     /// A partition's sub-stream ends when its partition is revoked (a later
     /// assignment of the same partition gets a new sub-stream).
     private func isFinished(_ reader: Reader, since epoch: UInt64, _ s: State) -> Bool {
-        guard case .partition(let p) = reader else { return false }
-        return !s.assigned.contains(p) || (s.invalidatedAt[p] ?? 0) > epoch
+        switch reader {
+        case .all: return false
+        case .partition(let p): return !s.assigned.contains(p) || (s.invalidatedAt[p] ?? 0) > epoch
+        case .subset(let id): return s.detached.contains(id)
+        }
     }
 
     /// Whether records of `partition` handed out at `epoch` may still be emitted.

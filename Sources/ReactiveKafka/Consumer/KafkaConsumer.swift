@@ -1,0 +1,100 @@
+import CRdKafka
+import Logging
+import StreamKit
+import Synchronization
+
+/// One Kafka consumer shared by several sources, each reading partitions of
+/// its own: Alpakka's `KafkaConsumerActor` with external sources.
+///
+/// Create it once, then make sources with
+/// ``Consumer/plainExternalSource(_:subscription:)`` and
+/// ``Consumer/committableExternalSource(_:subscription:)``, each with a manual
+/// assignment (``Subscription/assignment(_:)-swift.type.method`` and kin). All sources share one
+/// connection, one thread and one `maxBufferedBytes` budget; a source that
+/// falls behind has its partitions paused alone. Stopping a source completes
+/// it; shutting a source down lets its partitions go; ``shutdown()`` closes
+/// the consumer and completes every source.
+public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
+    let settings: ConsumerSettings<Key, Value>
+    let control: ConsumerControl
+    let engine: ConsumerEngine
+    private let nextSource = Atomic<UInt64>(1)
+
+    /// Starts the consumer. It reads nothing until sources attach partitions.
+    /// Commits (``Consumer/committableExternalSource(_:subscription:)``) need a
+    /// consumer group (`withGroupId`); the consumer never joins it.
+    public init(_ settings: ConsumerSettings<Key, Value>, logger: Logger = Logger(label: "reactive-kafka.consumer")) throws(KafkaError) {
+        self.settings = settings
+        let box = EngineReference()
+        control = Consumer.makeControl(
+            settings, subscription: Subscription(kind: .external), logger: logger,
+            kind: Consumer.SourceKind(committable: settings.groupId?.isEmpty == false, partitioned: true), engineBox: box)
+        guard let engine = try control.claimEngine() else {
+            throw KafkaError(.illegalState, "the shared consumer could not start")
+        }
+        self.engine = engine
+    }
+
+    /// Closes the consumer: every source sharing it completes.
+    public func shutdown() async {
+        await control.shutdown()
+    }
+
+    /// The consumer's metrics (buffer figures and, when enabled, librdkafka statistics).
+    public var metrics: ConsumerMetrics { control.metrics }
+
+    func makeSourceID() -> UInt64 { nextSource.add(1, ordering: .relaxed).oldValue }
+}
+
+extension Consumer {
+    /// Records of the partitions `subscription` assigns, read through a shared
+    /// `consumer`: Alpakka's `plainExternalSource`. The subscription must be a
+    /// manual assignment; partitions already read by another source of the
+    /// consumer fail the stream with ``KafkaError/Kind/invalidConfiguration``.
+    public static func plainExternalSource<Key, Value>(
+        _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription
+    ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
+        let settings = consumer.settings
+        return externalSource(consumer, subscription: subscription) { message, chunk, _ in
+            try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        }
+    }
+
+    /// Committable messages of the partitions `subscription` assigns, read
+    /// through a shared `consumer`: Alpakka's `committableExternalSource`.
+    /// Commits go to the consumer's group (it needs `withGroupId`).
+    public static func committableExternalSource<Key, Value>(
+        _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription
+    ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
+        let settings = consumer.settings
+        let groupId = settings.groupId ?? ""
+        return externalSource(consumer, subscription: subscription) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+            let offset = CommittableOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                committer: engine)
+            return CommittableMessage(record: record, committableOffset: offset)
+        }
+    }
+
+    private static func externalSource<Key, Value, Element: Sendable>(
+        _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription,
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, ConsumerEngine) throws -> Element
+    ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
+        let id = consumer.makeSourceID()
+        let engine = consumer.engine
+        let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
+            guard !subscription.isGroupSubscription else {
+                throw KafkaError(.invalidConfiguration, "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)")
+            }
+            guard engine.phase == .running else {
+                throw KafkaError(.shutDown, "the shared consumer is shut down: create a new KafkaConsumer")
+            }
+            return engine
+        }
+        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) { message, chunk in
+            try makeElement(message, chunk, engine)
+        }
+        return Source(sequence, materialized: control)
+    }
+}
