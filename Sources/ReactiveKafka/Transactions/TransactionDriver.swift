@@ -1,39 +1,38 @@
 import Synchronization
 
+/// The owner of a ``TransactionStateMachine`` and its producer: a transactional
+/// stage or producer. The machine lives behind the owner's lock because producing
+/// tasks feed it messages while a commit is under way elsewhere; that lock is never
+/// held across a librdkafka call.
+protocol TransactionMachineHost: AnyObject, Sendable {
+    var transactionalProducer: TransactionalProducerEngine { get }
+    func withMachine<R>(_ body: (inout TransactionStateMachine) -> R) -> R
+}
+
+/// What ``TransactionMachineHost/performTransactionActions(_:groupMetadata:effect:)`` ended with.
+struct TransactionOutcome {
+    /// The last error a call returned (the cause of an abort, or of a failure).
+    var lastError: TransactionError?
+    /// Whether the open transaction was aborted.
+    var aborted = false
+    /// The failure the machine reported, if it failed.
+    var failure: KafkaError?
+}
+
 /// The thin shell between a ``TransactionStateMachine`` and librdkafka: performs
 /// the machine's actions in order, feeding each transactional call's outcome
 /// back into the machine, and hands every other action (produce, demand,
 /// rewind, committed, fail, …) to the caller.
-///
-/// The machine lives behind a lock because producing tasks feed it messages
-/// while a commit is under way elsewhere; the lock is never held across a call.
-final class TransactionDriver: Sendable {
-    let machine: Mutex<TransactionStateMachine>
-    let producer: TransactionalProducerEngine
-
-    init(producer: TransactionalProducerEngine) {
-        self.machine = Mutex(TransactionStateMachine())
-        self.producer = producer
-    }
-
-    /// What a run of actions ended with.
-    struct Outcome {
-        /// The last error a call returned (the cause of an abort, or of a failure).
-        var lastError: TransactionError?
-        /// Whether the open transaction was aborted.
-        var aborted = false
-        /// The failure the machine reported, if it failed.
-        var failure: KafkaError?
-    }
-
+extension TransactionMachineHost {
     /// Performs `actions` and everything they lead to. `groupMetadata` gives the consumer
     /// group for `sendOffsets`; `effect` receives every action that is not a transactional call.
-    func perform(
+    func performTransactionActions(
         _ actions: [TransactionStateMachine.Action],
         groupMetadata: () -> ConsumerGroupMetadata?,
         effect: (TransactionStateMachine.Action) async -> Void
-    ) async -> Outcome {
-        var outcome = Outcome()
+    ) async -> TransactionOutcome {
+        let producer = transactionalProducer
+        var outcome = TransactionOutcome()
         var queue = actions[...]
         while let action = queue.popFirst() {
             let next: [TransactionStateMachine.Action]
@@ -41,15 +40,15 @@ final class TransactionDriver: Sendable {
             case .initTransactions:
                 let error = await producer.initTransactions()
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.initialized(error: error) }
+                next = withMachine { $0.initialized(error: error) }
             case .beginTransaction:
                 let error = await producer.beginTransaction()
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.began(error: error) }
+                next = withMachine { $0.began(error: error) }
             case .flush:
                 let error = await producer.flush()
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.flushed(error: error) }
+                next = withMachine { $0.flushed(error: error) }
             case .sendOffsets(let offsets):
                 let error: TransactionError?
                 if let group = groupMetadata() {
@@ -60,15 +59,15 @@ final class TransactionDriver: Sendable {
                         isFatal: false, isAbortable: false, isRetriable: false)
                 }
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.offsetsSent(error: error) }
+                next = withMachine { $0.offsetsSent(error: error) }
             case .commitTransaction:
                 let error = await producer.commitTransaction()
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.transactionCommitted(error: error) }
+                next = withMachine { $0.transactionCommitted(error: error) }
             case .abortTransaction:
                 let error = await producer.abortTransaction()
                 if let error { outcome.lastError = error }
-                next = machine.withLock { $0.aborted(error: error) }
+                next = withMachine { $0.aborted(error: error) }
                 if error == nil { outcome.aborted = true }
             case .fail(let error):
                 outcome.failure = outcome.failure ?? error
@@ -83,3 +82,4 @@ final class TransactionDriver: Sendable {
         return outcome
     }
 }
+

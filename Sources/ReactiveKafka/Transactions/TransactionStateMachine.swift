@@ -126,6 +126,35 @@ struct TransactionStateMachine: Sendable {
         return []
     }
 
+    /// What ``admit(consumed:)`` decided for a message.
+    enum Admission: Equatable, Sendable {
+        /// Produce it into the open transaction.
+        case produce
+        /// Begin a transaction (``began(error:)`` reports it), then produce it.
+        case beginThenProduce
+        /// Not now: a commit or abort is under way (or the machine failed); the shell waits.
+        case notNow
+    }
+
+    /// ``message(index:consumed:)`` for the shell's per-message path: the same
+    /// decision and bookkeeping, without building an action list, and refusing
+    /// (rather than failing on) a message that comes while demand is suspended.
+    mutating func admit(consumed: (TopicPartition, Int64)?) -> Admission {
+        let admission: Admission
+        switch phase {
+        case .idle:
+            phase = .beginning
+            admission = .beginThenProduce
+        case .open, .beginning:
+            admission = .produce
+        default:
+            return .notNow
+        }
+        if let (partition, offset) = consumed { record(partition, next: offset + 1) }
+        messagesInTransaction += 1
+        return admission
+    }
+
     /// A message arrived from upstream, consumed at `offset` of `partition`
     /// (nil for messages that carry no consumed offset). The first message after
     /// a commit opens the next transaction: `.beginTransaction` comes first, and

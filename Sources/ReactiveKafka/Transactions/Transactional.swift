@@ -79,8 +79,22 @@ public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
 
     /// Writes every message of `upstream` in transactions; returns when the last is committed.
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws where Upstream.Element == Input {
-        let run = try stage.makeRun(emitsResults: false)
-        try await run.run(upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream))
+        let messages = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
+        // Raw bytes take a path compiled for them: unspecialised generic code looks up type
+        // metadata per message. Same behaviour.
+        if let bytes = self as? TransactionalSink<KafkaBytes, KafkaBytes>,
+           let bytesMessages = messages as Any as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>> {
+            try await bytes.runBytes(bytesMessages)
+            return
+        }
+        try await stage.makeRun(emitsResults: false).run(messages)
+    }
+}
+
+extension TransactionalSink where Key == KafkaBytes, Value == KafkaBytes {
+    func runBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>) async throws {
+        let run: TransactionalStageRun<KafkaBytes, KafkaBytes> = try stage.makeRun(emitsResults: false)
+        try await run.run(messages)
     }
 }
 

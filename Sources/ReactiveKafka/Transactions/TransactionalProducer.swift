@@ -19,13 +19,14 @@ import Synchronization
 /// open transaction. Transactions run one at a time: a second caller waits
 /// until the first has committed or aborted. librdkafka's blocking
 /// transactional calls run on a dedicated thread, never on Swift's pool.
-public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendable {
+public final class TransactionalProducer<Key: Sendable, Value: Sendable>: TransactionMachineHost, Sendable {
     /// The settings the producer was created with.
     public let settings: ProducerSettings<Key, Value>
     /// The transactional id (`transactional.id`).
     public let transactionalId: String
 
-    let driver: TransactionDriver
+    let transactionalProducer: TransactionalProducerEngine
+    private let machine = Mutex(TransactionStateMachine())
     private let recorder = TransactionDeliveryRecorder()
     private let receiverId: UInt16
     private let gate = Mutex(Gate())
@@ -51,7 +52,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         self.settings = settings
         self.transactionalId = transactionalId
         let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout)
-        self.driver = TransactionDriver(producer: producer)
+        self.transactionalProducer = producer
         do {
             self.receiverId = try producer.engine.register(recorder)
         } catch {
@@ -60,7 +61,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         }
     }
 
-    deinit { driver.producer.engine.beginClose(timeout: settings.closeTimeout) }
+    deinit { transactionalProducer.engine.beginClose(timeout: settings.closeTimeout) }
 
     /// Runs `body` inside a new transaction and commits it when `body` returns,
     /// after every record sent in it is acknowledged. If `body` throws, the
@@ -80,20 +81,20 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         try await start()
         recorder.begin(sequence)
         let transaction = KafkaTransaction(producer: self, sequence: sequence)
-        try await run(driver.machine.withLock { $0.begin() })
+        try await run(withMachine { $0.begin() })
         let result: R
         do {
             result = try await body(transaction)
         } catch {
             transaction.end()
-            let outcome = await perform(driver.machine.withLock { $0.abortRequested() })
+            let outcome = await perform(withMachine { $0.abortRequested() })
             if let failure = outcome.failure {
                 logger.error("aborting the transaction after an error failed", metadata: ["error": "\(error)", "abort": "\(failure)"])
             }
             throw error
         }
         transaction.end()
-        let outcome = await perform(driver.machine.withLock { $0.commitDue() })
+        let outcome = await perform(withMachine { $0.commitDue() })
         if let failure = outcome.failure { throw failure }
         if outcome.aborted {
             let cause = recorder.failure.map { "\($0.message)" } ?? outcome.lastError.map { $0.kafkaError.message } ?? "unknown cause"
@@ -109,8 +110,8 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
     /// complete, then the producer flushes and closes. Idempotent.
     public func close() async {
         _ = try? await acquire(closing: true)
-        driver.producer.engine.deregister(receiverId)
-        await driver.producer.close(timeout: settings.closeTimeout)
+        transactionalProducer.engine.deregister(receiverId)
+        await transactionalProducer.close(timeout: settings.closeTimeout)
     }
 
     // MARK: Internals
@@ -118,12 +119,12 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
     /// Produces one record into the open transaction `sequence`.
     func send(_ record: ProducerRecord<Key, Value>, sequence: UInt64) async throws(KafkaError) {
         let (key, value) = try settings.serialize(record)
-        let actions = driver.machine.withLock { $0.message(index: 0, consumed: nil) }
+        let actions = withMachine { $0.message(index: 0, consumed: nil) }
         guard actions == [.produce(messageIndex: 0)] else {
             throw actions.compactMap { if case .fail(let e) = $0 { e } else { nil } }.first
                 ?? KafkaError(.illegalState, "the transaction is not open")
         }
-        let engine = driver.producer.engine
+        let engine = transactionalProducer.engine
         let outcome = try await engine.produce(
             topic: record.topic, partition: record.partition, key: key, value: value, headers: record.headers,
             timestamp: record.timestamp, opaque: ProducerOpaque(receiver: receiverId, token: sequence), cancellable: false)
@@ -142,7 +143,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
     func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async throws(KafkaError) {
         var attempts = 0
         while true {
-            guard let error = await driver.producer.sendOffsets(offsets, group: group) else { return }
+            guard let error = await transactionalProducer.sendOffsets(offsets, group: group) else { return }
             if error.isRetriable, !error.isFatal, !error.isAbortable, attempts < TransactionStateMachine.maxRetries {
                 attempts += 1
                 continue
@@ -151,13 +152,17 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         }
     }
 
+    func withMachine<R>(_ body: (inout TransactionStateMachine) -> R) -> R {
+        machine.withLock { body(&$0) }
+    }
+
     /// The error that made the producer unusable, reported again to every later transaction.
     private let failure = Mutex<KafkaError?>(nil)
 
     private func start() async throws {
-        let actions = driver.machine.withLock { $0.phase == .created ? $0.start() : [] }
+        let actions = withMachine { $0.phase == .created ? $0.start() : [] }
         try await run(actions)
-        if driver.machine.withLock({ $0.phase }) == .failed {
+        if withMachine({ $0.phase }) == .failed {
             throw failure.withLock { $0 }
                 ?? KafkaError(.fatal, "the transactional producer '\(transactionalId)' failed earlier and cannot continue; close it and create a new one")
         }
@@ -168,9 +173,9 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Sendab
         if let failure = outcome.failure { throw failure }
     }
 
-    private func perform(_ actions: [TransactionStateMachine.Action]) async -> TransactionDriver.Outcome {
+    private func perform(_ actions: [TransactionStateMachine.Action]) async -> TransactionOutcome {
         // Offsets go to the transaction when sent (``KafkaTransaction/sendOffsets``), not at commit.
-        let outcome = await driver.perform(actions, groupMetadata: { nil }) { _ in }
+        let outcome = await performTransactionActions(actions, groupMetadata: { nil }) { _ in }
         if let error = outcome.failure { failure.withLock { if $0 == nil { $0 = error } } }
         return outcome
     }

@@ -21,7 +21,7 @@ import Synchronization
 ///   stream keeping each partition's order between source and sink.
 /// - A flow emits each message's result once its transaction has committed
 ///   (never for an aborted one), in input order.
-final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryReceiver, TransactionalSinkHandle, @unchecked Sendable {
+final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryReceiver, TransactionalSinkHandle, TransactionMachineHost, @unchecked Sendable {
     typealias Message = ProducerMessage<Key, Value, TransactionalOffset>
     typealias Result = ProducerResult<Key, Value, TransactionalOffset>
 
@@ -46,6 +46,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     }
 
     struct State {
+        var machine = TransactionStateMachine()
+        var readAhead: TransactionalReadAhead<Prepared>?
         var pumpBusy = false
         var committing = false
         var pump: UnsafeContinuation<Void, Never>?
@@ -82,7 +84,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     let settings: ProducerSettings<Key, Value>
     let interval: Duration
-    let driver: TransactionDriver
+    let transactionalProducer: TransactionalProducerEngine
     let emitsResults: Bool
     let logger: Logger
     /// The most messages a flow keeps for results (open transaction plus results not yet taken).
@@ -96,14 +98,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     init(settings: ProducerSettings<Key, Value>, producer: TransactionalProducerEngine, interval: Duration, emitsResults: Bool, logger: Logger) {
         self.settings = settings
         self.interval = interval
-        self.driver = TransactionDriver(producer: producer)
+        self.transactionalProducer = producer
         self.emitsResults = emitsResults
         self.logger = logger
         self.parallelism = max(1, settings.parallelism)
         self.lookAhead = 2 * max(1, settings.parallelism)
     }
 
-    private var engine: ProducerEngine { driver.producer.engine }
+    private var engine: ProducerEngine { transactionalProducer.engine }
+
+    func withMachine<R>(_ body: (inout TransactionStateMachine) -> R) -> R {
+        state.withLock { body(&$0.machine) }
+    }
 
     // MARK: The run
 
@@ -116,21 +122,29 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         do {
             receiver.store(try engine.register(self), ordering: .releasing)
         } catch {
-            await driver.producer.close(timeout: .zero)
+            await transactionalProducer.close(timeout: .zero)
             throw error
         }
-        let started = await driver.perform(driver.machine.withLock { $0.start() }, groupMetadata: { nil }) { _ in }
+        let started = await performTransactionActions(withMachine { $0.start() }, groupMetadata: { nil }) { _ in }
         if let failure = started.failure {
             fail(failure)
         } else {
+            // While a transaction commits, read ahead at most `parallelism` messages.
+            let readAhead = TransactionalReadAhead<Prepared>(limit: parallelism)
+            readAhead.start(makePull(upstream))
+            state.withLock { $0.readAhead = readAhead }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.commitLoop() }
-                await self.pump(upstream)
+                group.addTask { await readAhead.runReader() }
+                await self.pump(readAhead)
+                // The pump stopped: a reader still waiting on upstream is not needed any more.
+                readAhead.cancel()
+                group.cancelAll()
             }
         }
         let failure = state.withLock { $0.failure }
         engine.deregister(receiver.load(ordering: .acquiring))
-        await driver.producer.close(timeout: failure == nil ? settings.closeTimeout : .zero)
+        await transactionalProducer.close(timeout: failure == nil ? settings.closeTimeout : .zero)
         if let failure { throw failure }
     }
 
@@ -166,48 +180,78 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     // MARK: Pump
 
     private enum Gate {
-        case go(actions: [TransactionStateMachine.Action], transaction: UInt64, firstRecord: Int)
+        case go(begin: Bool, transaction: UInt64, firstRecord: Int)
         case drop
         case park
+        case committing
         case stop
     }
 
-    private func pump(_ upstream: AnyAsyncSequence<Message>) async {
+    /// A message pulled from upstream, serialised, waiting to enter a transaction.
+    struct Prepared: @unchecked Sendable {
+        var message: Message
+        var single: (key: SerializedBytes?, value: SerializedBytes?)?
+        var serialized: [(key: SerializedBytes?, value: SerializedBytes?)]
+        var recordCount: Int { single != nil ? 1 : serialized.count }
+    }
+
+    /// How the pump (or, during a commit, the reader) reads upstream: serialised when read,
+    /// so that a serialiser that throws fails the stage before its message enters a transaction.
+    private func makePull(_ upstream: AnyAsyncSequence<Message>) -> TransactionalReadAhead<Prepared>.Pull {
         var iterator = upstream.makeAsyncIterator()
+        let settings = self.settings
+        return {
+            guard let message = try await iterator.next() else { return nil }
+            switch message {
+            case .single(let record, _): return Prepared(message: message, single: try settings.serialize(record), serialized: [])
+            case .multi(let records, _):
+                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
+                serialized.reserveCapacity(records.count)
+                for record in records { serialized.append(try settings.serialize(record)) }
+                return Prepared(message: message, single: nil, serialized: serialized)
+            case .passThrough: return Prepared(message: message, single: nil, serialized: [])
+            }
+        }
+    }
+
+    private func pump(_ readAhead: TransactionalReadAhead<Prepared>) async {
         var topicCache = ProducerEngine.TopicCache()
         do {
-            while true {
+            pumping: while true {
                 try await waitForSpace()
-                guard let message = try await iterator.next() else { break }
+                guard let current = try await readAhead.next() else { break }
                 if Task.isCancelled { throw CancellationError() }
-                // Serialised before the message enters the transaction: a serialiser that throws fails the stage.
-                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
-                var single: (key: SerializedBytes?, value: SerializedBytes?)?
-                switch message {
-                case .single(let record, _): single = try settings.serialize(record)
-                case .multi(let records, _): for record in records { serialized.append(try settings.serialize(record)) }
-                case .passThrough: break
-                }
-                let recordCount = single != nil ? 1 : serialized.count
-                guard let (transaction, firstRecord) = try await enter(message, recordCount: recordCount) else {
-                    if stopped { break }
-                    continue
+                let entry = try await enter(current.message, recordCount: current.recordCount)
+                let transaction: UInt64
+                let firstRecord: Int
+                switch entry {
+                case .entered(let t, let f):
+                    (transaction, firstRecord) = (t, f)
+                case .dropped:
+                    continue pumping
+                case .stopped:
+                    break pumping
+                case .committing:
+                    // Read ahead while the transaction commits; this message goes first after it.
+                    readAhead.handOver(current)
+                    await waitWhileCommitting()
+                    continue pumping
                 }
                 let produced: Bool
-                switch message {
+                switch current.message {
                 case .single(let record, _):
-                    produced = try await produce(record, single!, token: token(transaction, firstRecord), cache: &topicCache)
+                    produced = try await produce(record, current.single!, token: token(transaction, firstRecord), cache: &topicCache)
                 case .multi(let records, _):
                     var all = true
                     for i in records.indices where all {
-                        all = try await produce(records[i], serialized[i], token: token(transaction, firstRecord + i), cache: &topicCache)
+                        all = try await produce(records[i], current.serialized[i], token: token(transaction, firstRecord + i), cache: &topicCache)
                     }
                     produced = all
                 case .passThrough:
                     produced = true
                 }
                 leave()
-                if !produced, stopped { break }
+                if !produced, stopped { break pumping }
             }
             end(.complete)
         } catch {
@@ -220,6 +264,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         }
     }
 
+    /// Suspends until no commit holds the gate (or the stage stopped).
+    private func waitWhileCommitting() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.failure != nil || s.finished || (!s.committing && s.machine.acceptsMessages) { return true }
+                s.pump = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
     private var stopped: Bool { state.withLock { $0.failure != nil || $0.finished } }
 
     @inline(__always)
@@ -227,10 +283,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         (transaction & 0xFFFF) << 32 | UInt64(UInt32(truncatingIfNeeded: record))
     }
 
+    private enum Entry {
+        case entered(transaction: UInt64, firstRecord: Int)
+        /// Stale after a rewind: skip it.
+        case dropped
+        case stopped
+        /// A commit (or abort) holds the gate.
+        case committing
+    }
+
     /// Lets `message` into the open transaction (beginning one if none is open), or
-    /// parks while a commit is under way. Nil: the message was dropped (stale after a
-    /// rewind) or the stage stopped.
-    private func enter(_ message: Message, recordCount: Int) async throws -> (transaction: UInt64, firstRecord: Int)? {
+    /// waits while a commit is under way.
+    private func enter(_ message: Message, recordCount: Int) async throws -> Entry {
         let offset = message.passThrough
         let partition = offset.partitionOffset.topicPartition
         let consumed = offset.partitionOffset.offset
@@ -247,10 +311,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                     s.commitNow = true
                     commitRequested = true
                 }
-                if s.committing || windowFull || !driver.machine.withLock({ $0.acceptsMessages }) { return .park }
+                // The interval is up: suspend demand here and now. The committer's timer may be
+                // late when the pool's threads are busy pumping and reading.
+                if !s.committing, let deadline = s.deadline, deadline <= .now {
+                    s.committing = true
+                    s.commitNow = true
+                    commitRequested = true
+                }
+                if s.committing { return .committing }
+                if windowFull { return .park }
+                let admission = s.machine.admit(consumed: (partition, consumed))
+                if admission == .notNow { return s.machine.phase == .failed ? .park : .committing }
                 s.pumpBusy = true
-                let index = s.held.count
-                let actions = driver.machine.withLock { $0.message(index: index, consumed: (partition, consumed)) }
                 if s.groupMetadata !== offset.groupMetadata { s.groupMetadata = offset.groupMetadata }
                 if let source = offset.source {
                     let id = ObjectIdentifier(source)
@@ -266,17 +338,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                     s.held.append(Held(message: message, firstRecord: firstRecord))
                     if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
                 }
-                return .go(actions: actions, transaction: s.transaction, firstRecord: firstRecord)
+                return .go(begin: admission == .beginThenProduce, transaction: s.transaction, firstRecord: firstRecord)
             }
             if commitRequested { wakeCommitter() }
             switch gate {
-            case .stop: return nil
-            case .drop: return nil
+            case .stop: return .stopped
+            case .drop: return .dropped
+            case .committing: return .committing
             case .park:
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = state.withLock { s -> Bool in
                         let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
-                        if s.failure != nil || s.finished || (!s.committing && !windowFull && driver.machine.withLock({ $0.acceptsMessages })) {
+                        if s.failure != nil || s.finished || (!s.committing && !windowFull && s.machine.acceptsMessages) {
                             return true
                         }
                         s.pump = continuation
@@ -284,19 +357,17 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                     }
                     if resumeNow { continuation.resume() }
                 }
-            case .go(let actions, let transaction, let firstRecord):
-                if actions.first == .beginTransaction {
-                    let outcome = await driver.perform([.beginTransaction], groupMetadata: { nil }) { action in
+            case .go(let begin, let transaction, let firstRecord):
+                if begin {
+                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) { action in
                         if case .fail(let error) = action { self.fail(error) }
                     }
                     if let failure = outcome.failure { throw failure }
                     // The interval runs from the transaction's begin.
                     state.withLock { $0.deadline = .now + interval }
                     wakeCommitter()
-                } else if case .fail(let error)? = actions.first {
-                    throw error
                 }
-                return (transaction, firstRecord)
+                return .entered(transaction: transaction, firstRecord: firstRecord)
             }
         }
     }
@@ -423,7 +494,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     private func fenceAware(_ error: KafkaError) -> KafkaError {
         if let code = error.code, TransactionError.isFencing(rd_kafka_resp_err_t(code)), error.kind != .fenced {
-            return TransactionError.fenced(transactionalId: driver.producer.transactionalId, detail: error.message, code: code)
+            return TransactionError.fenced(transactionalId: transactionalProducer.transactionalId, detail: error.message, code: code)
         }
         return error
     }
@@ -485,15 +556,21 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             case .stop:
                 return
             case .commit:
-                await perform(driver.machine.withLock { $0.commitDue() })
+                let actions = withMachine { $0.commitDue() }
+                if actions.isEmpty {
+                    // Nothing open to commit: let a pump that stopped for the interval go on.
+                    await effect(.resumeDemand)
+                } else {
+                    await perform(actions)
+                }
             case .abort:
-                await perform(driver.machine.withLock { $0.abortRequested() })
+                await perform(withMachine { $0.abortRequested() })
             case .end(let ending):
                 switch ending {
                 case .complete:
-                    await perform(driver.machine.withLock { $0.closeRequested() })
+                    await perform(withMachine { $0.closeRequested() })
                 case .abort(let error):
-                    await perform(driver.machine.withLock { $0.abortRequested() })
+                    await perform(withMachine { $0.abortRequested() })
                     fail(error)
                 }
                 return
@@ -527,7 +604,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// Performs a commit or abort sequence and its effects.
     private func perform(_ actions: [TransactionStateMachine.Action]) async {
         guard !actions.isEmpty else { return }
-        let outcome = await driver.perform(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action in
+        let outcome = await performTransactionActions(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action in
             await self.effect(action)
         }
         if outcome.aborted, let cause = outcome.lastError {
@@ -553,12 +630,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 if resumeNow { continuation.resume() }
             }
         case .resumeDemand:
-            let pump = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+            let (pump, readAhead) = state.withLock { s -> (UnsafeContinuation<Void, Never>?, TransactionalReadAhead<Prepared>?) in
                 s.committing = false
                 s.deadline = nil
                 defer { s.pump = nil }
-                return s.pump
+                return (s.pump, s.readAhead)
             }
+            readAhead?.commitEnded()
             pump?.resume()
         case .committed(let offsets):
             let (sources, downstream) = state.withLock { s -> ([any TransactionalSourceLink], UnsafeContinuation<Void, Never>?) in
@@ -581,12 +659,12 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 s.deliveryFailure = nil
                 s.consecutiveAborts += 1
                 resetTransaction(&s)
-                for (partition, next) in driver.machine.withLock({ $0.lastAbortedNext }) {
+                for (partition, next) in s.machine.lastAbortedNext {
                     s.stale[partition] = max(s.stale[partition] ?? Int64.min, next - 1)
                 }
                 return (Array(s.sources.values), unrewindable, s.ending, failure, s.consecutiveAborts)
             }
-            let id = driver.producer.transactionalId
+            let id = transactionalProducer.transactionalId
             if let failure, Self.isPermanent(failure.code) {
                 // Replaying would fail the same record again, forever.
                 fail(failure)

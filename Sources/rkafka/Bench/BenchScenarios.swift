@@ -55,6 +55,7 @@ enum BenchScenarios {
             baseline: { env in try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic) },
             connector: AtLeastOncePipelineBench()
         ),
+        TransactionalBench.scenario,
     ]
 
     /// Every scenario name, Kafka ones first.
