@@ -39,14 +39,65 @@ extension Transactional {
         }
     }
 
+    /// ``source(_:subscription:logger:)`` with each record and its offset apart: Alpakka's
+    /// `sourceWithOffsetContext`. Transform the record and keep the offset as it is, then
+    /// write with ``sinkWithOffsetContext(_:transactionalId:eosCommitInterval:logger:)``.
+    public static func sourceWithOffsetContext<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: TransactionalOffset)>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
+        let groupId = context.groupId
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: keys, value: values)
+            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
+            return (record, TransactionalOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                groupMetadata: metadata, source: context))
+        }
+    }
+
+    /// A transactional source with one sub-stream per assigned partition (Alpakka has it
+    /// internally; here it is public). Each sub-stream completes when its partition is
+    /// revoked; merge them into one ``sink(_:transactionalId:eosCommitInterval:logger:)``
+    /// (one transactional producer per consumer, KIP-447) keeping each partition's order.
+    /// Everything of ``source(_:subscription:logger:)`` holds. After an aborted transaction a
+    /// partition is read again from its last committed offset in the same sub-stream; the
+    /// records of it fetched before the rewind still come through the sub-stream and are
+    /// dropped by the sink.
+    public static func partitionedSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>,
+        subscription: Subscription,
+        logger: Logger = Logger(label: "reactive-kafka.consumer")
+    ) -> Source<KafkaPartitionedSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
+        let keys = settings.keyDeserializer
+        let values = settings.valueDeserializer
+        let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription, dropsFetchedOnRewind: false)
+        let groupId = context.groupId
+        return Consumer.partitioned(
+            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, offsetsOnAssign: nil
+        ) { message, chunk, engine in
+            let record = try RecordReader.record(message, chunk, key: keys, value: values)
+            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
+            let offset = TransactionalOffset(
+                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
+                groupMetadata: metadata, source: context)
+            return TransactionalMessage(record: record, partitionOffset: offset)
+        }
+    }
+
     /// The settings, subscription and context of a transactional source.
     static func prepare<Key, Value>(
-        _ settings: ConsumerSettings<Key, Value>, _ subscription: Subscription
+        _ settings: ConsumerSettings<Key, Value>, _ subscription: Subscription, dropsFetchedOnRewind: Bool = true
     ) -> (ConsumerSettings<Key, Value>, Subscription, TransactionalSourceContext) {
         let context = TransactionalSourceContext(
             groupId: settings.groupId ?? "",
             drainTimeout: settings.rebalanceSafeCommitTimeout ?? .zero,
-            userHandler: subscription.partitionAssignmentHandler)
+            userHandler: subscription.partitionAssignmentHandler,
+            dropsFetchedOnRewind: dropsFetchedOnRewind)
         // The engine's own rebalance-safe commits wait for consumer commits, which a
         // transactional stream never makes: the context drains through the sink instead.
         let consumerSettings = settings

@@ -51,6 +51,40 @@ public enum Transactional {
     }
 }
 
+extension Transactional {
+    /// ``sink(_:transactionalId:eosCommitInterval:logger:)`` for pairs of what to produce and
+    /// the consumed offset it came from, as ``sourceWithOffsetContext(_:subscription:logger:)``
+    /// emits them after a transformation: Alpakka's `sinkWithOffsetContext`.
+    public static func sinkWithOffsetContext<Key, Value>(
+        _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
+        logger: Logger = Logger(label: "reactive-kafka.transactional")
+    ) -> SinkOf<(message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset), Void> {
+        let sink = Transactional.sink(settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
+        return SinkOf { upstream in
+            try await sink.run(upstream.map { @Sendable pair in withOffset(pair.message, pair.offset) })
+        }
+    }
+
+    /// ``flow(_:transactionalId:eosCommitInterval:logger:)`` for (message, offset) pairs: Alpakka's `flowWithOffsetContext`.
+    public static func flowWithOffsetContext<Key, Value>(
+        _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
+        logger: Logger = Logger(label: "reactive-kafka.transactional")
+    ) -> FlowOf<(message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset), ProducerResult<Key, Value, TransactionalOffset>> {
+        let flow = Transactional.flow(settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
+        return FlowOf { upstream in
+            flow.apply(upstream.map { @Sendable pair in withOffset(pair.message, pair.offset) })
+        }
+    }
+
+    private static func withOffset<Key, Value>(_ message: ProducerMessage<Key, Value, Void>, _ offset: TransactionalOffset) -> ProducerMessage<Key, Value, TransactionalOffset> {
+        switch message {
+        case .single(let record, _): return .single(record, passThrough: offset)
+        case .multi(let records, _): return .multi(records, passThrough: offset)
+        case .passThrough: return .passThrough(offset)
+        }
+    }
+}
+
 /// What a transactional sink or flow is configured with; each run creates its producer from it.
 struct TransactionalStage<Key: Sendable, Value: Sendable>: Sendable {
     let settings: ProducerSettings<Key, Value>

@@ -39,15 +39,21 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     let groupId: String
     let drainTimeout: Duration
     let userHandler: (any PartitionAssignmentHandler)?
+    /// Whether a rewind also drops the partitions' records fetched before it (a single
+    /// source). A partition's sub-stream would end on that, so partitioned sources only
+    /// seek, and the sink drops the older records as they come (offset-based, see
+    /// ``TransactionalStageRun``).
+    let dropsFetchedOnRewind: Bool
     private let state = Mutex(State())
     private let commits = NSCondition()
     /// Bumped on every commit the sink reports, read under `commits`.
     private var commitCount = 0
 
-    init(groupId: String, drainTimeout: Duration, userHandler: (any PartitionAssignmentHandler)?) {
+    init(groupId: String, drainTimeout: Duration, userHandler: (any PartitionAssignmentHandler)?, dropsFetchedOnRewind: Bool = true) {
         self.groupId = groupId
         self.drainTimeout = drainTimeout
         self.userHandler = userHandler
+        self.dropsFetchedOnRewind = dropsFetchedOnRewind
     }
 
     // MARK: Emission (the source's iterator)
@@ -105,7 +111,7 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
             let assigned = try consumer.assignment()
             let mine = offsets.filter { assigned.contains($0.key) }
             guard !mine.isEmpty else { return }
-            engine.invalidate(Set(mine.keys))
+            if dropsFetchedOnRewind { engine.invalidate(Set(mine.keys)) }
             state.withLock { s in
                 s.foldLast()
                 for partition in mine.keys { s.emitted[partition] = nil }

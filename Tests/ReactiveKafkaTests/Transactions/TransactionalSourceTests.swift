@@ -1,0 +1,149 @@
+import Foundation
+import ReactiveKafka
+import ReactiveKafkaTestKit
+import StreamKit
+import Synchronization
+import Testing
+
+/// The transactional sources on the embedded cluster: the partitioned source,
+/// the offset-context pair, a revoke that drains into a committed transaction,
+/// and the commit at shutdown.
+@Suite(.serialized) struct TransactionalSourceTests {
+    typealias Envelope = ProducerMessage<String, String, TransactionalOffset>
+
+    static func settings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
+        TransactionalPipelineTests.consumerSettings(kafka, group: group)
+    }
+
+    @Test func aPartitionedSourceReadsAPartitionAgainInItsSubStreamAfterAnAbort() async throws {
+        let kafka = try EmbeddedKafka()
+        try TransactionalPipelineTests.seed(kafka, topic: "tps-in", partitions: 3, count: 1500)
+        try kafka.createTopic("tps-out", partitions: 3)
+        let source = Transactional.partitionedSource(Self.settings(kafka, group: "tps-g"), subscription: .topics("tps-in"))
+        let committed = CommittedResults()
+        let injected = Mutex(false)
+        let merge = DynamicMerge<Envelope>(bufferSize: 64)
+        let stream = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await result in merge.elements.via(
+                        Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tps", eosCommitInterval: .milliseconds(100))
+                    ) {
+                        committed.add(result)
+                    }
+                }
+                for try await (_, subStream) in source {
+                    merge.add(subStream.map { message -> Envelope in
+                        if message.record.value == "v600", !injected.withLock({ let was = $0; $0 = true; return was }) {
+                            try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID: abortable
+                        }
+                        try await Task.sleep(for: .microseconds(300))
+                        return .single(ProducerRecord(topic: "tps-out", key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
+                    })
+                }
+                merge.finish()
+                try await group.waitForAll()
+            }
+        }
+        try await committed.waitFor(total: 1500)
+        try await source.materialized.drainAndShutdown(stream)
+        #expect(injected.withLock { $0 })
+        #expect(committed.offsetsByPartition() == [0: Array(0..<500), 1: Array(0..<500), 2: Array(0..<500)],
+                "each partition was read again in its own sub-stream: every offset committed exactly once, in order")
+    }
+
+    @Test func theOffsetContextPairWritesEveryRecordOnce() async throws {
+        let kafka = try EmbeddedKafka()
+        try TransactionalPipelineTests.seed(kafka, topic: "tctx-in", partitions: 2, count: 400)
+        try kafka.createTopic("tctx-out", partitions: 2)
+        let seen = Counter()
+        let control = Transactional.sourceWithOffsetContext(Self.settings(kafka, group: "tctx-g"), subscription: .topics("tctx-in"))
+            .map { pair in
+                seen.add(pair.record.value)
+                return (message: ProducerMessage<String, String, Void>.single(
+                            ProducerRecord(topic: "tctx-out", key: pair.record.key, value: pair.record.value.uppercased()), passThrough: ()),
+                        offset: pair.offset)
+            }
+            .to(Transactional.sinkWithOffsetContext(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tctx"))
+            .run()
+        try await seen.waitFor(count: 400)
+        try await control.drainAndShutdown()
+        let values = try await TopicReader.allValues(topic: "tctx-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(values.sorted() == (0..<400).map { "V\($0)" }.sorted())
+    }
+
+    @Test func drainAndShutdownCommitsTheOpenTransaction() async throws {
+        let kafka = try EmbeddedKafka()
+        try TransactionalPipelineTests.seed(kafka, topic: "tshut-in", partitions: 2, count: 200)
+        try kafka.createTopic("tshut-out", partitions: 1)
+        let seen = Counter()
+        let committed = CommittedResults()
+        // An interval far longer than the test: only shutdown commits.
+        let control = Transactional.source(Self.settings(kafka, group: "tshut-g"), subscription: .topics("tshut-in"))
+            .map { message -> Envelope in
+                seen.add(message.record.value)
+                return .single(ProducerRecord(topic: "tshut-out", value: message.record.value), passThrough: message.partitionOffset)
+            }
+            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tshut", eosCommitInterval: .seconds(600)))
+            .to(Sinks.forEach { committed.add($0) })
+            .run()
+        try await seen.waitFor(count: 200)
+        #expect(committed.total == 0, "nothing is committed before the interval or shutdown")
+        try await control.drainAndShutdown()
+        #expect(committed.total == 200, "drainAndShutdown committed the open transaction")
+        #expect(committed.offsetsByPartition() == [0: Array(0..<100), 1: Array(0..<100)])
+        let values = try await TopicReader.allValues(topic: "tshut-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(values.count == 200)
+    }
+
+    @Test func aRevokeWaitsUntilTheRecordsEmittedForItsPartitionsAreCommitted() async throws {
+        let kafka = try EmbeddedKafka()
+        try TransactionalPipelineTests.seed(kafka, topic: "trev-in", partitions: 4, count: 4000)
+        try kafka.createTopic("trev-out", partitions: 1)
+        let seen = Mutex<[TopicPartition: Set<Int64>]>([:])
+        let committed = CommittedResults()
+        let checked = Mutex<[(revoked: Set<TopicPartition>, uncommitted: Int, emitted: Int)]>([])
+        let seenCount = Counter()
+        let (revoked, revokedContinuation) = AsyncStream<Void>.makeStream()
+        // Runs after the source's own revoke handling, still before the partitions move.
+        let observer = RevokeObserver { partitions in
+            let done = Set(committed.results().map(\.passThrough.partitionOffset).filter { partitions.contains($0.topicPartition) }.map { "\($0.topicPartition):\($0.offset)" })
+            let emitted = seen.withLock { s in partitions.flatMap { p in (s[p] ?? []).map { "\(p):\($0)" } } }
+            checked.withLock { $0.append((partitions, emitted.filter { !done.contains($0) }.count, emitted.count)) }
+            revokedContinuation.yield()
+        }
+        let control = Transactional.source(Self.settings(kafka, group: "trev-g"), subscription: .topics("trev-in").withPartitionAssignmentHandler(observer))
+            .map { message -> Envelope in
+                seen.withLock { _ = $0[message.partitionOffset.partitionOffset.topicPartition, default: []].insert(message.record.offset) }
+                seenCount.add(message.record.value)
+                try await Task.sleep(for: .milliseconds(1))
+                return .single(ProducerRecord(topic: "trev-out", value: message.record.value), passThrough: message.partitionOffset)
+            }
+            // A long interval: only the revoke (and shutdown) make it commit.
+            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "trev", eosCommitInterval: .seconds(600)))
+            .to(Sinks.forEach { committed.add($0) })
+            .run()
+        try await seenCount.waitFor(count: 100)
+        // A second member joins: the first one's partitions are revoked.
+        let other = Consumer.plainSource(Self.settings(kafka, group: "trev-g"), subscription: .topics("trev-in"))
+        let otherRun = Task { for try await _ in other {} }
+        for await _ in revoked { break }
+        otherRun.cancel()
+        await other.materialized.shutdown()
+        try await control.drainAndShutdown()
+
+        let revokes = checked.withLock { $0 }
+        #expect(!revokes.isEmpty)
+        for revoke in revokes {
+            #expect(revoke.emitted > 0 || revoke.revoked.isEmpty, "records had been emitted for \(revoke.revoked.sorted())")
+            #expect(revoke.uncommitted == 0, "\(revoke.uncommitted) of \(revoke.emitted) records emitted for \(revoke.revoked.sorted()) were not committed before the partitions moved")
+        }
+    }
+}
+
+/// A partition assignment handler that reports revokes.
+struct RevokeObserver: PartitionAssignmentHandler {
+    let onRevoked: @Sendable (Set<TopicPartition>) -> Void
+    init(_ onRevoked: @escaping @Sendable (Set<TopicPartition>) -> Void) { self.onRevoked = onRevoked }
+    func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) { onRevoked(partitions) }
+}
