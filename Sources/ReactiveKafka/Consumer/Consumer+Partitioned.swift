@@ -74,11 +74,7 @@ extension Consumer {
         _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk, _ settings: ConsumerSettings<Key, Value>,
         groupId: String, engine: ConsumerEngine
     ) throws -> CommittableMessage<Key, Value> {
-        let record = try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
-        let offset = CommittableOffset(
-            partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-            committer: engine)
-        return CommittableMessage(record: record, committableOffset: offset)
+        try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
     }
 
     static func partitioned<Key, Value, Element: Sendable>(

@@ -15,11 +15,7 @@ extension Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let offset = CommittableOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                metadata: metadataFromRecord(record), committer: engine)
-            return CommittableMessage(record: record, committableOffset: offset)
+            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine, metadata: metadataFromRecord)
         }
     }
 
@@ -35,11 +31,8 @@ extension Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let offset = CommittableOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                committer: engine)
-            return (record: record, offset: offset)
+            let message = try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
+            return (record: message.record, offset: message.committableOffset)
         }
     }
 

@@ -77,14 +77,15 @@ public enum Consumer {
 
     /// One committable message; specialised by its callers (raw bytes or generic).
     @inline(__always)
-    private static func committableMessage<Key, Value>(
+    static func committableMessage<Key, Value>(
         _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
-        key keys: Deserializer<Key>, value values: Deserializer<Value>, groupId: String, engine: ConsumerEngine
+        key keys: Deserializer<Key>, value values: Deserializer<Value>, groupId: String, engine: ConsumerEngine,
+        metadata: ((ConsumerRecord<Key, Value>) -> String)? = nil
     ) throws -> CommittableMessage<Key, Value> {
         let record = try RecordReader.record(message, chunk, key: keys, value: values)
         let offset = CommittableOffset(
             partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-            committer: engine)
+            metadata: metadata?(record), committer: engine)
         return CommittableMessage(record: record, committableOffset: offset)
     }
 

@@ -69,11 +69,7 @@ extension Consumer {
         let settings = consumer.settings
         let groupId = settings.groupId ?? ""
         return externalSource(consumer, subscription: subscription) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
-            let offset = CommittableOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                committer: engine)
-            return CommittableMessage(record: record, committableOffset: offset)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
         }
     }
 

@@ -105,12 +105,7 @@ extension ConsumerEngine {
         let (partitions, waiter) = state.withLock { s -> (Set<TopicPartition>, UnsafeContinuation<Delivery?, any Error>?) in
             s.detached.insert(id)
             let partitions = s.subsets.removeValue(forKey: id) ?? []
-            let flow = s.buffer.remove(partitions: partitions)
-            if flow != .none { s.pendingFlowControl.append(flow) }
-            s.assigned.subtract(partitions)
-            sharePartitionBudget(&s)
-            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
-            for p in partitions { s.invalidatedAt[p] = epoch }
+            withdraw(partitions, &s)
             return (partitions, s.waiters.removeValue(forKey: .subset(id)))
         }
         waiter?.resume(returning: nil)
@@ -154,6 +149,17 @@ extension ConsumerEngine {
         if let (waiter, announced) = announcement { waiter.resume(returning: announced) }
     }
 
+    /// Takes `partitions` from the sources (state lock held): buffered records
+    /// dropped, records handed out but not yet emitted made unemittable.
+    private func withdraw(_ partitions: Set<TopicPartition>, _ s: inout State) {
+        let flow = s.buffer.remove(partitions: partitions)
+        if flow != .none { s.pendingFlowControl.append(flow) }
+        s.assigned.subtract(partitions)
+        sharePartitionBudget(&s)
+        let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
+        for p in partitions { s.invalidatedAt[p] = epoch }
+    }
+
     /// With per-partition readers, each assigned partition may hold an equal
     /// share of the buffer before it is paused on its own.
     func sharePartitionBudget(_ s: inout State) {
@@ -168,12 +174,7 @@ extension ConsumerEngine {
         guard !partitions.isEmpty else { return }
         let waitForCommits = !lost && configuration.rebalanceSafeCommitTimeout != nil
         let finishedSubStreams: [UnsafeContinuation<Delivery?, any Error>] = state.withLock { s in
-            let flow = s.buffer.remove(partitions: partitions)
-            if flow != .none { s.pendingFlowControl.append(flow) }
-            s.assigned.subtract(partitions)
-            sharePartitionBudget(&s)
-            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
-            for p in partitions { s.invalidatedAt[p] = epoch }
+            withdraw(partitions, &s)
             if waitForCommits && s.phase == .running { s.revoking = partitions }
             return partitions.compactMap { s.waiters.removeValue(forKey: .partition($0)) }
         }
@@ -184,6 +185,7 @@ extension ConsumerEngine {
             for p in partitions {
                 newestTimestamp[p] = nil
                 resetBase[p] = nil
+                nextOffsets[p] = nil
                 s.handedOut[p] = nil
                 s.firstUnemitted[p] = nil
                 s.committedNext[p] = nil

@@ -141,6 +141,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     private var sentOffsets: [UInt64: [TopicPartition: Int64]] = [:]
     /// Set when the coordinator refused a commit because the group is rebalancing (engine thread).
     var commitsRefusedByRebalance = false
+    /// The offset after the last record read per partition, and the average size of recent
+    /// records (engine thread): where a resumed partition continues, how many records fit.
+    var nextOffsets: [TopicPartition: Int64] = [:]
+    var recentRecordBytes = 1024
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
 
@@ -392,6 +396,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             for (p, offset) in offsets {
                 newestTimestamp[p] = nil
                 resetBase[p] = offset >= 0 ? offset : nil
+                nextOffsets[p] = offset >= 0 ? offset : nil
             }
         }
     }
@@ -562,24 +567,30 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     private func drainConsumerQueue(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {
         // Callbacks, errors, and records fetched before their partition's queue was forwarded.
-        drain(consumerQueue, scratch, capacity: capacity) { true }
-        // Records: only while the buffer has room. Left in librdkafka otherwise,
-        // where its own byte limit (queued.max.messages.kbytes) bounds them.
+        drain(consumerQueue, scratch, capacity: capacity) { capacity }
+        // Records: only while the buffer has room, and no more than fit. Left in librdkafka
+        // otherwise, where its own byte limit (queued.max.messages.kbytes) bounds them.
         drain(messageQueue, scratch, capacity: capacity) {
-            self.state.withLock { !$0.buffer.isPaused && $0.phase == .running }
+            let room = self.state.withLock { s in
+                s.buffer.isPaused || s.phase != .running ? 0 : s.buffer.pauseThreshold - s.buffer.bufferedBytes
+            }
+            guard room > 0 else { return 0 }
+            return min(capacity, max(1, room / max(1, self.recentRecordBytes)))
         }
     }
 
     private func drain(
         _ queue: OpaquePointer, _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int,
-        while hasRoom: () -> Bool
+        while room: () -> Int
     ) {
-        while hasRoom() {
-            let n = rd_kafka_consume_batch_queue(queue, 0, scratch, capacity)
+        while true {
+            let fitting = room()
+            guard fitting > 0 else { return }
+            let n = rd_kafka_consume_batch_queue(queue, 0, scratch, fitting)
             if n > 0 { ingest(scratch, count: n) }
             // A batch can end early (transaction markers) with more queued: only an empty queue ends the drain.
             if n <= 0 && rd_kafka_queue_length(queue) == 0 { return }
-            if n < capacity && rd_kafka_queue_length(queue) == 0 { return }
+            if n < fitting && rd_kafka_queue_length(queue) == 0 { return }
         }
     }
 
@@ -614,6 +625,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         closeRun(at: count)
         if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
+        var batchBytes = 0
+        for chunk in chunks {
+            batchBytes += chunk.byteCount
+            nextOffsets[chunk.topicPartition] = chunk.batch.messages[chunk.range.upperBound - 1]!.pointee.offset + 1
+        }
+        if !chunks.isEmpty { recentRecordBytes = max(1, batchBytes / max(1, count)) }
         guard !chunks.isEmpty else { return }
         unreachableSince = nil
         let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
@@ -691,6 +708,16 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             let list = PartitionList.make(toResume)
             rd_kafka_resume_partitions(handle, list)
             rd_kafka_topic_partition_list_destroy(list)
+            // librdkafka 2.0 can resume a partition from an older position (seen restarting at 0):
+            // continue exactly after the last record read.
+            let positions = nextOffsets.filter { toResume.contains($0.key) }
+            if !positions.isEmpty {
+                let seek = PartitionList.make(offsets: positions)
+                if let error = rd_kafka_seek_partitions(handle, seek, 0) {
+                    logger.warning("restoring the positions of resumed partitions", metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
+                }
+                rd_kafka_topic_partition_list_destroy(seek)
+            }
         }
         appliedPaused = desired
     }
@@ -706,7 +733,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         for continuation in skipped { continuation.resume() }
         guard let send else { return }
         sendStarted[send.sendID] = .now
-        if tracksCommittedOffsets { sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset) }
+        sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset)
         let list = PartitionList.make(send.offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_commit_queue(handle, list, commitQueue, nil, UnsafeMutableRawPointer(bitPattern: UInt(send.sendID)))
@@ -740,8 +767,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             logger.warning("slow commit", metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
         }
         let retriable = Self.isRetriableCommitError(effective)
-        if effective == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS { commitsRefusedByRebalance = true }
-        if let offsets = sentOffsets.removeValue(forKey: sendID), error == nil {
+        let refusedByRebalance = Self.isRebalanceCommitError(effective)
+        if refusedByRebalance { commitsRefusedByRebalance = true }
+        let sent = sentOffsets.removeValue(forKey: sendID)
+        if let offsets = sent, error == nil {
             state.withLock { s in
                 for (p, next) in offsets { s.committedNext[p] = max(s.committedNext[p] ?? -1, next) }
             }
@@ -754,6 +783,12 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             case .succeeded(let ids):
                 return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, nil) } }
             case .failed(let ids, let e):
+                // Refused because the group moved on, and none of these partitions is ours any
+                // more: like a commit of an unassigned partition, it is not an error: the next
+                // owner reads from the last commit (at-least-once holds).
+                if refusedByRebalance, let sent, s.assigned.isDisjoint(with: sent.keys) {
+                    return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, nil) } }
+                }
                 s.forgetfulCommitFailures += ids.filter { s.commitWaiters[$0] == nil }.count
                 return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, e) } }
             case .retrying:
@@ -764,6 +799,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         for (continuation, e) in resumptions {
             if let e { continuation.resume(throwing: e) } else { continuation.resume() }
         }
+    }
+
+    /// The coordinator refused the commit because the group is rebalancing or has moved to a new generation.
+    static func isRebalanceCommitError(_ err: rd_kafka_resp_err_t) -> Bool {
+        err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID
     }
 
     static func isRetriableCommitError(_ err: rd_kafka_resp_err_t) -> Bool {
@@ -784,9 +824,17 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     func housekeeping() {
         let now = ContinuousClock.now
-        let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)] = state.withLock { s in
-            s.commits.expire(now: now).compactMap { r in s.commitWaiters.removeValue(forKey: r.id).map { ($0, r) } }
+        let (expired, moved): ([(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)], [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
+            var expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)] = []
+            var moved: [UnsafeContinuation<Void, any Error>] = []
+            for r in s.commits.expire(now: now) {
+                guard let continuation = s.commitWaiters.removeValue(forKey: r.id) else { continue }
+                // Held up by a rebalance that took every one of its partitions away: not sent, as for unassigned partitions.
+                if s.assigned.isDisjoint(with: r.offsets.keys) { moved.append(continuation) } else { expired.append((continuation, r)) }
+            }
+            return (expired, moved)
         }
+        for continuation in moved { continuation.resume() }
         for (continuation, request) in expired {
             let partitions = request.offsets.keys.sorted().map(\.description).joined(separator: ", ")
             continuation.resume(throwing: KafkaError(
