@@ -141,7 +141,20 @@ public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
     let stage: TransactionalStage<Key, Value>
 
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output> where Upstream.Element == Input {
-        AnyAsyncSequence(TransactionalFlowSequence(stage: stage, upstream: upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)))
+        let messages = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
+        // Raw bytes take a path compiled for them (see TransactionalSink.run).
+        if let bytes = self as? TransactionalFlow<KafkaBytes, KafkaBytes>,
+           let bytesMessages = messages as Any as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>,
+           let results = bytes.applyBytes(bytesMessages) as Any as? AnyAsyncSequence<Output> {
+            return results
+        }
+        return AnyAsyncSequence(TransactionalFlowSequence(stage: stage, upstream: messages))
+    }
+}
+
+extension TransactionalFlow where Key == KafkaBytes, Value == KafkaBytes {
+    func applyBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>) -> AnyAsyncSequence<Output> {
+        AnyAsyncSequence(TransactionalFlowSequence<KafkaBytes, KafkaBytes>(stage: stage, upstream: messages))
     }
 }
 

@@ -42,6 +42,9 @@ final class TransactionalProducerEngine: Sendable {
         self.callTimeoutMs = Int32(clamping: callTimeout.components.seconds * 1000 + callTimeout.components.attoseconds / 1_000_000_000_000_000)
     }
 
+    // The thread ends with the engine, even when nobody closed it.
+    deinit { thread.stop() }
+
     /// `rd_kafka_init_transactions`: fences earlier instances with the same id and aborts their open transaction.
     func initTransactions() async -> TransactionError? {
         await call("init_transactions") { rk, timeout in rd_kafka_init_transactions(rk, timeout) }

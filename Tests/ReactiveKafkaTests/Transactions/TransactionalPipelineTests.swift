@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ReactiveKafka
 import ReactiveKafkaTestKit
@@ -219,6 +220,27 @@ import Testing
         }
     }
 
+    @Test func aRawBytesFlowEmitsEachResultAfterItsTransactionCommitted() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("eos-bytes-out", partitions: 2)
+        let group = try ConsumerGroupMetadata(groupId: "eos-bytes-g")
+        let messages = (0..<120).map { i in
+            ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>.single(
+                ProducerRecord(topic: "eos-bytes-out", partition: Int32(i % 2), value: KafkaBytes(Array("b\(i)".utf8))),
+                passThrough: TransactionalOffset(
+                    partitionOffset: PartitionOffset(groupId: "eos-bytes-g", topicPartition: TopicPartition("up", 0), offset: Int64(i)), groupMetadata: group))
+        }
+        let settings = ProducerSettings<KafkaBytes, KafkaBytes>(properties: ["bootstrap.servers": kafka.bootstrapServers, "linger.ms": "2"])
+        var offsets: [Int64] = []
+        for try await result in ObservedSequence(messages).via(Transactional.flow(settings, transactionalId: "eos-bytes")) {
+            offsets.append(result.passThrough.partitionOffset.offset)
+            #expect(result.metadata.allSatisfy { $0.offset >= 0 })
+        }
+        #expect(offsets == Array(0..<120), "one result per message, in input order")
+        let values = try await TopicReader.allValues(topic: "eos-bytes-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(Set(values) == Set((0..<120).map { "b\($0)" }) && values.count == 120)
+    }
+
     @Test func aRecordLibrdkafkaRefusesFailsTheStreamAfterAbortingTheTransaction() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("eos-refused-out", partitions: 1)
@@ -276,6 +298,8 @@ final class CommittedResults: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Signalled on every result, for waits on a thread that must not suspend.
+    let arrival = DispatchSemaphore(value: 0)
 
     func add(_ result: ProducerResult<String, String, TransactionalOffset>) {
         let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
@@ -287,6 +311,7 @@ final class CommittedResults: Sendable {
             return ready
         }
         for c in ready { c.resume() }
+        arrival.signal()
     }
 
     var total: Int { state.withLock { $0.results.count } }

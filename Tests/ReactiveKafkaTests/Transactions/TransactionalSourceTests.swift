@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ReactiveKafka
 import ReactiveKafkaTestKit
@@ -105,11 +106,18 @@ import Testing
         let checked = Mutex<[(revoked: Set<TopicPartition>, uncommitted: Int, emitted: Int)]>([])
         let seenCount = Counter()
         let (revoked, revokedContinuation) = AsyncStream<Void>.makeStream()
-        // Runs after the source's own revoke handling, still before the partitions move.
+        // Runs after the source's own revoke handling, still before the partitions move. The
+        // results of a committed transaction reach the collector a moment after the commit, so it
+        // gives them up to 2 s; without the drain nothing commits them before shutdown.
         let observer = RevokeObserver { partitions in
-            let done = Set(committed.results().map(\.passThrough.partitionOffset).filter { partitions.contains($0.topicPartition) }.map { "\($0.topicPartition):\($0.offset)" })
-            let emitted = seen.withLock { s in partitions.flatMap { p in (s[p] ?? []).map { "\(p):\($0)" } } }
-            checked.withLock { $0.append((partitions, emitted.filter { !done.contains($0) }.count, emitted.count)) }
+            let emitted = Set(seen.withLock { s in partitions.flatMap { p in (s[p] ?? []).map { "\(p):\($0)" } } })
+            func uncommitted() -> Int {
+                let done = Set(committed.results().map(\.passThrough.partitionOffset).filter { partitions.contains($0.topicPartition) }.map { "\($0.topicPartition):\($0.offset)" })
+                return emitted.subtracting(done).count
+            }
+            let deadline = ContinuousClock.now + .seconds(2)
+            while uncommitted() > 0, ContinuousClock.now < deadline { committed.arrival.wait(timeout: .now() + 0.05) }
+            checked.withLock { $0.append((partitions, uncommitted(), emitted.count)) }
             revokedContinuation.yield()
         }
         let control = Transactional.source(Self.settings(kafka, group: "trev-g"), subscription: .topics("trev-in").withPartitionAssignmentHandler(observer))
