@@ -186,6 +186,7 @@ extension ConsumerEngine {
                 newestTimestamp[p] = nil
                 resetBase[p] = nil
                 nextOffsets[p] = nil
+                resumedUnchecked.remove(p)
                 s.handedOut[p] = nil
                 s.firstUnemitted[p] = nil
                 s.committedNext[p] = nil

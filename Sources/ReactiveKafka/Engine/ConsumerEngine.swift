@@ -145,6 +145,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// records (engine thread): where a resumed partition continues, how many records fit.
     var nextOffsets: [TopicPartition: Int64] = [:]
     var recentRecordBytes = 1024
+    /// Resumed partitions whose first records are yet to be checked for a step back.
+    var resumedUnchecked: Set<TopicPartition> = []
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
 
@@ -624,6 +626,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             runBytes += message.pointee.len + message.pointee.key_len
         }
         closeRun(at: count)
+        if !resumedUnchecked.isEmpty { chunks = dropRecordsReadBefore(chunks) }
         if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
         var batchBytes = 0
         for chunk in chunks {
@@ -648,6 +651,43 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             return ready
         }
         for (continuation, delivery) in ready { continuation.resume(returning: delivery) }
+    }
+
+    /// After a resume: records of a partition already read (librdkafka went back) are dropped,
+    /// and the partition is sought to where it was.
+    private func dropRecordsReadBefore(_ chunks: [RecordChunk]) -> [RecordChunk] {
+        var result: [RecordChunk] = []
+        var seekBack: [TopicPartition: Int64] = [:]
+        for chunk in chunks {
+            let p = chunk.topicPartition
+            guard resumedUnchecked.contains(p), let next = nextOffsets[p] else {
+                result.append(chunk)
+                continue
+            }
+            var start = chunk.range.lowerBound
+            while start < chunk.range.upperBound, chunk.batch.messages[start]!.pointee.offset < next { start += 1 }
+            if start == chunk.range.lowerBound {
+                resumedUnchecked.remove(p)
+                result.append(chunk)
+                continue
+            }
+            seekBack[p] = next
+            if start < chunk.range.upperBound {
+                resumedUnchecked.remove(p)
+                var bytes = 0
+                for i in start..<chunk.range.upperBound { bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len }
+                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: p, byteCount: bytes))
+            }
+        }
+        if !seekBack.isEmpty {
+            logger.debug("a resumed partition went back to records already read: skipped them", metadata: ["positions": "\(seekBack)"])
+            let list = PartitionList.make(offsets: seekBack.filter { p, _ in !result.contains { $0.topicPartition == p } })
+            if list.pointee.cnt > 0, let error = rd_kafka_seek_partitions(handle, list, 0) {
+                logger.warning("restoring the position of a resumed partition", metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
+            }
+            rd_kafka_topic_partition_list_destroy(list)
+        }
+        return result
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {
@@ -709,15 +749,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             rd_kafka_resume_partitions(handle, list)
             rd_kafka_topic_partition_list_destroy(list)
             // librdkafka 2.0 can resume a partition from an older position (seen restarting at 0):
-            // continue exactly after the last record read.
-            let positions = nextOffsets.filter { toResume.contains($0.key) }
-            if !positions.isEmpty {
-                let seek = PartitionList.make(offsets: positions)
-                if let error = rd_kafka_seek_partitions(handle, seek, 0) {
-                    logger.warning("restoring the positions of resumed partitions", metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
-                }
-                rd_kafka_topic_partition_list_destroy(seek)
-            }
+            // the first records after the resume are checked against the last record read.
+            resumedUnchecked.formUnion(toResume)
         }
         appliedPaused = desired
     }
