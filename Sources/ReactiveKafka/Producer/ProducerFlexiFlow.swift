@@ -32,7 +32,9 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 /// code behind them is specialised for the caller's types.
 @usableFromInline
 struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Sendable {
-    @usableFromInline let next: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
+    // `nonisolated(nonsending)`: runs on the caller's executor, so pulling a result costs no
+    // executor switch (most results are taken from a buffer without suspending).
+    @usableFromInline let next: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
 
     @inlinable
     init() {
@@ -55,9 +57,15 @@ struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Se
 
     struct Iterator: AsyncIteratorProtocol {
         let driver: ProducerFlowDriver<Key, Value, PassThrough>
-        let step: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
+        let step: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
 
         mutating func next() async throws -> Element? {
+            try await step(driver)
+        }
+
+        // Implemented (not the default, which calls `next()` after an executor switch):
+        // the erased iterator of the flow's output calls this one per element.
+        mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
             try await step(driver)
         }
     }

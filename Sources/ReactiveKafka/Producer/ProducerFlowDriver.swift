@@ -62,7 +62,7 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
     }
 
     @inlinable
-    func next() async throws -> Ring.Result? {
+    nonisolated(nonsending) func next() async throws -> Ring.Result? {
         if let result = buffer.take() { return result }
         let run: Run
         switch phase {
@@ -114,7 +114,7 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
     }
 
     @usableFromInline
-    func finish(_ run: Run) async {
+    nonisolated(nonsending) func finish(_ run: Run) async {
         phase = .done
         run.pump.cancel()
         run.producer.engine.deregister(run.receiver)

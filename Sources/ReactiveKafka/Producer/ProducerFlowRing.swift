@@ -268,10 +268,11 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     /// place and moved out one by one, so a result is never copied (no retain/release pair per element).
     @usableFromInline
     final class ResultBuffer {
-        @usableFromInline var storage: UnsafeMutablePointer<Result>
-        @usableFromInline var allocated: Int
-        @usableFromInline var count = 0
-        @usableFromInline var taken = 0
+        // Used by one task at a time (the downstream's): no dynamic exclusivity checks per element.
+        @exclusivity(unchecked) @usableFromInline var storage: UnsafeMutablePointer<Result>
+        @exclusivity(unchecked) @usableFromInline var allocated: Int
+        @exclusivity(unchecked) @usableFromInline var count = 0
+        @exclusivity(unchecked) @usableFromInline var taken = 0
 
         @inlinable
         init(capacity: Int = 256) {

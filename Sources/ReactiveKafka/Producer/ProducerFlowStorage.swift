@@ -125,7 +125,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
     /// Gives back the capacity of everything handed out so far, then waits
     /// until results are ready (appended to `buffer`), the run ends, or the task is cancelled.
     @inlinable
-    func next(into buffer: Ring.ResultBuffer) async -> Next {
+    nonisolated(nonsending) func next(into buffer: Ring.ResultBuffer) async -> Next {
         ring.giveBack()
         if pumpWaiting.load(ordering: .sequentiallyConsistent), ring.hasFreeCapacity(resumeThreshold) { wakePump() }
         while true {
