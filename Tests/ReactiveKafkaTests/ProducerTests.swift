@@ -119,6 +119,40 @@ import Testing
         #expect(written.count == 1500)
     }
 
+    @Test func aFlowWhoseUpstreamIsIdleHoldsNoQueueSpace() async throws {
+        // The flow's delivered records are freed by its own task (on its thread) while it
+        // produces; when its upstream goes quiet they must still be freed, or a producer
+        // sharing the queue would wait for space forever.
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("idle-upstream", partitions: 2)
+        let settings = kafka.producerSettings().withProperty("queue.buffering.max.messages", "10")
+        let producer = try KafkaProducer(settings)
+        let (upstream, feed) = AsyncStream<Message>.makeStream()
+        let (delivered, deliveredFeed) = AsyncStream<Int>.makeStream()
+        let flow = Task {
+            var count = 0
+            for try await result in Source(upstream).via(Producer.flexiFlow(settings, producer: producer)) {
+                count += 1
+                deliveredFeed.yield(result.passThrough)
+            }
+            return count
+        }
+        for i in 0..<10 { feed.yield(.single(ProducerRecord(topic: "idle-upstream", value: "flow\(i)"), passThrough: i)) }
+        var iterator = delivered.makeAsyncIterator()
+        for _ in 0..<10 { _ = await iterator.next() }
+        // The upstream stays open and idle: 30 more records through the same 10-message queue.
+        try await withTimeout(seconds: 20) {
+            for i in 0..<30 {
+                _ = try await producer.send(ProducerRecord(topic: "idle-upstream", value: "direct\(i)"))
+            }
+        }
+        feed.finish()
+        #expect(try await valueWithin(flow, seconds: 10) == 10)
+        await producer.close()
+        let written = try await RawKafka.readAll(topic: "idle-upstream", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.count == 40)
+    }
+
     @Test func aRecordForAMissingPartitionFailsTheStreamAfterTheResultsBeforeIt() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("one-partition", partitions: 1)

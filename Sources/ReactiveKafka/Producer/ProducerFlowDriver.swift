@@ -135,6 +135,9 @@ enum ProducerFlowPump {
         let ring = storage.ring
         var iterator = upstream.makeAsyncIterator()
         var topicCache = ProducerEngine.TopicCache()
+        // Records are freed on this thread, where they were allocated (see `ProducerEngine.beginReaping`).
+        engine.beginReaping()
+        defer { engine.endReaping() }
 
         // False when the run must stop (a record was refused, or cancellation). The
         // common case is one synchronous produce call: no suspension point, no async frame.
@@ -149,6 +152,7 @@ enum ProducerFlowPump {
                 if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
                 if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                     // Back-pressure from librdkafka: suspend until delivery reports free space.
+                    engine.reapDeliveredEvents()
                     await engine.waitForSpace(since: generation, cancellable: true)
                     if Task.isCancelled || storage.shouldStop { return false }
                     continue
@@ -172,6 +176,7 @@ enum ProducerFlowPump {
                 let code = try engine.tryProduce(rkt: rkt, partition: partition, key: key, value: value, timestamp: timestamp, opaque: opaque)
                 if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
                 if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                    engine.reapDeliveredEvents()
                     await engine.waitForSpace(since: generation, cancellable: true)
                     if Task.isCancelled || storage.shouldStop { return false }
                     continue
@@ -186,6 +191,7 @@ enum ProducerFlowPump {
 
         do {
             pulling: while !storage.shouldStop {
+                engine.reapDeliveredEvents()
                 if !ring.pumpHasCapacity {
                     guard await storage.waitForCapacity() else { break pulling }
                 }
