@@ -129,11 +129,12 @@ import Testing
         #expect(committed.offsetsByPartition() == [0: Array(0..<1000), 1: Array(0..<1000), 2: Array(0..<1000)],
                 "after the abort every partition was read again from its last committed offset: each offset committed exactly once, in order")
         #expect(committed.total == 3000)
-        // On the mock cluster the aborted transaction's records stay visible, so the output holds
-        // more than the input (on a real broker, read_committed readers would not see them).
+        // On the mock cluster an aborted transaction's records stay visible (on a real broker
+        // read_committed readers would not see them); whether the failed transaction had written any
+        // before its produce request failed depends on timing, so the surplus is reported, not asserted.
         let uncommitted = try await TopicReader.allValues(topic: "eos-abort-out", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
         #expect(Set(uncommitted) == Set((0..<3000).map { "out-v\($0)" }), "nothing skipped")
-        #expect(uncommitted.count > 3000, "an aborted transaction had written records before it failed")
+        print("aborted transaction: \(uncommitted.count - 3000) records of it visible to read_uncommitted readers on the mock")
     }
 
     @Test(arguments: [(KafkaAPI.endTxn, KafkaErrorCode.producerFenced), (.produce, .invalidProducerEpoch), (.endTxn, .invalidProducerEpoch)])
