@@ -14,16 +14,9 @@ public enum ProducerMessage<Key: Sendable, Value: Sendable, PassThrough: Sendabl
     case passThrough(PassThrough)
 
     /// The value carried to the result.
-    @inlinable
     public var passThrough: PassThrough {
-        // A read accessor: a getter's `switch self` copied the whole message (every record
-        // field, a retain each) to return the pass-through, once per element of a stream.
-        _read {
-            switch self {
-            case .single(_, let p): yield p
-            case .multi(_, let p): yield p
-            case .passThrough(let p): yield p
-            }
+        switch self {
+        case .single(_, let p), .multi(_, let p), .passThrough(let p): return p
         }
     }
 
@@ -48,16 +41,9 @@ public enum ProducerResult<Key: Sendable, Value: Sendable, PassThrough: Sendable
     case passThrough(PassThrough)
 
     /// The value carried from the message.
-    @inlinable
     public var passThrough: PassThrough {
-        // A read accessor: a getter's `switch self` copied the whole result (metadata and
-        // record, a retain each) to return the pass-through, once per element of a pipeline.
-        _read {
-            switch self {
-            case .single(_, _, let p): yield p
-            case .multi(_, let p): yield p
-            case .passThrough(let p): yield p
-            }
+        switch self {
+        case .single(_, _, let p), .multi(_, let p), .passThrough(let p): return p
         }
     }
 
