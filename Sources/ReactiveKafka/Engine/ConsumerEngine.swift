@@ -145,6 +145,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// records (engine thread): where a resumed partition continues, how many records fit.
     var nextOffsets: [TopicPartition: Int64] = [:]
     var recentRecordBytes = 1024
+    /// Where fetcher wake-ups are sent from (they block until the brokers answer).
+    private let fetcherWakeUps = DispatchQueue(label: "rkafka-consumer-wake")
     /// Resumed partitions whose first records are yet to be checked for a step back.
     var resumedUnchecked: Set<TopicPartition> = []
     /// Partitions this engine last paused in librdkafka (engine thread).
@@ -653,6 +655,17 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         for (continuation, delivery) in ready { continuation.resume(returning: delivery) }
     }
 
+    /// librdkafka 2.0.2 decides to fetch resumed partitions only at its broker threads' next
+    /// periodic wake-up (up to a second later), so each pause/resume cycle stalled the stream. Any
+    /// request to the partitions' leaders wakes them: a look-up of their latest offsets, sent off
+    /// this thread (it blocks until answered) and not waited for.
+    private func wakeFetchers(_ partitions: Set<TopicPartition>) {
+        guard let owner = clientOwner else { return }
+        let list = PartitionList.make(offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
+        let request = FetcherWakeUp(owner: owner, list: list)
+        fetcherWakeUps.async { request.send() }
+    }
+
     /// After a resume: records of a partition already read (librdkafka went back) are dropped,
     /// and the partition is sought to where it was.
     private func dropRecordsReadBefore(_ chunks: [RecordChunk]) -> [RecordChunk] {
@@ -751,6 +764,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             // librdkafka 2.0 can resume a partition from an older position (seen restarting at 0):
             // the first records after the resume are checked against the last record read.
             resumedUnchecked.formUnion(toResume)
+            wakeFetchers(toResume)
         }
         appliedPaused = desired
     }
@@ -971,6 +985,18 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         configuration.events?.finish()
         for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
         for c in closeWaiters { c.resume() }
+    }
+}
+
+/// One offsets look-up sent to wake the broker threads after a resume; it keeps
+/// the client alive until answered and owns its partition list.
+private struct FetcherWakeUp: @unchecked Sendable {
+    let owner: ClientHandleOwner
+    let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+
+    func send() {
+        _ = rd_kafka_offsets_for_times(owner.handle, list, 1000)
+        rd_kafka_topic_partition_list_destroy(list)
     }
 }
 

@@ -62,13 +62,13 @@ public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: As
     }
 
     /// Connects this source to `sink`, giving a graph that ``RunnableGraph/run()`` starts.
-    public func to<S: Sink>(_ sink: S) -> RunnableGraph<Materialized, S.Result> where S.Input == Element {
+    @inlinable public func to<S: Sink>(_ sink: S) -> RunnableGraph<Materialized, S.Result> where S.Input == Element {
         let base = self.base
         return RunnableGraph(materialized: materialized) { try await sink.run(base) }
     }
 
     /// Runs this source into `sink` in the current task and returns the sink's result.
-    public func run<S: Sink>(into sink: S) async throws -> S.Result where S.Input == Element {
+    @inlinable public func run<S: Sink>(into sink: S) async throws -> S.Result where S.Input == Element {
         try await sink.run(base)
     }
 }
