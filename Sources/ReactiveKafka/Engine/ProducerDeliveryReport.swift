@@ -44,7 +44,8 @@ struct DeliveryReport: Sendable {
         case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ts, kind: .logAppendTime)
         default: nil
         }
-        let reason: String? = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_message_errstr(message))
+        // Not rd_kafka_message_errstr: for a produced message it returns the record's payload (the header says it must not be used with the producer).
+        let reason: String? = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_err2str(m.err))
         self.init(receiver: opaque.receiver, token: opaque.token, error: m.err, partition: m.partition, offset: m.offset, timestamp: timestamp, reason: reason)
     }
 
