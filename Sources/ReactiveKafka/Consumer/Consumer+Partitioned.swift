@@ -26,7 +26,7 @@ extension Consumer {
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let groupId = settings.groupId ?? ""
         return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { message, chunk, engine in
-            try committable(message, chunk, settings, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
         }
     }
 
@@ -66,15 +66,8 @@ extension Consumer {
             settings, subscription: subscription.withRevokeCallback(onRevoke), logger: logger, committable: true,
             offsetsOnAssign: getOffsetsOnAssign
         ) { message, chunk, engine in
-            try committable(message, chunk, settings, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
         }
-    }
-
-    private static func committable<Key, Value>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk, _ settings: ConsumerSettings<Key, Value>,
-        groupId: String, engine: ConsumerEngine
-    ) throws -> CommittableMessage<Key, Value> {
-        try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
     }
 
     static func partitioned<Key, Value, Element: Sendable>(

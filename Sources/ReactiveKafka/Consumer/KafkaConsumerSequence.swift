@@ -32,13 +32,13 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     }
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(control: control, reader: reader, since: since, attaching: attaching, makeElement: makeElement)
+        Iterator(sequence: self)
     }
 
     /// Emits the records of the batches it takes from the consumer engine, in order.
     public struct Iterator: AsyncIteratorProtocol {
-        let control: ConsumerControl
-        let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+        /// What to read and how to make elements.
+        let sequence: KafkaConsumerSequence
         private var engine: ConsumerEngine?
         private var chunks: [RecordChunk] = []
         private var chunkIndex = 0
@@ -49,31 +49,19 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         private var messageEnd = 0
         private var epoch: UInt64 = 0
         private var finished = false
-        private let reader: ConsumerEngine.Reader
-        private let since: UInt64
-        private let attaching: Subscription?
 
-        init(
-            control: ConsumerControl, reader: ConsumerEngine.Reader, since: UInt64, attaching: Subscription?,
-            makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
-        ) {
-            self.control = control
-            self.reader = reader
-            self.since = since
-            self.attaching = attaching
-            self.makeElement = makeElement
-        }
+        init(sequence: KafkaConsumerSequence) { self.sequence = sequence }
 
         public mutating func next() async throws -> Element? {
             if finished { return nil }
             if engine == nil {
                 do {
-                    if case .partition = reader {
-                        engine = try control.subStreamEngine()
+                    if case .partition = sequence.reader {
+                        engine = try sequence.control.subStreamEngine()
                     } else {
-                        engine = try control.claimEngine()
+                        engine = try sequence.control.claimEngine()
                     }
-                    if let started = engine, let attaching, case .subset(let id) = reader {
+                    if let started = engine, let attaching = sequence.attaching, case .subset(let id) = sequence.reader {
                         try attaching.validate()
                         try await started.withConsumer { _ throws(KafkaError) in try started.attach(id, attaching) }
                     }
@@ -96,7 +84,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                     let message = chunk.batch.messages[messageIndex]!
                     messageIndex += 1
                     do {
-                        return try makeElement(message, chunk)
+                        return try sequence.makeElement(message, chunk)
                     } catch {
                         finished = true
                         chunks = []
@@ -111,7 +99,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 chunks = []
                 current = nil
                 do {
-                    guard let delivery = try await engine.nextDelivery(for: reader, since: since) else {
+                    guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since) else {
                         finished = true
                         return nil
                     }
@@ -165,7 +153,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             }
             chunks = remaining
             _ = select(0)
-            engine.readerDropped(reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
+            engine.readerDropped(sequence.reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
         }
     }
 }

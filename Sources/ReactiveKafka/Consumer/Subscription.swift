@@ -80,14 +80,12 @@ public struct Subscription: Sendable, CustomStringConvertible {
         }
     }
 
-    /// What librdkafka's subscribe takes: topic names, or the pattern with its leading `^`.
+    /// What librdkafka's subscribe takes: topic names, or the pattern with its leading `^` (none for manual assignments).
     var topicNames: [String] {
         switch kind {
         case .topics(let t): return t
         case .pattern(let p): return [p.hasPrefix("^") ? p : "^" + p]
-        case .assignment(let p): return Array(Set(p.map(\.topic))).sorted()
-        case .assignmentWithOffset(let o), .assignmentOffsetsForTimes(let o): return Array(Set(o.keys.map(\.topic))).sorted()
-        case .external: return []
+        case .assignment, .assignmentWithOffset, .assignmentOffsetsForTimes, .external: return []
         }
     }
 

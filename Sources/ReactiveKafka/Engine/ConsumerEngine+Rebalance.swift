@@ -152,12 +152,9 @@ extension ConsumerEngine {
     /// Takes `partitions` from the sources (state lock held): buffered records
     /// dropped, records handed out but not yet emitted made unemittable.
     private func withdraw(_ partitions: Set<TopicPartition>, _ s: inout State) {
-        let flow = s.buffer.remove(partitions: partitions)
-        if flow != .none { s.pendingFlowControl.append(flow) }
         s.assigned.subtract(partitions)
         sharePartitionBudget(&s)
-        let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
-        for p in partitions { s.invalidatedAt[p] = epoch }
+        invalidate(partitions, &s)
     }
 
     /// With per-partition readers, each assigned partition may hold an equal

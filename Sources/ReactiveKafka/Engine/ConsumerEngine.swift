@@ -286,12 +286,13 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         case .partition(let p): (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize, of: p)
         case .subset(let id):
             var chunks: [RecordChunk] = []
+            var records = 0
             var changed: ConsumerBufferStateMachine<RecordChunk>.FlowControl = .none
             for p in s.subsets[id] ?? [] where s.buffer.hasRecords(of: p) {
-                let remaining = configuration.maxBatchSize - chunks.reduce(0) { $0 + $1.recordCount }
-                guard remaining > 0 else { break }
-                let (some, flow) = s.buffer.take(maxRecords: remaining, of: p)
+                guard records < configuration.maxBatchSize else { break }
+                let (some, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize - records, of: p)
                 chunks += some
+                records += some.reduce(0) { $0 + $1.recordCount }
                 if flow != .none { changed = flow }
             }
             (taken, flow) = (chunks, changed)
@@ -375,12 +376,16 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     /// Makes every record of `partitions` buffered or handed out so far unemittable (engine thread).
     func invalidate(_ partitions: Set<TopicPartition>) {
-        state.withLock { s in
-            let flow = s.buffer.remove(partitions: partitions)
-            if flow != .none { s.pendingFlowControl.append(flow) }
-            let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
-            for p in partitions { s.invalidatedAt[p] = epoch }
-        }
+        state.withLock { s in invalidate(partitions, &s) }
+    }
+
+    /// ``invalidate(_:)`` with the state lock held: buffered records dropped, records
+    /// handed out but not yet emitted made unemittable (a new epoch).
+    func invalidate(_ partitions: Set<TopicPartition>, _ s: inout State) {
+        let flow = s.buffer.remove(partitions: partitions)
+        if flow != .none { s.pendingFlowControl.append(flow) }
+        let epoch = revocationEpoch.add(1, ordering: .releasing).newValue
+        for p in partitions { s.invalidatedAt[p] = epoch }
     }
 
     /// Runs the queued ``withConsumer(_:)`` commands (engine thread).
@@ -741,14 +746,13 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// Brings librdkafka's paused partitions in line with the buffer: all of
     /// them while over budget (or stopped), else those paused on their own.
     func applyFlowControl(force: Bool = false) {
-        let desired: Set<TopicPartition>? = state.withLock { s in
+        let wanted: (desired: Set<TopicPartition>, assigned: Set<TopicPartition>)? = state.withLock { s in
             guard force || !s.pendingFlowControl.isEmpty else { return nil }
             s.pendingFlowControl.removeAll()
-            if s.buffer.isPaused || s.phase != .running { return s.assigned }
-            return s.buffer.pausedPartitions.intersection(s.assigned)
+            if s.buffer.isPaused || s.phase != .running { return (s.assigned, s.assigned) }
+            return (s.buffer.pausedPartitions.intersection(s.assigned), s.assigned)
         }
-        guard let desired else { return }
-        let assigned = assignedPartitions()
+        guard let (desired, assigned) = wanted else { return }
         appliedPaused.formIntersection(assigned)
         let toPause = desired.subtracting(appliedPaused)
         let toResume = appliedPaused.subtracting(desired)

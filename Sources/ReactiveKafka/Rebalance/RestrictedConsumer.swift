@@ -130,8 +130,7 @@ public struct RestrictedConsumer {
 
     private static func check(_ err: rd_kafka_resp_err_t, _ what: String, kind: KafkaError.Kind? = nil) throws(KafkaError) {
         guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
-        if let kind { throw KafkaError.fromCode(err, what, kind: kind) }
-        throw KafkaError.fromCode(err, what)
+        throw KafkaError.fromCode(err, what, kind: kind ?? .kafka)
     }
 }
 
