@@ -13,7 +13,7 @@ import Synchronization
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
     let control: ConsumerControl
-    let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+    @usableFromInline let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
     /// The whole consumer, or one partition's sub-stream (assigned at `since`).
     let reader: ConsumerEngine.Reader
     let since: UInt64
@@ -36,23 +36,64 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     }
 
     /// Emits the records of the batches it takes from the consumer engine, in order.
+    ///
+    /// The per-record path (the next record of the batch in hand) is inlinable, so it is
+    /// compiled into the stream that reads it, specialised for its element type: a record
+    /// then costs no async frame, no generic dispatch and no type-metadata lookup. Taking
+    /// the next batch (once per batch) is the out-of-line ``nextBatch()``.
     public struct Iterator: AsyncIteratorProtocol {
         /// What to read and how to make elements.
-        let sequence: KafkaConsumerSequence
-        private var engine: ConsumerEngine?
+        @usableFromInline let sequence: KafkaConsumerSequence
+        @usableFromInline var engine: ConsumerEngine?
         private var chunks: [RecordChunk] = []
         private var chunkIndex = 0
         /// The chunk being emitted (`chunks[chunkIndex]`), held apart so that emitting a
         /// record does not copy it (a batch retain and a topic retain per record).
-        private var current: RecordChunk?
-        private var messageIndex = 0
-        private var messageEnd = 0
-        private var epoch: UInt64 = 0
+        @usableFromInline var current: RecordChunk?
+        @usableFromInline var messageIndex = 0
+        /// Past the current chunk's last record; 0 when there is none (or the stream finished).
+        @usableFromInline var messageEnd = 0
+        /// The revocation epoch the batch in hand was taken at.
+        @usableFromInline var epoch: UInt64 = 0
         private var finished = false
 
         init(sequence: KafkaConsumerSequence) { self.sequence = sequence }
 
-        public mutating func next() async throws -> Element? {
+        @inlinable public mutating func next() async throws -> Element? {
+            if let element = try nextInBatch() { return element }
+            return try await nextBatch()
+        }
+
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element? {
+            if let element = try nextInBatch() { return element }
+            return try await nextBatch()
+        }
+
+        /// The next record of the batch in hand, if there is one and no rebalance (or
+        /// rewind) happened since it was taken; nil sends the caller to ``nextBatch()``.
+        @inlinable @inline(__always) mutating func nextInBatch() throws -> Element? {
+            guard messageIndex < messageEnd, let chunk = current,
+                  engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
+            let message = chunk.batch.messages[messageIndex].unsafelyUnwrapped
+            messageIndex += 1
+            do {
+                return try sequence.makeElement(message, chunk)
+            } catch {
+                fail()
+                throw error
+            }
+        }
+
+        /// Ends the stream after a record failed to become an element.
+        @usableFromInline mutating func fail() {
+            finished = true
+            chunks = []
+            _ = select(0)
+        }
+
+        /// Emits the next record once the batch in hand is used up or stale: drops what a
+        /// rebalance revoked, moves to the next chunk, or waits for the next batch.
+        @usableFromInline nonisolated(nonsending) mutating func nextBatch() async throws -> Element? {
             if finished { return nil }
             if engine == nil {
                 do {
@@ -76,21 +117,12 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 return nil
             }
             while true {
-                if messageIndex < messageEnd, let chunk = current {
+                if messageIndex < messageEnd, current != nil {
                     if engine.revocationEpoch.load(ordering: .acquiring) != epoch {
                         dropRevoked(engine)
                         continue
                     }
-                    let message = chunk.batch.messages[messageIndex]!
-                    messageIndex += 1
-                    do {
-                        return try sequence.makeElement(message, chunk)
-                    } catch {
-                        finished = true
-                        chunks = []
-                        current = nil
-                        throw error
-                    }
+                    if let element = try nextInBatch() { return element }
                 }
                 if current != nil {
                     chunkIndex += 1

@@ -13,6 +13,7 @@ import Synchronization
 /// the buffer's byte budget pauses and resumes partitions (back-pressure that
 /// keeps the consumer in its group). Every librdkafka call on the handle is
 /// made from this thread, except the thread-safe signalling calls.
+@usableFromInline
 final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     struct Configuration: Sendable {
         var properties: [String: String]
@@ -119,7 +120,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// Incremented on every revocation; a source re-checks its records against
     /// the assignment when it changes, so no record is emitted after its
     /// partition was revoked.
-    let revocationEpoch = Atomic<UInt64>(0)
+    @usableFromInline let revocationEpoch = Atomic<UInt64>(0)
     /// Whether closing completed librdkafka's consumer close (which leaves the group).
     let leftGroupCleanly = Atomic<Bool>(false)
     /// True while a revoke waits for commits: committers should commit what they get at once.

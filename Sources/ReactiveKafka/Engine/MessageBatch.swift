@@ -30,8 +30,9 @@ final class ClientHandleOwner: @unchecked Sendable {
 ///
 /// One allocation per batch, not per record: records and their key/value
 /// bytes point into these messages.
+@usableFromInline
 final class MessageBatch: @unchecked Sendable {
-    let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    @usableFromInline let messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     let count: Int
     /// The client the messages came from, kept alive until they are destroyed.
     private let client: ClientHandleOwner
@@ -51,8 +52,9 @@ final class MessageBatch: @unchecked Sendable {
 }
 
 /// A run of records of one partition within a fetched batch.
+@usableFromInline
 struct RecordChunk: BufferedChunk, @unchecked Sendable {
-    let batch: MessageBatch
+    @usableFromInline let batch: MessageBatch
     let range: Range<Int>
     let topicPartition: TopicPartition
     let byteCount: Int

@@ -14,6 +14,14 @@ extension Source {
             AsyncSyncMapSequence(base: base, transform: transform), materialized: materialized)
     }
 
+    /// The first `count` elements, keeping the materialized value: Akka Streams' `take`.
+    ///
+    /// Completes after `count` elements without pulling the upstream again. Prefer it to
+    /// `transform { $0.prefix(count) }`, which runs unspecialised per element.
+    @inlinable public func take(_ count: Int) -> Source<AsyncTakeSequence<Base>, Materialized> {
+        Source<AsyncTakeSequence<Base>, Materialized>(base.take(count), materialized: materialized)
+    }
+
     /// Keeps the elements a synchronous predicate accepts, keeping the materialized value.
     @inlinable public func filter(
         _ isIncluded: @escaping @Sendable (Element) -> Bool

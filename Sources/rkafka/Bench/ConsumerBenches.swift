@@ -41,7 +41,7 @@ struct CommittableConsumeCommitBench: ConnectorBenchmark {
         let expected = env.parameters.messages
         let clock = FirstElementClock()
         let control = Consumer.committableSource(env.connectorConsumerSettings, subscription: .topics(env.inputTopic))
-            .transform { $0.prefix(expected) }
+            .take(expected)
             .map { message in
                 clock.mark()
                 return message.committableOffset
@@ -87,7 +87,7 @@ struct AtLeastOncePipelineBench: ConnectorBenchmark {
 
         let clock = FirstElementClock()
         let control = Consumer.committableSource(env.connectorConsumerSettings, subscription: .topics(env.inputTopic))
-            .transform { $0.prefix(expected) }
+            .take(expected)
             .map { message in
                 clock.mark()
                 return ProducerMessage.single(

@@ -59,7 +59,7 @@ struct TransactionalPipelineBench: ConnectorBenchmark {
             .withParallelism(TransactionalPipelineBench.parallelism)
         let clock = FirstElementClock()
         let control = Transactional.source(env.connectorConsumerSettings, subscription: .topics(env.inputTopic))
-            .transform { $0.prefix(expected) }
+            .take(expected)
             .map { message in
                 clock.mark()
                 return ProducerMessage.single(
