@@ -15,7 +15,9 @@ struct BenchCommand: AsyncParsableCommand {
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
             consuming scenarios first seed a topic (not measured). Consumers are timed from \
             their first record. peak RSS is the whole process's during the measured phase, \
-            embedded cluster included; allocs/msg counts every malloc of the process in it.
+            embedded cluster included; allocs/msg counts every malloc of the process in it, \
+            and cpu/msg its CPU time (all threads), which other load on the machine \
+            hardly changes.
             """
     )
 
@@ -127,7 +129,9 @@ struct BenchCommand: AsyncParsableCommand {
             baseline_allocs_per_msg: baseline.allocationsPerMessage,
             baseline: scenario.baselineDescription,
             notes: notes.joined(separator: " | "),
-            baseline_peak_rss_mb: baseline.peakRSSMegabytes
+            baseline_peak_rss_mb: baseline.peakRSSMegabytes,
+            cpu_us_per_msg: connectorRun.cpuMicrosecondsPerMessage,
+            baseline_cpu_us_per_msg: baseline.cpuMicrosecondsPerMessage
         )
     }
 

@@ -20,6 +20,10 @@ struct BenchLine: Codable, Sendable {
     var notes: String?
     /// Peak resident set size of the process during the baseline's phase, MiB.
     var baseline_peak_rss_mb: Double? = nil
+    /// CPU time of the whole process (embedded cluster included) per message, µs.
+    var cpu_us_per_msg: Double? = nil
+    /// Same, for the baseline.
+    var baseline_cpu_us_per_msg: Double? = nil
 
     func jsonLine() -> String {
         let encoder = JSONEncoder()
@@ -30,10 +34,12 @@ struct BenchLine: Codable, Sendable {
     func humanLine() -> String {
         let allocs = allocs_per_msg.map { String(format: "  allocs/msg %.2f", $0) } ?? ""
         let baseAllocs = baseline_allocs_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
+        let cpu = cpu_us_per_msg.map { String(format: "  cpu/msg %.2f µs", $0) } ?? ""
+        let baseCPU = baseline_cpu_us_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
         return String(
             format: "%-30@ %10.0f msgs/s   baseline %10.0f msgs/s   ratio %.2f   peak RSS %.0f MB",
             scenario as NSString, msgs_per_sec, baseline_msgs_per_sec, ratio, peak_rss_mb
-        ) + allocs + baseAllocs
+        ) + allocs + baseAllocs + cpu + baseCPU
     }
 }
 

@@ -10,10 +10,14 @@ struct BenchMeasurement: Sendable {
     var allocations: UInt64?
     /// Peak resident set size during the phase, MiB (the whole process, embedded cluster included).
     var peakRSSMegabytes: Double
+    /// CPU time (user + system) of the whole process during the phase, embedded cluster included.
+    /// Unlike throughput it hardly moves when something else shares the machine's cores.
+    var cpuSeconds: Double = 0
     /// Anything a reader of the result should know (commit failures, duplicates, …).
     var notes: [String] = []
 
     var messagesPerSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }
+    var cpuMicrosecondsPerMessage: Double { messages > 0 ? cpuSeconds * 1e6 / Double(messages) : 0 }
     var allocationsPerMessage: Double? {
         guard let allocations, messages > 0 else { return nil }
         return Double(allocations) / Double(messages)
@@ -27,6 +31,7 @@ struct BenchMeasurement: Sendable {
 struct PhaseMeter: Sendable {
     private var startTime: ContinuousClock.Instant?
     private var startAllocations: UInt64 = 0
+    private var startCPU: Double = 0
 
     init() { resetPeakRSS() }
 
@@ -36,12 +41,14 @@ struct PhaseMeter: Sendable {
     mutating func begin() {
         guard startTime == nil else { return }
         startAllocations = allocationCount()
+        startCPU = processCPUSeconds()
         startTime = .now
     }
 
     /// Stops the clock (starting it first if nobody did) and returns the measurement.
     mutating func finish(messages: Int, notes: [String] = []) -> BenchMeasurement {
         let end = ContinuousClock.now
+        let endCPU = processCPUSeconds()
         let endAllocations = allocationCount()
         let start = startTime ?? end
         let elapsed = end - start
@@ -50,9 +57,18 @@ struct PhaseMeter: Sendable {
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
             allocations: AllocationCounterCheck.isWorking ? endAllocations &- startAllocations : nil,
             peakRSSMegabytes: peakRSSMegabytes(),
+            cpuSeconds: startTime == nil ? 0 : endCPU - startCPU,
             notes: notes
         )
     }
+}
+
+/// User plus system CPU time of this process so far, every thread.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Resets the kernel's peak-RSS mark (`VmHWM`) to the current RSS, so that
