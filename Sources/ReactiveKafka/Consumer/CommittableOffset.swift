@@ -32,24 +32,38 @@ struct CommitPosition: Sendable, Equatable {
 /// after this record. Prefer ``Committer/sink(_:)``, which batches commits, to
 /// calling ``commit()`` per record.
 public struct CommittableOffset: Sendable, CustomStringConvertible {
-    /// The record's group, partition and offset.
-    public let partitionOffset: PartitionOffset
+    /// The partition, its group and its committer, shared by every offset of the partition.
+    let partition: ConsumedPartition
+    /// The record's offset.
+    let offset: Int64
     /// Metadata stored with the commit (`commitWithMetadataSource`), if any.
     public let metadata: String?
-    let committer: any OffsetCommitter
+
+    init(partition: ConsumedPartition, offset: Int64, metadata: String? = nil) {
+        self.partition = partition
+        self.offset = offset
+        self.metadata = metadata
+    }
 
     init(partitionOffset: PartitionOffset, metadata: String? = nil, committer: any OffsetCommitter) {
-        self.partitionOffset = partitionOffset
-        self.metadata = metadata
-        self.committer = committer
+        self.init(
+            partition: ConsumedPartition(partitionOffset.topicPartition, groupId: partitionOffset.groupId, committer: committer),
+            offset: partitionOffset.offset, metadata: metadata)
     }
+
+    /// The record's group, partition and offset.
+    public var partitionOffset: PartitionOffset {
+        PartitionOffset(groupId: partition.groupId, topicPartition: partition.topicPartition, offset: offset)
+    }
+
+    var committer: any OffsetCommitter { partition.committer }
 
     /// Commits this offset alone and waits for the broker's acknowledgement.
     public func commit() async throws(KafkaError) {
-        try await committer.commit([partitionOffset.topicPartition: position])
+        try await committer.commit([partition.topicPartition: position])
     }
 
-    var position: CommitPosition { CommitPosition(nextOffset: partitionOffset.offset + 1, metadata: metadata) }
+    var position: CommitPosition { CommitPosition(nextOffset: offset + 1, metadata: metadata) }
 
     public var description: String { "CommittableOffset(\(partitionOffset))" }
 }
@@ -59,14 +73,17 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
 public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     private struct Entry: Sendable {
         var position: CommitPosition
-        var committer: any OffsetCommitter
+        /// Who commits it: the partition's consumer.
+        var partition: ConsumedPartition
+        var committer: any OffsetCommitter { partition.committer }
     }
 
     private var entries: [TopicPartition: Entry] = [:]
-    /// The entry `add` touched last. Consecutive offsets mostly share a partition (records
-    /// arrive in per-partition runs); finding its entry again by index instead of by key
-    /// saves hashing the topic name per offset. Reset whenever a key is inserted.
-    private var lastAdded: (key: TopicPartition, index: Dictionary<TopicPartition, Entry>.Index)?
+    /// The entry `add` touched last, and the partition object of the offset that did.
+    /// Consecutive offsets mostly share a partition (records arrive in per-partition runs)
+    /// and then share its object too: finding the entry again by an identity check and an
+    /// index saves hashing the topic name per offset. Reset whenever a key is inserted.
+    private var lastAdded: (partition: ConsumedPartition, index: Dictionary<TopicPartition, Entry>.Index)?
     /// How many offsets were added (not how many partitions).
     public private(set) var batchSize: Int = 0
 
@@ -87,21 +104,22 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     /// Adds `offset`; an offset lower than one already held for its partition is ignored.
     public mutating func add(_ offset: CommittableOffset) {
         batchSize += 1
-        let position = offset.position
-        let key = offset.partitionOffset.topicPartition
         let index: Dictionary<TopicPartition, Entry>.Index
-        if let last = lastAdded, last.key == key {
+        if let last = lastAdded, last.partition === offset.partition {
             index = last.index
-        } else if let found = entries.index(forKey: key) {
-            index = found
-            lastAdded = (key, found)
         } else {
-            entries[key] = Entry(position: position, committer: offset.committer)
-            lastAdded = entries.index(forKey: key).map { (key, $0) }
-            return
+            let key = offset.partition.topicPartition
+            if let found = entries.index(forKey: key) {
+                index = found
+                lastAdded = (offset.partition, found)
+            } else {
+                entries[key] = Entry(position: offset.position, partition: offset.partition)
+                lastAdded = entries.index(forKey: key).map { (offset.partition, $0) }
+                return
+            }
         }
-        if entries.values[index].position.nextOffset >= position.nextOffset { return }
-        entries.values[index] = Entry(position: position, committer: offset.committer)
+        if entries.values[index].position.nextOffset > offset.offset { return }
+        entries.values[index] = Entry(position: offset.position, partition: offset.partition)
     }
 
     /// Adds every offset of `other`.

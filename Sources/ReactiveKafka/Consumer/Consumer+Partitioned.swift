@@ -26,7 +26,7 @@ extension Consumer {
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let groupId = settings.groupId ?? ""
         return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -66,7 +66,7 @@ extension Consumer {
             settings, subscription: subscription.withRevokeCallback(onRevoke), logger: logger, committable: true,
             offsetsOnAssign: getOffsetsOnAssign
         ) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 

@@ -15,7 +15,7 @@ extension Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine, metadata: metadataFromRecord)
+            try committableMessage(message, chunk, key: keys, value: values, metadata: metadataFromRecord)
         }
     }
 
@@ -31,7 +31,7 @@ extension Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            let message = try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
+            let message = try committableMessage(message, chunk, key: keys, value: values)
             return (record: message.record, offset: message.committableOffset)
         }
     }

@@ -50,7 +50,7 @@ public enum Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: keys, value: values)
         }
     }
 
@@ -71,7 +71,7 @@ public enum Consumer {
         let values = settings.valueDeserializer
         let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            try committableMessage(message, chunk, key: keys, value: values, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: keys, value: values)
         }
     }
 
@@ -79,13 +79,12 @@ public enum Consumer {
     @inline(__always)
     static func committableMessage<Key, Value>(
         _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
-        key keys: Deserializer<Key>, value values: Deserializer<Value>, groupId: String, engine: ConsumerEngine,
+        key keys: Deserializer<Key>, value values: Deserializer<Value>,
         metadata: ((ConsumerRecord<Key, Value>) -> String)? = nil
     ) throws -> CommittableMessage<Key, Value> {
         let record = try RecordReader.record(message, chunk, key: keys, value: values)
-        let offset = CommittableOffset(
-            partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-            metadata: metadata?(record), committer: engine)
+        // The chunk's partition carries the group and the committing consumer (this engine).
+        let offset = CommittableOffset(partition: chunk.partition, offset: record.offset, metadata: metadata?(record))
         return CommittableMessage(record: record, committableOffset: offset)
     }
 

@@ -69,7 +69,7 @@ extension Consumer {
         let settings = consumer.settings
         let groupId = settings.groupId ?? ""
         return externalSource(consumer, subscription: subscription) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer, groupId: groupId, engine: engine)
+            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 

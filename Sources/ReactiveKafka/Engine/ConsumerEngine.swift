@@ -135,6 +135,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     // Engine-thread-only state.
     private var topicNames: [OpaquePointer: String] = [:]
+    private var consumedPartitions: [TopicPartition: ConsumedPartition] = [:]
     private var unreachableSince: ContinuousClock.Instant?
     private var lastReachabilityProbe: ContinuousClock.Instant?
     private var sendStarted: [UInt64: ContinuousClock.Instant] = [:]
@@ -562,6 +563,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             wakeup.wait(timeoutMilliseconds: waitTimeout())
         }
         close(scratch, capacity: scratchCapacity)
+        // They refer to this engine (their committer): the engine's part of that cycle ends with its thread.
+        consumedPartitions.removeAll()
     }
 
     private func waitTimeout() -> Int32 {
@@ -612,7 +615,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var runKey: (OpaquePointer?, Int32)? = nil
         func closeRun(at end: Int) {
             guard let key = runKey, end > runStart, let rkt = key.0 else { return }
-            chunks.append(RecordChunk(batch: batch, range: runStart..<end, topicPartition: TopicPartition(topicName(rkt), key.1), byteCount: runBytes))
+            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: consumedPartition(rkt, key.1), byteCount: runBytes))
         }
         for i in 0..<count {
             let message = batch.messages[i]!
@@ -695,7 +698,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                 resumedUnchecked.remove(p)
                 var bytes = 0
                 for i in start..<chunk.range.upperBound { bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len }
-                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, topicPartition: p, byteCount: bytes))
+                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: bytes))
             }
         }
         if !seekBack.isEmpty {
@@ -707,6 +710,15 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             rd_kafka_topic_partition_list_destroy(list)
         }
         return result
+    }
+
+    /// The partition's shared description for chunks and offsets (engine thread).
+    private func consumedPartition(_ rkt: OpaquePointer, _ partition: Int32) -> ConsumedPartition {
+        let key = TopicPartition(topicName(rkt), partition)
+        if let known = consumedPartitions[key] { return known }
+        let made = ConsumedPartition(key, groupId: configuration.groupId ?? "", committer: self)
+        consumedPartitions[key] = made
+        return made
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {

@@ -56,7 +56,9 @@ final class MessageBatch: @unchecked Sendable {
 struct RecordChunk: BufferedChunk, @unchecked Sendable {
     @usableFromInline let batch: MessageBatch
     let range: Range<Int>
-    let topicPartition: TopicPartition
+    /// The partition the records were read from, shared by all its chunks.
+    let partition: ConsumedPartition
     let byteCount: Int
+    var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }
 }
