@@ -6,7 +6,12 @@ struct CommitterBatchingStateMachine {
     /// With `nextOffsetObserved`: the latest offset per partition, held back
     /// until a later offset of the same partition arrives.
     private var held: [TopicPartition: CommittableOffset] = [:]
-    private(set) var batchStarted: ContinuousClock.Instant?
+    private(set) var batchStarted: ContinuousClock.Instant? {
+        didSet { isCollecting = batchStarted != nil }
+    }
+    /// `batchStarted != nil`, kept as a plain flag for the per-offset path, where comparing
+    /// the optional instant with nil costs generic value-witness calls.
+    private(set) var isCollecting = false
 
     init(settings: CommitterSettings) { self.settings = settings }
 
@@ -55,7 +60,7 @@ struct CommitterBatchingStateMachine {
     }
 
     private mutating func add(_ offset: CommittableOffset, now: () -> ContinuousClock.Instant) {
-        if batchStarted == nil { batchStarted = now() }
+        if !isCollecting { batchStarted = now() }
         batch.add(offset)
     }
 

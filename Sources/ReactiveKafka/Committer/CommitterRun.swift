@@ -71,10 +71,10 @@ final class CommitterRun: Sendable {
                 s.lastConsumer = id
                 if s.consumers.updateValue(consumer, forKey: id) == nil { newConsumer = true }
             }
-            let wasIdle = s.batching.batchStarted == nil
+            let wasIdle = !s.batching.isCollecting
             // Rebalance-safe commits: while a revoke waits, what is observed is committed at once.
             guard let full = s.batching.observe(offset, now: .now) ?? (consumer.requestsImmediateCommit ? s.batching.takeNow() : nil) else {
-                return (false, wasIdle && s.batching.batchStarted != nil, s.failure, newConsumer)
+                return (false, wasIdle && s.batching.isCollecting, s.failure, newConsumer)
             }
             s.formed.append(full)
             return (true, false, s.failure, newConsumer)

@@ -119,7 +119,12 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
             }
         }
         if entries.values[index].position.nextOffset > offset.offset { return }
-        entries.values[index] = Entry(position: offset.position, partition: offset.partition)
+        if entries.values[index].partition === offset.partition {
+            // The same consumer's partition: only the position moves (no reference changes hands).
+            entries.values[index].position = offset.position
+        } else {
+            entries.values[index] = Entry(position: offset.position, partition: offset.partition)
+        }
     }
 
     /// Adds every offset of `other`.
