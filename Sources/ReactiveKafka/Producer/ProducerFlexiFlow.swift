@@ -21,10 +21,12 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
         self.hooks = ProducerFlowHooks()
     }
 
+    // Inlinable, so the upstream is erased where its type is known: the erased iterator the
+    // pump calls per message is then compiled for that upstream (see `AnyAsyncSequence`).
+    @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {
-        let upstream = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
-        return AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: upstream, settings: settings, producer: producer, hooks: hooks))
+        AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: AnyAsyncSequence(upstream), settings: settings, producer: producer, hooks: hooks))
     }
 }
 
@@ -43,29 +45,41 @@ struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>:
 }
 
 /// The output sequence of a ``ProducerFlexiFlow``.
+@usableFromInline
 struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Sendable>: AsyncSequence, Sendable {
-    typealias Element = ProducerResult<Key, Value, PassThrough>
+    @usableFromInline typealias Element = ProducerResult<Key, Value, PassThrough>
 
     let upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>
     let settings: ProducerSettings<Key, Value>
     let producer: KafkaProducer<Key, Value>?
     let hooks: ProducerFlowHooks<Key, Value, PassThrough>
 
-    func makeAsyncIterator() -> Iterator {
+    @usableFromInline
+    init(
+        upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
+        producer: KafkaProducer<Key, Value>?, hooks: ProducerFlowHooks<Key, Value, PassThrough>
+    ) {
+        self.upstream = upstream
+        self.settings = settings
+        self.producer = producer
+        self.hooks = hooks
+    }
+
+    @usableFromInline func makeAsyncIterator() -> Iterator {
         Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), step: hooks.next)
     }
 
-    struct Iterator: AsyncIteratorProtocol {
+    @usableFromInline struct Iterator: AsyncIteratorProtocol {
         let driver: ProducerFlowDriver<Key, Value, PassThrough>
         let step: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
 
-        mutating func next() async throws -> Element? {
+        @usableFromInline mutating func next() async throws -> Element? {
             try await step(driver)
         }
 
         // Implemented (not the default, which calls `next()` after an executor switch):
         // the erased iterator of the flow's output calls this one per element.
-        mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+        @usableFromInline mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
             try await step(driver)
         }
     }

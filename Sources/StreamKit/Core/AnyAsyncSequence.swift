@@ -1,50 +1,57 @@
 /// A type-erased, throwing asynchronous sequence.
 ///
 /// Used where a stage must accept any upstream (``Flow`` outputs, custom flows).
-/// Erasure costs one virtual call per element and no allocation per element.
+/// Erasure costs one indirect call per element and no allocation per element. The
+/// initializer is inlinable: erasing a sequence whose type is known where it is erased
+/// compiles its iterator's `next` specialised for that type, so the erased call reaches
+/// the concrete iterator directly, with no generic dispatch or metadata look-up behind it.
 public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
     public typealias Failure = any Error
-    private let makeIterator: () -> Iterator
+    @usableFromInline let makeIterator: @Sendable () -> Iterator
 
     /// Wraps `base`, hiding its concrete type.
-    public init<Base: AsyncSequence & Sendable>(_ base: Base) where Base.Element == Element {
-        self.makeIterator = { Iterator(IteratorBox(base.makeAsyncIterator())) }
+    @inlinable public init<Base: AsyncSequence & Sendable>(_ base: Base) where Base.Element == Element {
+        if let erased = base as? AnyAsyncSequence<Element> {
+            self = erased
+            return
+        }
+        self.makeIterator = {
+            let storage = ErasedIteratorStorage(base.makeAsyncIterator())
+            return Iterator { actor in try await storage.base.next(isolation: actor) }
+        }
     }
 
-    public func makeAsyncIterator() -> Iterator { makeIterator() }
+    @inlinable public func makeAsyncIterator() -> Iterator { makeIterator() }
 
     /// The iterator of an ``AnyAsyncSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        private let box: ErasedIterator<Element>
+        @usableFromInline let nextElement: (isolated (any Actor)?) async throws -> Element?
 
-        init(_ box: ErasedIterator<Element>) { self.box = box }
+        @inlinable init(_ nextElement: @escaping (isolated (any Actor)?) async throws -> Element?) {
+            self.nextElement = nextElement
+        }
 
-        public mutating func next() async throws -> Element? {
-            try await box.next(isolation: nil)
+        @inlinable public mutating func next() async throws -> Element? {
+            try await nextElement(nil)
         }
 
         /// Runs the upstream's `next` on the caller's executor: no executor hop per element.
-        public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
-            try await box.next(isolation: actor)
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
+            try await nextElement(actor)
         }
     }
 }
 
-class ErasedIterator<Element> {
-    func next(isolation actor: isolated (any Actor)?) async throws -> Element? { nil }
-}
-
-final class IteratorBox<Base: AsyncIteratorProtocol>: ErasedIterator<Base.Element> {
-    private var base: Base
-    init(_ base: Base) { self.base = base }
-    override func next(isolation actor: isolated (any Actor)?) async throws -> Base.Element? {
-        try await base.next(isolation: actor)
-    }
+/// The erased iterator itself; only its ``AnyAsyncSequence/Iterator`` calls it, one call at a time.
+@usableFromInline
+final class ErasedIteratorStorage<Base: AsyncIteratorProtocol>: @unchecked Sendable {
+    @usableFromInline var base: Base
+    @inlinable init(_ base: Base) { self.base = base }
 }
 
 extension AsyncSequence where Self: Sendable {
     /// This sequence with its concrete type hidden.
-    public func eraseToAnyAsyncSequence() -> AnyAsyncSequence<Element> {
+    @inlinable public func eraseToAnyAsyncSequence() -> AnyAsyncSequence<Element> {
         AnyAsyncSequence(self)
     }
 }

@@ -46,7 +46,7 @@ public struct FlowOf<Input, Output>: Flow {
 
 extension AsyncSequence where Self: Sendable {
     /// Sends this sequence through `flow`.
-    public func via<F: Flow>(_ flow: F) -> AnyAsyncSequence<F.Output> where F.Input == Element {
+    @inlinable public func via<F: Flow>(_ flow: F) -> AnyAsyncSequence<F.Output> where F.Input == Element {
         flow.apply(self)
     }
 }

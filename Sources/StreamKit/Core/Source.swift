@@ -57,7 +57,7 @@ public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: As
     }
 
     /// Sends the elements through `flow`.
-    public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized> where F.Input == Element, F.Output: Sendable {
+    @inlinable public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized> where F.Input == Element, F.Output: Sendable {
         Source<AnyAsyncSequence<F.Output>, Materialized>(flow.apply(base), materialized: materialized)
     }
 
