@@ -17,7 +17,7 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
         }
         self.makeIterator = {
             let storage = ErasedIteratorStorage(base.makeAsyncIterator())
-            return Iterator { actor in try await storage.base.next(isolation: actor) }
+            return Iterator { () async throws -> Element? in try await storage.base.next(isolation: #isolation) }
         }
     }
 
@@ -25,19 +25,20 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
 
     /// The iterator of an ``AnyAsyncSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        @usableFromInline let nextElement: (isolated (any Actor)?) async throws -> Element?
+        /// Runs on the caller's executor (no executor switch per element, not even a check).
+        @usableFromInline let nextElement: nonisolated(nonsending) () async throws -> Element?
 
-        @inlinable init(_ nextElement: @escaping (isolated (any Actor)?) async throws -> Element?) {
+        @inlinable init(_ nextElement: nonisolated(nonsending) @escaping () async throws -> Element?) {
             self.nextElement = nextElement
         }
 
         @inlinable public mutating func next() async throws -> Element? {
-            try await nextElement(nil)
+            try await nextElement()
         }
 
         /// Runs the upstream's `next` on the caller's executor: no executor hop per element.
         @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
-            try await nextElement(actor)
+            try await nextElement()
         }
     }
 }
