@@ -31,15 +31,20 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 }
 
 /// Entry points into the run, created where the flow is created so that the
-/// code behind them is specialised for the caller's types.
+/// code behind them is specialised for the caller's types (even where the flow is
+/// applied in generic code that is not).
 @usableFromInline
 struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Sendable {
-    // `nonisolated(nonsending)`: runs on the caller's executor, so pulling a result costs no
-    // executor switch (most results are taken from a buffer without suspending).
+    /// A result already in the driver's buffer. Synchronous: most results are taken this
+    /// way, and a synchronous call costs no async frame (task allocation) per element.
+    @usableFromInline let take: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) -> ProducerResult<Key, Value, PassThrough>?
+    // `nonisolated(nonsending)`: runs on the caller's executor, so waiting for results costs no
+    // executor switch.
     @usableFromInline let next: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
 
     @inlinable
     init() {
+        take = { driver in driver.buffer.take() }
         next = { driver in try await driver.next() }
     }
 }
@@ -49,12 +54,12 @@ struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>:
 struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Sendable>: AsyncSequence, Sendable {
     @usableFromInline typealias Element = ProducerResult<Key, Value, PassThrough>
 
-    let upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>
-    let settings: ProducerSettings<Key, Value>
-    let producer: KafkaProducer<Key, Value>?
-    let hooks: ProducerFlowHooks<Key, Value, PassThrough>
+    @usableFromInline let upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>
+    @usableFromInline let settings: ProducerSettings<Key, Value>
+    @usableFromInline let producer: KafkaProducer<Key, Value>?
+    @usableFromInline let hooks: ProducerFlowHooks<Key, Value, PassThrough>
 
-    @usableFromInline
+    @inlinable
     init(
         upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
         producer: KafkaProducer<Key, Value>?, hooks: ProducerFlowHooks<Key, Value, PassThrough>
@@ -65,22 +70,32 @@ struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Se
         self.hooks = hooks
     }
 
-    @usableFromInline func makeAsyncIterator() -> Iterator {
-        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), step: hooks.next)
+    @inlinable func makeAsyncIterator() -> Iterator {
+        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), hooks: hooks)
     }
 
+    // Inlinable: where the erased output is made for known types (see `AnyAsyncSequence`),
+    // the per-element call lands here without a frame of its own.
     @usableFromInline struct Iterator: AsyncIteratorProtocol {
-        let driver: ProducerFlowDriver<Key, Value, PassThrough>
-        let step: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> Element?
+        @usableFromInline let driver: ProducerFlowDriver<Key, Value, PassThrough>
+        @usableFromInline let hooks: ProducerFlowHooks<Key, Value, PassThrough>
 
-        @usableFromInline mutating func next() async throws -> Element? {
-            try await step(driver)
+        @inlinable
+        init(driver: ProducerFlowDriver<Key, Value, PassThrough>, hooks: ProducerFlowHooks<Key, Value, PassThrough>) {
+            self.driver = driver
+            self.hooks = hooks
+        }
+
+        @inlinable mutating func next() async throws -> Element? {
+            if let result = hooks.take(driver) { return result }
+            return try await hooks.next(driver)
         }
 
         // Implemented (not the default, which calls `next()` after an executor switch):
         // the erased iterator of the flow's output calls this one per element.
-        @usableFromInline mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
-            try await step(driver)
+        @inlinable mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+            if let result = hooks.take(driver) { return result }
+            return try await hooks.next(driver)
         }
     }
 }
