@@ -112,8 +112,14 @@ public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
     let stage: TransactionalStage<Key, Value>
 
     /// Writes every message of `upstream` in transactions; returns when the last is committed.
+    // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    @inlinable
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws where Upstream.Element == Input {
-        let messages = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
+        try await run(erased: AnyAsyncSequence(upstream))
+    }
+
+    @usableFromInline
+    func run(erased messages: AnyAsyncSequence<Input>) async throws {
         // Raw bytes take a path compiled for them: unspecialised generic code looks up type
         // metadata per message. Same behaviour.
         if let bytes = self as? TransactionalSink<KafkaBytes, KafkaBytes>,
@@ -140,8 +146,14 @@ public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
 
     let stage: TransactionalStage<Key, Value>
 
+    // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output> where Upstream.Element == Input {
-        let messages = upstream as? AnyAsyncSequence<Input> ?? AnyAsyncSequence(upstream)
+        apply(erased: AnyAsyncSequence(upstream))
+    }
+
+    @usableFromInline
+    func apply(erased messages: AnyAsyncSequence<Input>) -> AnyAsyncSequence<Output> {
         // Raw bytes take a path compiled for them (see TransactionalSink.run).
         if let bytes = self as? TransactionalFlow<KafkaBytes, KafkaBytes>,
            let bytesMessages = messages as Any as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>,
