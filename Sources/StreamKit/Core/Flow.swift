@@ -23,7 +23,7 @@ public protocol Flow<Input, Output>: Sendable {
 /// let parse = FlowOf<String, Int> { $0.compactMap { Int($0) } }
 /// ```
 public struct FlowOf<Input, Output>: Flow {
-    private let body: @Sendable (AnyAsyncSequence<Input>) -> AnyAsyncSequence<Output>
+    @usableFromInline let body: @Sendable (AnyAsyncSequence<Input>) -> AnyAsyncSequence<Output>
 
     /// Creates a flow that applies `body` to its upstream.
     public init<Downstream: AsyncSequence & Sendable>(
@@ -32,6 +32,8 @@ public struct FlowOf<Input, Output>: Flow {
         self.body = { AnyAsyncSequence(body($0)) }
     }
 
+    // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {
         body(AnyAsyncSequence(upstream))
