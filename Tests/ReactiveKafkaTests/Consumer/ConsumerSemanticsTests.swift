@@ -46,6 +46,29 @@ import Testing
         #expect(values.count == 800)
     }
 
+    @Test func aShutDownConsumerIsReleasedOnceNothingRefersToIt() async throws {
+        // Committable offsets share a per-partition object that refers to the consumer engine,
+        // which keeps those objects while it runs: that cycle must end with the engine's thread.
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("release", partitions: 2)
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "release", records: (0..<50).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
+        weak var engine: AnyObject?
+        do {
+            let source = Consumer.committableSource(Self.settings(kafka, group: "g-release"), subscription: .topics("release"))
+            var read = 0
+            for try await message in source {
+                engine = message.committableOffset.committer as AnyObject
+                try await message.committableOffset.commit()
+                read += 1
+                if read == 20 { break }
+            }
+            await source.materialized.shutdown()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while engine != nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(engine == nil, "the consumer engine outlived its stream, its control and every record")
+    }
+
     @Test func aSlowConsumerKeepsBufferedBytesUnderTheBudget() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("slow", partitions: 16)
