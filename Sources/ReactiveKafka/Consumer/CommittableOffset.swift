@@ -78,12 +78,13 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
         var committer: any OffsetCommitter { partition.committer }
     }
 
+    /// Every partition's entry except the current run's.
     private var entries: [TopicPartition: Entry] = [:]
-    /// The entry `add` touched last, and the partition object of the offset that did.
-    /// Consecutive offsets mostly share a partition (records arrive in per-partition runs)
-    /// and then share its object too: finding the entry again by an identity check and an
-    /// index saves hashing the topic name per offset. Reset whenever a key is inserted.
-    private var lastAdded: (partition: ConsumedPartition, index: Dictionary<TopicPartition, Entry>.Index)?
+    /// The entry of the partition `add` touched last, kept out of `entries`. Consecutive
+    /// offsets mostly share a partition (records arrive in per-partition runs) and then share
+    /// its object too: adding one is an identity check and an integer store, where a
+    /// dictionary update would hash the topic name and trade references per offset.
+    private var run: Entry?
     /// How many offsets were added (not how many partitions).
     public private(set) var batchSize: Int = 0
 
@@ -96,45 +97,51 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     }
 
     /// True when no offset was added.
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { entries.isEmpty && run == nil }
 
     /// The next offset to read that the batch would commit, per partition.
-    public var offsets: [TopicPartition: Int64] { entries.mapValues(\.position.nextOffset) }
+    public var offsets: [TopicPartition: Int64] { allEntries.mapValues(\.position.nextOffset) }
 
     /// Adds `offset`; an offset lower than one already held for its partition is ignored.
     public mutating func add(_ offset: CommittableOffset) {
         batchSize += 1
-        let index: Dictionary<TopicPartition, Entry>.Index
-        if let last = lastAdded, last.partition === offset.partition {
-            index = last.index
-        } else {
-            let key = offset.partition.topicPartition
-            if let found = entries.index(forKey: key) {
-                index = found
-                lastAdded = (offset.partition, found)
-            } else {
-                entries[key] = Entry(position: offset.position, partition: offset.partition)
-                lastAdded = entries.index(forKey: key).map { (offset.partition, $0) }
-                return
+        if run?.partition === offset.partition {
+            if offset.offset >= run.unsafelyUnwrapped.position.nextOffset {
+                run!.position.nextOffset = offset.offset + 1
+                if offset.metadata != nil || run.unsafelyUnwrapped.position.metadata != nil { run!.position.metadata = offset.metadata }
             }
+            return
         }
-        if entries.values[index].position.nextOffset > offset.offset { return }
-        if entries.values[index].partition === offset.partition {
-            // The same consumer's partition: only the position moves (no reference changes hands).
-            entries.values[index].position = offset.position
+        settleRun()
+        if let existing = entries.removeValue(forKey: offset.partition.topicPartition), existing.position.nextOffset > offset.offset {
+            run = existing
         } else {
-            entries.values[index] = Entry(position: offset.position, partition: offset.partition)
+            run = Entry(position: offset.position, partition: offset.partition)
         }
     }
 
     /// Adds every offset of `other`.
     public mutating func add(_ other: CommittableOffsetBatch) {
         batchSize += other.batchSize
-        lastAdded = nil
-        for (key, entry) in other.entries {
+        settleRun()
+        for (key, entry) in other.allEntries {
             if let existing = entries[key], existing.position.nextOffset >= entry.position.nextOffset { continue }
             entries[key] = entry
         }
+    }
+
+    private mutating func settleRun() {
+        guard let settled = run else { return }
+        run = nil
+        entries[settled.partition.topicPartition] = settled
+    }
+
+    /// Every partition's entry, the current run's included.
+    private var allEntries: [TopicPartition: Entry] {
+        guard let run else { return entries }
+        var all = entries
+        all[run.partition.topicPartition] = run
+        return all
     }
 
     /// Commits the batch and waits for every consumer involved to acknowledge.
@@ -167,14 +174,14 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
 
     private func byCommitter() -> [(any OffsetCommitter, [TopicPartition: CommitPosition])] {
         var groups: [ObjectIdentifier: (any OffsetCommitter, [TopicPartition: CommitPosition])] = [:]
-        for (key, entry) in entries {
+        for (key, entry) in allEntries {
             groups[ObjectIdentifier(entry.committer), default: (entry.committer, [:])].1[key] = entry.position
         }
         return Array(groups.values)
     }
 
     public var description: String {
-        "CommittableOffsetBatch(" + entries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(separator: ", ") + ")"
+        "CommittableOffsetBatch(" + allEntries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(separator: ", ") + ")"
     }
 }
 
