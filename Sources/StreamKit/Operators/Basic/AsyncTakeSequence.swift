@@ -36,13 +36,7 @@ public struct AsyncTakeSequence<Base: AsyncSequence>: AsyncSequence {
         }
 
         @inlinable public mutating func next() async throws(Base.Failure) -> Element? {
-            guard remaining > 0 else { return nil }
-            guard let element = try await base.next(isolation: nil) else {
-                remaining = 0
-                return nil
-            }
-            remaining -= 1
-            return element
+            try await next(isolation: nil)
         }
 
         @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Element? {
