@@ -153,6 +153,73 @@ import Testing
         #expect(written.count == 40)
     }
 
+    @Test func recordsCollectedWhileTheQueueIsFullArriveAlthoughTheUpstreamGoesIdle() async throws {
+        // The pump collects records and produces them when it stops; with no room in
+        // librdkafka's queue at that moment they must still go out once room is freed,
+        // without the upstream (open, idle) waking the pump.
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("full-then-idle", partitions: 2)
+        let settings = kafka.producerSettings().withProperty("queue.buffering.max.messages", "5").withParallelism(100)
+        let (upstream, feed) = AsyncStream<Message>.makeStream()
+        let (delivered, deliveredFeed) = AsyncStream<Int>.makeStream()
+        let flow = Task {
+            var count = 0
+            for try await result in Source(upstream).via(Producer.flexiFlow(settings)) {
+                count += 1
+                deliveredFeed.yield(result.passThrough)
+            }
+            return count
+        }
+        for i in 0..<40 { feed.yield(.single(ProducerRecord(topic: "full-then-idle", value: "v\(i)"), passThrough: i)) }
+        let received = try await withTimeout(seconds: 20) {
+            var iterator = delivered.makeAsyncIterator()
+            var received: [Int] = []
+            for _ in 0..<40 { if let i = await iterator.next() { received.append(i) } }
+            return received
+        }
+        #expect(received == Array(0..<40))
+        feed.finish()
+        #expect(try await valueWithin(flow, seconds: 10) == 40)
+    }
+
+    @Test func partitionOrderHoldsAcrossCollectedAndSingleProducedRecords() async throws {
+        // Records without headers or timestamp are collected and produced together, the others
+        // one by one; records with and without an explicit partition are collected separately.
+        // Per partition, Kafka must still store them in input order.
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("mixed", partitions: 3)
+        let messages = (0..<900).map { i -> Message in
+            let value = "v\(i)"
+            let record: ProducerRecord<String, String> = switch i % 6 {
+            case 0: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value)
+            case 1: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
+            case 2: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value, timestamp: KafkaTimestamp(milliseconds: 1_700_000_000_000 + Int64(i)))
+            case 3: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value, headers: [KafkaHeader(key: "h", value: KafkaBytes("\(i)"))])
+            case 4: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
+            default: ProducerRecord(topic: "mixed", partition: Int32(i % 3), key: "k", value: value)
+            }
+            return .single(record, passThrough: i)
+        }
+        var results: [ProducerResult<String, String, Int>] = []
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(200))) {
+            results.append(result)
+        }
+        #expect(results.map(\.passThrough) == Array(0..<900))
+        let written = try await RawKafka.readByPartition(topic: "mixed", bootstrapServers: kafka.bootstrapServers)
+        #expect(written.values.map(\.count).reduce(0, +) == 900)
+        for (_, records) in written {
+            let indices = records.map { Int($0.valueString!.dropFirst())! }
+            #expect(indices == indices.sorted())
+        }
+        for result in results {
+            guard case .single(let metadata, let record, let i) = result else { continue }
+            let stored = written[metadata.partition]?.first { $0.offset == metadata.offset }
+            #expect(stored?.valueString == record.value)
+            if i % 6 == 2 { #expect(stored?.timestamp == 1_700_000_000_000 + Int64(i)) }
+            if i % 6 == 3 { #expect(stored?.headers.count == 1) }
+        }
+    }
+
     @Test func aRecordForAMissingPartitionFailsTheStreamAfterTheResultsBeforeIt() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("one-partition", partitions: 1)

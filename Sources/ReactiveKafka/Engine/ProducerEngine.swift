@@ -405,6 +405,36 @@ final class ProducerEngine: @unchecked Sendable {
         }
     }
 
+    /// One non-blocking `rd_kafka_produce_batch` call for `count` records to a handle from
+    /// ``resolveTopic(_:cache:)``, all to `partition` (`RD_KAFKA_PARTITION_UA`: the partitioner
+    /// places each); keys and values are copied by librdkafka. Returns how many were
+    /// accepted; each record's `err` says what happened to it (`_QUEUE_FULL` for those
+    /// librdkafka had no room for).
+    /// - Throws: ``KafkaError/Kind/shutDown`` after close, ``KafkaError/Kind/fatal`` after a fatal error
+    ///   (also when librdkafka refused records because of one).
+    @usableFromInline
+    func tryProduceBatch(
+        rkt: OpaquePointer, partition: Int32, messages: UnsafeMutablePointer<rd_kafka_message_t>, count: Int
+    ) throws(KafkaError) -> Int {
+        guard enter() else {
+            throw fatalError ?? Self.shutDownError
+        }
+        defer { leave() }
+        if failedFatally.load(ordering: .relaxed), let fatalError { throw fatalError }
+        for i in 0..<count { messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR }
+        let accepted = Int(rd_kafka_produce_batch(rkt, partition, RD_KAFKA_MSG_F_COPY, messages, Int32(count)))
+        if accepted < count {
+            for i in 0..<count where messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && messages[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                // After a fatal error librdkafka refuses with the underlying code.
+                if messages[i].err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw raiseFatalError()
+                }
+                break
+            }
+        }
+        return accepted
+    }
+
     // Like withOptionalBytes, without copying (retaining) the bytes' owner.
     @inline(__always)
     private static func withBorrowedBytes<R>(_ bytes: borrowing SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {

@@ -15,6 +15,11 @@ public enum Producer {
     /// fails the stream with ``KafkaError/Kind/deliveryFailed`` after the
     /// results before it; a throwing serialiser with ``KafkaError/Kind/serialization``.
     /// Cancelling downstream stops pulling upstream.
+    ///
+    /// Upstream is pulled by a task on a thread of the run's own, which hands records to
+    /// librdkafka in batches (a batch goes out whenever that task stops: upstream has
+    /// nothing, capacity is used up, or 1,024 records are collected). Structured child tasks
+    /// created while pulling upstream run on that thread too.
     @inlinable
     public static func flexiFlow<Key, Value, PassThrough>(
         _ settings: ProducerSettings<Key, Value>

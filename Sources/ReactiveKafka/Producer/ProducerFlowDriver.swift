@@ -105,8 +105,9 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
             throw error
         }
         let (upstream, settings, engine) = (self.upstream, self.settings, producer.engine)
-        let pump = Task {
-            await ProducerFlowPump.run(upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver)
+        let executor = ProducerPumpExecutor()
+        let pump = Task(executorPreference: executor) {
+            await ProducerFlowPump.run(upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver, executor: executor)
         }
         let run = Run(storage: storage, producer: producer, owned: owned, receiver: receiver, pump: pump)
         phase = .running(run)
@@ -129,7 +130,8 @@ enum ProducerFlowPump {
     @inlinable
     static func run<Key: Sendable, Value: Sendable, PassThrough: Sendable>(
         upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
-        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16
+        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16,
+        executor: ProducerPumpExecutor
     ) async {
         typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
         let ring = storage.ring
@@ -137,7 +139,31 @@ enum ProducerFlowPump {
         var topicCache = ProducerEngine.TopicCache()
         // Records are freed on this thread, where they were allocated (see `ProducerEngine.beginReaping`).
         engine.beginReaping()
-        defer { engine.endReaping() }
+        let batch = ProducerFlowBatch(
+            receiver: receiver, token: { Ring.token(position: $0, index: 0) },
+            refused: { position, code, partition in
+                storage.recordRefused(position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
+            })
+        let parked = ProducerFlowBatch.Parked(batch: batch, engine: engine, executor: executor)
+        // Whenever the pump is suspended, what it collected goes to librdkafka.
+        executor.whenIdle = { parked.flush() }
+        defer {
+            parked.close()
+            engine.endReaping()
+            executor.shutdown()
+        }
+
+        // Produces what `batch` collected, suspending while librdkafka's queue is full;
+        // false when the run must stop.
+        func flushBatch() async throws(KafkaError) -> Bool {
+            while true {
+                let generation = engine.spaceGenerationNow
+                if try batch.flush(engine) == .all { return !storage.shouldStop && !batch.refusedAny }
+                engine.reapDeliveredEvents()
+                await engine.waitForSpace(since: generation, cancellable: true)
+                if Task.isCancelled || storage.shouldStop { return false }
+            }
+        }
 
         // False when the run must stop (a record was refused, or cancellation). The
         // common case is one synchronous produce call: no suspension point, no async frame.
@@ -193,15 +219,31 @@ enum ProducerFlowPump {
             pulling: while !storage.shouldStop {
                 engine.reapDeliveredEvents()
                 if !ring.pumpHasCapacity {
+                    // The collected records must be produced to be acknowledged.
+                    if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     guard await storage.waitForCapacity() else { break pulling }
                 }
                 // Taken apart straight from `next()` and rebuilt, so that the parts move into
                 // the ring instead of being copied (a copy is a retain/release of each part).
                 switch try await iterator.next() {
                 case nil:
+                    if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     break pulling
                 case .single(let record, let passThrough)?:
                     let (key, value) = try settings.serialize(record)
+                    if record.headers.isEmpty, record.timestamp == nil, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
+                        // Collected, produced with the records around it (see `ProducerFlowBatch`).
+                        let partition = record.partition
+                        if !batch.accepts(topic: rkt, explicitPartition: partition != nil) {
+                            guard try await flushBatch() else { break pulling }
+                        }
+                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
+                        batch.add(position: position, topic: rkt, partition: partition, key: key, value: value)
+                        if batch.isFull { guard try await flushBatch() else { break pulling } }
+                        continue pulling
+                    }
+                    // Anything produced one by one goes after what was collected (per-partition order).
+                    if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
                         // The common case produces from the record's fields read before publishing,
                         // so the record moves into the ring without a copy (no retain/release
@@ -225,6 +267,7 @@ enum ProducerFlowPump {
                     var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
                     serialized.reserveCapacity(records.count)
                     for record in records { serialized.append(try settings.serialize(record)) }
+                    if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     let position = ring.publish(.multi(records, passThrough: passThrough), recordCount: records.count)
                     if records.isEmpty { storage.pumpCompletedHead() }
                     for i in records.indices {
@@ -237,6 +280,9 @@ enum ProducerFlowPump {
             }
             storage.pumpFinished(error: nil)
         } catch {
+            // The results before the failure are emitted first: their records must be produced.
+            // (When the engine itself failed, this fails again at once and changes nothing.)
+            if !batch.isEmpty { _ = try? await flushBatch() }
             storage.pumpFinished(error: error)
         }
     }
