@@ -25,6 +25,26 @@ extension Transactional {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
+        // Raw bytes take a path compiled for them (as `Consumer.committableSource` does):
+        // generic record construction costs a metadata lookup and indirect copies per record.
+        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
+           let source = bytesSource(bytes, subscription: subscription, logger: logger) as Any
+               as? Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
+            return source
+        }
+        return makeSource(settings, subscription: subscription, logger: logger)
+    }
+
+    private static func bytesSource(
+        _ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<TransactionalMessage<KafkaBytes, KafkaBytes>>, ConsumerControl> {
+        makeSource(settings, subscription: subscription, logger: logger)
+    }
+
+    @inline(__always)
+    private static func makeSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
