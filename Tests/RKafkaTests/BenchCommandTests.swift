@@ -34,4 +34,21 @@ import Testing
             #expect(line.contains(field))
         }
     }
+
+    @Test func repeatedRunsReportTheMedianRunWithEveryRatio() throws {
+        #expect(try BenchCommand.parse([]).repeat == 1)
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--repeat", "0"]) }
+        func run(_ ratio: Double, cpu: Double) -> BenchLine {
+            BenchLine(
+                scenario: "s", messages: 10, msgs_per_sec: ratio * 10, baseline_msgs_per_sec: 10, ratio: ratio, peak_rss_mb: 1,
+                allocs_per_msg: nil, baseline_allocs_per_msg: nil, baseline: "b", notes: nil, cpu_us_per_msg: cpu)
+        }
+        let median = try #require(BenchLine.median(of: [run(0.9, cpu: 1), run(0.5, cpu: 2), run(0.7, cpu: 3)]))
+        #expect(median.ratio == 0.7)
+        #expect(median.cpu_us_per_msg == 3)
+        #expect(median.ratio_runs == [0.9, 0.5, 0.7])
+        #expect(median.jsonLine().contains("\"ratio_runs\""))
+        #expect(BenchLine.median(of: [run(0.6, cpu: 1)])?.ratio_runs == nil)
+        #expect(BenchLine.median(of: []) == nil)
+    }
 }

@@ -35,6 +35,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Partitions of every benchmark topic.")
     var partitions: Int = 64
 
+    @Option(help: "Runs of each Kafka scenario (each with its own baseline and fresh topics); the line shown is the run with the median ratio, with every run's ratio.")
+    var `repeat`: Int = 1
+
     @Option(
         name: .customLong("scenario"),
         help: ArgumentHelp("Scenario to run (repeatable, or a comma-separated list). Default: all.", valueName: "name")
@@ -53,6 +56,7 @@ struct BenchCommand: AsyncParsableCommand {
         guard messages >= 1 else { throw ValidationError("--messages must be at least 1, got \(messages)") }
         guard size >= 0 else { throw ValidationError("--size must not be negative, got \(size)") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
         let known = BenchScenarios.allNames
         for name in scenarios where !known.contains(name) {
             throw ValidationError("unknown scenario \"\(name)\"; known: \(known.joined(separator: ", "))")
@@ -84,7 +88,9 @@ struct BenchCommand: AsyncParsableCommand {
                     line = nil  // one line per assignment strategy, printed as each finishes
                     try await RebalanceBench.run(cluster: cluster, partitions: partitions, size: size, json: json)
                 } else if let scenario = BenchScenarios.kafkaScenario(named: name) {
-                    line = try await runKafka(scenario, parameters)
+                    var runs: [BenchLine] = []
+                    for _ in 0..<`repeat` { runs.append(try await runKafka(scenario, parameters)) }
+                    line = BenchLine.median(of: runs)
                 } else {
                     line = nil
                 }

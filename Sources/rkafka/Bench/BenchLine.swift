@@ -25,6 +25,18 @@ struct BenchLine: Codable, Sendable {
     /// Same, for the baseline.
     var baseline_cpu_us_per_msg: Double? = nil
 
+    /// With `--repeat`: every run's ratio, in run order.
+    var ratio_runs: [Double]? = nil
+
+    /// The run with the median ratio (the lower middle one for an even count), carrying every run's ratio.
+    static func median(of runs: [BenchLine]) -> BenchLine? {
+        guard !runs.isEmpty else { return nil }
+        guard runs.count > 1 else { return runs[0] }
+        var line = runs.sorted { $0.ratio < $1.ratio }[(runs.count - 1) / 2]
+        line.ratio_runs = runs.map(\.ratio)
+        return line
+    }
+
     func jsonLine() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -36,10 +48,11 @@ struct BenchLine: Codable, Sendable {
         let baseAllocs = baseline_allocs_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
         let cpu = cpu_us_per_msg.map { String(format: "  cpu/msg %.2f µs", $0) } ?? ""
         let baseCPU = baseline_cpu_us_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
+        let runs = ratio_runs.map { "  median of \($0.count) runs: " + $0.map { String(format: "%.2f", $0) }.joined(separator: " ") } ?? ""
         return String(
             format: "%-30@ %10.0f msgs/s   baseline %10.0f msgs/s   ratio %.2f   peak RSS %.0f MB",
             scenario as NSString, msgs_per_sec, baseline_msgs_per_sec, ratio, peak_rss_mb
-        ) + allocs + baseAllocs + cpu + baseCPU
+        ) + allocs + baseAllocs + cpu + baseCPU + runs
     }
 }
 
