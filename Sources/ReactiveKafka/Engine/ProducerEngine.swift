@@ -47,6 +47,12 @@ final class ProducerEngine: @unchecked Sendable {
     private let topics = Mutex<[String: TopicHandle]>([:])
     /// The receiver for one-off ``send`` calls.
     let direct: DirectDeliveryReceiver
+    // Batches of flexiFlow pumps (see `ProducerFlowBatch`): the poll thread produces the
+    // records of a pump that waits for its upstream.
+    private let batches = Mutex<[ObjectIdentifier: ProducerFlowBatch]>([:])
+    private let batchCount = Atomic<Int>(0)
+    // Set while the poll thread sleeps without looking at the batches (up to a second).
+    private let sleepingLong = Atomic<Bool>(false)
 
     private struct State {
         var receivers: [UInt16: any DeliveryReceiver] = [:]
@@ -103,6 +109,38 @@ final class ProducerEngine: @unchecked Sendable {
             s.receivers[id] = receiver
             return id
         }
+    }
+
+    /// The poll thread will produce `batch`'s records while its pump waits for upstream.
+    @usableFromInline
+    func register(_ batch: ProducerFlowBatch) {
+        batches.withLock { $0[ObjectIdentifier(batch)] = batch }
+        batchCount.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Stops looking at `batch`; its pump must not be parked.
+    @usableFromInline
+    func deregister(_ batch: ProducerFlowBatch) {
+        if batches.withLock({ $0.removeValue(forKey: ObjectIdentifier(batch)) }) != nil {
+            batchCount.subtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// A registered batch has records again: a poll thread asleep for long must look at it.
+    @usableFromInline
+    func batchStartedCollecting() {
+        if sleepingLong.load(ordering: .sequentiallyConsistent) { rd_kafka_queue_yield(queue) }
+    }
+
+    /// Produces the records of batches whose pumps wait for upstream; whether any batch
+    /// still has records (the poll thread then looks again within a millisecond).
+    private func flushParkedBatches() -> Bool {
+        guard batchCount.load(ordering: .sequentiallyConsistent) > 0 else { return false }
+        let all = batches.withLock { Array($0.values) }
+        let now = ContinuousClock.now
+        var collecting = false
+        for batch in all where batch.flushIfParked(self, now: now) { collecting = true }
+        return collecting
     }
 
     /// Stops routing reports to receiver `id`.
@@ -604,7 +642,17 @@ final class ProducerEngine: @unchecked Sendable {
             // Events left for producing tasks are destroyed here after 1 ms without a new event,
             // in case those tasks stopped producing (an idle upstream).
             let pending = hasDeliveredEvents
-            if let event = rd_kafka_queue_poll(queue, pending ? 1 : closing ? 50 : 1000) {
+            var timeout = pending ? 1 : closing ? 50 : 1000
+            if flushParkedBatches() {
+                timeout = 1
+            } else if timeout == 1000 {
+                // A pump that starts collecting now wakes this thread (`batchStartedCollecting`).
+                sleepingLong.store(true, ordering: .sequentiallyConsistent)
+                if flushParkedBatches() { timeout = 1 }
+            }
+            let event = rd_kafka_queue_poll(queue, Int32(timeout))
+            sleepingLong.store(false, ordering: .relaxed)
+            if let event {
                 handle(event: event, messages: messages, capacity: capacity, reports: &reports)
             } else if pending {
                 destroyDeliveredEvents()

@@ -1,4 +1,6 @@
 import CRdKafka
+import Foundation
+import Synchronization
 
 /// Records of a ``ProducerFlexiFlow`` run that the pump has published in the ring but not yet
 /// handed to librdkafka: they are produced together with `rd_kafka_produce_batch`, one call
@@ -17,8 +19,12 @@ import CRdKafka
 /// per-record partitions, librdkafka's batch call does not free a record whose partition does
 /// not exist, and its queue space stays taken).
 ///
-/// Used only on the pump's executor thread (``ProducerPumpExecutor``): by the pump while it
-/// runs and by the executor while the pump is suspended, never at the same time.
+/// Owned by the pump, except while it is parked (waiting for its upstream) with records
+/// collected: then the engine's poll thread may claim the batch and produce them, once the
+/// pump has stayed parked for a millisecond (``flushIfParked(_:now:)``), so that collected
+/// records do not wait for an idle upstream. The hand-over is one atomic state: the pump
+/// parks (release) and unparks (compare-and-swap, waiting while the poll thread flushes), the
+/// poll thread claims with a compare-and-swap; whoever owns the batch alone touches its fields.
 @usableFromInline
 final class ProducerFlowBatch: @unchecked Sendable {
     @usableFromInline
@@ -58,6 +64,20 @@ final class ProducerFlowBatch: @unchecked Sendable {
     /// The most key and value bytes collected before they are produced.
     @inlinable static var maxBytes: Int { 1 << 20 }
 
+    /// Whether the batch is the pump's (`active`), waiting for the pump (`parked`) or being
+    /// produced by the poll thread (`flushing`).
+    @inlinable static var active: Int { 0 }
+    @inlinable static var parked: Int { 1 }
+    @inlinable static var flushing: Int { 2 }
+    @usableFromInline let state = Atomic<Int>(0)
+    /// How often the pump parked: the poll thread flushes a batch parked since its last look.
+    @usableFromInline let parks = Atomic<Int>(0)
+    /// Whether records are collected, for the poll thread's choice of how long to sleep.
+    @usableFromInline let collecting = Atomic<Bool>(false)
+    // The poll thread's last look: the park count it saw, and when.
+    @exclusivity(unchecked) @usableFromInline var seenParks = -1
+    @exclusivity(unchecked) @usableFromInline var seenAt = ContinuousClock.now
+
     @usableFromInline let receiver: UInt16
     /// The ring's token for a position (`ProducerFlowRing.token(position:index:)`).
     @usableFromInline let token: (Int) -> UInt64
@@ -65,18 +85,19 @@ final class ProducerFlowBatch: @unchecked Sendable {
     @usableFromInline let refused: (_ position: Int, _ code: rd_kafka_resp_err_t, _ partition: Int32?) -> Void
 
     /// A collected record was refused: the run fails at its message, the pump stops pulling.
-    @usableFromInline var refusedAny = false
-    @usableFromInline var entries: [Entry] = []
-    @usableFromInline var topic: OpaquePointer?
-    @usableFromInline var explicitPartitions = false
+    @exclusivity(unchecked) @usableFromInline var refusedAny = false
+    @exclusivity(unchecked) @usableFromInline var entries: [Entry] = []
+    @exclusivity(unchecked) @usableFromInline var topic: OpaquePointer?
+    @exclusivity(unchecked) @usableFromInline var explicitPartitions = false
     // Keys and values copied in (librdkafka copies them again, at the call).
-    @usableFromInline var bytes: UnsafeMutableRawPointer
-    @usableFromInline var bytesCapacity: Int
-    @usableFromInline var bytesUsed = 0
+    @exclusivity(unchecked) @usableFromInline var bytes: UnsafeMutableRawPointer
+    @exclusivity(unchecked) @usableFromInline var bytesCapacity: Int
+    @exclusivity(unchecked) @usableFromInline var bytesUsed = 0
     // Scratch space for the batch calls.
     @usableFromInline var messages: UnsafeMutablePointer<rd_kafka_message_t>
-    @usableFromInline var order: [Int] = []
-    @usableFromInline var keep: [Bool] = []
+    @exclusivity(unchecked) @usableFromInline var order: [Int] = []
+    @exclusivity(unchecked) @usableFromInline var keep: [Bool] = []
+    @exclusivity(unchecked) @usableFromInline var starts: [Int] = []
 
     @usableFromInline
     init(receiver: UInt16, token: @escaping (Int) -> UInt64, refused: @escaping (Int, rd_kafka_resp_err_t, Int32?) -> Void) {
@@ -111,7 +132,8 @@ final class ProducerFlowBatch: @unchecked Sendable {
 
     /// Collects the record published at `position`. Requires ``accepts(topic:explicitPartition:)``.
     @inlinable
-    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?, value: borrowing SerializedBytes?) {
+    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?, value: borrowing SerializedBytes?, engine: ProducerEngine) {
+        if entries.isEmpty { startCollecting(engine) }
         self.topic = topic
         explicitPartitions = partition != nil
         let (keyOffset, keyCount) = append(key)
@@ -136,6 +158,58 @@ final class ProducerFlowBatch: @unchecked Sendable {
         }
     }
 
+    /// The first record of a batch: the poll thread must look at the batch from now on.
+    @usableFromInline
+    func startCollecting(_ engine: ProducerEngine) {
+        collecting.store(true, ordering: .sequentiallyConsistent)
+        engine.batchStartedCollecting()
+    }
+
+    // MARK: Pump side
+
+    /// The pump is about to wait for its upstream; until ``unpark()`` the poll thread may produce
+    /// the collected records. Only with records collected.
+    @inlinable
+    func park() {
+        parks.add(1, ordering: .relaxed)
+        state.store(Self.parked, ordering: .releasing)
+    }
+
+    /// The pump is back: the batch is its own again (waiting while the poll thread produces it).
+    @inlinable
+    func unpark() {
+        while !state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing).exchanged {
+            sched_yield()
+        }
+    }
+
+    // MARK: Poll-thread side
+
+    /// Produces the collected records if the pump has been parked since the poll thread's
+    /// previous look and at least a millisecond ago; returns whether records are still
+    /// collected (the poll thread then looks again within a millisecond).
+    @usableFromInline
+    func flushIfParked(_ engine: ProducerEngine, now: ContinuousClock.Instant) -> Bool {
+        guard collecting.load(ordering: .sequentiallyConsistent) else { return false }
+        guard state.load(ordering: .acquiring) == Self.parked else {
+            seenParks = -1
+            return true
+        }
+        let count = parks.load(ordering: .relaxed)
+        if count != seenParks {
+            seenParks = count
+            seenAt = now
+            return true
+        }
+        guard now - seenAt >= .milliseconds(1),
+              state.compareExchange(expected: Self.parked, desired: Self.flushing, ordering: .acquiring).exchanged
+        else { return true }
+        // A shut-down or failed engine reaches the run through its receiver and the pump's next call.
+        let flushed = (try? flush(engine)) ?? .all
+        state.store(Self.parked, ordering: .releasing)
+        return flushed == .queueFull
+    }
+
     @usableFromInline
     func reserve(_ count: Int) {
         guard bytesUsed + count > bytesCapacity else { return }
@@ -148,6 +222,38 @@ final class ProducerFlowBatch: @unchecked Sendable {
         bytesCapacity = capacity
     }
 
+    /// Fills `order` with the entries' indices grouped by partition, each partition's in
+    /// their order (a counting sort: partitions are small numbers).
+    @usableFromInline
+    func groupByPartition() {
+        order.removeAll(keepingCapacity: true)
+        var highest: Int32 = 0
+        if explicitPartitions {
+            for entry in entries { highest = max(highest, entry.partition) }
+        }
+        guard explicitPartitions, highest > 0 else {
+            order.append(contentsOf: entries.indices)
+            return
+        }
+        guard highest < 1 << 16 else {
+            order.append(contentsOf: entries.indices)
+            order.sort { a, b in
+                let (pa, pb) = (entries[a].partition, entries[b].partition)
+                return pa != pb ? pa < pb : a < b
+            }
+            return
+        }
+        starts.removeAll(keepingCapacity: true)
+        starts.append(contentsOf: repeatElement(0, count: Int(highest) + 2))
+        for entry in entries { starts[Int(entry.partition) + 1] += 1 }
+        for p in 0...Int(highest) { starts[p + 1] += starts[p] }
+        order.append(contentsOf: repeatElement(0, count: entries.count))
+        for (index, entry) in entries.enumerated() {
+            order[starts[Int(entry.partition)]] = index
+            starts[Int(entry.partition)] += 1
+        }
+    }
+
     /// Hands the collected records to librdkafka, one batch call per partition (records of a
     /// partition in their order). Records refused at once are reported through `refused`;
     /// those librdkafka had no room for stay collected (``Flushed/queueFull``).
@@ -156,14 +262,7 @@ final class ProducerFlowBatch: @unchecked Sendable {
     func flush(_ engine: ProducerEngine) throws(KafkaError) -> Flushed {
         guard let topic, !entries.isEmpty else { return .all }
         // Stable grouping by partition (a partition's records keep their order).
-        order.removeAll(keepingCapacity: true)
-        order.append(contentsOf: entries.indices)
-        if explicitPartitions {
-            order.sort { a, b in
-                let (pa, pb) = (entries[a].partition, entries[b].partition)
-                return pa != pb ? pa < pb : a < b
-            }
-        }
+        groupByPartition()
         for (slot, index) in order.enumerated() {
             let entry = entries[index]
             var message = rd_kafka_message_t()
@@ -227,46 +326,7 @@ final class ProducerFlowBatch: @unchecked Sendable {
         entries.removeAll(keepingCapacity: true)
         bytesUsed = 0
         self.topic = nil
+        collecting.store(false, ordering: .relaxed)
         return .all
-    }
-
-    /// Flushes the batch while the pump is suspended (``ProducerPumpExecutor/whenIdle``). When
-    /// librdkafka's queue is full, it waits for space in a task on the pump's executor and tries
-    /// again, so collected records never wait for the pump (whose upstream may be idle).
-    @usableFromInline
-    final class Parked: @unchecked Sendable {
-        @usableFromInline let batch: ProducerFlowBatch
-        @usableFromInline let engine: ProducerEngine
-        @usableFromInline let executor: ProducerPumpExecutor
-        @usableFromInline var retrying = false
-        @usableFromInline var closed = false
-
-        @usableFromInline
-        init(batch: ProducerFlowBatch, engine: ProducerEngine, executor: ProducerPumpExecutor) {
-            self.batch = batch
-            self.engine = engine
-            self.executor = executor
-        }
-
-        /// On the executor's thread, while the pump is suspended.
-        @usableFromInline
-        func flush() {
-            guard !closed, !retrying, !batch.isEmpty else { return }
-            let generation = engine.spaceGenerationNow
-            // A shut-down or failed engine reaches the run through its receiver and the pump's next call.
-            guard (try? batch.flush(engine)) == .queueFull else { return }
-            retrying = true
-            executor.hold()
-            Task(executorPreference: executor) {
-                await self.engine.waitForSpace(since: generation, cancellable: false)
-                self.retrying = false
-                self.executor.release()
-                self.flush()
-            }
-        }
-
-        /// The pump ended: nothing is flushed any more.
-        @usableFromInline
-        func close() { closed = true }
     }
 }

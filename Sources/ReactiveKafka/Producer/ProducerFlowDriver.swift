@@ -105,9 +105,8 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
             throw error
         }
         let (upstream, settings, engine) = (self.upstream, self.settings, producer.engine)
-        let executor = ProducerPumpExecutor()
-        let pump = Task(executorPreference: executor) {
-            await ProducerFlowPump.run(upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver, executor: executor)
+        let pump = Task {
+            await ProducerFlowPump.run(upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver)
         }
         let run = Run(storage: storage, producer: producer, owned: owned, receiver: receiver, pump: pump)
         phase = .running(run)
@@ -130,8 +129,7 @@ enum ProducerFlowPump {
     @inlinable
     static func run<Key: Sendable, Value: Sendable, PassThrough: Sendable>(
         upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
-        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16,
-        executor: ProducerPumpExecutor
+        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16
     ) async {
         typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
         let ring = storage.ring
@@ -144,13 +142,11 @@ enum ProducerFlowPump {
             refused: { position, code, partition in
                 storage.recordRefused(position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
             })
-        let parked = ProducerFlowBatch.Parked(batch: batch, engine: engine, executor: executor)
-        // Whenever the pump is suspended, what it collected goes to librdkafka.
-        executor.whenIdle = { parked.flush() }
+        // While the pump waits for upstream, the poll thread produces what it collected.
+        engine.register(batch)
         defer {
-            parked.close()
+            engine.deregister(batch)
             engine.endReaping()
-            executor.shutdown()
         }
 
         // Produces what `batch` collected, suspending while librdkafka's queue is full;
@@ -223,9 +219,20 @@ enum ProducerFlowPump {
                     if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     guard await storage.waitForCapacity() else { break pulling }
                 }
+                // Waiting for upstream with records collected: the poll thread may produce them.
+                let parked = !batch.isEmpty
+                if parked { batch.park() }
+                let next: ProducerMessage<Key, Value, PassThrough>?
+                do {
+                    next = try await iterator.next()
+                } catch {
+                    if parked { batch.unpark() }
+                    throw error
+                }
+                if parked { batch.unpark() }
                 // Taken apart straight from `next()` and rebuilt, so that the parts move into
                 // the ring instead of being copied (a copy is a retain/release of each part).
-                switch try await iterator.next() {
+                switch consume next {
                 case nil:
                     if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     break pulling
@@ -238,7 +245,7 @@ enum ProducerFlowPump {
                             guard try await flushBatch() else { break pulling }
                         }
                         let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
-                        batch.add(position: position, topic: rkt, partition: partition, key: key, value: value)
+                        batch.add(position: position, topic: rkt, partition: partition, key: key, value: value, engine: engine)
                         if batch.isFull { guard try await flushBatch() else { break pulling } }
                         continue pulling
                     }
