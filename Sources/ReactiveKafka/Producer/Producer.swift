@@ -16,10 +16,10 @@ public enum Producer {
     /// results before it; a throwing serialiser with ``KafkaError/Kind/serialization``.
     /// Cancelling downstream stops pulling upstream.
     ///
-    /// Upstream is pulled by a task on a thread of the run's own, which hands records to
-    /// librdkafka in batches (a batch goes out whenever that task stops: upstream has
-    /// nothing, capacity is used up, or 1,024 records are collected). Structured child tasks
-    /// created while pulling upstream run on that thread too.
+    /// Records are handed to librdkafka in batches: a batch goes out when 1,024 records are
+    /// collected, before a record that cannot join it (headers, own timestamp, another topic),
+    /// when capacity is used up, and when upstream has had nothing for a millisecond
+    /// (librdkafka itself then waits up to `linger.ms`, 5 ms by default, before sending).
     @inlinable
     public static func flexiFlow<Key, Value, PassThrough>(
         _ settings: ProducerSettings<Key, Value>
