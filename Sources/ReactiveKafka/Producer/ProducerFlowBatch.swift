@@ -204,10 +204,26 @@ final class ProducerFlowBatch: @unchecked Sendable {
         guard now - seenAt >= .milliseconds(1),
               state.compareExchange(expected: Self.parked, desired: Self.flushing, ordering: .acquiring).exchanged
         else { return true }
-        // A shut-down or failed engine reaches the run through its receiver and the pump's next call.
-        let flushed = (try? flush(engine)) ?? .all
+        let flushed: Flushed
+        do {
+            flushed = try flush(engine)
+        } catch {
+            // The engine was closed or failed: these records can never be produced, and the
+            // run learns it through its receiver and the pump's next call.
+            discard()
+            flushed = .all
+        }
         state.store(Self.parked, ordering: .releasing)
         return flushed == .queueFull
+    }
+
+    /// Forgets the collected records (their engine can no longer produce anything).
+    @usableFromInline
+    func discard() {
+        entries.removeAll(keepingCapacity: true)
+        bytesUsed = 0
+        topic = nil
+        collecting.store(false, ordering: .relaxed)
     }
 
     @usableFromInline
