@@ -279,7 +279,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     /// The most results one ``pop(into:)`` moves: the buffer stays small enough to be in cache
     /// when its results are taken (a whole window of results went through memory twice).
     @inlinable
-    static var popBatch: Int { 256 }
+    static var popBatch: Int { 64 }
 
     /// Moves the complete messages from the head (up to ``popBatch``), in order, into `buffer` as results.
     @inlinable
