@@ -48,13 +48,9 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        let groupId = context.groupId
         return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
             let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
-            let offset = TransactionalOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                groupMetadata: metadata, source: context)
+            let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
             return TransactionalMessage(record: record, partitionOffset: offset)
         }
     }
@@ -70,13 +66,9 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        let groupId = context.groupId
         return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
             let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
-            return (record, TransactionalOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                groupMetadata: metadata, source: context))
+            return (record, TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset))
         }
     }
 
@@ -96,15 +88,11 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription, dropsFetchedOnRewind: false)
-        let groupId = context.groupId
         return Consumer.partitioned(
             consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, offsetsOnAssign: nil
         ) { message, chunk, engine in
             let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let metadata = try context.emit(chunk.topicPartition, record.offset, engine: engine)
-            let offset = TransactionalOffset(
-                partitionOffset: PartitionOffset(groupId: groupId, topicPartition: chunk.topicPartition, offset: record.offset),
-                groupMetadata: metadata, source: context)
+            let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
             return TransactionalMessage(record: record, partitionOffset: offset)
         }
     }

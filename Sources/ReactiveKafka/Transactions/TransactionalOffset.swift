@@ -10,25 +10,57 @@
 /// an aborted transaction cannot be replayed from it: the stream then fails
 /// with ``KafkaError/Kind/transactionAborted``.
 public struct TransactionalOffset: Sendable, CustomStringConvertible {
+    /// The partition, group, group metadata and source, shared by the offsets of a partition
+    /// (one reference per offset instead of four: every copy of a message touches each).
+    let partition: TransactionalPartition
+    /// The record's offset.
+    let offset: Int64
+
     /// The consumed record's group, partition and offset.
-    public let partitionOffset: PartitionOffset
+    public var partitionOffset: PartitionOffset {
+        PartitionOffset(groupId: partition.groupId, topicPartition: partition.topicPartition, offset: offset)
+    }
+
     /// The consumer group the offset is committed to.
-    public let groupMetadata: ConsumerGroupMetadata
+    public var groupMetadata: ConsumerGroupMetadata { partition.groupMetadata }
+
     /// The source that emitted the record, which can rewind after an abort.
-    let source: (any TransactionalSourceLink)?
+    var source: (any TransactionalSourceLink)? { partition.source }
 
     /// The offset of a record consumed outside ``Transactional/source(_:subscription:logger:)``.
     public init(partitionOffset: PartitionOffset, groupMetadata: ConsumerGroupMetadata) {
-        self.init(partitionOffset: partitionOffset, groupMetadata: groupMetadata, source: nil)
+        self.init(
+            partition: TransactionalPartition(
+                partitionOffset.topicPartition, groupId: partitionOffset.groupId, groupMetadata: groupMetadata, source: nil),
+            offset: partitionOffset.offset)
     }
 
-    init(partitionOffset: PartitionOffset, groupMetadata: ConsumerGroupMetadata, source: (any TransactionalSourceLink)?) {
-        self.partitionOffset = partitionOffset
-        self.groupMetadata = groupMetadata
-        self.source = source
+    init(partition: TransactionalPartition, offset: Int64) {
+        self.partition = partition
+        self.offset = offset
     }
 
     public var description: String { "TransactionalOffset(\(partitionOffset))" }
+}
+
+/// A partition as a transactional source emits it in one group generation: what every
+/// ``TransactionalOffset`` of it shares. The source makes one per partition and group
+/// metadata (a rebalance brings new metadata, hence new objects).
+final class TransactionalPartition: Sendable {
+    let topicPartition: TopicPartition
+    /// The consumer group, or "" without one.
+    let groupId: String
+    let groupMetadata: ConsumerGroupMetadata
+    /// Weak: the source keeps its partitions (a strong reference would be a cycle); a sink
+    /// that commits them holds the source itself once it saw it.
+    weak let source: (any TransactionalSourceLink)?
+
+    init(_ topicPartition: TopicPartition, groupId: String, groupMetadata: ConsumerGroupMetadata, source: (any TransactionalSourceLink)?) {
+        self.topicPartition = topicPartition
+        self.groupId = groupId
+        self.groupMetadata = groupMetadata
+        self.source = source
+    }
 }
 
 /// What a transactional sink needs from the source its messages came from.

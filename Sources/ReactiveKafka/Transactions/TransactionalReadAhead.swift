@@ -13,7 +13,8 @@ import Synchronization
 /// a quiet upstream delays nothing already read; and the reader runs only while
 /// the pump cannot, so the two never compete for a core.
 final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
-    typealias Pull = () async throws -> Element?
+    /// Runs on the caller's executor: no executor check per message.
+    typealias Pull = nonisolated(nonsending) () async throws -> Element?
 
     private struct State {
         /// Messages read ahead, oldest first, from `head` on.
@@ -44,6 +45,12 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
     func start(_ pull: @escaping Pull) { self.pull = pull }
 
     // MARK: The pump
+
+    /// Nothing is handed over: the pump may read upstream itself (its per-message path,
+    /// without a call into this generic class).
+    var readsItself: Bool {
+        @inline(__always) get { !handedOver.load(ordering: .acquiring) }
+    }
 
     /// The next message, read by the pump itself unless the reader holds upstream or
     /// has buffered messages. Nil once upstream completed.

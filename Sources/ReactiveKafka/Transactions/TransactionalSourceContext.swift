@@ -20,17 +20,23 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     private struct State {
         var metadata: ConsumerGroupMetadata?
         var engine: ConsumerEngine?
-        /// Last offset emitted per partition (the partition emitted last is kept apart, see `lastPartition`).
+        /// Last offset emitted per partition (the partition emitted last is kept apart, see `last`).
         var emitted: [TopicPartition: Int64] = [:]
-        var lastPartition: TopicPartition?
+        /// The partition emitted last (records come in runs of one partition): the engine's
+        /// object for it, the offsets' shared object, and the last offset.
+        var lastConsumed: ConsumedPartition?
+        var last: TransactionalPartition?
         var lastOffset: Int64 = 0
+        /// The offsets' shared object per partition (of the metadata it holds).
+        var partitions: [TopicPartition: TransactionalPartition] = [:]
         /// Next offset committed by the sink's transactions, per partition.
         var committedNext: [TopicPartition: Int64] = [:]
         var sinks: [ObjectIdentifier: WeakSink] = [:]
 
         mutating func foldLast() {
-            if let last = lastPartition { emitted[last] = lastOffset }
-            lastPartition = nil
+            if let last { emitted[last.topicPartition] = lastOffset }
+            last = nil
+            lastConsumed = nil
         }
     }
 
@@ -58,25 +64,47 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     // MARK: Emission (the source's iterator)
 
-    /// A record at `offset` of `partition` is being emitted; returns the group metadata to send with it.
+    /// A record at `offset` of `consumed` is being emitted; returns what its
+    /// ``TransactionalOffset`` shares with the partition's other offsets (with the group
+    /// metadata to send). Within a run of one partition: a lock, an identity check, a store.
     @inline(__always)
-    func emit(_ partition: TopicPartition, _ offset: Int64, engine: ConsumerEngine) throws(KafkaError) -> ConsumerGroupMetadata {
-        let metadata = state.withLock { s -> ConsumerGroupMetadata? in
-            if s.lastPartition == partition {
+    func emit(_ consumed: ConsumedPartition, _ offset: Int64, engine: ConsumerEngine) throws(KafkaError) -> TransactionalPartition {
+        let emitted = state.withLock { s -> TransactionalPartition? in
+            if s.lastConsumed === consumed, let last = s.last {
                 s.lastOffset = offset
-            } else {
-                s.foldLast()
-                s.lastPartition = partition
-                s.lastOffset = offset
-                if s.engine == nil { s.engine = engine }
+                return last
             }
-            return s.metadata
+            return switchPartition(&s, consumed, offset, engine: engine)
         }
-        if let metadata { return metadata }
+        if let emitted { return emitted }
         // A manual assignment has no rebalance (so no onAssign): the group id alone.
         let made = try ConsumerGroupMetadata(groupId: groupId)
-        state.withLock { s in if s.metadata == nil { s.metadata = made } }
-        return made
+        return try state.withLock { s throws(KafkaError) -> TransactionalPartition in
+            if s.metadata == nil { s.metadata = made }
+            guard let partition = switchPartition(&s, consumed, offset, engine: engine) else {
+                throw KafkaError(.illegalState, "the transactional source has no consumer group metadata")
+            }
+            return partition
+        }
+    }
+
+    /// The record starts a run of another partition (or the first after a rebalance); nil
+    /// while there is no group metadata yet.
+    private func switchPartition(_ s: inout State, _ consumed: ConsumedPartition, _ offset: Int64, engine: ConsumerEngine) -> TransactionalPartition? {
+        guard let metadata = s.metadata else { return nil }
+        s.foldLast()
+        if s.engine == nil { s.engine = engine }
+        let partition: TransactionalPartition
+        if let known = s.partitions[consumed.topicPartition], known.groupMetadata === metadata {
+            partition = known
+        } else {
+            partition = TransactionalPartition(consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self)
+            s.partitions[consumed.topicPartition] = partition
+        }
+        s.lastConsumed = consumed
+        s.last = partition
+        s.lastOffset = offset
+        return partition
     }
 
     // MARK: TransactionalSourceLink (the sink)
@@ -124,7 +152,11 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
         if let metadata = try? consumer.groupMetadata() {
-            state.withLock { $0.metadata = metadata }
+            state.withLock { s in
+                s.metadata = metadata
+                // The next record takes the new metadata (the run's object holds the old one).
+                s.foldLast()
+            }
         }
         for sink in sinks() { sink.partitionsReassigned(partitions) }
         userHandler?.onAssign(partitions, consumer: consumer)

@@ -80,6 +80,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         /// Partitions rewound after an abort → the highest offset the aborted transaction
         /// consumed: newer records of them were consumed before the rewind and are dropped.
         var stale: [TopicPartition: Int64] = [:]
+        /// The shared partition object of the last message let in since the transaction began:
+        /// its metadata and source were looked at.
+        var lastEntered: TransactionalPartition?
     }
 
     let settings: ProducerSettings<Key, Value>
@@ -131,12 +134,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         } else {
             // While a transaction commits, read ahead at most `parallelism` messages.
             let readAhead = TransactionalReadAhead<Prepared>(limit: parallelism)
-            readAhead.start(makePull(upstream))
+            let pull = makePull(upstream)
+            readAhead.start(pull)
             state.withLock { $0.readAhead = readAhead }
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.commitLoop() }
                 group.addTask { await readAhead.runReader() }
-                await self.pump(readAhead)
+                await self.pump(readAhead, pull)
                 // The pump stopped: a reader still waiting on upstream is not needed any more.
                 readAhead.cancel()
                 group.cancelAll()
@@ -201,7 +205,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         var iterator = upstream.makeAsyncIterator()
         let settings = self.settings
         return {
-            guard let message = try await iterator.next() else { return nil }
+            guard let message = try await iterator.next(isolation: #isolation) else { return nil }
             switch message {
             case .single(let record, _): return Prepared(message: message, single: try settings.serialize(record), serialized: [])
             case .multi(let records, _):
@@ -214,14 +218,22 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         }
     }
 
-    private func pump(_ readAhead: TransactionalReadAhead<Prepared>) async {
+    /// `pull` is the read-ahead's own, called directly while the pump reads upstream itself.
+    private func pump(_ readAhead: TransactionalReadAhead<Prepared>, _ pull: TransactionalReadAhead<Prepared>.Pull) async {
         var topicCache = ProducerEngine.TopicCache()
         do {
             pumping: while true {
-                try await waitForSpace()
-                guard let current = try await readAhead.next() else { break }
+                if inFlight.load(ordering: .acquiring) >= parallelism { try await waitForSpace() }
+                let next = readAhead.readsItself ? try await pull() : try await readAhead.next()
+                guard let current = next else { break }
                 if Task.isCancelled { throw CancellationError() }
-                let entry = try await enter(current.message, recordCount: current.recordCount)
+                let answer = gate(current.message, recordCount: current.recordCount)
+                let entry: Entry
+                if !answer.commitRequested, case .go(begin: false, let transaction, let firstRecord) = answer.gate {
+                    entry = .entered(transaction: transaction, firstRecord: firstRecord)
+                } else {
+                    entry = try await enter(current.message, recordCount: current.recordCount, first: answer)
+                }
                 let transaction: UInt64
                 let firstRecord: Int
                 switch entry {
@@ -292,39 +304,42 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         case committing
     }
 
-    /// Lets `message` into the open transaction (beginning one if none is open), or
-    /// waits while a commit is under way.
-    private func enter(_ message: Message, recordCount: Int) async throws -> Entry {
+    /// The gate's answer for `message` now (the per-message path: one lock, no suspension).
+    /// Admits the message into the open transaction when it says `.go`.
+    private func gate(_ message: Message, recordCount: Int) -> (gate: Gate, commitRequested: Bool) {
         let offset = message.passThrough
-        let partition = offset.partitionOffset.topicPartition
-        let consumed = offset.partitionOffset.offset
-        while true {
-            var commitRequested = false
-            let gate = state.withLock { s -> Gate in
-                if s.failure != nil || s.finished || s.ending != nil { return .stop }
-                if !s.stale.isEmpty, let highest = s.stale[partition] {
-                    if consumed > highest { return .drop }
-                    s.stale[partition] = nil  // the replay has begun
-                }
-                let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
-                if windowFull && !s.held.isEmpty && !s.committing {
-                    s.commitNow = true
-                    commitRequested = true
-                }
-                // The interval is up: suspend demand here and now. The committer's timer may be
-                // late when the pool's threads are busy pumping and reading.
-                if !s.committing, let deadline = s.deadline, deadline <= .now {
-                    s.committing = true
-                    s.commitNow = true
-                    commitRequested = true
-                }
-                if s.committing { return .committing }
-                if windowFull { return .park }
-                let admission = s.machine.admit(consumed: (partition, consumed))
-                if admission == .notNow { return s.machine.phase == .failed ? .park : .committing }
-                s.pumpBusy = true
-                if s.groupMetadata !== offset.groupMetadata { s.groupMetadata = offset.groupMetadata }
-                if let source = offset.source {
+        let shared = offset.partition
+        let partition = shared.topicPartition
+        let consumed = offset.offset
+        var commitRequested = false
+        let gate = state.withLock { s -> Gate in
+            if s.failure != nil || s.finished || s.ending != nil { return .stop }
+            if !s.stale.isEmpty, let highest = s.stale[partition] {
+                if consumed > highest { return .drop }
+                s.stale[partition] = nil  // the replay has begun
+            }
+            let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
+            if windowFull && !s.held.isEmpty && !s.committing {
+                s.commitNow = true
+                commitRequested = true
+            }
+            // The interval is up: suspend demand here and now. The committer's timer may be
+            // late when the pool's threads are busy pumping and reading.
+            if !s.committing, let deadline = s.deadline, deadline <= .now {
+                s.committing = true
+                s.commitNow = true
+                commitRequested = true
+            }
+            if s.committing { return .committing }
+            if windowFull { return .park }
+            let admission = s.machine.admit(consumed: (partition, consumed))
+            if admission == .notNow { return s.machine.phase == .failed ? .park : .committing }
+            s.pumpBusy = true
+            // Offsets of one partition share their metadata and source: look at them once a run.
+            if s.lastEntered !== shared {
+                s.lastEntered = shared
+                if s.groupMetadata !== shared.groupMetadata { s.groupMetadata = shared.groupMetadata }
+                if let source = shared.source {
                     let id = ObjectIdentifier(source)
                     if s.sources[id] == nil {
                         s.sources[id] = source
@@ -333,13 +348,23 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 } else {
                     s.unrewindable = true
                 }
-                let firstRecord = s.outcomes.count
-                if emitsResults {
-                    s.held.append(Held(message: message, firstRecord: firstRecord))
-                    if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
-                }
-                return .go(begin: admission == .beginThenProduce, transaction: s.transaction, firstRecord: firstRecord)
             }
+            let firstRecord = s.outcomes.count
+            if emitsResults {
+                s.held.append(Held(message: message, firstRecord: firstRecord))
+                if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
+            }
+            return .go(begin: admission == .beginThenProduce, transaction: s.transaction, firstRecord: firstRecord)
+        }
+        return (gate, commitRequested)
+    }
+
+    /// Lets `message` into the open transaction (beginning one if none is open), or
+    /// waits while a commit is under way. `first` is the gate's answer already taken.
+    private func enter(_ message: Message, recordCount: Int, first: (gate: Gate, commitRequested: Bool)) async throws -> Entry {
+        var answer = first
+        while true {
+            let (gate, commitRequested) = answer
             if commitRequested { wakeCommitter() }
             switch gate {
             case .stop: return .stopped
@@ -369,6 +394,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 }
                 return .entered(transaction: transaction, firstRecord: firstRecord)
             }
+            answer = self.gate(message, recordCount: recordCount)
         }
     }
 
@@ -384,6 +410,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     /// Produces one record into the open transaction. False when it was not produced
     /// because the transaction broke (it is then aborted and replayed) or the stage stopped.
+    @inline(__always)
     private func produce(
         _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64,
         cache: inout ProducerEngine.TopicCache
@@ -391,16 +418,35 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         let opaque = ProducerOpaque(receiver: receiver.load(ordering: .relaxed), token: token)
         if record.topic != cache.name { state.withLock { _ = $0.topics.insert(record.topic) } }
         inFlight.add(1, ordering: .relaxed)
+        let generation = engine.spaceGenerationNow
+        let code = try attempt(record, bytes, opaque: opaque, cache: &cache)
+        if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+        return try await produceAgain(record, bytes, token: token, opaque: opaque, code: code, generation: generation, cache: &cache)
+    }
+
+    /// Hands one record to librdkafka once, without waiting.
+    @inline(__always)
+    private func attempt(
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), opaque: ProducerOpaque,
+        cache: inout ProducerEngine.TopicCache
+    ) throws -> rd_kafka_resp_err_t {
+        if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &cache) {
+            return try engine.tryProduce(rkt: rkt, partition: record.partition, key: bytes.key, value: bytes.value, timestamp: record.timestamp, opaque: opaque)
+        }
+        return try engine.tryProduce(
+            topic: record.topic, partition: record.partition, key: bytes.key, value: bytes.value,
+            headers: record.headers, timestamp: record.timestamp, opaque: opaque, topicCache: &cache)
+    }
+
+    /// ``produce(_:_:token:cache:)`` after librdkafka did not take the record at once
+    /// (`code`): waits for space and tries again, or decides what the refusal means.
+    private func produceAgain(
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64, opaque: ProducerOpaque,
+        code first: rd_kafka_resp_err_t, generation firstGeneration: UInt64, cache: inout ProducerEngine.TopicCache
+    ) async throws -> Bool {
+        var code = first
+        var generation = firstGeneration
         while true {
-            let generation = engine.spaceGenerationNow
-            let code: rd_kafka_resp_err_t
-            if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &cache) {
-                code = try engine.tryProduce(rkt: rkt, partition: record.partition, key: bytes.key, value: bytes.value, timestamp: record.timestamp, opaque: opaque)
-            } else {
-                code = try engine.tryProduce(
-                    topic: record.topic, partition: record.partition, key: bytes.key, value: bytes.value,
-                    headers: record.headers, timestamp: record.timestamp, opaque: opaque, topicCache: &cache)
-            }
             if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
             if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 await engine.waitForSpace(since: generation, cancellable: true)
@@ -412,6 +458,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                     inFlight.subtract(1, ordering: .relaxed)
                     return false
                 }
+                generation = engine.spaceGenerationNow
+                code = try attempt(record, bytes, opaque: opaque, cache: &cache)
                 continue
             }
             inFlight.subtract(1, ordering: .relaxed)
@@ -748,6 +796,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         s.outcomes.removeAll(keepingCapacity: true)
         s.transaction &+= 1
         s.unrewindable = false
+        s.lastEntered = nil
         s.deadline = nil
     }
 
