@@ -18,7 +18,8 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
 
     private struct State {
         /// Messages read ahead, oldest first, from `head` on.
-        var buffer: [Element] = []
+        /// Optional, so that taking one moves it out (no copy, no later release).
+        var buffer: [Element?] = []
         var head = 0
         var count: Int { buffer.count - head }
         /// The reader holds upstream (is reading, or about to).
@@ -60,7 +61,7 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
         while true {
             let step = state.withLock { s -> Step in
                 if s.count > 0 {
-                    let first = s.buffer[s.head]
+                    let first = s.buffer[s.head].take()!
                     s.head += 1
                     if s.head == s.buffer.count {
                         s.buffer.removeAll(keepingCapacity: true)

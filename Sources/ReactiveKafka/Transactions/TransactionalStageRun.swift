@@ -83,7 +83,12 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         /// The shared partition object of the last message let in since the transaction began:
         /// its metadata and source were looked at.
         var lastEntered: TransactionalPartition?
+        /// Messages until the pump reads the clock again (see `gate`).
+        var untilClock = 0
     }
+
+    /// How many messages the pump lets in between two looks at the commit deadline.
+    static var clockEvery: Int { 64 }
 
     let settings: ProducerSettings<Key, Value>
     let interval: Duration
@@ -324,12 +329,15 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 commitRequested = true
             }
             // The interval is up: suspend demand here and now. The committer's timer may be
-            // late when the pool's threads are busy pumping and reading.
-            if !s.committing, let deadline = s.deadline, deadline <= .now {
+            // late when the pool's threads are busy pumping and reading. The clock is read
+            // every `clockEvery` messages: reading it per message cost more than the lock.
+            s.untilClock -= 1
+            if s.untilClock <= 0, !s.committing, let deadline = s.deadline, deadline <= .now {
                 s.committing = true
                 s.commitNow = true
                 commitRequested = true
             }
+            if s.untilClock <= 0 { s.untilClock = Self.clockEvery }
             if s.committing { return .committing }
             if windowFull { return .park }
             let admission = s.machine.admit(consumed: (partition, consumed))
