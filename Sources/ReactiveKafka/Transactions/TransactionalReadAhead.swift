@@ -37,6 +37,10 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
     private let handedOver = Atomic<Bool>(false)
     private let limit: Int
     private nonisolated(unsafe) var pull: Pull?
+    /// Messages the pump took out of the buffer in one go (one lock for the lot, not one a
+    /// message), served from `takenHead` on. The pump's alone.
+    private nonisolated(unsafe) var taken: [Element?] = []
+    private nonisolated(unsafe) var takenHead = 0
 
     init(limit: Int) {
         self.limit = max(1, limit)
@@ -50,25 +54,35 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
     /// Nothing is handed over: the pump may read upstream itself (its per-message path,
     /// without a call into this generic class).
     var readsItself: Bool {
-        @inline(__always) get { !handedOver.load(ordering: .acquiring) }
+        @inline(__always) get { takenHead == taken.count && !handedOver.load(ordering: .acquiring) }
+    }
+
+    private func takeNext() -> Element {
+        let element = taken[takenHead].take()!
+        takenHead += 1
+        if takenHead == taken.count {
+            taken.removeAll(keepingCapacity: true)
+            takenHead = 0
+        }
+        return element
     }
 
     /// The next message, read by the pump itself unless the reader holds upstream or
     /// has buffered messages. Nil once upstream completed.
     /// - Throws: upstream's error, after every message read before it.
     func next() async throws -> Element? {
+        if takenHead < taken.count { return takeNext() }
         if !handedOver.load(ordering: .acquiring) { return try await pull!() }
         while true {
             let step = state.withLock { s -> Step in
                 if s.count > 0 {
-                    let first = s.buffer[s.head].take()!
-                    s.head += 1
-                    if s.head == s.buffer.count {
-                        s.buffer.removeAll(keepingCapacity: true)
-                        s.head = 0
-                    }
+                    // Everything buffered: the pump's `taken` is empty here.
+                    swap(&s.buffer, &taken)
+                    takenHead = s.head
+                    s.buffer.removeAll(keepingCapacity: true)
+                    s.head = 0
                     updateHandedOver(s)
-                    return .element(first)
+                    return .taken
                 }
                 if s.readerActive { return .wait }
                 if let ended = s.ended { return .end(ended) }
@@ -76,7 +90,7 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
                 return .readSelf
             }
             switch step {
-            case .element(let element): return element
+            case .taken: return takeNext()
             case .end(let result):
                 try result.get()
                 return nil
@@ -94,13 +108,27 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
         }
     }
 
-    private enum Step { case element(Element), end(Result<Void, any Error>), wait, readSelf }
+    private enum Step { case taken, end(Result<Void, any Error>), wait, readSelf }
 
     /// A commit closed the gate while the pump holds `element`: the reader takes over
     /// upstream (and the element, first in line) until ``commitEnded()``.
     func handOver(_ element: Element) {
+        // What the pump took and has not served goes back too, after `element` and before
+        // anything read since (so that the limit holds, and the order).
+        var back: [Element?] = []
+        if takenHead < taken.count {
+            back.reserveCapacity(1 + taken.count - takenHead)
+            back.append(element)
+            back.append(contentsOf: taken[takenHead...])
+        }
+        taken.removeAll(keepingCapacity: true)
+        takenHead = 0
         let reader = state.withLock { s -> UnsafeContinuation<Void, Never>? in
-            if s.head > 0 {
+            if !back.isEmpty {
+                back.append(contentsOf: s.buffer[s.head...])
+                s.buffer = back
+                s.head = 0
+            } else if s.head > 0 {
                 s.head -= 1
                 s.buffer[s.head] = element
             } else {
