@@ -16,7 +16,8 @@ final class CommitterRun: Sendable {
         var failureHandler: (@Sendable () -> Void)?
         /// Consumers this run commits to, asked to tell it when a revoke waits for commits.
         var consumers: [ObjectIdentifier: any OffsetCommitter] = [:]
-        var lastConsumer: ObjectIdentifier?
+        /// The partition object of the last offset observed; its consumer is in `consumers`.
+        var lastPartition: ConsumedPartition?
         /// Sleeps until the current batch is due (a deadline, not a poll), or until a batch starts.
         var timer: Task<Void, Never>?
     }
@@ -63,26 +64,27 @@ final class CommitterRun: Sendable {
     /// throws the first commit failure.
     @usableFromInline
     func observe(_ offset: CommittableOffset) throws -> Bool {
-        let consumer = offset.committer
-        let (full, startedBatch, failure, newConsumer) = state.withLock { s -> (Bool, Bool, (any Error)?, Bool) in
-            let id = ObjectIdentifier(consumer)
-            var newConsumer = false
-            if s.lastConsumer != id {
-                s.lastConsumer = id
-                if s.consumers.updateValue(consumer, forKey: id) == nil { newConsumer = true }
+        let (full, startedBatch, failed, newConsumer) = state.withLock { s -> (Bool, Bool, Bool, (any OffsetCommitter)?) in
+            var newConsumer: (any OffsetCommitter)?
+            // Offsets come in runs of one partition object: its consumer is looked at once a run.
+            if s.lastPartition !== offset.partition {
+                s.lastPartition = offset.partition
+                let consumer = offset.partition.committer
+                if s.consumers.updateValue(consumer, forKey: ObjectIdentifier(consumer)) == nil { newConsumer = consumer }
             }
             let wasIdle = !s.batching.isCollecting
             // Rebalance-safe commits: while a revoke waits, what is observed is committed at once.
-            guard let full = s.batching.observe(offset, now: .now) ?? (consumer.requestsImmediateCommit ? s.batching.takeNow() : nil) else {
-                return (false, wasIdle && s.batching.isCollecting, s.failure, newConsumer)
+            guard let full = s.batching.observe(offset, now: .now)
+                ?? (offset.partition.committer.requestsImmediateCommit ? s.batching.takeNow() : nil) else {
+                return (false, wasIdle && s.batching.isCollecting, s.failure != nil, newConsumer)
             }
             s.formed.append(full)
-            return (true, false, s.failure, newConsumer)
+            return (true, false, s.failure != nil, newConsumer)
         }
-        if newConsumer {
-            consumer.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.commitNow() }
+        if let newConsumer {
+            newConsumer.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.commitNow() }
         }
-        if let failure { throw failure }
+        if failed, let failure = state.withLock({ $0.failure }) { throw failure }
         // The timer only needs to learn of a new deadline, not of every offset.
         if startedBatch { limiter.signalActivity() }
         return full
