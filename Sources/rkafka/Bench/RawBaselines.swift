@@ -364,7 +364,9 @@ final class RawConsumer {
     private let topic: String
     private var closed = false
 
-    init(_ env: BenchEnvironment, group: String, topic: String, client: String) throws(KafkaError) {
+    /// `subscribe: false` gives a handle that only reads the group's committed offsets: it never
+    /// joins the group, so the read does not wait for a rebalance against members leaving it.
+    init(_ env: BenchEnvironment, group: String, topic: String, client: String, subscribe: Bool = true) throws(KafkaError) {
         let conf = try RawClient.conf(env.consumerProperties(group: group), client: client)
         failures = Unmanaged.passRetained(CommitFailures())
         rd_kafka_conf_set_opaque(conf, failures.toOpaque())
@@ -385,11 +387,12 @@ final class RawConsumer {
         self.handle = handle
         self.topic = topic
         rd_kafka_poll_set_consumer(handle)
+        queue = rd_kafka_queue_get_consumer(handle)
+        guard subscribe else { return }
         let list = rd_kafka_topic_partition_list_new(1)
         rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
         let err = rd_kafka_subscribe(handle, list)
         rd_kafka_topic_partition_list_destroy(list)
-        queue = rd_kafka_queue_get_consumer(handle)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             close()
             throw KafkaError(.kafka, "subscribing to \(topic): \(RawClient.describe(err))", code: Int32(err.rawValue))
