@@ -121,18 +121,16 @@ import Testing
 
 /// Counts distinct values seen and lets a test wait for a count without polling.
 final class Counter: Sendable {
-    private let state = Mutex<(values: Set<String>, total: Int, waiters: [(Int, CheckedContinuation<Void, Never>)])>(([], 0, []))
+    private let state = Mutex<(values: Set<String>, total: Int)>(([], 0))
+    private let gate = CountGate()
 
     func add(_ value: String) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let count = state.withLock { s -> Int in
             s.values.insert(value)
             s.total += 1
-            let count = s.values.count
-            let ready = s.waiters.filter { $0.0 <= count }.map(\.1)
-            s.waiters.removeAll { $0.0 <= count }
-            return ready
+            return s.values.count
         }
-        for c in ready { c.resume() }
+        gate.reached(count)
     }
 
     var distinct: Int { state.withLock { $0.values.count } }
@@ -140,36 +138,7 @@ final class Counter: Sendable {
 
     /// Suspends until `count` distinct values were added, or records an issue after `timeout`.
     func waitFor(count: Int, timeout: Duration = .seconds(30)) async throws {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { c in
-                    let now = self.state.withLock { s -> Bool in
-                        if s.values.count >= count { return true }
-                        s.waiters.append((count, c))
-                        return false
-                    }
-                    if now { c.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            if !first { self.releaseWaiters() }
-            return first
-        }
-        if !reached { Issue.record("timed out waiting for \(count) records, saw \(distinct)") }
-    }
-
-    private func releaseWaiters() {
-        let all = state.withLock { s in
-            defer { s.waiters.removeAll() }
-            return s.waiters.map(\.1)
-        }
-        for c in all { c.resume() }
+        if await !gate.wait(for: count, timeout: timeout) { Issue.record("timed out waiting for \(count) records, saw \(distinct)") }
     }
 }
 

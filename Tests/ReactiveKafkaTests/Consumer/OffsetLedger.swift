@@ -8,23 +8,20 @@ final class OffsetLedger: Sendable {
         var seen: [TopicPartition: [Int64: Int]] = [:]
         var total = 0
         var distinct = 0
-        var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
     }
 
     private let state = Mutex(State())
+    private let gate = CountGate()
 
     func record(_ partition: TopicPartition, _ offset: Int64) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let distinct = state.withLock { s -> Int in
             s.total += 1
             let previous = s.seen[partition, default: [:]][offset, default: 0]
             s.seen[partition, default: [:]][offset] = previous + 1
             if previous == 0 { s.distinct += 1 }
-            let distinct = s.distinct
-            let ready = s.waiters.filter { $0.0 <= distinct }.map(\.1)
-            s.waiters.removeAll { $0.0 <= distinct }
-            return ready
+            return s.distinct
         }
-        for c in ready { c.resume() }
+        gate.reached(distinct)
     }
 
     var total: Int { state.withLock { $0.total } }
@@ -44,34 +41,7 @@ final class OffsetLedger: Sendable {
 
     /// Suspends until `count` distinct records were processed; false after `timeout`.
     func waitFor(distinct count: Int, timeout: Duration = .seconds(60)) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { c in
-                    let now = self.state.withLock { s -> Bool in
-                        if s.distinct >= count { return true }
-                        s.waiters.append((count, c))
-                        return false
-                    }
-                    if now { c.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next()!
-            if !first {
-                // Release the waiter so the group can finish.
-                let waiters = self.state.withLock { s in
-                    defer { s.waiters.removeAll() }
-                    return s.waiters.map(\.1)
-                }
-                for c in waiters { c.resume() }
-            }
-            group.cancelAll()
-            return first
-        }
+        await gate.wait(for: count, timeout: timeout)
     }
 }
 

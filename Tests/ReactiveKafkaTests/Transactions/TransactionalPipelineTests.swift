@@ -295,23 +295,20 @@ final class CommittedResults: Sendable {
     private struct State {
         var results: [ProducerResult<String, String, TransactionalOffset>] = []
         var arrivals: [ContinuousClock.Instant] = []
-        var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
     }
 
     private let state = Mutex(State())
+    private let gate = CountGate()
     /// Signalled on every result, for waits on a thread that must not suspend.
     let arrival = DispatchSemaphore(value: 0)
 
     func add(_ result: ProducerResult<String, String, TransactionalOffset>) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        let count = state.withLock { s -> Int in
             s.results.append(result)
             s.arrivals.append(.now)
-            let count = s.results.count
-            let ready = s.waiters.filter { $0.0 <= count }.map(\.1)
-            s.waiters.removeAll { $0.0 <= count }
-            return ready
+            return s.results.count
         }
-        for c in ready { c.resume() }
+        gate.reached(count)
         arrival.signal()
     }
 
@@ -332,35 +329,6 @@ final class CommittedResults: Sendable {
 
     /// Suspends until `total` results were collected, or records an issue after `timeout`.
     func waitFor(total: Int, timeout: Duration = .seconds(30)) async throws {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { c in
-                    let now = self.state.withLock { s -> Bool in
-                        if s.results.count >= total { return true }
-                        s.waiters.append((total, c))
-                        return false
-                    }
-                    if now { c.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next()!
-            group.cancelAll()
-            if !first { self.releaseAll() }
-            return first
-        }
-        if !reached { Issue.record("timed out waiting for \(total) committed results; got \(self.total)") }
-    }
-
-    private func releaseAll() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            defer { s.waiters.removeAll() }
-            return s.waiters.map(\.1)
-        }
-        for c in waiters { c.resume() }
+        if await !gate.wait(for: total, timeout: timeout) { Issue.record("timed out waiting for \(total) committed results; got \(self.total)") }
     }
 }
