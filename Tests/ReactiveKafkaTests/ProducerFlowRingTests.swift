@@ -13,12 +13,12 @@ import Testing
 
     static func ok(_ position: Int, index: Int = 0, partition: Int32 = 0, offset: Int64 = 0) -> DeliveryReport {
         DeliveryReport(token: Ring.token(position: position, index: index), error: RD_KAFKA_RESP_ERR_NO_ERROR,
-                       partition: partition, offset: offset, timestamp: nil, reason: nil)
+                       partition: partition, offset: offset, timestamp: nil)
     }
 
     static func failed(_ position: Int) -> DeliveryReport {
         DeliveryReport(token: Ring.token(position: position, index: 0), error: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-                       partition: 0, offset: -1, timestamp: nil, reason: "too big")
+                       partition: 0, offset: -1, timestamp: nil)
     }
 
     @discardableResult

@@ -81,6 +81,45 @@ import Testing
         #expect(tombstone?.key == nil)
     }
 
+    /// `KafkaBytes` written as they are are copied into librdkafka straight from the record
+    /// (no serialiser call); null, empty and non-empty keys and values must all arrive as sent,
+    /// and a custom bytes serialiser must still be called.
+    @Test func kafkaBytesKeysAndValuesArriveExactlyAsSent() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("bytes", partitions: 1)
+        try kafka.createTopic("bytes-custom", partitions: 1)
+        let cases: [(key: KafkaBytes?, value: KafkaBytes?)] = [
+            (KafkaBytes("k0"), KafkaBytes("v0")),
+            (nil, KafkaBytes("no key")),
+            (KafkaBytes("no value"), nil),
+            (KafkaBytes(), KafkaBytes()),
+            (nil, nil),
+            (KafkaBytes([0, 255, 0]), KafkaBytes([UInt8](repeating: 7, count: 70_000))),
+        ]
+        let asIs = ProducerSettings<KafkaBytes, KafkaBytes>(keySerializer: .bytes, valueSerializer: .bytes)
+            .withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "2").withCloseTimeout(.seconds(5))
+        let messages = cases.enumerated().map { i, c in
+            ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(ProducerRecord(topic: "bytes", partition: 0, key: c.key, value: c.value), passThrough: i)
+        }
+        var passed: [Int] = []
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(asIs)) { passed.append(result.passThrough) }
+        #expect(passed == Array(cases.indices))
+        let written = try await RawKafka.readAll(topic: "bytes", bootstrapServers: kafka.bootstrapServers).sorted { $0.offset < $1.offset }
+        #expect(written.map(\.key) == cases.map { $0.key?.array })
+        #expect(written.map(\.value) == cases.map { $0.value?.array })
+
+        // Same types, another serialiser: it is called for every key and value.
+        let reversed = Serializer<KafkaBytes> { .array($0.array.reversed()) }
+        let custom = ProducerSettings<KafkaBytes, KafkaBytes>(keySerializer: reversed, valueSerializer: reversed)
+            .withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "2").withCloseTimeout(.seconds(5))
+        let customMessages = [ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(
+            ProducerRecord(topic: "bytes-custom", partition: 0, key: KafkaBytes("ab"), value: KafkaBytes("xyz")), passThrough: 0)]
+        for try await _ in ObservedSequence(customMessages).via(Producer.flexiFlow(custom)) {}
+        let customWritten = try await RawKafka.readAll(topic: "bytes-custom", bootstrapServers: kafka.bootstrapServers)
+        #expect(customWritten.map(\.keyString) == ["ba"])
+        #expect(customWritten.map(\.valueString) == ["zyx"])
+    }
+
     @Test func upstreamIsNotPulledBeyondTheParallelismBound() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("bounded", partitions: 2)

@@ -2,6 +2,9 @@ import CRdKafka
 
 /// One delivery report, copied out of a librdkafka DR event so that the event
 /// can be destroyed (freeing queue space) before receivers look at it.
+///
+/// Plain data (no reference-counted field): the poll thread copies one per record, and a
+/// field such as an optional reason string made each copy and destroy a runtime call.
 @usableFromInline
 struct DeliveryReport: Sendable {
     /// The receiver that produced the record (``ProducerOpaque/receiver``).
@@ -16,21 +19,18 @@ struct DeliveryReport: Sendable {
     @usableFromInline var offset: Int64
     /// The stored timestamp, if librdkafka knows it.
     @usableFromInline var timestamp: KafkaTimestamp?
-    /// librdkafka's explanation, only for failures (no allocation on success).
-    @usableFromInline var reason: String?
 
     @inlinable
     var succeeded: Bool { error == RD_KAFKA_RESP_ERR_NO_ERROR }
 
     @inlinable
-    init(receiver: UInt16 = 0, token: UInt64, error: rd_kafka_resp_err_t, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?, reason: String?) {
+    init(receiver: UInt16 = 0, token: UInt64, error: rd_kafka_resp_err_t, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?) {
         self.receiver = receiver
         self.token = token
         self.error = error
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
-        self.reason = reason
     }
 
     /// Copies the fields of a message from a DR event.
@@ -44,9 +44,7 @@ struct DeliveryReport: Sendable {
         case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ts, kind: .logAppendTime)
         default: nil
         }
-        // Not rd_kafka_message_errstr: for a produced message it returns the record's payload (the header says it must not be used with the producer).
-        let reason: String? = m.err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : String(cString: rd_kafka_err2str(m.err))
-        self.init(receiver: opaque.receiver, token: opaque.token, error: m.err, partition: m.partition, offset: m.offset, timestamp: timestamp, reason: reason)
+        self.init(receiver: opaque.receiver, token: opaque.token, error: m.err, partition: m.partition, offset: m.offset, timestamp: timestamp)
     }
 
     /// The typed error for a failed delivery of a record to `topic`.
@@ -54,7 +52,9 @@ struct DeliveryReport: Sendable {
     func failure(topic: String) -> KafkaError {
         let code = Int32(error.rawValue)
         let name = KafkaError.codeName(code) ?? "error \(code)"
-        let reasonText = reason ?? String(cString: rd_kafka_err2str(error))
+        // librdkafka's text for the code. Not rd_kafka_message_errstr: for a produced message
+        // it returns the record's payload (the header says it must not be used with the producer).
+        let reasonText = String(cString: rd_kafka_err2str(error))
         if error == RD_KAFKA_RESP_ERR__FATAL {
             return KafkaError(.fatal, "record to \(topic) not delivered: the producer hit a fatal error (\(reasonText)); close it and create a new one", code: code)
         }

@@ -49,7 +49,7 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
             break
         case .rejected(let code):
             direct.release(token)
-            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
                 .failure(topic: record.topic)
         case .cancelled:
             direct.release(token)

@@ -133,29 +133,46 @@ final class ProducerFlowBatch: @unchecked Sendable {
     /// Collects the record published at `position`. Requires ``accepts(topic:explicitPartition:)``.
     @inlinable
     func add(position: Int, topic: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?, value: borrowing SerializedBytes?, engine: ProducerEngine) {
+        let (keyOffset, keyCount) = append(key)
+        let (valueOffset, valueCount) = append(value)
+        add(position: position, topic: topic, partition: partition, key: (keyOffset, keyCount), value: (valueOffset, valueCount), engine: engine)
+    }
+
+    /// Collects the record published at `position`, whose key and value are read in place.
+    /// Requires ``accepts(topic:explicitPartition:)``.
+    @inlinable
+    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: BytesInPlace, value: BytesInPlace, engine: ProducerEngine) {
+        let keyPart = key.count < 0 ? (0, -1) : append(UnsafeRawBufferPointer(start: key.start, count: key.count))
+        let valuePart = value.count < 0 ? (0, -1) : append(UnsafeRawBufferPointer(start: value.start, count: value.count))
+        add(position: position, topic: topic, partition: partition, key: keyPart, value: valuePart, engine: engine)
+    }
+
+    @inlinable
+    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: (offset: Int, count: Int), value: (offset: Int, count: Int), engine: ProducerEngine) {
         if entries.isEmpty { startCollecting(engine) }
         self.topic = topic
         explicitPartitions = partition != nil
-        let (keyOffset, keyCount) = append(key)
-        let (valueOffset, valueCount) = append(value)
         entries.append(Entry(
             position: position, partition: partition ?? RD_KAFKA_PARTITION_UA,
-            keyOffset: keyOffset, keyCount: keyCount, valueOffset: valueOffset, valueCount: valueCount))
+            keyOffset: key.offset, keyCount: key.count, valueOffset: value.offset, valueCount: value.count))
     }
 
     @inlinable
     func append(_ part: borrowing SerializedBytes?) -> (offset: Int, count: Int) {
         switch part {
         case .none: return (0, -1)
-        case .some(let serialized):
-            return serialized.withUnsafeBytes { source in
-                reserve(source.count)
-                let offset = bytesUsed
-                if source.count > 0 { (bytes + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
-                bytesUsed += source.count
-                return (offset, source.count)
-            }
+        case .some(let serialized): return serialized.withUnsafeBytes { append($0) }
         }
+    }
+
+    /// Copies `source` in; where it was put.
+    @inlinable
+    func append(_ source: UnsafeRawBufferPointer) -> (offset: Int, count: Int) {
+        reserve(source.count)
+        let offset = bytesUsed
+        if source.count > 0 { (bytes + offset).copyMemory(from: source.baseAddress!, byteCount: source.count) }
+        bytesUsed += source.count
+        return (offset, source.count)
     }
 
     /// The first record of a batch: the poll thread must look at the batch from now on.

@@ -237,6 +237,19 @@ enum ProducerFlowPump {
                     if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     break pulling
                 case .single(let record, let passThrough)?:
+                    if record.headers.isEmpty, record.timestamp == nil, let inPlace = settings.bytesInPlace(record),
+                       let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
+                        // `KafkaBytes` as they are: copied straight from the record into the batch.
+                        // The bytes stay valid: the ring holds the record until its delivery report.
+                        let partition = record.partition
+                        if !batch.accepts(topic: rkt, explicitPartition: partition != nil) {
+                            guard try await flushBatch() else { break pulling }
+                        }
+                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
+                        batch.add(position: position, topic: rkt, partition: partition, key: inPlace.key, value: inPlace.value, engine: engine)
+                        if batch.isFull { guard try await flushBatch() else { break pulling } }
+                        continue pulling
+                    }
                     let (key, value) = try settings.serialize(record)
                     if record.headers.isEmpty, record.timestamp == nil, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
                         // Collected, produced with the records around it (see `ProducerFlowBatch`).

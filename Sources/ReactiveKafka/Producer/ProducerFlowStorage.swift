@@ -182,7 +182,7 @@ final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sen
     /// librdkafka refused a record of the message at `position` at once: the message fails.
     @usableFromInline
     func recordRefused(position: Int, code: rd_kafka_resp_err_t, topic: String, partition: Int32?) {
-        let report = DeliveryReport(token: 0, error: code, partition: partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+        let report = DeliveryReport(token: 0, error: code, partition: partition ?? -1, offset: -1, timestamp: nil)
         ring.fail(position: position, error: report.failure(topic: topic))
         pumpCompletedHead()
     }

@@ -33,10 +33,18 @@ public enum SerializedBytes: Sendable {
 /// ``KafkaError/Kind/serialization`` error. Returning `nil` writes a null key or value.
 public struct Serializer<Value>: Sendable {
     private let body: @Sendable (Value) throws -> SerializedBytes?
+    /// Whether this is ``bytes``: a producer then reads the `KafkaBytes` in place instead of
+    /// calling `body` (no call, and no retain and release of the bytes, per record).
+    @usableFromInline let writesKafkaBytesAsIs: Bool
 
     /// A serialiser that runs `body`.
     public init(_ body: @escaping @Sendable (Value) throws -> SerializedBytes?) {
+        self.init(body, writesKafkaBytesAsIs: false)
+    }
+
+    private init(_ body: @escaping @Sendable (Value) throws -> SerializedBytes?, writesKafkaBytesAsIs: Bool) {
         self.body = body
+        self.writesKafkaBytesAsIs = writesKafkaBytesAsIs
     }
 
     /// Serialises `value`.
@@ -47,7 +55,7 @@ public struct Serializer<Value>: Sendable {
 
 extension Serializer where Value == KafkaBytes {
     /// The bytes as they are.
-    public static var bytes: Self { Self { .bytes($0) } }
+    public static var bytes: Self { Self({ .bytes($0) }, writesKafkaBytesAsIs: true) }
 }
 
 extension Serializer where Value == String {

@@ -37,7 +37,7 @@ final class TransactionDeliveryRecorder: DeliveryReceiver {
                 let code = Int32(report.error.rawValue)
                 s.firstFailure = KafkaError(
                     .deliveryFailed,
-                    // (Not `report.reason`: for a produced record librdkafka's errstr is the record's payload.)
+                    // The code's text (for a produced record librdkafka's errstr is the record's payload).
                     "a record of the transaction (partition \(report.partition)) was not delivered: \(KafkaError.codeName(code) ?? "error \(code)"): "
                         + String(cString: rd_kafka_err2str(report.error)),
                     code: code)

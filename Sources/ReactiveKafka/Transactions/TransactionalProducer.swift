@@ -132,7 +132,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         case .enqueued:
             return
         case .rejected(let code):
-            throw DeliveryReport(token: sequence, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+            throw DeliveryReport(token: sequence, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
                 .failure(topic: record.topic)
         case .cancelled:
             throw KafkaError(.shutDown, "the producer closed while the record waited for queue space")

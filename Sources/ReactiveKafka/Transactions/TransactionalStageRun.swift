@@ -479,7 +479,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 return false
             }
             // A record librdkafka can never take (unknown partition, too large, …): the stream cannot go on.
-            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil, reason: nil)
+            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
                 .failure(topic: record.topic)
         }
     }
@@ -793,10 +793,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             case .passThrough: break
             }
         }
-        // (Not `report.reason`: for a produced record librdkafka's errstr is the record's payload.)
-        var plain = report
-        plain.reason = nil
-        return plain.failure(topic: topic)
+        return report.failure(topic: topic)
     }
 
     private func resetTransaction(_ s: inout State) {
