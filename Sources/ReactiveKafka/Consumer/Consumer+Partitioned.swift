@@ -76,14 +76,14 @@ extension Consumer {
         logger: Logger,
         committable: Bool,
         offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, ConsumerEngine) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, EngineReference) throws -> Element
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(
             settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable, partitioned: true), engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(
             control: control,
-            makeElement: { message, chunk in try makeElement(message, chunk, engineBox.engine!) },
+            makeElement: { message, chunk in try makeElement(message, chunk, engineBox) },
             offsetsOnAssign: offsetsOnAssign)
         return Source(sequence, materialized: control)
     }

@@ -101,12 +101,14 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger,
         committable: Bool,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, ConsumerEngine) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable), engineBox: engineBox)
+        // The box, not its engine: the closure's context keeps the box, so passing it costs
+        // nothing per record, where reading the engine out retained and released it per record.
         let sequence = KafkaConsumerSequence<Element>(control: control) { message, chunk in
-            try makeElement(message, chunk, engineBox.engine!)
+            try makeElement(message, chunk, engineBox)
         }
         return Source(sequence, materialized: control)
     }
@@ -155,5 +157,6 @@ public enum Consumer {
 /// Lets element factories reach the engine created lazily by the control.
 /// Written once, before the first element is made, by the same task.
 final class EngineReference: @unchecked Sendable {
+    /// Set once, when the source's consumer starts (before any record is read).
     var engine: ConsumerEngine?
 }

@@ -202,11 +202,23 @@ enum RecordReader {
         let valueBytes = m.payload.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.len) }
         let key: K
         let value: V
-        do { key = try keyDeserializer.deserialize(keyBytes) } catch {
-            throw failure("key", chunk, m.offset, error)
+        // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
+        // (and where this is specialised for them, the cast is a move).
+        switch keyDeserializer.bytesAsIs {
+        case .empty?: key = ((consume keyBytes) ?? KafkaBytes()) as! K
+        case .null?: key = (consume keyBytes) as! K
+        case nil:
+            do { key = try keyDeserializer.deserialize(keyBytes) } catch {
+                throw failure("key", chunk, m.offset, error)
+            }
         }
-        do { value = try valueDeserializer.deserialize(valueBytes) } catch {
-            throw failure("value", chunk, m.offset, error)
+        switch valueDeserializer.bytesAsIs {
+        case .empty?: value = ((consume valueBytes) ?? KafkaBytes()) as! V
+        case .null?: value = (consume valueBytes) as! V
+        case nil:
+            do { value = try valueDeserializer.deserialize(valueBytes) } catch {
+                throw failure("value", chunk, m.offset, error)
+            }
         }
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ms = rd_kafka_message_timestamp(message, &timestampType)

@@ -6,11 +6,27 @@ import Foundation
 /// ``KafkaError/Kind/deserialization`` error naming the record's topic,
 /// partition and offset. `nil` bytes mean the record had no key (or value).
 public struct Deserializer<Value>: Sendable {
+    /// How ``bytes`` and ``optionalBytes`` hand the bytes on.
+    enum BytesAsIs {
+        /// A missing key or value reads as empty bytes (`Value == KafkaBytes`).
+        case empty
+        /// A missing key or value reads as nil (`Value == KafkaBytes?`).
+        case null
+    }
+
     private let body: @Sendable (KafkaBytes?) throws -> Value
+    /// Set for ``bytes`` and ``optionalBytes`` only: a consumer then hands the bytes on as
+    /// they are, without calling `body` (no call, no retain and release of the bytes, per record).
+    let bytesAsIs: BytesAsIs?
 
     /// A deserialiser that runs `body`.
     public init(_ body: @escaping @Sendable (KafkaBytes?) throws -> Value) {
+        self.init(body, bytesAsIs: nil)
+    }
+
+    private init(_ body: @escaping @Sendable (KafkaBytes?) throws -> Value, bytesAsIs: BytesAsIs?) {
         self.body = body
+        self.bytesAsIs = bytesAsIs
     }
 
     /// Deserialises `bytes`.
@@ -21,12 +37,12 @@ public struct Deserializer<Value>: Sendable {
 
 extension Deserializer where Value == KafkaBytes {
     /// The raw bytes, without copying; a missing key or value reads as empty.
-    public static var bytes: Self { Self { $0 ?? KafkaBytes() } }
+    public static var bytes: Self { Self({ $0 ?? KafkaBytes() }, bytesAsIs: .empty) }
 }
 
 extension Deserializer where Value == KafkaBytes? {
     /// The raw bytes, without copying; `nil` when the record has no key or value.
-    public static var optionalBytes: Self { Self { $0 } }
+    public static var optionalBytes: Self { Self({ $0 }, bytesAsIs: .null) }
 }
 
 extension Deserializer where Value == String {

@@ -68,7 +68,7 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     /// ``TransactionalOffset`` shares with the partition's other offsets (with the group
     /// metadata to send). Within a run of one partition: a lock, an identity check, a store.
     @inline(__always)
-    func emit(_ consumed: ConsumedPartition, _ offset: Int64, engine: ConsumerEngine) throws(KafkaError) -> TransactionalPartition {
+    func emit(_ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference) throws(KafkaError) -> TransactionalPartition {
         let emitted = state.withLock { s -> TransactionalPartition? in
             if s.lastConsumed === consumed, let last = s.last {
                 s.lastOffset = offset
@@ -90,10 +90,10 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     /// The record starts a run of another partition (or the first after a rebalance); nil
     /// while there is no group metadata yet.
-    private func switchPartition(_ s: inout State, _ consumed: ConsumedPartition, _ offset: Int64, engine: ConsumerEngine) -> TransactionalPartition? {
+    private func switchPartition(_ s: inout State, _ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference) -> TransactionalPartition? {
         guard let metadata = s.metadata else { return nil }
         s.foldLast()
-        if s.engine == nil { s.engine = engine }
+        if s.engine == nil { s.engine = engine.engine }
         let partition: TransactionalPartition
         if let known = s.partitions[consumed.topicPartition], known.groupMetadata === metadata {
             partition = known
