@@ -24,7 +24,6 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
-        let groupId = settings.groupId ?? ""
         return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { message, chunk, engine in
             try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
@@ -61,7 +60,6 @@ extension Consumer {
         onRevoke: @escaping @Sendable (Set<TopicPartition>) -> Void = { _ in },
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
-        let groupId = settings.groupId ?? ""
         return partitioned(
             settings, subscription: subscription.withRevokeCallback(onRevoke), logger: logger, committable: true,
             offsetsOnAssign: getOffsetsOnAssign

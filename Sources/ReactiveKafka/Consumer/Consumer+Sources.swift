@@ -13,7 +13,6 @@ extension Consumer {
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
             try committableMessage(message, chunk, key: keys, value: values, metadata: metadataFromRecord)
         }
@@ -29,7 +28,6 @@ extension Consumer {
     ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
             let message = try committableMessage(message, chunk, key: keys, value: values)
             return (record: message.record, offset: message.committableOffset)

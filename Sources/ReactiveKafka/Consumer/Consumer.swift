@@ -48,7 +48,6 @@ public enum Consumer {
         }
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
             try committableMessage(message, chunk, key: keys, value: values)
         }
@@ -69,7 +68,6 @@ public enum Consumer {
     ) -> Source<KafkaConsumerSequence<CommittableMessage<KafkaBytes, KafkaBytes>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        let groupId = settings.groupId ?? ""
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
             try committableMessage(message, chunk, key: keys, value: values)
         }

@@ -67,7 +67,6 @@ extension Consumer {
         _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let settings = consumer.settings
-        let groupId = settings.groupId ?? ""
         return externalSource(consumer, subscription: subscription) { message, chunk, engine in
             try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }

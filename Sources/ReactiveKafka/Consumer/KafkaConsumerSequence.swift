@@ -200,26 +200,8 @@ enum RecordReader {
         let m = message.pointee
         let keyBytes = m.key.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.key_len) }
         let valueBytes = m.payload.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.len) }
-        let key: K
-        let value: V
-        // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
-        // (and where this is specialised for them, the cast is a move).
-        switch keyDeserializer.bytesAsIs {
-        case .empty?: key = ((consume keyBytes) ?? KafkaBytes()) as! K
-        case .null?: key = (consume keyBytes) as! K
-        case nil:
-            do { key = try keyDeserializer.deserialize(keyBytes) } catch {
-                throw failure("key", chunk, m.offset, error)
-            }
-        }
-        switch valueDeserializer.bytesAsIs {
-        case .empty?: value = ((consume valueBytes) ?? KafkaBytes()) as! V
-        case .null?: value = (consume valueBytes) as! V
-        case nil:
-            do { value = try valueDeserializer.deserialize(valueBytes) } catch {
-                throw failure("value", chunk, m.offset, error)
-            }
-        }
+        let key = try part("key", consume keyBytes, keyDeserializer, chunk, m.offset)
+        let value = try part("value", consume valueBytes, valueDeserializer, chunk, m.offset)
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ms = rd_kafka_message_timestamp(message, &timestampType)
         let timestamp: KafkaTimestamp? = switch timestampType {
@@ -230,6 +212,22 @@ enum RecordReader {
         return ConsumerRecord(
             topic: chunk.topicPartition.topic, partition: chunk.topicPartition.partition, offset: m.offset,
             timestamp: timestamp, key: key, value: value, headerSource: .fetched(chunk.batch, message))
+    }
+
+    /// A key or value from its fetched bytes: moved on as they are for ``Deserializer/bytes``
+    /// and ``Deserializer/optionalBytes`` (no call, no retain), else through the deserialiser.
+    @inline(__always)
+    private static func part<T>(
+        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: RecordChunk, _ offset: Int64
+    ) throws(KafkaError) -> T {
+        // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
+        // (and where this is specialised for them, the cast is a move).
+        switch deserializer.bytesAsIs {
+        case .empty?: return ((consume bytes) ?? KafkaBytes()) as! T
+        case .null?: return (consume bytes) as! T
+        case nil:
+            do { return try deserializer.deserialize(bytes) } catch { throw failure(name, chunk, offset, error) }
+        }
     }
 
     private static func failure(_ part: String, _ chunk: RecordChunk, _ offset: Int64, _ error: any Error) -> KafkaError {
