@@ -237,31 +237,28 @@ enum ProducerFlowPump {
                     if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     break pulling
                 case .single(let record, let passThrough)?:
-                    if record.headers.isEmpty, record.timestamp == nil, let inPlace = settings.bytesInPlace(record),
-                       let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
-                        // `KafkaBytes` as they are: copied straight from the record into the batch.
-                        // The bytes stay valid: the ring holds the record until its delivery report.
-                        let partition = record.partition
-                        if !batch.accepts(topic: rkt, explicitPartition: partition != nil) {
-                            guard try await flushBatch() else { break pulling }
-                        }
-                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
-                        batch.add(position: position, topic: rkt, partition: partition, key: inPlace.key, value: inPlace.value, engine: engine)
-                        if batch.isFull { guard try await flushBatch() else { break pulling } }
-                        continue pulling
-                    }
-                    let (key, value) = try settings.serialize(record)
-                    if record.headers.isEmpty, record.timestamp == nil, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
+                    let batchable = record.headers.isEmpty && record.timestamp == nil
+                    // `KafkaBytes` written as they are are copied straight from the record into the
+                    // batch; they stay valid, as the ring holds the record until its delivery report.
+                    let inPlace = batchable ? settings.bytesInPlace(record) : nil
+                    let serialized = inPlace == nil ? try settings.serialize(record) : (key: nil, value: nil)
+                    if batchable, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
                         // Collected, produced with the records around it (see `ProducerFlowBatch`).
                         let partition = record.partition
                         if !batch.accepts(topic: rkt, explicitPartition: partition != nil) {
                             guard try await flushBatch() else { break pulling }
                         }
                         let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
-                        batch.add(position: position, topic: rkt, partition: partition, key: key, value: value, engine: engine)
+                        if let inPlace {
+                            batch.add(position: position, topic: rkt, partition: partition, key: inPlace.key, value: inPlace.value, engine: engine)
+                        } else {
+                            batch.add(position: position, topic: rkt, partition: partition, key: serialized.key, value: serialized.value, engine: engine)
+                        }
                         if batch.isFull { guard try await flushBatch() else { break pulling } }
                         continue pulling
                     }
+                    // Not collected (headers, a timestamp of its own, or no topic handle).
+                    let (key, value) = inPlace == nil ? serialized : try settings.serialize(record)
                     // Anything produced one by one goes after what was collected (per-partition order).
                     if !batch.isEmpty { guard try await flushBatch() else { break pulling } }
                     if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &topicCache) {
