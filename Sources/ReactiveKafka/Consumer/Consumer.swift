@@ -18,18 +18,11 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
-        // Raw bytes take a path compiled for them: generic record construction costs a
-        // metadata lookup and indirect copies per record. Same behaviour, same type.
-        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
-           let source = bytesPlainSource(bytes, subscription: subscription, logger: logger) as Any
-               as? Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
+        if let source: Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> = forRawBytes(
+            settings, { bytesPlainSource($0, subscription: subscription, logger: logger) }) {
             return source
         }
-        let keys = settings.keyDeserializer
-        let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: false) { message, chunk, _ in
-            try RecordReader.record(message, chunk, key: keys, value: values)
-        }
+        return makePlainSource(settings, subscription: subscription, logger: logger)
     }
 
     /// A committable source: each record comes with its ``CommittableOffset``,
@@ -41,21 +34,34 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
-        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
-           let source = bytesCommittableSource(bytes, subscription: subscription, logger: logger) as Any
-               as? Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
+        if let source: Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> = forRawBytes(
+            settings, { bytesCommittableSource($0, subscription: subscription, logger: logger) }) {
             return source
         }
-        let keys = settings.keyDeserializer
-        let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            try committableMessage(message, chunk, key: keys, value: values)
-        }
+        return makeCommittableSource(settings, subscription: subscription, logger: logger)
+    }
+
+    /// What `make` builds from `settings` when they are for raw bytes (nil otherwise), as the
+    /// type the caller returns. Each source passes a function of its own for raw bytes, so that
+    /// its records are built by code compiled for them: generic record construction costs a
+    /// metadata look-up and indirect copies per record. Same behaviour, same type.
+    static func forRawBytes<Key, Value, Built>(
+        _ settings: ConsumerSettings<Key, Value>, _ make: (ConsumerSettings<KafkaBytes, KafkaBytes>) -> Any
+    ) -> Built? {
+        guard let raw = settings as? ConsumerSettings<KafkaBytes, KafkaBytes> else { return nil }
+        return make(raw) as? Built
     }
 
     private static func bytesPlainSource(
         _ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, subscription: Subscription, logger: Logger
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<KafkaBytes, KafkaBytes>>, ConsumerControl> {
+        makePlainSource(settings, subscription: subscription, logger: logger)
+    }
+
+    @inline(__always)
+    private static func makePlainSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         return makeSource(settings, subscription: subscription, logger: logger, committable: false) { message, chunk, _ in
@@ -66,9 +72,16 @@ public enum Consumer {
     private static func bytesCommittableSource(
         _ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, subscription: Subscription, logger: Logger
     ) -> Source<KafkaConsumerSequence<CommittableMessage<KafkaBytes, KafkaBytes>>, ConsumerControl> {
+        makeCommittableSource(settings, subscription: subscription, logger: logger)
+    }
+
+    @inline(__always)
+    private static func makeCommittableSource<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger
+    ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, _ in
             try committableMessage(message, chunk, key: keys, value: values)
         }
     }

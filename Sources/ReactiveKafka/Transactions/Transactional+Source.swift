@@ -25,11 +25,8 @@ extension Transactional {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
-        // Raw bytes take a path compiled for them (as `Consumer.committableSource` does):
-        // generic record construction costs a metadata lookup and indirect copies per record.
-        if let bytes = settings as? ConsumerSettings<KafkaBytes, KafkaBytes>,
-           let source = bytesSource(bytes, subscription: subscription, logger: logger) as Any
-               as? Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
+        if let source: Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> = Consumer.forRawBytes(
+            settings, { bytesSource($0, subscription: subscription, logger: logger) }) {
             return source
         }
         return makeSource(settings, subscription: subscription, logger: logger)
@@ -49,9 +46,7 @@ extension Transactional {
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
         return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
-            return TransactionalMessage(record: record, partitionOffset: offset)
+            try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
         }
     }
 
@@ -67,8 +62,8 @@ extension Transactional {
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
         return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            return (record, TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset))
+            let message = try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
+            return (message.record, message.partitionOffset)
         }
     }
 
@@ -91,10 +86,19 @@ extension Transactional {
         return Consumer.partitioned(
             consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, offsetsOnAssign: nil
         ) { message, chunk, engine in
-            let record = try RecordReader.record(message, chunk, key: keys, value: values)
-            let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
-            return TransactionalMessage(record: record, partitionOffset: offset)
+            try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
         }
+    }
+
+    /// One transactional message; specialised by its callers (raw bytes or generic).
+    @inline(__always)
+    static func transactionalMessage<Key, Value>(
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        key keys: Deserializer<Key>, value values: Deserializer<Value>, context: TransactionalSourceContext, engine: EngineReference
+    ) throws -> TransactionalMessage<Key, Value> {
+        let record = try RecordReader.record(message, chunk, key: keys, value: values)
+        let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
+        return TransactionalMessage(record: record, partitionOffset: offset)
     }
 
     /// The settings, subscription and context of a transactional source.
