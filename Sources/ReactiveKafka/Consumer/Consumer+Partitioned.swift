@@ -74,7 +74,7 @@ extension Consumer {
         logger: Logger,
         committable: Bool,
         offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, EngineReference) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(

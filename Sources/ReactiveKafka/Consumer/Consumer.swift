@@ -89,7 +89,7 @@ public enum Consumer {
     /// One committable message; specialised by its callers (raw bytes or generic).
     @inline(__always)
     static func committableMessage<Key, Value>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
         key keys: Deserializer<Key>, value values: Deserializer<Value>,
         metadata: ((ConsumerRecord<Key, Value>) -> String)? = nil
     ) throws -> CommittableMessage<Key, Value> {
@@ -112,7 +112,7 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger,
         committable: Bool,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, EngineReference) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable), engineBox: engineBox)

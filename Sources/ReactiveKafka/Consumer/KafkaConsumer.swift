@@ -74,7 +74,7 @@ extension Consumer {
 
     private static func externalSource<Key, Value, Element: Sendable>(
         _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk, ConsumerEngine) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, ConsumerEngine) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let id = consumer.makeSourceID()
         let engine = consumer.engine

@@ -13,7 +13,7 @@ import Synchronization
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
     let control: ConsumerControl
-    @usableFromInline let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+    @usableFromInline let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk) throws -> Element
     /// The whole consumer, or one partition's sub-stream (assigned at `since`).
     let reader: ConsumerEngine.Reader
     let since: UInt64
@@ -22,7 +22,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 
     init(
         control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0, attaching: Subscription? = nil,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, RecordChunk) throws -> Element
+        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk) throws -> Element
     ) {
         self.control = control
         self.reader = reader
@@ -72,8 +72,9 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         /// The next record of the batch in hand, if there is one and no rebalance (or
         /// rewind) happened since it was taken; nil sends the caller to ``nextBatch()``.
         @inlinable @inline(__always) mutating func nextInBatch() throws -> Element? {
-            guard messageIndex < messageEnd, let chunk = current,
+            guard messageIndex < messageEnd, current != nil,
                   engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
+            let chunk = LentChunk(current.unsafelyUnwrapped)
             let message = chunk.batch.messages[messageIndex].unsafelyUnwrapped
             messageIndex += 1
             do {
@@ -194,7 +195,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 /// value. Key and value bytes are views into the fetched batch (no copy).
 enum RecordReader {
     static func record<K, V>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
         key keyDeserializer: Deserializer<K>, value valueDeserializer: Deserializer<V>
     ) throws(KafkaError) -> ConsumerRecord<K, V> {
         let m = message.pointee
@@ -218,7 +219,7 @@ enum RecordReader {
     /// and ``Deserializer/optionalBytes`` (no call, no retain), else through the deserialiser.
     @inline(__always)
     private static func part<T>(
-        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: RecordChunk, _ offset: Int64
+        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: LentChunk, _ offset: Int64
     ) throws(KafkaError) -> T {
         // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
         // (and where this is specialised for them, the cast is a move).
@@ -230,7 +231,7 @@ enum RecordReader {
         }
     }
 
-    private static func failure(_ part: String, _ chunk: RecordChunk, _ offset: Int64, _ error: any Error) -> KafkaError {
+    private static func failure(_ part: String, _ chunk: LentChunk, _ offset: Int64, _ error: any Error) -> KafkaError {
         KafkaError(
             .deserialization,
             "could not deserialise the \(part) of the record at topic \(chunk.topicPartition.topic) partition \(chunk.topicPartition.partition) offset \(offset): \(error). "

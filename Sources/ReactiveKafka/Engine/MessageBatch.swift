@@ -57,8 +57,28 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
     @usableFromInline let batch: MessageBatch
     let range: Range<Int>
     /// The partition the records were read from, shared by all its chunks.
-    let partition: ConsumedPartition
+    @usableFromInline let partition: ConsumedPartition
     let byteCount: Int
     var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }
+}
+
+/// The chunk a record is read from, lent to a source's element factory for one call.
+///
+/// The iterator holds the chunk (so its batch and partition) across the call, so lending
+/// it takes no reference; what the element keeps (its bytes' batch, its offset's partition)
+/// it retains itself. Passing the chunk itself cost a retain and a release of both
+/// references per record: the compiler copies a value read from the iterator's storage
+/// before an opaque call.
+@usableFromInline
+struct LentChunk {
+    @usableFromInline unowned(unsafe) let batch: MessageBatch
+    @usableFromInline unowned(unsafe) let partition: ConsumedPartition
+
+    @inlinable init(_ chunk: borrowing RecordChunk) {
+        batch = chunk.batch
+        partition = chunk.partition
+    }
+
+    var topicPartition: TopicPartition { partition.topicPartition }
 }

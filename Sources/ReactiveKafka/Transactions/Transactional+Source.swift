@@ -93,7 +93,7 @@ extension Transactional {
     /// One transactional message; specialised by its callers (raw bytes or generic).
     @inline(__always)
     static func transactionalMessage<Key, Value>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: RecordChunk,
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
         key keys: Deserializer<Key>, value values: Deserializer<Value>, context: TransactionalSourceContext, engine: EngineReference
     ) throws -> TransactionalMessage<Key, Value> {
         let record = try RecordReader.record(message, chunk, key: keys, value: values)
