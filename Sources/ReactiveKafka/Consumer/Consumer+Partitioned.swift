@@ -11,8 +11,8 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
-        partitioned(settings, subscription: subscription, logger: logger, committable: false, offsetsOnAssign: nil) { message, chunk, _ in
-            try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        partitioned(settings, subscription: subscription, logger: logger, committable: false, offsetsOnAssign: nil) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -24,8 +24,8 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
-        return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { index, chunk, engine in
+            try committableMessage(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -46,8 +46,8 @@ extension Consumer {
         partitioned(
             settings, subscription: subscription.withRevokeCallback(onRevoke), logger: logger, committable: false,
             offsetsOnAssign: getOffsetsOnAssign
-        ) { message, chunk, _ in
-            try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        ) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -63,8 +63,8 @@ extension Consumer {
         return partitioned(
             settings, subscription: subscription.withRevokeCallback(onRevoke), logger: logger, committable: true,
             offsetsOnAssign: getOffsetsOnAssign
-        ) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        ) { index, chunk, engine in
+            try committableMessage(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -74,14 +74,14 @@ extension Consumer {
         logger: Logger,
         committable: Bool,
         offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, EngineReference) throws -> Element
+        makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(
             settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable, partitioned: true), engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(
             control: control,
-            makeElement: { message, chunk in try makeElement(message, chunk, engineBox) },
+            makeElement: { index, chunk in try makeElement(index, chunk, engineBox) },
             offsetsOnAssign: offsetsOnAssign)
         return Source(sequence, materialized: control)
     }

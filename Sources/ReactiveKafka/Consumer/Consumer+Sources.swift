@@ -13,8 +13,8 @@ extension Consumer {
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            try committableMessage(message, chunk, key: keys, value: values, metadata: metadataFromRecord)
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { index, chunk, engine in
+            try committableMessage(index, chunk, key: keys, value: values, metadata: metadataFromRecord)
         }
     }
 
@@ -28,8 +28,8 @@ extension Consumer {
     ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, engine in
-            let message = try committableMessage(message, chunk, key: keys, value: values)
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { index, chunk, engine in
+            let message = try committableMessage(index, chunk, key: keys, value: values)
             return (record: message.record, offset: message.committableOffset)
         }
     }

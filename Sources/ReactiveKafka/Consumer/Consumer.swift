@@ -64,8 +64,8 @@ public enum Consumer {
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: false) { message, chunk, _ in
-            try RecordReader.record(message, chunk, key: keys, value: values)
+        return makeSource(settings, subscription: subscription, logger: logger, committable: false) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: keys, value: values)
         }
     }
 
@@ -81,19 +81,19 @@ public enum Consumer {
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { message, chunk, _ in
-            try committableMessage(message, chunk, key: keys, value: values)
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { index, chunk, _ in
+            try committableMessage(index, chunk, key: keys, value: values)
         }
     }
 
     /// One committable message; specialised by its callers (raw bytes or generic).
     @inline(__always)
     static func committableMessage<Key, Value>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
+        _ index: Int, _ chunk: LentChunk,
         key keys: Deserializer<Key>, value values: Deserializer<Value>,
         metadata: ((ConsumerRecord<Key, Value>) -> String)? = nil
     ) throws -> CommittableMessage<Key, Value> {
-        let record = try RecordReader.record(message, chunk, key: keys, value: values)
+        let record = try RecordReader.record(index, chunk, key: keys, value: values)
         // The chunk's partition carries the group and the committing consumer (this engine).
         let offset = CommittableOffset(partition: chunk.partition, offset: record.offset, metadata: metadata?(record))
         return CommittableMessage(record: record, committableOffset: offset)
@@ -112,14 +112,14 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger,
         committable: Bool,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, EngineReference) throws -> Element
+        makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable), engineBox: engineBox)
         // The box, not its engine: the closure's context keeps the box, so passing it costs
         // nothing per record, where reading the engine out retained and released it per record.
-        let sequence = KafkaConsumerSequence<Element>(control: control) { message, chunk in
-            try makeElement(message, chunk, engineBox)
+        let sequence = KafkaConsumerSequence<Element>(control: control) { index, chunk in
+            try makeElement(index, chunk, engineBox)
         }
         return Source(sequence, materialized: control)
     }

@@ -3,8 +3,6 @@ import Synchronization
 
 /// A record read from Kafka, with its key and value deserialised.
 public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
-    /// The topic it was read from.
-    public let topic: String
     /// The partition it was read from.
     public let partition: Int32
     /// Its offset in the partition.
@@ -15,57 +13,66 @@ public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
     public let key: Key
     /// The deserialised value.
     public let value: Value
-    let headerSource: RecordHeaders
+    let origin: RecordOrigin
+
+    /// The topic it was read from.
+    public var topic: String { origin.topic }
 
     /// Its headers, in order.
     ///
     /// A consumed record reads them from its fetched message on each access: most
     /// consumers never look at headers, and parsing them costs librdkafka an allocation
     /// per record even when there are none.
-    public var headers: [KafkaHeader] { headerSource.headers }
+    public var headers: [KafkaHeader] { origin.headers }
 
     /// A record; the consumer creates these, tests may too.
     public init(
         topic: String, partition: Int32, offset: Int64, timestamp: KafkaTimestamp? = nil,
         key: Key, value: Value, headers: [KafkaHeader] = []
     ) {
-        self.init(topic: topic, partition: partition, offset: offset, timestamp: timestamp, key: key, value: value, headerSource: .parsed(headers))
+        self.init(partition: partition, offset: offset, timestamp: timestamp, key: key, value: value, origin: .given(topic: topic, headers: headers))
     }
 
-    init(
-        topic: String, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?,
-        key: Key, value: Value, headerSource: RecordHeaders
-    ) {
-        self.topic = topic
+    init(partition: Int32, offset: Int64, timestamp: KafkaTimestamp?, key: Key, value: Value, origin: RecordOrigin) {
         self.partition = partition
         self.offset = offset
         self.timestamp = timestamp
         self.key = key
         self.value = value
-        self.headerSource = headerSource
+        self.origin = origin
     }
 
     /// The partition it was read from.
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
 }
 
-/// Where a record's headers come from: given, or still in the fetched librdkafka message
-/// (kept alive by its batch).
-enum RecordHeaders: @unchecked Sendable {
-    case parsed([KafkaHeader])
-    case fetched(MessageBatch, UnsafeMutablePointer<rd_kafka_message_t>)
+/// Where a record's topic and headers come from: given, or the fetched librdkafka message
+/// (kept alive by its batch, which also knows the message's topic).
+///
+/// A consumed record holds one reference for both, taken when it is read; its topic and
+/// headers are looked up when asked for.
+enum RecordOrigin: @unchecked Sendable {
+    case given(topic: String, headers: [KafkaHeader])
+    case fetched(MessageBatch, index: Int)
 
     /// librdkafka parses a message's headers on first access and caches them in the
     /// message, which is not thread-safe; records are Sendable, so reads are serialised.
     /// Only readers of headers take the lock.
     private static let parsing = Mutex(())
 
+    var topic: String {
+        switch self {
+        case .given(let topic, _): topic
+        case .fetched(let batch, let index): batch.topic(at: index)
+        }
+    }
+
     var headers: [KafkaHeader] {
         switch self {
-        case .parsed(let headers):
+        case .given(_, let headers):
             return headers
-        case .fetched(let batch, let message):
-            return Self.parsing.withLock { _ in Self.read(message, batch) }
+        case .fetched(let batch, let index):
+            return Self.parsing.withLock { _ in Self.read(batch.messages[index].unsafelyUnwrapped, batch) }
         }
     }
 

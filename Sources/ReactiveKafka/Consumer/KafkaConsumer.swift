@@ -55,8 +55,8 @@ extension Consumer {
         _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
         let settings = consumer.settings
-        return externalSource(consumer, subscription: subscription) { message, chunk, _ in
-            try RecordReader.record(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        return externalSource(consumer, subscription: subscription) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
@@ -67,14 +67,14 @@ extension Consumer {
         _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let settings = consumer.settings
-        return externalSource(consumer, subscription: subscription) { message, chunk, engine in
-            try committableMessage(message, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
+        return externalSource(consumer, subscription: subscription) { index, chunk, engine in
+            try committableMessage(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
 
     private static func externalSource<Key, Value, Element: Sendable>(
         _ consumer: KafkaConsumer<Key, Value>, subscription: Subscription,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk, ConsumerEngine) throws -> Element
+        makeElement: @escaping @Sendable (Int, LentChunk, ConsumerEngine) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let id = consumer.makeSourceID()
         let engine = consumer.engine
@@ -87,8 +87,8 @@ extension Consumer {
             }
             return engine
         }
-        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) { message, chunk in
-            try makeElement(message, chunk, engine)
+        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) { index, chunk in
+            try makeElement(index, chunk, engine)
         }
         return Source(sequence, materialized: control)
     }

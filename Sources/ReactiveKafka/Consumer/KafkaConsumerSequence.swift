@@ -13,7 +13,7 @@ import Synchronization
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
     let control: ConsumerControl
-    @usableFromInline let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk) throws -> Element
+    @usableFromInline let makeElement: @Sendable (Int, LentChunk) throws -> Element
     /// The whole consumer, or one partition's sub-stream (assigned at `since`).
     let reader: ConsumerEngine.Reader
     let since: UInt64
@@ -22,7 +22,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 
     init(
         control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0, attaching: Subscription? = nil,
-        makeElement: @escaping @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk) throws -> Element
+        makeElement: @escaping @Sendable (Int, LentChunk) throws -> Element
     ) {
         self.control = control
         self.reader = reader
@@ -75,10 +75,10 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             guard messageIndex < messageEnd, current != nil,
                   engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
             let chunk = LentChunk(current.unsafelyUnwrapped)
-            let message = chunk.batch.messages[messageIndex].unsafelyUnwrapped
+            let index = messageIndex
             messageIndex += 1
             do {
-                return try sequence.makeElement(message, chunk)
+                return try sequence.makeElement(index, chunk)
             } catch {
                 fail()
                 throw error
@@ -195,9 +195,10 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 /// value. Key and value bytes are views into the fetched batch (no copy).
 enum RecordReader {
     static func record<K, V>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
+        _ index: Int, _ chunk: LentChunk,
         key keyDeserializer: Deserializer<K>, value valueDeserializer: Deserializer<V>
     ) throws(KafkaError) -> ConsumerRecord<K, V> {
+        let message = chunk.batch.messages[index].unsafelyUnwrapped
         let m = message.pointee
         let keyBytes = m.key.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.key_len) }
         let valueBytes = m.payload.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.len) }
@@ -211,8 +212,8 @@ enum RecordReader {
         default: nil
         }
         return ConsumerRecord(
-            topic: chunk.topicPartition.topic, partition: chunk.topicPartition.partition, offset: m.offset,
-            timestamp: timestamp, key: key, value: value, headerSource: .fetched(chunk.batch, message))
+            partition: m.partition, offset: m.offset, timestamp: timestamp, key: key, value: value,
+            origin: .fetched(chunk.batch, index: index))
     }
 
     /// A key or value from its fetched bytes: moved on as they are for ``Deserializer/bytes``

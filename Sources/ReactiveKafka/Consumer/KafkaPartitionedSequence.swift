@@ -21,7 +21,7 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
     public typealias SubSource = (partition: TopicPartition, source: Source<KafkaConsumerSequence<Record>, Void>)
 
     let control: ConsumerControl
-    let makeElement: @Sendable (UnsafeMutablePointer<rd_kafka_message_t>, LentChunk) throws -> Record
+    let makeElement: @Sendable (Int, LentChunk) throws -> Record
     /// Where each newly assigned partition starts (manual-offset sources).
     let offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?
 

@@ -615,7 +615,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var runKey: (OpaquePointer?, Int32)? = nil
         func closeRun(at end: Int) {
             guard let key = runKey, end > runStart, let rkt = key.0 else { return }
-            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: consumedPartition(rkt, key.1), byteCount: runBytes))
+            let partition = consumedPartition(rkt, key.1)
+            batch.setTopic(partition.topicPartition.topic, for: runStart..<end)
+            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes))
         }
         for i in 0..<count {
             let message = batch.messages[i]!

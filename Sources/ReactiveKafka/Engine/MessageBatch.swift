@@ -36,18 +36,48 @@ final class MessageBatch: @unchecked Sendable {
     let count: Int
     /// The client the messages came from, kept alive until they are destroyed.
     private let client: ClientHandleOwner
+    /// The topics of the batch's records, mostly one.
+    private var topics: [String] = []
+    /// Per message, its topic's index in `topics`. A record finds its topic here, through
+    /// the batch reference it holds anyway (for its headers), instead of holding the topic
+    /// string as well: one reference fewer to take and drop per record.
+    private let topicSlots: UnsafeMutablePointer<UInt16>
 
     /// Takes ownership of the first `count` messages of `scratch`.
     init(copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, client: ClientHandleOwner) {
         self.client = client
         self.messages = .allocate(capacity: count)
         self.messages.initialize(from: scratch, count: count)
+        self.topicSlots = .allocate(capacity: count)
+        self.topicSlots.initialize(repeating: 0, count: count)
         self.count = count
+    }
+
+    /// Records that the messages in `range` belong to `topic`. Called by the engine while it
+    /// splits the batch into chunks, before any record of the batch exists.
+    func setTopic(_ topic: String, for range: Range<Int>) {
+        let slot: Int
+        if let known = topics.firstIndex(of: topic) {
+            slot = known
+        } else {
+            slot = topics.count
+            topics.append(topic)
+        }
+        // A fetch holds far fewer topics than 65,536; the cap is only a bound, never reached.
+        let stored = UInt16(clamping: slot)
+        for i in range { topicSlots[i] = stored }
+    }
+
+    /// The topic of message `index`.
+    func topic(at index: Int) -> String {
+        let slot = Int(topicSlots[index])
+        return slot < topics.count ? topics[slot] : ""
     }
 
     deinit {
         for i in 0..<count { rd_kafka_message_destroy(messages[i]) }
         messages.deallocate()
+        topicSlots.deallocate()
     }
 }
 

@@ -45,8 +45,8 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
-            try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { index, chunk, engine in
+            try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
     }
 
@@ -61,8 +61,8 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { message, chunk, engine in
-            let message = try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { index, chunk, engine in
+            let message = try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
             return (message.record, message.partitionOffset)
         }
     }
@@ -85,18 +85,18 @@ extension Transactional {
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription, dropsFetchedOnRewind: false)
         return Consumer.partitioned(
             consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, offsetsOnAssign: nil
-        ) { message, chunk, engine in
-            try transactionalMessage(message, chunk, key: keys, value: values, context: context, engine: engine)
+        ) { index, chunk, engine in
+            try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
     }
 
     /// One transactional message; specialised by its callers (raw bytes or generic).
     @inline(__always)
     static func transactionalMessage<Key, Value>(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, _ chunk: LentChunk,
+        _ index: Int, _ chunk: LentChunk,
         key keys: Deserializer<Key>, value values: Deserializer<Value>, context: TransactionalSourceContext, engine: EngineReference
     ) throws -> TransactionalMessage<Key, Value> {
-        let record = try RecordReader.record(message, chunk, key: keys, value: values)
+        let record = try RecordReader.record(index, chunk, key: keys, value: values)
         let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
         return TransactionalMessage(record: record, partitionOffset: offset)
     }
