@@ -197,11 +197,63 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     }
 
     /// A message pulled from upstream, serialised, waiting to enter a transaction.
+    ///
+    /// Kept taken apart (its records and its offset side by side, not in the enum): reading a
+    /// payload out of a kept multi-payload enum copies the whole payload first (a retain and a
+    /// release per reference it holds), and the pump reads the offset and the records of
+    /// every message.
     struct Prepared: @unchecked Sendable {
-        var message: Message
+        enum Kind { case single, multi, passThrough }
+        var kind: Kind
+        /// The record of a `single` message.
+        var record: ProducerRecord<Key, Value>?
+        /// The records of a `multi` message.
+        var records: [ProducerRecord<Key, Value>]
+        var offset: TransactionalOffset
         var single: (key: SerializedBytes?, value: SerializedBytes?)?
         var serialized: [(key: SerializedBytes?, value: SerializedBytes?)]
         var recordCount: Int { single != nil ? 1 : serialized.count }
+
+        /// Takes `message` apart and serialises its records.
+        init(_ message: __owned Message, _ settings: borrowing ProducerSettings<Key, Value>) throws(KafkaError) {
+            switch consume message {
+            case .single(let record, let offset):
+                self.init(kind: .single, record: record, records: [], offset: offset, single: try settings.serialize(record), serialized: [])
+            case .multi(let records, let offset):
+                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
+                serialized.reserveCapacity(records.count)
+                for record in records { serialized.append(try settings.serialize(record)) }
+                self.init(kind: .multi, record: nil, records: records, offset: offset, single: nil, serialized: serialized)
+            case .passThrough(let offset):
+                self.init(kind: .passThrough, record: nil, records: [], offset: offset, single: nil, serialized: [])
+            }
+        }
+
+        private init(
+            kind: Kind, record: ProducerRecord<Key, Value>?, records: [ProducerRecord<Key, Value>], offset: TransactionalOffset,
+            single: (key: SerializedBytes?, value: SerializedBytes?)?, serialized: [(key: SerializedBytes?, value: SerializedBytes?)]
+        ) {
+            self.kind = kind
+            self.record = record
+            self.records = records
+            self.offset = offset
+            self.single = single
+            self.serialized = serialized
+        }
+
+        /// The message put together again, for a flow's result.
+        var message: Message {
+            switch kind {
+            case .single: .single(record!, passThrough: offset)
+            case .multi: .multi(records, passThrough: offset)
+            case .passThrough: .passThrough(offset)
+            }
+        }
+
+        /// Record `index` and its bytes.
+        func part(_ index: Int) -> (record: ProducerRecord<Key, Value>, bytes: (key: SerializedBytes?, value: SerializedBytes?)) {
+            kind == .single ? (record!, single!) : (records[index], serialized[index])
+        }
     }
 
     /// How the pump (or, during a commit, the reader) reads upstream: serialised when read,
@@ -211,61 +263,43 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         let settings = self.settings
         return {
             guard let message = try await iterator.next(isolation: #isolation) else { return nil }
-            switch message {
-            case .single(let record, _): return Prepared(message: message, single: try settings.serialize(record), serialized: [])
-            case .multi(let records, _):
-                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
-                serialized.reserveCapacity(records.count)
-                for record in records { serialized.append(try settings.serialize(record)) }
-                return Prepared(message: message, single: nil, serialized: serialized)
-            case .passThrough: return Prepared(message: message, single: nil, serialized: [])
-            }
+            return try Prepared(message, settings)
         }
     }
 
     /// `pull` is the read-ahead's own, called directly while the pump reads upstream itself.
+    ///
+    /// A message goes through ``pumpWithoutWaiting(_:cache:)`` first: the common case (the
+    /// transaction is open and librdkafka takes every record) needs no suspension, and a
+    /// message kept across a suspension is copied (the whole message: a retain per reference
+    /// it holds, and their releases). Only what must wait comes back here.
     private func pump(_ readAhead: TransactionalReadAhead<Prepared>, _ pull: TransactionalReadAhead<Prepared>.Pull) async {
         var topicCache = ProducerEngine.TopicCache()
         do {
             pumping: while true {
                 if inFlight.load(ordering: .acquiring) >= parallelism { try await waitForSpace() }
-                let next = readAhead.readsItself ? try await pull() : try await readAhead.next()
-                guard let current = next else { break }
+                guard let next = readAhead.readsItself ? try await pull() : try await readAhead.next() else { break }
                 if Task.isCancelled { throw CancellationError() }
-                let answer = gate(current.message, recordCount: current.recordCount)
-                let entry: Entry
-                if !answer.commitRequested, case .go(begin: false, let transaction, let firstRecord) = answer.gate {
-                    entry = .entered(transaction: transaction, firstRecord: firstRecord)
-                } else {
-                    entry = try await enter(current.message, recordCount: current.recordCount, first: answer)
-                }
-                let transaction: UInt64
-                let firstRecord: Int
-                switch entry {
-                case .entered(let t, let f):
-                    (transaction, firstRecord) = (t, f)
-                case .dropped:
-                    continue pumping
-                case .stopped:
-                    break pumping
-                case .committing:
-                    // Read ahead while the transaction commits; this message goes first after it.
-                    readAhead.handOver(current)
-                    await waitWhileCommitting()
-                    continue pumping
-                }
                 let produced: Bool
-                switch current.message {
-                case .single(let record, _):
-                    produced = try await produce(record, current.single!, token: token(transaction, firstRecord), cache: &topicCache)
-                case .multi(let records, _):
-                    var all = true
-                    for i in records.indices where all {
-                        all = try await produce(records[i], current.serialized[i], token: token(transaction, firstRecord + i), cache: &topicCache)
+                switch try pumpWithoutWaiting(consume next, cache: &topicCache) {
+                case .produced:
+                    continue pumping
+                case .mustEnter(let current, let answer):
+                    switch try await enter(current, first: answer) {
+                    case .entered(let transaction, let firstRecord):
+                        produced = try await produceRecords(of: current, from: 0, transaction: transaction, firstRecord: firstRecord, cache: &topicCache)
+                    case .dropped:
+                        continue pumping
+                    case .stopped:
+                        break pumping
+                    case .committing:
+                        // Read ahead while the transaction commits; this message goes first after it.
+                        readAhead.handOver(current)
+                        await waitWhileCommitting()
+                        continue pumping
                     }
-                    produced = all
-                case .passThrough:
-                    produced = true
+                case .refused(let current, let refusal):
+                    produced = try await produceRefused(current, refusal, cache: &topicCache)
                 }
                 leave()
                 if !produced, stopped { break pumping }
@@ -279,6 +313,82 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             }
             end(.abort(error))
         }
+    }
+
+    /// How far ``pumpWithoutWaiting(_:cache:)`` took a message.
+    private enum Progress {
+        /// In the open transaction, every record handed to librdkafka, the gate left.
+        case produced
+        /// The gate's answer needs waiting (a transaction to begin, a commit, a full window):
+        /// ``enter(_:recordCount:first:)`` takes it from there.
+        case mustEnter(Prepared, (gate: Gate, commitRequested: Bool))
+        /// Admitted, but librdkafka refused one of its records for now.
+        case refused(Prepared, Refusal)
+    }
+
+    /// A record librdkafka did not take at once, and where its message stands.
+    private struct Refusal {
+        var transaction: UInt64
+        var firstRecord: Int
+        /// The refused record's index in its message; those before it were produced.
+        var index: Int
+        var code: rd_kafka_resp_err_t
+        var generation: UInt64
+        var opaque: ProducerOpaque
+    }
+
+    /// The per-message path, synchronous: takes `current` through the gate and hands its
+    /// records to librdkafka when nothing has to wait; otherwise gives it back with how far it got.
+    private func pumpWithoutWaiting(_ current: __owned Prepared, cache: inout ProducerEngine.TopicCache) throws -> Progress {
+        let answer = gate(current)
+        guard !answer.commitRequested, case .go(begin: false, let transaction, let firstRecord) = answer.gate else {
+            return .mustEnter(current, answer)
+        }
+        switch current.kind {
+        case .single:
+            let started = try startProducing(current.record!, current.single!, token: token(transaction, firstRecord), cache: &cache)
+            if started.code != RD_KAFKA_RESP_ERR_NO_ERROR {
+                return .refused(current, Refusal(
+                    transaction: transaction, firstRecord: firstRecord, index: 0,
+                    code: started.code, generation: started.generation, opaque: started.opaque))
+            }
+        case .multi:
+            for i in current.records.indices {
+                let started = try startProducing(current.records[i], current.serialized[i], token: token(transaction, firstRecord + i), cache: &cache)
+                if started.code != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    return .refused(current, Refusal(
+                        transaction: transaction, firstRecord: firstRecord, index: i,
+                        code: started.code, generation: started.generation, opaque: started.opaque))
+                }
+            }
+        case .passThrough:
+            break
+        }
+        leave()
+        return .produced
+    }
+
+    /// Produces the refused record once librdkafka takes it, then the message's remaining records.
+    private func produceRefused(_ current: Prepared, _ refusal: Refusal, cache: inout ProducerEngine.TopicCache) async throws -> Bool {
+        let i = refusal.index
+        let (record, bytes) = current.part(i)
+        let token = token(refusal.transaction, refusal.firstRecord + i)
+        guard try await produceAgain(
+            record, bytes, token: token, opaque: refusal.opaque, code: refusal.code, generation: refusal.generation, cache: &cache)
+        else { return false }
+        return try await produceRecords(of: current, from: i + 1, transaction: refusal.transaction, firstRecord: refusal.firstRecord, cache: &cache)
+    }
+
+    /// Produces `current`'s records from index `start` on, waiting for space when librdkafka's
+    /// queue is full. False when one was not produced (see ``produce(_:_:token:cache:)``).
+    private func produceRecords(
+        of current: Prepared, from start: Int, transaction: UInt64, firstRecord: Int, cache: inout ProducerEngine.TopicCache
+    ) async throws -> Bool {
+        for i in start..<current.recordCount {
+            let (record, bytes) = current.part(i)
+            guard try await produce(record, bytes, token: token(transaction, firstRecord + i), cache: &cache) else { return false }
+        }
+        return true
     }
 
     /// Suspends until no commit holds the gate (or the stage stopped).
@@ -309,13 +419,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         case committing
     }
 
-    /// The gate's answer for `message` now (the per-message path: one lock, no suspension).
+    /// The gate's answer for `current` now (the per-message path: one lock, no suspension).
     /// Admits the message into the open transaction when it says `.go`.
-    private func gate(_ message: Message, recordCount: Int) -> (gate: Gate, commitRequested: Bool) {
-        let offset = message.passThrough
-        let shared = offset.partition
+    private func gate(_ current: Prepared) -> (gate: Gate, commitRequested: Bool) {
+        let shared = current.offset.partition
         let partition = shared.topicPartition
-        let consumed = offset.offset
+        let consumed = current.offset.offset
+        let recordCount = current.recordCount
         var commitRequested = false
         let gate = state.withLock { s -> Gate in
             if s.failure != nil || s.finished || s.ending != nil { return .stop }
@@ -359,7 +469,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             }
             let firstRecord = s.outcomes.count
             if emitsResults {
-                s.held.append(Held(message: message, firstRecord: firstRecord))
+                s.held.append(Held(message: current.message, firstRecord: firstRecord))
                 if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
             }
             return .go(begin: admission == .beginThenProduce, transaction: s.transaction, firstRecord: firstRecord)
@@ -367,9 +477,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         return (gate, commitRequested)
     }
 
-    /// Lets `message` into the open transaction (beginning one if none is open), or
+    /// Lets `current` into the open transaction (beginning one if none is open), or
     /// waits while a commit is under way. `first` is the gate's answer already taken.
-    private func enter(_ message: Message, recordCount: Int, first: (gate: Gate, commitRequested: Bool)) async throws -> Entry {
+    private func enter(_ current: Prepared, first: (gate: Gate, commitRequested: Bool)) async throws -> Entry {
         var answer = first
         while true {
             let (gate, commitRequested) = answer
@@ -402,7 +512,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 }
                 return .entered(transaction: transaction, firstRecord: firstRecord)
             }
-            answer = self.gate(message, recordCount: recordCount)
+            answer = self.gate(current)
         }
     }
 
@@ -418,18 +528,28 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     /// Produces one record into the open transaction. False when it was not produced
     /// because the transaction broke (it is then aborted and replayed) or the stage stopped.
-    @inline(__always)
     private func produce(
         _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64,
         cache: inout ProducerEngine.TopicCache
     ) async throws -> Bool {
+        let started = try startProducing(record, bytes, token: token, cache: &cache)
+        if started.code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+        return try await produceAgain(record, bytes, token: token, opaque: started.opaque, code: started.code, generation: started.generation, cache: &cache)
+    }
+
+    /// Counts one record in flight and hands it to librdkafka once: its answer, and what
+    /// ``produceAgain(_:_:token:opaque:code:generation:cache:)`` needs when it was a refusal.
+    @inline(__always)
+    private func startProducing(
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64,
+        cache: inout ProducerEngine.TopicCache
+    ) throws -> (code: rd_kafka_resp_err_t, generation: UInt64, opaque: ProducerOpaque) {
         let opaque = ProducerOpaque(receiver: receiver.load(ordering: .relaxed), token: token)
         if record.topic != cache.name { state.withLock { _ = $0.topics.insert(record.topic) } }
         inFlight.add(1, ordering: .relaxed)
         let generation = engine.spaceGenerationNow
         let code = try attempt(record, bytes, opaque: opaque, cache: &cache)
-        if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
-        return try await produceAgain(record, bytes, token: token, opaque: opaque, code: code, generation: generation, cache: &cache)
+        return (code, generation, opaque)
     }
 
     /// Hands one record to librdkafka once, without waiting.

@@ -31,12 +31,12 @@ import Testing
     /// Runs source → map(`envelope`) → Transactional.flow → `committed`.
     static func pipeline(
         _ kafka: EmbeddedKafka, input: String, group: String, transactionalId: String, interval: Duration = .milliseconds(100),
-        committed: CommittedResults,
+        producer: ProducerSettings<String, String>? = nil, committed: CommittedResults,
         envelope: @escaping @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset>
     ) -> DrainingControl<Void> {
         Transactional.source(consumerSettings(kafka, group: group), subscription: .topics(input))
             .map(envelope)
-            .via(Transactional.flow(producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval))
+            .via(Transactional.flow(producer ?? producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval))
             .to(Sinks.forEach { committed.add($0) })
             .run()
     }
@@ -105,6 +105,33 @@ import Testing
             default: return []
             }
         }
+        #expect(values.sorted() == expected.sorted())
+    }
+
+    /// librdkafka's queue holds 4 messages, so most records are refused at first, single ones
+    /// and records in the middle of a multi message alike: the stage waits for space and goes
+    /// on with the refused record and the rest of its message, producing each once.
+    @Test func recordsRefusedByAFullQueueAreProducedOnceWhenSpaceFreesUp() async throws {
+        let kafka = try EmbeddedKafka()
+        try Self.seed(kafka, topic: "eos-full-in", partitions: 2, count: 200)
+        try kafka.createTopic("eos-full-out", partitions: 2)
+        let committed = CommittedResults()
+        let tinyQueue = Self.producerSettings(kafka).withProperty("queue.buffering.max.messages", "4").withProperty("linger.ms", "1")
+        let control = Self.pipeline(
+            kafka, input: "eos-full-in", group: "eos-full-g", transactionalId: "eos-full", producer: tinyQueue, committed: committed
+        ) { message in
+            let n = Int(message.record.value.dropFirst())!
+            let record = { (suffix: String) in ProducerRecord<String, String>(topic: "eos-full-out", key: message.record.key, value: message.record.value + suffix) }
+            return n % 2 == 0
+                ? .single(record(""), passThrough: message.partitionOffset)
+                : .multi([record("-a"), record("-b"), record("-c")], passThrough: message.partitionOffset)
+        }
+        try await committed.waitFor(total: 200)
+        try await control.drainAndShutdown()
+
+        #expect(committed.offsetsByPartition() == [0: Array(0..<100), 1: Array(0..<100)])
+        let values = try await TopicReader.allValues(topic: "eos-full-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let expected = (0..<200).flatMap { n in n % 2 == 0 ? ["v\(n)"] : ["v\(n)-a", "v\(n)-b", "v\(n)-c"] }
         #expect(values.sorted() == expected.sorted())
     }
 
