@@ -53,6 +53,90 @@ public enum Producer {
     }
 }
 
+extension Producer {
+    /// A sink that produces each message's records and then commits its offset: Alpakka's
+    /// `Producer.committableSink`, the at-least-once end of a consume → transform → produce
+    /// stream. The same as `.via(flexiFlow(settings)).map { $0.passThrough }.to(Committer.sink(committerSettings))`,
+    /// with each offset moved out of its result instead of read from it (a read copies the whole
+    /// result first: its record and metadata references, retained and released per message).
+    ///
+    /// An offset is committed only after every record of its message is acknowledged, so a
+    /// failure or a restart repeats records and never skips one. Back-pressure, batching and
+    /// failure handling are ``flexiFlow(_:)``'s and ``Committer/sink(_:)``'s: when the stream
+    /// completes or fails, the offsets of acknowledged messages are committed first.
+    @inlinable
+    public static func committableSink<Key, Value>(
+        _ settings: ProducerSettings<Key, Value>, committerSettings: CommitterSettings
+    ) -> ProducerCommittableSink<Key, Value> {
+        ProducerCommittableSink(flow: flexiFlow(settings), committerSettings: committerSettings)
+    }
+
+    /// Like ``committableSink(_:committerSettings:)``, producing through a shared `producer`
+    /// (which the sink does not close).
+    @inlinable
+    public static func committableSink<Key, Value>(
+        _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>, committerSettings: CommitterSettings
+    ) -> ProducerCommittableSink<Key, Value> {
+        ProducerCommittableSink(flow: flexiFlow(settings, producer: producer), committerSettings: committerSettings)
+    }
+}
+
+/// The sink of ``Producer/committableSink(_:committerSettings:)``.
+public struct ProducerCommittableSink<Key: Sendable, Value: Sendable>: Sink {
+    public typealias Input = ProducerMessage<Key, Value, CommittableOffset>
+    public typealias Result = Void
+
+    @usableFromInline let flow: ProducerFlexiFlow<Key, Value, CommittableOffset>
+    @usableFromInline let committerSettings: CommitterSettings
+
+    @inlinable
+    init(flow: ProducerFlexiFlow<Key, Value, CommittableOffset>, committerSettings: CommitterSettings) {
+        self.flow = flow
+        self.committerSettings = committerSettings
+    }
+
+    /// Produces every message of `upstream` and commits its offset once its records are
+    /// acknowledged; returns when the last offset is committed.
+    @inlinable
+    public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
+    where Upstream.Element == ProducerMessage<Key, Value, CommittableOffset> {
+        try await CommitterLoop.run(committerSettings, ProducerPassThroughs(results: flow.apply(upstream))) { _ in }
+    }
+}
+
+/// The pass-through values of a producer flow's results, each moved out of its result.
+///
+/// Back-pressure and cancellation are the results' own: one result is pulled per element.
+@usableFromInline
+struct ProducerPassThroughs<Key: Sendable, Value: Sendable, PassThrough: Sendable>: AsyncSequence, Sendable {
+    @usableFromInline let results: AnyAsyncSequence<ProducerResult<Key, Value, PassThrough>>
+
+    @inlinable
+    init(results: AnyAsyncSequence<ProducerResult<Key, Value, PassThrough>>) { self.results = results }
+
+    @inlinable
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: results.makeAsyncIterator()) }
+
+    @usableFromInline
+    struct AsyncIterator: AsyncIteratorProtocol {
+        @usableFromInline var base: AnyAsyncSequence<ProducerResult<Key, Value, PassThrough>>.AsyncIterator
+
+        @inlinable
+        init(base: AnyAsyncSequence<ProducerResult<Key, Value, PassThrough>>.AsyncIterator) { self.base = base }
+
+        @inlinable
+        mutating func next() async throws -> PassThrough? {
+            guard let result = try await base.next() else { return nil }
+            // Consumed, so the pass-through is moved out and the rest released, with no copy.
+            switch consume result {
+            case .single(_, _, let passThrough): return passThrough
+            case .multi(_, let passThrough): return passThrough
+            case .passThrough(let passThrough): return passThrough
+            }
+        }
+    }
+}
+
 /// The sink of ``Producer/plainSink(_:)``.
 public struct ProducerPlainSink<Key: Sendable, Value: Sendable>: Sink {
     public typealias Input = ProducerRecord<Key, Value>

@@ -139,6 +139,50 @@ import Testing
         #expect(committed == [0: 750, 1: 750], "filtered records are committed too")
     }
 
+    /// `Producer.committableSink`, the pipeline's produce and commit in one sink: every record
+    /// of single and multi messages is written once, and every offset is committed, filtered
+    /// (pass-through) ones too, when the stream completes.
+    @Test func committableSinkProducesEveryRecordAndCommitsEveryOffset() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("d-in", partitions: 2)
+        try kafka.createTopic("d-out", partitions: 3)
+        let input = (0..<1500).map { (key: "k\($0 % 7)" as String?, value: "m\($0)") }
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "d-in", records: input, roundRobinOver: 2)
+
+        let control = Consumer.committableSource(Self.settings(kafka, group: "g-d"), subscription: .topics("d-in"))
+            .take(input.count)
+            .map { message -> Envelope in
+                let value = message.record.value
+                switch Int(value.dropFirst())! % 3 {
+                case 0: return .passThrough(message.committableOffset)
+                case 1: return .single(ProducerRecord(topic: "d-out", key: message.record.key, value: "S-" + value), passThrough: message.committableOffset)
+                default:
+                    return .multi([
+                        ProducerRecord(topic: "d-out", key: message.record.key, value: "A-" + value),
+                        ProducerRecord(topic: "d-out", key: message.record.key, value: "B-" + value),
+                    ], passThrough: message.committableOffset)
+                }
+            }
+            .to(Producer.committableSink(kafka.producerSettings(), committerSettings: CommitterSettings().withMaxBatch(100)))
+            .run()
+        try await control.streamCompletion.value
+        await control.shutdown()
+
+        let expected = input.map(\.value).flatMap { value -> [String] in
+            switch Int(value.dropFirst())! % 3 {
+            case 0: return []
+            case 1: return ["S-" + value]
+            default: return ["A-" + value, "B-" + value]
+            }
+        }
+        let output = try await RawKafka.readAll(topic: "d-out", bootstrapServers: kafka.bootstrapServers)
+        #expect(output.compactMap(\.valueString).sorted() == expected.sorted(), "each record written once")
+        let keyByValue = Dictionary(uniqueKeysWithValues: input.map { ($0.value, $0.key) })
+        #expect(output.allSatisfy { keyByValue[String(($0.valueString ?? "").dropFirst(2))] == $0.keyString })
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-d", topic: "d-in", partitions: 2)
+        #expect(committed == [0: 750, 1: 750], "every offset committed, filtered ones too")
+    }
+
     @Test func drainMidStreamLosesNothingAndARestartCompletesTheJob() async throws {
         let kafka = try EmbeddedKafka()
         let partitions: Int32 = 4
