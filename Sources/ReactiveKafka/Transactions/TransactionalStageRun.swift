@@ -214,33 +214,6 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         var serialized: [(key: SerializedBytes?, value: SerializedBytes?)]
         var recordCount: Int { single != nil ? 1 : serialized.count }
 
-        /// Takes `message` apart and serialises its records.
-        init(_ message: __owned Message, _ settings: borrowing ProducerSettings<Key, Value>) throws(KafkaError) {
-            switch consume message {
-            case .single(let record, let offset):
-                self.init(kind: .single, record: record, records: [], offset: offset, single: try settings.serialize(record), serialized: [])
-            case .multi(let records, let offset):
-                var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
-                serialized.reserveCapacity(records.count)
-                for record in records { serialized.append(try settings.serialize(record)) }
-                self.init(kind: .multi, record: nil, records: records, offset: offset, single: nil, serialized: serialized)
-            case .passThrough(let offset):
-                self.init(kind: .passThrough, record: nil, records: [], offset: offset, single: nil, serialized: [])
-            }
-        }
-
-        private init(
-            kind: Kind, record: ProducerRecord<Key, Value>?, records: [ProducerRecord<Key, Value>], offset: TransactionalOffset,
-            single: (key: SerializedBytes?, value: SerializedBytes?)?, serialized: [(key: SerializedBytes?, value: SerializedBytes?)]
-        ) {
-            self.kind = kind
-            self.record = record
-            self.records = records
-            self.offset = offset
-            self.single = single
-            self.serialized = serialized
-        }
-
         /// The message put together again, for a flow's result.
         var message: Message {
             switch kind {
@@ -984,6 +957,23 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 }
                 if Task.isCancelled { throw CancellationError() }
             }
+        }
+    }
+}
+
+extension TransactionalStageRun.Prepared {
+    /// Takes `message` apart and serialises its records.
+    init(_ message: __owned TransactionalStageRun.Message, _ settings: borrowing ProducerSettings<Key, Value>) throws(KafkaError) {
+        switch consume message {
+        case .single(let record, let offset):
+            self.init(kind: .single, record: record, records: [], offset: offset, single: try settings.serialize(record), serialized: [])
+        case .multi(let records, let offset):
+            var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
+            serialized.reserveCapacity(records.count)
+            for record in records { serialized.append(try settings.serialize(record)) }
+            self.init(kind: .multi, record: nil, records: records, offset: offset, single: nil, serialized: serialized)
+        case .passThrough(let offset):
+            self.init(kind: .passThrough, record: nil, records: [], offset: offset, single: nil, serialized: [])
         }
     }
 }
