@@ -293,7 +293,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         /// In the open transaction, every record handed to librdkafka, the gate left.
         case produced
         /// The gate's answer needs waiting (a transaction to begin, a commit, a full window):
-        /// ``enter(_:recordCount:first:)`` takes it from there.
+        /// ``enter(_:first:)`` takes it from there.
         case mustEnter(Prepared, (gate: Gate, commitRequested: Bool))
         /// Admitted, but librdkafka refused one of its records for now.
         case refused(Prepared, Refusal)
