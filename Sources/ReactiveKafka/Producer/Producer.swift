@@ -126,12 +126,22 @@ struct ProducerPassThroughs<Key: Sendable, Value: Sendable, PassThrough: Sendabl
 
         @inlinable
         mutating func next() async throws -> PassThrough? {
-            guard let result = try await base.next() else { return nil }
-            // Consumed, so the pass-through is moved out and the rest released, with no copy.
+            Self.passThrough(try await base.next())
+        }
+
+        @inlinable
+        mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> PassThrough? {
+            Self.passThrough(try await base.next(isolation: actor))
+        }
+
+        /// Consumed, so the pass-through is moved out and the rest released, with no copy.
+        @inlinable
+        static func passThrough(_ result: __owned ProducerResult<Key, Value, PassThrough>?) -> PassThrough? {
             switch consume result {
-            case .single(_, _, let passThrough): return passThrough
-            case .multi(_, let passThrough): return passThrough
-            case .passThrough(let passThrough): return passThrough
+            case .single(_, _, let passThrough)?: return passThrough
+            case .multi(_, let passThrough)?: return passThrough
+            case .passThrough(let passThrough)?: return passThrough
+            case nil: return nil
             }
         }
     }
