@@ -317,25 +317,17 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         guard !answer.commitRequested, case .go(begin: false, let transaction, let firstRecord) = answer.gate else {
             return .mustEnter(current, answer)
         }
-        switch current.kind {
-        case .single:
-            let started = try startProducing(current.record!, current.single!, token: token(transaction, firstRecord), cache: &cache)
+        // Record by record in place (not through `part(_:)`, whose result is a copy).
+        for i in 0..<current.recordCount {
+            let token = token(transaction, firstRecord + i)
+            let started = current.kind == .single
+                ? try startProducing(current.record!, current.single!, token: token, cache: &cache)
+                : try startProducing(current.records[i], current.serialized[i], token: token, cache: &cache)
             if started.code != RD_KAFKA_RESP_ERR_NO_ERROR {
                 return .refused(current, Refusal(
-                    transaction: transaction, firstRecord: firstRecord, index: 0,
+                    transaction: transaction, firstRecord: firstRecord, index: i,
                     code: started.code, generation: started.generation, opaque: started.opaque))
             }
-        case .multi:
-            for i in current.records.indices {
-                let started = try startProducing(current.records[i], current.serialized[i], token: token(transaction, firstRecord + i), cache: &cache)
-                if started.code != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    return .refused(current, Refusal(
-                        transaction: transaction, firstRecord: firstRecord, index: i,
-                        code: started.code, generation: started.generation, opaque: started.opaque))
-                }
-            }
-        case .passThrough:
-            break
         }
         leave()
         return .produced
