@@ -1,3 +1,5 @@
+import Logging
+import Metrics
 import Synchronization
 
 /// The shared state of one committer run: batching, commits in flight, first failure.
@@ -171,11 +173,19 @@ final class CommitterRun: Sendable {
 
     private func commit(_ batch: CommittableOffsetBatch, after previous: Task<Void, Never>?) async {
         var failed = false
+        var committed = batch
         do {
             switch settings.delivery {
             case .waitForAck: try await batch.commit()
             case .sendAndForget: batch.commitAndForget()
             }
+        } catch let error where error.kind == .notAssigned && settings.notAssignedOffsets == .skip {
+            // Not this consumer's any more: their next owner reads them again (at-least-once holds).
+            // Only what was committed is reported.
+            committed = batch.removing(error.partitions)
+            Self.skippedOffsets.increment(by: error.partitions.count)
+            Self.logger.warning("offsets of partitions no longer assigned were not committed; their next owner reads them again",
+                                metadata: ["partitions": "\(error.partitions.sorted())"])
         } catch {
             failed = true
             fail(error)
@@ -183,9 +193,13 @@ final class CommitterRun: Sendable {
         // Batches are reported in the order they were formed (Alpakka's mapAsync), whatever
         // order the acknowledgements arrive in; nothing is reported after a failure.
         await previous?.value
-        if !failed, !hasFailed { onCommitted(batch) }
+        if !failed, !hasFailed { onCommitted(committed) }
         limiter.release()
     }
+
+    /// Partitions whose offsets were skipped because they were no longer assigned (``CommitterSettings/NotAssignedOffsets/skip``).
+    static let skippedOffsets = Counter(label: "reactive_kafka_committer_skipped_offsets")
+    static let logger = Logger(label: "reactive-kafka.committer")
 
     private func fail(_ error: any Error) {
         let handler = state.withLock { s -> (@Sendable () -> Void)? in

@@ -59,6 +59,11 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
     var committer: any OffsetCommitter { partition.committer }
 
     /// Commits this offset alone and waits for the broker's acknowledgement.
+    ///
+    /// Returns only once the broker acknowledged it. Throws
+    /// ``KafkaError/Kind/notAssigned`` when the partition is no longer this
+    /// consumer's (nothing was committed; its next owner reads the record
+    /// again), and another ``KafkaError`` when the commit failed.
     public func commit() async throws(KafkaError) {
         try await committer.commit([partition.topicPartition: position])
     }
@@ -145,6 +150,11 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     }
 
     /// Commits the batch and waits for every consumer involved to acknowledge.
+    ///
+    /// Throws ``KafkaError/Kind/notAssigned`` (naming the partitions in
+    /// ``KafkaError/partitions``) when offsets of partitions their consumer no
+    /// longer owns were left out; the batch's other offsets were committed.
+    /// Any other error means the commit failed.
     public func commit() async throws(KafkaError) {
         let groups = byCommitter()
         if groups.count == 1 {
@@ -157,14 +167,27 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
             Task.immediate { () async throws -> Void in try await committer.commit(offsets) }
         }
         var firstError: KafkaError?
+        var notAssigned = Set<TopicPartition>()
         for commit in commits {
             do {
                 try await commit.value
+            } catch let error as KafkaError where error.kind == .notAssigned {
+                notAssigned.formUnion(error.partitions)
             } catch {
                 firstError = firstError ?? (error as? KafkaError) ?? KafkaError(.commitFailed, "commit failed: \(error)")
             }
         }
+        // A failed commit outweighs partitions that were only left out.
         if let firstError { throw firstError }
+        if !notAssigned.isEmpty { throw KafkaError.notAssigned(notAssigned) }
+    }
+
+    /// This batch without the offsets of `partitions`.
+    func removing(_ partitions: Set<TopicPartition>) -> CommittableOffsetBatch {
+        var kept = CommittableOffsetBatch()
+        kept.entries = allEntries.filter { !partitions.contains($0.key) }
+        kept.batchSize = batchSize
+        return kept
     }
 
     /// Sends the batch without waiting; failures are logged.

@@ -34,17 +34,24 @@ extension Consumer {
         }
     }
 
-    /// At-most-once: each record's offset is committed, and acknowledged,
-    /// before the record is emitted: Alpakka's `atMostOnceSource`. A crash
-    /// loses at most the record being processed; it is never read twice.
-    /// One commit round trip per record: slow by nature.
+    /// At-most-once: each record's offset is committed, and acknowledged by
+    /// the broker, before the record is emitted: Alpakka's `atMostOnceSource`.
+    /// A crash loses at most the record being processed; it is never read
+    /// twice. A record whose partition was revoked before its commit landed is
+    /// not emitted (its next owner reads it), so no record is emitted by two
+    /// members. Any other commit failure fails the stream. One commit round
+    /// trip per record: slow by nature.
     public static func atMostOnceSource<Key, Value>(
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<AsyncThrowingMapSequence<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>>, ConsumerControl> {
-        committableSource(settings, subscription: subscription, logger: logger).map { message async throws -> ConsumerRecord<Key, Value> in
-            try await message.committableOffset.commit()
+    ) -> Source<AsyncThrowingCompactMapSequence<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>>, ConsumerControl> {
+        committableSource(settings, subscription: subscription, logger: logger).compactMap { message async throws -> ConsumerRecord<Key, Value>? in
+            do {
+                try await message.committableOffset.commit()
+            } catch let error as KafkaError where error.kind == .notAssigned {
+                return nil
+            }
             return message.record
         }
     }

@@ -105,6 +105,8 @@ public enum Consumer {
         var committable: Bool
         /// Records are read per partition (sub-streams).
         var partitioned: Bool = false
+        /// The end of the source's streams ends the consumer (false: an owner ends it).
+        var endsWithItsSources: Bool = true
     }
 
     static func makeSource<Key, Value, Element: Sendable>(
@@ -157,6 +159,7 @@ public enum Consumer {
                 partitionHandlerWarning: settings.partitionHandlerWarning,
                 events: events, logger: logger)
             configuration.partitioned = kind.partitioned
+            configuration.endsWithItsSources = kind.endsWithItsSources
             configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
             let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine

@@ -12,12 +12,16 @@ import Synchronization
 /// assignment (``Subscription/assignment(_:)-swift.type.method`` and kin). All sources share one
 /// connection, one thread and one `maxBufferedBytes` budget; a source that
 /// falls behind has its partitions paused alone. Stopping a source completes
-/// it; shutting a source down lets its partitions go; ``shutdown()`` closes
-/// the consumer and completes every source.
+/// it; a source whose stream ends (or that is shut down) lets its partitions
+/// go; ``shutdown()`` closes the consumer and completes every source. When
+/// the `KafkaConsumer` and every source made from it are gone, the consumer
+/// closes by itself.
 public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
     let settings: ConsumerSettings<Key, Value>
     let control: ConsumerControl
-    let engine: ConsumerEngine
+    /// Held by this consumer and by each of its sources: the last to go closes the engine.
+    let owner: SharedConsumerOwner
+    var engine: ConsumerEngine { owner.engine }
     private let nextSource = Atomic<UInt64>(1)
 
     /// Starts the consumer. It reads nothing until sources attach partitions.
@@ -28,11 +32,12 @@ public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
         let box = EngineReference()
         control = Consumer.makeControl(
             settings, subscription: Subscription(kind: .external), logger: logger,
-            kind: Consumer.SourceKind(committable: settings.groupId?.isEmpty == false, partitioned: true), engineBox: box)
+            kind: Consumer.SourceKind(committable: settings.groupId?.isEmpty == false, partitioned: true, endsWithItsSources: false),
+            engineBox: box)
         guard let engine = try control.claimEngine() else {
             throw KafkaError(.illegalState, "the shared consumer could not start")
         }
-        self.engine = engine
+        self.owner = SharedConsumerOwner(engine)
     }
 
     /// Closes the consumer: every source sharing it completes.
@@ -77,8 +82,11 @@ extension Consumer {
         makeElement: @escaping @Sendable (Int, LentChunk, ConsumerEngine) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let id = consumer.makeSourceID()
-        let engine = consumer.engine
+        let owner = consumer.owner
+        let engine = owner.engine
         let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
+            // The source keeps the shared consumer open while it exists.
+            let engine = owner.engine
             guard !subscription.isGroupSubscription else {
                 throw KafkaError(.invalidConfiguration, "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)")
             }
@@ -92,4 +100,14 @@ extension Consumer {
         }
         return Source(sequence, materialized: control)
     }
+}
+
+/// Keeps a shared consumer's engine open while its ``KafkaConsumer`` or any of its
+/// sources exists; the last of them to go closes it (without waiting).
+final class SharedConsumerOwner: Sendable {
+    let engine: ConsumerEngine
+
+    init(_ engine: ConsumerEngine) { self.engine = engine }
+
+    deinit { engine.beginShutdown() }
 }

@@ -6,10 +6,17 @@ import Synchronization
 ///
 /// Back-pressure: records are taken from the consumer engine in batches only
 /// when the iterator has emitted the previous batch, so a slow consumer lets
-/// the engine's buffer fill up, which pauses the partitions. Cancellation: the
-/// task iterating is cancelled → `next()` throws `CancellationError`; the
-/// consumer keeps running until its control shuts it down. A source can be
-/// iterated once; a second iteration fails with an `illegalState` error.
+/// the engine's buffer fill up, which pauses the partitions.
+///
+/// Cancellation: the task iterating is cancelled → `next()` throws
+/// `CancellationError`. The stream's end is the consumer's end: when it ends
+/// without ``ConsumerControl/stop()`` (a failure, cancellation, `break`,
+/// `take(n)`, the iterator dropped), its consumer completes and leaves its
+/// group as soon as the committers fed by it have flushed (commit by hand
+/// before the stream ends). After `stop()` it stays, so that records still in
+/// flight can be committed, until ``ConsumerControl/shutdown()`` (the drain
+/// does it) or `stopTimeout`. A source can be iterated once; a second
+/// iteration fails with an `illegalState` error.
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
     let control: ConsumerControl
@@ -45,6 +52,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         /// What to read and how to make elements.
         @usableFromInline let sequence: KafkaConsumerSequence
         @usableFromInline var engine: ConsumerEngine?
+        /// Holds the consumer while this stream runs; dropped when it ends (see ``ConsumerEngineLease``).
+        private var lease: ConsumerEngineLease?
         private var chunks: [RecordChunk] = []
         private var chunkIndex = 0
         /// The chunk being emitted (`chunks[chunkIndex]`), held apart so that emitting a
@@ -87,9 +96,15 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 
         /// Ends the stream after a record failed to become an element.
         @usableFromInline mutating func fail() {
+            end()
+        }
+
+        /// The stream ended: nothing more is emitted, and the consumer is let go.
+        private mutating func end() {
             finished = true
             chunks = []
             _ = select(0)
+            lease = nil
         }
 
         /// Emits the next record once the batch in hand is used up or stale: drops what a
@@ -98,23 +113,30 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             if finished { return nil }
             if engine == nil {
                 do {
+                    let started: ConsumerEngine?
                     if case .partition = sequence.reader {
-                        engine = try sequence.control.subStreamEngine()
+                        started = try sequence.control.subStreamEngine()
                     } else {
-                        engine = try sequence.control.claimEngine()
+                        started = try sequence.control.claimEngine()
                     }
-                    if let started = engine, let attaching = sequence.attaching, case .subset(let id) = sequence.reader {
+                    // Stopped before it started, or already closing: complete without reading.
+                    guard let started, let lease = ConsumerEngineLease(started, reader: sequence.reader) else {
+                        end()
+                        return nil
+                    }
+                    self.lease = lease
+                    engine = started
+                    if let attaching = sequence.attaching, case .subset(let id) = sequence.reader {
                         try attaching.validate()
                         try await started.withConsumer { _ throws(KafkaError) in try started.attach(id, attaching) }
                     }
                 } catch {
-                    finished = true
-                    throw error
+                    end()
+                    throw error.asCancellation
                 }
             }
             guard let engine else {
-                // Stopped before it started: complete without reading.
-                finished = true
+                end()
                 return nil
             }
             while true {
@@ -133,14 +155,14 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 current = nil
                 do {
                     guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since) else {
-                        finished = true
+                        end()
                         return nil
                     }
                     chunks = delivery.chunks
                     epoch = delivery.epoch
                     _ = select(0)
                 } catch {
-                    finished = true
+                    end()
                     throw error
                 }
             }

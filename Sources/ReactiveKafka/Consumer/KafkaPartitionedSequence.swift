@@ -13,8 +13,10 @@ import StreamKit
 /// and a partition whose sub-stream falls behind is paused alone, so one slow
 /// partition does not hold up the others. The whole consumer stays bounded by
 /// `maxBufferedBytes`. Cancellation: cancelling the task that iterates this
-/// sequence throws `CancellationError` from `next()`; the consumer runs until
-/// its control shuts it down.
+/// sequence throws `CancellationError` from `next()`. The consumer ends with
+/// its streams: once this sequence and every sub-stream it emitted have ended
+/// without ``ConsumerControl/stop()``, it leaves its group (see
+/// ``KafkaConsumerSequence``).
 public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendable {
     public typealias Failure = any Error
     /// A partition and the source of its records.
@@ -33,6 +35,8 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
     public struct Iterator: AsyncIteratorProtocol {
         let sequence: KafkaPartitionedSequence
         private var engine: ConsumerEngine?
+        /// Holds the consumer while this stream runs (each sub-stream holds its own).
+        private var lease: ConsumerEngineLease?
         private var pending: [ConsumerEngine.Announcement] = []
         private var finished = false
 
@@ -42,27 +46,35 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
             if finished { return nil }
             do {
                 if engine == nil {
-                    guard let started = try sequence.control.claimEngine() else {
-                        finished = true
+                    guard let started = try sequence.control.claimEngine(),
+                          let lease = ConsumerEngineLease(started, reader: .all) else {
+                        end()
                         return nil
                     }
+                    self.lease = lease
                     engine = started
                 }
                 while pending.isEmpty {
                     guard let announced = try await engine!.nextAssignedPartitions() else {
-                        finished = true
+                        end()
                         return nil
                     }
                     pending = try await startingPositions(announced, engine!)
                 }
             } catch {
-                finished = true
-                throw error
+                end()
+                throw error.asCancellation
             }
             let next = pending.removeFirst()
             let subStream = KafkaConsumerSequence<Record>(
                 control: sequence.control, reader: .partition(next.partition), since: next.epoch, makeElement: sequence.makeElement)
             return (next.partition, Source(subStream))
+        }
+
+        private mutating func end() {
+            finished = true
+            pending = []
+            lease = nil
         }
 
         /// Seeks newly assigned partitions to the offsets the application keeps

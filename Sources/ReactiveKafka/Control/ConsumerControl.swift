@@ -4,8 +4,11 @@ import Synchronization
 ///
 /// - ``stop()`` completes the source (no new records are emitted) but keeps
 ///   the consumer in its group, so that offsets of records still in flight
-///   downstream can be committed. If nobody shuts it down, the consumer shuts
-///   itself down `stopTimeout` later.
+///   downstream can be committed. It closes at ``shutdown()`` (the drain does
+///   that once the stream is done), or `stopTimeout` later at the latest.
+/// - A stream that ends without `stop()` (failure, cancellation, `break`,
+///   `take(n)`, its iterator dropped) closes its consumer as soon as its
+///   committers have flushed: the consumer never outlives its stream.
 /// - ``shutdown()`` stops, leaves the group, and closes the consumer.
 /// - ``drainAndShutdown(_:)`` (and ``DrainingControl``) do stop → wait for the
 ///   stream to complete → shutdown: the graceful path for SIGTERM.
@@ -61,12 +64,19 @@ public final class ConsumerControl: Sendable {
     /// ``RestrictedConsumer`` (seek, committed offsets, positions, watermarks),
     /// and returns its result or rethrows its error. Throws a ``KafkaError`` if
     /// the consumer has not started or is shut down.
+    ///
+    /// Returns or throws within a bound: a call still queued when the consumer
+    /// closes throws ``KafkaError/Kind/shutDown``, and one whose task is
+    /// cancelled before it runs throws `CancellationError`.
     public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws -> T) async throws -> T {
         guard let engine else {
             throw KafkaError(.illegalState, "the consumer has not started yet: it starts when the stream first pulls")
         }
-        let result: Result<T, any Error> = try await engine.withConsumer { consumer throws(KafkaError) in
-            Result { try body(consumer) }
+        let result: Result<T, any Error>
+        do {
+            result = try await engine.withConsumer { consumer throws(KafkaError) in Result { try body(consumer) } }
+        } catch {
+            throw error.asCancellation
         }
         return try result.get()
     }
@@ -108,20 +118,14 @@ public final class ConsumerControl: Sendable {
     /// Completes the source; the consumer stays in its group so commits can
     /// still land, until ``shutdown()`` (or `stopTimeout` passes).
     public func stop() {
-        guard let engine = runningEngineOrStopBeforeStart(), engine.phase == .running else { return }
+        guard let engine = runningEngineOrStopBeforeStart() else { return }
         if let id = sharedSource {
             engine.stopSubset(id)
             return
         }
-        engine.stop()
-        let timeout = stopTimeout
-        // A one-shot timer, not a poll: after stopTimeout the consumer goes,
-        // unless a drain is in progress (it shuts down when the stream is done).
-        Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard let self, !self.draining.load(ordering: .acquiring) else { return }
-            await self.shutdown()
-        }
+        // A drain shuts the consumer down itself once the stream is done; otherwise it goes
+        // stopTimeout later at the latest (the engine's thread keeps that deadline).
+        engine.stop(closeAfter: draining.load(ordering: .acquiring) ? nil : stopTimeout)
     }
 
     /// The running engine; a source that has not started yet is marked stopped instead

@@ -33,6 +33,12 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         case fenced
         /// A transaction failed and was aborted; it can be retried.
         case transactionAborted
+        /// Offsets of partitions this consumer does not own (any more): they were not
+        /// committed, and the partitions' next owner reads those records again.
+        /// ``KafkaError/partitions`` names them.
+        case notAssigned
+        /// The calling task was cancelled before the operation completed.
+        case cancelled
     }
 
     /// What kind of failure this is.
@@ -41,13 +47,28 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
     public let code: Int32?
     /// What happened and how to fix it.
     public let message: String
+    /// The partitions the error is about, where it is about some (``Kind/notAssigned``, refused commits).
+    public let partitions: Set<TopicPartition>
 
     /// An error of `kind` with an explanatory `message`.
-    public init(_ kind: Kind, _ message: String, code: Int32? = nil) {
+    public init(_ kind: Kind, _ message: String, code: Int32? = nil, partitions: Set<TopicPartition> = []) {
         self.kind = kind
         self.message = message
         self.code = code
+        self.partitions = partitions
     }
+
+    /// Offsets of `partitions` not committed because this consumer does not own them (any more).
+    static func notAssigned(_ partitions: Set<TopicPartition>) -> KafkaError {
+        KafkaError(
+            .notAssigned,
+            "offsets of \(partitions.sorted().map(\.description).joined(separator: ", ")) were not committed: "
+                + "these partitions are not assigned to this consumer (revoked in a rebalance, or never assigned); their next owner reads those records again",
+            partitions: partitions)
+    }
+
+    /// A wait given up because its task was cancelled.
+    static let cancelledWhileWaiting = KafkaError(.cancelled, "cancelled: the task waiting for the consumer was cancelled")
 
     public var description: String {
         if let code, let name = KafkaError.codeName(code) {
@@ -82,6 +103,15 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
     }
 
     public static func == (lhs: KafkaError, rhs: KafkaError) -> Bool {
-        lhs.kind == rhs.kind && lhs.code == rhs.code && lhs.message == rhs.message
+        lhs.kind == rhs.kind && lhs.code == rhs.code && lhs.message == rhs.message && lhs.partitions == rhs.partitions
+    }
+}
+
+extension Error {
+    /// A ``KafkaError/Kind/cancelled`` error as Swift's `CancellationError`, which is what
+    /// iterators and untyped public calls throw when their task is cancelled.
+    var asCancellation: any Error {
+        if let error = self as? KafkaError, error.kind == .cancelled { return CancellationError() }
+        return self
     }
 }

@@ -3,9 +3,10 @@
 /// Commit requests from any number of committers are merged (highest offset
 /// per partition wins) and sent one request at a time, so an older commit can
 /// never overwrite a newer one on the broker. Offsets of partitions that are
-/// no longer assigned are not sent. A request that is not acknowledged before
-/// its deadline fails with a commit timeout; retriable broker errors are
-/// retried until then.
+/// no longer assigned are not sent, and the request that held them is told so
+/// (never reported as committed). A request that is not acknowledged before
+/// its deadline fails: with the last refusal it met, if the coordinator
+/// refused it (retriable errors are retried until then), else with a timeout.
 struct CommitStateMachine {
     typealias RequestID = UInt64
 
@@ -14,6 +15,17 @@ struct CommitStateMachine {
         let offsets: [TopicPartition: CommitPosition]
         let deadline: ContinuousClock.Instant
         let started: ContinuousClock.Instant
+        /// Its partitions that were not assigned when it was sent: not committed.
+        var notAssigned: Set<TopicPartition> = []
+        /// The last retriable refusal it met (what it fails with if its deadline passes).
+        var lastRefusal: KafkaError? = nil
+
+        init(id: RequestID, offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant, started: ContinuousClock.Instant) {
+            self.id = id
+            self.offsets = offsets
+            self.deadline = deadline
+            self.started = started
+        }
     }
 
     /// One merged commit sent to librdkafka.
@@ -23,8 +35,9 @@ struct CommitStateMachine {
     }
 
     enum Outcome: Equatable {
-        /// The broker acknowledged: these requests succeeded.
-        case succeeded([RequestID])
+        /// The broker acknowledged. Requests in `notAssigned` had those partitions left out
+        /// (no longer assigned when sent): only their other partitions were committed.
+        case succeeded([RequestID], notAssigned: [RequestID: Set<TopicPartition>] = [:])
         /// These requests failed for good.
         case failed([RequestID], KafkaError)
         /// The error was retriable; the requests are queued again.
@@ -43,16 +56,17 @@ struct CommitStateMachine {
     }
 
     /// The next merged commit to send, if none is in flight. Requests whose
-    /// partitions are all unassigned complete at once (`skipped`).
-    mutating func nextSend(assigned: Set<TopicPartition>) -> (send: Send?, skipped: [RequestID]) {
+    /// partitions are all unassigned are refused at once (`notAssigned`: nothing of them is sent).
+    mutating func nextSend(assigned: Set<TopicPartition>) -> (send: Send?, notAssigned: [(RequestID, Set<TopicPartition>)]) {
         guard inFlight == nil, !waiting.isEmpty else { return (nil, []) }
         var merged: [TopicPartition: CommitPosition] = [:]
         var included: [Request] = []
-        var skipped: [RequestID] = []
-        for request in waiting {
+        var refused: [(RequestID, Set<TopicPartition>)] = []
+        for var request in waiting {
             let live = request.offsets.filter { assigned.contains($0.key) }
+            request.notAssigned.formUnion(request.offsets.keys.filter { !assigned.contains($0) })
             if live.isEmpty {
-                skipped.append(request.id)
+                refused.append((request.id, request.notAssigned))
                 continue
             }
             included.append(request)
@@ -62,20 +76,28 @@ struct CommitStateMachine {
             }
         }
         waiting.removeAll()
-        guard !included.isEmpty else { return (nil, skipped) }
+        guard !included.isEmpty else { return (nil, refused) }
         let send = Send(sendID: nextSendID, offsets: merged)
         nextSendID += 1
         inFlight = (send.sendID, included)
-        return (send, skipped)
+        return (send, refused)
     }
 
     /// librdkafka answered the commit `sendID` with `error` (nil: success).
     mutating func completed(sendID: UInt64, error: KafkaError?, retriable: Bool, now: ContinuousClock.Instant) -> Outcome {
         guard let current = inFlight, current.sendID == sendID else { return .succeeded([]) }
         inFlight = nil
-        guard let error else { return .succeeded(current.requests.map(\.id)) }
+        guard let error else {
+            var notAssigned: [RequestID: Set<TopicPartition>] = [:]
+            for request in current.requests where !request.notAssigned.isEmpty { notAssigned[request.id] = request.notAssigned }
+            return .succeeded(current.requests.map(\.id), notAssigned: notAssigned)
+        }
         if retriable {
-            let live = current.requests.filter { $0.deadline > now }
+            let live = current.requests.filter { $0.deadline > now }.map { request in
+                var retried = request
+                retried.lastRefusal = error
+                return retried
+            }
             let expired = current.requests.filter { $0.deadline <= now }
             waiting.insert(contentsOf: live, at: 0)
             if !expired.isEmpty { return .failed(expired.map(\.id), error) }

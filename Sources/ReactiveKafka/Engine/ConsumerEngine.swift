@@ -29,6 +29,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// revoked partitions are committed; `nil` does not wait.
         var rebalanceSafeCommitTimeout: Duration?
         var partitionHandlerWarning: Duration
+        /// The end of the sources ends the consumer (false for a shared ``KafkaConsumer``, which its owner ends).
+        var endsWithItsSources: Bool = true
         /// Sources read per partition (sub-streams): a slow partition is paused on its own.
         var partitioned: Bool = false
         var offsetResetProtection: OffsetResetProtection?
@@ -56,19 +58,21 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         let epoch: UInt64
     }
 
-    enum Phase: Equatable {
-        case running
-        /// Sources complete; the consumer stays in the group so commits land.
-        case stopped
-        /// Leaving the group and tearing down.
-        case closing
-        case closed
+    typealias Phase = ConsumerLifecycleStateMachine.Phase
+
+    /// Work for the engine thread (``withConsumer(_:)``): run between batches, or
+    /// refused with an error when the consumer closes first or the caller gives up.
+    struct Command: Sendable {
+        let run: @Sendable (RestrictedConsumer) -> Void
+        let refuse: @Sendable (KafkaError) -> Void
     }
 
     struct State {
         var buffer: ConsumerBufferStateMachine<RecordChunk>
         var waiters: [Reader: UnsafeContinuation<Delivery?, any Error>] = [:]
-        var phase: Phase = .running
+        /// Who holds the engine and how it ends (see ``ConsumerLifecycleStateMachine``).
+        var lifecycle: ConsumerLifecycleStateMachine
+        var phase: Phase { lifecycle.phase }
         var failure: KafkaError?
         var assigned: Set<TopicPartition> = []
         var commits = CommitStateMachine()
@@ -79,7 +83,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var statisticsJSON: String?
         var forgetfulCommitFailures = 0
         /// Work for the engine thread (``withConsumer(_:)``), run in order.
-        var commands: [(RestrictedConsumer) -> Void] = []
+        var commands: [(id: UInt64, command: Command)] = []
+        var nextCommandID: UInt64 = 1
         /// The epoch at which a partition's records last became invalid (revoked or
         /// rewound): records handed out before it are never emitted.
         var invalidatedAt: [TopicPartition: UInt64] = [:]
@@ -180,7 +185,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         self.wakeup = try WakeupSignal()
         var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes)
         if configuration.partitioned { buffer.perPartitionBudget = buffer.pauseThreshold }
-        self.state = Mutex(State(buffer: buffer))
+        self.state = Mutex(State(buffer: buffer, lifecycle: ConsumerLifecycleStateMachine(endsWithItsSources: configuration.endsWithItsSources)))
 
         // librdkafka hands this box to the C callbacks; it points back to the engine once built.
         let callbackTarget = CallbackTarget()
@@ -349,22 +354,56 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     /// Runs `body` on the consumer's thread with the ``RestrictedConsumer``, between batches.
+    /// Throws `.shutDown` if the consumer closes before running it, and `.cancelled` if the
+    /// calling task is cancelled before it runs.
     func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T) async throws(KafkaError) -> T {
-        let result: Result<T, KafkaError> = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<T, KafkaError>, Never>) in
-            let refused: KafkaError? = state.withLock { s in
-                if s.phase == .closing || s.phase == .closed {
-                    return KafkaError(.shutDown, "the consumer is shut down: use it while the stream runs")
-                }
-                s.commands.append { consumer in
-                    do throws(KafkaError) { continuation.resume(returning: .success(try body(consumer))) } catch {
-                        continuation.resume(returning: .failure(error))
+        // Set under the state lock when the command is queued; read by the cancellation handler.
+        let queuedID = Atomic<UInt64>(0)
+        let result: Result<T, KafkaError> = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<T, KafkaError>, Never>) in
+                let command = Command(
+                    run: { consumer in
+                        do throws(KafkaError) { continuation.resume(returning: .success(try body(consumer))) } catch {
+                            continuation.resume(returning: .failure(error))
+                        }
+                    },
+                    refuse: { error in continuation.resume(returning: .failure(error)) })
+                let refused: KafkaError? = state.withLock { s in
+                    if s.lifecycle.isEnding {
+                        return KafkaError(.shutDown, "the consumer is shut down: use it while the stream runs")
                     }
+                    if Task.isCancelled { return .cancelledWhileWaiting }
+                    let id = s.nextCommandID
+                    s.nextCommandID += 1
+                    s.commands.append((id, command))
+                    queuedID.store(id, ordering: .relaxed)
+                    return nil
                 }
-                return nil
+                if let refused { command.refuse(refused) } else { wakeup.signal() }
             }
-            if let refused { continuation.resume(returning: .failure(refused)) } else { wakeup.signal() }
+        } onCancel: {
+            // Only a command still queued is withdrawn; one already running completes.
+            let withdrawn: Command? = state.withLock { s in
+                let id = queuedID.load(ordering: .relaxed)
+                guard id != 0, let index = s.commands.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.commands.remove(at: index).command
+            }
+            withdrawn?.refuse(.cancelledWhileWaiting)
         }
         return try result.get()
+    }
+
+    /// Queues `work` for the engine thread without waiting for it (a released lease's detach);
+    /// dropped if the consumer is closing (closing lets every partition go anyway).
+    func enqueue(_ work: @escaping @Sendable (RestrictedConsumer) -> Void) {
+        let queued = state.withLock { s -> Bool in
+            guard !s.lifecycle.isEnding else { return false }
+            let id = s.nextCommandID
+            s.nextCommandID += 1
+            s.commands.append((id, Command(run: work, refuse: { _ in })))
+            return true
+        }
+        if queued { wakeup.signal() }
     }
 
     /// Rewinds `offsets`' partitions: records of them buffered or handed out
@@ -398,7 +437,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         guard !commands.isEmpty else { return }
         let consumer = restrictedConsumer
-        for command in commands { command(consumer) }
+        for (_, command) in commands { command.run(consumer) }
     }
 
     var restrictedConsumer: RestrictedConsumer {
@@ -413,19 +452,32 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     /// The next partitions assigned, for a partitioned source; `nil` once the consumer stopped.
+    /// Throws `CancellationError` when the waiting task is cancelled.
     func nextAssignedPartitions() async throws -> [Announcement]? {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Announcement]?, any Error>) in
-            let now: Result<[Announcement]?, any Error>? = state.withLock { s in
-                if let failure = s.failure { return .failure(failure) }
-                if s.phase != .running { return .success(nil) }
-                if !s.announced.isEmpty {
-                    defer { s.announced.removeAll() }
-                    return .success(s.announced)
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[Announcement]?, any Error>) in
+                let now: Result<[Announcement]?, any Error>? = state.withLock { s in
+                    if let failure = s.failure { return .failure(failure) }
+                    if s.phase != .running { return .success(nil) }
+                    if !s.announced.isEmpty {
+                        defer { s.announced.removeAll() }
+                        return .success(s.announced)
+                    }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if s.announcementWaiter != nil {
+                        return .failure(KafkaError(.illegalState, "this partitioned source is already being read: a source can be run once"))
+                    }
+                    s.announcementWaiter = continuation
+                    return nil
                 }
-                s.announcementWaiter = continuation
-                return nil
+                if let now { continuation.resume(with: now) }
             }
-            if let now { continuation.resume(with: now) }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                defer { s.announcementWaiter = nil }
+                return s.announcementWaiter
+            }
+            waiter?.resume(throwing: CancellationError())
         }
     }
 
@@ -435,14 +487,24 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     /// Registers a committer to be asked for an immediate commit while a revoke waits for it.
+    /// The committer holds the consumer open until it detaches (``removeCommitRequestObserver(_:)``),
+    /// so what it flushes after its upstream ended still lands.
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {
-        state.withLock { $0.commitRequestObservers[id] = flush }
+        state.withLock { s in
+            s.commitRequestObservers[id] = flush
+            s.lifecycle.committerAttached(id)
+        }
     }
 
     var requestsImmediateCommit: Bool { awaitingRevokeCommits.load(ordering: .relaxed) }
 
+    /// A committer has flushed: if it was the last thing holding an ended stream's consumer, the consumer closes.
     func removeCommitRequestObserver(_ id: ObjectIdentifier) {
-        _ = state.withLock { $0.commitRequestObservers.removeValue(forKey: id) }
+        let waiters = state.withLock { s in
+            s.commitRequestObservers.removeValue(forKey: id)
+            return perform(s.lifecycle.committerDetached(id), &s)
+        }
+        finish(waiters)
     }
 
     func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError) {
@@ -482,23 +544,72 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         wakeup.signal()
     }
 
-    /// Completes the sources; the consumer stays in its group so that commits still land.
-    func stop() {
+    // MARK: Lifecycle (any task; see ConsumerLifecycleStateMachine)
+
+    /// An iterator starts reading: it holds the consumer until ``releaseLease(_:)``.
+    /// False when the consumer is already closing (the iterator completes at once).
+    func takeLease() -> Bool {
+        state.withLock { $0.lifecycle.leaseTaken() }
+    }
+
+    /// An iterator's stream ended, however it ended. A source sharing the consumer lets its
+    /// partitions go; the last lease of a consumer its sources own completes them and closes it
+    /// once its committers have flushed.
+    func releaseLease(_ reader: Reader) {
+        if case .subset(let id) = reader {
+            stopSubset(id)
+            enqueue { [self] _ in detach(id) }
+        }
         let waiters = state.withLock { s in
-            guard s.phase == .running else { return Waiters() }
-            s.phase = .stopped
+            perform(s.lifecycle.leaseReleased(now: .now, committerGrace: configuration.closeTimeout), &s)
+        }
+        finish(waiters)
+    }
+
+    /// Completes the sources; the consumer stays in its group so that commits still land,
+    /// until nothing holds it any more, or `closeAfter` at the latest (`nil`: until shutdown).
+    func stop(closeAfter: Duration?) {
+        let waiters = state.withLock { s in
+            perform(s.lifecycle.stop(now: .now, closeAfter: closeAfter), &s)
+        }
+        finish(waiters)
+    }
+
+    /// Starts closing without waiting (an owner let go): leaves the group, destroys the consumer.
+    func beginShutdown() {
+        let waiters = state.withLock { s in perform(s.lifecycle.shutdown(), &s) }
+        finish(waiters)
+    }
+
+    /// Carries out a lifecycle action (state lock held); returns the readers to complete.
+    private func perform(_ action: ConsumerLifecycleStateMachine.Action, _ s: inout State) -> Waiters {
+        switch action {
+        case .none:
+            return Waiters()
+        case .close:
+            var none = Waiters()
+            none.wakeEngine = true
+            return none
+        case .completeSources, .completeSourcesAndClose:
             s.buffer.removeAll()
             s.pendingFlowControl.append(.pauseAll)
-            return Waiters(taking: &s)
+            var waiters = Waiters(taking: &s)
+            waiters.wakeEngine = true
+            return waiters
         }
+    }
+
+    /// Resumes completed readers and wakes the engine thread to act (outside the lock).
+    private func finish(_ waiters: Waiters) {
         waiters.resume(with: .success(nil))
-        wakeup.signal()
+        if waiters.wakeEngine { wakeup.signal() }
     }
 
     /// Every suspended reader, taken out of the state to be resumed outside the lock.
     struct Waiters {
         var readers: [UnsafeContinuation<Delivery?, any Error>] = []
         var announcement: UnsafeContinuation<[Announcement]?, any Error>?
+        var wakeEngine = false
 
         init() {}
 
@@ -518,17 +629,17 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
     }
 
-    /// Stops, leaves the group, and destroys the consumer. Returns when done.
+    /// Stops, leaves the group, and destroys the consumer. Returns when done
+    /// (bounded by `closeTimeout` for commits and again for leaving the group).
     func shutdown() async {
-        stop()
+        beginShutdown()
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let done: Bool = state.withLock { s in
                 if s.phase == .closed { return true }
-                s.phase = .closing
                 s.closeWaiters.append(continuation)
                 return false
             }
-            if done { continuation.resume() } else { wakeup.signal() }
+            if done { continuation.resume() }
         }
     }
 
@@ -791,12 +902,13 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     // MARK: Commits
 
     func sendCommits() {
-        let (send, skipped): (CommitStateMachine.Send?, [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
-            let (send, skippedIDs) = s.commits.nextSend(assigned: s.revoking.isEmpty ? s.assigned : s.assigned.union(s.revoking))
-            return (send, skippedIDs.compactMap { s.commitWaiters.removeValue(forKey: $0) })
+        let (send, refused): (CommitStateMachine.Send?, [(UnsafeContinuation<Void, any Error>, Set<TopicPartition>)]) = state.withLock { s in
+            let (send, notAssigned) = s.commits.nextSend(assigned: s.revoking.isEmpty ? s.assigned : s.assigned.union(s.revoking))
+            return (send, notAssigned.compactMap { id, partitions in s.commitWaiters.removeValue(forKey: id).map { ($0, partitions) } })
         }
-        // Offsets of partitions no longer assigned are not sent: the new owner reads from the last commit.
-        for continuation in skipped { continuation.resume() }
+        // Offsets of partitions no longer assigned are not sent (the new owner reads from the
+        // last commit), and their committers are told so: never a success that did not happen.
+        for (continuation, partitions) in refused { continuation.resume(throwing: KafkaError.notAssigned(partitions)) }
         guard let send else { return }
         sendStarted[send.sendID] = .now
         sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset)
@@ -846,15 +958,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         let resumptions: [(UnsafeContinuation<Void, any Error>, KafkaError?)] = state.withLock { s in
             switch s.commits.completed(sendID: sendID, error: error, retriable: retriable, now: now) {
-            case .succeeded(let ids):
-                return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, nil) } }
-            case .failed(let ids, let e):
-                // Refused because the group moved on, and none of these partitions is ours any
-                // more: like a commit of an unassigned partition, it is not an error: the next
-                // owner reads from the last commit (at-least-once holds).
-                if refusedByRebalance, let sent, s.assigned.isDisjoint(with: sent.keys) {
-                    return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, nil) } }
+            case .succeeded(let ids, let notAssigned):
+                return ids.compactMap { id in
+                    s.commitWaiters.removeValue(forKey: id).map { ($0, notAssigned[id].map { KafkaError.notAssigned($0) }) }
                 }
+            case .failed(let ids, let e):
                 s.forgetfulCommitFailures += ids.filter { s.commitWaiters[$0] == nil }.count
                 return ids.compactMap { id in s.commitWaiters.removeValue(forKey: id).map { ($0, e) } }
             case .retrying:
@@ -890,24 +998,33 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     func housekeeping() {
         let now = ContinuousClock.now
-        let (expired, moved): ([(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)], [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
-            var expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request)] = []
-            var moved: [UnsafeContinuation<Void, any Error>] = []
-            for r in s.commits.expire(now: now) {
-                guard let continuation = s.commitWaiters.removeValue(forKey: r.id) else { continue }
-                // Held up by a rebalance that took every one of its partitions away: not sent, as for unassigned partitions.
-                if s.assigned.isDisjoint(with: r.offsets.keys) { moved.append(continuation) } else { expired.append((continuation, r)) }
+        let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request, Set<TopicPartition>)] = state.withLock { s in
+            s.commits.expire(now: now).compactMap { r in
+                s.commitWaiters.removeValue(forKey: r.id).map { ($0, r, s.assigned) }
             }
-            return (expired, moved)
         }
-        for continuation in moved { continuation.resume() }
-        for (continuation, request) in expired {
-            let partitions = request.offsets.keys.sorted().map(\.description).joined(separator: ", ")
-            continuation.resume(throwing: KafkaError(
-                .commitTimeout,
-                "commit of \(partitions) not acknowledged within \(configuration.commitTimeout); the coordinator may be unreachable. Raise commitTimeout or check the cluster"))
+        for (continuation, request, assigned) in expired {
+            let partitions = Set(request.offsets.keys)
+            let names = partitions.sorted().map(\.description).joined(separator: ", ")
+            if let refusal = request.lastRefusal {
+                // Refused until the deadline: say by whom and why, not a timeout; partitions that
+                // moved away meanwhile are not this consumer's to commit any more.
+                let moved = partitions.subtracting(assigned)
+                continuation.resume(throwing: KafkaError(
+                    moved.isEmpty ? .commitFailed : .notAssigned,
+                    "commit of \(names) refused by the group coordinator until the commitTimeout (\(configuration.commitTimeout)): \(refusal.message)"
+                        + (moved.isEmpty ? "" : "; \(moved.sorted().map(\.description).joined(separator: ", ")) moved to another member, which reads them again from the last commit"),
+                    code: refusal.code, partitions: moved.isEmpty ? partitions : moved))
+            } else {
+                continuation.resume(throwing: KafkaError(
+                    .commitTimeout,
+                    "commit of \(names) not acknowledged within \(configuration.commitTimeout); the coordinator may be unreachable. Raise commitTimeout or check the cluster",
+                    partitions: partitions))
+            }
         }
         checkReachability(now: now)
+        let waiters = state.withLock { s in perform(s.lifecycle.tick(now: now), &s) }
+        finish(waiters)
     }
 
     private func checkReachability(now: ContinuousClock.Instant) {
@@ -980,16 +1097,20 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         leftGroupCleanly.store(closedCleanly, ordering: .releasing)
         if !closedCleanly { logger.warning("consumer did not leave its group within closeTimeout", metadata: ["closeTimeout": "\(configuration.closeTimeout)"]) }
-        let (commitWaiters, closeWaiters, waiters) = state.withLock { s in
-            s.phase = .closed
+        let (commitWaiters, closeWaiters, waiters, commands) = state.withLock { s in
+            s.lifecycle.closed()
             let ids = s.commits.drainAll()
             let commitWaiters = ids.compactMap { s.commitWaiters.removeValue(forKey: $0) }
             let closeWaiters = s.closeWaiters
             s.closeWaiters.removeAll()
             let waiters = Waiters(taking: &s)
             s.buffer.removeAll()
-            return (commitWaiters, closeWaiters, waiters)
+            // Queued after the loop's last serving: refused, so that no caller waits forever.
+            let commands = s.commands
+            s.commands.removeAll()
+            return (commitWaiters, closeWaiters, waiters, commands)
         }
+        for (_, command) in commands { command.refuse(KafkaError(.shutDown, "the consumer closed before this call ran: use it while the stream runs")) }
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(messageQueue, -1, nil, 0)

@@ -56,8 +56,15 @@ public struct RestrictedConsumer {
     }
 
     /// Commits `offsets` (the next offset to read, per partition) and waits for the broker.
+    ///
+    /// Throws ``KafkaError/Kind/notAssigned`` without committing anything when
+    /// a partition is not assigned to this consumer (in `onRevoke` the revoked
+    /// partitions still are), and ``KafkaError/Kind/commitFailed`` with the
+    /// broker's code when the coordinator refuses the commit.
     public func commitSync(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
+        let notAssigned = Set(offsets.keys).subtracting(try assignment())
+        if !notAssigned.isEmpty { throw KafkaError.notAssigned(notAssigned) }
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         let err = rd_kafka_commit(handle, list, 0)

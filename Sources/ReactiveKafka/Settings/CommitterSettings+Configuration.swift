@@ -14,6 +14,7 @@ extension CommitterSettings {
     /// | `parallelism` | integer ≥ 1 | 100 |
     /// | `delivery` | `WaitForAck` or `SendAndForget` | WaitForAck |
     /// | `when` | `OffsetFirstObserved` or `NextOffsetObserved` | OffsetFirstObserved |
+    /// | `not-assigned-offsets` | `Skip` or `Fail` | Skip |
     ///
     /// Names of choices match ignoring case, `-` and `_` (`wait-for-ack`,
     /// `WAIT_FOR_ACK`). Durations and environment-variable names follow the rules in
@@ -34,6 +35,9 @@ extension CommitterSettings {
             "when", ["OffsetFirstObserved": When.offsetFirstObserved, "NextOffsetObserved": .nextOffsetObserved])
         {
             when = value
+        }
+        if let value = try reader.choice("not-assigned-offsets", ["Skip": NotAssignedOffsets.skip, "Fail": .fail]) {
+            notAssignedOffsets = value
         }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }

@@ -18,6 +18,20 @@ public struct CommitterSettings: Sendable, Equatable {
         case nextOffsetObserved
     }
 
+    /// What a committer does with offsets of partitions their consumer no longer
+    /// owns: revoked in a rebalance before their commit was sent, or refused by
+    /// the coordinator until the partitions moved away. Those offsets are never
+    /// committed (nor reported as committed); their next owner reads the records
+    /// again, so at-least-once holds either way.
+    public enum NotAssignedOffsets: Sendable, Equatable {
+        /// Leave them out, count them (`reactive_kafka_committer_skipped_offsets`,
+        /// swift-metrics), log a warning, and go on. Batches emitted by
+        /// ``Committer/batchFlow(_:)`` then hold only the committed offsets.
+        case skip
+        /// Fail the stream with ``KafkaError/Kind/notAssigned``.
+        case fail
+    }
+
     /// The most offsets gathered into one commit.
     public var maxBatch: Int = 1000
     /// The longest an offset waits before its batch is committed.
@@ -28,8 +42,11 @@ public struct CommitterSettings: Sendable, Equatable {
     public var delivery: Delivery = .waitForAck
     /// Which offsets are committed.
     public var when: When = .offsetFirstObserved
+    /// What happens to offsets of partitions no longer assigned; `.skip` by default.
+    public var notAssignedOffsets: NotAssignedOffsets = .skip
 
-    /// Alpakka's defaults: 1000 offsets, 10 s, 100 in flight, wait for ack, first observed.
+    /// Alpakka's defaults: 1000 offsets, 10 s, 100 in flight, wait for ack, first observed;
+    /// offsets of partitions no longer assigned are skipped.
     public init() {}
 
     /// With at most `maxBatch` offsets a commit.
@@ -42,6 +59,8 @@ public struct CommitterSettings: Sendable, Equatable {
     public func withDelivery(_ delivery: Delivery) -> Self { with { $0.delivery = delivery } }
     /// Committing offsets when they are first (or next) observed.
     public func withCommitWhen(_ when: When) -> Self { with { $0.when = when } }
+    /// Skipping, or failing on, offsets of partitions no longer assigned.
+    public func withNotAssignedOffsets(_ policy: NotAssignedOffsets) -> Self { with { $0.notAssignedOffsets = policy } }
 
     private func with(_ change: (inout Self) -> Void) -> Self {
         var copy = self

@@ -110,12 +110,11 @@ import Testing
         let source = Consumer.commitWithMetadataSource(Self.settings(kafka, group: "g-meta"), subscription: .topics("meta")) { record in
             "processed-by-test:\(record.offset)"
         }
-        var last: CommittableOffset?
-        for try await message in source {
-            last = message.committableOffset
-            if message.record.offset == 19 { break }
+        // Committed while the stream runs: ending it (the break) closes its consumer.
+        for try await message in source where message.record.offset == 19 {
+            try await message.committableOffset.commit()
+            break
         }
-        try await last!.commit()
         await source.materialized.shutdown()
         let committed = try Self.committedWithMetadata(kafka, group: "g-meta", TopicPartition("meta", 0))
         #expect(committed?.offset == 20)

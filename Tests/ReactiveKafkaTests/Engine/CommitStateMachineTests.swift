@@ -32,7 +32,7 @@ import Testing
         #expect(machine.earliestDeadline == nil)
         let next = machine.nextSend(assigned: [p0])
         #expect(next.send == nil)
-        #expect(next.skipped.isEmpty)
+        #expect(next.notAssigned.isEmpty)
     }
 
     @Test func mergingKeepsTheHighestOffsetPerPartition() throws {
@@ -71,28 +71,46 @@ import Testing
         #expect(machine.isIdle)
     }
 
-    @Test func unassignedPartitionsAreNotSent() throws {
+    @Test func unassignedPartitionsAreNotSentAndTheirRequestIsToldSo() throws {
         var machine = CommitStateMachine()
         machine.enqueue(request(1, [p0: 10, p1: 20]))
         machine.enqueue(request(2, [p2: 30]))
         let next = machine.nextSend(assigned: [p0])
-        #expect(next.skipped == [2])
+        #expect(next.notAssigned.map(\.0) == [2])
+        #expect(next.notAssigned.first?.1 == [p2])
         let send = try #require(next.send)
         #expect(send.offsets == positions([p0: 10]))
-        #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1]))
+        // Request 1 is acknowledged for p0 only: p1 is reported as not committed.
+        #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1], notAssigned: [1: [p1]]))
     }
 
-    @Test func requestsOfOnlyUnassignedPartitionsAreSkippedWithoutASend() {
+    @Test func requestsOfOnlyUnassignedPartitionsAreRefusedWithoutASend() {
         var machine = CommitStateMachine()
         machine.enqueue(request(1, [p1: 10]))
         machine.enqueue(request(2, [p2: 30]))
         let next = machine.nextSend(assigned: [p0])
         #expect(next.send == nil)
-        #expect(next.skipped == [1, 2])
+        #expect(next.notAssigned.map(\.0) == [1, 2])
+        #expect(next.notAssigned.map(\.1) == [[p1], [p2]])
         #expect(machine.isIdle)
         // Nothing in flight: the next request is sent at once.
         machine.enqueue(request(3, [p0: 1]))
         #expect(machine.nextSend(assigned: [p0]).send != nil)
+    }
+
+    @Test func aRequestRetriedAfterARefusalRemembersItAndLosesPartitionsThatMovedAway() throws {
+        var machine = CommitStateMachine()
+        machine.enqueue(request(1, [p0: 10, p1: 4]))
+        let first = try #require(machine.nextSend(assigned: [p0, p1]).send)
+        #expect(machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start + .milliseconds(10)) == .retrying)
+        // The rebalance took p1 away: the retry sends p0 only, and the request learns p1 was not committed.
+        let retry = try #require(machine.nextSend(assigned: [p0]).send)
+        #expect(retry.offsets == positions([p0: 10]))
+        #expect(machine.completed(sendID: retry.sendID, error: retriableError, retriable: true, now: start + .milliseconds(20)) == .retrying)
+        let expired = machine.expire(now: start + .seconds(3600))
+        #expect(expired.map(\.id) == [1])
+        #expect(expired.first?.lastRefusal == retriableError)
+        #expect(expired.first?.notAssigned == [p1])
     }
 
     @Test func retriableErrorRequeuesAndTheNextSendIncludesThem() throws {
