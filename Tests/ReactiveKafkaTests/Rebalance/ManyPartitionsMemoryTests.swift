@@ -5,6 +5,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Memory is bounded by `maxBufferedBytes` whatever the partition count (fs2-kafka and
