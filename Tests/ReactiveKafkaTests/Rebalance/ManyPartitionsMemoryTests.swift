@@ -11,8 +11,8 @@ import Darwin
 
 /// Memory is bounded by `maxBufferedBytes` whatever the partition count (fs2-kafka and
 /// zio-kafka ran out of memory here): a slow consumer of a topic with 1,000 partitions and
-/// 24 times its budget in data neither buffers more than its budget nor grows the process,
-/// and still reads every partition exactly once, in order.
+/// 24 times its budget in data neither buffers more than its budget nor grows the process by
+/// as much as the topic, and still reads every partition exactly once, in order.
 @Suite(.serialized) struct ManyPartitionsMemoryTests {
     static let partitions = 1000
     static let recordsPerPartition = 50
@@ -66,11 +66,15 @@ import Darwin
         #expect(metrics.bufferedBytesHighWater <= Self.budget, "buffered \(metrics.bufferedBytesHighWater) bytes, budget \(Self.budget)")
         // The process must not take on the topic (~50 MB): librdkafka's prefetch is bounded
         // too (queued.max.messages.kbytes, derived from the budget, plus one fetch response).
+        // RSS is the whole test process's, shared with suites running concurrently, so the bound
+        // is loose: less than the topic itself. Measured: +11 to +13 MiB alone, up to +24 MiB
+        // beside other suites; +65 to +75 MiB with a budget large enough to buffer the topic.
         let growth = read.rssPeak - rssBefore
         print("ManyPartitionsMemoryTests(\(kind)): \(read.count) records, \(read.valueBytes >> 20) MiB in \(read.elapsed); buffered high water \(metrics.bufferedBytesHighWater) B of \(Self.budget); RSS +\(growth >> 20) MiB")
-        // RSS is the whole test process's, shared with suites running concurrently, so it is reported,
-        // not asserted; the engine's own figure above is the bound.
-        _ = growth
+        #if os(Linux)
+        #expect(rssBefore > 0, "no resident set size to measure (/proc/self/statm)")
+        #endif
+        #expect(growth < read.valueBytes, "RSS grew by \(growth >> 20) MiB while reading \(read.valueBytes >> 20) MiB")
     }
 
     struct ReadOutcome {
