@@ -1,6 +1,8 @@
 import CRdKafka
+import Configuration
 import Foundation
 @testable import ReactiveKafka
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -98,6 +100,35 @@ import Darwin
         #expect(logged.contains("|SSL|"), "librdkafka logged nothing about the keystore: \(logged)")
         #expect(logged.contains(SecretProperties.redacted), "\(logged)")
         #expect(!logged.contains(Self.secret), "\(logged)")
+    }
+
+    /// Settings read with swift-configuration report each key they read to the reader's access
+    /// reporter: a secret, misspelt ones included, is read as a secret and reported redacted.
+    @Test func configurationAccessReportsNeverShowASecret() throws {
+        final class Recorder: AccessReporter {
+            let lines = Mutex<[String]>([])
+            func report(_ event: AccessEvent) { lines.withLock { $0.append(event.description) } }
+        }
+        let recorder = Recorder()
+        let config = ConfigReader(
+            providers: [
+                InMemoryProvider(values: [
+                    "consumer.kafka-clients.sasl.password": "hunter2",
+                    "consumer.kafka-clients.ssl.key.pem": "hunter2",
+                    "consumer.kafka-clients.sasl.pasword": "hunter2",
+                    "consumer.kafka-clients-keys": "sasl.pasword",
+                    "consumer.kafka-clients.client.id": "visible-client",
+                ])
+            ],
+            accessReporter: recorder)
+        // The misspelt key is read (and reported), then refused by librdkafka's validation.
+        #expect(throws: KafkaError.self) { try ConsumerSettings(config: config.scoped(to: "consumer")) }
+        let lines = recorder.lines.withLock { $0 }
+        #expect(lines.contains { $0.contains("visible-client") }, "\(lines)")
+        for key in ["sasl.password", "ssl.key.pem", "sasl.pasword"] {
+            #expect(lines.contains { $0.contains(key) }, "\(key) was not reported: \(lines)")
+        }
+        #expect(!lines.contains { $0.contains(Self.secret) }, "\(lines.filter { $0.contains(Self.secret) })")
     }
 
     @Test func scrubbingRemovesEveryPartOfASecretValue() {
