@@ -41,6 +41,20 @@ import Darwin
         }
     }
 
+    /// Clients keep what they need to scrub librdkafka's errors; reflecting them (`dump`)
+    /// must not show it.
+    @Test func clientsNeverShowASecretWhenReflected() async throws {
+        let properties = ["sasl.password": Self.secret, "client.id": "visible-client"]
+        let producer = try KafkaProducer(ProducerSettings(properties: properties))
+        let metadata = try MetadataClient(ConsumerSettings(properties: properties))
+        var dumped = ""
+        dump(producer, to: &dumped)
+        dump(metadata, to: &dumped)
+        await producer.close()
+        metadata.close()
+        #expect(!dumped.contains(Self.secret), "\(dumped)")
+    }
+
     @Test func everySecretKindIsSecretAndOrdinaryPropertiesAreNot() {
         for key in Self.secretKeys { #expect(SecretProperties.isSecret(key), "\(key)") }
         for key in ["bootstrap.servers", "group.id", "client.id", "sasl.username", "sasl.mechanisms", "security.protocol", "ssl.ca.location", "acks"] {

@@ -24,7 +24,7 @@ final class ProducerEngine: @unchecked Sendable {
     private let queue: OpaquePointer
     private let logger: Logger
     /// The values of the secret properties, kept out of what librdkafka's errors say in logs and errors.
-    private let secretValues: [String]
+    private let secretValues: SecretValues
 
     // Bit `closedBit` set: no new produce calls. Low bits: produce calls in progress,
     // so teardown never destroys the handle under a caller.
@@ -80,7 +80,7 @@ final class ProducerEngine: @unchecked Sendable {
         self.handle = rk
         self.queue = queue
         self.logger = Logger(label: label)
-        self.secretValues = properties.compactMap { SecretProperties.isSecret($0.key) ? $0.value : nil }
+        self.secretValues = SecretValues(of: properties)
         self.direct = DirectDeliveryReceiver()
         state.withLock { $0.receivers[0] = direct }
         let thread = Thread { [self] in pollLoop() }
@@ -709,9 +709,8 @@ final class ProducerEngine: @unchecked Sendable {
         case RD_KAFKA_EVENT_ERROR:
             let fatal = rd_kafka_event_error_is_fatal(event) != 0
             let code = rd_kafka_event_error(event)
-            let text = SecretProperties.scrub(
-                rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code)),
-                removing: secretValues)
+            let text = secretValues.scrub(
+                rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code)))
             rd_kafka_event_destroy(event)
             if fatal {
                 failFatally()
@@ -742,7 +741,7 @@ final class ProducerEngine: @unchecked Sendable {
     private func failFatally() {
         var buffer = [CChar](repeating: 0, count: 512)
         let code = rd_kafka_fatal_error(handle, &buffer, buffer.count)
-        let reason = SecretProperties.scrub(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, removing: secretValues)
+        let reason = secretValues.scrub(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         let error = KafkaError(
             .fatal,
             "the producer hit a fatal error and cannot continue: \(reason). Close it and create a new one (for idempotent producers this usually means the broker lost the producer's state)",

@@ -103,3 +103,21 @@ public enum SecretProperties {
         return previous[b.count]
     }
 }
+
+/// The secret values of a client's configuration, kept by a client to scrub what librdkafka
+/// says later (its errors). It never shows them itself: its description and reflection
+/// (`dump` of a client reaches it) say only how many there are.
+struct SecretValues: Sendable, CustomStringConvertible, CustomReflectable {
+    private let values: [String]
+
+    /// The values of the secret properties among `properties`.
+    init(of properties: [String: String]) {
+        values = properties.compactMap { SecretProperties.isSecret($0.key) ? $0.value : nil }
+    }
+
+    /// `text` without any of the values (``SecretProperties/scrub(_:removing:)``).
+    func scrub(_ text: String) -> String { values.isEmpty ? text : SecretProperties.scrub(text, removing: values) }
+
+    var description: String { "SecretValues(\(values.count) \(SecretProperties.redacted))" }
+    var customMirror: Mirror { Mirror(self, children: ["count": values.count], displayStyle: .struct) }
+}
