@@ -22,11 +22,11 @@ enum SecretScrubbingLog {
 
     /// The line librdkafka's default logger would print, with the secret values
     /// configured in client `rk` replaced by ``SecretProperties/redacted``.
-    static func line(client rk: OpaquePointer?, level: Int32, facility: String, message: String, now: timespec) -> String {
+    static func line(client rk: OpaquePointer?, level: Int32, facility: String, message: String, seconds: Int, milliseconds: Int) -> String {
         let name = rk.flatMap { rd_kafka_name($0) }.map { String(cString: $0) } ?? ""
         let scrubbed = rk.map { SecretProperties.scrub(message, removing: secretValues(of: $0)) } ?? message
-        let millis = String(now.tv_nsec / 1_000_000)
-        let stamp = "\(now.tv_sec)." + String(repeating: "0", count: 3 - millis.count) + millis
+        let millis = String(milliseconds)
+        let stamp = "\(seconds)." + String(repeating: "0", count: max(0, 3 - millis.count)) + millis
         return "%\(level)|\(stamp)|\(facility)|\(name)| \(scrubbed)\n"
     }
 
@@ -50,10 +50,11 @@ enum SecretScrubbingLog {
 private func secretScrubbingLogCallback(
     _ rk: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?
 ) {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
+    // gettimeofday: the wall clock librdkafka's own logger prints, with one signature on Linux and Darwin.
+    var now = timeval()
+    gettimeofday(&now, nil)
     var line = SecretScrubbingLog.line(
         client: rk, level: level, facility: facility.map { String(cString: $0) } ?? "",
-        message: message.map { String(cString: $0) } ?? "", now: now)
+        message: message.map { String(cString: $0) } ?? "", seconds: Int(now.tv_sec), milliseconds: Int(now.tv_usec) / 1000)
     line.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
 }
