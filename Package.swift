@@ -1,9 +1,10 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
     name: "swift-reactive-kafka",
-    platforms: [.macOS(.v15)],
+    // Task.immediate and nonisolated(nonsending) need the Swift 6.2 runtime: macOS 26 on Darwin.
+    platforms: [.macOS(.v26)],
     products: [
         .library(name: "StreamKit", targets: ["StreamKit"]),
         .library(name: "ReactiveKafka", targets: ["ReactiveKafka"]),

@@ -6,6 +6,8 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Issue 4, test 2: consumer processes (`rkafka consume --group`) join and leave one group on a

@@ -23,6 +23,8 @@ final class ProducerEngine: @unchecked Sendable {
     let handle: OpaquePointer
     private let queue: OpaquePointer
     private let logger: Logger
+    /// The values of the secret properties, kept out of what librdkafka's errors say in logs and errors.
+    private let secretValues: SecretValues
 
     // Bit `closedBit` set: no new produce calls. Low bits: produce calls in progress,
     // so teardown never destroys the handle under a caller.
@@ -70,12 +72,7 @@ final class ProducerEngine: @unchecked Sendable {
     init(properties: [String: String], label: String = "reactive-kafka.producer") throws(KafkaError) {
         let conf = try KafkaClientConfiguration.make(properties, client: "producer")
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            let reason = errstr.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw KafkaError(.invalidConfiguration, "librdkafka could not create the producer: \(reason)")
-        }
+        let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_PRODUCER, conf, properties: properties, client: "producer")
         guard let queue = rd_kafka_queue_get_main(rk) else {
             rd_kafka_destroy(rk)
             throw KafkaError(.fatal, "librdkafka returned no main queue for the producer")
@@ -83,6 +80,7 @@ final class ProducerEngine: @unchecked Sendable {
         self.handle = rk
         self.queue = queue
         self.logger = Logger(label: label)
+        self.secretValues = SecretValues(of: properties)
         self.direct = DirectDeliveryReceiver()
         state.withLock { $0.receivers[0] = direct }
         let thread = Thread { [self] in pollLoop() }
@@ -711,7 +709,8 @@ final class ProducerEngine: @unchecked Sendable {
         case RD_KAFKA_EVENT_ERROR:
             let fatal = rd_kafka_event_error_is_fatal(event) != 0
             let code = rd_kafka_event_error(event)
-            let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code))
+            let text = secretValues.scrub(
+                rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code)))
             rd_kafka_event_destroy(event)
             if fatal {
                 failFatally()
@@ -742,7 +741,7 @@ final class ProducerEngine: @unchecked Sendable {
     private func failFatally() {
         var buffer = [CChar](repeating: 0, count: 512)
         let code = rd_kafka_fatal_error(handle, &buffer, buffer.count)
-        let reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let reason = secretValues.scrub(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         let error = KafkaError(
             .fatal,
             "the producer hit a fatal error and cannot continue: \(reason). Close it and create a new one (for idempotent producers this usually means the broker lost the producer's state)",

@@ -43,11 +43,7 @@ public final class MetadataClient: Sendable {
         var properties = settings.properties
         properties["enable.auto.commit"] = "false"
         let conf = try KafkaClientConfiguration.make(properties, client: "metadata client")
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.invalidConfiguration, "could not create the metadata client: \(String(cString: errstr))")
-        }
+        let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_CONSUMER, conf, properties: properties, client: "metadata client")
         self.handle = Mutex(HandleBox(rk: rk))
         self.timeout = timeout
     }

@@ -82,3 +82,8 @@ extension Deserializer where Value: Decodable {
         }
     }
 }
+
+extension Deserializer: CustomStringConvertible {
+    /// `Deserializer<Value>`: its body is a closure, so its type is what can be said about it.
+    public var description: String { "Deserializer<\(Value.self)>" }
+}

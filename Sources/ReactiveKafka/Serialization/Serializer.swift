@@ -79,3 +79,8 @@ extension Serializer where Value: Encodable {
         Self { .data(try encoder().encode($0)) }
     }
 }
+
+extension Serializer: CustomStringConvertible {
+    /// `Serializer<Value>`: its body is a closure, so its type is what can be said about it.
+    public var description: String { "Serializer<\(Value.self)>" }
+}

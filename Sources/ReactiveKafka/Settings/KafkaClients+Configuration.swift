@@ -46,11 +46,6 @@ enum KafkaClientPropertyNames {
         return names.sorted()
     }
 
-    /// Whether access reporters should redact the property's value.
-    static func isSecret(_ name: String) -> Bool {
-        name.contains("password") || name.contains("secret") || name == "ssl.key.pem"
-            || name == "sasl.oauthbearer.config"
-    }
 }
 
 extension SettingsConfigReader {
@@ -68,7 +63,7 @@ extension SettingsConfigReader {
         names += listed.map { String($0.trimmingConfigWhitespace()) }.filter { !$0.isEmpty }
         var properties: [String: String] = [:]
         for name in names where properties[name] == nil {
-            if let value = raw("kafka-clients." + name, isSecret: KafkaClientPropertyNames.isSecret(name)) {
+            if let value = raw("kafka-clients." + name, isSecret: SecretProperties.isSecret(name)) {
                 properties[name] = value.text
             }
         }

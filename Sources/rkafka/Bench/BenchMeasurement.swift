@@ -66,7 +66,12 @@ struct PhaseMeter: Sendable {
 /// User plus system CPU time of this process so far, every thread.
 func processCPUSeconds() -> Double {
     var usage = rusage()
-    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    #if canImport(Glibc)
+    let who = RUSAGE_SELF.rawValue  // an enum in Glibc's module, a plain macro in Darwin's
+    #else
+    let who = RUSAGE_SELF
+    #endif
+    guard getrusage(who, &usage) == 0 else { return 0 }
     func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
     return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

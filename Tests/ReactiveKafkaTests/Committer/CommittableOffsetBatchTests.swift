@@ -47,8 +47,26 @@ import Testing
     }
 
     @Test func emptyBatchCommitsNothing() async throws {
-        try await CommittableOffsetBatch().commit()
-        CommittableOffsetBatch().commitAndForget()
+        var merged = CommittableOffsetBatch()
+        merged.add(CommittableOffsetBatch())
+        for empty in [CommittableOffsetBatch(), CommittableOffsetBatch([]), merged] {
+            #expect(empty.isEmpty)
+            #expect(empty.batchSize == 0)
+            #expect(empty.offsets.isEmpty)
+            #expect(empty.description == "CommittableOffsetBatch()")
+            // Returns at once: there is no consumer to wait for.
+            try await empty.commit()
+            empty.commitAndForget()
+        }
+        // Merged into a batch, an empty batch adds no offset and no count: the consumer is
+        // asked to commit exactly the other offsets, once, and nothing else.
+        let fake = FakeOffsetCommitter()
+        var batch = CommittableOffsetBatch([fake.offset(0, 4)])
+        batch.add(CommittableOffsetBatch())
+        #expect(batch.batchSize == 1)
+        try await batch.commit()
+        batch.commitAndForget()
+        #expect(fake.calls == [.commit([p0: 5]), .forget([p0: 5])])
     }
 
     @Test func failedCommitIsRethrown() async throws {

@@ -60,6 +60,30 @@ import Testing
 
     @Test func anAssignmentFromATimeAfterEveryRecordReadsOnlyNewRecords() async throws {
         let kafka = try Self.seeded("times", partitions: 1, records: 50)
+
+        // The time is looked up on the cluster, not taken for "the end": a look-up the cluster
+        // refuses fails the source with a typed error that names it. (librdkafka's mock cluster
+        // answers every look-up by time with "none", that is the end, so where the time falls
+        // among the records is checked against a real broker: see
+        // anAssignmentFromATimeAmongTheRecordsStartsAtTheFirstRecordAtOrAfterIt.)
+        try kafka.failNextRequests(.listOffsets, with: Array(repeating: .topicAuthorizationFailed, count: 10))
+        let refused = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): 1]))
+        // Bounded: a source that never asks would wait at the end for records that never come.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(15))
+            await refused.materialized.shutdown()
+        }
+        defer { watchdog.cancel() }
+        do {
+            for try await record in refused { Issue.record("read \(record.value) although the look-up was refused") }
+            Issue.record("the source ended without looking the time up")
+        } catch let error as KafkaError {
+            #expect(error.message.contains("looking up the offsets"), "\(error)")
+        }
+        await refused.materialized.shutdown()
+        try kafka.clearRequestErrors(.listOffsets)
+
+        // Then a time after every record: only records written from now on are read.
         let future = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
         let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): future]))
         let reader = Task {
@@ -85,6 +109,42 @@ import Testing
         await source.materialized.shutdown()
         #expect(values.count == 3)
         #expect(values.allSatisfy { $0.hasPrefix("new-") }, "read \(values): records older than the time were read")
+    }
+
+    /// Where a time falls among the records, reading starts at the first record whose
+    /// timestamp is at or after it. librdkafka's mock cluster answers every look-up by time
+    /// with "none" (`rdkafka_mock_handlers.c`: "FIXME: by timestamp"), so this runs only
+    /// against a Kafka-faithful broker: `KAFKA_BOOTSTRAP_SERVERS=host:port swift test`.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"] != nil, "needs a Kafka-faithful broker in KAFKA_BOOTSTRAP_SERVERS"))
+    func anAssignmentFromATimeAmongTheRecordsStartsAtTheFirstRecordAtOrAfterIt() async throws {
+        let servers = try #require(ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"])
+        let topic = "times-mid-\(UUID().uuidString.prefix(8))"
+        // 20 records one second apart, into a topic the broker creates on first use.
+        let base: Int64 = 1_700_000_000_000
+        let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(servers))
+        for i in 0..<20 {
+            _ = try await producer.send(ProducerRecord(
+                topic: topic, partition: 0, value: "t\(i)", timestamp: KafkaTimestamp(milliseconds: base + Int64(i) * 1000)))
+        }
+        await producer.close()
+        let settings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
+            .withBootstrapServers(servers).withProperty("auto.offset.reset", "earliest")
+        // Between two records, exactly on one, before all of them.
+        for (time, firstOffset) in [(base + 12_500, Int64(13)), (base + 5_000, Int64(5)), (base - 1, Int64(0))] {
+            let source = Consumer.plainSource(settings, subscription: .assignmentOffsetsForTimes([TopicPartition(topic, 0): time]))
+            let watchdog = Task {
+                try await Task.sleep(for: .seconds(30))
+                await source.materialized.shutdown()
+            }
+            var read: [Int64] = []
+            for try await record in source {
+                read.append(record.offset)
+                if read.count == 3 { break }
+            }
+            watchdog.cancel()
+            await source.materialized.shutdown()
+            #expect(read == [firstOffset, firstOffset + 1, firstOffset + 2], "from \(time - base) ms")
+        }
     }
 
     @Test func invalidAssignmentsAreTypedErrors() async throws {

@@ -111,14 +111,32 @@ import Testing
         try kafka.createTopic("tp-offsets-out", partitions: 1)
         let producer = try TransactionalProducer(Self.settings(kafka), transactionalId: "tp-offsets")
         let group = try ConsumerGroupMetadata(groupId: "tp-offsets-group")
+        // Accepted: a transaction that sends offsets commits, and its record is visible.
         try await producer.transaction { t in
             try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "x"))
             try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 5, TopicPartition("tp-offsets-in", 1): 7], groupMetadata: group)
         }
+        let committedRecords = try await TopicReader.allValues(
+            topic: "tp-offsets-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(committedRecords == ["x"])
+
+        // Sent to the cluster, not dropped on the way: when the group coordinator refuses the
+        // TxnOffsetCommit, the same transaction fails (a sendOffsets that sent nothing would
+        // let it commit).
+        try kafka.failNextRequests(.txnOffsetCommit, with: [.groupAuthorizationFailed])
+        await #expect(throws: KafkaError.self) {
+            try await producer.transaction { t in
+                try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "refused"))
+                try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 9, TopicPartition("tp-offsets-in", 1): 11], groupMetadata: group)
+            }
+        }
         await producer.close()
-        // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented limit).
+
+        // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented
+        // limit): the group holds the offsets of the committed transaction or none, never those
+        // of the refused one.
         let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "tp-offsets-group", topic: "tp-offsets-in", partitions: 2)
-        print("tp-offsets committed after a transaction on the mock cluster: \(committed)")
+        #expect(committed == [0: 5, 1: 7] || committed.isEmpty, "\(committed)")
     }
 
     @Test func anEmptyTransactionalIdIsATypedError() async throws {
