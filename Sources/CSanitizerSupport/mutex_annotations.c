@@ -31,35 +31,30 @@ static _Atomic long annotated = 0;
 
 long rkafka_sanitizer_annotated_mutex_slow_paths(void) { return atomic_load(&annotated); }
 
-/* The library's own function (the next definition after this executable's). */
-static void *original(const char *name) {
-    void *function = dlsym(RTLD_NEXT, name);
+/* The library's own function (the next definition after this executable's), looked up once. */
+static void *original(_Atomic(void *) *cache, const char *name) {
+    void *function = atomic_load_explicit(cache, memory_order_acquire);
+    if (function) return function;
+    function = dlsym(RTLD_NEXT, name);
     if (!function) abort();  /* a Swift runtime without this function: nothing to annotate against */
+    atomic_store_explicit(cache, function, memory_order_release);
     return function;
 }
 
+static _Atomic(void *) lockSlow = NULL;
+static _Atomic(void *) tryLockSlow = NULL;
+static _Atomic(void *) unlockSlow = NULL;
+
 SWIFTCALL void rkafka_mutex_lock_slow(uint32_t selfId, void *SELF handle) __asm__(LOCK_SLOW);
 SWIFTCALL void rkafka_mutex_lock_slow(uint32_t selfId, void *SELF handle) {
-    static _Atomic(LockSlow) next = NULL;
-    LockSlow call = atomic_load_explicit(&next, memory_order_acquire);
-    if (!call) {
-        call = (LockSlow)original(LOCK_SLOW);
-        atomic_store_explicit(&next, call, memory_order_release);
-    }
-    call(selfId, handle);
+    ((LockSlow)original(&lockSlow, LOCK_SLOW))(selfId, handle);
     __tsan_acquire(handle);
     atomic_fetch_add_explicit(&annotated, 1, memory_order_relaxed);
 }
 
 SWIFTCALL bool rkafka_mutex_try_lock_slow(void *SELF handle) __asm__(TRY_LOCK_SLOW);
 SWIFTCALL bool rkafka_mutex_try_lock_slow(void *SELF handle) {
-    static _Atomic(TryLockSlow) next = NULL;
-    TryLockSlow call = atomic_load_explicit(&next, memory_order_acquire);
-    if (!call) {
-        call = (TryLockSlow)original(TRY_LOCK_SLOW);
-        atomic_store_explicit(&next, call, memory_order_release);
-    }
-    bool locked = call(handle);
+    bool locked = ((TryLockSlow)original(&tryLockSlow, TRY_LOCK_SLOW))(handle);
     if (locked) {
         __tsan_acquire(handle);
         atomic_fetch_add_explicit(&annotated, 1, memory_order_relaxed);
@@ -69,15 +64,9 @@ SWIFTCALL bool rkafka_mutex_try_lock_slow(void *SELF handle) {
 
 SWIFTCALL void rkafka_mutex_unlock_slow(void *SELF handle) __asm__(UNLOCK_SLOW);
 SWIFTCALL void rkafka_mutex_unlock_slow(void *SELF handle) {
-    static _Atomic(UnlockSlow) next = NULL;
-    UnlockSlow call = atomic_load_explicit(&next, memory_order_acquire);
-    if (!call) {
-        call = (UnlockSlow)original(UNLOCK_SLOW);
-        atomic_store_explicit(&next, call, memory_order_release);
-    }
     __tsan_release(handle);
     atomic_fetch_add_explicit(&annotated, 1, memory_order_relaxed);
-    call(handle);
+    ((UnlockSlow)original(&unlockSlow, UNLOCK_SLOW))(handle);
 }
 
 #else

@@ -9,8 +9,6 @@ import Testing
 /// holds the engine for rewinds: while the engine held the context strongly, that cycle
 /// leaked every transactional source's whole engine (LeakSanitizer found it).
 @Suite(.serialized) struct TransactionalSourceLifetimeTests {
-    typealias Envelope = ProducerMessage<String, String, TransactionalOffset>
-
     /// A weak reference to an engine, read without keeping it alive.
     final class WeakEngine: @unchecked Sendable {
         weak var engine: ConsumerEngine?
@@ -36,18 +34,12 @@ import Testing
         let weak = WeakEngine()
         let seen = Counter()
         let committed = CommittedResults()
-        let source = Transactional.source(TransactionalPipelineTests.consumerSettings(kafka, group: "tlife-g"), subscription: .topics("tlife-in"))
-        let consumerControl = source.materialized
-        let control = source
-            .map { message -> Envelope in
-                seen.add(message.record.value)
-                return .single(ProducerRecord(topic: "tlife-out", value: message.record.value), passThrough: message.partitionOffset)
-            }
-            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tlife", eosCommitInterval: .milliseconds(100)))
-            .to(Sinks.forEach { committed.add($0) })
-            .run()
+        let control = TransactionalPipelineTests.pipeline(kafka, input: "tlife-in", group: "tlife-g", transactionalId: "tlife", committed: committed) { message in
+            seen.add(message.record.value)
+            return .single(ProducerRecord(topic: "tlife-out", value: message.record.value), passThrough: message.partitionOffset)
+        }
         try await seen.waitFor(count: 100)
-        weak.engine = try consumerControl.subStreamEngine()
+        weak.engine = try control.control.subStreamEngine()
         #expect(weak.engine != nil, "the source started its engine")
         try await committed.waitFor(total: 100)
         try await control.drainAndShutdown()
