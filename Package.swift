@@ -27,6 +27,8 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
         ),
+        // In sanitizer builds, librdkafka's C11 threads and locks routed through pthreads (see its header).
+        .target(name: "CSanitizerSupport"),
         .target(
             name: "StreamKit",
             dependencies: [
@@ -39,6 +41,7 @@ let package = Package(
             dependencies: [
                 "StreamKit",
                 "CRdKafka",
+                "CSanitizerSupport",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -77,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "ReactiveKafkaTests",
             dependencies: [
-                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka",
+                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka", "CSanitizerSupport",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

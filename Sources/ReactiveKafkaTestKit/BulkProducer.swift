@@ -31,6 +31,7 @@ public final class BulkProducer: @unchecked Sendable {
             throw KafkaError(.invalidConfiguration, "bulk producer: \(key)=\(value): \(Self.text(errstr))")
         }
         let failures = DeliveryFailures()
+        // Unretained: `self.failures` holds it until deinit, and deinit destroys the handle first.
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(failures).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf, bulkDeliveryReport)
         guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
@@ -112,6 +113,7 @@ final class DeliveryFailures: Sendable {
 private let bulkDeliveryReport: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
     _, message, opaque in
     guard let message, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR, let opaque else { return }
+    // The producer's `failures`, alive until the handle is destroyed (see init).
     let failures = Unmanaged<DeliveryFailures>.fromOpaque(opaque).takeUnretainedValue()
     failures.record("partition \(message.pointee.partition): \(String(cString: rd_kafka_err2str(message.pointee.err)))")
 }

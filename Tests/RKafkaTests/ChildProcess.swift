@@ -72,6 +72,12 @@ final class ChildProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { completion.status == nil }
 
+    /// Blocks until the process has exited (after a SIGKILL: moments); Foundation's `Process`
+    /// lets go of itself only once it has seen its child end.
+    func reap() {
+        process.waitUntilExit()
+    }
+
     /// Sends `signal` (SIGTERM: drain and leave; SIGKILL: crash) unless the process has exited.
     func send(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
@@ -177,8 +183,13 @@ final class ChildProcesses: Sendable {
         return child
     }
 
+    /// SIGKILLs the children still running and waits until each has exited: Foundation's
+    /// `Process` holds itself (through its run-loop source) until it has seen its child end, so a
+    /// child left unreaped leaked its `Process` and everything it refers to (LeakSanitizer).
     func killAll() {
-        for child in children.withLock({ $0 }) { child.send(SIGKILL) }
+        let all = children.withLock { $0 }
+        for child in all { child.send(SIGKILL) }
+        for child in all { child.reap() }
     }
 
     deinit { killAll() }

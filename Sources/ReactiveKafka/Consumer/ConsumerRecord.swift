@@ -72,6 +72,7 @@ enum RecordOrigin: @unchecked Sendable {
         case .given(_, let headers):
             return headers
         case .fetched(let batch, let index):
+            // unsafelyUnwrapped: a batch's first `count` messages are set at init and never cleared.
             return Self.parsing.withLock { _ in Self.read(batch.messages[index].unsafelyUnwrapped, batch) }
         }
     }

@@ -1,5 +1,5 @@
 import CRdKafka
-import Dispatch
+import Foundation
 
 /// Owns a librdkafka client handle and destroys it when the last owner lets go.
 ///
@@ -8,21 +8,36 @@ import Dispatch
 /// batch's messages alive, possibly long after the stream ended. So the engine
 /// and every batch share this owner: closing the consumer (leaving the group)
 /// never waits for records the application still holds, and the handle is
-/// destroyed, off any Swift task, once the last of them is gone.
+/// destroyed once the last of them is gone, on a thread of its own: `rd_kafka_destroy`
+/// blocks until librdkafka's threads end (and, without `NO_CONSUMER_CLOSE`, until the
+/// consumer left its group), which must occupy neither a thread of Swift's cooperative
+/// pool (the last record may be released by any task) nor one of Dispatch's global pool.
 final class ClientHandleOwner: @unchecked Sendable {
     let handle: OpaquePointer
     /// Set before the engine lets go: `RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE` when the close timed out.
     var destroyFlags: Int32 = 0
+    /// What the handle's callbacks were given as their opaque (a consumer's `CallbackTarget`):
+    /// librdkafka may call them until the handle is destroyed (`rd_kafka_destroy` serves the
+    /// consumer close), so it is released only after that. Set before the first callback can run.
+    var callbackOpaque: AnyObject?
 
     init(_ handle: OpaquePointer) { self.handle = handle }
 
     deinit {
         let handle = Handle(raw: handle)
         let flags = destroyFlags
-        DispatchQueue.global().async { rd_kafka_destroy_flags(handle.raw, flags) }
+        let opaque = Opaque(object: callbackOpaque)
+        let thread = Thread {
+            rd_kafka_destroy_flags(handle.raw, flags)
+            withExtendedLifetime(opaque) {}
+        }
+        thread.name = "rkafka-destroy"
+        thread.start()
     }
 
     private struct Handle: @unchecked Sendable { let raw: OpaquePointer }
+    // Only kept alive on the destroying thread, never used there.
+    private struct Opaque: @unchecked Sendable { let object: AnyObject? }
 }
 
 /// Owns the librdkafka messages of one fetched batch and destroys them when
@@ -102,6 +117,8 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
 /// before an opaque call.
 @usableFromInline
 struct LentChunk {
+    // Unowned(unsafe): the lender's RecordChunk holds both strongly for the whole call, and a
+    // LentChunk never outlives that call (the element retains what it keeps).
     @usableFromInline unowned(unsafe) let batch: MessageBatch
     @usableFromInline unowned(unsafe) let partition: ConsumedPartition
 

@@ -1,13 +1,13 @@
 import CRdKafka
-import Dispatch
 import Synchronization
 
 /// Asks the cluster about topics, partitions and offsets: Alpakka's `MetadataClient`.
 ///
-/// librdkafka answers these questions with blocking calls; they run on the
-/// client's own serial dispatch queue, never on Swift's cooperative pool, and
-/// each is bounded by `timeout`. Create one client and reuse it; ``close()``
-/// releases the connection (also done on deinit).
+/// librdkafka answers these questions with blocking calls; they run one at a time on the
+/// client's own thread, never on Swift's cooperative pool, and each question is answered
+/// or fails within `timeout` of being asked (a question needing several librdkafka calls,
+/// such as offsets of many partitions, shares that one timeout). Create one client and
+/// reuse it; ``close()`` releases the connection (also done on deinit).
 ///
 /// ```swift
 /// let metadata = try MetadataClient(consumerSettings)
@@ -29,7 +29,8 @@ public final class MetadataClient: Sendable {
     }
 
     private let handle: Mutex<HandleBox>
-    private let queue = DispatchQueue(label: "reactive-kafka.metadata")
+    /// Runs the blocking calls and the client's destruction.
+    private let thread = BlockingCallThread(name: "rkafka-metadata")
     private let timeout: Duration
 
     private struct HandleBox: @unchecked Sendable {
@@ -48,9 +49,13 @@ public final class MetadataClient: Sendable {
         self.timeout = timeout
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        thread.stop()
+    }
 
     /// Releases the client's connections. Later calls fail with `.shutDown`. Idempotent.
+    /// The client is destroyed on its own thread after the calls already asked for.
     public func close() {
         let rk = handle.withLock { box -> OpaquePointer? in
             defer { box.rk = nil }
@@ -58,13 +63,14 @@ public final class MetadataClient: Sendable {
         }
         if let rk {
             let box = HandleBox(rk: rk)
-            queue.async { rd_kafka_destroy(box.rk) }
+            thread.submit { rd_kafka_destroy(box.rk) }
         }
     }
 
     /// Every topic of the cluster (internal ones excluded) with its partitions.
     public func topics() async throws(KafkaError) -> [Topic] {
-        try await run { rk, timeoutMs throws(KafkaError) in
+        try await run { rk, deadline throws(KafkaError) in
+            let timeoutMs = try deadline.remainingMilliseconds("listing topics")
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(rk, 1, nil, &metadata, timeoutMs)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError.fromCode(err, "listing topics") }
@@ -82,7 +88,8 @@ public final class MetadataClient: Sendable {
     /// The partition numbers of `topic`; throws if the topic does not exist.
     public func partitions(of topic: String) async throws(KafkaError) -> [Int32] {
         try TopicName.validate(topic)
-        return try await run { rk, timeoutMs throws(KafkaError) in
+        return try await run { rk, deadline throws(KafkaError) in
+            let timeoutMs = try deadline.remainingMilliseconds("describing topic \(topic)")
             guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { throw KafkaError(.kafka, "invalid topic name \"\(topic)\"") }
             defer { rd_kafka_topic_destroy(rkt) }
             var metadata: UnsafePointer<rd_kafka_metadata>?
@@ -107,11 +114,13 @@ public final class MetadataClient: Sendable {
     }
 
     private func watermarks(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: (low: Int64, high: Int64)] {
-        try await run { rk, timeoutMs throws(KafkaError) in
+        try await run { rk, deadline throws(KafkaError) in
             var result: [TopicPartition: (low: Int64, high: Int64)] = [:]
+            // One look-up a partition, all within the one timeout (not a timeout each).
             for tp in partitions {
                 var low: Int64 = -1
                 var high: Int64 = -1
+                let timeoutMs = try deadline.remainingMilliseconds("querying offsets of \(tp)")
                 let err = rd_kafka_query_watermark_offsets(rk, tp.topic, tp.partition, &low, &high, timeoutMs)
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.fromCode(err, "querying offsets of \(tp)") }
                 result[tp] = (low, high)
@@ -123,7 +132,8 @@ public final class MetadataClient: Sendable {
     /// The committed offset (next offset to read) of the settings' consumer
     /// group for each partition; partitions without a commit are absent.
     public func committedOffsets(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Int64] {
-        try await run { rk, timeoutMs throws(KafkaError) in
+        try await run { rk, deadline throws(KafkaError) in
+            let timeoutMs = try deadline.remainingMilliseconds("reading committed offsets")
             let list = PartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_committed(rk, list, timeoutMs)
@@ -135,7 +145,8 @@ public final class MetadataClient: Sendable {
     /// For each partition, the offset of the first record whose timestamp is at
     /// or after the given milliseconds since the epoch; absent when there is none.
     public func offsetsForTimes(_ timestamps: [TopicPartition: Int64]) async throws(KafkaError) -> [TopicPartition: Int64] {
-        try await run { rk, timeoutMs throws(KafkaError) in
+        try await run { rk, deadline throws(KafkaError) in
+            let timeoutMs = try deadline.remainingMilliseconds("looking up offsets for times")
             let list = PartitionList.make(timestamps.mapValues { CommitPosition(nextOffset: $0, metadata: nil) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_offsets_for_times(rk, list, timeoutMs)
@@ -155,23 +166,36 @@ public final class MetadataClient: Sendable {
         return result
     }
 
-    /// Runs a blocking librdkafka call on the client's queue.
-    private func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, Int32) throws(KafkaError) -> T) async throws(KafkaError) -> T {
-        let timeoutMs = timeout.milliseconds
-        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
-            queue.async {
-                // The handle is read on the queue, so close() (which destroys on the same queue) cannot race a call.
-                guard let rk = self.handle.withLock({ $0.rk }) else {
-                    continuation.resume(returning: .failure(KafkaError(.shutDown, "the metadata client was closed")))
-                    return
-                }
-                do throws(KafkaError) {
-                    continuation.resume(returning: .success(try body(rk, timeoutMs)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
+    /// Runs blocking librdkafka calls on the client's thread, within `timeout` of now
+    /// (time spent waiting behind earlier calls counts).
+    private func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, Deadline) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let deadline = Deadline(instant: .now + timeout, timeout: timeout)
+        let result: Result<T, KafkaError> = await thread.run {
+            // The handle is read on the thread, so close() (which destroys on the same thread) cannot race a call.
+            guard let rk = self.handle.withLock({ $0.rk }) else {
+                return .failure(KafkaError(.shutDown, "the metadata client was closed"))
+            }
+            do throws(KafkaError) {
+                return .success(try body(rk, deadline))
+            } catch {
+                return .failure(error)
             }
         }
         return try result.get()
+    }
+
+    /// When a question must be answered by.
+    private struct Deadline: Sendable {
+        let instant: ContinuousClock.Instant
+        let timeout: Duration
+
+        /// What is left for the next librdkafka call, at least 1 ms; throws once nothing is left.
+        func remainingMilliseconds(_ what: String) throws(KafkaError) -> Int32 {
+            let left = instant - .now
+            guard left > .zero else {
+                throw KafkaError.fromCode(RD_KAFKA_RESP_ERR__TIMED_OUT, "\(what): the metadata client's timeout of \(timeout) passed")
+            }
+            return Int32(clamping: max(1, left.milliseconds))
+        }
     }
 }

@@ -23,8 +23,10 @@ import Synchronization
 /// collected: then the engine's poll thread may claim the batch and produce them, once the
 /// pump has stayed parked for a millisecond (``flushIfParked(_:now:)``), so that collected
 /// records do not wait for an idle upstream. The hand-over is one atomic state: the pump
-/// parks (release) and unparks (compare-and-swap, waiting while the poll thread flushes), the
-/// poll thread claims with a compare-and-swap; whoever owns the batch alone touches its fields.
+/// parks (release) and unparks (compare-and-swap), the poll thread claims with a
+/// compare-and-swap; whoever owns the batch alone touches its fields. A pump that comes back
+/// while the poll thread flushes does not spin: it suspends (`waiting`) and the poll thread
+/// hands the batch straight back to it (`active`) and resumes it when the flush is done.
 @usableFromInline
 final class ProducerFlowBatch: @unchecked Sendable {
     @usableFromInline
@@ -64,17 +66,25 @@ final class ProducerFlowBatch: @unchecked Sendable {
     /// The most key and value bytes collected before they are produced.
     @inlinable static var maxBytes: Int { 1 << 20 }
 
-    /// Whether the batch is the pump's (`active`), waiting for the pump (`parked`) or being
-    /// produced by the poll thread (`flushing`).
+    /// Whether the batch is the pump's (`active`), waiting for the pump (`parked`), being
+    /// produced by the poll thread (`flushing`), or being produced while the pump waits for
+    /// it, suspended in ``unparkAfterFlush()`` (`waiting`).
     @inlinable static var active: Int { 0 }
     @inlinable static var parked: Int { 1 }
     @inlinable static var flushing: Int { 2 }
+    @inlinable static var waiting: Int { 3 }
     @usableFromInline let state = Atomic<Int>(0)
+    /// The pump's continuation while it waits for a flush: written by the pump before it moves
+    /// `state` from `flushing` to `waiting` (release), taken by the poll thread after it saw
+    /// `waiting` (acquire). Only one side touches it at a time, so the ordering on `state`
+    /// is its only synchronisation.
+    @exclusivity(unchecked) @usableFromInline var waiter: UnsafeContinuation<Bool, Never>?
     /// How often the pump parked: the poll thread flushes a batch parked since its last look.
     @usableFromInline let parks = Atomic<Int>(0)
     /// Whether records are collected, for the poll thread's choice of how long to sleep.
     @usableFromInline let collecting = Atomic<Bool>(false)
     // The poll thread's last look: the park count it saw, and when.
+    // Unchecked: only the producer engine's one poll thread reads or writes these two.
     @exclusivity(unchecked) @usableFromInline var seenParks = -1
     @exclusivity(unchecked) @usableFromInline var seenAt = ContinuousClock.now
 
@@ -84,6 +94,8 @@ final class ProducerFlowBatch: @unchecked Sendable {
     /// Reports a record librdkafka refused at once (the message fails).
     @usableFromInline let refused: (_ position: Int, _ code: rd_kafka_resp_err_t, _ partition: Int32?) -> Void
 
+    // Unchecked (this field to `starts`): only the batch's owner touches them, the pump while
+    // `state` is active, the poll thread while flushing; the atomic hand-over orders the two.
     /// A collected record was refused: the run fails at its message, the pump stops pulling.
     @exclusivity(unchecked) @usableFromInline var refusedAny = false
     @exclusivity(unchecked) @usableFromInline var entries: [Entry] = []
@@ -184,7 +196,7 @@ final class ProducerFlowBatch: @unchecked Sendable {
 
     // MARK: Pump side
 
-    /// The pump is about to wait for its upstream; until ``unpark()`` the poll thread may produce
+    /// The pump is about to wait for its upstream; until ``tryUnpark()`` the poll thread may produce
     /// the collected records. Only with records collected.
     @inlinable
     func park() {
@@ -192,11 +204,30 @@ final class ProducerFlowBatch: @unchecked Sendable {
         state.store(Self.parked, ordering: .releasing)
     }
 
-    /// The pump is back: the batch is its own again (waiting while the poll thread produces it).
+    /// The pump is back: takes the batch back unless the poll thread is producing it, in which
+    /// case the pump must call ``unparkAfterFlush()``. One compare-and-swap, no async call: the
+    /// pump calls it once a message, so it stays a plain instruction sequence.
     @inlinable
-    func unpark() {
-        while !state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing).exchanged {
-            sched_yield()
+    func tryUnpark() -> Bool {
+        state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// The pump is back while the poll thread may be producing the batch: suspends (no
+    /// spinning, no blocking of the pump's thread) until the poll thread hands the batch back.
+    @usableFromInline
+    func unparkAfterFlush() async {
+        while true {
+            if state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing).exchanged { return }
+            // True when the poll thread handed the batch back (``handBack()``).
+            let handedBack = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
+                waiter = continuation
+                if !state.compareExchange(expected: Self.flushing, desired: Self.waiting, ordering: .acquiringAndReleasing).exchanged {
+                    // The flush ended in between (the batch is parked again): take it back above.
+                    waiter = nil
+                    continuation.resume(returning: false)
+                }
+            }
+            if handedBack { return }
         }
     }
 
@@ -230,8 +261,22 @@ final class ProducerFlowBatch: @unchecked Sendable {
             discard()
             flushed = .all
         }
-        state.store(Self.parked, ordering: .releasing)
+        if !state.compareExchange(expected: Self.flushing, desired: Self.parked, ordering: .releasing).exchanged {
+            // The pump came back meanwhile and waits (`waiting`): the batch is its own again.
+            handBack()
+        }
         return flushed == .queueFull
+    }
+
+    /// The flush is done and the pump waits for it: hands the batch back and resumes the pump.
+    @usableFromInline
+    func handBack() {
+        // Acquire: the pump wrote `waiter` before it moved `state` to `waiting`.
+        precondition(state.load(ordering: .acquiring) == Self.waiting, "a flushed batch is either still flushing or awaited")
+        let pump = waiter
+        waiter = nil
+        state.store(Self.active, ordering: .releasing)
+        pump?.resume(returning: true)
     }
 
     /// Forgets the collected records (their engine can no longer produce anything).

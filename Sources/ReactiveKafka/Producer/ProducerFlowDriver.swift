@@ -226,10 +226,10 @@ enum ProducerFlowPump {
                 do {
                     next = try await iterator.next()
                 } catch {
-                    if parked { batch.unpark() }
+                    if parked, !batch.tryUnpark() { await batch.unparkAfterFlush() }
                     throw error
                 }
-                if parked { batch.unpark() }
+                if parked, !batch.tryUnpark() { await batch.unparkAfterFlush() }
                 // Taken apart straight from `next()` and rebuilt, so that the parts move into
                 // the ring instead of being copied (a copy is a retain/release of each part).
                 switch consume next {

@@ -334,6 +334,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     @usableFromInline
     final class ResultBuffer {
         // Used by one task at a time (the downstream's): no dynamic exclusivity checks per element.
+        // Unchecked (these four): only the downstream's iterator touches them, never re-entrantly.
         @exclusivity(unchecked) @usableFromInline var storage: UnsafeMutablePointer<Result>
         @exclusivity(unchecked) @usableFromInline var allocated: Int
         @exclusivity(unchecked) @usableFromInline var count = 0
@@ -354,6 +355,7 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         var isEmpty: Bool { taken == count }
 
         // Topic strings seen in records and this thread's own copy of each (see `metadataTopic(_:)`).
+        // Unchecked (these two): only the downstream's iterator touches them, like the buffer above.
         @exclusivity(unchecked) @usableFromInline var topicSources: [String] = []
         @exclusivity(unchecked) @usableFromInline var topicCopies: [String] = []
 

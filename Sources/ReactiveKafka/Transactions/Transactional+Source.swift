@@ -115,7 +115,10 @@ extension Transactional {
         let consumerSettings = settings
             .withProperty("isolation.level", "read_committed")
             .withRebalanceSafeCommitTimeout(nil)
-        let transactionalSubscription = subscription.isGroupSubscription ? subscription.withPartitionAssignmentHandler(context) : subscription
+        // The engine holds its handler for its whole life: through a forwarder that holds the
+        // context weakly, since the context holds the engine (see TransactionalRebalanceForwarder).
+        let transactionalSubscription = subscription.isGroupSubscription
+            ? subscription.withPartitionAssignmentHandler(TransactionalRebalanceForwarder(context)) : subscription
         return (consumerSettings, transactionalSubscription, context)
     }
 }

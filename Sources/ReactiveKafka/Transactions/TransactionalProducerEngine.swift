@@ -7,13 +7,13 @@ import Synchronization
 /// Records are produced through ``engine`` (the ordinary ``ProducerEngine``:
 /// non-blocking produce calls, delivery reports on its poll thread); the
 /// transaction's own calls go through the methods here, one at a time on the
-/// ``TransactionThread``, each returning the classified error or nil. The
+/// ``BlockingCallThread``, each returning the classified error or nil. The
 /// calls follow librdkafka's advice: commit and abort wait for the remaining
 /// transaction time (`-1`), init and offset sends for `callTimeout`.
 final class TransactionalProducerEngine: Sendable {
     let engine: ProducerEngine
     let transactionalId: String
-    private let thread: TransactionThread
+    private let thread: BlockingCallThread
     private let callTimeoutMs: Int32
     // Set on the thread by `close`, so no call queued after it touches the destroyed handle.
     private let closed = Atomic<Bool>(false)
@@ -38,7 +38,7 @@ final class TransactionalProducerEngine: Sendable {
         properties["transactional.id"] = transactionalId
         self.engine = try ProducerEngine(properties: properties, label: "reactive-kafka.transactional-producer")
         self.transactionalId = transactionalId
-        self.thread = TransactionThread()
+        self.thread = BlockingCallThread(name: "rkafka-txn")
         self.callTimeoutMs = Int32(clamping: callTimeout.components.seconds * 1000 + callTimeout.components.attoseconds / 1_000_000_000_000_000)
     }
 

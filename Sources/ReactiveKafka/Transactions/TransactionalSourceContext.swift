@@ -11,7 +11,10 @@ import Synchronization
 /// generation fences zombies); on revoke it holds the rebalance, bounded by
 /// `drainTimeout`, until every record already emitted for the revoked
 /// partitions is committed in a transaction (asking the sink to commit now),
-/// so their next owner starts exactly after them.
+/// so their next owner starts exactly after them. The engine reaches it through a
+/// ``TransactionalRebalanceForwarder`` that holds it weakly: the context holds the engine
+/// (for rewinds) and the engine holds its handler for its whole life, so registering the
+/// context itself made a cycle that leaked every transactional source's engine.
 final class TransactionalSourceContext: PartitionAssignmentHandler, TransactionalSourceLink, @unchecked Sendable {
     private struct WeakSink {
         weak var sink: (any TransactionalSinkHandle)?
@@ -19,6 +22,8 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     private struct State {
         var metadata: ConsumerGroupMetadata?
+        /// The source's engine, taken from the first record emitted (a rewind seeks it). Strong:
+        /// the engine reaches this context only weakly (``TransactionalRebalanceForwarder``).
         var engine: ConsumerEngine?
         /// Last offset emitted per partition (the partition emitted last is kept apart, see `last`).
         var emitted: [TopicPartition: Int64] = [:]
@@ -133,7 +138,11 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     }
 
     func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
-        guard !offsets.isEmpty, let engine = state.withLock({ $0.engine }) else { return }
+        guard !offsets.isEmpty else { return }
+        guard let engine = state.withLock({ $0.engine }) else {
+            // The offsets are of records this source emitted, and the first one set the engine.
+            throw KafkaError(.illegalState, "the transactional source cannot rewind \(offsets.keys.sorted()): it has emitted no record, so it has no consumer to seek")
+        }
         try await engine.withConsumer { [self] consumer throws(KafkaError) in
             // Only partitions still assigned: a revoked one is read by its next owner from the committed offset.
             let assigned = try consumer.assignment()
@@ -221,5 +230,40 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     private func sinks() -> [any TransactionalSinkHandle] {
         state.withLock { s in s.sinks.values.compactMap(\.sink) }
+    }
+}
+
+/// The transactional source's rebalance handler as its consumer engine holds it: forwards to
+/// the source's context while the source exists, and to the user's handler alone after it.
+///
+/// Weak, because the context holds the engine (a rewind seeks it, and the partition of its
+/// last record refers to it) and the engine holds its handler until it is freed: a strong
+/// reference here was a cycle that kept every transactional source's engine (handle, thread
+/// objects, queues, group metadata) alive forever. The context lives as long as the source
+/// (the source's element factory holds it), so while records can be emitted it is there.
+final class TransactionalRebalanceForwarder: PartitionAssignmentHandler, @unchecked Sendable {
+    /// Set once, in `init`.
+    private weak var context: TransactionalSourceContext?
+    private let userHandler: (any PartitionAssignmentHandler)?
+
+    init(_ context: TransactionalSourceContext) {
+        self.context = context
+        self.userHandler = context.userHandler
+    }
+
+    func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        if let context { context.onAssign(partitions, consumer: consumer) } else { userHandler?.onAssign(partitions, consumer: consumer) }
+    }
+
+    func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        if let context { context.onRevoke(partitions, consumer: consumer) } else { userHandler?.onRevoke(partitions, consumer: consumer) }
+    }
+
+    func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        if let context { context.onLost(partitions, consumer: consumer) } else { userHandler?.onLost(partitions, consumer: consumer) }
+    }
+
+    func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        if let context { context.onStop(partitions, consumer: consumer) } else { userHandler?.onStop(partitions, consumer: consumer) }
     }
 }

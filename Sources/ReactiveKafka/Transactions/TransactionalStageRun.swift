@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// - The pump produces from its own task without any lock but two short ones
 ///   per message (the gate in and out); librdkafka's transactional calls run
-///   on the producer's ``TransactionThread``.
+///   on the producer's ``BlockingCallThread``.
 /// - Demand is suspended while a transaction commits: the committer closes the
 ///   gate, waits until the pump has finished the message in hand, flushes,
 ///   sends the offsets, commits, and opens the gate again.

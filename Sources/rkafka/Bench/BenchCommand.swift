@@ -73,7 +73,8 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         let parameters = BenchParameters(messages: messages, size: size, partitions: partitions)
         if !AllocationCounterCheck.isWorking {
-            printError("rkafka bench: the allocation counter does not count in this build; allocs/msg is left out")
+            let why = allocationCounterAvailable ? "" : " (a sanitizer build: the sanitizer owns malloc)"
+            printError("rkafka bench: the allocation counter does not count in this build\(why); allocs/msg is left out")
         }
         if !json {
             print("rkafka bench: \(messages) messages of \(size) B over \(partitions) partitions")

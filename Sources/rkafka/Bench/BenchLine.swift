@@ -70,3 +70,7 @@ import CAllocationCounter
 
 /// Heap allocations made by the whole process so far (every thread).
 func allocationCount() -> UInt64 { allocation_counter_allocations() }
+
+/// False in ThreadSanitizer and AddressSanitizer builds, which keep the sanitizer's
+/// allocator: ``allocationCount()`` then stays 0.
+var allocationCounterAvailable: Bool { allocation_counter_available() != 0 }

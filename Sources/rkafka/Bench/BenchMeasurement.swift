@@ -88,8 +88,10 @@ func resetPeakRSS() {
 /// Whether ``allocationCount()`` really counts this process's mallocs. If the interposer
 /// were not linked in (or malloc were bound elsewhere) the counter would stay flat and
 /// every allocs/msg figure would read 0: checked once, and reported as unknown instead.
+/// Sanitizer builds compile the interposer out (``allocationCounterAvailable``).
 enum AllocationCounterCheck {
     static let isWorking: Bool = {
+        guard allocationCounterAvailable else { return false }
         let before = allocationCount()
         var arrays: [[Int]] = []
         arrays.reserveCapacity(1000)

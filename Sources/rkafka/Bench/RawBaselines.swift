@@ -294,15 +294,18 @@ final class RawProducer {
     }
 
     let handle: OpaquePointer
+    // Retained here and released in deinit after the handle is destroyed (or if creation fails).
     private let context: Unmanaged<Context>
     var deliveries: DeliveryCounter { context.takeUnretainedValue().deliveries }
 
     init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil) throws(KafkaError) {
         let conf = try RawClient.conf(env.producerProperties, client: client)
+        // Balanced by the release in deinit or in the failure path below.
         context = Unmanaged.passRetained(Context(pipeline: pipeline))
         rd_kafka_conf_set_opaque(conf, context.toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
+            // The producer's retained context: released only after the handle is destroyed.
             let context = Unmanaged<Context>.fromOpaque(opaque).takeUnretainedValue()
             let err = message.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -359,6 +362,7 @@ final class RawConsumer {
 
     let handle: OpaquePointer
     let queue: OpaquePointer
+    // Retained here, released by close() after the handle is destroyed (or if creation fails).
     private let failures: Unmanaged<CommitFailures>
     var commitFailures: CommitFailures { failures.takeUnretainedValue() }
     private let topic: String
@@ -368,11 +372,13 @@ final class RawConsumer {
     /// joins the group, so the read does not wait for a rebalance against members leaving it.
     init(_ env: BenchEnvironment, group: String, topic: String, client: String, subscribe: Bool = true) throws(KafkaError) {
         let conf = try RawClient.conf(env.consumerProperties(group: group), client: client)
+        // Balanced by the release in close() or in the failure path below.
         failures = Unmanaged.passRetained(CommitFailures())
         rd_kafka_conf_set_opaque(conf, failures.toOpaque())
         rd_kafka_conf_set_offset_commit_cb(conf) { _, err, _, opaque in
             // _NO_OFFSET: nothing new to commit, which is not a failure.
             guard let opaque, err != RD_KAFKA_RESP_ERR_NO_ERROR, err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+            // The consumer's retained failures: released only after the handle is destroyed.
             let failures = Unmanaged<CommitFailures>.fromOpaque(opaque).takeUnretainedValue()
             failures.count += 1
             if failures.first == nil { failures.first = err }

@@ -157,7 +157,8 @@ enum StreamKitBench {
         return BenchLine(
             scenario: scenario, messages: n, msgs_per_sec: rate, baseline_msgs_per_sec: baselineRate,
             ratio: rate / baselineRate, peak_rss_mb: peakRSSMegabytes(),
-            allocs_per_msg: Double(allocs) / Double(n), baseline_allocs_per_msg: Double(baselineAllocs) / Double(n),
+            allocs_per_msg: AllocationCounterCheck.isWorking ? Double(allocs) / Double(n) : nil,
+            baseline_allocs_per_msg: AllocationCounterCheck.isWorking ? Double(baselineAllocs) / Double(n) : nil,
             baseline: baseline, notes: notes
         )
     }

@@ -65,9 +65,12 @@ import Testing
         let handler = RecordingHandler(seekTo: 60)
         let source = Consumer.plainSource(
             Self.settings(kafka, group: "g-hooks"), subscription: .topics("hooks").withPartitionAssignmentHandler(handler))
+        // Subscribed before the first pull starts the consumer: a subscription made inside the
+        // task could come after the assignment (it did, under the sanitizers' slowdown).
+        let observed = source.materialized.rebalanceEvents()
         let events = Task {
             var seen: [RebalanceEvent] = []
-            for await event in source.materialized.rebalanceEvents() { seen.append(event) }
+            for await event in observed { seen.append(event) }
             return seen
         }
         var first: [Int32: Int64] = [:]

@@ -2,13 +2,14 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// A dedicated thread for librdkafka's blocking transactional calls
-/// (`init_transactions`, `commit_transaction`, … block for up to the
-/// transaction timeout), so they never occupy a thread of Swift's cooperative
-/// pool. Calls run one at a time, in the order they were submitted; the
-/// thread sleeps on a semaphore while there is nothing to do, and holds the
-/// object until ``stop()``: call it when done.
-final class TransactionThread: Sendable {
+/// A dedicated thread for librdkafka's blocking calls (a transactional producer's
+/// `init_transactions`, `commit_transaction`, … block for up to the transaction timeout;
+/// a ``MetadataClient``'s look-ups and its client's destruction block until answered), so
+/// they never occupy a thread of Swift's cooperative pool or of Dispatch's global pool.
+/// Calls run one at a time, in the order they were submitted; the thread sleeps on a
+/// semaphore while there is nothing to do, and holds the object until ``stop()``: call it
+/// when done.
+final class BlockingCallThread: Sendable {
     private struct State {
         var jobs: [@Sendable () -> Void] = []
         var stopping = false
@@ -18,7 +19,7 @@ final class TransactionThread: Sendable {
     private let signal = DispatchSemaphore(value: 0)
 
     /// Starts the thread, named `name` (at most 15 characters show on Linux).
-    init(name: String = "rkafka-txn") {
+    init(name: String) {
         let thread = Thread { [self] in
             while true {
                 signal.wait()
@@ -48,6 +49,16 @@ final class TransactionThread: Sendable {
                 Thread.detachNewThread { continuation.resume(returning: body()) }
             }
         }
+    }
+
+    /// Runs `body` on the thread without waiting for it (after ``stop()``, on a new detached thread).
+    func submit(_ body: @escaping @Sendable () -> Void) {
+        let accepted = state.withLock { s -> Bool in
+            guard !s.stopping else { return false }
+            s.jobs.append(body)
+            return true
+        }
+        if accepted { signal.signal() } else { Thread.detachNewThread(body) }
     }
 
     /// Lets the thread finish the calls already submitted, then end.
