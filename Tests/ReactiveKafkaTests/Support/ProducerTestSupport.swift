@@ -55,3 +55,13 @@ extension EmbeddedKafka {
             .withCloseTimeout(.seconds(5))
     }
 }
+
+extension TestCluster {
+    /// Producer settings for this cluster with string keys and values and a short linger.
+    func producerSettings() -> ProducerSettings<String, String> {
+        ProducerSettings(keySerializer: .string, valueSerializer: .string)
+            .withBootstrapServers(bootstrapServers)
+            .withProperty("linger.ms", "2")
+            .withCloseTimeout(.seconds(5))
+    }
+}
