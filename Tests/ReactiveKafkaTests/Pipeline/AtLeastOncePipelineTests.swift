@@ -15,11 +15,7 @@ import Testing
     typealias Envelope = ProducerMessage<String, String, CommittableOffset>
 
     static func settings(_ kafka: TestCluster, group: String) -> ConsumerSettings<String, String> {
-        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
-            .withBootstrapServers(kafka.bootstrapServers)
-            .withGroupId(group)
-            .withProperty("auto.offset.reset", "earliest")
-            .withProperties(kafka.groupProperties)
+        kafka.consumerSettings(group: group)
     }
 
     /// Runs the pipeline: `envelope` turns each message into what to produce;

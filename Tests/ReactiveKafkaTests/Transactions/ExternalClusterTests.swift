@@ -19,20 +19,13 @@ struct ExternalClusterTests {
         kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
     }
 
-    static func consumerSettings(_ kafka: TestCluster, group: String) -> ConsumerSettings<String, String> {
-        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
-            .withBootstrapServers(kafka.bootstrapServers)
-            .withGroupId(group)
-            .withProperty("auto.offset.reset", "earliest")
-            .withProperties(kafka.groupProperties)
-    }
-
-    /// Creates a topic of `partitions` partitions holding `count` records `v0`, `v1`, … spread round-robin.
-    static func seed(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) throws -> String {
-        let topic = try kafka.createTopic(base, partitions: Int(partitions))
+    /// Creates `<base>-in`, `partitions` partitions holding `count` records `v0`, `v1`, … spread
+    /// round-robin, and an empty `<base>-out` of as many partitions; returns their names.
+    static func topics(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) throws -> (input: String, output: String) {
+        let input = try kafka.createTopic(base + "-in", partitions: Int(partitions))
         let records = (0..<count).map { (key: "k\($0)" as String?, value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: records, roundRobinOver: partitions)
-        return topic
+        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: input, records: records, roundRobinOver: partitions)
+        return (input, try kafka.createTopic(base + "-out", partitions: Int(partitions)))
     }
 
     /// Transactional.source → map(`envelope`) → Transactional.flow → `committed`.
@@ -40,7 +33,7 @@ struct ExternalClusterTests {
         _ kafka: TestCluster, input: String, group: String, transactionalId: String, committed: CommittedResults,
         envelope: @escaping @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset>
     ) -> DrainingControl<Void> {
-        Transactional.source(consumerSettings(kafka, group: group), subscription: .topics(input))
+        Transactional.source(kafka.consumerSettings(group: group), subscription: .topics(input))
             .map(envelope)
             .via(Transactional.flow(producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: .milliseconds(100)))
             .to(Sinks.forEach { committed.add($0) })
@@ -81,8 +74,7 @@ struct ExternalClusterTests {
 
     @Test func transactionalOffsetsBecomeTheGroupsCommittedOffsets() async throws {
         let kafka = try TestCluster()
-        let input = try Self.seed(kafka, "ext-txo-in", partitions: 3, count: 1500)
-        let output = try kafka.createTopic("ext-txo-out", partitions: 3)
+        let (input, output) = try Self.topics(kafka, "ext-txo", partitions: 3, count: 1500)
         let group = kafka.name("ext-txo-g")
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: input, group: group, transactionalId: kafka.name("ext-txo"), committed: committed) { message in
@@ -98,8 +90,7 @@ struct ExternalClusterTests {
 
     @Test func aSecondInstanceWithTheSameTransactionalIdFencesTheFirst() async throws {
         let kafka = try TestCluster()
-        let input = try Self.seed(kafka, "ext-fence-in", partitions: 2, count: 20_000)
-        let output = try kafka.createTopic("ext-fence-out", partitions: 2)
+        let (input, output) = try Self.topics(kafka, "ext-fence", partitions: 2, count: 20_000)
         let transactionalId = kafka.name("ext-fence")
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: input, group: kafka.name("ext-fence-g"), transactionalId: transactionalId, committed: committed) { message in
@@ -125,8 +116,7 @@ struct ExternalClusterTests {
     @Test func aRestartedPipelineResumesAfterTheLastCommittedTransaction() async throws {
         let kafka = try TestCluster()
         let count = 3000
-        let input = try Self.seed(kafka, "ext-resume-in", partitions: 3, count: count)
-        let output = try kafka.createTopic("ext-resume-out", partitions: 3)
+        let (input, output) = try Self.topics(kafka, "ext-resume", partitions: 3, count: count)
         let group = kafka.name("ext-resume-g")
         let transactionalId = kafka.name("ext-resume")
         let envelope: @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset> = { message in
