@@ -252,17 +252,12 @@ import Testing
 
     @Test func aRawBytesFlowEmitsEachResultAfterItsTransactionCommitted() async throws {
         let kafka = try TestCluster()
-        let eosBytesGroup = kafka.name("eos-bytes-g")
-        let eosBytesId = kafka.name("eos-bytes")
-        let eosBytesOut = try kafka.createTopic("eos-bytes-out", partitions: 2)
-        // The offsets' topic must exist on a Kafka broker (TxnOffsetCommit fails for an unknown one).
-        let upstream = try kafka.createTopic("eos-bytes-up", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: eosBytesGroup)
+        let hand = try HandMadeOffsets(kafka, "eos-bytes", outputPartitions: 2)
+        let (eosBytesId, eosBytesOut) = (hand.transactionalId, hand.output)
         let messages = (0..<120).map { i in
             ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>.single(
                 ProducerRecord(topic: eosBytesOut, partition: Int32(i % 2), value: KafkaBytes(Array("b\(i)".utf8))),
-                passThrough: TransactionalOffset(
-                    partitionOffset: PartitionOffset(groupId: eosBytesGroup, topicPartition: TopicPartition(upstream, 0), offset: Int64(i)), groupMetadata: group))
+                passThrough: hand.offset(i))
         }
         let settings = ProducerSettings<KafkaBytes, KafkaBytes>(properties: ["bootstrap.servers": kafka.bootstrapServers, "linger.ms": "2"])
         var offsets: [Int64] = []
@@ -277,15 +272,9 @@ import Testing
 
     @Test func aRecordLibrdkafkaRefusesFailsTheStreamAfterAbortingTheTransaction() async throws {
         let kafka = try TestCluster()
-        let eosRefusedGroup = kafka.name("eos-refused-g")
-        let eosRefusedId = kafka.name("eos-refused")
-        let eosRefusedOut = try kafka.createTopic("eos-refused-out", partitions: 1)
-        // The offsets' topic must exist on a Kafka broker (TxnOffsetCommit fails for an unknown one).
-        let upstream = try kafka.createTopic("eos-refused-up", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: eosRefusedGroup)
-        let offset = { (i: Int) in
-            TransactionalOffset(partitionOffset: PartitionOffset(groupId: eosRefusedGroup, topicPartition: TopicPartition(upstream, 0), offset: Int64(i)), groupMetadata: group)
-        }
+        let hand = try HandMadeOffsets(kafka, "eos-refused", outputPartitions: 1)
+        let (eosRefusedId, eosRefusedOut) = (hand.transactionalId, hand.output)
+        let offset = hand.offset
         let messages: [ProducerMessage<String, String, TransactionalOffset>] = [
             .single(ProducerRecord(topic: eosRefusedOut, value: "ok"), passThrough: offset(0)),
             .single(ProducerRecord(topic: eosRefusedOut, partition: 7, value: "no such partition"), passThrough: offset(1)),
@@ -302,16 +291,12 @@ import Testing
     @Test func anUpstreamFailureAbortsTheOpenTransactionAndIsRethrown() async throws {
         struct Boom: Error {}
         let kafka = try TestCluster()
-        let eosUpfailGroup = kafka.name("eos-upfail-g")
-        let eosUpfailId = kafka.name("eos-upfail")
-        let eosUpfailOut = try kafka.createTopic("eos-upfail-out", partitions: 1)
-        // The offsets' topic must exist on a Kafka broker (TxnOffsetCommit fails for an unknown one).
-        let offsetsTopic = try kafka.createTopic("eos-upfail-up", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: eosUpfailGroup)
+        let hand = try HandMadeOffsets(kafka, "eos-upfail", outputPartitions: 1)
+        let (eosUpfailId, eosUpfailOut) = (hand.transactionalId, hand.output)
         let upstream = AsyncThrowingStream<ProducerMessage<String, String, TransactionalOffset>, any Error> { continuation in
             continuation.yield(.single(
                 ProducerRecord(topic: eosUpfailOut, value: "x"),
-                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: eosUpfailGroup, topicPartition: TopicPartition(offsetsTopic, 0), offset: 0), groupMetadata: group)))
+                passThrough: hand.offset(0)))
             continuation.finish(throwing: Boom())
         }
         await #expect(throws: Boom.self) {
@@ -345,6 +330,30 @@ struct EOSNames {
         transactionalId = kafka.name(base)
         input = try TransactionalPipelineTests.seed(kafka, base + "-in", partitions: partitions, count: count)
         output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
+    }
+}
+
+/// Offsets built by hand (not read by a source) for a transactional stage, with run-unique names:
+/// the transactional id `<base>`, the output topic `<base>-out`, the group `<base>-g`, and the
+/// offsets' topic `<base>-up`, created because a Kafka broker refuses TxnOffsetCommit for an unknown one.
+struct HandMadeOffsets {
+    let transactionalId: String
+    let output: String
+    private let groupId: String
+    private let group: ConsumerGroupMetadata
+    private let topic: String
+
+    init(_ kafka: TestCluster, _ base: String, outputPartitions: Int) throws {
+        transactionalId = kafka.name(base)
+        output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
+        groupId = kafka.name(base + "-g")
+        group = try ConsumerGroupMetadata(groupId: groupId)
+        topic = try kafka.createTopic(base + "-up", partitions: 1)
+    }
+
+    /// Offset `i` of the offsets' topic's partition 0.
+    func offset(_ i: Int) -> TransactionalOffset {
+        TransactionalOffset(partitionOffset: PartitionOffset(groupId: groupId, topicPartition: TopicPartition(topic, 0), offset: Int64(i)), groupMetadata: group)
     }
 }
 
