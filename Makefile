@@ -1,10 +1,12 @@
 # swift-reactive-kafka: `make demo` runs the demo on an embedded cluster, `make test` runs every test.
 # Both install librdkafka when it is missing (Debian/Ubuntu: apt-get; elsewhere they say what to install).
+# `KAFKA_BOOTSTRAP_SERVERS=host:port make test-external` runs the group, rebalance, commit, pipeline and
+# transaction suites against that Kafka cluster instead of the embedded one (README: "Testing against a real cluster").
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test bench build clean sanitize sanitize-thread sanitize-address
+.PHONY: deps demo test test-external external-cluster bench build clean sanitize sanitize-thread sanitize-address
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -28,6 +30,19 @@ demo: build
 
 test: deps
 	$(SWIFT) test
+
+# The suites that exercise what a real broker does differently from librdkafka's mock cluster.
+EXTERNAL_SUITES := ConsumerGroupRebalanceTests|AtLeastOncePipelineTests|MultiProcessRebalanceTests|TransactionalPipelineTests|TransactionalSourceTests|ExternalClusterTests
+
+test-external: external-cluster deps
+	$(SWIFT) test --filter '$(EXTERNAL_SUITES)'
+
+external-cluster:
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
+	  echo "test-external needs a Kafka cluster: KAFKA_BOOTSTRAP_SERVERS=host:port make test-external"; \
+	  echo "(optional: KAFKA_TEST_SESSION_TIMEOUT_MS, default 6000, at least the broker's group.min.session.timeout.ms)"; \
+	  exit 2; \
+	fi
 
 bench: build
 	.build/release/rkafka bench

@@ -6,6 +6,8 @@ import Synchronization
 final class OffsetLedger: Sendable {
     private struct State {
         var seen: [TopicPartition: [Int64: Int]] = [:]
+        /// Who processed each record, when the caller says (group tests: the member's name).
+        var processors: [TopicPartition: [Int64: [String]]] = [:]
         var total = 0
         var distinct = 0
     }
@@ -13,8 +15,10 @@ final class OffsetLedger: Sendable {
     private let state = Mutex(State())
     private let gate = CountGate()
 
-    func record(_ partition: TopicPartition, _ offset: Int64) {
+    /// Counts one processing of `partition`/`offset`, by the member `member` if given.
+    func record(_ partition: TopicPartition, _ offset: Int64, by member: String? = nil) {
         let distinct = state.withLock { s -> Int in
+            if let member { s.processors[partition, default: [:]][offset, default: []].append(member) }
             s.total += 1
             let previous = s.seen[partition, default: [:]][offset, default: 0]
             s.seen[partition, default: [:]][offset] = previous + 1
@@ -30,6 +34,24 @@ final class OffsetLedger: Sendable {
     /// (partition, offset) processed more than once.
     var duplicates: [(TopicPartition, Int64)] {
         state.withLock { s in s.seen.flatMap { p, offsets in offsets.filter { $0.value > 1 }.map { (p, $0.key) } } }
+    }
+
+    /// Records processed more than once by one and the same member (not a hand-over to another).
+    var duplicatesBySameMember: [(TopicPartition, Int64)] {
+        state.withLock { s in
+            s.processors.flatMap { p, offsets in
+                offsets.filter { Set($0.value).count < $0.value.count }.map { (p, $0.key) }
+            }
+        }
+    }
+
+    /// Up to `count` duplicates with who processed them, for failure messages.
+    func duplicateSamples(_ count: Int) -> String {
+        state.withLock { s in
+            let samples = s.seen.flatMap { p, offsets in offsets.filter { $0.value > 1 }.map { (p, $0.key) } }
+                .sorted { ($0.0, $0.1) < ($1.0, $1.1) }.prefix(count)
+            return samples.map { p, o in "\(p)@\(o) by \(s.processors[p]?[o] ?? [])" }.joined(separator: ", ")
+        }
     }
 
     /// Offsets in `0..<end[p]` never processed.

@@ -46,12 +46,30 @@ final class InFlightTracker: Sendable {
     var max: Int { state.withLock { $0.max } }
 }
 
+/// Producer settings for `bootstrapServers` with string keys and values and a short linger.
+func stringProducerSettings(_ bootstrapServers: String) -> ProducerSettings<String, String> {
+    ProducerSettings(keySerializer: .string, valueSerializer: .string)
+        .withBootstrapServers(bootstrapServers)
+        .withProperty("linger.ms", "2")
+        .withCloseTimeout(.seconds(5))
+}
+
 extension EmbeddedKafka {
     /// Producer settings for this cluster with string keys and values and a short linger.
-    func producerSettings() -> ProducerSettings<String, String> {
-        ProducerSettings(keySerializer: .string, valueSerializer: .string)
+    func producerSettings() -> ProducerSettings<String, String> { stringProducerSettings(bootstrapServers) }
+}
+
+extension TestCluster {
+    /// Producer settings for this cluster with string keys and values and a short linger.
+    func producerSettings() -> ProducerSettings<String, String> { stringProducerSettings(bootstrapServers) }
+
+    /// Consumer settings for this cluster: string keys and values, `group`, from the earliest
+    /// offset, the cluster's fast group timeouts.
+    func consumerSettings(group: String) -> ConsumerSettings<String, String> {
+        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(bootstrapServers)
-            .withProperty("linger.ms", "2")
-            .withCloseTimeout(.seconds(5))
+            .withGroupId(group)
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(groupProperties)
     }
 }

@@ -6,7 +6,8 @@ import StreamKit
 import Synchronization
 import Testing
 
-/// The exactly-once pipeline on the embedded cluster, librdkafka for real:
+/// The exactly-once pipeline on the embedded cluster (or, with `make test-external`, on a Kafka
+/// cluster, where the tests that inject faults are skipped), librdkafka for real:
 /// Transactional.source → map → Transactional.flow (results only after their
 /// transaction committed) → a collector. Faults are injected with the
 /// cluster's fault injection. The mock cluster does not store transactional
@@ -16,46 +17,42 @@ import Testing
 @Suite(.serialized) struct TransactionalPipelineTests {
     typealias Result = ProducerResult<String, String, TransactionalOffset>
 
-    static func consumerSettings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
-        ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
-            .withBootstrapServers(kafka.bootstrapServers)
-            .withGroupId(group)
-            .withProperty("auto.offset.reset", "earliest")
-            .withProperties(EmbeddedKafka.fastGroupProperties)
-    }
-
-    static func producerSettings(_ kafka: EmbeddedKafka) -> ProducerSettings<String, String> {
+    static func producerSettings(_ kafka: TestCluster) -> ProducerSettings<String, String> {
         kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
     }
 
     /// Runs source → map(`envelope`) → Transactional.flow → `committed`.
     static func pipeline(
-        _ kafka: EmbeddedKafka, input: String, group: String, transactionalId: String, interval: Duration = .milliseconds(100),
+        _ kafka: TestCluster, input: String, group: String, transactionalId: String, interval: Duration = .milliseconds(100),
         producer: ProducerSettings<String, String>? = nil, committed: CommittedResults,
         envelope: @escaping @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset>
     ) -> DrainingControl<Void> {
-        Transactional.source(consumerSettings(kafka, group: group), subscription: .topics(input))
+        Transactional.source(kafka.consumerSettings(group: group), subscription: .topics(input))
             .map(envelope)
             .via(Transactional.flow(producer ?? producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval))
             .to(Sinks.forEach { committed.add($0) })
             .run()
     }
 
-    static func seed(_ kafka: EmbeddedKafka, topic: String, partitions: Int32, count: Int) throws {
-        try kafka.createTopic(topic, partitions: Int(partitions))
+    /// Creates a topic named after `base` holding `count` records `v0`, `v1`, … round-robin; returns its name.
+    static func seed(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) throws -> String {
+        let topic = try kafka.createTopic(base, partitions: Int(partitions))
         let records = (0..<count).map { (key: "k\($0)", value: "v\($0)") }
         try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: records, roundRobinOver: partitions)
+        return topic
     }
 
     @Test func everyRecordIsProducedAndCommittedOnceInTransactionsAtTheInterval() async throws {
-        let kafka = try EmbeddedKafka()
-        try Self.seed(kafka, topic: "eos-in", partitions: 4, count: 400)
-        try kafka.createTopic("eos-out", partitions: 1)
+        let kafka = try TestCluster()
+        let eos1Id = kafka.name("eos-1")
+        let eosGroup = kafka.name("eos-g")
+        let eosIn = try Self.seed(kafka, "eos-in", partitions: 4, count: 400)
+        let eosOut = try kafka.createTopic("eos-out", partitions: 1)
         let committed = CommittedResults()
-        let control = Self.pipeline(kafka, input: "eos-in", group: "eos-g", transactionalId: "eos-1", committed: committed) { message in
+        let control = Self.pipeline(kafka, input: eosIn, group: eosGroup, transactionalId: eos1Id, committed: committed) { message in
             // About 1 ms a message: the 400 records span several commit intervals.
             try await Task.sleep(for: .milliseconds(1))
-            return .single(ProducerRecord(topic: "eos-out", partition: 0, key: message.record.key, value: "out-" + message.record.value),
+            return .single(ProducerRecord(topic: eosOut, partition: 0, key: message.record.key, value: "out-" + message.record.value),
                            passThrough: message.partitionOffset)
         }
         try await committed.waitFor(total: 400)
@@ -63,7 +60,7 @@ import Testing
 
         #expect(committed.offsetsByPartition() == Dictionary(uniqueKeysWithValues: (0..<4).map { (Int32($0), Array(Int64(0)..<100)) }),
                 "each input offset committed once, in partition order")
-        let values = try await TopicReader.allValues(topic: "eos-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: eosOut, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.count == 400)
         #expect(Set(values) == Set((0..<400).map { "out-v\($0)" }))
         // A transaction's results are released together when it commits: bursts, one per transaction.
@@ -72,13 +69,13 @@ import Testing
     }
 
     @Test func singleMultiAndPassThroughMessagesAllCommitTheirOffsets() async throws {
-        let kafka = try EmbeddedKafka()
-        try Self.seed(kafka, topic: "eos-kinds-in", partitions: 2, count: 300)
-        try kafka.createTopic("eos-kinds-out", partitions: 2)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "eos-kinds", partitions: 2, count: 300, outputPartitions: 2)
+        let (eosKindsGroup, eosKindsId, eosKindsIn, eosKindsOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
-        let control = Self.pipeline(kafka, input: "eos-kinds-in", group: "eos-kinds-g", transactionalId: "eos-kinds", committed: committed) { message in
+        let control = Self.pipeline(kafka, input: eosKindsIn, group: eosKindsGroup, transactionalId: eosKindsId, committed: committed) { message in
             let n = Int(message.record.value.dropFirst())!
-            let record = { (suffix: String) in ProducerRecord<String, String>(topic: "eos-kinds-out", key: message.record.key, value: message.record.value + suffix) }
+            let record = { (suffix: String) in ProducerRecord<String, String>(topic: eosKindsOut, key: message.record.key, value: message.record.value + suffix) }
             switch n % 3 {
             case 0: return .single(record(""), passThrough: message.partitionOffset)
             case 1: return .multi([record("-a"), record("-b")], passThrough: message.partitionOffset)
@@ -97,7 +94,7 @@ import Testing
             }
         }
         #expect(kinds.filter { $0 == -1 }.isEmpty, "every record of a multi message has its metadata")
-        let values = try await TopicReader.allValues(topic: "eos-kinds-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: eosKindsOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         let expected = (0..<300).flatMap { n -> [String] in
             switch n % 3 {
             case 0: return ["v\(n)"]
@@ -112,16 +109,16 @@ import Testing
     /// and records in the middle of a multi message alike: the stage waits for space and goes
     /// on with the refused record and the rest of its message, producing each once.
     @Test func recordsRefusedByAFullQueueAreProducedOnceWhenSpaceFreesUp() async throws {
-        let kafka = try EmbeddedKafka()
-        try Self.seed(kafka, topic: "eos-full-in", partitions: 2, count: 200)
-        try kafka.createTopic("eos-full-out", partitions: 2)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "eos-full", partitions: 2, count: 200, outputPartitions: 2)
+        let (eosFullGroup, eosFullId, eosFullIn, eosFullOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let tinyQueue = Self.producerSettings(kafka).withProperty("queue.buffering.max.messages", "4").withProperty("linger.ms", "1")
         let control = Self.pipeline(
-            kafka, input: "eos-full-in", group: "eos-full-g", transactionalId: "eos-full", producer: tinyQueue, committed: committed
+            kafka, input: eosFullIn, group: eosFullGroup, transactionalId: eosFullId, producer: tinyQueue, committed: committed
         ) { message in
             let n = Int(message.record.value.dropFirst())!
-            let record = { (suffix: String) in ProducerRecord<String, String>(topic: "eos-full-out", key: message.record.key, value: message.record.value + suffix) }
+            let record = { (suffix: String) in ProducerRecord<String, String>(topic: eosFullOut, key: message.record.key, value: message.record.value + suffix) }
             return n % 2 == 0
                 ? .single(record(""), passThrough: message.partitionOffset)
                 : .multi([record("-a"), record("-b"), record("-c")], passThrough: message.partitionOffset)
@@ -130,24 +127,25 @@ import Testing
         try await control.drainAndShutdown()
 
         #expect(committed.offsetsByPartition() == [0: Array(0..<100), 1: Array(0..<100)])
-        let values = try await TopicReader.allValues(topic: "eos-full-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: eosFullOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         let expected = (0..<200).flatMap { n in n % 2 == 0 ? ["v\(n)"] : ["v\(n)-a", "v\(n)-b", "v\(n)-c"] }
         #expect(values.sorted() == expected.sorted())
     }
 
-    @Test func anAbortableErrorAbortsRewindsAndGoesOnWithNothingSkippedOrCommittedTwice() async throws {
-        let kafka = try EmbeddedKafka()
-        try Self.seed(kafka, topic: "eos-abort-in", partitions: 3, count: 3000)
-        try kafka.createTopic("eos-abort-out", partitions: 3)
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
+    func anAbortableErrorAbortsRewindsAndGoesOnWithNothingSkippedOrCommittedTwice() async throws {
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "eos-abort", partitions: 3, count: 3000, outputPartitions: 3)
+        let (eosAbortGroup, eosAbortId, eosAbortIn, eosAbortOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let injected = Mutex(false)
-        let control = Self.pipeline(kafka, input: "eos-abort-in", group: "eos-abort-g", transactionalId: "eos-abort", committed: committed) { message in
+        let control = Self.pipeline(kafka, input: eosAbortIn, group: eosAbortGroup, transactionalId: eosAbortId, committed: committed) { message in
             // Half-way through, make the next produce request fail: librdkafka makes the transaction abortable.
             if message.record.value == "v1500", !injected.withLock({ let was = $0; $0 = true; return was }) {
-                try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID
+                try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID
             }
             try await Task.sleep(for: .microseconds(200))
-            return .single(ProducerRecord(topic: "eos-abort-out", key: message.record.key, value: "out-" + message.record.value),
+            return .single(ProducerRecord(topic: eosAbortOut, key: message.record.key, value: "out-" + message.record.value),
                            passThrough: message.partitionOffset)
         }
         try await committed.waitFor(total: 3000)
@@ -159,24 +157,24 @@ import Testing
         // On the mock cluster an aborted transaction's records stay visible (on a real broker
         // read_committed readers would not see them); whether the failed transaction had written any
         // before its produce request failed depends on timing, so the surplus is reported, not asserted.
-        let uncommitted = try await TopicReader.allValues(topic: "eos-abort-out", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        let uncommitted = try await TopicReader.allValues(topic: eosAbortOut, partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
         #expect(Set(uncommitted) == Set((0..<3000).map { "out-v\($0)" }), "nothing skipped")
         print("aborted transaction: \(uncommitted.count - 3000) records of it visible to read_uncommitted readers on the mock")
     }
 
-    @Test(arguments: [(KafkaAPI.endTxn, KafkaErrorCode.producerFenced), (.produce, .invalidProducerEpoch), (.endTxn, .invalidProducerEpoch)])
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"), arguments: [(KafkaAPI.endTxn, KafkaErrorCode.producerFenced), (.produce, .invalidProducerEpoch), (.endTxn, .invalidProducerEpoch)])
     func aFencedProducerFailsTheStreamWithTheTypedError(api: KafkaAPI, code: KafkaErrorCode) async throws {
-        let kafka = try EmbeddedKafka()
-        try Self.seed(kafka, topic: "eos-fenced-in", partitions: 2, count: 2000)
-        try kafka.createTopic("eos-fenced-out", partitions: 2)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "eos-fenced", partitions: 2, count: 2000, outputPartitions: 2)
+        let (eosFencedGroup, eosFencedId, eosFencedIn, eosFencedOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let injected = Mutex(false)
-        let control = Self.pipeline(kafka, input: "eos-fenced-in", group: "eos-fenced-g", transactionalId: "eos-fenced", committed: committed) { message in
+        let control = Self.pipeline(kafka, input: eosFencedIn, group: eosFencedGroup, transactionalId: eosFencedId, committed: committed) { message in
             if committed.total > 0, !injected.withLock({ let was = $0; $0 = true; return was }) {
-                try kafka.failNextRequests(api, with: [code])
+                try kafka.requireEmbedded().failNextRequests(api, with: [code])
             }
             try await Task.sleep(for: .microseconds(200))
-            return .single(ProducerRecord(topic: "eos-fenced-out", value: message.record.value), passThrough: message.partitionOffset)
+            return .single(ProducerRecord(topic: eosFencedOut, value: message.record.value), passThrough: message.partitionOffset)
         }
         do {
             try await control.streamCompletion.value
@@ -189,14 +187,15 @@ import Testing
         #expect(committed.total < 2000, "the stream stopped at the fencing")
     }
 
-    @Test func retriedCoordinatorErrorsAndAnOutageOfTheCoordinatorAreRidden() async throws {
-        let kafka = try EmbeddedKafka(brokers: 3)
-        try Self.seed(kafka, topic: "eos-outage-in", partitions: 3, count: 1500)
-        try kafka.createTopic("eos-outage-out", partitions: 3)
-        try kafka.setCoordinator(.transaction, key: "eos-outage", broker: 3)
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
+    func retriedCoordinatorErrorsAndAnOutageOfTheCoordinatorAreRidden() async throws {
+        let kafka = try TestCluster(brokers: 3)
+        let names = try EOSNames(kafka, "eos-outage", partitions: 3, count: 1500, outputPartitions: 3)
+        let (eosOutageGroup, eosOutageId, eosOutageIn, eosOutageOut) = (names.group, names.transactionalId, names.input, names.output)
+        try kafka.requireEmbedded().setCoordinator(.transaction, key: eosOutageId, broker: 3)
         let committed = CommittedResults()
         let step = Mutex(0)
-        let control = Self.pipeline(kafka, input: "eos-outage-in", group: "eos-outage-g", transactionalId: "eos-outage", committed: committed) { message in
+        let control = Self.pipeline(kafka, input: eosOutageIn, group: eosOutageGroup, transactionalId: eosOutageId, committed: committed) { message in
             let n = Int(message.record.value.dropFirst())!
             let act = step.withLock { s -> Int in
                 if n >= 300, s == 0 { s = 1; return 1 }
@@ -204,44 +203,47 @@ import Testing
                 return 0
             }
             if act == 1 {
-                try kafka.failNextRequests(.endTxn, with: [.concurrentTransactions, .coordinatorNotAvailable])
-                try kafka.failNextRequests(.addPartitionsToTxn, with: [.concurrentTransactions])
+                try kafka.requireEmbedded().failNextRequests(.endTxn, with: [.concurrentTransactions, .coordinatorNotAvailable])
+                try kafka.requireEmbedded().failNextRequests(.addPartitionsToTxn, with: [.concurrentTransactions])
             } else if act == 2 {
                 // The transaction coordinator goes away for a second.
-                try kafka.brokerDown(3)
+                try kafka.requireEmbedded().brokerDown(3)
                 Task {
                     try await Task.sleep(for: .seconds(1))
-                    try kafka.brokerUp(3)
+                    try kafka.requireEmbedded().brokerUp(3)
                 }
             }
             try await Task.sleep(for: .microseconds(300))
-            return .single(ProducerRecord(topic: "eos-outage-out", key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
+            return .single(ProducerRecord(topic: eosOutageOut, key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
         }
         try await committed.waitFor(total: 1500, timeout: .seconds(60))
         try await control.drainAndShutdown()
         #expect(committed.offsetsByPartition() == [0: Array(0..<500), 1: Array(0..<500), 2: Array(0..<500)])
-        let uncommitted = try await TopicReader.allValues(topic: "eos-outage-out", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        let uncommitted = try await TopicReader.allValues(topic: eosOutageOut, partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
         #expect(Set(uncommitted) == Set((0..<1500).map { "v\($0)" }), "nothing skipped")
     }
 
-    @Test func offsetsBuiltByHandCommitButAnAbortCannotBeReplayed() async throws {
-        let kafka = try EmbeddedKafka()
-        try kafka.createTopic("eos-hand-out", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: "eos-hand-g")
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
+    func offsetsBuiltByHandCommitButAnAbortCannotBeReplayed() async throws {
+        let kafka = try TestCluster()
+        let eosHandGroup = kafka.name("eos-hand-g")
+        let eosHandId = kafka.name("eos-hand")
+        let eosHandOut = try kafka.createTopic("eos-hand-out", partitions: 1)
+        let group = try ConsumerGroupMetadata(groupId: eosHandGroup)
         let messages = (0..<50).map { i in
             ProducerMessage<String, String, TransactionalOffset>.single(
-                ProducerRecord(topic: "eos-hand-out", value: "h\(i)"),
-                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-hand-g", topicPartition: TopicPartition("upstream", 0), offset: Int64(i)), groupMetadata: group))
+                ProducerRecord(topic: eosHandOut, value: "h\(i)"),
+                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: eosHandGroup, topicPartition: TopicPartition("upstream", 0), offset: Int64(i)), groupMetadata: group))
         }
         // Without faults: the sink commits everything and completes.
-        try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-hand").run(ObservedSequence(messages))
-        let values = try await TopicReader.allValues(topic: "eos-hand-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        try await Transactional.sink(Self.producerSettings(kafka), transactionalId: eosHandId).run(ObservedSequence(messages))
+        let values = try await TopicReader.allValues(topic: eosHandOut, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values == (0..<50).map { "h\($0)" })
 
         // An abortable error: the messages did not come from Transactional.source, so the stream fails.
-        try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])
+        try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])
         do {
-            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-hand").run(ObservedSequence(messages))
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: eosHandId).run(ObservedSequence(messages))
             Issue.record("the sink should have failed")
         } catch let error as KafkaError {
             #expect(error.kind == .transactionAborted, "\(error)")
@@ -249,64 +251,61 @@ import Testing
     }
 
     @Test func aRawBytesFlowEmitsEachResultAfterItsTransactionCommitted() async throws {
-        let kafka = try EmbeddedKafka()
-        try kafka.createTopic("eos-bytes-out", partitions: 2)
-        let group = try ConsumerGroupMetadata(groupId: "eos-bytes-g")
+        let kafka = try TestCluster()
+        let hand = try HandMadeOffsets(kafka, "eos-bytes", outputPartitions: 2)
+        let (eosBytesId, eosBytesOut) = (hand.transactionalId, hand.output)
         let messages = (0..<120).map { i in
             ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>.single(
-                ProducerRecord(topic: "eos-bytes-out", partition: Int32(i % 2), value: KafkaBytes(Array("b\(i)".utf8))),
-                passThrough: TransactionalOffset(
-                    partitionOffset: PartitionOffset(groupId: "eos-bytes-g", topicPartition: TopicPartition("up", 0), offset: Int64(i)), groupMetadata: group))
+                ProducerRecord(topic: eosBytesOut, partition: Int32(i % 2), value: KafkaBytes(Array("b\(i)".utf8))),
+                passThrough: hand.offset(i))
         }
         let settings = ProducerSettings<KafkaBytes, KafkaBytes>(properties: ["bootstrap.servers": kafka.bootstrapServers, "linger.ms": "2"])
         var offsets: [Int64] = []
-        for try await result in ObservedSequence(messages).via(Transactional.flow(settings, transactionalId: "eos-bytes")) {
+        for try await result in ObservedSequence(messages).via(Transactional.flow(settings, transactionalId: eosBytesId)) {
             offsets.append(result.passThrough.partitionOffset.offset)
             #expect(result.metadata.allSatisfy { $0.offset >= 0 })
         }
         #expect(offsets == Array(0..<120), "one result per message, in input order")
-        let values = try await TopicReader.allValues(topic: "eos-bytes-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: eosBytesOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(Set(values) == Set((0..<120).map { "b\($0)" }) && values.count == 120)
     }
 
     @Test func aRecordLibrdkafkaRefusesFailsTheStreamAfterAbortingTheTransaction() async throws {
-        let kafka = try EmbeddedKafka()
-        try kafka.createTopic("eos-refused-out", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: "eos-refused-g")
-        let offset = { (i: Int) in
-            TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-refused-g", topicPartition: TopicPartition("up", 0), offset: Int64(i)), groupMetadata: group)
-        }
+        let kafka = try TestCluster()
+        let hand = try HandMadeOffsets(kafka, "eos-refused", outputPartitions: 1)
+        let (eosRefusedId, eosRefusedOut) = (hand.transactionalId, hand.output)
+        let offset = hand.offset
         let messages: [ProducerMessage<String, String, TransactionalOffset>] = [
-            .single(ProducerRecord(topic: "eos-refused-out", value: "ok"), passThrough: offset(0)),
-            .single(ProducerRecord(topic: "eos-refused-out", partition: 7, value: "no such partition"), passThrough: offset(1)),
+            .single(ProducerRecord(topic: eosRefusedOut, value: "ok"), passThrough: offset(0)),
+            .single(ProducerRecord(topic: eosRefusedOut, partition: 7, value: "no such partition"), passThrough: offset(1)),
         ]
         do {
-            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-refused").run(ObservedSequence(messages))
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: eosRefusedId).run(ObservedSequence(messages))
             Issue.record("the sink should have failed")
         } catch let error as KafkaError {
             #expect(error.kind == .deliveryFailed, "\(error)")
-            #expect(error.message.contains("eos-refused-out"), "\(error)")
+            #expect(error.message.contains(eosRefusedOut), "\(error)")
         }
     }
 
     @Test func anUpstreamFailureAbortsTheOpenTransactionAndIsRethrown() async throws {
         struct Boom: Error {}
-        let kafka = try EmbeddedKafka()
-        try kafka.createTopic("eos-upfail-out", partitions: 1)
-        let group = try ConsumerGroupMetadata(groupId: "eos-upfail-g")
+        let kafka = try TestCluster()
+        let hand = try HandMadeOffsets(kafka, "eos-upfail", outputPartitions: 1)
+        let (eosUpfailId, eosUpfailOut) = (hand.transactionalId, hand.output)
         let upstream = AsyncThrowingStream<ProducerMessage<String, String, TransactionalOffset>, any Error> { continuation in
             continuation.yield(.single(
-                ProducerRecord(topic: "eos-upfail-out", value: "x"),
-                passThrough: TransactionalOffset(partitionOffset: PartitionOffset(groupId: "eos-upfail-g", topicPartition: TopicPartition("up", 0), offset: 0), groupMetadata: group)))
+                ProducerRecord(topic: eosUpfailOut, value: "x"),
+                passThrough: hand.offset(0)))
             continuation.finish(throwing: Boom())
         }
         await #expect(throws: Boom.self) {
-            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "eos-upfail").run(upstream)
+            try await Transactional.sink(Self.producerSettings(kafka), transactionalId: eosUpfailId).run(upstream)
         }
     }
 
     @Test func badSettingsFailTheStreamWithATypedError() async throws {
-        let kafka = try EmbeddedKafka()
+        let kafka = try TestCluster()
         let sink = Transactional.sink(Self.producerSettings(kafka), transactionalId: "x", eosCommitInterval: .zero)
         await #expect(throws: KafkaError.self) {
             try await sink.run(AsyncStream<ProducerMessage<String, String, TransactionalOffset>> { $0.finish() })
@@ -314,6 +313,47 @@ import Testing
         await #expect(throws: KafkaError.self) {
             try await Transactional.sink(Self.producerSettings(kafka), transactionalId: "").run(AsyncStream<ProducerMessage<String, String, TransactionalOffset>> { $0.finish() })
         }
+    }
+}
+
+/// A transactional test's names, unique per run on an external cluster: the group `<base>-g`, the
+/// transactional id `<base>`, a topic `<base>-in` seeded with `count` records round-robin and an
+/// empty `<base>-out`.
+struct EOSNames {
+    let group: String
+    let transactionalId: String
+    let input: String
+    let output: String
+
+    init(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int, outputPartitions: Int) throws {
+        group = kafka.name(base + "-g")
+        transactionalId = kafka.name(base)
+        input = try TransactionalPipelineTests.seed(kafka, base + "-in", partitions: partitions, count: count)
+        output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
+    }
+}
+
+/// Offsets built by hand (not read by a source) for a transactional stage, with run-unique names:
+/// the transactional id `<base>`, the output topic `<base>-out`, the group `<base>-g`, and the
+/// offsets' topic `<base>-up`, created because a Kafka broker refuses TxnOffsetCommit for an unknown one.
+struct HandMadeOffsets {
+    let transactionalId: String
+    let output: String
+    private let groupId: String
+    private let group: ConsumerGroupMetadata
+    private let topic: String
+
+    init(_ kafka: TestCluster, _ base: String, outputPartitions: Int) throws {
+        transactionalId = kafka.name(base)
+        output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
+        groupId = kafka.name(base + "-g")
+        group = try ConsumerGroupMetadata(groupId: groupId)
+        topic = try kafka.createTopic(base + "-up", partitions: 1)
+    }
+
+    /// Offset `i` of the offsets' topic's partition 0.
+    func offset(_ i: Int) -> TransactionalOffset {
+        TransactionalOffset(partitionOffset: PartitionOffset(groupId: groupId, topicPartition: TopicPartition(topic, 0), offset: Int64(i)), groupMetadata: group)
     }
 }
 

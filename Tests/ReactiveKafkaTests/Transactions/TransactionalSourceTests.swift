@@ -6,21 +6,23 @@ import StreamKit
 import Synchronization
 import Testing
 
-/// The transactional sources on the embedded cluster: the partitioned source,
+/// The transactional sources on the embedded cluster (or, with `make test-external`, on a Kafka
+/// cluster, where the test that injects faults is skipped): the partitioned source,
 /// the offset-context pair, a revoke that drains into a committed transaction,
 /// and the commit at shutdown.
 @Suite(.serialized) struct TransactionalSourceTests {
     typealias Envelope = ProducerMessage<String, String, TransactionalOffset>
 
-    static func settings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
-        TransactionalPipelineTests.consumerSettings(kafka, group: group)
+    static func settings(_ kafka: TestCluster, group: String) -> ConsumerSettings<String, String> {
+        kafka.consumerSettings(group: group)
     }
 
-    @Test func aPartitionedSourceReadsAPartitionAgainInItsSubStreamAfterAnAbort() async throws {
-        let kafka = try EmbeddedKafka()
-        try TransactionalPipelineTests.seed(kafka, topic: "tps-in", partitions: 3, count: 1500)
-        try kafka.createTopic("tps-out", partitions: 3)
-        let source = Transactional.partitionedSource(Self.settings(kafka, group: "tps-g"), subscription: .topics("tps-in"))
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
+    func aPartitionedSourceReadsAPartitionAgainInItsSubStreamAfterAnAbort() async throws {
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "tps", partitions: 3, count: 1500, outputPartitions: 3)
+        let (tpsGroup, tpsId, tpsIn, tpsOut) = (names.group, names.transactionalId, names.input, names.output)
+        let source = Transactional.partitionedSource(Self.settings(kafka, group: tpsGroup), subscription: .topics(tpsIn))
         let committed = CommittedResults()
         let injected = Mutex(false)
         let merge = DynamicMerge<Envelope>(bufferSize: 64)
@@ -28,7 +30,7 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await result in merge.elements.via(
-                        Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tps", eosCommitInterval: .milliseconds(100))
+                        Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tpsId, eosCommitInterval: .milliseconds(100))
                     ) {
                         committed.add(result)
                     }
@@ -36,10 +38,10 @@ import Testing
                 for try await (_, subStream) in source {
                     merge.add(subStream.map { message -> Envelope in
                         if message.record.value == "v600", !injected.withLock({ let was = $0; $0 = true; return was }) {
-                            try kafka.failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID: abortable
+                            try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID: abortable
                         }
                         try await Task.sleep(for: .microseconds(300))
-                        return .single(ProducerRecord(topic: "tps-out", key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
+                        return .single(ProducerRecord(topic: tpsOut, key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
                     })
                 }
                 merge.finish()
@@ -54,38 +56,38 @@ import Testing
     }
 
     @Test func theOffsetContextPairWritesEveryRecordOnce() async throws {
-        let kafka = try EmbeddedKafka()
-        try TransactionalPipelineTests.seed(kafka, topic: "tctx-in", partitions: 2, count: 400)
-        try kafka.createTopic("tctx-out", partitions: 2)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "tctx", partitions: 2, count: 400, outputPartitions: 2)
+        let (tctxGroup, tctxId, tctxIn, tctxOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Counter()
-        let control = Transactional.sourceWithOffsetContext(Self.settings(kafka, group: "tctx-g"), subscription: .topics("tctx-in"))
+        let control = Transactional.sourceWithOffsetContext(Self.settings(kafka, group: tctxGroup), subscription: .topics(tctxIn))
             .map { pair in
                 seen.add(pair.record.value)
                 return (message: ProducerMessage<String, String, Void>.single(
-                            ProducerRecord(topic: "tctx-out", key: pair.record.key, value: pair.record.value.uppercased()), passThrough: ()),
+                            ProducerRecord(topic: tctxOut, key: pair.record.key, value: pair.record.value.uppercased()), passThrough: ()),
                         offset: pair.offset)
             }
-            .to(Transactional.sinkWithOffsetContext(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tctx"))
+            .to(Transactional.sinkWithOffsetContext(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tctxId))
             .run()
         try await seen.waitFor(count: 400)
         try await control.drainAndShutdown()
-        let values = try await TopicReader.allValues(topic: "tctx-out", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: tctxOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.sorted() == (0..<400).map { "V\($0)" }.sorted())
     }
 
     @Test func drainAndShutdownCommitsTheOpenTransaction() async throws {
-        let kafka = try EmbeddedKafka()
-        try TransactionalPipelineTests.seed(kafka, topic: "tshut-in", partitions: 2, count: 200)
-        try kafka.createTopic("tshut-out", partitions: 1)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "tshut", partitions: 2, count: 200, outputPartitions: 1)
+        let (tshutGroup, tshutId, tshutIn, tshutOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Counter()
         let committed = CommittedResults()
         // An interval far longer than the test: only shutdown commits.
-        let control = Transactional.source(Self.settings(kafka, group: "tshut-g"), subscription: .topics("tshut-in"))
+        let control = Transactional.source(Self.settings(kafka, group: tshutGroup), subscription: .topics(tshutIn))
             .map { message -> Envelope in
                 seen.add(message.record.value)
-                return .single(ProducerRecord(topic: "tshut-out", value: message.record.value), passThrough: message.partitionOffset)
+                return .single(ProducerRecord(topic: tshutOut, value: message.record.value), passThrough: message.partitionOffset)
             }
-            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "tshut", eosCommitInterval: .seconds(600)))
+            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tshutId, eosCommitInterval: .seconds(600)))
             .to(Sinks.forEach { committed.add($0) })
             .run()
         try await seen.waitFor(count: 200)
@@ -93,14 +95,14 @@ import Testing
         try await control.drainAndShutdown()
         #expect(committed.total == 200, "drainAndShutdown committed the open transaction")
         #expect(committed.offsetsByPartition() == [0: Array(0..<100), 1: Array(0..<100)])
-        let values = try await TopicReader.allValues(topic: "tshut-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(topic: tshutOut, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.count == 200)
     }
 
     @Test func aRevokeWaitsUntilTheRecordsEmittedForItsPartitionsAreCommitted() async throws {
-        let kafka = try EmbeddedKafka()
-        try TransactionalPipelineTests.seed(kafka, topic: "trev-in", partitions: 4, count: 4000)
-        try kafka.createTopic("trev-out", partitions: 1)
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "trev", partitions: 4, count: 4000, outputPartitions: 1)
+        let (trevGroup, trevId, trevIn, trevOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Mutex<[TopicPartition: Set<Int64>]>([:])
         let committed = CommittedResults()
         let checked = Mutex<[(revoked: Set<TopicPartition>, uncommitted: Int, emitted: Int)]>([])
@@ -120,20 +122,20 @@ import Testing
             checked.withLock { $0.append((partitions, uncommitted(), emitted.count)) }
             revokedContinuation.yield()
         }
-        let control = Transactional.source(Self.settings(kafka, group: "trev-g"), subscription: .topics("trev-in").withPartitionAssignmentHandler(observer))
+        let control = Transactional.source(Self.settings(kafka, group: trevGroup), subscription: .topics(trevIn).withPartitionAssignmentHandler(observer))
             .map { message -> Envelope in
                 seen.withLock { _ = $0[message.partitionOffset.partitionOffset.topicPartition, default: []].insert(message.record.offset) }
                 seenCount.add(message.record.value)
                 try await Task.sleep(for: .milliseconds(1))
-                return .single(ProducerRecord(topic: "trev-out", value: message.record.value), passThrough: message.partitionOffset)
+                return .single(ProducerRecord(topic: trevOut, value: message.record.value), passThrough: message.partitionOffset)
             }
             // A long interval: only the revoke (and shutdown) make it commit.
-            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: "trev", eosCommitInterval: .seconds(600)))
+            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: trevId, eosCommitInterval: .seconds(600)))
             .to(Sinks.forEach { committed.add($0) })
             .run()
         try await seenCount.waitFor(count: 100)
         // A second member joins: the first one's partitions are revoked.
-        let other = Consumer.plainSource(Self.settings(kafka, group: "trev-g"), subscription: .topics("trev-in"))
+        let other = Consumer.plainSource(Self.settings(kafka, group: trevGroup), subscription: .topics(trevIn))
         let otherRun = Task { for try await _ in other {} }
         for await _ in revoked { break }
         otherRun.cancel()
