@@ -111,6 +111,7 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     public mutating func add(_ offset: CommittableOffset) {
         batchSize += 1
         if run?.partition === offset.partition {
+            // unsafelyUnwrapped: the identity check above only passes when `run` is set.
             if offset.offset >= run.unsafelyUnwrapped.position.nextOffset {
                 run!.position.nextOffset = offset.offset + 1
                 if offset.metadata != nil || run.unsafelyUnwrapped.position.metadata != nil { run!.position.metadata = offset.metadata }

@@ -81,6 +81,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         /// The next record of the batch in hand, if there is one and no rebalance (or
         /// rewind) happened since it was taken; nil sends the caller to ``nextBatch()``.
         @inlinable @inline(__always) mutating func nextInBatch() throws -> Element? {
+            // unsafelyUnwrapped: `engine` is set before the first batch, and `current` was just checked.
             guard messageIndex < messageEnd, current != nil,
                   engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
             let chunk = LentChunk(current.unsafelyUnwrapped)
@@ -220,6 +221,7 @@ enum RecordReader {
         _ index: Int, _ chunk: LentChunk,
         key keyDeserializer: Deserializer<K>, value valueDeserializer: Deserializer<V>
     ) throws(KafkaError) -> ConsumerRecord<K, V> {
+        // unsafelyUnwrapped: a batch's first `count` messages are set at init and never cleared.
         let message = chunk.batch.messages[index].unsafelyUnwrapped
         let m = message.pointee
         let keyBytes = m.key.map { KafkaBytes(owner: chunk.batch, pointer: UnsafeRawPointer($0), count: m.key_len) }

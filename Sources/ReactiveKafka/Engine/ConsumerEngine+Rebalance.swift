@@ -8,6 +8,10 @@ extension ConsumerEngine {
     func onRebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         let changed = Set(PartitionList.partitions(partitions))
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        // A rebalance callback comes after the member's SyncGroup: its generation is current again,
+        // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
+        let rejoinFollows = cooperativeRejoin == .afterRevoke
+        cooperativeRejoin = .none
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
@@ -23,12 +27,20 @@ extension ConsumerEngine {
                 }
             }
             began(changed, replacing: !cooperative)
+            if cooperative && rejoinFollows && state.withLock({ $0.phase != .closing }) {
+                // librdkafka rejoins as this callback returns: the kept partitions' commits wait
+                // for the next callback (see cooperativeRejoin).
+                cooperativeRejoin = .holding(since: .now)
+            }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(handle) != 0
             revoke(changed, lost: lost)
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle, partitions) {
                     fail(KafkaError.consuming(error, "unassigning partitions"))
+                } else {
+                    // The assign callback of this generation comes next, then librdkafka rejoins.
+                    cooperativeRejoin = .afterRevoke
                 }
             } else {
                 rd_kafka_assign(handle, nil)

@@ -6,7 +6,7 @@ import Synchronization
 /// The one owner of a librdkafka consumer: Alpakka's `KafkaConsumerActor`.
 ///
 /// A dedicated thread (never the cooperative pool) runs the consumer: it
-/// sleeps in `poll(2)` on an eventfd that librdkafka signals when records,
+/// sleeps in `poll(2)` on a ``WakeupSignal`` (an eventfd on Linux, a pipe elsewhere) that librdkafka signals when records,
 /// callbacks or commit results arrive, drains them in batches with
 /// `rd_kafka_consume_batch_queue`, and serves commands from Swift tasks.
 /// Sources take records in whole batches (one continuation per batch), and
@@ -110,6 +110,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     }
 
     let configuration: Configuration
+    /// The values of secret properties, scrubbed from librdkafka's texts before they are logged or thrown.
+    let secretValues: SecretValues
     let handle: OpaquePointer
     /// Destroys `handle` once the engine and every fetched batch have let go (see ``ClientHandleOwner``).
     private var clientOwner: ClientHandleOwner?
@@ -152,16 +154,43 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// records (engine thread): where a resumed partition continues, how many records fit.
     var nextOffsets: [TopicPartition: Int64] = [:]
     var recentRecordBytes = 1024
-    /// Where fetcher wake-ups are sent from (they block until the brokers answer).
-    private let fetcherWakeUps = DispatchQueue(label: "rkafka-consumer-wake")
+    /// Where fetcher wake-ups are sent from (they block until the brokers answer, at most
+    /// 1 s each): the engine's own second thread, never Dispatch's or Swift's pools.
+    private let fetcherWakeUps = BlockingCallThread(name: "rkafka-wake")
     /// Resumed partitions whose first records are yet to be checked for a step back.
     var resumedUnchecked: Set<TopicPartition> = []
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
+    /// Cooperative rebalancing (engine thread): where the member is in a rebalance that revoked
+    /// partitions. librdkafka 2.0.2 then calls the assign callback (the generation's additions) and
+    /// at once rejoins, so that the revoked partitions can be handed out, while this member keeps
+    /// its other partitions and goes on committing them. The coordinator serves a connection's
+    /// requests in order, so a commit sent while that JoinGroup is pending is answered only after
+    /// the join completed, with the old generation: ILLEGAL_GENERATION, which librdkafka 2.0.2
+    /// answers by declaring the whole assignment lost (the kept partitions are revoked without
+    /// commits and assigned again from stale committed offsets: records emitted twice by the same
+    /// member, and re-read by the next owner of those that move). So commits are held from that
+    /// assign callback until the next rebalance callback, when the generation is current again.
+    var cooperativeRejoin: CooperativeRejoin = .none
+    /// How long a rejoin may hold commits: half the commit timeout, so that a rejoin held up (by a
+    /// crashed member's session, say) lets commits out before they time out, taking the risk above
+    /// rather than failing the stream.
+    var commitHoldLimit: Duration { configuration.commitTimeout / 2 }
+
+    /// See ``cooperativeRejoin``.
+    enum CooperativeRejoin: Equatable {
+        /// No rejoin pending: commits go out.
+        case none
+        /// Partitions were revoked: the assign callback that follows starts a rejoin.
+        case afterRevoke
+        /// Rejoining since `since`: commits wait.
+        case holding(since: ContinuousClock.Instant)
+    }
 
     /// Creates the consumer, subscribes, and starts its thread.
     init(configuration: Configuration, statisticsInterval: Duration?) throws(KafkaError) {
         self.configuration = configuration
+        self.secretValues = SecretValues(of: configuration.properties)
         var properties = configuration.properties
         // With manual commits the engine decides what is committed: offsets of records
         // merely buffered must never be stored. (A plain source with auto-commit keeps
@@ -182,7 +211,13 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             properties["statistics.interval.ms"] = String(statisticsInterval.milliseconds)
         }
         let conf = try KafkaClientConfiguration.make(properties, client: "consumer")
-        self.wakeup = try WakeupSignal()
+        do {
+            self.wakeup = try WakeupSignal()
+        } catch {
+            rd_kafka_conf_destroy(conf)
+            fetcherWakeUps.stop()
+            throw error
+        }
         var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes)
         if configuration.partitioned { buffer.perPartitionBudget = buffer.pauseThreshold }
         self.state = Mutex(State(buffer: buffer, lifecycle: ConsumerLifecycleStateMachine(endsWithItsSources: configuration.endsWithItsSources)))
@@ -190,22 +225,32 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         // librdkafka hands this box to the C callbacks; it points back to the engine once built.
         let callbackTarget = CallbackTarget()
         self.callbackTarget = callbackTarget
+        // Unretained: the handle's owner keeps the target alive until the handle is destroyed
+        // (`ClientHandleOwner.callbackOpaque`, set as soon as the handle exists).
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbackTarget).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, engineRebalanceCallback)
         rd_kafka_conf_set_error_cb(conf, engineErrorCallback)
         if statisticsInterval != nil { rd_kafka_conf_set_stats_cb(conf, engineStatisticsCallback) }
-        var errstr = [CChar](repeating: 0, count: 512)
-        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            rd_kafka_conf_destroy(conf)
-            throw KafkaError(.invalidConfiguration, "could not create the consumer: \(String(cString: errstr))")
+        let handle: OpaquePointer
+        do {
+            // librdkafka may quote a secret in its reason: newClient scrubs it.
+            handle = try KafkaClientConfiguration.newClient(RD_KAFKA_CONSUMER, conf, properties: properties, client: "consumer")
+        } catch {
+            fetcherWakeUps.stop()
+            throw error
         }
         self.handle = handle
-        self.clientOwner = ClientHandleOwner(handle)
+        let clientOwner = ClientHandleOwner(handle)
+        // librdkafka may call the callbacks until the handle is destroyed, which can be after
+        // this engine is gone (batches share the owner): the owner keeps their opaque alive.
+        clientOwner.callbackOpaque = callbackTarget
+        self.clientOwner = clientOwner
         rd_kafka_poll_set_consumer(handle)
         // Without a group (a manual assignment) there is no consumer-group queue: callbacks use the main queue.
         self.consumerQueue = rd_kafka_queue_get_consumer(handle) ?? rd_kafka_queue_get_main(handle)
         self.commitQueue = rd_kafka_queue_new(handle)
         self.messageQueue = rd_kafka_queue_new(handle)
+        // Unretained: cleared (on this engine's thread, or below on failure) before the engine can go.
         callbackTarget.engine = Unmanaged.passUnretained(self)
         Self.enableWakeup(consumerQueue, wakeup)
         Self.enableWakeup(commitQueue, wakeup)
@@ -216,9 +261,21 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             let err = rd_kafka_subscribe(handle, topics)
             rd_kafka_topic_partition_list_destroy(topics)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                // The handle outlives this engine (its owner destroys it on another thread): it
+                // must not write to the eventfd closed with the engine (the consumer queue is the
+                // handle's own, its io event stays set after our reference is dropped), nor call
+                // back into the engine freed by this throw.
+                rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
+                rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
+                rd_kafka_queue_io_event_enable(messageQueue, -1, nil, 0)
+                callbackTarget.engine = nil
                 rd_kafka_queue_destroy(messageQueue)
                 rd_kafka_queue_destroy(commitQueue)
                 rd_kafka_queue_destroy(consumerQueue)
+                // Never joined a group: nothing to leave, so destroying it must not wait for a close.
+                clientOwner.destroyFlags = Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
+                self.clientOwner = nil
+                fetcherWakeUps.stop()
                 throw KafkaError.fromCode(err, "subscribing to \(configuration.subscription)")
             }
         }
@@ -785,7 +842,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         guard let owner = clientOwner else { return }
         let list = PartitionList.make(offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
         let request = FetcherWakeUp(owner: owner, list: list)
-        fetcherWakeUps.async { request.send() }
+        fetcherWakeUps.submit { request.send() }
     }
 
     /// After a resume: records of a partition already read (librdkafka went back) are dropped,
@@ -850,7 +907,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
             fail(KafkaError(.kafka, "not authorised to consume topic \(topic): \(reason). Grant the principal READ on the topic and the group.", code: Int32(err.rawValue)))
         default:
-            logger.warning("consumer error", metadata: ["topic": "\(topic)", "error": "\(reason)"])
+            logger.warning("consumer error", metadata: ["topic": "\(topic)", "error": "\(secretValues.scrub(reason))"])
         }
     }
 
@@ -902,6 +959,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     // MARK: Commits
 
     func sendCommits() {
+        if case .holding(let since) = cooperativeRejoin {
+            guard ContinuousClock.now - since >= commitHoldLimit || state.withLock({ $0.phase == .closing }) else { return }
+            cooperativeRejoin = .none
+        }
         let (send, refused): (CommitStateMachine.Send?, [(UnsafeContinuation<Void, any Error>, Set<TopicPartition>)]) = state.withLock { s in
             let (send, notAssigned) = s.commits.nextSend(assigned: s.revoking.isEmpty ? s.assigned : s.assigned.union(s.revoking))
             return (send, notAssigned.compactMap { id, partitions in s.commitWaiters.removeValue(forKey: id).map { ($0, partitions) } })
@@ -1054,13 +1115,13 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         if code == RD_KAFKA_RESP_ERR__FATAL {
             var buffer = [CChar](repeating: 0, count: 512)
             let original = rd_kafka_fatal_error(handle, &buffer, buffer.count)
-            fail(KafkaError(.fatal, "librdkafka fatal error \(String(cString: rd_kafka_err2name(original))): \(String(cString: buffer))", code: Int32(original.rawValue)))
+            fail(KafkaError(.fatal, "librdkafka fatal error \(String(cString: rd_kafka_err2name(original))): \(secretValues.scrub(String(cString: buffer)))", code: Int32(original.rawValue)))
             return
         }
         if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE {
             if unreachableSince == nil { unreachableSince = .now }
         }
-        logger.warning("kafka error", metadata: ["code": "\(String(cString: rd_kafka_err2name(code)))", "reason": "\(reason)"])
+        logger.warning("kafka error", metadata: ["code": "\(String(cString: rd_kafka_err2name(code)))", "reason": "\(secretValues.scrub(reason))"])
     }
 
     fileprivate func onStatistics(_ json: String) {
@@ -1119,6 +1180,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         rd_kafka_queue_destroy(consumerQueue)
         // Nothing polls the handle from here on, so no callback can reach the engine.
         callbackTarget.engine = nil
+        // Wake-ups already sent hold the handle's owner; the thread ends after them.
+        fetcherWakeUps.stop()
         clientOwner?.destroyFlags = closedCleanly ? 0 : Int32(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE)
         clientOwner = nil
         waiters.resume(with: .success(nil))
@@ -1146,10 +1209,13 @@ private struct FetcherWakeUp: @unchecked Sendable {
 /// reference would give the engine a refcount side table and slow down every
 /// retain of it, one per committable record.)
 final class CallbackTarget: @unchecked Sendable {
+    // Unmanaged (unretained): set once the engine is built, cleared before it can be freed
+    // (at the end of its thread's close, or on a failed init); only its thread reads it.
     var engine: Unmanaged<ConsumerEngine>?
 }
 
 private func engine(_ opaque: UnsafeMutableRawPointer?) -> ConsumerEngine? {
+    // The opaque is the CallbackTarget, which the handle's owner keeps alive until the handle is destroyed.
     opaque.flatMap { Unmanaged<CallbackTarget>.fromOpaque($0).takeUnretainedValue().engine?.takeUnretainedValue() }
 }
 

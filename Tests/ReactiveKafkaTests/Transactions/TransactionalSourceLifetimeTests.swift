@@ -16,10 +16,10 @@ import Testing
     }
 
     @Test func theEngineIsFreedAfterTheStreamEndedAndWasShutDown() async throws {
-        let kafka = try EmbeddedKafka()
-        try TransactionalPipelineTests.seed(kafka, topic: "tlife-in", partitions: 2, count: 100)
-        try kafka.createTopic("tlife-out", partitions: 1)
-        let weak = try await runAndShutDown(kafka)
+        let kafka = try TestCluster()
+        let input = try TransactionalPipelineTests.seed(kafka, "tlife-in", partitions: 2, count: 100)
+        let output = try kafka.createTopic("tlife-out", partitions: 1)
+        let weak = try await runAndShutDown(kafka, input: input, output: output)
         // The engine's thread lets go of it right after closing; allow it a moment.
         let deadline = ContinuousClock.now + .seconds(10)
         while !weak.isGone, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -30,13 +30,13 @@ import Testing
     /// down, and returns a weak reference to the source's engine; nothing else of the stream
     /// outlives this call.
     @inline(never)
-    private func runAndShutDown(_ kafka: EmbeddedKafka) async throws -> WeakEngine {
+    private func runAndShutDown(_ kafka: TestCluster, input: String, output: String) async throws -> WeakEngine {
         let weak = WeakEngine()
         let seen = Counter()
         let committed = CommittedResults()
-        let control = TransactionalPipelineTests.pipeline(kafka, input: "tlife-in", group: "tlife-g", transactionalId: "tlife", committed: committed) { message in
+        let control = TransactionalPipelineTests.pipeline(kafka, input: input, group: kafka.name("tlife-g"), transactionalId: "tlife", committed: committed) { message in
             seen.add(message.record.value)
-            return .single(ProducerRecord(topic: "tlife-out", value: message.record.value), passThrough: message.partitionOffset)
+            return .single(ProducerRecord(topic: output, value: message.record.value), passThrough: message.partitionOffset)
         }
         try await seen.waitFor(count: 100)
         weak.engine = try control.control.subStreamEngine()
