@@ -9,10 +9,15 @@ import StreamKit
 /// materializes a ``ConsumerControl``. Sources emit records in batches taken
 /// from the consumer engine; per-partition order is preserved.
 public enum Consumer {
-    /// A plain source: records without commit handles. Offsets are committed
-    /// only if you enable librdkafka's auto-commit (`enable.auto.commit`), which
-    /// commits records once read: at-most-once. Use ``committableSource(_:subscription:logger:)``
-    /// for at-least-once.
+    /// A plain source: records without commit handles.
+    ///
+    /// With a consumer group, librdkafka's auto-commit (`enable.auto.commit`, on
+    /// unless you set it to `false`) commits every `auto.commit.interval.ms` the
+    /// offsets of records the stream has *emitted* (whole batches; never records
+    /// merely fetched or buffered), and on close or a revoke. A crash redelivers
+    /// the records emitted since the last auto-commit; the records of the batch
+    /// in hand when a stream is cancelled are redelivered too. Use
+    /// ``committableSource(_:subscription:logger:)`` to commit after processing.
     public static func plainSource<Key, Value>(
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
@@ -160,6 +165,9 @@ public enum Consumer {
                 events: events, logger: logger)
             configuration.partitioned = kind.partitioned
             configuration.endsWithItsSources = kind.endsWithItsSources
+            // A plain source in a group with librdkafka's auto-commit (on unless turned off):
+            // commit only what the stream emitted, never what was merely fetched.
+            configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"
             configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
             let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine

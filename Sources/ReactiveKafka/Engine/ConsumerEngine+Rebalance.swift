@@ -181,6 +181,9 @@ extension ConsumerEngine {
     /// commits) the records already emitted are committed first.
     private func revoke(_ partitions: Set<TopicPartition>, lost: Bool) {
         guard !partitions.isEmpty else { return }
+        // What was emitted before the revoke is stored while the partitions are still ours, so
+        // librdkafka's commit on revoke covers it (a lost partition's commit is refused anyway).
+        if !lost { storeEmittedOffsets() }
         let waitForCommits = !lost && configuration.rebalanceSafeCommitTimeout != nil
         let finishedSubStreams: [UnsafeContinuation<Delivery?, any Error>] = state.withLock { s in
             withdraw(partitions, &s)

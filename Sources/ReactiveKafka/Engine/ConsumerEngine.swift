@@ -31,6 +31,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var partitionHandlerWarning: Duration
         /// The end of the sources ends the consumer (false for a shared ``KafkaConsumer``, which its owner ends).
         var endsWithItsSources: Bool = true
+        /// A plain source with librdkafka's auto-commit: offsets are stored for emitted records
+        /// only (`enable.auto.offset.store=false`), so auto-commit never runs ahead of the stream.
+        var storesEmittedOffsets: Bool = false
         /// Sources read per partition (sub-streams): a slow partition is paused on its own.
         var partitioned: Bool = false
         var offsetResetProtection: OffsetResetProtection?
@@ -105,6 +108,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// The partitions of each source sharing this consumer, and the sources that detached.
         var subsets: [UInt64: Set<TopicPartition>] = [:]
         var detached: Set<UInt64> = []
+        /// Emitted-offset storing (``Configuration/storesEmittedOffsets``): the offset after each
+        /// partition's last record in the batch a reader holds, and what is emitted and not yet stored.
+        var lastTaken: [Reader: [TopicPartition: Int64]] = [:]
+        var emittedToStore: [TopicPartition: Int64] = [:]
         /// Committers to ask for an immediate commit while a revoke waits.
         var commitRequestObservers: [ObjectIdentifier: @Sendable () -> Void] = [:]
     }
@@ -195,8 +202,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         // With manual commits the engine decides what is committed: offsets of records
         // merely buffered must never be stored. (A plain source with auto-commit keeps
         // librdkafka's at-most-once store-on-read.)
-        if properties["enable.auto.commit"] == "false" {
-            properties["enable.auto.offset.store"] = properties["enable.auto.offset.store"] ?? "false"
+        if properties["enable.auto.commit"] == "false" || configuration.storesEmittedOffsets {
+            properties["enable.auto.offset.store"] = "false"
         }
         if properties["queued.max.messages.kbytes"] == nil {
             properties["queued.max.messages.kbytes"] = String(max(1, configuration.maxBufferedBytes / 2 / 1024))
@@ -299,6 +306,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         let (immediate, released): (Immediate, Bool) = state.withLock { s in
             // Coming back for more means the previous batch was emitted in full: a waiting revoke wants to know.
             let released = s.holding.removeValue(forKey: reader) != nil && !s.revoking.isEmpty
+            // Back for more: the batch it held was emitted in full.
+            if configuration.storesEmittedOffsets, let emitted = s.lastTaken.removeValue(forKey: reader) {
+                s.emittedToStore.merge(emitted, uniquingKeysWith: max)
+            }
             if let failure = s.failure { return (.failure(failure), released) }
             if s.phase != .running || isFinished(reader, since: epoch, s) { return (.delivery(nil, wakeEngine: false), released) }
             guard hasRecords(for: reader, s) else { return (.wait, released) }
@@ -362,6 +373,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
+        if configuration.storesEmittedOffsets {
+            var last: [TopicPartition: Int64] = [:]
+            for chunk in taken { last[chunk.topicPartition] = chunk.batch.messages[chunk.range.upperBound - 1]!.pointee.offset + 1 }
+            s.lastTaken[reader] = last
+        }
         if tracksEmittedOffsets {
             var partitions = Set<TopicPartition>()
             for chunk in taken {
@@ -724,6 +740,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             applyFlowControl()
             serveCommitResults()
             sendCommits()
+            storeEmittedOffsets()
             drainConsumerQueue(scratch, capacity: scratchCapacity)
             applyFlowControl()
             housekeeping()
@@ -958,6 +975,24 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
 
     // MARK: Commits
 
+    /// Hands librdkafka the offsets of records the sources emitted, for its auto-commit
+    /// (``Configuration/storesEmittedOffsets``; engine thread). Partitions no longer assigned are
+    /// left alone: their next owner reads from the last commit.
+    func storeEmittedOffsets() {
+        guard configuration.storesEmittedOffsets else { return }
+        let offsets: [TopicPartition: Int64] = state.withLock { s in
+            defer { s.emittedToStore.removeAll() }
+            return s.emittedToStore.filter { s.assigned.contains($0.key) }
+        }
+        guard !offsets.isEmpty else { return }
+        let list = PartitionList.make(offsets: offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_offsets_store(handle, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.debug("storing emitted offsets", metadata: ["error": "\(String(cString: rd_kafka_err2str(err)))"])
+        }
+    }
+
     func sendCommits() {
         if case .holding(let since) = cooperativeRejoin {
             guard ContinuousClock.now - since >= commitHoldLimit || state.withLock({ $0.phase == .closing }) else { return }
@@ -1144,6 +1179,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         }
         let deadline = ContinuousClock.now + configuration.closeTimeout
         var closedCleanly = false
+        // Closing commits what is stored (auto-commit): the records emitted up to now.
+        storeEmittedOffsets()
         stopHandler()
         if let error = rd_kafka_consumer_close_queue(handle, consumerQueue) {
             logger.warning("closing consumer", metadata: ["error": "\(KafkaError.consuming(error, "close"))"])
