@@ -195,7 +195,13 @@ final class ConsumeRun: Sendable {
         try await writer.flush()
         flushed.add(take, ordering: .releasing)
         if !offsets.isEmpty {
-            try await CommittableOffsetBatch(offsets.prefix(take)).commit()
+            do {
+                try await CommittableOffsetBatch(offsets.prefix(take)).commit()
+            } catch {
+                // Partitions revoked before this batch's commit: their next owner reads those
+                // records again (at-least-once); the other partitions' offsets were committed.
+                guard error.kind == .notAssigned else { throw error }
+            }
         }
         if let limit, total >= limit { control.stop() }
     }

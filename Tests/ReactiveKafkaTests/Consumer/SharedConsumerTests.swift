@@ -41,7 +41,9 @@ import Testing
         let kafka = try SourceKindsTests.seeded("overlap", partitions: 2, records: 20)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-overlap"))
         let first = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("overlap", 0)))
-        for try await _ in first { break }
+        // The first source keeps reading (its iterator alive): ending its stream would let partition 0 go.
+        var reading = first.makeAsyncIterator()
+        _ = try await reading.next()
         let second = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("overlap", 0), TopicPartition("overlap", 1)))
         do {
             for try await _ in second {}
@@ -55,5 +57,6 @@ import Testing
         await consumer.shutdown()
         // Every source ends with the consumer.
         #expect(first.materialized.isShutdown)
+        _ = reading
     }
 }
