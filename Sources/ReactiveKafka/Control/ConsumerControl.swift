@@ -163,13 +163,14 @@ public final class ConsumerControl: Sendable {
         }
     }
 
-    /// Stops the source, waits for `streamCompletion` (everything in flight is
-    /// processed and committed), then shuts the consumer down. Returns the
-    /// stream's result, or rethrows its error after shutting down.
+    /// A drain is under way: `stop()` leaves the closing to it (no stop timeout).
     func markDraining() {
         draining.store(true, ordering: .releasing)
     }
 
+    /// Stops the source, waits for `streamCompletion` (everything in flight is
+    /// processed and committed), then shuts the consumer down. Returns the
+    /// stream's result, or rethrows its error after shutting down.
     public func drainAndShutdown<Result: Sendable>(_ streamCompletion: Task<Result, any Error>) async throws -> Result {
         markDraining()
         stop()
