@@ -88,6 +88,14 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// Work for the engine thread (``withConsumer(_:)``), run in order.
         var commands: [(id: UInt64, command: Command)] = []
         var nextCommandID: UInt64 = 1
+
+        /// Queues `command` for the engine thread; returns its id (to withdraw it).
+        mutating func queue(_ command: Command) -> UInt64 {
+            let id = nextCommandID
+            nextCommandID += 1
+            commands.append((id, command))
+            return id
+        }
         /// The epoch at which a partition's records last became invalid (revoked or
         /// rewound): records handed out before it are never emitted.
         var invalidatedAt: [TopicPartition: UInt64] = [:]
@@ -446,10 +454,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
                         return KafkaError(.shutDown, "the consumer is shut down: use it while the stream runs")
                     }
                     if Task.isCancelled { return .cancelledWhileWaiting }
-                    let id = s.nextCommandID
-                    s.nextCommandID += 1
-                    s.commands.append((id, command))
-                    queuedID.store(id, ordering: .relaxed)
+                    queuedID.store(s.queue(command), ordering: .relaxed)
                     return nil
                 }
                 if let refused { command.refuse(refused) } else { wakeup.signal() }
@@ -471,9 +476,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     func enqueue(_ work: @escaping @Sendable (RestrictedConsumer) -> Void) {
         let queued = state.withLock { s -> Bool in
             guard !s.lifecycle.isEnding else { return false }
-            let id = s.nextCommandID
-            s.nextCommandID += 1
-            s.commands.append((id, Command(run: work, refuse: { _ in })))
+            _ = s.queue(Command(run: work, refuse: { _ in }))
             return true
         }
         if queued { wakeup.signal() }
