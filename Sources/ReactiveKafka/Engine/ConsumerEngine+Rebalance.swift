@@ -90,33 +90,32 @@ extension ConsumerEngine {
     /// A source sharing this consumer adds its partitions (engine thread).
     func attach(_ id: UInt64, _ subscription: Subscription) throws(KafkaError) {
         let partitions = subscription.manualPartitions
-        let taken = state.withLock { s in s.subsets.values.reduce(into: Set<TopicPartition>()) { $0.formUnion($1) }.intersection(partitions) }
+        let taken = state.withLock { s in s.subsets.attached.intersection(partitions) }
         try check(taken.isEmpty, "\(taken.sorted().map(\.description).joined(separator: ", ")) already read by another source of this consumer: give each source its own partitions")
         let offsets = try startOffsets(subscription)
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let error = rd_kafka_incremental_assign(handle, list) { throw KafkaError.consuming(error, "assigning \(subscription)") }
-        state.withLock { $0.subsets[id] = partitions }
+        state.withLock { $0.subsets.attach(id, partitions) }
         began(partitions, replacing: false)
     }
 
     /// A source sharing this consumer completes; its partitions stay assigned so its commits still land.
     func stopSubset(_ id: UInt64) {
         let waiter = state.withLock { s in
-            s.detached.insert(id)
+            s.subsets.stop(id)
             return s.waiters.removeValue(forKey: .subset(id))
         }
         waiter?.resume(returning: nil)
     }
 
     /// Whether the source `id` sharing this consumer completed.
-    func isStopped(_ id: UInt64) -> Bool { state.withLock { $0.detached.contains(id) } }
+    func isStopped(_ id: UInt64) -> Bool { state.withLock { $0.subsets.isStopped(id) } }
 
     /// A source sharing this consumer lets its partitions go and completes (engine thread).
     func detach(_ id: UInt64) {
         let (partitions, waiter) = state.withLock { s -> (Set<TopicPartition>, UnsafeContinuation<Delivery?, any Error>?) in
-            s.detached.insert(id)
-            let partitions = s.subsets.removeValue(forKey: id) ?? []
+            let partitions = s.subsets.detach(id)
             withdraw(partitions, &s)
             return (partitions, s.waiters.removeValue(forKey: .subset(id)))
         }
@@ -148,11 +147,7 @@ extension ConsumerEngine {
             sharePartitionBudget(&s)
             guard configuration.partitioned else { return nil }
             let epoch = revocationEpoch.load(ordering: .acquiring)
-            s.announced.append(contentsOf: partitions.sorted().map { Announcement(partition: $0, epoch: epoch) })
-            guard let waiter = s.announcementWaiter else { return nil }
-            s.announcementWaiter = nil
-            defer { s.announced.removeAll() }
-            return (waiter, s.announced)
+            return s.announcements.announce(partitions.sorted().map { Announcement(partition: $0, epoch: epoch) })
         }
         // New partitions start unpaused in librdkafka: pause them now if over budget.
         applyFlowControl(force: true)
@@ -187,21 +182,18 @@ extension ConsumerEngine {
         let waitForCommits = !lost && configuration.rebalanceSafeCommitTimeout != nil
         let finishedSubStreams: [UnsafeContinuation<Delivery?, any Error>] = state.withLock { s in
             withdraw(partitions, &s)
-            if waitForCommits && s.phase == .running { s.revoking = partitions }
+            if waitForCommits && s.phase == .running { s.emitted.beginRevoke(partitions) }
             return partitions.compactMap { s.waiters.removeValue(forKey: .partition($0)) }
         }
         for waiter in finishedSubStreams { waiter.resume(returning: nil) }
         if waitForCommits { awaitCommitsOfEmittedRecords(partitions) }
         state.withLock { s in
-            s.revoking.removeAll()
+            s.emitted.endRevoke(partitions)
             for p in partitions {
                 newestTimestamp[p] = nil
                 resetBase[p] = nil
                 nextOffsets[p] = nil
                 resumedUnchecked.remove(p)
-                s.handedOut[p] = nil
-                s.firstUnemitted[p] = nil
-                s.committedNext[p] = nil
             }
         }
         if let handler = configuration.subscription.partitionAssignmentHandler {
@@ -221,13 +213,13 @@ extension ConsumerEngine {
     /// commit what they hold now, and commits keep flowing while we wait.
     private func awaitCommitsOfEmittedRecords(_ partitions: Set<TopicPartition>) {
         guard let timeout = configuration.rebalanceSafeCommitTimeout,
-              state.withLock({ $0.phase == .running && !$0.revoking.isEmpty }) else { return }
+              state.withLock({ $0.phase == .running && $0.emitted.isRevoking }) else { return }
         let started = ContinuousClock.now
         let deadline = started + timeout
         commitsRefusedByRebalance = false
         awaitingRevokeCommits.store(true, ordering: .releasing)
         defer { awaitingRevokeCommits.store(false, ordering: .releasing) }
-        for flush in state.withLock({ Array($0.commitRequestObservers.values) }) { flush() }
+        for flush in state.withLock({ Array($0.commits.observers.values) }) { flush() }
         while true {
             wakeup.clear()
             serveCommands()
@@ -261,16 +253,7 @@ extension ConsumerEngine {
     /// Revoked partitions whose emitted records are not all committed yet, or
     /// whose reader has not yet said how far it emitted.
     private func uncommittedEmittedPartitions(_ partitions: Set<TopicPartition>) -> Set<TopicPartition> {
-        state.withLock { s in
-            var outstanding = Set<TopicPartition>()
-            for held in s.holding.values { outstanding.formUnion(held.intersection(partitions)) }
-            for p in partitions {
-                guard let handed = s.handedOut[p] else { continue }
-                let needed = min(handed, s.firstUnemitted[p] ?? .max)
-                if (s.committedNext[p] ?? -1) < needed { outstanding.insert(p) }
-            }
-            return outstanding
-        }
+        state.withLock { s in s.emitted.uncommitted(among: partitions) }
     }
 
     /// Runs a handler call, warning when it holds up the rebalance too long.

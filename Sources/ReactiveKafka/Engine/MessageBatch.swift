@@ -106,6 +106,8 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
     let byteCount: Int
     var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }
+    /// The offset after the chunk's last record.
+    var nextOffset: Int64 { batch.messages[range.upperBound - 1]!.pointee.offset + 1 }
 }
 
 /// The chunk a record is read from, lent to a source's element factory for one call.

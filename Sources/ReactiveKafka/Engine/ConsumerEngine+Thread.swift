@@ -1,0 +1,313 @@
+import CRdKafka
+import Foundation
+import Synchronization
+
+/// The engine thread's loop: fetching into the buffer, flow control, and housekeeping.
+extension ConsumerEngine {
+    func run() {
+        let scratchCapacity = configuration.maxBatchSize
+        let scratch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: scratchCapacity)
+        defer { scratch.deallocate() }
+        if !configuration.subscription.isGroupSubscription { assignManually() }
+        while true {
+            wakeup.clear()
+            if state.withLock({ $0.phase == .closing }) { break }
+            serveCommands()
+            applyFlowControl()
+            serveCommitResults()
+            sendCommits()
+            storeEmittedOffsets()
+            drainConsumerQueue(scratch, capacity: scratchCapacity)
+            applyFlowControl()
+            housekeeping()
+            if state.withLock({ $0.phase == .closing }) { break }
+            wakeup.wait(timeoutMilliseconds: waitTimeout())
+        }
+        close(scratch, capacity: scratchCapacity)
+        // They refer to this engine (their committer): the engine's part of that cycle ends with its thread.
+        consumedPartitions.removeAll()
+    }
+
+    private func waitTimeout() -> Int32 {
+        // A bounded wait keeps commit deadlines and reachability checks timely
+        // and satisfies librdkafka's max.poll.interval.ms; data and commands wake us at once.
+        var timeout: Int32 = 250
+        if let deadline = state.withLock({ $0.commits.machine.earliestDeadline }) {
+            let remaining = (deadline - .now).milliseconds
+            timeout = min(timeout, max(1, remaining))
+        }
+        return timeout
+    }
+
+    private func drainConsumerQueue(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {
+        // Callbacks, errors, and records fetched before their partition's queue was forwarded.
+        drain(consumerQueue, scratch, capacity: capacity) { capacity }
+        // Records: only while the buffer has room, and no more than fit. Left in librdkafka
+        // otherwise, where its own byte limit (queued.max.messages.kbytes) bounds them.
+        drain(messageQueue, scratch, capacity: capacity) {
+            let room = self.state.withLock { s in
+                s.buffer.isPaused || s.phase != .running ? 0 : s.buffer.pauseThreshold - s.buffer.bufferedBytes
+            }
+            guard room > 0 else { return 0 }
+            return min(capacity, max(1, room / max(1, self.recentRecordBytes)))
+        }
+    }
+
+    private func drain(
+        _ queue: OpaquePointer, _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int,
+        while room: () -> Int
+    ) {
+        while true {
+            let fitting = room()
+            guard fitting > 0 else { return }
+            let n = rd_kafka_consume_batch_queue(queue, 0, scratch, fitting)
+            if n > 0 { ingest(scratch, count: n) }
+            // A batch can end early (transaction markers) with more queued: only an empty queue ends the drain.
+            if n <= 0 && rd_kafka_queue_length(queue) == 0 { return }
+            if n < fitting && rd_kafka_queue_length(queue) == 0 { return }
+        }
+    }
+
+    private func ingest(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int) {
+        let batch = MessageBatch(copying: scratch, count: count, client: clientOwner!)
+        var chunks: [RecordChunk] = []
+        var runStart = 0
+        var runBytes = 0
+        var runKey: (OpaquePointer?, Int32)? = nil
+        func closeRun(at end: Int) {
+            guard let key = runKey, end > runStart, let rkt = key.0 else { return }
+            let partition = consumedPartition(rkt, key.1)
+            batch.setTopic(partition.topicPartition.topic, for: runStart..<end)
+            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes))
+        }
+        for i in 0..<count {
+            let message = batch.messages[i]!
+            if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                closeRun(at: i)
+                runKey = nil
+                runStart = i + 1
+                runBytes = 0
+                handleConsumeError(message)
+                continue
+            }
+            let key = (message.pointee.rkt, message.pointee.partition)
+            if let current = runKey, current.0 != key.0 || current.1 != key.1 {
+                closeRun(at: i)
+                runStart = i
+                runBytes = 0
+            }
+            runKey = key
+            runBytes += message.pointee.len + message.pointee.key_len
+        }
+        closeRun(at: count)
+        if !resumedUnchecked.isEmpty { chunks = dropRecordsReadBefore(chunks) }
+        if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
+        var batchBytes = 0
+        for chunk in chunks {
+            batchBytes += chunk.byteCount
+            nextOffsets[chunk.topicPartition] = chunk.nextOffset
+        }
+        if !chunks.isEmpty { recentRecordBytes = max(1, batchBytes / max(1, count)) }
+        guard !chunks.isEmpty else { return }
+        unreachableSince = nil
+        let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
+            guard s.phase == .running else { return [] }
+            for chunk in chunks where s.assigned.contains(chunk.topicPartition) {
+                let flow = s.buffer.append(chunk)
+                if flow != .none { s.pendingFlowControl.append(flow) }
+            }
+            guard !s.waiters.isEmpty, !s.buffer.isEmpty else { return [] }
+            // On the engine thread itself: the loop applies any flow control right after.
+            var ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = []
+            for reader in Array(s.waiters.keys) where hasRecords(for: reader, s) {
+                ready.append((s.waiters.removeValue(forKey: reader)!, takeDelivery(&s, for: reader).0))
+            }
+            return ready
+        }
+        for (continuation, delivery) in ready { continuation.resume(returning: delivery) }
+    }
+
+    /// librdkafka 2.0.2 decides to fetch resumed partitions only at its broker threads' next
+    /// periodic wake-up (up to a second later), so each pause/resume cycle stalled the stream. Any
+    /// request to the partitions' leaders wakes them: a look-up of their latest offsets, sent off
+    /// this thread (it blocks until answered) and not waited for.
+    private func wakeFetchers(_ partitions: Set<TopicPartition>) {
+        guard let owner = clientOwner else { return }
+        let list = PartitionList.make(offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
+        let request = FetcherWakeUp(owner: owner, list: list)
+        fetcherWakeUps.submit { request.send() }
+    }
+
+    /// After a resume: records of a partition already read (librdkafka went back) are dropped,
+    /// and the partition is sought to where it was.
+    private func dropRecordsReadBefore(_ chunks: [RecordChunk]) -> [RecordChunk] {
+        var result: [RecordChunk] = []
+        var seekBack: [TopicPartition: Int64] = [:]
+        for chunk in chunks {
+            let p = chunk.topicPartition
+            guard resumedUnchecked.contains(p), let next = nextOffsets[p] else {
+                result.append(chunk)
+                continue
+            }
+            var start = chunk.range.lowerBound
+            while start < chunk.range.upperBound, chunk.batch.messages[start]!.pointee.offset < next { start += 1 }
+            if start == chunk.range.lowerBound {
+                resumedUnchecked.remove(p)
+                result.append(chunk)
+                continue
+            }
+            seekBack[p] = next
+            if start < chunk.range.upperBound {
+                resumedUnchecked.remove(p)
+                var bytes = 0
+                for i in start..<chunk.range.upperBound { bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len }
+                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: bytes))
+            }
+        }
+        if !seekBack.isEmpty {
+            logger.debug("a resumed partition went back to records already read: skipped them", metadata: ["positions": "\(seekBack)"])
+            let list = PartitionList.make(offsets: seekBack.filter { p, _ in !result.contains { $0.topicPartition == p } })
+            if list.pointee.cnt > 0, let error = rd_kafka_seek_partitions(handle, list, 0) {
+                logger.warning("restoring the position of a resumed partition", metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
+            }
+            rd_kafka_topic_partition_list_destroy(list)
+        }
+        return result
+    }
+
+    /// The partition's shared description for chunks and offsets (engine thread).
+    private func consumedPartition(_ rkt: OpaquePointer, _ partition: Int32) -> ConsumedPartition {
+        let key = TopicPartition(topicName(rkt), partition)
+        if let known = consumedPartitions[key] { return known }
+        let made = ConsumedPartition(key, groupId: configuration.groupId ?? "", committer: self)
+        consumedPartitions[key] = made
+        return made
+    }
+
+    private func topicName(_ rkt: OpaquePointer) -> String {
+        if let name = topicNames[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[rkt] = name
+        return name
+    }
+
+    private func handleConsumeError(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let err = message.pointee.err
+        if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        let topic = message.pointee.rkt.map { topicName($0) } ?? "?"
+        let reason = String(cString: rd_kafka_message_errstr(message))
+        switch err {
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+            fail(KafkaError(.kafka, "not authorised to consume topic \(topic): \(reason). Grant the principal READ on the topic and the group.", code: Int32(err.rawValue)))
+        default:
+            logger.warning("consumer error", metadata: ["topic": "\(topic)", "error": "\(secretValues.scrub(reason))"])
+        }
+    }
+
+    /// Fails the stream: the waiting source receives `error`, commits fail.
+    func fail(_ error: KafkaError) {
+        let (waiters, commitWaiters): (Waiters, [UnsafeContinuation<Void, any Error>]) = state.withLock { s in
+            guard s.failure == nil else { return (Waiters(), []) }
+            s.failure = error
+            s.buffer.removeAll()
+            let commitWaiters = s.commits.drainAll()
+            return (Waiters(taking: &s), commitWaiters)
+        }
+        logger.error("consumer failed", metadata: ["error": "\(error)"])
+        waiters.resume(with: .failure(error))
+        for c in commitWaiters { c.resume(throwing: error) }
+    }
+
+    /// Brings librdkafka's paused partitions in line with the buffer: all of
+    /// them while over budget (or stopped), else those paused on their own.
+    func applyFlowControl(force: Bool = false) {
+        let wanted: (desired: Set<TopicPartition>, assigned: Set<TopicPartition>)? = state.withLock { s in
+            guard force || !s.pendingFlowControl.isEmpty else { return nil }
+            s.pendingFlowControl.removeAll()
+            if s.buffer.isPaused || s.phase != .running { return (s.assigned, s.assigned) }
+            return (s.buffer.pausedPartitions.intersection(s.assigned), s.assigned)
+        }
+        guard let (desired, assigned) = wanted else { return }
+        appliedPaused.formIntersection(assigned)
+        let toPause = desired.subtracting(appliedPaused)
+        let toResume = appliedPaused.subtracting(desired)
+        if !toPause.isEmpty {
+            let list = PartitionList.make(toPause)
+            rd_kafka_pause_partitions(handle, list)
+            rd_kafka_topic_partition_list_destroy(list)
+        }
+        if !toResume.isEmpty {
+            let list = PartitionList.make(toResume)
+            rd_kafka_resume_partitions(handle, list)
+            rd_kafka_topic_partition_list_destroy(list)
+            // librdkafka 2.0 can resume a partition from an older position (seen restarting at 0):
+            // the first records after the resume are checked against the last record read.
+            resumedUnchecked.formUnion(toResume)
+            wakeFetchers(toResume)
+        }
+        appliedPaused = desired
+    }
+
+    func housekeeping() {
+        let now = ContinuousClock.now
+        let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request, Set<TopicPartition>)] = state.withLock { s in
+            s.commits.machine.expire(now: now).compactMap { r in
+                s.commits.takeWaiter(r.id).map { ($0, r, s.assigned) }
+            }
+        }
+        for (continuation, request, assigned) in expired {
+            let partitions = Set(request.offsets.keys)
+            let names = partitions.sorted().map(\.description).joined(separator: ", ")
+            if let refusal = request.lastRefusal {
+                // Refused until the deadline: say by whom and why, not a timeout; partitions that
+                // moved away meanwhile are not this consumer's to commit any more.
+                let moved = partitions.subtracting(assigned)
+                continuation.resume(throwing: KafkaError(
+                    moved.isEmpty ? .commitFailed : .notAssigned,
+                    "commit of \(names) refused by the group coordinator until the commitTimeout (\(configuration.commitTimeout)): \(refusal.message)"
+                        + (moved.isEmpty ? "" : "; \(moved.sorted().map(\.description).joined(separator: ", ")) moved to another member, which reads them again from the last commit"),
+                    code: refusal.code, partitions: moved.isEmpty ? partitions : moved))
+            } else {
+                continuation.resume(throwing: KafkaError(
+                    .commitTimeout,
+                    "commit of \(names) not acknowledged within \(configuration.commitTimeout); the coordinator may be unreachable. Raise commitTimeout or check the cluster",
+                    partitions: partitions))
+            }
+        }
+        checkReachability(now: now)
+        let waiters = state.withLock { s in perform(s.lifecycle.tick(now: now), &s) }
+        finish(waiters)
+    }
+
+    private func checkReachability(now: ContinuousClock.Instant) {
+        guard let since = unreachableSince, let limit = configuration.brokerUnreachableTimeout else { return }
+        if let last = lastReachabilityProbe, now - last < .seconds(1) { return }
+        lastReachabilityProbe = now
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(handle, 0, nil, &metadata, 200)
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            unreachableSince = nil
+            logger.info("brokers reachable again")
+            return
+        }
+        if now - since >= limit {
+            let servers = configuration.properties["bootstrap.servers"] ?? "(bootstrap.servers not set)"
+            fail(KafkaError(
+                .brokerUnreachable,
+                "no Kafka broker reachable for \(limit) at \(servers); check bootstrap.servers and the network, or raise brokerUnreachableTimeout (nil waits forever)"))
+        }
+    }
+}
+
+/// One offsets look-up sent to wake the broker threads after a resume; it keeps
+/// the client alive until answered and owns its partition list.
+private struct FetcherWakeUp: @unchecked Sendable {
+    let owner: ClientHandleOwner
+    let list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
+
+    func send() {
+        _ = rd_kafka_offsets_for_times(owner.handle, list, 1000)
+        rd_kafka_topic_partition_list_destroy(list)
+    }
+}
