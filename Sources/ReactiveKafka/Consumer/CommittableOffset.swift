@@ -11,9 +11,12 @@ protocol OffsetCommitter: AnyObject, Sendable {
     /// Asks to be called (on the consumer's thread; keep it short) when a revoke starts waiting for commits.
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void)
     func removeCommitRequestObserver(_ id: ObjectIdentifier)
+    /// A counted ``ConsumedPartition`` (emitted records' offsets) is gone; called from its deinit, any thread.
+    func emittedOffsetHolderReleased()
 }
 
 extension OffsetCommitter {
+    func emittedOffsetHolderReleased() {}
     var requestsImmediateCommit: Bool { false }
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
     func removeCommitRequestObserver(_ id: ObjectIdentifier) {}

@@ -112,6 +112,8 @@ public enum Consumer {
         var partitioned: Bool = false
         /// The end of the source's streams ends the consumer (false: an owner ends it).
         var endsWithItsSources: Bool = true
+        /// Offsets are committed in producer transactions, not by committers.
+        var transactional: Bool = false
     }
 
     static func makeSource<Key, Value, Element: Sendable>(
@@ -119,10 +121,11 @@ public enum Consumer {
         subscription: Subscription,
         logger: Logger,
         committable: Bool,
+        transactional: Bool = false,
         makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
-        let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable), engineBox: engineBox)
+        let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable, transactional: transactional), engineBox: engineBox)
         // The box, not its engine: the closure's context keeps the box, so passing it costs
         // nothing per record, where reading the engine out retained and released it per record.
         let sequence = KafkaConsumerSequence<Element>(control: control) { index, chunk in
@@ -165,6 +168,9 @@ public enum Consumer {
                 events: events, logger: logger)
             configuration.partitioned = kind.partitioned
             configuration.endsWithItsSources = kind.endsWithItsSources
+            // Emitted offsets may still be committed downstream when the stream ends (a take(n) ahead
+            // of a producer flow and its committer): its consumer waits for them, bounded.
+            configuration.countsEmittedOffsets = kind.committable && !kind.transactional && kind.endsWithItsSources
             // A plain source in a group with librdkafka's auto-commit (on unless turned off):
             // commit only what the stream emitted, never what was merely fetched.
             configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"

@@ -8,16 +8,35 @@
 ///
 /// The engine keeps these until its thread ends; one holds the engine (as its
 /// committer), so the engine drops them then, which breaks the cycle.
+///
+/// A committable source's reader gets a *counted* copy per chunk it takes: the engine counts
+/// the copies alive (each record, offset and commit batch made from the chunk holds it), so an
+/// ended stream's consumer knows whether an emitted offset may still be committed downstream
+/// (``ConsumerLifecycleStateMachine``). One allocation per chunk, none per record.
 @usableFromInline
 final class ConsumedPartition: Sendable {
     let topicPartition: TopicPartition
     /// The consumer group, or "" when the consumer reads without one (manual assignment).
     let groupId: String
     let committer: any OffsetCommitter
+    /// Tells the committer when this copy goes (see ``counted()``).
+    private let isCounted: Bool
 
-    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter) {
+    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.committer = committer
+        self.isCounted = isCounted
+    }
+
+    /// A copy whose end the committer hears of (``OffsetCommitter/emittedOffsetHolderReleased()``);
+    /// the caller counts it in.
+    func counted() -> ConsumedPartition {
+        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: true)
+    }
+
+    deinit {
+        // The committer is still alive here: this object holds it until the end of deinit.
+        if isCounted { committer.emittedOffsetHolderReleased() }
     }
 }

@@ -15,13 +15,25 @@ extension ConsumerEngine {
         }
     }
 
+    /// A counted chunk partition is gone (any thread, from its deinit; the state lock may be held
+    /// there): the last one tells the engine thread, which tells the lifecycle.
+    func emittedOffsetHolderReleased() {
+        if emittedOffsetHolders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            emittedOffsetHoldersDrained.store(true, ordering: .releasing)
+            wakeup.signal()
+        }
+    }
+
+    /// Whether offsets of emitted records may still be committed downstream.
+    var emittedOffsetsOutstanding: Bool { emittedOffsetHolders.load(ordering: .acquiring) > 0 }
+
     var requestsImmediateCommit: Bool { awaitingRevokeCommits.load(ordering: .relaxed) }
 
     /// A committer has flushed: if it was the last thing holding an ended stream's consumer, the consumer closes.
     func removeCommitRequestObserver(_ id: ObjectIdentifier) {
         let waiters = state.withLock { s in
             s.commits.observers.removeValue(forKey: id)
-            return perform(s.lifecycle.committerDetached(id), &s)
+            return perform(s.lifecycle.committerDetached(id, offsetsOutstanding: emittedOffsetsOutstanding), &s)
         }
         finish(waiters)
     }

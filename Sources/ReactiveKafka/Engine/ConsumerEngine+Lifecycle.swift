@@ -19,7 +19,7 @@ extension ConsumerEngine {
             enqueue { [self] _ in detach(id) }
         }
         let waiters = state.withLock { s in
-            perform(s.lifecycle.leaseReleased(now: .now, committerGrace: configuration.closeTimeout), &s)
+            perform(s.lifecycle.leaseReleased(now: .now, committerGrace: configuration.closeTimeout, offsetsOutstanding: emittedOffsetsOutstanding), &s)
         }
         finish(waiters)
     }

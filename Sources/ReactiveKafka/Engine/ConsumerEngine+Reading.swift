@@ -56,7 +56,7 @@ extension ConsumerEngine {
     /// Takes the next batch out of the buffer (state lock held). `wakeEngine`
     /// is true when the take asks the engine thread to resume partitions.
     func takeDelivery(_ s: inout State, for reader: Reader) -> (Delivery, wakeEngine: Bool) {
-        let (taken, flow): ([RecordChunk], ConsumerBufferStateMachine<RecordChunk>.FlowControl)
+        var (taken, flow): ([RecordChunk], ConsumerBufferStateMachine<RecordChunk>.FlowControl)
         switch reader {
         case .all: (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize)
         case .partition(let p): (taken, flow) = s.buffer.take(maxRecords: configuration.maxBatchSize, of: p)
@@ -74,6 +74,10 @@ extension ConsumerEngine {
             (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
+        if configuration.countsEmittedOffsets {
+            for i in taken.indices { taken[i].partition = taken[i].partition.counted() }
+            emittedOffsetHolders.add(taken.count, ordering: .relaxed)
+        }
         if s.emitted.tracksHandedOut || s.emitted.storesEmitted {
             var next: [TopicPartition: Int64] = [:]
             for chunk in taken { next[chunk.topicPartition] = chunk.nextOffset }

@@ -275,7 +275,15 @@ extension ConsumerEngine {
             }
         }
         checkReachability(now: now)
-        let waiters = state.withLock { s in perform(s.lifecycle.tick(now: now), &s) }
+        let released = emittedOffsetHoldersDrained.exchange(false, ordering: .acquiringAndReleasing)
+        let waiters = state.withLock { s in
+            var waiters = perform(s.lifecycle.tick(now: now), &s)
+            if released && !emittedOffsetsOutstanding {
+                let more = perform(s.lifecycle.emittedOffsetsReleased(), &s)
+                waiters.wakeEngine = waiters.wakeEngine || more.wakeEngine
+            }
+            return waiters
+        }
         finish(waiters)
     }
 

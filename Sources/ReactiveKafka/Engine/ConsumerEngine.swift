@@ -34,6 +34,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// A plain source with librdkafka's auto-commit: offsets are stored for emitted records
         /// only (`enable.auto.offset.store=false`), so auto-commit never runs ahead of the stream.
         var storesEmittedOffsets: Bool = false
+        /// Committable sources: an ended stream's consumer waits (bounded) until every emitted
+        /// offset still alive downstream is committed or dropped (see ``ConsumedPartition/counted()``).
+        var countsEmittedOffsets: Bool = false
         /// Sources read per partition (sub-streams): a slow partition is paused on its own.
         var partitioned: Bool = false
         var offsetResetProtection: OffsetResetProtection?
@@ -93,6 +96,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     @usableFromInline let revocationEpoch = Atomic<UInt64>(0)
     /// Whether closing completed librdkafka's consumer close (which leaves the group).
     let leftGroupCleanly = Atomic<Bool>(false)
+    /// Counted ``ConsumedPartition``s alive (``Configuration/countsEmittedOffsets``): chunks taken by
+    /// readers whose records or offsets may still be committed downstream.
+    let emittedOffsetHolders = Atomic<Int>(0)
+    /// Set when ``emittedOffsetHolders`` reached zero, for the engine thread to tell the lifecycle.
+    let emittedOffsetHoldersDrained = Atomic<Bool>(false)
     /// True while a revoke waits for commits: committers should commit what they get at once.
     let awaitingRevokeCommits = Atomic<Bool>(false)
     var logger: Logger { configuration.logger }

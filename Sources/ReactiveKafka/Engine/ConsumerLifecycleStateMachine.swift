@@ -7,7 +7,11 @@
 ///   cancellation, `break`, `take(n)`, the iterator dropped);
 /// - **committers**: each ``Committer`` run that committed through it, from
 ///   its first offset until it has flushed (so an emergency commit after an
-///   upstream failure still lands).
+///   upstream failure still lands);
+/// - **emitted offsets** (committable sources): every ``CommittableOffset``
+///   still alive anywhere downstream (in a flow, a buffer, a committer's batch)
+///   may yet be committed, so an ended stream's consumer waits for them to be
+///   committed or dropped (the engine counts them; events say whether any is left).
 ///
 /// What each ending does:
 /// - ``stop(now:closeAfter:)`` completes the sources and keeps the consumer
@@ -16,8 +20,8 @@
 ///   does that once the stream is done), or `closeAfter` later at the latest.
 /// - The last lease released while running (the stream ended without a
 ///   stop) completes the sources too, and closes as soon as the committers
-///   have flushed, `committerGrace` later at the latest: the consumer leaves
-///   its group promptly, never after the session timeout.
+///   have flushed and no emitted offset is left, `committerGrace` later at the
+///   latest: the consumer leaves its group promptly, never after the session timeout.
 /// - ``shutdown()`` closes at once.
 ///
 /// A consumer owned by something other than its sources (a shared
@@ -72,14 +76,14 @@ struct ConsumerLifecycleStateMachine {
         return true
     }
 
-    /// An iterator's stream ended.
-    mutating func leaseReleased(now: ContinuousClock.Instant, committerGrace: Duration) -> Action {
+    /// An iterator's stream ended; `offsetsOutstanding`: emitted offsets are still alive downstream.
+    mutating func leaseReleased(now: ContinuousClock.Instant, committerGrace: Duration, offsetsOutstanding: Bool = false) -> Action {
         leases = max(0, leases - 1)
         guard sourcesEnded else { return .none }
         guard phase == .running else { return .none }
         phase = .stopped
         closesWhenCommittersFlush = true
-        if committers.isEmpty { return closing(.completeSourcesAndClose) }
+        if committers.isEmpty && !offsetsOutstanding { return closing(.completeSourcesAndClose) }
         closeDeadline = earlier(closeDeadline, now + committerGrace)
         return .completeSources
     }
@@ -112,9 +116,15 @@ struct ConsumerLifecycleStateMachine {
         committers.insert(id)
     }
 
-    /// A committer has flushed what it held.
-    mutating func committerDetached(_ id: ObjectIdentifier) -> Action {
-        guard committers.remove(id) != nil, committers.isEmpty, phase == .stopped, closesWhenCommittersFlush else { return .none }
+    /// A committer has flushed what it held; `offsetsOutstanding`: emitted offsets are still alive downstream.
+    mutating func committerDetached(_ id: ObjectIdentifier, offsetsOutstanding: Bool = false) -> Action {
+        guard committers.remove(id) != nil, committers.isEmpty, !offsetsOutstanding, phase == .stopped, closesWhenCommittersFlush else { return .none }
+        return closing(.close)
+    }
+
+    /// The last emitted offset alive downstream was committed or dropped.
+    mutating func emittedOffsetsReleased() -> Action {
+        guard committers.isEmpty, phase == .stopped, closesWhenCommittersFlush else { return .none }
         return closing(.close)
     }
 

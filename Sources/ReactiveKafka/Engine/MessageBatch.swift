@@ -101,8 +101,9 @@ final class MessageBatch: @unchecked Sendable {
 struct RecordChunk: BufferedChunk, @unchecked Sendable {
     @usableFromInline let batch: MessageBatch
     let range: Range<Int>
-    /// The partition the records were read from, shared by all its chunks.
-    @usableFromInline let partition: ConsumedPartition
+    /// The partition the records were read from: shared by all its chunks in the buffer, a
+    /// counted copy once a committable source's reader took the chunk.
+    @usableFromInline var partition: ConsumedPartition
     let byteCount: Int
     var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }

@@ -45,7 +45,7 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { index, chunk, engine in
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true) { index, chunk, engine in
             try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
     }
@@ -61,7 +61,7 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true) { index, chunk, engine in
+        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true) { index, chunk, engine in
             let message = try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
             return (message.record, message.partitionOffset)
         }

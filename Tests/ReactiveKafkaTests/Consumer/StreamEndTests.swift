@@ -94,6 +94,37 @@ import Testing
         _ = await secondRun.result
     }
 
+    @Test func aStreamEndedByTakeStaysUntilTheOffsetsStillOnTheirWayAreCommitted() async throws {
+        let kafka = try Self.seeded("take-commit", partitions: 2, records: 1_000)
+        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
+        // take(300) ends the source at once (mapAsync pulls all 300 ahead), while every offset is
+        // still in a slow stage: no committer has seen one yet when the stream ends.
+        try await source.take(300)
+            .mapAsync(parallelism: 300) { message in
+                try await Task.sleep(for: .milliseconds(500))
+                return message.committableOffset
+            }
+            .run(into: Committer.sink(CommitterSettings().withMaxBatch(50)))
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
+        #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
+        let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }
+        #expect(closed, "the consumer closes once the offsets are committed")
+        #expect(source.materialized.leftGroupCleanly)
+    }
+
+    @Test func anEndedStreamWhoseOffsetsAreDroppedUncommittedClosesAtOnce() async throws {
+        let kafka = try Self.seeded("take-drop", partitions: 2, records: 200)
+        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-drop"), subscription: .topics("take-drop"))
+        var kept: [CommittableOffset] = []
+        for try await message in source.take(10) { kept.append(message.committableOffset) }
+        let heldOpen = try await Self.eventually(within: .seconds(2)) { source.materialized.isShutdown }
+        #expect(!heldOpen, "offsets still held downstream keep the consumer for their commit")
+        kept.removeAll()
+        let closed = try await Self.eventually(within: .seconds(5)) { source.materialized.isShutdown }
+        #expect(closed, "once the last offset is dropped uncommitted, nothing holds the consumer")
+        #expect(source.materialized.leftGroupCleanly)
+    }
+
     @Test func streamsThatEndWithoutShutdownLeaveNoThreadsBehind() async throws {
         let kafka = try Self.seeded("threads", partitions: 2, records: 200)
         // One stream first, so that threads started once per process (the cooperative pool) are counted in the baseline.

@@ -121,4 +121,46 @@ import Testing
         do { let action = m.committerDetached(committer); #expect(action == .none) }
         #expect(m.phase == .stopped)
     }
+
+    @Test func anEndedStreamWaitsForEmittedOffsetsStillAliveDownstream() {
+        var m = Machine(endsWithItsSources: true)
+        _ = m.leaseTaken()
+        do { let action = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true); #expect(action == .completeSources) }
+        #expect(m.phase == .stopped)
+        // A committer that attaches late (the offsets were in a flow) and flushes, while offsets are still alive.
+        let committer = ObjectIdentifier(Committer())
+        m.committerAttached(committer)
+        do { let action = m.committerDetached(committer, offsetsOutstanding: true); #expect(action == .none) }
+        do { let action = m.emittedOffsetsReleased(); #expect(action == .close) }
+        #expect(m.phase == .closing)
+    }
+
+    @Test func releasedOffsetsDoNotCloseWhileACommitterStillHoldsTheConsumer() {
+        var m = Machine(endsWithItsSources: true)
+        _ = m.leaseTaken()
+        let committer = ObjectIdentifier(Committer())
+        m.committerAttached(committer)
+        _ = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true)
+        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
+        do { let action = m.committerDetached(committer, offsetsOutstanding: false); #expect(action == .close) }
+    }
+
+    @Test func offsetsStillAliveHoldTheConsumerOnlyUntilTheGraceEnds() {
+        var m = Machine(endsWithItsSources: true)
+        _ = m.leaseTaken()
+        _ = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true)
+        do { let action = m.tick(now: t0 + grace - .milliseconds(1)); #expect(action == .none) }
+        do { let action = m.tick(now: t0 + grace); #expect(action == .close) }
+    }
+
+    @Test func releasedOffsetsMeanNothingWhileRunningOrAfterAStop() {
+        var m = Machine(endsWithItsSources: true)
+        _ = m.leaseTaken()
+        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
+        #expect(m.phase == .running)
+        _ = m.stop(now: t0, closeAfter: .seconds(30))
+        // A stop keeps the consumer until shutdown or its own deadline, whatever downstream holds.
+        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
+        #expect(m.phase == .stopped)
+    }
 }
