@@ -17,9 +17,10 @@ public struct ConsumerMetrics: Sendable {
 
     /// librdkafka's statistics JSON as emitted (`statistics.interval.ms`), or nil if disabled.
     public let statisticsJSON: String?
-    /// Record bytes buffered ahead of the stream now.
+    /// Record bytes the consumer holds now against `maxBufferedBytes`: buffered ahead of the stream,
+    /// and emitted but still held downstream (counted by the fetched batch they keep alive).
     public let bufferedBytes: Int
-    /// The most record bytes ever buffered ahead of the stream.
+    /// The most record bytes ever held so (``bufferedBytes``).
     public let bufferedBytesHighWater: Int
     /// Records received from brokers in total (librdkafka `rxmsgs`).
     public let messagesReceived: Int64?

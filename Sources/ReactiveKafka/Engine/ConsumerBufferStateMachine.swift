@@ -24,6 +24,16 @@ protocol BufferedChunk {
 /// paused on its own until its reader drains it, so one slow sub-stream does
 /// not stall the others. Records of revoked partitions are removed and never
 /// handed out.
+///
+/// With ``countsHeldBytes`` (the engine's setting), records keep counting
+/// against the budget after they leave the buffer, until the application lets
+/// go of them: emitted records point into their fetched batch and keep all of it
+/// alive, wherever downstream holds them (a flow in flight, a `buffer`, a
+/// `groupedWithin`). Their bytes move to ``heldBytes`` when taken (or dropped)
+/// and leave it at ``released(bytes:)``, when the batch is freed. So the records
+/// the engine fetched and the application has not let go of exceed the pause
+/// threshold by at most one fetch: a stage downstream that holds more than that
+/// waits for records until it releases some.
 struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
     /// What the engine must do with librdkafka after a transition.
     enum FlowControl: Equatable {
@@ -55,16 +65,27 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
     private(set) var pausedPartitions: Set<TopicPartition> = []
     /// Set when sources read per partition: the bytes one partition may hold before it is paused alone.
     var perPartitionBudget: Int?
-    /// The largest `bufferedBytes` ever reached, for metrics and tests.
+    /// Bytes of records taken out (or dropped) whose fetched batch is still alive (``countsHeldBytes``).
+    private(set) var heldBytes = 0
+    /// The largest ``liveBytes`` ever reached, for metrics and tests.
     private(set) var highWaterBytes = 0
     let pauseThreshold: Int
     let resumeThreshold: Int
+    /// Records count against the budget until their batch is released, not only while buffered.
+    let countsHeldBytes: Bool
 
-    init(maxBufferedBytes: Int) {
+    init(maxBufferedBytes: Int, countsHeldBytes: Bool = false) {
         // Half the budget for this buffer: librdkafka's own prefetch is given the other half.
         self.pauseThreshold = max(1, maxBufferedBytes / 2)
         self.resumeThreshold = max(0, maxBufferedBytes / 4)
+        self.countsHeldBytes = countsHeldBytes
     }
+
+    /// What counts against the budget: records buffered, and those held downstream.
+    var liveBytes: Int { bufferedBytes + heldBytes }
+
+    /// Room left before the pause threshold.
+    var room: Int { pauseThreshold - liveBytes }
 
     var isEmpty: Bool { bufferedRecords == 0 }
 
@@ -91,8 +112,8 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
         liveChunkCount += 1
         bufferedBytes += chunk.byteCount
         bufferedRecords += chunk.recordCount
-        highWaterBytes = max(highWaterBytes, bufferedBytes)
-        if !isPaused && bufferedBytes >= pauseThreshold {
+        highWaterBytes = max(highWaterBytes, liveBytes)
+        if !isPaused && liveBytes >= pauseThreshold {
             isPaused = true
             return .pauseAll
         }
@@ -139,6 +160,7 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
         for partition in partitions {
             if let queue = queues.removeValue(forKey: partition) {
                 bufferedBytes -= queue.bytes
+                if countsHeldBytes { heldBytes += queue.bytes }
                 bufferedRecords -= queue.chunks.reduce(0) { $0 + $1.chunk.recordCount }
                 liveChunkCount -= queue.chunks.count
             }
@@ -150,12 +172,19 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
 
     /// Drops everything (the consumer stops).
     mutating func removeAll() {
+        if countsHeldBytes { heldBytes += bufferedBytes }
         arrivals.removeAll()
         queues.removeAll()
         bufferedBytes = 0
         bufferedRecords = 0
         liveChunkCount = 0
         pausedPartitions.removeAll()
+    }
+
+    /// Batches holding `bytes` of records that left the buffer were freed: the application let go.
+    mutating func released(bytes: Int) -> FlowControl {
+        heldBytes = max(0, heldBytes - bytes)
+        return resumeIfDrained(partitionsChanged: false)
     }
 
     /// Partitions newly assigned start unpaused in librdkafka; if the buffer is
@@ -177,6 +206,7 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
     /// Updates the totals for a chunk taken out; true if its partition's own pause lifted.
     private mutating func account(taken chunk: Chunk) -> Bool {
         bufferedBytes -= chunk.byteCount
+        if countsHeldBytes { heldBytes += chunk.byteCount }
         bufferedRecords -= chunk.recordCount
         liveChunkCount -= 1
         let key = chunk.topicPartition
@@ -206,7 +236,7 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
 
 
     private mutating func resumeIfDrained(partitionsChanged: Bool) -> FlowControl {
-        if isPaused && bufferedBytes <= resumeThreshold {
+        if isPaused && liveBytes <= resumeThreshold {
             isPaused = false
             return .resumeAll
         }

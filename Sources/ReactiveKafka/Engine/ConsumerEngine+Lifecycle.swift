@@ -105,9 +105,9 @@ extension ConsumerEngine {
     /// The latest statistics JSON librdkafka emitted, if statistics are enabled.
     var statisticsJSON: String? { state.withLock { $0.statisticsJSON } }
 
-    /// Bytes buffered ahead of the sources, and the most ever buffered.
+    /// Bytes counted against the budget (buffered, and emitted but held downstream), and the most ever.
     var bufferedBytes: (current: Int, highWater: Int) {
-        state.withLock { ($0.buffer.bufferedBytes, $0.buffer.highWaterBytes) }
+        state.withLock { ($0.buffer.liveBytes, $0.buffer.highWaterBytes) }
     }
 
     func close(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {

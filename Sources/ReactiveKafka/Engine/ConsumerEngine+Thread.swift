@@ -12,6 +12,7 @@ extension ConsumerEngine {
         while true {
             wakeup.clear()
             if state.withLock({ $0.phase == .closing }) { break }
+            collectReleasedBatches()
             serveCommands()
             applyFlowControl()
             serveCommitResults()
@@ -21,11 +22,28 @@ extension ConsumerEngine {
             applyFlowControl()
             housekeeping()
             if state.withLock({ $0.phase == .closing }) { break }
+            // From here a released batch wakes this thread only while fetching is paused for the
+            // budget; one released before is collected now (both sides sequentially consistent).
+            heldBatchReleases.engineWaits.store(state.withLock { $0.buffer.isPaused }, ordering: .sequentiallyConsistent)
+            if collectReleasedBatches() { continue }
             wakeup.wait(timeoutMilliseconds: waitTimeout())
         }
         close(scratch, capacity: scratchCapacity)
         // They refer to this engine (their committer): the engine's part of that cycle ends with its thread.
         consumedPartitions.removeAll()
+    }
+
+    /// Batches the application let go of since the last look: their bytes leave the budget, which
+    /// may resume fetching. True when that changed what is paused.
+    @discardableResult
+    private func collectReleasedBatches() -> Bool {
+        let bytes = heldBatchReleases.takeReleased()
+        guard bytes > 0 else { return false }
+        return state.withLock { s in
+            let flow = s.buffer.released(bytes: bytes)
+            if flow != .none { s.pendingFlowControl.append(flow) }
+            return flow != .none
+        }
     }
 
     private func waitTimeout() -> Int32 {
@@ -46,7 +64,7 @@ extension ConsumerEngine {
         // otherwise, where its own byte limit (queued.max.messages.kbytes) bounds them.
         drain(messageQueue, scratch, capacity: capacity) {
             let room = self.state.withLock { s in
-                s.buffer.isPaused || s.phase != .running ? 0 : s.buffer.pauseThreshold - s.buffer.bufferedBytes
+                s.buffer.isPaused || s.phase != .running ? 0 : s.buffer.room
             }
             guard room > 0 else { return 0 }
             return min(capacity, max(1, room / max(1, self.recentRecordBytes)))
@@ -69,7 +87,7 @@ extension ConsumerEngine {
     }
 
     private func ingest(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int) {
-        let batch = MessageBatch(copying: scratch, count: count, client: clientOwner!)
+        let batch = MessageBatch(copying: scratch, count: count, client: clientOwner!, releases: heldBatchReleases)
         var chunks: [RecordChunk] = []
         var runStart = 0
         var runBytes = 0
@@ -113,6 +131,7 @@ extension ConsumerEngine {
         let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
             guard s.phase == .running else { return [] }
             for chunk in chunks where s.assigned.contains(chunk.topicPartition) {
+                batch.countedBytes += chunk.byteCount
                 let flow = s.buffer.append(chunk)
                 if flow != .none { s.pendingFlowControl.append(flow) }
             }
@@ -275,6 +294,7 @@ extension ConsumerEngine {
             }
         }
         checkReachability(now: now)
+        warnIfDownstreamHoldsTheBudget(now: now)
         let released = emittedOffsetHoldersDrained.exchange(false, ordering: .acquiringAndReleasing)
         let waiters = state.withLock { s in
             var waiters = perform(s.lifecycle.tick(now: now), &s)
@@ -285,6 +305,29 @@ extension ConsumerEngine {
             return waiters
         }
         finish(waiters)
+    }
+
+    /// A source waits for records while fetching is paused because what the application holds
+    /// downstream fills the budget: a stage that holds records until it has more than fit (a
+    /// count-only `grouped`, a `buffer` nobody drains) waits forever. Said once per episode.
+    private func warnIfDownstreamHoldsTheBudget(now: ContinuousClock.Instant) {
+        let held: Int? = state.withLock { s in
+            s.buffer.isPaused && s.buffer.isEmpty && !s.waiters.isEmpty ? s.buffer.heldBytes : nil
+        }
+        guard let held else {
+            heldBudgetStallSince = nil
+            return
+        }
+        guard let since = heldBudgetStallSince else {
+            heldBudgetStallSince = now
+            return
+        }
+        if now - since >= .seconds(10), !heldBudgetStallWarned {
+            heldBudgetStallWarned = true
+            logger.warning(
+                "the stream waits for records while \(held) bytes of records it emitted are still held downstream, filling the consumer's budget: fetching resumes as they are released. A stage that holds more records than maxBufferedBytes / 2 before releasing any never gets them: raise maxBufferedBytes or make the stage emit sooner",
+                metadata: ["maxBufferedBytes": "\(configuration.maxBufferedBytes)"])
+        }
     }
 
     private func checkReachability(now: ContinuousClock.Instant) {

@@ -88,6 +88,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// over budget without starving callbacks and events.
     let messageQueue: OpaquePointer
     let wakeup: WakeupSignal
+    /// Batches the application let go of: their bytes leave the budget (see ``HeldBatchReleases``).
+    let heldBatchReleases: HeldBatchReleases
     let callbackTarget: CallbackTarget
     let state: Mutex<State>
     /// Incremented on every revocation; a source re-checks its records against
@@ -115,6 +117,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     var topicNames: [OpaquePointer: String] = [:]
     var consumedPartitions: [TopicPartition: ConsumedPartition] = [:]
     var unreachableSince: ContinuousClock.Instant?
+    /// Since when a source has waited while records held downstream fill the budget, and whether that was said.
+    var heldBudgetStallSince: ContinuousClock.Instant?
+    var heldBudgetStallWarned = false
     var lastReachabilityProbe: ContinuousClock.Instant?
     var sendStarted: [UInt64: ContinuousClock.Instant] = [:]
     /// Offsets of commits in flight, to learn what is committed (rebalance-safe commits).
@@ -189,7 +194,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             fetcherWakeUps.stop()
             throw error
         }
-        var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes)
+        self.heldBatchReleases = HeldBatchReleases(wakeup: wakeup)
+        var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes, countsHeldBytes: true)
         if configuration.partitioned { buffer.perPartitionBudget = buffer.pauseThreshold }
         self.state = Mutex(State(
             buffer: buffer, lifecycle: ConsumerLifecycleStateMachine(endsWithItsSources: configuration.endsWithItsSources),

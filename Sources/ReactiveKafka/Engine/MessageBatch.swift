@@ -51,6 +51,12 @@ final class MessageBatch: @unchecked Sendable {
     let count: Int
     /// The client the messages came from, kept alive until they are destroyed.
     private let client: ClientHandleOwner
+    /// Where the batch reports its bytes free when it goes (nil: nothing counts them).
+    private let releases: HeldBatchReleases?
+    /// The bytes of its records that count against the consumer's budget: set by the engine
+    /// thread as it buffers the batch's chunks, under the state lock, before any reader can
+    /// take one (so before any other thread can hold the batch).
+    var countedBytes = 0
     /// The topics of the batch's records, mostly one.
     private var topics: [String] = []
     /// Per message, its topic's index in `topics`. A record finds its topic here, through
@@ -59,8 +65,12 @@ final class MessageBatch: @unchecked Sendable {
     private let topicSlots: UnsafeMutablePointer<UInt16>
 
     /// Takes ownership of the first `count` messages of `scratch`.
-    init(copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, client: ClientHandleOwner) {
+    init(
+        copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, client: ClientHandleOwner,
+        releases: HeldBatchReleases? = nil
+    ) {
         self.client = client
+        self.releases = releases
         self.messages = .allocate(capacity: count)
         self.messages.initialize(from: scratch, count: count)
         self.topicSlots = .allocate(capacity: count)
@@ -90,6 +100,7 @@ final class MessageBatch: @unchecked Sendable {
     }
 
     deinit {
+        if countedBytes > 0 { releases?.release(countedBytes) }
         for i in 0..<count { rd_kafka_message_destroy(messages[i]) }
         messages.deallocate()
         topicSlots.deallocate()

@@ -172,4 +172,62 @@ private struct TestChunk: BufferedChunk, Equatable {
         #expect(buffer.bufferedBytes == 0)
         #expect(buffer.bufferedRecords == 0)
     }
+
+    // MARK: Records held downstream (countsHeldBytes)
+
+    @Test func takenRecordsKeepCountingUntilTheirBatchIsReleased() {
+        var buffer = Buffer(maxBufferedBytes: 1000, countsHeldBytes: true)
+        _ = buffer.append(TestChunk(0, bytes: 300))
+        let (taken, flow) = buffer.take(maxRecords: 10)
+        #expect(taken.count == 1 && flow == .none)
+        #expect(buffer.bufferedBytes == 0)
+        #expect(buffer.heldBytes == 300)
+        #expect(buffer.liveBytes == 300)
+        #expect(buffer.room == 200)
+        // What downstream holds counts towards the pause.
+        #expect(buffer.append(TestChunk(1, bytes: 200)) == .pauseAll)
+        #expect(buffer.highWaterBytes == 500)
+        _ = buffer.released(bytes: 0)
+        #expect(buffer.heldBytes == 300)
+    }
+
+    @Test func takingEverythingDoesNotResumeWhileDownstreamHoldsIt() {
+        var buffer = Buffer(maxBufferedBytes: 1000, countsHeldBytes: true)
+        _ = buffer.append(TestChunk(0, bytes: 600))
+        #expect(buffer.isPaused)
+        let (_, flow) = buffer.take(maxRecords: 10)
+        #expect(flow == .none, "the records left the buffer but their batch is still alive downstream")
+        #expect(buffer.isPaused)
+        #expect(buffer.released(bytes: 300) == .none, "600 → 300 live: above the resume threshold (250)")
+        #expect(buffer.released(bytes: 300) == .resumeAll)
+        #expect(buffer.heldBytes == 0 && !buffer.isPaused)
+    }
+
+    @Test func droppedRecordsCountUntilTheirBatchIsReleasedToo() {
+        var buffer = Buffer(maxBufferedBytes: 1000, countsHeldBytes: true)
+        _ = buffer.append(TestChunk(0, bytes: 100))
+        _ = buffer.append(TestChunk(1, bytes: 100))
+        _ = buffer.remove(partitions: [TopicPartition("t", 0)])
+        #expect(buffer.bufferedBytes == 100 && buffer.heldBytes == 100)
+        buffer.removeAll()
+        #expect(buffer.bufferedBytes == 0 && buffer.heldBytes == 200)
+        _ = buffer.released(bytes: 200)
+        #expect(buffer.liveBytes == 0)
+    }
+
+    @Test func aReleaseNeverDrivesHeldBytesBelowZero() {
+        var buffer = Buffer(maxBufferedBytes: 1000, countsHeldBytes: true)
+        _ = buffer.append(TestChunk(0, bytes: 100))
+        _ = buffer.take(maxRecords: 1)
+        _ = buffer.released(bytes: 500)
+        #expect(buffer.heldBytes == 0)
+    }
+
+    @Test func withoutHeldCountingATakeFreesTheBudgetAtOnce() {
+        var buffer = Buffer(maxBufferedBytes: 1000)
+        _ = buffer.append(TestChunk(0, bytes: 600))
+        let (_, flow) = buffer.take(maxRecords: 10)
+        #expect(flow == .resumeAll)
+        #expect(buffer.heldBytes == 0)
+    }
 }
