@@ -12,7 +12,7 @@ extension ConsumerEngine {
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
         let rejoinFollows = cooperativeRejoin == .afterRevoke
         cooperativeRejoin = .none
-        groupRequests.rebalanceCallback()
+        groupRequests.rebalanceCallback(cooperative: cooperative)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {

@@ -18,7 +18,8 @@ import Synchronization
 /// through ``send(_:)``, which holds them
 /// - from a JoinGroup written until the member's next rebalance callback (the join and its
 ///   SyncGroup are done then, and the generation current again), and
-/// - for ``heartbeatSettle`` after each heartbeat answer, unless a JoinGroup was written since: the
+/// - for ``heartbeatSettle`` after each heartbeat answer to a cooperative member (an eager one
+///   revokes, and commits, in a callback before it rejoins), unless a JoinGroup was written since: the
 ///   answer is handed to librdkafka's main thread only after the interceptor returns, and a commit
 ///   queued to that thread after it could be sent behind the JoinGroup the answer starts. A commit
 ///   queued before the answer is served first and written before any JoinGroup the answer starts,
@@ -41,6 +42,8 @@ final class GroupRequestWatch: Sendable {
         var joinInFlight = false
         /// When the last heartbeat was answered, unless a JoinGroup was written since.
         var heartbeatAnsweredAt: ContinuousClock.Instant?
+        /// Whether the member's last rebalance callback was of the cooperative protocol.
+        var cooperative = false
         /// OffsetCommits written while a JoinGroup awaited its answer (each answered ILLEGAL_GENERATION).
         var commitsBehindJoin = 0
     }
@@ -58,7 +61,7 @@ final class GroupRequestWatch: Sendable {
     /// Whether commits must wait now (lock held).
     private static func holds(_ s: State, now: ContinuousClock.Instant, limit: Duration) -> Bool {
         if let written = s.joinWrittenAt, now - written < limit { return true }
-        if let answered = s.heartbeatAnsweredAt, now - answered < heartbeatSettle { return true }
+        if s.cooperative, let answered = s.heartbeatAnsweredAt, now - answered < heartbeatSettle { return true }
         return false
     }
 
@@ -74,8 +77,9 @@ final class GroupRequestWatch: Sendable {
     }
 
     /// The member's rebalance callback runs: its join and SyncGroup are complete.
-    func rebalanceCallback() {
+    func rebalanceCallback(cooperative: Bool) {
         state.withLock { s in
+            s.cooperative = cooperative
             s.joinWrittenAt = nil
             s.heartbeatAnsweredAt = nil
         }

@@ -26,7 +26,7 @@ import Testing
         watch.responseReceived(GroupRequestWatch.joinGroup, at: t0 + .seconds(1))
         #expect(!watch.send(limit: limit, now: t0 + .seconds(2)) { sent += 1 })
         #expect(sent == 0)
-        watch.rebalanceCallback()
+        watch.rebalanceCallback(cooperative: true)
         #expect(watch.send(limit: limit, now: t0 + .seconds(2)) { sent += 1 })
         #expect(sent == 1)
     }
@@ -41,8 +41,9 @@ import Testing
         #expect(watch.send(limit: .zero, now: t0) {})
     }
 
-    @Test func aHeartbeatAnswerHoldsCommitsBrieflyForTheRejoinItMayStart() {
+    @Test func aHeartbeatAnswerHoldsACooperativeMembersCommitsBrieflyForTheRejoinItMayStart() {
         let watch = GroupRequestWatch()
+        watch.rebalanceCallback(cooperative: true)
         let t0 = ContinuousClock.now
         watch.responseReceived(GroupRequestWatch.heartbeat, at: t0)
         #expect(!watch.send(limit: limit, now: t0) {})
@@ -53,13 +54,25 @@ import Testing
         watch.responseReceived(GroupRequestWatch.heartbeat, at: t0 + .seconds(1))
         watch.requestWritten(GroupRequestWatch.joinGroup, at: t0 + .seconds(1) + .milliseconds(1))
         #expect(!watch.send(limit: limit, now: t0 + .seconds(2)) {})
-        watch.rebalanceCallback()
+        watch.rebalanceCallback(cooperative: true)
         #expect(watch.send(limit: limit, now: t0 + .seconds(2)) {})
 
         // A rebalance callback also ends a heartbeat's hold: no rejoin starts while it runs.
         watch.responseReceived(GroupRequestWatch.heartbeat, at: t0 + .seconds(3))
-        watch.rebalanceCallback()
+        watch.rebalanceCallback(cooperative: true)
         #expect(watch.send(limit: limit, now: t0 + .seconds(3)) {})
+    }
+
+    /// An eager member revokes (and commits) in a callback before it rejoins: a heartbeat answer
+    /// does not hold its commits.
+    @Test func aHeartbeatAnswerDoesNotHoldAnEagerMembersCommits() {
+        let watch = GroupRequestWatch()
+        watch.rebalanceCallback(cooperative: false)
+        let t0 = ContinuousClock.now
+        watch.responseReceived(GroupRequestWatch.heartbeat, at: t0)
+        #expect(watch.send(limit: limit, now: t0) {})
+        watch.requestWritten(GroupRequestWatch.joinGroup, at: t0)
+        #expect(!watch.send(limit: limit, now: t0) {})
     }
 
     @Test func commitsWrittenBehindAPendingJoinGroupAreCounted() {
@@ -114,7 +127,7 @@ import Testing
                 // done, as the engine's callback would tell the watch; heartbeats follow.
                 var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
                 if heard.join, rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment {
-                    if assignment.pointee.cnt > 0 { watch.rebalanceCallback() }
+                    if assignment.pointee.cnt > 0 { watch.rebalanceCallback(cooperative: true) }
                     rd_kafka_topic_partition_list_destroy(assignment)
                 }
             }
