@@ -92,6 +92,11 @@ extension ConsumerEngine {
             guard ContinuousClock.now - since >= commitHoldLimit || state.withLock({ $0.phase == .closing }) else { return }
             cooperativeRejoin = .none
         }
+        // Not while the group may be rejoining: the check and the send are one step (see GroupRequestWatch).
+        _ = groupRequests.send(limit: rejoinHoldLimit) { sendCommitsNow() }
+    }
+
+    private func sendCommitsNow() {
         let (send, refused): (CommitStateMachine.Send?, [(UnsafeContinuation<Void, any Error>, Set<TopicPartition>)]) = state.withLock { s in
             let (send, notAssigned) = s.commits.machine.nextSend(assigned: s.emitted.committable(assigned: s.assigned))
             return (send, notAssigned.compactMap { id, partitions in s.commits.takeWaiter(id).map { ($0, partitions) } })

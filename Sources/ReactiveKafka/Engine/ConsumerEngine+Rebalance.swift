@@ -12,6 +12,7 @@ extension ConsumerEngine {
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
         let rejoinFollows = cooperativeRejoin == .afterRevoke
         cooperativeRejoin = .none
+        groupRequests.rebalanceCallback(cooperative: cooperative)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
@@ -50,6 +51,12 @@ extension ConsumerEngine {
             revoke(assignedPartitions(), lost: true)
             rd_kafka_assign(handle, nil)
         }
+    }
+
+    /// How long a JoinGroup written holds commits (GroupRequestWatch): ``commitHoldLimit``, and not
+    /// at all while the consumer closes (its last commits go out before it leaves the group).
+    var rejoinHoldLimit: Duration {
+        state.withLock { $0.phase == .closing } ? .zero : commitHoldLimit
     }
 
     /// Reads a manual assignment (`Subscription.assignment…`): no group, no rebalance.

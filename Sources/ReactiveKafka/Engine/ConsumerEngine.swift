@@ -152,6 +152,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// crashed member's session, say) lets commits out before they time out, taking the risk above
     /// rather than failing the stream.
     var commitHoldLimit: Duration { configuration.commitTimeout / 2 }
+    /// When the group may be rejoining, as librdkafka's interceptors tell (ConsumerEngine+Rebalance).
+    var groupRequests: GroupRequestWatch { callbackTarget.groupRequests }
 
     /// See ``cooperativeRejoin``.
     enum CooperativeRejoin: Equatable {
@@ -208,6 +210,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         // (`ClientHandleOwner.callbackOpaque`, set as soon as the handle exists).
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbackTarget).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, engineRebalanceCallback)
+        callbackTarget.groupRequests.install(on: conf)
         rd_kafka_conf_set_error_cb(conf, engineErrorCallback)
         if statisticsInterval != nil { rd_kafka_conf_set_stats_cb(conf, engineStatisticsCallback) }
         let handle: OpaquePointer
@@ -300,6 +303,8 @@ final class CallbackTarget: @unchecked Sendable {
     // Unmanaged (unretained): set once the engine is built, cleared before it can be freed
     // (at the end of its thread's close, or on a failed init); only its thread reads it.
     var engine: Unmanaged<ConsumerEngine>?
+    /// Told by librdkafka's interceptors when the group may be rejoining (alive as long as the handle).
+    let groupRequests = GroupRequestWatch()
 }
 
 private func engine(_ opaque: UnsafeMutableRawPointer?) -> ConsumerEngine? {

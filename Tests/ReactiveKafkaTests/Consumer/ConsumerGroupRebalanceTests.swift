@@ -130,7 +130,7 @@ import Testing
         // at-least-once is what this cluster can show. Zero duplicates with rebalance-safe commits
         // are shown by `rebalanceSafeCommitsLeaveNothingToReprocess`, where the coordinator accepts them.
         let outcome = Outcome(changes: changes, duplicates: ledger.duplicates.count, duplicatesBySameMember: ledger.duplicatesBySameMember.count, missing: missing.count)
-        print("\(strategy) rebalancing, \(partitioned ? "partitioned" : "plain") sources, \(kafka.isExternal ? "external" : "embedded") cluster, \(changes) membership changes: \(outcome.duplicates) of \(Self.records) records processed twice (\(outcome.duplicatesBySameMember) by the same member), \(outcome.missing) lost; e.g. \(ledger.duplicateSamples(5))")
+        print("\(strategy) rebalancing, \(partitioned ? "partitioned" : "plain") sources, \(kafka.isExternal ? "external" : "embedded") cluster, \(changes) membership changes: \(outcome.duplicates) of \(Self.records) records processed twice (\(outcome.duplicatesBySameMember) by the same member), \(outcome.missing) lost\(outcome.duplicates == 0 ? "" : "; twice: " + ledger.duplicateRanges().prefix(10).joined(separator: ", "))")
         return outcome
     }
 

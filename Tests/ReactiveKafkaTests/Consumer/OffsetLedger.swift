@@ -45,12 +45,23 @@ final class OffsetLedger: Sendable {
         }
     }
 
-    /// Up to `count` duplicates with who processed them, for failure messages.
-    func duplicateSamples(_ count: Int) -> String {
+    /// Records processed more than once, as runs of consecutive offsets per partition processed by
+    /// the same members in the same order (`p@first...last (count) by [members]`): shows which
+    /// hand-over, or which member reading again, they came from.
+    func duplicateRanges() -> [String] {
         state.withLock { s in
-            let samples = s.seen.flatMap { p, offsets in offsets.filter { $0.value > 1 }.map { (p, $0.key) } }
-                .sorted { ($0.0, $0.1) < ($1.0, $1.1) }.prefix(count)
-            return samples.map { p, o in "\(p)@\(o) by \(s.processors[p]?[o] ?? [])" }.joined(separator: ", ")
+            var out: [String] = []
+            for (p, offsets) in s.seen.sorted(by: { $0.key < $1.key }) {
+                let dups = offsets.filter { $0.value > 1 }.map(\.key).sorted()
+                var i = 0
+                while i < dups.count {
+                    var j = i
+                    while j + 1 < dups.count, dups[j + 1] == dups[j] + 1, s.processors[p]?[dups[j + 1]] == s.processors[p]?[dups[i]] { j += 1 }
+                    out.append("\(p)@\(dups[i])...\(dups[j]) (\(j - i + 1)) by \(s.processors[p]?[dups[i]] ?? [])")
+                    i = j + 1
+                }
+            }
+            return out
         }
     }
 
