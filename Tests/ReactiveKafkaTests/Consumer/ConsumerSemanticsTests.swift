@@ -94,8 +94,17 @@ import Testing
         // the first half of the topic.
         var maxFetchQueueBytes = 0
         var earlySamples = 0
+        // Records librdkafka received while the stream held its first record for 3 s without reading on.
+        var receivedWhileHeld: Int64?
         for try await _ in source {
             count += 1
+            if count == 1 {
+                // The stream stops: what it holds and what is buffered fill the budget, every
+                // partition is paused, and librdkafka must stop fetching although its own
+                // prefetch limit would take the whole topic.
+                try await Task.sleep(for: .seconds(3))
+                receivedWhileHeld = source.materialized.metrics.messagesReceived
+            }
             maxSeen = max(maxSeen, source.materialized.metrics.bufferedBytes)
             if count % 25 == 0 {
                 if let queued = Self.largestFetchQueueBytes(source.materialized.metrics.statisticsJSON, topic: "slow") {
@@ -119,6 +128,10 @@ import Testing
         // pausing disabled: too close to tell apart reliably. The default prefetch limit derived
         // from the budget is what keeps it small (ManyPartitionsMemoryTests bounds the process).
         #expect(earlySamples >= 5, "too few statistics while the consumer was slow to tell: \(earlySamples)")
+        // Paused at half the budget (~128 records of 1 KiB) plus fetch responses already under
+        // way; without pausing librdkafka received all 2,400 records within the 3 s.
+        let received = try #require(receivedWhileHeld, "no statistics to read librdkafka's received count from")
+        #expect(received > 0 && received <= Int64(input.count / 2), "librdkafka received \(received) of \(input.count) records while the stream held its first one for 3 s: fetching did not stop")
         #expect(maxFetchQueueBytes > 0, "no fetch queue figures in librdkafka's statistics")
     }
 
