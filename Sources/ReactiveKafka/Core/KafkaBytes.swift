@@ -12,6 +12,7 @@ public struct KafkaBytes: Sendable, Hashable, RandomAccessCollection, CustomStri
 
     // Keeps `pointer` valid: a fetched batch or an owned copy.
     @usableFromInline let owner: (any AnyObject & Sendable)?
+    // nonisolated(unsafe): immutable, and `owner` (held as long as this value) keeps its bytes alive and unchanged.
     @usableFromInline nonisolated(unsafe) let pointer: UnsafeRawPointer?
     /// The number of bytes.
     public let count: Int
@@ -85,6 +86,7 @@ extension KafkaBytes: ExpressibleByStringLiteral {
 
 /// Heap storage for bytes created by the application.
 final class OwnedBytes: Sendable {
+    // nonisolated(unsafe): immutable; its bytes are written once in init and freed only in deinit.
     nonisolated(unsafe) let pointer: UnsafeMutableRawPointer?
 
     init(copying bytes: [UInt8]) {

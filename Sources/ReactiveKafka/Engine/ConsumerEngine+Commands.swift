@@ -84,6 +84,7 @@ extension ConsumerEngine {
     }
 
     var restrictedConsumer: RestrictedConsumer {
+        // Unowned (checked): a restricted consumer serves one command or handler call on this engine's thread.
         RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) { [unowned self] offsets in
             // The application moved these partitions on purpose: a jump back there is no reset.
             for (p, offset) in offsets {

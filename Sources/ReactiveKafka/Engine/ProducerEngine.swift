@@ -490,6 +490,7 @@ final class ProducerEngine: @unchecked Sendable {
     }
 
     // An empty, non-null key or value must not be passed as NULL (that would be a null key or value).
+    // nonisolated(unsafe): never written nor freed; librdkafka copies zero bytes from it.
     nonisolated(unsafe) private static let emptyByte = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
     @inline(__always)
     private static func nonNull(_ bytes: UnsafeRawBufferPointer) -> UnsafeMutableRawPointer {

@@ -36,9 +36,11 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
     /// `readerActive || !buffer.isEmpty || ended != nil`: the pump must go through the lock.
     private let handedOver = Atomic<Bool>(false)
     private let limit: Int
+    // nonisolated(unsafe): set once by start(), before the pump or the reader task runs; only read after.
     private nonisolated(unsafe) var pull: Pull?
     /// Messages the pump took out of the buffer in one go (one lock for the lot, not one a
     /// message), served from `takenHead` on. The pump's alone.
+    // nonisolated(unsafe) (these two): only the pump's calls (next, handOver) touch them; the reader never does.
     private nonisolated(unsafe) var taken: [Element?] = []
     private nonisolated(unsafe) var takenHead = 0
 
