@@ -133,7 +133,12 @@ extension ConsumerEngine {
             error = nil  // nothing new to commit: the broker already has these offsets
         } else if effective != RD_KAFKA_RESP_ERR_NO_ERROR {
             let which = partitionErrors.map { "\($0.0)" }.joined(separator: ", ")
-            error = KafkaError.fromCode(effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
+            let refusal = KafkaError.fromCode(effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
+            // A refusal names its partitions (those refused, else every partition sent), as the
+            // expiry of a refused commit does: a caller learns which offsets were not committed.
+            let refused = Set(partitionErrors.filter { $0.1 != RD_KAFKA_RESP_ERR_NO_ERROR }.map(\.0))
+            error = KafkaError(refusal.kind, refusal.message, code: refusal.code,
+                               partitions: refused.isEmpty ? Set(sentOffsets[sendID].map { Array($0.keys) } ?? []) : refused)
         }
         let now = ContinuousClock.now
         if let started = sendStarted.removeValue(forKey: sendID), now - started > configuration.commitTimeWarning {
