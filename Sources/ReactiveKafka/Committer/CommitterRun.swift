@@ -183,7 +183,7 @@ final class CommitterRun: Sendable {
             // Not this consumer's any more: their next owner reads them again (at-least-once holds).
             // Only what was committed is reported.
             committed = batch.removing(error.partitions)
-            Self.skippedOffsets.increment(by: error.partitions.count)
+            Self.skippedOffsets().increment(by: error.partitions.count)
             Self.logger.warning("offsets of partitions no longer assigned were not committed; their next owner reads them again",
                                 metadata: ["partitions": "\(error.partitions.sorted())"])
         } catch {
@@ -198,7 +198,9 @@ final class CommitterRun: Sendable {
     }
 
     /// Partitions whose offsets were skipped because they were no longer assigned (``CommitterSettings/NotAssignedOffsets/skip``).
-    static let skippedOffsets = Counter(label: "reactive_kafka_committer_skipped_offsets")
+    /// Made at each use (rare), not held in a `static let`: a counter made before the metrics
+    /// backend is bootstrapped stays a no-op for good, and the first skip may come before that.
+    static func skippedOffsets() -> Counter { Counter(label: "reactive_kafka_committer_skipped_offsets") }
     static let logger = Logger(label: "reactive-kafka.committer")
 
     private func fail(_ error: any Error) {

@@ -66,7 +66,9 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
     /// Returns only once the broker acknowledged it. Throws
     /// ``KafkaError/Kind/notAssigned`` when the partition is no longer this
     /// consumer's (nothing was committed; its next owner reads the record
-    /// again), and another ``KafkaError`` when the commit failed.
+    /// again), and another ``KafkaError`` when the commit failed. If its task is
+    /// cancelled while it waits, it throws ``KafkaError/Kind/cancelled`` at once (the
+    /// commit may still land, as a commit already sent may).
     public func commit() async throws(KafkaError) {
         try await committer.commit([partition.topicPartition: position])
     }

@@ -40,18 +40,32 @@ extension ConsumerEngine {
 
     func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError) {
         guard !offsets.isEmpty else { return }
+        // Set under the state lock when the request is queued; read by the cancellation handler.
+        let queuedID = Atomic<UInt64>(0)
         do {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                let now = ContinuousClock.now
-                let failure: KafkaError? = state.withLock { s in
-                    if let failure = s.failure { return failure }
-                    if s.phase == .closing || s.phase == .closed {
-                        return KafkaError(.shutDown, "cannot commit \(offsets.count) offset(s): the consumer was shut down; commit before shutdown (drainAndShutdown does)")
+            try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                    let now = ContinuousClock.now
+                    let failure: KafkaError? = state.withLock { s in
+                        if let failure = s.failure { return failure }
+                        if s.phase == .closing || s.phase == .closed {
+                            return KafkaError(.shutDown, "cannot commit \(offsets.count) offset(s): the consumer was shut down; commit before shutdown (drainAndShutdown does)")
+                        }
+                        if Task.isCancelled { return .cancelledWhileWaiting }
+                        queuedID.store(s.commits.enqueue(offsets, deadline: now + configuration.commitTimeout, started: now, waiter: continuation), ordering: .relaxed)
+                        return nil
                     }
-                    s.commits.enqueue(offsets, deadline: now + configuration.commitTimeout, started: now, waiter: continuation)
-                    return nil
+                    if let failure { continuation.resume(throwing: failure) } else { wakeup.signal() }
                 }
-                if let failure { continuation.resume(throwing: failure) } else { wakeup.signal() }
+            } onCancel: {
+                // The caller stops waiting (a commit refused until its timeout would hold it that
+                // long): it is told `.cancelled`, never success. The request itself stays queued
+                // and may still land, as any commit already sent may.
+                let waiter = state.withLock { s -> PendingCommits.Waiter? in
+                    let id = queuedID.load(ordering: .relaxed)
+                    return id == 0 ? nil : s.commits.takeWaiter(id)
+                }
+                waiter?.resume(throwing: KafkaError.cancelledWhileWaiting)
             }
         } catch let error as KafkaError {
             throw error
@@ -133,7 +147,12 @@ extension ConsumerEngine {
             error = nil  // nothing new to commit: the broker already has these offsets
         } else if effective != RD_KAFKA_RESP_ERR_NO_ERROR {
             let which = partitionErrors.map { "\($0.0)" }.joined(separator: ", ")
-            error = KafkaError.fromCode(effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
+            let refusal = KafkaError.fromCode(effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
+            // A refusal names its partitions (those refused, else every partition sent), as the
+            // expiry of a refused commit does: a caller learns which offsets were not committed.
+            let refused = Set(partitionErrors.filter { $0.1 != RD_KAFKA_RESP_ERR_NO_ERROR }.map(\.0))
+            error = KafkaError(refusal.kind, refusal.message, code: refusal.code,
+                               partitions: refused.isEmpty ? Set(sentOffsets[sendID].map { Array($0.keys) } ?? []) : refused)
         }
         let now = ContinuousClock.now
         if let started = sendStarted.removeValue(forKey: sendID), now - started > configuration.commitTimeWarning {

@@ -54,12 +54,14 @@ struct PendingCommits {
     /// Committers (by identity) and how to ask each for an immediate commit.
     var observers: [ObjectIdentifier: @Sendable () -> Void] = [:]
 
-    /// Queues a commit; `waiter` (if any) is resumed with its outcome.
-    mutating func enqueue(_ offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant, started: ContinuousClock.Instant, waiter: Waiter?) {
+    /// Queues a commit; `waiter` (if any) is resumed with its outcome. Returns the request's id.
+    @discardableResult
+    mutating func enqueue(_ offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant, started: ContinuousClock.Instant, waiter: Waiter?) -> RequestID {
         let id = nextID
         nextID += 1
         machine.enqueue(.init(id: id, offsets: offsets, deadline: deadline, started: started))
         if let waiter { waiters[id] = waiter }
+        return id
     }
 
     /// The caller waiting for request `id`, taken out to be resumed.
