@@ -73,12 +73,13 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger,
         committable: Bool,
+        transactional: Bool = false,
         offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?,
         makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
-        let control = makeControl(
-            settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable, partitioned: true), engineBox: engineBox)
+        let kind = SourceKind(committable: committable, partitioned: true, transactional: transactional)
+        let control = makeControl(settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(
             control: control,
             makeElement: { index, chunk in try makeElement(index, chunk, engineBox) },

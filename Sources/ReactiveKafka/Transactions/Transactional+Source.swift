@@ -84,7 +84,7 @@ extension Transactional {
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription, dropsFetchedOnRewind: false)
         return Consumer.partitioned(
-            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, offsetsOnAssign: nil
+            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true, offsetsOnAssign: nil
         ) { index, chunk, engine in
             try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
