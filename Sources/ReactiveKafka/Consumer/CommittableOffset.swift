@@ -13,9 +13,12 @@ protocol OffsetCommitter: AnyObject, Sendable {
     func removeCommitRequestObserver(_ id: ObjectIdentifier)
     /// A counted ``ConsumedPartition`` (emitted records' offsets) is gone; called from its deinit, any thread.
     func emittedOffsetHolderReleased()
+    /// Whether `partition` stayed assigned to this consumer since a reader took a record of it at `epoch`.
+    func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool
 }
 
 extension OffsetCommitter {
+    func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool { true }
     func emittedOffsetHolderReleased() {}
     var requestsImmediateCommit: Bool { false }
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
@@ -60,6 +63,13 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
     }
 
     var committer: any OffsetCommitter { partition.committer }
+
+    /// True when the record's partition was revoked (or rewound) after the record was read,
+    /// even if it was assigned to this consumer again since.
+    var partitionMovedSinceRead: Bool {
+        guard let takenAt = partition.takenAt else { return false }
+        return !partition.committer.stillOwns(partition.topicPartition, takenAt: takenAt)
+    }
 
     /// Commits this offset alone and waits for the broker's acknowledgement.
     ///

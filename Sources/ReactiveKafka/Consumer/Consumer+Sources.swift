@@ -52,6 +52,10 @@ extension Consumer {
             } catch let error as KafkaError where error.kind == .notAssigned {
                 return nil
             }
+            // Revoked while its commit was on its way, then assigned back (an eager rebalance assigns
+            // anew): the new assignment may have read from the commit before this one and emit the
+            // record again. Dropping this copy at most loses the record, which at-most-once allows.
+            if message.committableOffset.partitionMovedSinceRead { return nil }
             return message.record
         }
     }

@@ -171,6 +171,7 @@ public enum Consumer {
             // Emitted offsets may still be committed downstream when the stream ends (a take(n) ahead
             // of a producer flow and its committer): its consumer waits for them, bounded.
             configuration.countsEmittedOffsets = kind.committable && !kind.transactional && kind.endsWithItsSources
+            configuration.stampsHandedOutChunks = kind.committable && !kind.transactional
             // A plain source in a group with librdkafka's auto-commit (on unless turned off):
             // commit only what the stream emitted, never what was merely fetched.
             configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"

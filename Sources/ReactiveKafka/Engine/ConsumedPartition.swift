@@ -19,20 +19,25 @@ final class ConsumedPartition: Sendable {
     /// The consumer group, or "" when the consumer reads without one (manual assignment).
     let groupId: String
     let committer: any OffsetCommitter
-    /// Tells the committer when this copy goes (see ``counted()``).
+    /// Tells the committer when this copy goes (see ``handedOut(takenAt:counted:)``).
     private let isCounted: Bool
+    /// The consumer's revocation epoch when a reader took the chunk this copy came with (nil on
+    /// the shared object): whether the partition was revoked since can be asked of the committer.
+    let takenAt: UInt64?
 
-    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false) {
+    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false, takenAt: UInt64? = nil) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.committer = committer
         self.isCounted = isCounted
+        self.takenAt = takenAt
     }
 
-    /// A copy whose end the committer hears of (``OffsetCommitter/emittedOffsetHolderReleased()``);
-    /// the caller counts it in.
-    func counted() -> ConsumedPartition {
-        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: true)
+    /// The copy a reader takes with a chunk, stamped with the epoch it was taken at; with
+    /// `counted`, the committer hears of its end (``OffsetCommitter/emittedOffsetHolderReleased()``),
+    /// and the caller counts it in.
+    func handedOut(takenAt epoch: UInt64, counted: Bool) -> ConsumedPartition {
+        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: counted, takenAt: epoch)
     }
 
     deinit {

@@ -74,16 +74,18 @@ extension ConsumerEngine {
             (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
-        if configuration.countsEmittedOffsets {
-            for i in taken.indices { taken[i].partition = taken[i].partition.counted() }
-            emittedOffsetHolders.add(taken.count, ordering: .relaxed)
+        let epoch = revocationEpoch.load(ordering: .acquiring)
+        if configuration.stampsHandedOutChunks {
+            let counted = configuration.countsEmittedOffsets
+            for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: counted) }
+            if counted { emittedOffsetHolders.add(taken.count, ordering: .relaxed) }
         }
         if s.emitted.tracksHandedOut || s.emitted.storesEmitted {
             var next: [TopicPartition: Int64] = [:]
             for chunk in taken { next[chunk.topicPartition] = chunk.nextOffset }
             s.emitted.handedOut(next, to: reader)
         }
-        return (Delivery(chunks: taken, epoch: revocationEpoch.load(ordering: .acquiring)), flow != .none)
+        return (Delivery(chunks: taken, epoch: epoch), flow != .none)
     }
 
     func hasRecords(for reader: Reader, _ s: State) -> Bool {
@@ -102,6 +104,11 @@ extension ConsumerEngine {
         case .partition(let p): return !s.assigned.contains(p) || (s.invalidatedAt[p] ?? 0) > epoch
         case .subset(let id): return s.subsets.isStopped(id)
         }
+    }
+
+    /// Whether the partition of an offset taken at `epoch` stayed this consumer's since (``OffsetCommitter``).
+    func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool {
+        keeps(partition, takenAt: epoch)
     }
 
     /// Whether records of `partition` handed out at `epoch` may still be emitted.

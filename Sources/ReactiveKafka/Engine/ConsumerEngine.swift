@@ -35,8 +35,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// only (`enable.auto.offset.store=false`), so auto-commit never runs ahead of the stream.
         var storesEmittedOffsets: Bool = false
         /// Committable sources: an ended stream's consumer waits (bounded) until every emitted
-        /// offset still alive downstream is committed or dropped (see ``ConsumedPartition/counted()``).
+        /// offset still alive downstream is committed or dropped (see ``ConsumedPartition/handedOut(takenAt:counted:)``).
         var countsEmittedOffsets: Bool = false
+        /// Committable sources (not transactional): each chunk a reader takes gets its own
+        /// ``ConsumedPartition`` stamped with the epoch it was taken at (counted or not).
+        var stampsHandedOutChunks: Bool = false
         /// Sources read per partition (sub-streams): a slow partition is paused on its own.
         var partitioned: Bool = false
         var offsetResetProtection: OffsetResetProtection?
