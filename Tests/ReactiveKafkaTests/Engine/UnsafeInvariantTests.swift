@@ -29,14 +29,8 @@ import Testing
             .withProperties(EmbeddedKafka.fastGroupProperties)
     }
 
-    /// Waits (bounded) until `condition` holds; false if it never did.
     static func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while !condition() {
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return true
+        try await StreamEndTests.eventually(within: limit, condition)
     }
 
     /// Threads of this process named `name` (Linux: /proc/self/task/*/comm).
