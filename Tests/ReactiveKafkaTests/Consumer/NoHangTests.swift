@@ -204,6 +204,29 @@ import Testing
         print("external source attach raced against shutdown: \(outcomes)")
     }
 
+    /// The race above rarely meets its window (the attach mostly runs before the close, or the
+    /// source completes without attaching): here the attach is queued for certain behind a
+    /// command that keeps the consumer's thread busy, and the consumer closes before it runs.
+    @Test func anAttachQueuedWhenTheConsumerClosesIsAnsweredNotLeftWaiting() async throws {
+        let kafka = try Self.seeded("nh-attach-queued")
+        let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
+        let blocker = try await Self.blockTheConsumerThread(consumer.control, for: 1.0)
+        let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-attach-queued", 1)))
+        async let first = Self.outcome("a queued attach", run: 0) { () async throws -> String? in
+            var iterator = source.makeAsyncIterator()
+            return try await iterator.next()?.value
+        }
+        // The first pull queues the attach behind the blocking command (well within 200 ms).
+        try await Task.sleep(for: .milliseconds(200))
+        let closed = await Self.within(Self.bound) { await consumer.shutdown() }
+        #expect(closed != nil, "the consumer's shutdown did not return")
+        let result = await first
+        #expect(result != nil, "the attach queued when the consumer closed was never answered")
+        Self.expectShutDownIfFailed(result, "queued attach")
+        if case .success(let value) = result { #expect(value == nil, "the source completes: its consumer closed before it attached") }
+        _ = await blocker.result
+    }
+
     // MARK: Cancellation
 
     /// Keeps the consumer's thread busy for `duration` (a command that blocks it), so that
