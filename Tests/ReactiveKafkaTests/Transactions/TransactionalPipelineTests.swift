@@ -187,6 +187,41 @@ import Testing
         #expect(committed.total < 2000, "the stream stopped at the fencing")
     }
 
+    /// Transactional offset sends never report success that did not happen: offsets the group
+    /// coordinator refuses (here, for good: the group is not this member's to commit to) fail
+    /// the stream with a typed error (each refused transaction aborted, none reported committed).
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
+    func offsetsTheCoordinatorRefusesInATransactionFailTheStreamWithATypedError() async throws {
+        let kafka = try TestCluster()
+        let names = try EOSNames(kafka, "eos-offsets-refused", partitions: 2, count: 2000, outputPartitions: 2)
+        let committed = CommittedResults()
+        let injected = Mutex(false)
+        let control = Self.pipeline(kafka, input: names.input, group: names.group, transactionalId: names.transactionalId, committed: committed) { message in
+            if committed.total > 0, !injected.withLock({ let was = $0; $0 = true; return was }) {
+                try kafka.requireEmbedded().failNextRequests(.txnOffsetCommit, with: Array(repeating: .groupAuthorizationFailed, count: 50))
+            }
+            try await Task.sleep(for: .microseconds(200))
+            return .single(ProducerRecord(topic: names.output, value: message.record.value), passThrough: message.partitionOffset)
+        }
+        var failure: KafkaError?
+        do {
+            try await control.streamCompletion.value
+        } catch let error as KafkaError {
+            failure = error
+        }
+        try kafka.requireEmbedded().clearRequestErrors(.txnOffsetCommit)
+        await control.shutdown()
+        let error = try #require(failure, "the stream completed although the coordinator refused its transaction's offsets")
+        #expect(error.kind != .commitTimeout, "a refusal reported as a timeout: \(error)")
+        // Every refused transaction is aborted (its results never emitted) and retried from the last
+        // commit; after a run of aborts the stream gives up saying nothing of them was committed.
+        // (The mock does not store transactional offsets, so the group's offsets are not compared
+        // here; make test-external checks that they become the group's committed offsets.)
+        #expect(error.kind == .transactionAborted, "\(error)")
+        #expect(committed.total < 2000, "the stream stopped at the refusal")
+        print("transactional offsets refused: \(error.kind) after \(committed.total) results: \(error)")
+    }
+
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
     func retriedCoordinatorErrorsAndAnOutageOfTheCoordinatorAreRidden() async throws {
         let kafka = try TestCluster(brokers: 3)
