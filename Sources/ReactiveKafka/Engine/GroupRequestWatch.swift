@@ -17,7 +17,7 @@ import Synchronization
 /// JoinGroup request was written and when a heartbeat was answered. The engine sends its commits
 /// through ``send(_:)``, which holds them
 /// - from a JoinGroup written until the member's next rebalance callback (the join and its
-///   SyncGroup are done then, and the generation current again), and
+///   SyncGroup are done then, and the generation current again), for a cooperative member, and
 /// - for ``heartbeatSettle`` after each heartbeat answer to a cooperative member (an eager one
 ///   revokes, and commits, in a callback before it rejoins), unless a JoinGroup was written since: the
 ///   answer is handed to librdkafka's main thread only after the interceptor returns, and a commit
@@ -60,7 +60,10 @@ final class GroupRequestWatch: Sendable {
 
     /// Whether commits must wait now (lock held).
     private static func holds(_ s: State, now: ContinuousClock.Instant, limit: Duration) -> Bool {
-        if let written = s.joinWrittenAt, now - written < limit { return true }
+        // Cooperative members only: an eager member revoked (and committed) everything in its
+        // callback before it rejoins, so it has nothing to commit behind the JoinGroup; holding
+        // its commits only made those queued just before time out behind a slow join.
+        if s.cooperative, let written = s.joinWrittenAt, now - written < limit { return true }
         if s.cooperative, let answered = s.heartbeatAnsweredAt, now - answered < heartbeatSettle { return true }
         return false
     }
