@@ -61,6 +61,14 @@ import Testing
         try SourceKindsTests.seeded(topic, partitions: 2, records: 200)
     }
 
+    /// After a random pause (``jitter()``), runs `shutdown`, which must return within the bound:
+    /// the close side of every race below.
+    static func shutDownAfterJitter(_ what: String, run: Int, _ shutdown: @escaping @Sendable () async -> Void) async {
+        await jitter()
+        let closed = await within(bound) { await shutdown() }
+        #expect(closed != nil, "\(what) did not return (run \(run))")
+    }
+
     /// A plain source on a manual assignment (no group: no join to wait for) that read one record.
     static func reading(_ kafka: EmbeddedKafka, _ topic: String) async throws -> (Source<KafkaConsumerSequence<ConsumerRecord<String, String>>, ConsumerControl>, KafkaConsumerSequence<ConsumerRecord<String, String>>.Iterator) {
         let source = Consumer.plainSource(SourceKindsTests.settings(kafka), subscription: .assignment(TopicPartition(topic, 0), TopicPartition(topic, 1)))
@@ -78,9 +86,7 @@ import Testing
             let (source, iterator) = try await Self.reading(kafka, "nh-with")
             let control = source.materialized
             async let command = Self.outcome("withConsumer", run: run) { try await control.withConsumer { try $0.assignment() } }
-            await Self.jitter()
-            let closed = await Self.within(Self.bound) { await control.shutdown() }
-            #expect(closed != nil, "shutdown did not return (run \(run))")
+            await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             Self.expectShutDownIfFailed(await command, "withConsumer")
             // After the close, at once.
             Self.expectShutDownIfFailed(await Self.outcome("withConsumer after close", run: run) { try await control.withConsumer { try $0.assignment() } }, "withConsumer after close")
@@ -95,9 +101,7 @@ import Testing
             let control = source.materialized
             let engine = try #require(try control.subStreamEngine())
             async let rewound = Self.outcome("rewind", run: run) { try await engine.rewind([TopicPartition("nh-rewind", 0): 0]) }
-            await Self.jitter()
-            let closed = await Self.within(Self.bound) { await control.shutdown() }
-            #expect(closed != nil, "shutdown did not return (run \(run))")
+            await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             Self.expectShutDownIfFailed(await rewound, "rewind")
             _ = iterator
         }
@@ -119,9 +123,7 @@ import Testing
                 _ = control.metrics
                 return count
             }
-            await Self.jitter()
-            let closed = await Self.within(Self.bound) { await control.shutdown() }
-            #expect(closed != nil, "shutdown did not return (run \(run))")
+            await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             done.store(true, ordering: .releasing)
             #expect(await reads != nil)
             _ = iterator
@@ -144,9 +146,7 @@ import Testing
                 for await _ in control.rebalanceEvents() { count += 1 }
                 return count
             }
-            await Self.jitter()
-            let closed = await Self.within(Self.bound) { await control.shutdown() }
-            #expect(closed != nil, "shutdown did not return (run \(run))")
+            await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             _ = await observed
             _ = await raced
             _ = await Self.outcome("rebalanceEvents asked for after close", run: run) { () async -> Int in
@@ -168,9 +168,7 @@ import Testing
             let control = source.materialized
             // The source's shutdown detaches its partitions through the consumer's thread.
             async let detached = Self.within(Self.bound) { await control.shutdown() }
-            await Self.jitter()
-            let closed = await Self.within(Self.bound) { await consumer.shutdown() }
-            #expect(closed != nil, "the consumer's shutdown did not return (run \(run))")
+            await Self.shutDownAfterJitter("the consumer's shutdown", run: run) { await consumer.shutdown() }
             #expect(await detached != nil, "the shared source's shutdown (detach) did not return (run \(run))")
             #expect(control.isShutdown)
             _ = iterator
