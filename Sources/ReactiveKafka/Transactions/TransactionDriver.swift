@@ -25,11 +25,12 @@ struct TransactionOutcome {
 /// rewind, committed, fail, …) to the caller.
 extension TransactionMachineHost {
     /// Performs `actions` and everything they lead to. `groupMetadata` gives the consumer
-    /// group for `sendOffsets`; `effect` receives every action that is not a transactional call.
+    /// group for `sendOffsets`; `effect` receives every action that is not a transactional call,
+    /// with the last error a call returned so far (what an abort's rewind or failure reports).
     func performTransactionActions(
         _ actions: [TransactionStateMachine.Action],
         groupMetadata: () -> ConsumerGroupMetadata?,
-        effect: (TransactionStateMachine.Action) async -> Void
+        effect: (TransactionStateMachine.Action, TransactionError?) async -> Void
     ) async -> TransactionOutcome {
         let producer = transactionalProducer
         var outcome = TransactionOutcome()
@@ -71,10 +72,10 @@ extension TransactionMachineHost {
                 if error == nil { outcome.aborted = true }
             case .fail(let error):
                 outcome.failure = outcome.failure ?? error
-                await effect(action)
+                await effect(action, outcome.lastError)
                 next = []
             default:
-                await effect(action)
+                await effect(action, outcome.lastError)
                 next = []
             }
             queue = next[...] + queue

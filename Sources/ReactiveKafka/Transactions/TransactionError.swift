@@ -65,6 +65,28 @@ struct TransactionError: Error, Equatable, Sendable {
         return TransactionError(kafkaError: kafkaError, isFatal: isFatal || fencedNow, isAbortable: isAbortable && !fencedNow, isRetriable: isRetriable && !fencedNow)
     }
 
+    /// The same failure of a `send_offsets_to_transaction` of `partitions`' offsets, naming them: none of them is committed, and when the group moved them to
+    /// another member (a stale generation or member id) that member reads them again.
+    func refusing(_ partitions: Set<TopicPartition>) -> TransactionError {
+        guard !partitions.isEmpty, kafkaError.kind != .shutDown, kafkaError.kind != .fenced else { return self }
+        let code = kafkaError.code.map { rd_kafka_resp_err_t($0) }
+        let moved = code.map(Self.meansPartitionsMoved) ?? false
+        let list = partitions.sorted().map(\.description).joined(separator: ", ")
+        let detail = moved
+            ? "the offsets of \(list) were refused because this member no longer owns them (the group rebalanced): \(kafkaError.message)"
+            : "the offsets of \(list) were not added to the transaction: \(kafkaError.message)"
+        var named = self
+        named.kafkaError = KafkaError(kafkaError.kind, detail, code: kafkaError.code, partitions: partitions)
+        return named
+    }
+
+    /// Group errors by which the coordinator says the sender is not (any more) the member
+    /// the partitions are assigned to.
+    static func meansPartitionsMoved(_ code: rd_kafka_resp_err_t) -> Bool {
+        code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID
+            || code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID || code == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS
+    }
+
     /// The error of a producer that another instance with the same transactional id fenced.
     static func fenced(transactionalId: String, detail: String, code: Int32?) -> KafkaError {
         KafkaError(

@@ -101,7 +101,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
             throw KafkaError(
                 .transactionAborted,
                 "the transaction of '\(transactionalId)' could not be committed and was aborted (\(cause)); nothing of it is visible, run it again",
-                code: outcome.lastError?.kafkaError.code)
+                code: outcome.lastError?.kafkaError.code, partitions: outcome.lastError?.kafkaError.partitions ?? [])
         }
         return result
     }
@@ -175,7 +175,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
 
     private func perform(_ actions: [TransactionStateMachine.Action]) async -> TransactionOutcome {
         // Offsets go to the transaction when sent (``KafkaTransaction/sendOffsets``), not at commit.
-        let outcome = await performTransactionActions(actions, groupMetadata: { nil }) { _ in }
+        let outcome = await performTransactionActions(actions, groupMetadata: { nil }) { _, _ in }
         if let error = outcome.failure { failure.withLock { if $0 == nil { $0 = error } } }
         return outcome
     }

@@ -73,13 +73,15 @@ final class TransactionalProducerEngine: Sendable {
     }
 
     /// `rd_kafka_send_offsets_to_transaction`: the next offsets to read, per partition, of `group`.
+    /// A failure names the partitions whose offsets were not added (librdkafka's error does not).
     func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async -> TransactionError? {
         let positions = offsets.mapValues { CommitPosition(nextOffset: $0, metadata: nil) }
-        return await call("send_offsets_to_transaction") { rk, timeout in
+        let error = await call("send_offsets_to_transaction") { rk, timeout in
             let list = PartitionList.make(positions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             return withExtendedLifetime(group) { rd_kafka_send_offsets_to_transaction(rk, list, group.pointer, timeout) }
         }
+        return error.map { $0.refusing(Set(offsets.keys)) }
     }
 
     /// `rd_kafka_commit_transaction` (flushes first), with the remaining transaction time.

@@ -133,7 +133,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             await transactionalProducer.close(timeout: .zero)
             throw error
         }
-        let started = await performTransactionActions(withMachine { $0.start() }, groupMetadata: { nil }) { _ in }
+        let started = await performTransactionActions(withMachine { $0.start() }, groupMetadata: { nil }) { _, _ in }
         if let failure = started.failure {
             fail(failure)
         } else {
@@ -467,7 +467,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 }
             case .go(let begin, let transaction, let firstRecord):
                 if begin {
-                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) { action in
+                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) { action, _ in
                         if case .fail(let error) = action { self.fail(error) }
                     }
                     if let failure = outcome.failure { throw failure }
@@ -700,7 +700,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 let actions = withMachine { $0.commitDue() }
                 if actions.isEmpty {
                     // Nothing open to commit: let a pump that stopped for the interval go on.
-                    await effect(.resumeDemand)
+                    await effect(.resumeDemand, lastError: nil)
                 } else {
                     await perform(actions)
                 }
@@ -745,8 +745,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// Performs a commit or abort sequence and its effects.
     private func perform(_ actions: [TransactionStateMachine.Action]) async {
         guard !actions.isEmpty else { return }
-        let outcome = await performTransactionActions(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action in
-            await self.effect(action)
+        let outcome = await performTransactionActions(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action, lastError in
+            await self.effect(action, lastError: lastError)
         }
         if outcome.aborted, let cause = outcome.lastError {
             logger.warning("transaction aborted", metadata: ["cause": "\(cause.kafkaError)"])
@@ -754,7 +754,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         if let failure = outcome.failure { fail(failure) }
     }
 
-    private func effect(_ action: TransactionStateMachine.Action) async {
+    /// Performs a non-transactional action; `lastError` is the last transactional call's failure
+    /// (the cause of an abort, which the stream's failure names when it gives up).
+    private func effect(_ action: TransactionStateMachine.Action, lastError: TransactionError?) async {
         switch action {
         case .suspendDemand:
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
@@ -794,23 +796,25 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             for source in sources { source.committed(offsets) }
             downstream?.resume()
         case .rewindSource(let offsets):
-            let (sources, unrewindable, ending, failure, aborts) = state.withLock { s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
+            let (sources, unrewindable, ending, delivery, aborts) = state.withLock { s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
                 let unrewindable = s.unrewindable
-                let failure = s.deliveryFailure.map { deliveryError($0, s) }
+                let delivery = s.deliveryFailure.map { deliveryError($0, s) }
                 s.deliveryFailure = nil
                 s.consecutiveAborts += 1
                 resetTransaction(&s)
                 for (partition, next) in s.machine.lastAbortedNext {
                     s.stale[partition] = max(s.stale[partition] ?? Int64.min, next - 1)
                 }
-                return (Array(s.sources.values), unrewindable, s.ending, failure, s.consecutiveAborts)
+                return (Array(s.sources.values), unrewindable, s.ending, delivery, s.consecutiveAborts)
             }
             let id = transactionalProducer.transactionalId
-            if let failure, Self.isPermanent(failure.code) {
+            if let delivery, Self.isPermanent(delivery.code) {
                 // Replaying would fail the same record again, forever.
-                fail(failure)
+                fail(delivery)
                 return
             }
+            // Why the transaction was aborted: a record's delivery, or a call (refused offsets).
+            let failure = delivery ?? lastError?.kafkaError
             switch ending {
             case .abort?:
                 return  // the stream ends with its own error: nothing is read again
@@ -824,9 +828,11 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 break
             }
             if aborts > Self.maxConsecutiveAborts {
-                fail(failure ?? KafkaError(
+                fail(KafkaError(
                     .transactionAborted,
-                    "\(aborts) transactions of '\(id)' in a row were aborted without one committing; giving up. Nothing of them was committed"))
+                    "\(aborts) transactions of '\(id)' in a row were aborted without one committing; giving up. Nothing of them was committed"
+                        + (failure.map { ". The last was aborted because \($0.message)" } ?? ""),
+                    code: failure?.code, partitions: failure?.partitions ?? []))
                 return
             }
             if unrewindable || sources.isEmpty {

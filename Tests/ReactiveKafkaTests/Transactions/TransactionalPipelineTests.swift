@@ -218,8 +218,9 @@ import Testing
         // (The mock does not store transactional offsets, so the group's offsets are not compared
         // here; make test-external checks that they become the group's committed offsets.)
         #expect(error.kind == .transactionAborted, "\(error)")
+        #expect(error.code == KafkaErrorCode.groupAuthorizationFailed.rawValue, "the refusal's code: \(error)")
+        #expect(!error.partitions.isEmpty && error.partitions.allSatisfy { $0.topic == names.input }, "the refused partitions are named: \(error)")
         #expect(committed.total < 2000, "the stream stopped at the refusal")
-        print("transactional offsets refused: \(error.kind) after \(committed.total) results: \(error)")
     }
 
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))

@@ -124,12 +124,14 @@ import Testing
         // TxnOffsetCommit, the same transaction fails (a sendOffsets that sent nothing would
         // let it commit).
         try kafka.failNextRequests(.txnOffsetCommit, with: [.groupAuthorizationFailed])
-        await #expect(throws: KafkaError.self) {
+        let refused = await #expect(throws: KafkaError.self) {
             try await producer.transaction { t in
                 try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "refused"))
                 try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 9, TopicPartition("tp-offsets-in", 1): 11], groupMetadata: group)
             }
         }
+        #expect(refused?.partitions == [TopicPartition("tp-offsets-in", 0), TopicPartition("tp-offsets-in", 1)], "the refusal names the partitions: \(String(describing: refused))")
+        #expect(refused?.code == KafkaErrorCode.groupAuthorizationFailed.rawValue)
         await producer.close()
 
         // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented
