@@ -152,6 +152,7 @@ extension ConsumerEngine {
             return (commitWaiters, closeWaiters, waiters, commands)
         }
         for command in commands { command.refuse(KafkaError(.shutDown, "the consumer closed before this call ran: use it while the stream runs")) }
+        groupRequests.releaseWaiters()
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(messageQueue, -1, nil, 0)

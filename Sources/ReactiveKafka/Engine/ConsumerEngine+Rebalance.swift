@@ -12,7 +12,10 @@ extension ConsumerEngine {
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
         let rejoinFollows = cooperativeRejoin == .afterRevoke
         cooperativeRejoin = .none
-        groupRequests.rebalanceCallback(cooperative: cooperative)
+        // Taken before anything waiting for this callback resumes: offsets a transactional
+        // producer sends for this member from now on carry this generation.
+        let metadata = rd_kafka_consumer_group_metadata(handle).map(ConsumerGroupMetadata.init)
+        groupRequests.rebalanceCallback(cooperative: cooperative, groupMetadata: metadata)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             if cooperative {
@@ -51,6 +54,18 @@ extension ConsumerEngine {
             revoke(assignedPartitions(), lost: true)
             rd_kafka_assign(handle, nil)
         }
+    }
+
+    /// Returns once no cooperative rejoin is under way (bounded by ``rejoinHoldLimit``): offsets
+    /// another client sends for this member (a transactional producer) wait for its new generation.
+    func waitWhileRejoining() async {
+        await groupRequests.waitWhileRejoining(limit: rejoinHoldLimit)
+    }
+
+    /// Returns once a rebalance callback brought group metadata other than `refused` (bounded
+    /// by ``commitHoldLimit``).
+    func waitForGroupMetadata(replacing refused: ConsumerGroupMetadata) async {
+        await groupRequests.waitForMetadata(replacing: refused, limit: commitHoldLimit)
     }
 
     /// How long a JoinGroup written holds commits (GroupRequestWatch): ``commitHoldLimit``, and not

@@ -46,6 +46,11 @@ final class GroupRequestWatch: Sendable {
         var cooperative = false
         /// OffsetCommits written while a JoinGroup awaited its answer (each answered ILLEGAL_GENERATION).
         var commitsBehindJoin = 0
+        /// The member's group metadata as of its last rebalance callback.
+        var groupMetadata: ConsumerGroupMetadata?
+        /// Tasks waiting for the next rebalance callback, by ticket.
+        var rebalanceWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextTicket: UInt64 = 0
     }
 
     let state = Mutex(State())
@@ -79,13 +84,85 @@ final class GroupRequestWatch: Sendable {
         }
     }
 
-    /// The member's rebalance callback runs: its join and SyncGroup are complete.
-    func rebalanceCallback(cooperative: Bool) {
-        state.withLock { s in
+    /// The member's rebalance callback runs: its join and SyncGroup are complete, and
+    /// `groupMetadata` is its membership now (generation and member id).
+    func rebalanceCallback(cooperative: Bool, groupMetadata: ConsumerGroupMetadata? = nil) {
+        let waiters = state.withLock { s in
             s.cooperative = cooperative
             s.joinWrittenAt = nil
             s.heartbeatAnsweredAt = nil
+            if let groupMetadata { s.groupMetadata = groupMetadata }
+            defer { s.rebalanceWaiters.removeAll() }
+            return Array(s.rebalanceWaiters.values)
         }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The member's group metadata as of its last rebalance callback: what offsets another
+    /// client sends for it (a transactional producer's TxnOffsetCommit, KIP-447) must carry.
+    var groupMetadata: ConsumerGroupMetadata? { state.withLock { $0.groupMetadata } }
+
+    /// Returns once a cooperative member's rejoin (from its JoinGroup written to its next
+    /// rebalance callback) is over, or at once when none is under way; waits at most until
+    /// `limit` after the JoinGroup was written, and returns early when the task is cancelled.
+    ///
+    /// For offsets another client sends for this member: they carry the member's generation,
+    /// which the rejoin replaces when it completes and the member learns only in its callback;
+    /// sent in between, they are refused with ILLEGAL_GENERATION, and the transaction holding
+    /// them must abort.
+    func waitWhileRejoining(limit: Duration) async {
+        let deadline = state.withLock { s -> ContinuousClock.Instant? in
+            guard s.cooperative, let written = s.joinWrittenAt else { return nil }
+            return written + limit
+        }
+        guard let deadline else { return }
+        await nextRebalanceCallback(until: deadline) { s in s.cooperative && s.joinWrittenAt != nil }
+    }
+
+    /// Returns once a rebalance callback brought metadata other than `refused` (a new generation
+    /// or member id), waiting at most `limit`: offsets the coordinator refused for their
+    /// generation are worth sending again only with the next one.
+    func waitForMetadata(replacing refused: ConsumerGroupMetadata, limit: Duration) async {
+        await nextRebalanceCallback(until: .now + limit) { s in s.groupMetadata === refused }
+    }
+
+    /// Suspends while `waiting` holds, until the next rebalance callback, `deadline`, ``releaseWaiters()``
+    /// or cancellation.
+    private func nextRebalanceCallback(until deadline: ContinuousClock.Instant, while waiting: @escaping @Sendable (State) -> Bool) async {
+        let ticket = state.withLock { s -> UInt64? in
+            guard waiting(s) else { return nil }
+            defer { s.nextTicket &+= 1 }
+            return s.nextTicket
+        }
+        guard let ticket else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(until: deadline) }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                        let resumeNow = self.state.withLock { s -> Bool in
+                            if Task.isCancelled || !waiting(s) { return true }
+                            s.rebalanceWaiters[ticket] = waiter
+                            return false
+                        }
+                        if resumeNow { waiter.resume() }
+                    }
+                } onCancel: {
+                    self.state.withLock { $0.rebalanceWaiters.removeValue(forKey: ticket) }?.resume()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Lets every task waiting for a rebalance callback go (the consumer closes).
+    func releaseWaiters() {
+        let waiters = state.withLock { s in
+            defer { s.rebalanceWaiters.removeAll() }
+            return Array(s.rebalanceWaiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Commits written behind a pending JoinGroup so far (for tests and diagnostics).

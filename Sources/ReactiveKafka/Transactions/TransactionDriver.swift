@@ -25,11 +25,12 @@ struct TransactionOutcome {
 /// rewind, committed, fail, …) to the caller.
 extension TransactionMachineHost {
     /// Performs `actions` and everything they lead to. `groupMetadata` gives the consumer
-    /// group for `sendOffsets`; `effect` receives every action that is not a transactional call,
+    /// group for `sendOffsets`, or throws why the offsets must not be sent (the transaction is
+    /// then handled as if the send had failed with that error); `effect` receives every action that is not a transactional call,
     /// with the last error a call returned so far (what an abort's rewind or failure reports).
     func performTransactionActions(
         _ actions: [TransactionStateMachine.Action],
-        groupMetadata: () -> ConsumerGroupMetadata?,
+        groupMetadata: () async throws(TransactionError) -> ConsumerGroupMetadata?,
         effect: (TransactionStateMachine.Action, TransactionError?) async -> Void
     ) async -> TransactionOutcome {
         let producer = transactionalProducer
@@ -52,12 +53,16 @@ extension TransactionMachineHost {
                 next = withMachine { $0.flushed(error: error) }
             case .sendOffsets(let offsets):
                 let error: TransactionError?
-                if let group = groupMetadata() {
-                    error = await producer.sendOffsets(offsets, group: group)
-                } else {
-                    error = TransactionError(
-                        kafkaError: KafkaError(.illegalState, "consumed offsets were added to the transaction without the consumer group metadata to commit them with"),
-                        isFatal: false, isAbortable: false, isRetriable: false)
+                do throws(TransactionError) {
+                    if let group = try await groupMetadata() {
+                        error = await producer.sendOffsets(offsets, group: group)
+                    } else {
+                        error = TransactionError(
+                            kafkaError: KafkaError(.illegalState, "consumed offsets were added to the transaction without the consumer group metadata to commit them with"),
+                            isFatal: false, isAbortable: false, isRetriable: false)
+                    }
+                } catch let refusal {
+                    error = refusal
                 }
                 if let error { outcome.lastError = error }
                 next = withMachine { $0.offsetsSent(error: error) }

@@ -73,7 +73,7 @@ struct TransactionError: Error, Equatable, Sendable {
         let moved = code.map(Self.meansPartitionsMoved) ?? false
         let list = partitions.sorted().map(\.description).joined(separator: ", ")
         let detail = moved
-            ? "the offsets of \(list) were refused because this member no longer owns them (the group rebalanced): \(kafkaError.message)"
+            ? "the offsets of \(list) were refused: they carry a member or generation of the group that a rebalance replaced (their partitions may have moved to another member): \(kafkaError.message)"
             : "the offsets of \(list) were not added to the transaction: \(kafkaError.message)"
         var named = self
         named.kafkaError = KafkaError(kafkaError.kind, detail, code: kafkaError.code, partitions: partitions)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The position of a consumed record, as a transactional sink commits it:
 /// Alpakka's `PartitionOffset` with its committed marker. The record's
 /// partition and offset, plus the consumer group metadata that
@@ -43,28 +45,54 @@ public struct TransactionalOffset: Sendable, CustomStringConvertible {
     public var description: String { "TransactionalOffset(\(partitionOffset))" }
 }
 
-/// A partition as a transactional source emits it in one group generation: what every
-/// ``TransactionalOffset`` of it shares. The source makes one per partition and group
-/// metadata (a rebalance brings new metadata, hence new objects).
+/// A partition as a transactional source emits it for one period of ownership (from its
+/// assignment to its revocation or loss): what every ``TransactionalOffset`` of it shares.
+///
+/// Its group metadata is the source's current one (a cooperative rebalance changes the
+/// generation of partitions the member keeps, and their offsets stay committable). Once the
+/// partition is revoked or lost the object has *ended*: records emitted before that are not
+/// committed by this member any more (the partition's next owner reads them), which the
+/// sink enforces by dropping them and by aborting a transaction that holds any of them.
 final class TransactionalPartition: Sendable {
     let topicPartition: TopicPartition
     /// The consumer group, or "" without one.
     let groupId: String
-    let groupMetadata: ConsumerGroupMetadata
+    /// The metadata it was made with: what a hand-built offset commits with, and a source's
+    /// partition once the source is gone.
+    private let initialMetadata: ConsumerGroupMetadata
     /// Weak: the source keeps its partitions (a strong reference would be a cycle); a sink
     /// that commits them holds the source itself once it saw it.
     weak let source: (any TransactionalSourceLink)?
+    private let ended = Atomic<Bool>(false)
 
     init(_ topicPartition: TopicPartition, groupId: String, groupMetadata: ConsumerGroupMetadata, source: (any TransactionalSourceLink)?) {
         self.topicPartition = topicPartition
         self.groupId = groupId
-        self.groupMetadata = groupMetadata
+        self.initialMetadata = groupMetadata
         self.source = source
     }
+
+    /// The metadata to send this partition's offsets with: the source's current generation.
+    var groupMetadata: ConsumerGroupMetadata { source?.currentGroupMetadata ?? initialMetadata }
+
+    /// Whether the partition was revoked from (or lost by) the member that emitted these records.
+    var hasEnded: Bool { ended.load(ordering: .acquiring) }
+
+    /// The partition was revoked or lost: its records emitted so far must not be committed.
+    func end() { ended.store(true, ordering: .releasing) }
 }
 
 /// What a transactional sink needs from the source its messages came from.
 protocol TransactionalSourceLink: AnyObject, Sendable {
+    /// The consumer group metadata of the source's current generation (nil before it has any).
+    var currentGroupMetadata: ConsumerGroupMetadata? { get }
+    /// Returns once the source's consumer is not rejoining its group (bounded): offsets sent
+    /// during a rejoin carry a generation it is replacing.
+    func waitWhileRejoining() async
+    /// Returns once the source's group metadata is other than `refused` (a rebalance callback
+    /// brought the member's new generation or member id), bounded: offsets the coordinator
+    /// refused for their generation are sent again only with the next one.
+    func waitForMetadata(replacing refused: ConsumerGroupMetadata) async
     /// The transaction holding these offsets (the next offsets to read) committed.
     func committed(_ offsets: [TopicPartition: Int64])
     /// A transaction was aborted: make every partition read again from `offsets`

@@ -7,11 +7,14 @@ import Synchronization
 /// generation, and the rewind after an aborted transaction.
 ///
 /// It is also the source's ``PartitionAssignmentHandler`` (before any handler
-/// of the user's): on assign it takes the new group metadata (KIP-447: the
-/// generation fences zombies); on revoke it holds the rebalance, bounded by
-/// `drainTimeout`, until every record already emitted for the revoked
-/// partitions is committed in a transaction (asking the sink to commit now),
-/// so their next owner starts exactly after them. The engine reaches it through a
+/// of the user's): on every rebalance callback it takes the group's current metadata
+/// (KIP-447: offsets go with the member's current generation; a cooperative rebalance
+/// changes it for the partitions the member keeps); on revoke it holds the rebalance,
+/// bounded by `drainTimeout`, until every record already emitted for the revoked
+/// partitions is committed in a transaction (asking the sink to commit now), so their
+/// next owner starts exactly after them. A revoked or lost partition's
+/// ``TransactionalPartition`` ends: what was emitted for it and not committed by then is
+/// never committed by this member (the sink drops it, or aborts a transaction holding it). The engine reaches it through a
 /// ``TransactionalRebalanceForwarder`` that holds it weakly: the context holds the engine
 /// (for rewinds) and the engine holds its handler for its whole life, so registering the
 /// context itself made a cycle that leaked every transactional source's engine.
@@ -32,7 +35,7 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         var lastConsumed: ConsumedPartition?
         var last: TransactionalPartition?
         var lastOffset: Int64 = 0
-        /// The offsets' shared object per partition (of the metadata it holds).
+        /// The offsets' shared object per partition, for its current period of ownership.
         var partitions: [TopicPartition: TransactionalPartition] = [:]
         /// Next offset committed by the sink's transactions, per partition.
         var committedNext: [TopicPartition: Int64] = [:]
@@ -100,7 +103,7 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         s.foldLast()
         if s.engine == nil { s.engine = engine.engine }
         let partition: TransactionalPartition
-        if let known = s.partitions[consumed.topicPartition], known.groupMetadata === metadata {
+        if let known = s.partitions[consumed.topicPartition], !known.hasEnded {
             partition = known
         } else {
             partition = TransactionalPartition(consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self)
@@ -114,6 +117,21 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     // MARK: TransactionalSourceLink (the sink)
 
+    var currentGroupMetadata: ConsumerGroupMetadata? {
+        let (engine, metadata) = state.withLock { ($0.engine, $0.metadata) }
+        // The engine's is taken at the start of each rebalance callback, before anything waiting
+        // for it resumes; this context's own only in its handler calls, later.
+        return engine?.groupRequests.groupMetadata ?? metadata
+    }
+
+    func waitWhileRejoining() async {
+        await state.withLock { $0.engine }?.waitWhileRejoining()
+    }
+
+    func waitForMetadata(replacing refused: ConsumerGroupMetadata) async {
+        await state.withLock { $0.engine }?.waitForGroupMetadata(replacing: refused)
+    }
+
     func attach(_ sink: any TransactionalSinkHandle) {
         state.withLock { $0.sinks[ObjectIdentifier(sink)] = WeakSink(sink: sink) }
     }
@@ -121,24 +139,26 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     func detach(_ sink: any TransactionalSinkHandle) {
         _ = state.withLock { $0.sinks.removeValue(forKey: ObjectIdentifier(sink)) }
         // A revoke waiting for this sink's commits stops waiting.
-        commits.lock()
-        commitCount += 1
-        commits.broadcast()
-        commits.unlock()
+        commitsChanged()
     }
 
     func committed(_ offsets: [TopicPartition: Int64]) {
         state.withLock { s in
             for (partition, next) in offsets { s.committedNext[partition] = max(s.committedNext[partition] ?? Int64.min, next) }
         }
-        commits.lock()
-        commitCount += 1
-        commits.broadcast()
-        commits.unlock()
+        commitsChanged()
     }
 
     func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
         guard !offsets.isEmpty else { return }
+        // Nothing emitted for them is waiting to be committed any more: it is read again (here,
+        // or by the next owner of a partition being revoked), so a revoke's drain stops waiting.
+        // (The seek below runs on the consumer's thread, after a revoke callback in progress.)
+        state.withLock { s in
+            s.foldLast()
+            for partition in offsets.keys { s.emitted[partition] = nil }
+        }
+        commitsChanged()
         guard let engine = state.withLock({ $0.engine }) else {
             // The offsets are of records this source emitted, and the first one set the engine.
             throw KafkaError(.illegalState, "the transactional source cannot rewind \(offsets.keys.sorted()): it has emitted no record, so it has no consumer to seek")
@@ -160,26 +180,23 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     // MARK: PartitionAssignmentHandler (the consumer's thread)
 
     func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        if let metadata = try? consumer.groupMetadata() {
-            state.withLock { s in
-                s.metadata = metadata
-                // The next record takes the new metadata (the run's object holds the old one).
-                s.foldLast()
-            }
-        }
+        refreshMetadata(consumer)
         for sink in sinks() { sink.partitionsReassigned(partitions) }
         userHandler?.onAssign(partitions, consumer: consumer)
     }
 
     func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        // A cooperative revoke comes after the member joined the next generation: the drain's
+        // commits must carry it (those of the old one are refused with ILLEGAL_GENERATION).
+        refreshMetadata(consumer)
         drain(partitions)
         forget(partitions)
         userHandler?.onRevoke(partitions, consumer: consumer)
     }
 
     func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        // Their offsets must not be committed by us any more; the broker fences a commit of
-        // the old generation (KIP-447), which aborts the transaction and rewinds.
+        // Their offsets must not be committed by us any more: forgetting ends their objects.
+        refreshMetadata(consumer)
         forget(partitions)
         userHandler?.onLost(partitions, consumer: consumer)
     }
@@ -217,15 +234,31 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         }
     }
 
+    /// Takes the group's current metadata (the generation this callback belongs to).
+    private func refreshMetadata(_ consumer: RestrictedConsumer) {
+        guard let metadata = try? consumer.groupMetadata() else { return }
+        state.withLock { $0.metadata = metadata }
+    }
+
+    /// The partitions left this member: their period of ownership ends.
     private func forget(_ partitions: Set<TopicPartition>) {
         state.withLock { s in
             s.foldLast()
             for p in partitions {
                 s.emitted[p] = nil
                 s.committedNext[p] = nil
+                s.partitions.removeValue(forKey: p)?.end()
             }
         }
         for sink in sinks() { sink.partitionsReassigned(partitions) }
+    }
+
+    /// Wakes a revoke's drain to look again at what is outstanding.
+    private func commitsChanged() {
+        commits.lock()
+        commitCount += 1
+        commits.broadcast()
+        commits.unlock()
     }
 
     private func sinks() -> [any TransactionalSinkHandle] {

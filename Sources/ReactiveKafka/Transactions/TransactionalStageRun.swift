@@ -61,7 +61,6 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         var ending: Ending?
         var failure: (any Error)?
         var finished = false
-        var groupMetadata: ConsumerGroupMetadata?
         var sources: [ObjectIdentifier: any TransactionalSourceLink] = [:]
         /// Numbers the transactions, so delivery reports of an aborted one are recognised.
         var transaction: UInt64 = 1
@@ -81,8 +80,16 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         /// consumed: newer records of them were consumed before the rewind and are dropped.
         var stale: [TopicPartition: Int64] = [:]
         /// The shared partition object of the last message let in since the transaction began:
-        /// its metadata and source were looked at.
+        /// its source was looked at.
         var lastEntered: TransactionalPartition?
+        /// Every shared partition object of the open transaction: its offsets are sent with
+        /// their source's current metadata, unless one of them has ended (see `offsetsGroup`).
+        var entered: [ObjectIdentifier: TransactionalPartition] = [:]
+        /// The group metadata the open transaction's offsets were last sent with.
+        var sentMetadata: ConsumerGroupMetadata?
+        /// Metadata the coordinator refused for its generation or member id: the next offsets wait
+        /// for the source to have other metadata (see `offsetsGroup`).
+        var refusedMetadata: ConsumerGroupMetadata?
         /// Messages until the pump reads the clock again (see `gate`).
         var untilClock = 0
     }
@@ -394,6 +401,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         var commitRequested = false
         let gate = state.withLock { s -> Gate in
             if s.failure != nil || s.finished || s.ending != nil { return .stop }
+            // Revoked or lost since it was emitted: its next owner reads it.
+            if shared.hasEnded { return .drop }
             if !s.stale.isEmpty, let highest = s.stale[partition] {
                 if consumed > highest { return .drop }
                 s.stale[partition] = nil  // the replay has begun
@@ -421,7 +430,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             // Offsets of one partition share their metadata and source: look at them once a run.
             if s.lastEntered !== shared {
                 s.lastEntered = shared
-                if s.groupMetadata !== shared.groupMetadata { s.groupMetadata = shared.groupMetadata }
+                s.entered[ObjectIdentifier(shared)] = shared
                 if let source = shared.source {
                     let id = ObjectIdentifier(source)
                     if s.sources[id] == nil {
@@ -745,7 +754,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// Performs a commit or abort sequence and its effects.
     private func perform(_ actions: [TransactionStateMachine.Action]) async {
         guard !actions.isEmpty else { return }
-        let outcome = await performTransactionActions(actions, groupMetadata: { self.state.withLock { $0.groupMetadata } }) { action, lastError in
+        let outcome = await performTransactionActions(actions, groupMetadata: offsetsGroup) { action, lastError in
             await self.effect(action, lastError: lastError)
         }
         if outcome.aborted, let cause = outcome.lastError {
@@ -799,6 +808,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             let (sources, unrewindable, ending, delivery, aborts) = state.withLock { s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
                 let unrewindable = s.unrewindable
                 let delivery = s.deliveryFailure.map { deliveryError($0, s) }
+                if let code = lastError?.kafkaError.code, TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code)) {
+                    s.refusedMetadata = s.sentMetadata
+                }
                 s.deliveryFailure = nil
                 s.consecutiveAborts += 1
                 resetTransaction(&s)
@@ -887,7 +899,41 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         return report.failure(topic: topic)
     }
 
+    /// The group metadata to send the open transaction's offsets with: their source's current
+    /// generation. Throws (an abortable error naming them) when a partition of the transaction
+    /// was revoked or lost after its records were let in: committing them now would commit
+    /// records their next owner reads too.
+    private func offsetsGroup() async throws(TransactionError) -> ConsumerGroupMetadata? {
+        // A cooperative member's rejoin replaces its generation, which it learns in its next
+        // rebalance callback: offsets sent in between would be refused and abort the transaction.
+        let (sources, refused) = state.withLock { s in
+            defer { s.refusedMetadata = nil }
+            return (Array(s.sources.values), s.refusedMetadata)
+        }
+        for source in sources {
+            // Refused for its generation: sending the same again would only abort again.
+            if let refused { await source.waitForMetadata(replacing: refused) }
+            await source.waitWhileRejoining()
+        }
+        let (entered, last) = state.withLock { s in (Array(s.entered.values), s.lastEntered) }
+        let moved = Set(entered.filter(\.hasEnded).map(\.topicPartition))
+        guard moved.isEmpty else {
+            let list = moved.sorted().map(\.description).joined(separator: ", ")
+            throw TransactionError(
+                kafkaError: KafkaError(
+                    .transactionAborted,
+                    "the transaction of '\(transactionalProducer.transactionalId)' holds records of \(list), which this member no longer owns "
+                        + "(revoked or lost before the transaction committed): it is aborted, and their next owner reads them",
+                    partitions: moved),
+                isFatal: false, isAbortable: true, isRetriable: false)
+        }
+        let metadata = (last ?? entered.first)?.groupMetadata
+        state.withLock { $0.sentMetadata = metadata }
+        return metadata
+    }
+
     private func resetTransaction(_ s: inout State) {
+        s.entered.removeAll(keepingCapacity: true)
         s.held.removeAll(keepingCapacity: true)
         s.outcomes.removeAll(keepingCapacity: true)
         s.transaction &+= 1
