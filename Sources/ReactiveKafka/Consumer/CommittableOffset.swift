@@ -11,15 +11,16 @@ protocol OffsetCommitter: AnyObject, Sendable {
     /// Asks to be called (on the consumer's thread; keep it short) when a revoke starts waiting for commits.
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void)
     func removeCommitRequestObserver(_ id: ObjectIdentifier)
-    /// A counted ``ConsumedPartition`` (emitted records' offsets) is gone; called from its deinit, any thread.
-    func emittedOffsetHolderReleased()
+    /// A counted ``ConsumedPartition`` (emitted records' offsets) is gone; called from its deinit,
+    /// any thread. `subset`: the shared-consumer source that took it, or 0.
+    func emittedOffsetHolderReleased(subset: UInt64)
     /// Whether `partition` stayed assigned to this consumer since a reader took a record of it at `epoch`.
     func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool
 }
 
 extension OffsetCommitter {
     func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool { true }
-    func emittedOffsetHolderReleased() {}
+    func emittedOffsetHolderReleased(subset: UInt64) {}
     var requestsImmediateCommit: Bool { false }
     func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
     func removeCommitRequestObserver(_ id: ObjectIdentifier) {}

@@ -12,8 +12,10 @@ import Synchronization
 /// assignment (``Subscription/assignment(_:)-swift.type.method`` and kin). All sources share one
 /// connection, one thread and one `maxBufferedBytes` budget; a source that
 /// falls behind has its partitions paused alone. Stopping a source completes
-/// it; a source whose stream ends (or that is shut down) lets its partitions
-/// go; ``shutdown()`` closes the consumer and completes every source. When
+/// it; a source that is shut down lets its partitions go; one whose stream ends
+/// lets them go once the offsets it emitted are committed or dropped downstream
+/// (`closeTimeout` at the latest, at once when another source asks for them);
+/// ``shutdown()`` closes the consumer and completes every source. When
 /// the `KafkaConsumer` and every source made from it are gone, the consumer
 /// closes by itself.
 public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {

@@ -49,6 +49,12 @@ struct CommitStateMachine {
     private var nextSendID: UInt64 = 1
 
     var hasWork: Bool { !waiting.isEmpty || inFlight != nil }
+
+    /// Whether a request for any of `partitions` is queued or awaits its answer.
+    func hasWork(touching partitions: Set<TopicPartition>) -> Bool {
+        let requests = waiting + (inFlight?.requests ?? [])
+        return requests.contains { $0.offsets.keys.contains(where: partitions.contains) }
+    }
     var isIdle: Bool { waiting.isEmpty && inFlight == nil }
 
     mutating func enqueue(_ request: Request) {

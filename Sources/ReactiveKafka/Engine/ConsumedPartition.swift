@@ -19,29 +19,32 @@ final class ConsumedPartition: Sendable {
     /// The consumer group, or "" when the consumer reads without one (manual assignment).
     let groupId: String
     let committer: any OffsetCommitter
-    /// Tells the committer when this copy goes (see ``handedOut(takenAt:counted:)``).
+    /// Tells the committer when this copy goes (see ``handedOut(takenAt:counted:subset:)``).
     private let isCounted: Bool
+    /// The shared-consumer source whose reader took it (0: none), for its own count.
+    private let subset: UInt64
     /// The consumer's revocation epoch when a reader took the chunk this copy came with (nil on
     /// the shared object): whether the partition was revoked since can be asked of the committer.
     let takenAt: UInt64?
 
-    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false, takenAt: UInt64? = nil) {
+    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false, subset: UInt64 = 0, takenAt: UInt64? = nil) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.committer = committer
         self.isCounted = isCounted
+        self.subset = subset
         self.takenAt = takenAt
     }
 
     /// The copy a reader takes with a chunk, stamped with the epoch it was taken at; with
-    /// `counted`, the committer hears of its end (``OffsetCommitter/emittedOffsetHolderReleased()``),
-    /// and the caller counts it in.
-    func handedOut(takenAt epoch: UInt64, counted: Bool) -> ConsumedPartition {
-        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: counted, takenAt: epoch)
+    /// `counted`, the committer hears of its end (``OffsetCommitter/emittedOffsetHolderReleased(subset:)``),
+    /// and the caller counts it in (for the shared-consumer source `subset`, when not 0).
+    func handedOut(takenAt epoch: UInt64, counted: Bool, subset: UInt64 = 0) -> ConsumedPartition {
+        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: counted, subset: subset, takenAt: epoch)
     }
 
     deinit {
         // The committer is still alive here: this object holds it until the end of deinit.
-        if isCounted { committer.emittedOffsetHolderReleased() }
+        if isCounted { committer.emittedOffsetHolderReleased(subset: subset) }
     }
 }

@@ -17,7 +17,17 @@ extension ConsumerEngine {
 
     /// A counted chunk partition is gone (any thread, from its deinit; the state lock may be held
     /// there): the last one tells the engine thread, which tells the lifecycle.
-    func emittedOffsetHolderReleased() {
+    func emittedOffsetHolderReleased(subset: UInt64) {
+        if subset != 0 {
+            // A shared-consumer source's: the last one may let its ended source detach.
+            let last = subsetOffsetHolders.withLock { holders in
+                let left = (holders[subset] ?? 1) - 1
+                holders[subset] = left > 0 ? left : nil
+                return left <= 0
+            }
+            if last { wakeup.signal() }
+            return
+        }
         if emittedOffsetHolders.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
             emittedOffsetHoldersDrained.store(true, ordering: .releasing)
             wakeup.signal()

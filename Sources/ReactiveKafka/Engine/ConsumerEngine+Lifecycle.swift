@@ -15,8 +15,14 @@ extension ConsumerEngine {
     /// once its committers have flushed.
     func releaseLease(_ reader: Reader) {
         if case .subset(let id) = reader {
-            stopSubset(id)
-            enqueue { [self] _ in detach(id) }
+            // Its partitions stay until what it emitted can no longer be committed downstream
+            // (a committer flushing after the stream ended), bounded by closeTimeout.
+            let waiter = state.withLock { s in
+                s.subsets.stopThenDetach(id, deadline: .now + configuration.closeTimeout)
+                return s.waiters.removeValue(forKey: .subset(id))
+            }
+            waiter?.resume(returning: nil)
+            wakeup.signal()
         }
         let waiters = state.withLock { s in
             perform(s.lifecycle.leaseReleased(now: .now, committerGrace: configuration.closeTimeout, offsetsOutstanding: emittedOffsetsOutstanding), &s)

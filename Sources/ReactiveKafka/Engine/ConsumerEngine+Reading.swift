@@ -76,9 +76,15 @@ extension ConsumerEngine {
         if flow != .none { s.pendingFlowControl.append(flow) }
         let epoch = revocationEpoch.load(ordering: .acquiring)
         if configuration.stampsHandedOutChunks {
-            let counted = configuration.countsEmittedOffsets
-            for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: counted) }
-            if counted { emittedOffsetHolders.add(taken.count, ordering: .relaxed) }
+            if case .subset(let id) = reader {
+                // Counted per source: an ended source keeps its partitions while they live.
+                for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: true, subset: id) }
+                if !taken.isEmpty { subsetOffsetHolders.withLock { $0[id, default: 0] += taken.count } }
+            } else {
+                let counted = configuration.countsEmittedOffsets
+                for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: counted) }
+                if counted { emittedOffsetHolders.add(taken.count, ordering: .relaxed) }
+            }
         }
         if s.emitted.tracksHandedOut || s.emitted.storesEmitted {
             var next: [TopicPartition: Int64] = [:]

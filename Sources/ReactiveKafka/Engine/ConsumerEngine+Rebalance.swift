@@ -109,9 +109,26 @@ extension ConsumerEngine {
         }
     }
 
+    /// Ended shared-consumer sources whose emitted offsets are all gone (and their commits
+    /// answered), or whose deadline passed, let their partitions go (engine thread).
+    func detachReleasedSubsets(now: ContinuousClock.Instant) {
+        let holders = subsetOffsetHolders.withLock { $0 }
+        let due = state.withLock { s in
+            s.subsets.detachWhenReleased.compactMap { id, deadline -> UInt64? in
+                let partitions = s.subsets.partitions[id] ?? []
+                let released = holders[id] == nil && !s.commits.machine.hasWork(touching: partitions)
+                return released || now >= deadline ? id : nil
+            }
+        }
+        for id in due { detach(id) }
+    }
+
     /// A source sharing this consumer adds its partitions (engine thread).
     func attach(_ id: UInt64, _ subscription: Subscription) throws(KafkaError) {
         let partitions = subscription.manualPartitions
+        // An ended source still holding them for its committers gives them up now: the new
+        // source reads them again from the last commit.
+        for ended in state.withLock({ $0.subsets.pendingDetaches(holding: partitions) }) { detach(ended) }
         let taken = state.withLock { s in s.subsets.attached.intersection(partitions) }
         try check(taken.isEmpty, "\(taken.sorted().map(\.description).joined(separator: ", ")) already read by another source of this consumer: give each source its own partitions")
         let offsets = try startOffsets(subscription)

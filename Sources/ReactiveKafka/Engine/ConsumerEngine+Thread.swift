@@ -269,6 +269,7 @@ extension ConsumerEngine {
 
     func housekeeping() {
         let now = ContinuousClock.now
+        if state.withLock({ !$0.subsets.detachWhenReleased.isEmpty }) { detachReleasedSubsets(now: now) }
         let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request, Set<TopicPartition>)] = state.withLock { s in
             s.commits.machine.expire(now: now).compactMap { r in
                 s.commits.takeWaiter(r.id).map { ($0, r, s.assigned) }

@@ -104,6 +104,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// Counted ``ConsumedPartition``s alive (``Configuration/countsEmittedOffsets``): chunks taken by
     /// readers whose records or offsets may still be committed downstream.
     let emittedOffsetHolders = Atomic<Int>(0)
+    /// Counted chunk partitions alive per shared-consumer source (``ConsumedPartition``).
+    let subsetOffsetHolders = Mutex<[UInt64: Int]>([:])
     /// Set when ``emittedOffsetHolders`` reached zero, for the engine thread to tell the lifecycle.
     let emittedOffsetHoldersDrained = Atomic<Bool>(false)
     /// True while a revoke waits for commits: committers should commit what they get at once.

@@ -81,6 +81,9 @@ struct SharedConsumerSubsets {
     private(set) var partitions: [UInt64: Set<TopicPartition>] = [:]
     /// Sources that completed (their stream ended or they detached).
     private(set) var stopped: Set<UInt64> = []
+    /// Sources whose stream ended, keeping their partitions until the offsets they emitted
+    /// can no longer be committed (or the deadline): then they detach.
+    private(set) var detachWhenReleased: [UInt64: ContinuousClock.Instant] = [:]
 
     /// Every partition some source attached.
     var attached: Set<TopicPartition> { partitions.values.reduce(into: []) { $0.formUnion($1) } }
@@ -93,7 +96,20 @@ struct SharedConsumerSubsets {
     /// The source lets its partitions go; returns them.
     mutating func detach(_ id: UInt64) -> Set<TopicPartition> {
         stopped.insert(id)
+        detachWhenReleased[id] = nil
         return partitions.removeValue(forKey: id) ?? []
+    }
+
+    /// The source's stream ended: it completes now, and detaches once nothing downstream can
+    /// still commit what it emitted, or at `deadline`.
+    mutating func stopThenDetach(_ id: UInt64, deadline: ContinuousClock.Instant) {
+        stopped.insert(id)
+        if partitions[id] != nil { detachWhenReleased[id] = deadline }
+    }
+
+    /// Stopped sources waiting to detach that hold any of `wanted` (another source asks for them).
+    func pendingDetaches(holding wanted: Set<TopicPartition>) -> [UInt64] {
+        detachWhenReleased.keys.filter { partitions[$0]?.isDisjoint(with: wanted) == false }
     }
 
     func isStopped(_ id: UInt64) -> Bool { stopped.contains(id) }

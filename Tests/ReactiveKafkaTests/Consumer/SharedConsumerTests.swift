@@ -37,6 +37,53 @@ import Testing
         await consumer.shutdown()
     }
 
+    /// A shared consumer's source whose stream ends (here `take`) keeps its partitions until what
+    /// it emitted is committed downstream: letting them go at once made every commit still on its
+    /// way fail as `.notAssigned` (nothing committed; read again by the next source).
+    @Test func aSharedSourceEndedByTakeKeepsItsPartitionsUntilItsOffsetsAreCommitted() async throws {
+        let kafka = try SourceKindsTests.seeded("shared-take", partitions: 2, records: 1_000)
+        let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-take"))
+        let source = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0), TopicPartition("shared-take", 1)))
+        // take(300) ends the source at once (mapAsync pulls all 300 ahead) while every offset is
+        // still in the slow stage: no committer has seen one when the stream ends.
+        try await source.take(300)
+            .mapAsync(parallelism: 300) { message in
+                try await Task.sleep(for: .milliseconds(500))
+                return message.committableOffset
+            }
+            .run(into: Committer.sink(CommitterSettings().withMaxBatch(50)))
+        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
+        #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
+        // Then the partitions go: another source can take them.
+        let next = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0)))
+        var iterator = next.makeAsyncIterator()
+        let first = try await iterator.next()
+        #expect(first != nil)
+        await consumer.shutdown()
+    }
+
+    /// Offsets dropped uncommitted do not hold the partitions: once the last is gone, they go.
+    @Test func aSharedSourceWhoseOffsetsAreDroppedLetsItsPartitionsGo() async throws {
+        let kafka = try SourceKindsTests.seeded("shared-drop", partitions: 1, records: 100)
+        let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-drop"))
+        let partition = TopicPartition("shared-drop", 0)
+        let source = Consumer.committableExternalSource(consumer, subscription: .assignment(partition))
+        var kept: [CommittableOffset] = []
+        for try await message in source.take(10) { kept.append(message.committableOffset) }
+        let assigned = { (try? await consumer.control.withConsumer { try $0.assignment() }) ?? [] }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await assigned() == [partition], "offsets still held downstream keep the partition for their commit")
+        kept.removeAll()
+        var released = false
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !released, ContinuousClock.now < deadline {
+            released = await assigned().isEmpty
+            if !released { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(released, "once the last offset is dropped uncommitted, the partition goes")
+        await consumer.shutdown()
+    }
+
     @Test func aPartitionCanBeReadByOneSourceOnly() async throws {
         let kafka = try SourceKindsTests.seeded("overlap", partitions: 2, records: 20)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-overlap"))

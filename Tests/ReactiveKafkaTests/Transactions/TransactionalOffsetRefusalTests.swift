@@ -40,16 +40,18 @@ import Testing
         let both: Set = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
 
         // Member A owns both partitions (a committable source: nothing is committed unless asked).
-        let first = Consumer.committableSource(kafka.consumerSettings(group: group), subscription: .topics(topic))
+        // Its offsets are never committed: its revoke does not wait for them.
+        let settings = kafka.consumerSettings(group: group).withRebalanceSafeCommitTimeout(nil)
+        let first = Consumer.committableSource(settings, subscription: .topics(topic))
         let firstRun = Task { for try await _ in first {} }
         try #require(try await Self.eventually(within: .seconds(30)) { await Self.assignment(first.materialized) == both },
                      "member A was assigned both partitions")
         let stale = try await first.materialized.withConsumer { try $0.groupMetadata() }
 
         // Member B joins: the group rebalances into a new generation, one partition each.
-        let second = Consumer.committableSource(kafka.consumerSettings(group: group), subscription: .topics(topic))
+        let second = Consumer.committableSource(settings, subscription: .topics(topic))
         let secondRun = Task { for try await _ in second {} }
-        let settled = try await Self.eventually(within: .seconds(30)) {
+        let settled = try await Self.eventually(within: .seconds(60)) {
             let (a, b) = (await Self.assignment(first.materialized), await Self.assignment(second.materialized))
             return a.count == 1 && b.count == 1 && a != b
         }
@@ -82,9 +84,12 @@ import Testing
         #expect(error.partitions == Set(offsets.keys), "the error names the refused partitions: \(error)")
         #expect(error.partitions.contains(moved), "including the one that moved to B: \(error)")
         #expect(error.message.contains("a rebalance replaced"), "\(error)")
-        // Nothing of the transaction is visible, and the group's offsets did not move.
-        let visible = try await TopicReader.allValues(topic: output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
-        #expect(visible.isEmpty, "\(visible)")
+        // Nothing of the transaction is visible (the mock does not filter aborted records from
+        // read_committed readers, so only a broker can show it), and the group's offsets did not move.
+        if kafka.isExternal {
+            let visible = try await TopicReader.allValues(topic: output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+            #expect(visible.isEmpty, "\(visible)")
+        }
         let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)
         #expect(committed.isEmpty, "the refused offsets were not committed: \(committed)")
 
