@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 @testable import ReactiveKafka
 
@@ -113,9 +114,19 @@ struct TestTimeout: Error, CustomStringConvertible {
     var description: String { "the operation did not finish within the test's bound" }
 }
 
-/// Runs `body`, failing with `TestTimeout` if it takes longer than `seconds`:
-/// a generous guard so a hang fails the test instead of stalling the suite.
-/// On timeout `body` is cancelled but not awaited (it may be stuck for good).
+/// How much longer bounds that only guard against hangs may be: `REACTIVE_KAFKA_TEST_TIME_SCALE`
+/// (`make sanitize` sets 4: instrumented code runs several times slower), 1 otherwise.
+enum TestTimeScale {
+    static let factor: Double = {
+        guard let text = ProcessInfo.processInfo.environment["REACTIVE_KAFKA_TEST_TIME_SCALE"],
+              let value = Double(text), value >= 1 else { return 1 }
+        return value
+    }()
+}
+
+/// Runs `body`, failing with `TestTimeout` if it takes longer than `seconds` (times
+/// ``TestTimeScale/factor``): a generous guard so a hang fails the test instead of stalling
+/// the suite. On timeout `body` is cancelled but not awaited (it may be stuck for good).
 func withTimeout<T: Sendable>(
     seconds: Double = 5,
     _ body: @escaping @Sendable () async throws -> T
@@ -127,7 +138,7 @@ func withTimeout<T: Sendable>(
             do { outcome.resume(.success(try await body())) } catch { outcome.resume(.failure(error)) }
         }
         let timer = Task {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            try await Task.sleep(for: .milliseconds(Int(seconds * TestTimeScale.factor * 1000)))
             outcome.resume(.failure(TestTimeout()))
             work.cancel()
         }
