@@ -221,7 +221,9 @@ extension ConsumerEngine {
         let waitForCommits = !lost && configuration.rebalanceSafeCommitTimeout != nil
         let finishedSubStreams: [UnsafeContinuation<Delivery?, any Error>] = state.withLock { s in
             withdraw(partitions, &s)
-            if waitForCommits && s.phase == .running { s.emitted.beginRevoke(partitions) }
+            // Also while stopped (a drain): the consumer stays in the group so that what its
+            // stream emitted can be committed, and a rebalance then must not hand it on first.
+            if waitForCommits && (s.phase == .running || s.phase == .stopped) { s.emitted.beginRevoke(partitions) }
             return partitions.compactMap { s.waiters.removeValue(forKey: .partition($0)) }
         }
         for waiter in finishedSubStreams { waiter.resume(returning: nil) }
@@ -252,7 +254,7 @@ extension ConsumerEngine {
     /// commit what they hold now, and commits keep flowing while we wait.
     private func awaitCommitsOfEmittedRecords(_ partitions: Set<TopicPartition>) {
         guard let timeout = configuration.rebalanceSafeCommitTimeout,
-              state.withLock({ $0.phase == .running && $0.emitted.isRevoking }) else { return }
+              state.withLock({ ($0.phase == .running || $0.phase == .stopped) && $0.emitted.isRevoking }) else { return }
         let started = ContinuousClock.now
         let deadline = started + timeout
         commitsRefusedByRebalance = false
@@ -279,7 +281,7 @@ extension ConsumerEngine {
                 return
             }
             let now = ContinuousClock.now
-            if now >= deadline || state.withLock({ $0.phase != .running || $0.failure != nil }) {
+            if now >= deadline || state.withLock({ ($0.phase != .running && $0.phase != .stopped) || $0.failure != nil }) {
                 logger.warning(
                     "revoking partitions before the records emitted for them were committed: they may be processed again by their next owner",
                     metadata: ["partitions": "\(outstanding.sorted())", "rebalanceSafeCommitTimeout": "\(timeout)"])
