@@ -24,6 +24,11 @@
  * the acquire (after the lock) and the release (before the unlock) on the mutex word, the
  * address its inlined atomics synchronise on. No suppression is needed for the Mutex. */
 
+/* 3. Exit. In AddressSanitizer builds, the process waits at exit (at most 10 s) until
+ * librdkafka has destroyed every client, before LeakSanitizer's check: clients are destroyed
+ * on threads of their own, and one still being freed was reported as leaked
+ * (leak_check_at_exit.c). */
+
 /* How many threads were started through the pthread route; -1 in a build without a
  * sanitizer (the route is not compiled in). */
 long rkafka_sanitizer_routed_threads(void);
