@@ -58,7 +58,7 @@ extension ConsumerEngine {
                     let now = ContinuousClock.now
                     let failure: KafkaError? = state.withLock { s in
                         if let failure = s.failure { return failure }
-                        if s.phase == .closing || s.phase == .closed {
+                        if s.lifecycle.isEnding {
                             return KafkaError(.shutDown, "cannot commit \(offsets.count) offset(s): the consumer was shut down; commit before shutdown (drainAndShutdown does)")
                         }
                         if Task.isCancelled { return .cancelledWhileWaiting }
@@ -88,7 +88,7 @@ extension ConsumerEngine {
         guard !offsets.isEmpty else { return }
         let now = ContinuousClock.now
         state.withLock { s in
-            guard s.failure == nil, s.phase == .running || s.phase == .stopped else { return }
+            guard s.failure == nil, !s.lifecycle.isEnding else { return }
             s.commits.enqueue(offsets, deadline: now + configuration.commitTimeout, started: now, waiter: nil)
         }
         wakeup.signal()

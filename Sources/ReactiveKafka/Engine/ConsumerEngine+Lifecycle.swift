@@ -17,11 +17,7 @@ extension ConsumerEngine {
         if case .subset(let id) = reader {
             // Its partitions stay until what it emitted can no longer be committed downstream
             // (a committer flushing after the stream ended), bounded by closeTimeout.
-            let waiter = state.withLock { s in
-                s.subsets.stopThenDetach(id, deadline: .now + configuration.closeTimeout)
-                return s.waiters.removeValue(forKey: .subset(id))
-            }
-            waiter?.resume(returning: nil)
+            stopSubset(id, detachingBy: .now + configuration.closeTimeout)
             wakeup.signal()
         }
         let waiters = state.withLock { s in

@@ -139,10 +139,12 @@ extension ConsumerEngine {
         began(partitions, replacing: false)
     }
 
-    /// A source sharing this consumer completes; its partitions stay assigned so its commits still land.
-    func stopSubset(_ id: UInt64) {
+    /// A source sharing this consumer completes; its partitions stay assigned so its commits still
+    /// land, until its `detach`, or (with `deadline`) once nothing it emitted can be committed any
+    /// more, `deadline` at the latest (``detachReleasedSubsets(now:)``).
+    func stopSubset(_ id: UInt64, detachingBy deadline: ContinuousClock.Instant? = nil) {
         let waiter = state.withLock { s in
-            s.subsets.stop(id)
+            if let deadline { s.subsets.stopThenDetach(id, deadline: deadline) } else { s.subsets.stop(id) }
             return s.waiters.removeValue(forKey: .subset(id))
         }
         waiter?.resume(returning: nil)
@@ -223,7 +225,7 @@ extension ConsumerEngine {
             withdraw(partitions, &s)
             // Also while stopped (a drain): the consumer stays in the group so that what its
             // stream emitted can be committed, and a rebalance then must not hand it on first.
-            if waitForCommits && (s.phase == .running || s.phase == .stopped) { s.emitted.beginRevoke(partitions) }
+            if waitForCommits && !s.lifecycle.isEnding { s.emitted.beginRevoke(partitions) }
             return partitions.compactMap { s.waiters.removeValue(forKey: .partition($0)) }
         }
         for waiter in finishedSubStreams { waiter.resume(returning: nil) }
@@ -254,7 +256,7 @@ extension ConsumerEngine {
     /// commit what they hold now, and commits keep flowing while we wait.
     private func awaitCommitsOfEmittedRecords(_ partitions: Set<TopicPartition>) {
         guard let timeout = configuration.rebalanceSafeCommitTimeout,
-              state.withLock({ ($0.phase == .running || $0.phase == .stopped) && $0.emitted.isRevoking }) else { return }
+              state.withLock({ !$0.lifecycle.isEnding && $0.emitted.isRevoking }) else { return }
         let started = ContinuousClock.now
         let deadline = started + timeout
         commitsRefusedByRebalance = false
@@ -281,7 +283,7 @@ extension ConsumerEngine {
                 return
             }
             let now = ContinuousClock.now
-            if now >= deadline || state.withLock({ ($0.phase != .running && $0.phase != .stopped) || $0.failure != nil }) {
+            if now >= deadline || state.withLock({ $0.lifecycle.isEnding || $0.failure != nil }) {
                 logger.warning(
                     "revoking partitions before the records emitted for them were committed: they may be processed again by their next owner",
                     metadata: ["partitions": "\(outstanding.sorted())", "rebalanceSafeCommitTimeout": "\(timeout)"])

@@ -87,15 +87,13 @@ final class GroupRequestWatch: Sendable {
     /// The member's rebalance callback runs: its join and SyncGroup are complete, and
     /// `groupMetadata` is its membership now (generation and member id).
     func rebalanceCallback(cooperative: Bool, groupMetadata: ConsumerGroupMetadata? = nil) {
-        let waiters = state.withLock { s in
+        state.withLock { s in
             s.cooperative = cooperative
             s.joinWrittenAt = nil
             s.heartbeatAnsweredAt = nil
             if let groupMetadata { s.groupMetadata = groupMetadata }
-            defer { s.rebalanceWaiters.removeAll() }
-            return Array(s.rebalanceWaiters.values)
         }
-        for waiter in waiters { waiter.resume() }
+        releaseWaiters()
     }
 
     /// The member's group metadata as of its last rebalance callback: what offsets another
@@ -156,7 +154,7 @@ final class GroupRequestWatch: Sendable {
         }
     }
 
-    /// Lets every task waiting for a rebalance callback go (the consumer closes).
+    /// Lets every task waiting for a rebalance callback go (it came, or the consumer closes).
     func releaseWaiters() {
         let waiters = state.withLock { s in
             defer { s.rebalanceWaiters.removeAll() }

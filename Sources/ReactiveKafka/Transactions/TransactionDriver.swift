@@ -26,8 +26,9 @@ struct TransactionOutcome {
 extension TransactionMachineHost {
     /// Performs `actions` and everything they lead to. `groupMetadata` gives the consumer
     /// group for `sendOffsets`, or throws why the offsets must not be sent (the transaction is
-    /// then handled as if the send had failed with that error); `effect` receives every action that is not a transactional call,
-    /// with the last error a call returned so far (what an abort's rewind or failure reports).
+    /// then handled as if the send had failed with that error); `effect` receives every action
+    /// that is not a transactional call, with the last error a call returned so far (what an
+    /// abort's rewind or failure reports).
     func performTransactionActions(
         _ actions: [TransactionStateMachine.Action],
         groupMetadata: () async throws(TransactionError) -> ConsumerGroupMetadata?,

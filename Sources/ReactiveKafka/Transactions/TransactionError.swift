@@ -65,8 +65,9 @@ struct TransactionError: Error, Equatable, Sendable {
         return TransactionError(kafkaError: kafkaError, isFatal: isFatal || fencedNow, isAbortable: isAbortable && !fencedNow, isRetriable: isRetriable && !fencedNow)
     }
 
-    /// The same failure of a `send_offsets_to_transaction` of `partitions`' offsets, naming them: none of them is committed, and when the group moved them to
-    /// another member (a stale generation or member id) that member reads them again.
+    /// The same failure of a `send_offsets_to_transaction` of `partitions`' offsets, naming them:
+    /// none of them is committed, and when the group moved them to another member (a stale
+    /// generation or member id) that member reads them again.
     func refusing(_ partitions: Set<TopicPartition>) -> TransactionError {
         guard !partitions.isEmpty, kafkaError.kind != .shutDown, kafkaError.kind != .fenced else { return self }
         let code = kafkaError.code.map { rd_kafka_resp_err_t($0) }

@@ -7,9 +7,9 @@ import Synchronization
 /// generation, and the rewind after an aborted transaction.
 ///
 /// It is also the source's ``PartitionAssignmentHandler`` (before any handler
-/// of the user's): on every rebalance callback it takes the group's current metadata
-/// (KIP-447: offsets go with the member's current generation; a cooperative rebalance
-/// changes it for the partitions the member keeps); on revoke it holds the rebalance,
+/// of the user's): offsets go with the member's group metadata as of its last rebalance
+/// callback (KIP-447; the engine takes it as each callback begins, and a cooperative
+/// rebalance changes it for the partitions the member keeps); on revoke it holds the rebalance,
 /// bounded by `drainTimeout`, until every record already emitted for the revoked
 /// partitions is committed in a transaction (asking the sink to commit now), so their
 /// next owner starts exactly after them. A revoked or lost partition's
@@ -180,15 +180,15 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     // MARK: PartitionAssignmentHandler (the consumer's thread)
 
     func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        refreshMetadata(consumer)
+        // What new partition objects start with (a group's: none is made from the group id alone).
+        if let metadata = try? consumer.groupMetadata() { state.withLock { $0.metadata = metadata } }
         for sink in sinks() { sink.partitionsReassigned(partitions) }
         userHandler?.onAssign(partitions, consumer: consumer)
     }
 
     func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
         // A cooperative revoke comes after the member joined the next generation: the drain's
-        // commits must carry it (those of the old one are refused with ILLEGAL_GENERATION).
-        refreshMetadata(consumer)
+        // commits carry it, as the engine took it when this callback began (currentGroupMetadata).
         drain(partitions)
         forget(partitions)
         userHandler?.onRevoke(partitions, consumer: consumer)
@@ -196,7 +196,6 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
         // Their offsets must not be committed by us any more: forgetting ends their objects.
-        refreshMetadata(consumer)
         forget(partitions)
         userHandler?.onLost(partitions, consumer: consumer)
     }
@@ -232,12 +231,6 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
             while commitCount == seen, commits.wait(until: until) {}
             commits.unlock()
         }
-    }
-
-    /// Takes the group's current metadata (the generation this callback belongs to).
-    private func refreshMetadata(_ consumer: RestrictedConsumer) {
-        guard let metadata = try? consumer.groupMetadata() else { return }
-        state.withLock { $0.metadata = metadata }
     }
 
     /// The partitions left this member: their period of ownership ends.
