@@ -44,14 +44,7 @@ import Testing
         let kafka = try SourceKindsTests.seeded("shared-take", partitions: 2, records: 1_000)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-take"))
         let source = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0), TopicPartition("shared-take", 1)))
-        // take(300) ends the source at once (mapAsync pulls all 300 ahead) while every offset is
-        // still in the slow stage: no committer has seen one when the stream ends.
-        try await source.take(300)
-            .mapAsync(parallelism: 300) { message in
-                try await Task.sleep(for: .milliseconds(500))
-                return message.committableOffset
-            }
-            .run(into: Committer.sink(CommitterSettings().withMaxBatch(50)))
+        try await StreamEndTests.takeAheadOfASlowStageAndACommitter(source)
         let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
         #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
         // Then the partitions go: another source can take them.

@@ -94,17 +94,22 @@ import Testing
         _ = await secondRun.result
     }
 
-    @Test func aStreamEndedByTakeStaysUntilTheOffsetsStillOnTheirWayAreCommitted() async throws {
-        let kafka = try Self.seeded("take-commit", partitions: 2, records: 1_000)
-        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
-        // take(300) ends the source at once (mapAsync pulls all 300 ahead), while every offset is
-        // still in a slow stage: no committer has seen one yet when the stream ends.
+    /// Runs `source.take(300)` into a stage holding each record 500 ms, then a `Committer`: take(300)
+    /// ends the source at once (mapAsync pulls all 300 ahead), while every offset is still in the
+    /// slow stage, so no committer has seen one yet when the stream ends.
+    static func takeAheadOfASlowStageAndACommitter(_ source: Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>) async throws {
         try await source.take(300)
             .mapAsync(parallelism: 300) { message in
                 try await Task.sleep(for: .milliseconds(500))
                 return message.committableOffset
             }
             .run(into: Committer.sink(CommitterSettings().withMaxBatch(50)))
+    }
+
+    @Test func aStreamEndedByTakeStaysUntilTheOffsetsStillOnTheirWayAreCommitted() async throws {
+        let kafka = try Self.seeded("take-commit", partitions: 2, records: 1_000)
+        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
+        try await Self.takeAheadOfASlowStageAndACommitter(source)
         let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
         #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
         let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }

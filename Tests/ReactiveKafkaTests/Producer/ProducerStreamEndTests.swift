@@ -55,6 +55,18 @@ import Testing
         #expect(disconnected, "\(what): \(connections(to: kafka)) connections to the cluster are still open: a client was not closed")
     }
 
+    /// Runs one stream (`warmUp`, which also brings up threads started once per process), then
+    /// ``streams`` more (`each`), and expects every connection and thread they made released.
+    static func expectStreamsRelease(
+        _ kafka: EmbeddedKafka, _ what: String, warmUp: () async throws -> Void, each: () async throws -> Void
+    ) async throws {
+        try await warmUp()
+        try await expectDisconnected(kafka, "warm-up")
+        let before = threadCount()
+        for _ in 0..<streams { try await each() }
+        try await expectReleased(kafka, threadsBefore: before, "\(streams) \(what)")
+    }
+
     /// After streams ran, no client of `kafka` is left: every connection to this test's own cluster
     /// is closed, which librdkafka does as it destroys a client (its broker threads close them).
     /// The process's thread count is logged, not asserted: other suites run beside this one in
@@ -196,12 +208,8 @@ import Testing
         let flow = { @Sendable (endless: Bool) in
             Feed<Int>(topic: topic, count: 20, endless: endless, passThrough: { $0 }).via(Producer.flexiFlow(settings))
         }
-        // One stream first, so that threads started once per process (the cooperative pool) are in the baseline.
-        try await Self.run(.upstreamCompletes, flow)
-        try await Self.expectDisconnected(kafka, "warm-up")
-        let before = Self.threadCount()
-        for _ in 0..<Self.streams { try await Self.run(ending, flow) }
-        try await Self.expectReleased(kafka, threadsBefore: before, "\(Self.streams) flexiFlows ended by \(ending)")
+        try await Self.expectStreamsRelease(
+            kafka, "flexiFlows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) }, each: { try await Self.run(ending, flow) })
     }
 
     @Test(arguments: SinkEnding.allCases)
@@ -213,11 +221,10 @@ import Testing
         let sink = { @Sendable (feed: Feed<Void>) async throws in
             try await Producer.plainSink(settings).run(feed.map(Self.record))
         }
-        try await Self.run(.upstreamCompletes, topic: topic, passThrough: { _ in () }, sink)
-        try await Self.expectDisconnected(kafka, "warm-up")
-        let before = Self.threadCount()
-        for _ in 0..<Self.streams { try await Self.run(ending, topic: topic, passThrough: { _ in () }, sink) }
-        try await Self.expectReleased(kafka, threadsBefore: before, "\(Self.streams) plainSinks ended by \(ending)")
+        try await Self.expectStreamsRelease(
+            kafka, "plainSinks ended by \(ending)",
+            warmUp: { try await Self.run(.upstreamCompletes, topic: topic, passThrough: { _ in () }, sink) },
+            each: { try await Self.run(ending, topic: topic, passThrough: { _ in () }, sink) })
     }
 
     @Test(arguments: [SinkEnding.upstreamCompletes, .cancelTheTask])
@@ -274,11 +281,8 @@ import Testing
             return Feed(topic: base + "-out", count: 20, endless: endless, passThrough: offset)
                 .via(Transactional.flow(settings, transactionalId: id, eosCommitInterval: .milliseconds(50)))
         }
-        try await Self.run(.upstreamCompletes, flow)
-        try await Self.expectDisconnected(kafka, "warm-up")
-        let before = Self.threadCount()
-        for _ in 0..<Self.streams { try await Self.run(ending, flow) }
-        try await Self.expectReleased(kafka, threadsBefore: before, "\(Self.streams) transactional flows ended by \(ending)")
+        try await Self.expectStreamsRelease(
+            kafka, "transactional flows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) }, each: { try await Self.run(ending, flow) })
     }
 
     @Test(arguments: SinkEnding.allCases)
@@ -293,11 +297,10 @@ import Testing
             let id = "\(base)-\(runs.add(1, ordering: .relaxed).newValue)"
             try await Transactional.sink(settings, transactionalId: id, eosCommitInterval: .milliseconds(50)).run(feed)
         }
-        try await Self.run(.upstreamCompletes, topic: base + "-out", passThrough: offset, sink)
-        try await Self.expectDisconnected(kafka, "warm-up")
-        let before = Self.threadCount()
-        for _ in 0..<Self.streams { try await Self.run(ending, topic: base + "-out", passThrough: offset, sink) }
-        try await Self.expectReleased(kafka, threadsBefore: before, "\(Self.streams) transactional sinks ended by \(ending)")
+        try await Self.expectStreamsRelease(
+            kafka, "transactional sinks ended by \(ending)",
+            warmUp: { try await Self.run(.upstreamCompletes, topic: base + "-out", passThrough: offset, sink) },
+            each: { try await Self.run(ending, topic: base + "-out", passThrough: offset, sink) })
     }
 
     // MARK: 2. A shared producer stays open
