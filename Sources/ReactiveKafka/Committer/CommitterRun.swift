@@ -30,9 +30,11 @@ final class CommitterRun: Sendable {
     private let settings: CommitterSettings
     private let onCommitted: @Sendable (CommittableOffsetBatch) -> Void
     let limiter: CommitLimiter
+    private let instruments: CommitterInstruments?
 
     private init(settings: CommitterSettings, onCommitted: @escaping @Sendable (CommittableOffsetBatch) -> Void) {
         self.settings = settings
+        self.instruments = CommitterInstruments(settings.metrics)
         self.onCommitted = onCommitted
         self.state = Mutex(State(batching: CommitterBatchingStateMachine(settings: settings)))
         self.limiter = CommitLimiter(limit: settings.parallelism)
@@ -174,6 +176,7 @@ final class CommitterRun: Sendable {
     private func commit(_ batch: CommittableOffsetBatch, after previous: Task<Void, Never>?) async {
         var failed = false
         var committed = batch
+        let started = ContinuousClock.now
         do {
             switch settings.delivery {
             case .waitForAck: try await batch.commit()
@@ -193,6 +196,10 @@ final class CommitterRun: Sendable {
         // Batches are reported in the order they were formed (Alpakka's mapAsync), whatever
         // order the acknowledgements arrive in; nothing is reported after a failure.
         await previous?.value
+        if !failed {
+            instruments?.committed(offsetCount: committed.batchSize, partitionCount: committed.partitionCount,
+                                   after: settings.delivery == .waitForAck ? .now - started : nil)
+        }
         if !failed, !hasFailed { onCommitted(committed) }
         limiter.release()
     }

@@ -120,6 +120,12 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     /// True when no offset was added.
     public var isEmpty: Bool { entries.isEmpty && run == nil }
 
+    /// How many partitions the batch commits an offset for.
+    var partitionCount: Int {
+        guard let run else { return entries.count }
+        return entries[run.partition.topicPartition] == nil ? entries.count + 1 : entries.count
+    }
+
     /// The next offset to read that the batch would commit, per partition.
     public var offsets: [TopicPartition: Int64] { allEntries.mapValues(\.position.nextOffset) }
 

@@ -176,6 +176,7 @@ public enum Consumer {
             // commit only what the stream emitted, never what was merely fetched.
             configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"
             configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
+            configuration.metrics = settings.metrics
             let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine
             return engine

@@ -165,10 +165,12 @@ extension ConsumerEngine {
                                partitions: refused.isEmpty ? Set(sentOffsets[sendID].map { Array($0.keys) } ?? []) : refused)
         }
         let now = ContinuousClock.now
-        if let started = sendStarted.removeValue(forKey: sendID), now - started > configuration.commitTimeWarning {
+        let started = sendStarted.removeValue(forKey: sendID)
+        if let started, now - started > configuration.commitTimeWarning {
             logger.warning("slow commit", metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
         }
         let retriable = Self.isRetriableCommitError(effective)
+        instruments?.commitAnswered(outcome: error == nil ? "success" : retriable ? "retry" : "failure", after: started.map { now - $0 })
         let refusedByRebalance = Self.isRebalanceCommitError(effective)
         if refusedByRebalance { commitsRefusedByRebalance = true }
         let sent = sentOffsets.removeValue(forKey: sendID)

@@ -169,6 +169,7 @@ extension ConsumerEngine {
         clientOwner = nil
         waiters.resume(with: .success(nil))
         configuration.events?.finish()
+        instruments?.close()
         for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
         for c in closeWaiters { c.resume() }
     }

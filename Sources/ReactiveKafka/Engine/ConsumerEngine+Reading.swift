@@ -74,6 +74,9 @@ extension ConsumerEngine {
             (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
+        if instruments != nil {
+            for chunk in taken { s.handedOutPositions[chunk.topicPartition] = chunk.nextOffset }
+        }
         let epoch = revocationEpoch.load(ordering: .acquiring)
         if configuration.stampsHandedOutChunks {
             if case .subset(let id) = reader {

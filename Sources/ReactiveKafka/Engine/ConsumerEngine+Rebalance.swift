@@ -7,6 +7,10 @@ import Foundation
 extension ConsumerEngine {
     func onRebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         let changed = Set(PartitionList.partitions(partitions))
+        measuredRebalance(err, partitions: changed.count) { rebalance(err, partitions, changed) }
+    }
+
+    private func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ changed: Set<TopicPartition>) {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         // A rebalance callback comes after the member's SyncGroup: its generation is current again,
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
@@ -232,6 +236,7 @@ extension ConsumerEngine {
         if waitForCommits { awaitCommitsOfEmittedRecords(partitions) }
         state.withLock { s in
             s.emitted.endRevoke(partitions)
+            for p in partitions { s.handedOutPositions[p] = nil }
             for p in partitions {
                 newestTimestamp[p] = nil
                 resetBase[p] = nil

@@ -127,6 +127,7 @@ extension ConsumerEngine {
         }
         if !chunks.isEmpty { recentRecordBytes = max(1, batchBytes / max(1, count)) }
         guard !chunks.isEmpty else { return }
+        instruments?.received(chunks)
         unreachableSince = nil
         let ready: [(UnsafeContinuation<Delivery?, any Error>, Delivery)] = state.withLock { s in
             guard s.phase == .running else { return [] }
@@ -213,6 +214,7 @@ extension ConsumerEngine {
     private func handleConsumeError(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
         let err = message.pointee.err
         if err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+        instruments?.error(String(cString: rd_kafka_err2name(err)))
         let topic = message.pointee.rkt.map { topicName($0) } ?? "?"
         let reason = String(cString: rd_kafka_message_errstr(message))
         switch err {
@@ -296,6 +298,7 @@ extension ConsumerEngine {
         }
         checkReachability(now: now)
         warnIfDownstreamHoldsTheBudget(now: now)
+        if let instruments, instruments.gaugesDue(now: now) { updateGauges(instruments, now: now) }
         let released = emittedOffsetHoldersDrained.exchange(false, ordering: .acquiringAndReleasing)
         let waiters = state.withLock { s in
             var waiters = perform(s.lifecycle.tick(now: now), &s)

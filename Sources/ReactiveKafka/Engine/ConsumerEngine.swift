@@ -44,6 +44,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var partitioned: Bool = false
         var offsetResetProtection: OffsetResetProtection?
         var events: RebalanceEventHub?
+        var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
         var logger: Logger
     }
 
@@ -119,6 +120,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     var resetBase: [TopicPartition: Int64] = [:]
 
     // Engine-thread-only state.
+    /// swift-metrics instruments (nil when metrics are off), updated per batch and per second.
+    let instruments: ConsumerInstruments?
     var topicNames: [OpaquePointer: String] = [:]
     var consumedPartitions: [TopicPartition: ConsumedPartition] = [:]
     var unreachableSince: ContinuousClock.Instant?
@@ -174,6 +177,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     init(configuration: Configuration, statisticsInterval: Duration?) throws(KafkaError) {
         self.configuration = configuration
         self.secretValues = SecretValues(of: configuration.properties)
+        self.instruments = ConsumerInstruments(configuration.metrics, group: configuration.groupId, clientId: configuration.properties["client.id"])
         var properties = configuration.properties
         // With manual commits the engine decides what is committed: offsets of records
         // merely buffered must never be stored. (A plain source with auto-commit keeps

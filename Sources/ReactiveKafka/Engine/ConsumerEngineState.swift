@@ -33,6 +33,9 @@ struct ConsumerEngineState {
     var announcements = PartitionAnnouncements()
     var commands = EngineCommandQueue()
     var statisticsJSON: String?
+    /// The offset after the last record handed to a source, per partition: the application's
+    /// position, from which lag is measured.
+    var handedOutPositions: [TopicPartition: Int64] = [:]
 
     init(buffer: ConsumerBufferStateMachine<RecordChunk>, lifecycle: ConsumerLifecycleStateMachine, emitted: EmittedOffsetTracker) {
         self.buffer = buffer

@@ -55,6 +55,10 @@ final class ProducerEngine: @unchecked Sendable {
     private let batchCount = Atomic<Int>(0)
     // Set while the poll thread sleeps without looking at the batches (up to a second).
     private let sleepingLong = Atomic<Bool>(false)
+    /// swift-metrics instruments (nil when metrics are off): poll thread only.
+    private let instruments: ProducerInstruments?
+    /// Records acknowledged so far (counted per delivery batch): records per transaction.
+    let acknowledgedRecords = Atomic<Int>(0)
 
     private struct State {
         var receivers: [UInt16: any DeliveryReceiver] = [:]
@@ -69,7 +73,7 @@ final class ProducerEngine: @unchecked Sendable {
 
     /// Creates the producer from librdkafka `properties` and starts its poll thread.
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` quoting librdkafka for a bad property.
-    init(properties: [String: String], label: String = "reactive-kafka.producer") throws(KafkaError) {
+    init(properties: [String: String], metrics: KafkaMetricsSettings = KafkaMetricsSettings(), label: String = "reactive-kafka.producer") throws(KafkaError) {
         let conf = try KafkaClientConfiguration.make(properties, client: "producer")
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
         let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_PRODUCER, conf, properties: properties, client: "producer")
@@ -82,6 +86,7 @@ final class ProducerEngine: @unchecked Sendable {
         self.logger = Logger(label: label)
         self.secretValues = SecretValues(of: properties)
         self.direct = DirectDeliveryReceiver()
+        self.instruments = ProducerInstruments(metrics, clientId: properties["client.id"])
         state.withLock { $0.receivers[0] = direct }
         let thread = Thread { [self] in pollLoop() }
         thread.name = "rkafka-producer"  // at most 15 characters on Linux
@@ -682,12 +687,15 @@ final class ProducerEngine: @unchecked Sendable {
                 let count = rd_kafka_event_message_array(event, messages, capacity)
                 if count == 0 { break }
                 reports.removeAll(keepingCapacity: true)
-                var anyFailed = false
+                instruments?.delivered(messages, count: count, handle: handle)
+                var failed = 0
                 for i in 0..<count {
                     let report = DeliveryReport(messages[i]!)
-                    anyFailed = anyFailed || !report.succeeded
+                    if !report.succeeded { failed += 1 }
                     reports.append(report)
                 }
+                let anyFailed = failed > 0
+                acknowledgedRecords.add(count - failed, ordering: .relaxed)
                 // Records failed by a fatal error can arrive before the error event:
                 // raise the fatal error first so that receivers report it, not the records' codes.
                 if anyFailed, !failedFatally.load(ordering: .relaxed),
@@ -782,6 +790,7 @@ final class ProducerEngine: @unchecked Sendable {
         for topic in handles { rd_kafka_topic_destroy(topic.pointer) }
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
+        instruments?.close()
         let waiters = state.withLock { s -> [UnsafeContinuation<Void, Never>] in
             s.closed = true
             defer { s.closeWaiters.removeAll() }

@@ -18,7 +18,7 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
     public init(_ settings: ProducerSettings<Key, Value>) throws(KafkaError) {
         try settings.validate()
         self.settings = settings
-        self.engine = try ProducerEngine(properties: settings.properties)
+        self.engine = try ProducerEngine(properties: settings.properties, metrics: settings.metrics)
     }
 
     deinit { engine.beginClose(timeout: settings.closeTimeout) }

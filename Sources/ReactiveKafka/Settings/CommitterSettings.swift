@@ -44,6 +44,9 @@ public struct CommitterSettings: Sendable, Equatable {
     public var when: When = .offsetFirstObserved
     /// What happens to offsets of partitions no longer assigned; `.skip` by default.
     public var notAssignedOffsets: NotAssignedOffsets = .skip
+    /// What the committer reports through swift-metrics: batch sizes, offsets committed,
+    /// commit latency (see ``MessagingMetric``). On by default.
+    public var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
 
     /// Alpakka's defaults: 1000 offsets, 10 s, 100 in flight, wait for ack, first observed;
     /// offsets of partitions no longer assigned are skipped.
@@ -59,6 +62,8 @@ public struct CommitterSettings: Sendable, Equatable {
     public func withDelivery(_ delivery: Delivery) -> Self { with { $0.delivery = delivery } }
     /// Committing offsets when they are first (or next) observed.
     public func withCommitWhen(_ when: When) -> Self { with { $0.when = when } }
+    /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
+    public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }
     /// Skipping, or failing on, offsets of partitions no longer assigned.
     public func withNotAssignedOffsets(_ policy: NotAssignedOffsets) -> Self { with { $0.notAssignedOffsets = policy } }
 

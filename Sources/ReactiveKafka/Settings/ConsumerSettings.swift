@@ -45,6 +45,9 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var partitionHandlerWarning: Duration = .seconds(5)
     /// Seeks back instead of reprocessing when a partition jumps back past its committed offset; `nil` is off.
     public var offsetResetProtection: OffsetResetProtection? = nil
+    /// What the consumer reports through swift-metrics: consumed records and bytes, lag,
+    /// buffer, commits, rebalances (see ``MessagingMetric``). On by default.
+    public var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
 
     /// Settings that deserialise keys and values with the given deserialisers.
     public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
@@ -94,6 +97,8 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withRebalanceSafeCommitTimeout(_ timeout: Duration?) -> Self { with { $0.rebalanceSafeCommitTimeout = timeout } }
     /// With offset reset protection (`nil` turns it off).
     public func withOffsetResetProtection(_ protection: OffsetResetProtection?) -> Self { with { $0.offsetResetProtection = protection } }
+    /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
+    public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }
     /// Warning when a partition assignment handler call takes longer than `threshold`.
     public func withPartitionHandlerWarning(_ threshold: Duration) -> Self { with { $0.partitionHandlerWarning = threshold } }
 

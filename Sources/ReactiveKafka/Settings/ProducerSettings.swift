@@ -19,6 +19,9 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var parallelism: Int = 10_000
     /// How often a transactional stage commits its transaction.
     public var eosCommitInterval: Duration = .milliseconds(100)
+    /// What the producer reports through swift-metrics: records and bytes sent, delivery
+    /// latency and failures, queue depth (see ``MessagingMetric``). On by default.
+    public var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
 
     /// Settings that serialise keys and values with the given serialisers.
     public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:]) {
@@ -49,6 +52,9 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withParallelism(_ parallelism: Int) -> Self { with { $0.parallelism = parallelism } }
     /// Committing transactions every `interval`.
     public func withEosCommitInterval(_ interval: Duration) -> Self { with { $0.eosCommitInterval = interval } }
+
+    /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
+    public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }
 
     private func with(_ change: (inout Self) -> Void) -> Self {
         var copy = self

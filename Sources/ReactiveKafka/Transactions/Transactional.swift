@@ -99,7 +99,7 @@ struct TransactionalStage<Key: Sendable, Value: Sendable>: Sendable {
         guard interval > .zero else {
             throw KafkaError(.invalidConfiguration, "eosCommitInterval must be positive, got \(interval)")
         }
-        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout)
+        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout, metrics: settings.metrics)
         return TransactionalStageRun(settings: settings, producer: producer, interval: interval, emitsResults: emitsResults, logger: logger)
     }
 }

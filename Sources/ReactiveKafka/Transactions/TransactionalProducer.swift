@@ -51,7 +51,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         try settings.validate()
         self.settings = settings
         self.transactionalId = transactionalId
-        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout)
+        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout, metrics: settings.metrics)
         self.transactionalProducer = producer
         do {
             self.receiverId = try producer.engine.register(recorder)

@@ -17,12 +17,15 @@ final class TransactionalProducerEngine: Sendable {
     private let callTimeoutMs: Int32
     // Set on the thread by `close`, so no call queued after it touches the destroyed handle.
     private let closed = Atomic<Bool>(false)
+    private let instruments: TransactionInstruments?
+    /// ``ProducerEngine/acknowledgedRecords`` when the current transaction began.
+    private let acknowledgedAtBegin = Atomic<Int>(0)
 
     /// Creates the producer with `transactional.id` = `transactionalId` (it must not be
     /// set otherwise in `properties`, unless to the same value).
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` for an empty id, a conflicting
     ///   property, or a property librdkafka rejects.
-    init(properties: [String: String], transactionalId: String, callTimeout: Duration) throws(KafkaError) {
+    init(properties: [String: String], transactionalId: String, callTimeout: Duration, metrics: KafkaMetricsSettings = KafkaMetricsSettings()) throws(KafkaError) {
         guard !transactionalId.isEmpty else {
             throw KafkaError(.invalidConfiguration, "a transactional producer needs a non-empty transactional id, unique per application instance")
         }
@@ -36,7 +39,8 @@ final class TransactionalProducerEngine: Sendable {
         }
         var properties = properties
         properties["transactional.id"] = transactionalId
-        self.engine = try ProducerEngine(properties: properties, label: "reactive-kafka.transactional-producer")
+        self.engine = try ProducerEngine(properties: properties, metrics: metrics, label: "reactive-kafka.transactional-producer")
+        self.instruments = TransactionInstruments(metrics, transactionalId: transactionalId, clientId: properties["client.id"])
         self.transactionalId = transactionalId
         self.thread = BlockingCallThread(name: "rkafka-txn")
         self.callTimeoutMs = Int32(clamping: callTimeout.components.seconds * 1000 + callTimeout.components.attoseconds / 1_000_000_000_000_000)
@@ -52,7 +56,8 @@ final class TransactionalProducerEngine: Sendable {
 
     /// `rd_kafka_begin_transaction`.
     func beginTransaction() async -> TransactionError? {
-        await call("begin_transaction") { rk, _ in rd_kafka_begin_transaction(rk) }
+        acknowledgedAtBegin.store(engine.acknowledgedRecords.load(ordering: .relaxed), ordering: .relaxed)
+        return await call("begin_transaction") { rk, _ in rd_kafka_begin_transaction(rk) }
     }
 
     /// Waits until every record produced so far is acknowledged (or failed) and its
@@ -86,12 +91,21 @@ final class TransactionalProducerEngine: Sendable {
 
     /// `rd_kafka_commit_transaction` (flushes first), with the remaining transaction time.
     func commitTransaction() async -> TransactionError? {
-        await call("commit_transaction") { rk, _ in rd_kafka_commit_transaction(rk, -1) }
+        let started = ContinuousClock.now
+        let error = await call("commit_transaction") { rk, _ in rd_kafka_commit_transaction(rk, -1) }
+        if error == nil, let instruments {
+            // The commit flushed: every record of the transaction is acknowledged by now.
+            let records = engine.acknowledgedRecords.load(ordering: .relaxed) - acknowledgedAtBegin.load(ordering: .relaxed)
+            instruments.committed(after: .now - started, recordCount: records)
+        }
+        return error
     }
 
     /// `rd_kafka_abort_transaction` (purges records not yet delivered), with the remaining transaction time.
     func abortTransaction() async -> TransactionError? {
-        await call("abort_transaction") { rk, _ in rd_kafka_abort_transaction(rk, -1) }
+        let error = await call("abort_transaction") { rk, _ in rd_kafka_abort_transaction(rk, -1) }
+        if error == nil { instruments?.aborted() }
+        return error
     }
 
     /// Closes the producer (records still queued get `timeout` to be delivered) and ends the thread.
