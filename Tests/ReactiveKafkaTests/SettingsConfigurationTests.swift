@@ -81,6 +81,21 @@ import Testing
         #expect(settings.groupId == "orders")
     }
 
+    @Test func metricsAreOnPerTopicOrOffFromConfiguration() throws {
+        func consumer(_ value: String?) throws(KafkaError) -> KafkaMetricsSettings {
+            let values: [AbsoluteConfigKey: ConfigValue] = value.map { ["c.metrics": .init(.string($0), isSecret: false)] } ?? [:]
+            return try ConsumerSettings(config: ConfigReader(provider: InMemoryProvider(values: values)).scoped(to: "c")).metrics
+        }
+        #expect(try consumer(nil) == KafkaMetricsSettings())
+        #expect(try consumer("on") == KafkaMetricsSettings())
+        #expect(try consumer("off").enabled == false)
+        #expect(try consumer("per-topic").perPartitionLabels == false)
+        #expect(try consumer("per-topic").enabled)
+        let producer = try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: ["p.metrics": "OFF"])).scoped(to: "p"))
+        #expect(producer.metrics.enabled == false)
+        #expect(throws: KafkaError.self) { try consumer("sometimes") }
+    }
+
     @Test func missingKeysKeepTheDefaults() throws {
         let config = ConfigReader(provider: InMemoryProvider(values: [:]))
         let consumer = try ConsumerSettings(config: config.scoped(to: "reactive-kafka.consumer"))

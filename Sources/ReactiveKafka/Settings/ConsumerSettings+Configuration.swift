@@ -19,6 +19,7 @@ extension ConsumerSettings {
     /// | `statistics-interval` | duration or `off` | off |
     /// | `rebalance-safe-commit-timeout` | duration or `off` | 15s |
     /// | `partition-handler-warning` | duration | 5s |
+    /// | `metrics` | `on`, `per-topic` (no partition attribute) or `off` | on |
     /// | `offset-reset-protection.offset-threshold` | integer ≥ 0 | off |
     /// | `offset-reset-protection.time-threshold` | duration | off |
     /// | `kafka-clients.<property>` | librdkafka property, passed through | — |
@@ -57,6 +58,7 @@ extension ConsumerSettings {
             rebalanceSafeCommitTimeout = value
         }
         if let value = try reader.duration("partition-handler-warning", positive: true) { partitionHandlerWarning = value }
+        if let value = try reader.metrics() { metrics = value }
         let offsetThreshold = try reader.int("offset-reset-protection.offset-threshold", minimum: 0)
         let timeThreshold = try reader.duration("offset-reset-protection.time-threshold")
         if offsetThreshold != nil || timeThreshold != nil {

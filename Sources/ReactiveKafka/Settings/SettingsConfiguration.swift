@@ -137,6 +137,13 @@ struct SettingsConfigReader {
         return number
     }
 
+    /// `metrics`: `on`, `per-topic` (per-partition attributes off) or `off`.
+    func metrics() throws(KafkaError) -> KafkaMetricsSettings? {
+        var perTopic = KafkaMetricsSettings()
+        perTopic.perPartitionLabels = false
+        return try choice("metrics", ["on": KafkaMetricsSettings(), "per-topic": perTopic, "off": .disabled])
+    }
+
     /// One of `choices`, matched ignoring case, `-` and `_` (so `WaitForAck`,
     /// `wait-for-ack` and `WAIT_FOR_ACK` are the same); `nil` when absent.
     func choice<T>(_ key: String, _ choices: KeyValuePairs<String, T>) throws(KafkaError) -> T? {
