@@ -139,7 +139,8 @@ public enum Consumer {
         _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger, kind: SourceKind, engineBox: EngineReference
     ) -> ConsumerControl {
         let events = RebalanceEventHub()
-        return ConsumerControl(stopTimeout: settings.stopTimeout, events: events) { () throws(KafkaError) -> ConsumerEngine in
+        let health = ConsumerHealthHub()
+        return ConsumerControl(stopTimeout: settings.stopTimeout, events: events, health: health) { () throws(KafkaError) -> ConsumerEngine in
             try settings.validate()
             try subscription.validate()
             let groupId = settings.groupId.flatMap { $0.isEmpty ? nil : $0 }
@@ -177,6 +178,8 @@ public enum Consumer {
             configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"
             configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
             configuration.metrics = settings.metrics
+            configuration.health = health
+            configuration.stallThreshold = settings.stallThreshold
             let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine
             return engine

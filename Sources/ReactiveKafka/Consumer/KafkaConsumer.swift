@@ -49,6 +49,10 @@ public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
 
     /// The consumer's metrics (buffer figures and, when enabled, librdkafka statistics).
     public var metrics: ConsumerMetrics { control.metrics }
+    /// The shared consumer's health (``ConsumerControl/health``).
+    public var health: ConsumerHealth { control.health }
+    /// The shared consumer's health and its changes (``ConsumerControl/healthChanges()``).
+    public func healthChanges() -> AsyncStream<ConsumerHealth> { control.healthChanges() }
 
     func makeSourceID() -> UInt64 { nextSource.add(1, ordering: .relaxed).oldValue }
 }
@@ -86,7 +90,7 @@ extension Consumer {
         let id = consumer.makeSourceID()
         let owner = consumer.owner
         let engine = owner.engine
-        let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
+        let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, health: consumer.control.healthHub, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
             // The source keeps the shared consumer open while it exists.
             let engine = owner.engine
             guard !subscription.isGroupSubscription else {

@@ -26,15 +26,17 @@ public final class ConsumerControl: Sendable {
     private let start: @Sendable () throws(KafkaError) -> ConsumerEngine
     private let stopTimeout: Duration
     let events: RebalanceEventHub
+    let healthHub: ConsumerHealthHub
     /// Set for a source sharing a ``KafkaConsumer``: stopping it completes this
     /// source only, shutting it down lets its partitions go; the consumer stays.
     let sharedSource: UInt64?
 
     init(
-        stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), sharedSource: UInt64? = nil,
-        start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine
+        stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), health: ConsumerHealthHub = ConsumerHealthHub(),
+        sharedSource: UInt64? = nil, start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine
     ) {
         self.start = start
+        self.healthHub = health
         self.stopTimeout = stopTimeout
         self.events = events
         self.sharedSource = sharedSource
@@ -177,6 +179,25 @@ public final class ConsumerControl: Sendable {
         let result = await streamCompletion.result
         await shutdown()
         return try result.get()
+    }
+
+    /// The consumer's health now, for readiness and liveness probes (see ``ConsumerHealth``).
+    /// A source sharing a ``KafkaConsumer`` reports the shared consumer's health.
+    public var health: ConsumerHealth {
+        slot.withLock { slot in
+            switch slot {
+            case .failedToStart(let error): return .failed(error)
+            case .stoppedBeforeStart: return .stopped
+            case .notStarted, .running: return healthHub.current
+            }
+        }
+    }
+
+    /// The current health, then each change as it happens; the stream finishes after the
+    /// consumer closed. An observer that falls behind gets the newest value (not every step).
+    /// Observing never slows the consumer.
+    public func healthChanges() -> AsyncStream<ConsumerHealth> {
+        healthHub.subscribe()
     }
 
     /// The consumer's current metrics: librdkafka statistics (when

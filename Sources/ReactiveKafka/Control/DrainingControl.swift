@@ -41,6 +41,12 @@ public struct DrainingControl<Result: Sendable>: Sendable {
 
     /// The consumer's metrics.
     public var metrics: ConsumerMetrics { control.metrics }
+
+    /// The consumer's health (``ConsumerControl/health``).
+    public var health: ConsumerHealth { control.health }
+
+    /// The consumer's health and its changes (``ConsumerControl/healthChanges()``).
+    public func healthChanges() -> AsyncStream<ConsumerHealth> { control.healthChanges() }
 }
 
 extension RunnableGraph where Materialized == ConsumerControl {

@@ -23,6 +23,12 @@ public struct KafkaStreamService<Result: Sendable>: Service {
     /// The stream's control (to read metrics while it runs).
     public var control: ConsumerControl { graph.materialized }
 
+    /// The stream's consumer health, for a readiness or liveness endpoint (``ConsumerHealth``).
+    public var health: ConsumerHealth { graph.materialized.health }
+
+    /// The consumer's health and each change (``ConsumerControl/healthChanges()``).
+    public func healthChanges() -> AsyncStream<ConsumerHealth> { graph.materialized.healthChanges() }
+
     public func run() async throws {
         let control = graph.materialized
         do {

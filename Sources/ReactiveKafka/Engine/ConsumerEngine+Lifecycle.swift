@@ -170,6 +170,8 @@ extension ConsumerEngine {
         waiters.resume(with: .success(nil))
         configuration.events?.finish()
         instruments?.close()
+        checkHealth(now: .now)
+        configuration.health?.finish()
         for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
         for c in closeWaiters { c.resume() }
     }

@@ -74,6 +74,7 @@ extension ConsumerEngine {
             (taken, flow) = (chunks, changed)
         }
         if flow != .none { s.pendingFlowControl.append(flow) }
+        if !taken.isEmpty { s.batchesTaken &+= 1 }
         if instruments != nil {
             for chunk in taken { s.handedOutPositions[chunk.topicPartition] = chunk.nextOffset }
         }

@@ -8,6 +8,7 @@ extension ConsumerEngine {
     func onRebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         let changed = Set(PartitionList.partitions(partitions))
         measuredRebalance(err, partitions: changed.count) { rebalance(err, partitions, changed) }
+        checkHealth(now: .now)
     }
 
     private func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ changed: Set<TopicPartition>) {
@@ -176,6 +177,7 @@ extension ConsumerEngine {
     /// `partitions` are now assigned in librdkafka: route their records, tell the
     /// handler (before any record of them is emitted), observers and partitioned sources.
     func began(_ partitions: Set<TopicPartition>, replacing: Bool) {
+        joinedOnce = true
         for partition in partitions {
             if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
                 rd_kafka_queue_forward(partitionQueue, messageQueue)

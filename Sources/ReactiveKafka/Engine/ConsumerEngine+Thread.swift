@@ -299,6 +299,7 @@ extension ConsumerEngine {
         checkReachability(now: now)
         warnIfDownstreamHoldsTheBudget(now: now)
         if let instruments, instruments.gaugesDue(now: now) { updateGauges(instruments, now: now) }
+        if lastHealthCheck.map({ now - $0 >= Self.healthCheckInterval }) ?? true { checkHealth(now: now) }
         let released = emittedOffsetHoldersDrained.exchange(false, ordering: .acquiringAndReleasing)
         let waiters = state.withLock { s in
             var waiters = perform(s.lifecycle.tick(now: now), &s)

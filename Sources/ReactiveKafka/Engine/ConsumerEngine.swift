@@ -45,6 +45,10 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         var offsetResetProtection: OffsetResetProtection?
         var events: RebalanceEventHub?
         var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
+        /// Where the engine publishes its health (the control's hub), and when records waiting
+        /// for a stream that takes none make it stalled.
+        var health: ConsumerHealthHub?
+        var stallThreshold: Duration = .seconds(60)
         var logger: Logger
     }
 
@@ -122,6 +126,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     // Engine-thread-only state.
     /// swift-metrics instruments (nil when metrics are off), updated per batch and per second.
     let instruments: ConsumerInstruments?
+    /// The consumer's health, derived on the engine thread (``ConsumerHealthStateMachine``).
+    var healthMachine: ConsumerHealthStateMachine
+    var lastHealthCheck: ContinuousClock.Instant?
+    /// Whether partitions were assigned at least once (the member joined its group).
+    var joinedOnce = false
     var topicNames: [OpaquePointer: String] = [:]
     var consumedPartitions: [TopicPartition: ConsumedPartition] = [:]
     var unreachableSince: ContinuousClock.Instant?
@@ -177,6 +186,7 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     init(configuration: Configuration, statisticsInterval: Duration?) throws(KafkaError) {
         self.configuration = configuration
         self.secretValues = SecretValues(of: configuration.properties)
+        self.healthMachine = ConsumerHealthStateMachine(stallThreshold: configuration.stallThreshold)
         self.instruments = ConsumerInstruments(configuration.metrics, group: configuration.groupId, clientId: configuration.properties["client.id"])
         var properties = configuration.properties
         // With manual commits the engine decides what is committed: offsets of records

@@ -36,6 +36,8 @@ struct ConsumerEngineState {
     /// The offset after the last record handed to a source, per partition: the application's
     /// position, from which lag is measured.
     var handedOutPositions: [TopicPartition: Int64] = [:]
+    /// Batches handed to sources so far: progress, for the health's stall check.
+    var batchesTaken: UInt64 = 0
 
     init(buffer: ConsumerBufferStateMachine<RecordChunk>, lifecycle: ConsumerLifecycleStateMachine, emitted: EmittedOffsetTracker) {
         self.buffer = buffer

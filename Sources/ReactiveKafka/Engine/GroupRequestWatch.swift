@@ -163,6 +163,9 @@ final class GroupRequestWatch: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Whether a JoinGroup was written since the member's last rebalance callback: the group rebalances.
+    var isRejoining: Bool { state.withLock { $0.joinWrittenAt != nil } }
+
     /// Commits written behind a pending JoinGroup so far (for tests and diagnostics).
     var commitsBehindJoin: Int { state.withLock { $0.commitsBehindJoin } }
 

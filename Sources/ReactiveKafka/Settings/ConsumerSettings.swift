@@ -48,6 +48,9 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     /// What the consumer reports through swift-metrics: consumed records and bytes, lag,
     /// buffer, commits, rebalances (see ``MessagingMetric``). On by default.
     public var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
+    /// When records wait for the stream and it takes none for this long, the consumer's
+    /// ``ConsumerControl/health`` is ``ConsumerHealth/stalled`` (a liveness probe fails).
+    public var stallThreshold: Duration = .seconds(60)
 
     /// Settings that deserialise keys and values with the given deserialisers.
     public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
@@ -99,6 +102,8 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withOffsetResetProtection(_ protection: OffsetResetProtection?) -> Self { with { $0.offsetResetProtection = protection } }
     /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
     public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }
+    /// Reporting ``ConsumerHealth/stalled`` after `threshold` without progress while records wait.
+    public func withStallThreshold(_ threshold: Duration) -> Self { with { $0.stallThreshold = threshold } }
     /// Warning when a partition assignment handler call takes longer than `threshold`.
     public func withPartitionHandlerWarning(_ threshold: Duration) -> Self { with { $0.partitionHandlerWarning = threshold } }
 
@@ -120,6 +125,7 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
             try check(rebalanceSafeCommitTimeout > .zero, "rebalanceSafeCommitTimeout must be positive or nil (off), got \(rebalanceSafeCommitTimeout)")
         }
         try offsetResetProtection?.validate()
+        try check(stallThreshold > .zero, "stallThreshold must be positive, got \(stallThreshold)")
         try check(partitionHandlerWarning > .zero, "partitionHandlerWarning must be positive, got \(partitionHandlerWarning)")
         if let brokerUnreachableTimeout {
             try check(brokerUnreachableTimeout > .zero, "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
