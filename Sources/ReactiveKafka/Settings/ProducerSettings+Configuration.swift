@@ -12,6 +12,7 @@ extension ProducerSettings {
     /// | `close-timeout` | duration | 60s |
     /// | `parallelism` | integer ≥ 1 | 10000 |
     /// | `eos-commit-interval` | duration > 0 | 100ms |
+    /// | `propagate-trace-context` | boolean | true |
     /// | `kafka-clients.<property>` | librdkafka property, passed through | — |
     /// | `kafka-clients-keys` | list of extra property names to read | — |
     ///
@@ -30,6 +31,7 @@ extension ProducerSettings {
         if let value = try reader.duration("close-timeout") { closeTimeout = value }
         if let value = try reader.int("parallelism", minimum: 1) { parallelism = value }
         if let value = try reader.duration("eos-commit-interval", positive: true) { eosCommitInterval = value }
+        if let value = try reader.bool("propagate-trace-context") { propagatesTraceContext = value }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }
     }

@@ -19,6 +19,18 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var parallelism: Int = 10_000
     /// How often a transactional stage commits its transaction.
     public var eosCommitInterval: Duration = .milliseconds(100)
+    /// Whether producing writes the producing task's trace context into each record's headers
+    /// (`traceparent`, and `tracestate` when present, with a W3C-propagating tracer), through
+    /// the active instrument (`InstrumentationSystem.instrument`). On by default. With nothing to
+    /// write (no instrument, or no `ServiceContext` in the task) it costs one task-local read per
+    /// stage run or `send`, nothing per record.
+    ///
+    /// Whose context: ``KafkaProducer/send(_:)`` uses its caller's; a producer stage uses that
+    /// of the task running the stream (the one that first pulls its output), read once per
+    /// run. A record that carries a trace context of its own
+    /// (``ProducerRecord/withTraceContext(_:)``) keeps it. Records with headers are handed to
+    /// librdkafka one by one, not in batches: traced records cost more to produce.
+    public var propagatesTraceContext: Bool = true
 
     /// Settings that serialise keys and values with the given serialisers.
     public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:]) {
@@ -49,6 +61,8 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withParallelism(_ parallelism: Int) -> Self { with { $0.parallelism = parallelism } }
     /// Committing transactions every `interval`.
     public func withEosCommitInterval(_ interval: Duration) -> Self { with { $0.eosCommitInterval = interval } }
+    /// With trace context propagation into record headers on or off (see ``propagatesTraceContext``).
+    public func withTraceContextPropagation(_ enabled: Bool) -> Self { with { $0.propagatesTraceContext = enabled } }
 
     private func with(_ change: (inout Self) -> Void) -> Self {
         var copy = self
