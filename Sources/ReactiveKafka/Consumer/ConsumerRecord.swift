@@ -77,6 +77,25 @@ enum RecordOrigin: @unchecked Sendable {
         }
     }
 
+    /// The value of the last header named `name` as UTF-8 text; nil when there is none or
+    /// its value is null. A fetched record looks up just that header, copying no other.
+    func lastHeaderString(named name: String) -> String? {
+        switch self {
+        case .given(_, let headers):
+            return headers.last { $0.key == name }?.value?.string
+        case .fetched(let batch, let index):
+            return Self.parsing.withLock { _ in
+                var hdrs: OpaquePointer?
+                guard rd_kafka_message_headers(batch.messages[index].unsafelyUnwrapped, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs
+                else { return nil }
+                var value: UnsafeRawPointer?
+                var size = 0
+                guard rd_kafka_header_get_last(hdrs, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let value else { return nil }
+                return String(decoding: UnsafeRawBufferPointer(start: value, count: size), as: UTF8.self)
+            }
+        }
+    }
+
     private static func read(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch) -> [KafkaHeader] {
         var hdrs: OpaquePointer?
         guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }

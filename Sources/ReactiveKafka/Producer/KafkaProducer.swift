@@ -25,12 +25,17 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
 
     /// Sends one record and waits for the broker's acknowledgement.
     ///
+    /// The caller's trace context goes into the record's headers (see
+    /// ``ProducerSettings/propagatesTraceContext``).
+    ///
     /// Suspends while librdkafka's queue is full (this wait is not cut short by
     /// cancellation: the record is produced once space frees up).
     /// - Throws: ``KafkaError/Kind/serialization`` if a serialiser throws,
     ///   ``KafkaError/Kind/deliveryFailed`` when the record was not written,
     ///   ``KafkaError/Kind/shutDown`` after ``close()``, ``KafkaError/Kind/fatal`` after a fatal error.
     public func send(_ record: ProducerRecord<Key, Value>) async throws(KafkaError) -> RecordMetadata {
+        var record = record
+        ProducerTraceHeaders.ofCurrentTask(enabled: settings.propagatesTraceContext)?.add(to: &record)
         let (key, value) = try settings.serialize(record)
         let direct = engine.direct
         let token = direct.reserve()

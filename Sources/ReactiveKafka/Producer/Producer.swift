@@ -20,6 +20,10 @@ public enum Producer {
     /// collected, before a record that cannot join it (headers, own timestamp, another topic),
     /// when capacity is used up, and when upstream has had nothing for a millisecond
     /// (librdkafka itself then waits up to `linger.ms`, 5 ms by default, before sending).
+    ///
+    /// Tracing: records get the trace context of the task that runs the stream, unless they
+    /// carry one of their own (see ``ProducerSettings/propagatesTraceContext``); a record with
+    /// trace headers is produced on its own, not in a batch.
     @inlinable
     public static func flexiFlow<Key, Value, PassThrough>(
         _ settings: ProducerSettings<Key, Value>

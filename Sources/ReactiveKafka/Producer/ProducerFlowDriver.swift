@@ -135,6 +135,8 @@ enum ProducerFlowPump {
         let ring = storage.ring
         var iterator = upstream.makeAsyncIterator()
         var topicCache = ProducerEngine.TopicCache()
+        // Read once: this task's trace context is the one it inherited and never changes.
+        let traceHeaders = ProducerTraceHeaders.ofCurrentTask(enabled: settings.propagatesTraceContext)
         // Records are freed on this thread, where they were allocated (see `ProducerEngine.beginReaping`).
         engine.beginReaping()
         let batch = ProducerFlowBatch(
@@ -222,7 +224,7 @@ enum ProducerFlowPump {
                 // Waiting for upstream with records collected: the poll thread may produce them.
                 let parked = !batch.isEmpty
                 if parked { batch.park() }
-                let next: ProducerMessage<Key, Value, PassThrough>?
+                var next: ProducerMessage<Key, Value, PassThrough>?
                 do {
                     next = try await iterator.next()
                 } catch {
@@ -230,6 +232,7 @@ enum ProducerFlowPump {
                     throw error
                 }
                 if parked, !batch.tryUnpark() { await batch.unparkAfterFlush() }
+                if let traceHeaders { traceHeaders.add(to: &next) }
                 // Taken apart straight from `next()` and rebuilt, so that the parts move into
                 // the ring instead of being copied (a copy is a retain/release of each part).
                 switch consume next {

@@ -13,6 +13,7 @@ extension ProducerSettings {
     /// | `parallelism` | integer ≥ 1 | 10000 |
     /// | `eos-commit-interval` | duration > 0 | 100ms |
     /// | `metrics` | `on`, `per-topic` or `off` | on |
+    /// | `propagate-trace-context` | boolean | true |
     /// | `kafka-clients.<property>` | librdkafka property, passed through | — |
     /// | `kafka-clients-keys` | list of extra property names to read | — |
     ///
@@ -32,6 +33,7 @@ extension ProducerSettings {
         if let value = try reader.int("parallelism", minimum: 1) { parallelism = value }
         if let value = try reader.duration("eos-commit-interval", positive: true) { eosCommitInterval = value }
         if let value = try reader.metrics() { metrics = value }
+        if let value = try reader.bool("propagate-trace-context") { propagatesTraceContext = value }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }
     }

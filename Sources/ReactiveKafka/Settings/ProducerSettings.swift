@@ -22,6 +22,18 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     /// What the producer reports through swift-metrics: records and bytes sent, delivery
     /// latency and failures, queue depth (see ``MessagingMetric``). On by default.
     public var metrics: KafkaMetricsSettings = KafkaMetricsSettings()
+    /// Whether producing writes the producing task's trace context into each record's headers
+    /// (`traceparent`, and `tracestate` when present, with a W3C-propagating tracer), through
+    /// the active instrument (`InstrumentationSystem.instrument`). On by default. With nothing to
+    /// write (no instrument, or no `ServiceContext` in the task) it costs one task-local read per
+    /// stage run or `send`, nothing per record.
+    ///
+    /// Whose context: ``KafkaProducer/send(_:)`` uses its caller's; a producer stage uses that
+    /// of the task running the stream (the one that first pulls its output), read once per
+    /// run. A record that carries a trace context of its own
+    /// (``ProducerRecord/withTraceContext(_:)``) keeps it. Records with headers are handed to
+    /// librdkafka one by one, not in batches: traced records cost more to produce.
+    public var propagatesTraceContext: Bool = true
 
     /// Settings that serialise keys and values with the given serialisers.
     public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:]) {
@@ -52,6 +64,8 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public func withParallelism(_ parallelism: Int) -> Self { with { $0.parallelism = parallelism } }
     /// Committing transactions every `interval`.
     public func withEosCommitInterval(_ interval: Duration) -> Self { with { $0.eosCommitInterval = interval } }
+    /// With trace context propagation into record headers on or off (see ``propagatesTraceContext``).
+    public func withTraceContextPropagation(_ enabled: Bool) -> Self { with { $0.propagatesTraceContext = enabled } }
 
     /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
     public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }

@@ -144,6 +144,17 @@ struct SettingsConfigReader {
         return try choice("metrics", ["on": KafkaMetricsSettings(), "per-topic": perTopic, "off": .disabled])
     }
 
+    /// `true` or `false` (a boolean, or its text in any case); `nil` when absent.
+    func bool(_ key: String) throws(KafkaError) -> Bool? {
+        guard let value = raw(key) else { return nil }
+        if case .bool(let bool) = value { return bool }
+        switch value.text.trimmingConfigWhitespace().lowercased() {
+        case "true": return true
+        case "false": return false
+        default: throw invalid(key, value, "is not true or false")
+        }
+    }
+
     /// One of `choices`, matched ignoring case, `-` and `_` (so `WaitForAck`,
     /// `wait-for-ack` and `WAIT_FOR_ACK` are the same); `nil` when absent.
     func choice<T>(_ key: String, _ choices: KeyValuePairs<String, T>) throws(KafkaError) -> T? {

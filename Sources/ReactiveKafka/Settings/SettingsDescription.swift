@@ -46,6 +46,7 @@ extension ProducerSettings: CustomStringConvertible, CustomDebugStringConvertibl
                 "closeTimeout": closeTimeout,
                 "parallelism": parallelism,
                 "eosCommitInterval": eosCommitInterval,
+                "propagatesTraceContext": propagatesTraceContext,
             ],
             displayStyle: .struct)
     }

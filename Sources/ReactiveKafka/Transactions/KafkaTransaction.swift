@@ -18,7 +18,8 @@ public final class KafkaTransaction<Key: Sendable, Value: Sendable>: Sendable {
     /// Sends `record` as part of the transaction. Returns once librdkafka has
     /// queued it (suspending while its queue is full); the acknowledgement is
     /// awaited when the transaction commits, and a record that cannot be
-    /// delivered makes the commit abort the whole transaction.
+    /// delivered makes the commit abort the whole transaction. The caller's trace context
+    /// goes into the record's headers (see ``ProducerSettings/propagatesTraceContext``).
     /// - Throws: ``KafkaError/Kind/serialization`` if a serialiser throws,
     ///   ``KafkaError/Kind/deliveryFailed`` when librdkafka refuses the record at once
     ///   (e.g. an invalid topic), ``KafkaError/Kind/illegalState`` after the transaction ended.

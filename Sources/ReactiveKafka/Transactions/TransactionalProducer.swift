@@ -118,6 +118,8 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
 
     /// Produces one record into the open transaction `sequence`.
     func send(_ record: ProducerRecord<Key, Value>, sequence: UInt64) async throws(KafkaError) {
+        var record = record
+        ProducerTraceHeaders.ofCurrentTask(enabled: settings.propagatesTraceContext)?.add(to: &record)
         let (key, value) = try settings.serialize(record)
         let actions = withMachine { $0.message(index: 0, consumed: nil) }
         guard actions == [.produce(messageIndex: 0)] else {

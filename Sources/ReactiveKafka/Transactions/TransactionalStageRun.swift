@@ -241,8 +241,11 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     private func makePull(_ upstream: AnyAsyncSequence<Message>) -> TransactionalReadAhead<Prepared>.Pull {
         var iterator = upstream.makeAsyncIterator()
         let settings = self.settings
+        // Read once: the run's task inherited its trace context and never changes it.
+        let traceHeaders = ProducerTraceHeaders.ofCurrentTask(enabled: settings.propagatesTraceContext)
         return {
-            guard let message = try await iterator.next(isolation: #isolation) else { return nil }
+            guard var message = try await iterator.next(isolation: #isolation) else { return nil }
+            if let traceHeaders { traceHeaders.add(to: &message) }
             return try Prepared(message, settings)
         }
     }
