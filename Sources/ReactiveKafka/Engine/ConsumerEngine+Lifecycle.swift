@@ -158,6 +158,9 @@ extension ConsumerEngine {
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(messageQueue, -1, nil, 0)
+        // librdkafka's close left ops on removed partitions' queues (see PartitionQueues): moved
+        // to the message queue, they are freed with it.
+        partitionQueues.releaseAll(to: messageQueue)
         rd_kafka_queue_destroy(messageQueue)
         rd_kafka_queue_destroy(commitQueue)
         rd_kafka_queue_destroy(consumerQueue)

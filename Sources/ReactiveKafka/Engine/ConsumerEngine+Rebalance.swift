@@ -178,12 +178,7 @@ extension ConsumerEngine {
     /// handler (before any record of them is emitted), observers and partitioned sources.
     func began(_ partitions: Set<TopicPartition>, replacing: Bool) {
         joinedOnce = true
-        for partition in partitions {
-            if let partitionQueue = rd_kafka_queue_get_partition(handle, partition.topic, partition.partition) {
-                rd_kafka_queue_forward(partitionQueue, messageQueue)
-                rd_kafka_queue_destroy(partitionQueue)
-            }
-        }
+        for partition in partitions { partitionQueues.forward(partition, of: handle, to: messageQueue) }
         if let handler = configuration.subscription.partitionAssignmentHandler {
             timed("onAssign", partitions) { handler.onAssign(partitions, consumer: restrictedConsumer) }
         }

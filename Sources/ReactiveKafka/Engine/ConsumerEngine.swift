@@ -133,6 +133,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     var joinedOnce = false
     var topicNames: [OpaquePointer: String] = [:]
     var consumedPartitions: [TopicPartition: ConsumedPartition] = [:]
+    /// The assigned partitions' fetch queues, forwarded to ``messageQueue``; let go when it is destroyed.
+    var partitionQueues = PartitionQueues()
     var unreachableSince: ContinuousClock.Instant?
     /// Since when a source has waited while records held downstream fill the budget, and whether that was said.
     var heldBudgetStallSince: ContinuousClock.Instant?
