@@ -11,7 +11,7 @@ import Synchronization
 /// as current; the partitions' windows are kept and the next good round carries on.
 ///
 /// ```swift
-/// let collector = try LagCollector(settings, configuration: .init(groups: NameFilter(["orders-.*"])))
+/// let collector = try LagCollector(settings, configuration: .init(groups: try NameFilter(["orders-.*"])))
 /// let group = ServiceGroup(services: [collector, …], logger: logger)   // or: try await collector.run()
 /// collector.status.snapshot?.group("orders-eu")?.maxLagSeconds
 /// ```
