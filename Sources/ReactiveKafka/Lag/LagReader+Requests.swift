@@ -80,15 +80,16 @@ extension LagReader {
         return described?.first ?? [:]
     }
 
-    /// Each group's committed offsets on `partitions`; partitions without a commit are absent.
-    /// One request per group (librdkafka 2.0.2 takes one group a call), all in flight at once.
+    /// Each group's committed offsets on `partitions` (nil: on every partition); partitions
+    /// without a commit are absent. One request per group (librdkafka 2.0.2 takes one group a
+    /// call), all in flight at once.
     static func committedOffsets(
-        _ rk: OpaquePointer, _ queue: OpaquePointer?, _ names: [String], _ partitions: [TopicPartition], _ deadline: BlockingCallDeadline
+        _ rk: OpaquePointer, _ queue: OpaquePointer?, _ names: [String], _ partitions: [TopicPartition]?, _ deadline: BlockingCallDeadline
     ) throws(KafkaError) -> [String: [TopicPartition: Int64]] {
         let options = try adminOptions(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, deadline, "reading committed offsets")
         defer { rd_kafka_AdminOptions_destroy(options) }
-        let list = PartitionList.make(partitions)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let list = partitions.map { PartitionList.make($0) }
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
         for name in names {
             var request: OpaquePointer? = rd_kafka_ListConsumerGroupOffsets_new(name, list)
             rd_kafka_ListConsumerGroupOffsets(rk, &request, 1, options, queue)

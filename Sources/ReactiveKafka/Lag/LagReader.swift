@@ -8,8 +8,8 @@ import Synchronization
 /// reading runs them one after the other on the reader's own thread (never on Swift's
 /// cooperative pool), all within one timeout. Groups come from `ListGroups`, or, on a
 /// cluster that does not answer it (librdkafka's mock cluster), from the filter's literal
-/// names; committed offsets are asked for the partitions of the watched topics, since
-/// some brokers (the mock again) cannot answer "all partitions".
+/// names; committed offsets are asked for all partitions where groups are listed, and for
+/// each partition of the watched topics on the mock, which cannot answer "all partitions".
 final class LagReader: Sendable {
     private struct HandleBox: @unchecked Sendable {
         var rk: OpaquePointer?
@@ -72,7 +72,8 @@ final class LagReader: Sendable {
         let queue = rd_kafka_queue_new(rk)
         defer { rd_kafka_queue_destroy(queue) }
         var groups: [LagReading.Group]
-        if let listed = try listGroups(rk, queue, deadline) {
+        let listed = try listGroups(rk, queue, deadline)
+        if let listed {
             let matcher = filter.matcher()
             var names: [String: Bool?] = [:]
             for group in listed where matcher.matches(group.name) { names[group.name] = group.isSimple }
@@ -90,8 +91,11 @@ final class LagReader: Sendable {
             groups = filter.literalNames.map { LagReading.Group(name: $0, committed: [:]) }
         }
         guard !partitions.isEmpty, !groups.isEmpty else { return LagReading(groups: [], earliest: [:], latest: [:]) }
-        let committed = try committedOffsets(rk, queue, groups.map(\.name), partitions, deadline)
-        for i in groups.indices { groups[i].committed = committed[groups[i].name] ?? [:] }
+        // A cluster that lists groups is a Kafka broker, which answers "every partition" (null):
+        // a smaller request than naming each partition of every watched topic, which the mock needs.
+        let committed = try committedOffsets(rk, queue, groups.map(\.name), listed == nil ? partitions : nil, deadline)
+        let watched = Set(partitions)
+        for i in groups.indices { groups[i].committed = (committed[groups[i].name] ?? [:]).filter { watched.contains($0.key) } }
         groups.removeAll { $0.committed.isEmpty }
         let read = Set(groups.flatMap(\.committed.keys))
         guard !read.isEmpty else { return LagReading(groups: [], earliest: [:], latest: [:]) }
