@@ -11,7 +11,7 @@ extension LagReader {
         var errstr = [CChar](repeating: 0, count: 256)
         if rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &errstr, errstr.count) != RD_KAFKA_RESP_ERR_NO_ERROR {
             rd_kafka_AdminOptions_destroy(options)
-            throw KafkaError(.fatal, "\(what): \(String(cString: errstr))")
+            throw KafkaError(.fatal, "\(what): \(String(decoding: errstr.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
         }
         return options
     }
