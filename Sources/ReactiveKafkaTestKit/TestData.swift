@@ -81,4 +81,26 @@ public enum TestData {
         }
         return result
     }
+
+    /// Commits `offsets` (the next offset to read, per partition of `topic`) for `group`
+    /// without joining it, as a simple consumer does. The group must have no members: the
+    /// coordinator refuses a member-less commit to a group that has them.
+    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
+        var errstr = [CChar](repeating: 0, count: 512)
+        let conf = rd_kafka_conf_new()!
+        for (k, v) in ["bootstrap.servers": bootstrapServers, "group.id": group, "log_level": "0"] {
+            _ = rd_kafka_conf_set(conf, k, v, &errstr, errstr.count)
+        }
+        guard let consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
+            throw KafkaError(.fatal, "test committer: \(String(cString: errstr))")
+        }
+        defer { rd_kafka_destroy(consumer) }
+        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (partition, offset) in offsets { rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset }
+        let err = rd_kafka_commit(consumer, list, 0)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(.commitFailed, "test committer: \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
 }

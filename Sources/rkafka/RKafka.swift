@@ -5,7 +5,7 @@ import ArgumentParser
 struct RKafka: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rkafka",
-        abstract: "Reactive Kafka streams in Swift: broker, produce, consume, demo, bench.",
-        subcommands: [BrokerCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self]
+        abstract: "Reactive Kafka streams in Swift: broker, produce, consume, demo, bench, lag.",
+        subcommands: [BrokerCommand.self, ProduceCommand.self, ConsumeCommand.self, DemoCommand.self, BenchCommand.self, LagCommand.self]
     )
 }

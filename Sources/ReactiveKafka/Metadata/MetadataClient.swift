@@ -168,8 +168,8 @@ public final class MetadataClient: Sendable {
 
     /// Runs blocking librdkafka calls on the client's thread, within `timeout` of now
     /// (time spent waiting behind earlier calls counts).
-    private func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, Deadline) throws(KafkaError) -> T) async throws(KafkaError) -> T {
-        let deadline = Deadline(instant: .now + timeout, timeout: timeout)
+    private func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let deadline = BlockingCallDeadline(timeout: timeout, client: "metadata client")
         let result: Result<T, KafkaError> = await thread.run {
             // The handle is read on the thread, so close() (which destroys on the same thread) cannot race a call.
             guard let rk = self.handle.withLock({ $0.rk }) else {
@@ -182,20 +182,5 @@ public final class MetadataClient: Sendable {
             }
         }
         return try result.get()
-    }
-
-    /// When a question must be answered by.
-    private struct Deadline: Sendable {
-        let instant: ContinuousClock.Instant
-        let timeout: Duration
-
-        /// What is left for the next librdkafka call, at least 1 ms; throws once nothing is left.
-        func remainingMilliseconds(_ what: String) throws(KafkaError) -> Int32 {
-            let left = instant - .now
-            guard left > .zero else {
-                throw KafkaError.fromCode(RD_KAFKA_RESP_ERR__TIMED_OUT, "\(what): the metadata client's timeout of \(timeout) passed")
-            }
-            return Int32(clamping: max(1, left.milliseconds))
-        }
     }
 }

@@ -19,7 +19,11 @@ struct ConsumeCommand: AsyncParsableCommand {
             leaves the group. Without --group it reads in a throw-away group and commits nothing. \
             --from-beginning applies where the group has no committed offset. --property passes \
             librdkafka consumer properties through, e.g. --property session.timeout.ms=6000 for \
-            quicker failover of crashed group members.
+            quicker failover of crashed group members. Every --lag-interval (default 5s; 0s: \
+            never) it prints to stderr how many records it wrote and its lag, in records and in \
+            seconds (estimated from the partitions' end offsets sampled over time): the group's \
+            committed offsets behind the ends (without --group, the read position, which runs \
+            ahead of the output by what is buffered).
             """
     )
 
@@ -39,6 +43,9 @@ struct ConsumeCommand: AsyncParsableCommand {
 
     @Option(help: "Output format: text (the value) or json (one object a line).")
     var format: Format = .text
+
+    @Option(help: "How often to print the lag (records and seconds) to stderr, e.g. 5s; 0s: never.")
+    var lagInterval = DurationArgument(.seconds(5), description: "5s")
 
     @Option(
         name: .customLong("property"),
@@ -82,6 +89,9 @@ struct ConsumeCommand: AsyncParsableCommand {
         do { _ = try TopicSpec(parsing: topic) } catch { throw ValidationError("--topic: \(error)") }
         if let group, group.isEmpty { throw ValidationError("--group must not be empty") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
+        if lagInterval.duration > .zero, lagInterval.duration < .milliseconds(100) {
+            throw ValidationError("--lag-interval must be 0s (never) or at least 100ms, got \(lagInterval)")
+        }
         _ = try properties
     }
 
@@ -98,14 +108,18 @@ struct ConsumeCommand: AsyncParsableCommand {
         // stdout closed by its reader must fail the write (and stop before committing), not kill the process.
         signal(SIGPIPE, SIG_IGN)
 
+        let reportsLag = lagInterval.duration > .zero
         let settings = Self.settings(
             bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning, properties: try properties)
+            .withStatisticsInterval(reportsLag ? min(lagInterval.duration, .seconds(1)) : nil)
         let logger = Logger(label: "rkafka.consume") { StreamLogHandler.standardError(label: $0) }
         let writer = OutputWriter()
         let run = ConsumeRun(writer: writer, format: format.lineFormat, limit: count)
 
         let graph = Self.graph(settings, topic: topic, committable: group != nil, run: run, logger: logger)
         let service = KafkaStreamService(graph)
+        let lagReporter = reportsLag ? Task { await Self.reportLag(of: service.control, run: run, every: lagInterval.duration) } : nil
+        defer { lagReporter?.cancel() }
         let quiet = Logger(label: "rkafka.consume.lifecycle") { _ in SwiftLogNoOpLogHandler() }
         let serviceGroup = ServiceGroup(configuration: .init(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
@@ -120,6 +134,18 @@ struct ConsumeCommand: AsyncParsableCommand {
 }
 
 extension ConsumeCommand {
+    /// Prints written records and lag to stderr every `interval` until cancelled (a periodic
+    /// display: the stream does not wait for it).
+    static func reportLag(of control: ConsumerControl, run: ConsumeRun, every interval: Duration) async {
+        var lag = ProgressLag()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            let shown = lag.update(control.metrics)?.text ?? "lag - (joining the group)"
+            printError("rkafka consume: \(run.written) written, \(shown)")
+        }
+    }
+
     /// Consumer settings for `group` (a throw-away group when nil); nothing is auto-committed:
     /// with a group, offsets are committed only after their records are written. `properties`
     /// (from --property) come first, so the fixed ones win; an invalid one fails the start

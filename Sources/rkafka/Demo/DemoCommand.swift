@@ -15,7 +15,7 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             On an embedded 3-broker cluster (or --bootstrap-servers) it produces --events JSON orders \
             to demo-input, runs consume → enrich → produce → commit into demo-output with live \
-            throughput and lag, drains it mid-way (drainAndShutdown), restarts it from the committed \
+            throughput and lag (records and seconds), drains it mid-way (drainAndShutdown), restarts it from the committed \
             offsets, then reads demo-output back and compares it with the input. The last line is \
             `summary: consumed=N produced=N committed=N lost=L duplicated=D`; the exit code is 0 \
             when nothing was lost.

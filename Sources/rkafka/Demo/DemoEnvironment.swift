@@ -104,15 +104,15 @@ struct DemoEnvironment: Sendable {
 
         let reporter = Task {
             var last = (count: 0, at: ContinuousClock.now)
+            var lag = ProgressLag()
             // A periodic display of throughput and lag while the stream runs.
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(500))
                 let now = ContinuousClock.now
                 let count = produced.value
-                let metrics = control.metrics
                 // Lag comes from librdkafka's statistics (every 500 ms), so it trails the count a little.
-                let lag = metrics.partitions.isEmpty ? "- (joining the group)" : String(metrics.totalLag)
-                say("run \(run): processed \(count)  \(rate(count - last.count, now - last.at)) msg/s  lag \(lag)")
+                let shown = lag.update(control.metrics, at: now)?.text ?? "lag - (joining the group)"
+                say("run \(run): processed \(count)  \(rate(count - last.count, now - last.at)) msg/s  \(shown)")
                 last = (count, now)
             }
         }
