@@ -16,7 +16,10 @@ import Testing
         #expect(command.partitions == 64)
         #expect(command.scenarios == BenchScenarios.allNames)
         #expect(Set(BenchScenarios.kafka.map(\.name))
-            == ["plain-consume", "committable-consume-commit", "produce-flexiflow", "at-least-once-pipeline", "transactional-pipeline"])
+            == [
+                "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink", "at-least-once-pipeline",
+                "transactional-pipeline",
+            ])
     }
 
     @Test func unknownScenarioAndOverfullPartitionsAreRejected() {

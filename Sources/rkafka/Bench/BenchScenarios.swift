@@ -49,6 +49,13 @@ enum BenchScenarios {
             connector: ProduceFlexiFlowBench()
         ),
         KafkaBenchScenario(
+            name: "produce-plainsink",
+            baselineDescription: "raw librdkafka produce loop (produceva, poll(0) per message, flush)",
+            consumesSeededInput: false,
+            baseline: { env in try RawBaselines.produce(env, topic: env.baselineOutputTopic) },
+            connector: ProducePlainSinkBench()
+        ),
+        KafkaBenchScenario(
             name: "at-least-once-pipeline",
             baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
             consumesSeededInput: true,
