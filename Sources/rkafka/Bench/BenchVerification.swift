@@ -4,9 +4,15 @@ import ReactiveKafka
 /// Reads back the connector group's committed offsets of the input topic (after its consumer
 /// is closed); they must add up to the number of messages.
 func verifyConnectorCommits(_ env: BenchEnvironment) throws -> String {
-    let reader = try RawConsumer(env, group: env.connectorGroup, topic: env.inputTopic, client: "bench commit reader", subscribe: false)
+    try verifyCommitted(env, group: env.connectorGroup, expected: env.parameters.messages)
+}
+
+/// Reads back `group`'s committed offsets of the input topic (after its consumer is closed);
+/// they must add up to `expected`.
+func verifyCommitted(_ env: BenchEnvironment, group: String, expected: Int) throws -> String {
+    let reader = try RawConsumer(env, group: group, topic: env.inputTopic, client: "bench commit reader", subscribe: false)
     defer { reader.close() }
-    return try reader.verifyCommitted(partitions: env.parameters.partitions, expected: env.parameters.messages)
+    return try reader.verifyCommitted(partitions: env.parameters.partitions, expected: expected)
 }
 
 /// The end offsets of `topic`'s partitions (a fresh topic, so each is the partition's record
