@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["JSON", "YAML"]),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/attaswift/BigInt", from: "6.0.1"),
+        // The latency scenario of `rkafka bench` (percentiles of per-record latencies).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -59,6 +61,7 @@ let package = Package(
             dependencies: [
                 "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -90,7 +93,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RKafkaTests",
-            dependencies: ["rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka"]
+            dependencies: [
+                "rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
     ]
 )
