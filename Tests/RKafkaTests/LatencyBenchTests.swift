@@ -117,7 +117,7 @@ import ReactiveKafkaTestKit
                 #expect(side.records > 0 && side.records <= line.offered_msgs_per_sec * 3 / 10 + 1)
                 #expect(0 < side.p50_ms && side.p50_ms <= side.p99_ms && side.p99_ms <= side.p99_9_ms && side.p99_9_ms <= side.max_ms)
             }
-            #expect(line.delta_p99_ms == line.connector.p99_ms - line.raw.p99_ms)
+            #expect(abs(line.delta_p99_ms - (line.connector.p99_ms - line.raw.p99_ms)) < 0.0005)
             #expect(line.notes.contains("connector: committed offsets verified"))
             #expect(line.notes.contains("raw: committed offsets verified"))
             #expect(!line.notes.contains("read twice"))

@@ -45,7 +45,11 @@ struct BenchCommand: AsyncParsableCommand {
     /// Whether a chosen Kafka scenario moves `--messages` messages (rebalance and latency run for a time, at a rate).
     var movesMessages: Bool { scenarios.contains { BenchScenarios.kafkaScenario(named: $0) != nil } }
 
-    @Option(help: "Runs of each Kafka scenario (each with its own baseline and fresh topics); the line shown is the run with the median ratio, with every run's ratio.")
+    @Option(
+        help: """
+            Runs of each Kafka scenario (each with its own baseline and fresh topics); the line shown is the run with the median \
+            ratio, with every run's ratio (latency: per linger.ms and rate, the median Δp99 with every run's).
+            """)
     var `repeat`: Int = 1
 
     @Option(

@@ -84,7 +84,9 @@ enum LatencyBench {
             notes += plan.consumerProperties.map { "consumers \($0.0)=\($0.1)" }
             notes += connectorNotes.map { "connector: \($0)" } + rawNotes.map { "raw: \($0)" }
             let lateness = max(connector.generatorLateness, raw.generatorLateness)
-            if lateness > .milliseconds(1) { notes.append("load generator up to \(lateness) late for a deadline") }
+            if lateness > .milliseconds(1) {
+                notes.append(String(format: "load generator up to %.1f ms late for a deadline", lateness.inSeconds * 1000))
+            }
             lines.append(
                 LatencyLine(
                     lingerMilliseconds: linger, rateBasis: basis, connector: connector, raw: raw,

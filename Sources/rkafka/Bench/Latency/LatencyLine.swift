@@ -52,7 +52,8 @@ struct LatencyLine: Codable, Sendable {
         offered_msgs_per_sec = connector.offeredRate
         self.connector = Percentiles(connector.histogram)
         self.raw = Percentiles(raw.histogram)
-        delta_p99_ms = self.connector.p99_ms - self.raw.p99_ms
+        // From whole microseconds, so that the difference prints as it reads.
+        delta_p99_ms = ((self.connector.p99_ms - self.raw.p99_ms) * 1000).rounded() / 1000
         target_met = delta_p99_ms <= Self.targetDeltaP99Milliseconds
         connector_max_msgs_per_sec = connectorMaximum
         raw_max_msgs_per_sec = rawMaximum
