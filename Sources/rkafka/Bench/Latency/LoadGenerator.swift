@@ -73,7 +73,7 @@ final class LoadGenerator: @unchecked Sendable {
     func paced(rate: Int, warmUp: Duration, measured: Duration, point: UInt32) throws -> Paced {
         let warmUpSeconds = warmUp.inSeconds
         var result = Paced()
-        try pace(rate: rate, until: { elapsed, _ in elapsed >= warmUp + measured }) { due in
+        try pace(rate: rate, until: { $0 >= warmUp + measured }) { due in
             let measuredRecord = due >= warmUpSeconds
             if measuredRecord { result.measured += 1 }
             return measuredRecord ? point : 0
@@ -86,7 +86,7 @@ final class LoadGenerator: @unchecked Sendable {
     /// throws once `timeout` passed without it.
     func warmUp(rate: Int, timeout: Duration, until ready: () -> Bool) throws {
         var isReady = false
-        try pace(rate: rate, until: { elapsed, _ in
+        try pace(rate: rate, until: { elapsed in
             isReady = ready()
             return isReady || elapsed >= timeout
         }, point: { _ in 0 }, lateness: { _ in })
@@ -105,8 +105,10 @@ final class LoadGenerator: @unchecked Sendable {
 
     // MARK: -
 
+    /// Every ``tick``: produces the records due by now at `rate`, each of the point `point` gives
+    /// for its due time (seconds from the start), until `done` holds for the time elapsed.
     private func pace(
-        rate: Int, until done: (_ elapsed: Duration, _ sent: Int) -> Bool, point: (_ dueSeconds: Double) -> UInt32,
+        rate: Int, until done: (_ elapsed: Duration) -> Bool, point: (_ dueSeconds: Double) -> UInt32,
         lateness: (Duration) -> Void
     ) throws {
         let start = ContinuousClock.now
@@ -116,7 +118,7 @@ final class LoadGenerator: @unchecked Sendable {
             let now = ContinuousClock.now
             lateness(now - deadline)
             let elapsed = now - start
-            if done(elapsed, sent) { break }
+            if done(elapsed) { break }
             let due = Int(elapsed.inSeconds * Double(rate))
             while sent < due {
                 try produceOne(point: point(Double(sent) / Double(rate)))
