@@ -24,6 +24,8 @@ let package = Package(
         // rkafka lag's HTTP endpoint and its Prometheus text (the command-line tool only, not the library).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The latency scenario of `rkafka bench` (percentiles of per-record latencies).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -65,6 +67,7 @@ let package = Package(
             dependencies: [
                 "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka", "CAllocationCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -102,7 +105,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RKafkaTests",
-            dependencies: ["rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka"]
+            dependencies: [
+                "rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
         ),
     ]
 )

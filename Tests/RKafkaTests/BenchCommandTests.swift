@@ -13,10 +13,14 @@ import Testing
         let command = try BenchCommand.parse([])
         #expect(command.messages == 1_000_000)
         #expect(command.size == 100)
-        #expect(command.partitions == 64)
+        #expect(command.partitions == nil)
+        #expect(command.topicPartitions == 64)
         #expect(command.scenarios == BenchScenarios.allNames)
         #expect(Set(BenchScenarios.kafka.map(\.name))
-            == ["plain-consume", "committable-consume-commit", "produce-flexiflow", "at-least-once-pipeline", "transactional-pipeline"])
+            == [
+                "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink", "at-least-once-pipeline",
+                "transactional-pipeline",
+            ])
     }
 
     @Test func unknownScenarioAndOverfullPartitionsAreRejected() {

@@ -150,21 +150,3 @@ struct ProducerPassThroughs<Key: Sendable, Value: Sendable, PassThrough: Sendabl
         }
     }
 }
-
-/// The sink of ``Producer/plainSink(_:)``.
-public struct ProducerPlainSink<Key: Sendable, Value: Sendable>: Sink {
-    public typealias Input = ProducerRecord<Key, Value>
-    public typealias Result = Void
-
-    @usableFromInline let flow: ProducerFlexiFlow<Key, Value, Void>
-
-    @inlinable
-    init(flow: ProducerFlexiFlow<Key, Value, Void>) { self.flow = flow }
-
-    /// Writes every record of `upstream`; returns when all are acknowledged.
-    public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
-    where Upstream.Element == ProducerRecord<Key, Value> {
-        let messages = upstream.map { @Sendable record in ProducerMessage<Key, Value, Void>.single(record, passThrough: ()) }
-        for try await _ in flow.apply(messages) {}
-    }
-}

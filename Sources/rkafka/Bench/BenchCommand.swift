@@ -9,8 +9,10 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure the connector against raw librdkafka.",
         discussion: """
-            Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")), and \(RebalanceBench.name) \
-            (a member joining a group: pause, time to first record, duplicates, per assignment strategy). \
+            Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")), \(RebalanceBench.name) \
+            (a member joining a group: pause, time to first record, duplicates, per assignment strategy), and \
+            \(LatencyBench.name) (end-to-end latency of the at-least-once pipeline at an offered rate next to a raw \
+            relay loop's: p50, p99, p99.9, max; --rate, --linger-ms, --point-seconds; --messages does not apply). \
             StreamKit scenarios (streamkit-…) compare operators to hand-written loops. \
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
             consuming scenarios first seed a topic (not measured). Consumers are timed from \
@@ -23,6 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
+    @OptionGroup(title: "Latency scenario") var latency: LatencyOptions
+
     @Flag(help: "One JSON object a line per scenario instead of a table.")
     var json = false
 
@@ -32,10 +36,20 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Value size in bytes.")
     var size: Int = 100
 
-    @Option(help: "Partitions of every benchmark topic.")
-    var partitions: Int = 64
+    @Option(help: "Partitions of every benchmark topic. Default: 64, and \(LatencyBench.defaultPartitions) for \(LatencyBench.name).")
+    var partitions: Int?
 
-    @Option(help: "Runs of each Kafka scenario (each with its own baseline and fresh topics); the line shown is the run with the median ratio, with every run's ratio.")
+    /// The partitions of the throughput scenarios' topics.
+    var topicPartitions: Int { partitions ?? 64 }
+
+    /// Whether a chosen Kafka scenario moves `--messages` messages (rebalance and latency run for a time, at a rate).
+    var movesMessages: Bool { scenarios.contains { BenchScenarios.kafkaScenario(named: $0) != nil } }
+
+    @Option(
+        help: """
+            Runs of each Kafka scenario (each with its own baseline and fresh topics); the line shown is the run with the median \
+            ratio, with every run's ratio (latency: per linger.ms and rate, the median Δp99 with every run's).
+            """)
     var `repeat`: Int = 1
 
     @Option(
@@ -55,29 +69,33 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard messages >= 1 else { throw ValidationError("--messages must be at least 1, got \(messages)") }
         guard size >= 0 else { throw ValidationError("--size must not be negative, got \(size)") }
-        guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
         let known = BenchScenarios.allNames
         for name in scenarios where !known.contains(name) {
             throw ValidationError("unknown scenario \"\(name)\"; known: \(known.joined(separator: ", "))")
         }
-        let perPartitionBytes = Double(messages) * Double(size) / Double(partitions)
-        if cluster.bootstrapServers == nil, perPartitionBytes > 4_000_000 {
+        if scenarios.contains(LatencyBench.name), size < LatencyStamp.size {
             throw ValidationError(
-                "\(messages) × \(size) B over \(partitions) partitions is \(Int(perPartitionBytes / 1e6)) MB a partition, "
+                "--size must be at least \(LatencyStamp.size) for the \(LatencyBench.name) scenario (each value carries its send time), got \(size)")
+        }
+        let perPartitionBytes = Double(messages) * Double(size) / Double(topicPartitions)
+        if cluster.bootstrapServers == nil, movesMessages, perPartitionBytes > 4_000_000 {
+            throw ValidationError(
+                "\(messages) × \(size) B over \(topicPartitions) partitions is \(Int(perPartitionBytes / 1e6)) MB a partition, "
                     + "but the embedded cluster keeps at most 5 MB a partition: raise --partitions or lower --messages/--size"
             )
         }
     }
 
     func run() async throws {
-        let parameters = BenchParameters(messages: messages, size: size, partitions: partitions)
+        let parameters = BenchParameters(messages: messages, size: size, partitions: topicPartitions)
         if !AllocationCounterCheck.isWorking {
             let why = allocationCounterAvailable ? "" : " (a sanitizer build: the sanitizer owns malloc)"
             printError("rkafka bench: the allocation counter does not count in this build\(why); allocs/msg is left out")
         }
-        if !json {
-            print("rkafka bench: \(messages) messages of \(size) B over \(partitions) partitions")
+        if !json, movesMessages || scenarios.contains(where: { $0.hasPrefix("streamkit-") }) {
+            print("rkafka bench: \(messages) messages of \(size) B over \(topicPartitions) partitions")
         }
         var failures = 0
         for name in scenarios {
@@ -87,7 +105,12 @@ struct BenchCommand: AsyncParsableCommand {
                     line = try await StreamKitBenchShim.run(name, elements: messages)
                 } else if name == RebalanceBench.name {
                     line = nil  // one line per assignment strategy, printed as each finishes
-                    try await RebalanceBench.run(cluster: cluster, partitions: partitions, size: size, json: json)
+                    try await RebalanceBench.run(cluster: cluster, partitions: topicPartitions, size: size, json: json)
+                } else if name == LatencyBench.name {
+                    line = nil  // one line per linger.ms and rate, printed once every run is done
+                    try await LatencyBench.run(
+                        cluster: cluster, size: size, partitions: partitions ?? LatencyBench.defaultPartitions, plan: latency.plan,
+                        repeat: `repeat`, json: json)
                 } else if let scenario = BenchScenarios.kafkaScenario(named: name) {
                     var runs: [BenchLine] = []
                     for _ in 0..<`repeat` { runs.append(try await runKafka(scenario, parameters)) }
@@ -108,7 +131,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Seeds, runs the baseline, then the connector version.
-    private func runKafka(_ scenario: KafkaBenchScenario, _ parameters: BenchParameters) async throws -> BenchLine {
+    func runKafka(_ scenario: KafkaBenchScenario, _ parameters: BenchParameters) async throws -> BenchLine {
         let connection = try cluster.connect()
         defer { connection.close() }
         let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)

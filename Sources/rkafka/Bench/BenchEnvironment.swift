@@ -29,6 +29,10 @@ struct BenchEnvironment: Sendable {
     let baselineGroup: String
     /// The connector version's consumer group.
     let connectorGroup: String
+    /// Set after every benchmark producer's properties (the latency scenario's `linger.ms`).
+    var producerOverrides: [(String, String)] = []
+    /// Set after every benchmark consumer's properties.
+    var consumerOverrides: [(String, String)] = []
 
     var bootstrapServers: String { connection.bootstrapServers }
 
@@ -60,7 +64,7 @@ struct BenchEnvironment: Sendable {
             ("linger.ms", "5"),
             ("batch.num.messages", "10000"),
             ("queue.buffering.max.messages", "1000000"),
-        ]
+        ] + producerOverrides
     }
 
     /// Librdkafka properties of every benchmark consumer in `group`: the C reference's, plus
@@ -76,7 +80,7 @@ struct BenchEnvironment: Sendable {
             ("auto.offset.reset", "earliest"),
             ("enable.auto.commit", "false"),
             ("queued.min.messages", "10000000"),
-        ]
+        ] + consumerOverrides
     }
 
     /// The same properties as a dictionary, for the connector's settings types.

@@ -49,6 +49,13 @@ enum BenchScenarios {
             connector: ProduceFlexiFlowBench()
         ),
         KafkaBenchScenario(
+            name: "produce-plainsink",
+            baselineDescription: "raw librdkafka produce loop (produceva, poll(0) per message, flush)",
+            consumesSeededInput: false,
+            baseline: { env in try RawBaselines.produce(env, topic: env.baselineOutputTopic) },
+            connector: ProducePlainSinkBench()
+        ),
+        KafkaBenchScenario(
             name: "at-least-once-pipeline",
             baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
             consumesSeededInput: true,
@@ -59,7 +66,7 @@ enum BenchScenarios {
     ]
 
     /// Every scenario name, Kafka ones first.
-    static var allNames: [String] { kafka.map(\.name) + [RebalanceBench.name] + StreamKitBenchShim.scenarios }
+    static var allNames: [String] { kafka.map(\.name) + [RebalanceBench.name, LatencyBench.name] + StreamKitBenchShim.scenarios }
 
     static func kafkaScenario(named name: String) -> KafkaBenchScenario? { kafka.first { $0.name == name } }
 }

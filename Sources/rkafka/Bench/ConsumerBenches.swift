@@ -144,11 +144,3 @@ final class FirstElementClock: @unchecked Sendable {
         meter.finish(messages: messages, notes: notes)
     }
 }
-
-/// Reads back the connector group's committed offsets of the input topic (after its consumer
-/// is closed); they must add up to the number of messages.
-func verifyConnectorCommits(_ env: BenchEnvironment) throws -> String {
-    let reader = try RawConsumer(env, group: env.connectorGroup, topic: env.inputTopic, client: "bench commit reader", subscribe: false)
-    defer { reader.close() }
-    return try reader.verifyCommitted(partitions: env.parameters.partitions, expected: env.parameters.messages)
-}

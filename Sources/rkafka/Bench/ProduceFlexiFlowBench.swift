@@ -40,37 +40,63 @@ struct ProduceFlexiFlowBench: ConnectorBenchmark {
 }
 
 /// `count` single-record messages for `topic`, partition `i % partitions`, all sharing one value
-/// buffer; generated on demand without suspending.
+/// buffer: ``RoundRobinRecords``, each wrapped in `.single`; generated on demand without suspending.
 struct RoundRobinMessages: AsyncSequence, Sendable {
     typealias Element = ProducerMessage<KafkaBytes, KafkaBytes, Void>
+    let records: RoundRobinRecords
+
+    init(topic: String, value: KafkaBytes, count: Int, partitions: Int32) {
+        records = RoundRobinRecords(topic: topic, value: value, count: count, partitions: partitions)
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var records: RoundRobinRecords.AsyncIterator
+
+        mutating func next() async -> Element? {
+            records.nextRecord().map { .single($0, passThrough: ()) }
+        }
+
+        // Implemented so that the flow's erased upstream iterator calls it without the
+        // executor switch of the default implementation: the source costs next to nothing.
+        mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
+            records.nextRecord().map { .single($0, passThrough: ()) }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(records: records.makeAsyncIterator()) }
+}
+
+/// `count` records for `topic`, partition `i % partitions`, all sharing one value buffer;
+/// generated on demand without suspending.
+struct RoundRobinRecords: AsyncSequence, Sendable {
+    typealias Element = ProducerRecord<KafkaBytes, KafkaBytes>
     let topic: String
     let value: KafkaBytes
     let count: Int
     let partitions: Int32
 
     struct AsyncIterator: AsyncIteratorProtocol {
-        let base: RoundRobinMessages
+        let base: RoundRobinRecords
         var index = 0
         var partition: Int32 = 0
 
         mutating func next() async -> Element? {
-            nextMessage()
+            nextRecord()
         }
 
-        // Implemented so that the flow's erased upstream iterator calls it without the
-        // executor switch of the default implementation: the source costs next to nothing.
+        // As `RoundRobinMessages`': no executor switch per element.
         mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
-            nextMessage()
+            nextRecord()
         }
 
         @inline(__always)
-        private mutating func nextMessage() -> Element? {
+        mutating func nextRecord() -> Element? {
             guard index < base.count else { return nil }
             index += 1
-            let record = ProducerRecord<KafkaBytes, KafkaBytes>(topic: base.topic, partition: partition, value: base.value)
+            let record = Element(topic: base.topic, partition: partition, value: base.value)
             partition += 1
             if partition == base.partitions { partition = 0 }
-            return .single(record, passThrough: ())
+            return record
         }
     }
 

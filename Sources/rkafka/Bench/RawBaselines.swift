@@ -63,7 +63,7 @@ enum RawBaselines {
 
     /// `rd_kafka_produceva`, serving delivery reports while the queue is full.
     @inline(__always)
-    private static func produce(_ handle: OpaquePointer, _ vus: UnsafePointer<rd_kafka_vu_t>, _ count: Int, topic: String) throws(KafkaError) {
+    static func produce(_ handle: OpaquePointer, _ vus: UnsafePointer<rd_kafka_vu_t>, _ count: Int, topic: String) throws(KafkaError) {
         while let error = rd_kafka_produceva(handle, vus, count) {
             let code = rd_kafka_error_code(error)
             rd_kafka_error_destroy(error)
@@ -179,20 +179,7 @@ enum RawBaselines {
         defer { consumer.close() }
         let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: consumeBatchSize)
         defer { batch.deallocate() }
-        let topicName = strdup(outputTopic)!
-        defer { free(topicName) }
-        let vus = UnsafeMutablePointer<rd_kafka_vu_t>.allocate(capacity: 6)
-        vus.initialize(repeating: rd_kafka_vu_t(), count: 6)
-        defer { vus.deallocate() }
-        vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
-        vus[0].u.cstr = UnsafePointer(topicName)
-        vus[1].vtype = RD_KAFKA_VTYPE_PARTITION
-        vus[2].vtype = RD_KAFKA_VTYPE_VALUE
-        vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-        vus[3].u.i = RD_KAFKA_MSG_F_COPY
-        vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE
-        vus[5].vtype = RD_KAFKA_VTYPE_KEY
-
+        let forwarder = RawForwarder(producer: producer, batches: batches, outputTopic: outputTopic)
         let handle = producer.handle
         try producer.learnMetadata(of: outputTopic)
         var meter = PhaseMeter()
@@ -203,35 +190,7 @@ enum RawBaselines {
             let k = rd_kafka_consume_batch_queue(consumer.queue, 1000, batch, min(consumeBatchSize, p.messages - got))
             if k > 0 {
                 meter.begin()
-                while batches.isFull {
-                    rd_kafka_poll(handle, 1)
-                    batches.commitCompleted(consumer.handle)
-                }
-                let slot = batches.open()
-                vus[4].u.ptr = UnsafeMutableRawPointer(bitPattern: slot.tag)
-                for i in 0..<k {
-                    let message = batch[i]!
-                    let m = message.pointee
-                    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                        got += 1
-                        vus[1].u.i32 = m.partition
-                        vus[2].u.mem.ptr = m.payload
-                        vus[2].u.mem.size = m.len
-                        var count = 5
-                        if let key = m.key {
-                            vus[5].u.mem.ptr = key
-                            vus[5].u.mem.size = m.key_len
-                            count = 6
-                        }
-                        try batches.add(slot, partition: m.partition, offset: m.offset)
-                        try produce(handle, vus, count, topic: outputTopic)
-                        rd_kafka_poll(handle, 0)
-                    } else {
-                        errors.record(m.err)
-                    }
-                    rd_kafka_message_destroy(message)
-                }
-                batches.close(slot)
+                got += try forwarder.forward(batch, count: k, consumer: consumer.handle, errors: &errors)
                 // The last commit is synchronous (below), so that the clock includes its acknowledgement.
                 if got < p.messages { batches.commitCompleted(consumer.handle) }
             }
@@ -298,8 +257,9 @@ final class RawProducer {
     private let context: Unmanaged<Context>
     var deliveries: DeliveryCounter { context.takeUnretainedValue().deliveries }
 
-    init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil) throws(KafkaError) {
-        let conf = try RawClient.conf(env.producerProperties, client: client)
+    /// `overrides` are set after the environment's producer properties.
+    init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil, overrides: [(String, String)] = []) throws(KafkaError) {
+        let conf = try RawClient.conf(env.producerProperties + overrides, client: client)
         // Balanced by the release in deinit or in the failure path below.
         context = Unmanaged.passRetained(Context(pipeline: pipeline))
         rd_kafka_conf_set_opaque(conf, context.toOpaque())
@@ -365,11 +325,13 @@ final class RawConsumer {
     // Retained here, released by close() after the handle is destroyed (or if creation fails).
     private let failures: Unmanaged<CommitFailures>
     var commitFailures: CommitFailures { failures.takeUnretainedValue() }
-    private let topic: String
+    /// The topic it subscribes to, reads the committed offsets of, or is assigned.
+    let topic: String
     private var closed = false
 
-    /// `subscribe: false` gives a handle that only reads the group's committed offsets: it never
-    /// joins the group, so the read does not wait for a rebalance against members leaving it.
+    /// `subscribe: false` gives a handle that never joins the group: it reads the group's
+    /// committed offsets without waiting for a rebalance against members leaving it, or is
+    /// assigned partitions (`assign(partitions:at:)`).
     init(_ env: BenchEnvironment, group: String, topic: String, client: String, subscribe: Bool = true) throws(KafkaError) {
         let conf = try RawClient.conf(env.consumerProperties(group: group), client: client)
         // Balanced by the release in close() or in the failure path below.
