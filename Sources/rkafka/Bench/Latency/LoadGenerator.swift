@@ -151,8 +151,3 @@ final class LoadGenerator: @unchecked Sendable {
         try producer.deliveries.check(expected: produced, topic: topic)
     }
 }
-
-extension Duration {
-    /// This duration in seconds, as a `Double`.
-    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
