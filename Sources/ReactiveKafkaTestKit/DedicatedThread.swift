@@ -16,7 +16,11 @@ enum DedicatedThread {
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, KafkaError>, Never>) in
                 outcome.set(continuation)
-                if Task.isCancelled { outcome.resume(.failure(KafkaError(.cancelled, "\(name): cancelled"))) }
+                // Cancelled already: nothing is started.
+                guard !Task.isCancelled, !outcome.isResumed else {
+                    outcome.resume(.failure(KafkaError(.cancelled, "\(name): cancelled")))
+                    return
+                }
                 let thread = Thread {
                     outcome.resume(Result { () throws(KafkaError) in try body() })
                 }
@@ -52,6 +56,8 @@ private final class OnceContinuation<T: Sendable>: Sendable {
         }
         if let early { continuation.resume(returning: early) }
     }
+
+    var isResumed: Bool { state.withLock { $0.resumed } }
 
     func resume(_ result: Result<T, KafkaError>) {
         let continuation = state.withLock { s -> CheckedContinuation<Result<T, KafkaError>, Never>? in
