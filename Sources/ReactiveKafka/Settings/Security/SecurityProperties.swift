@@ -18,7 +18,8 @@ enum SecurityProperties {
 
     /// Checks the TLS properties among `properties` as ``KafkaSecurity/validate()`` checks its own:
     /// files and PEM text mixed for the same thing, a certificate without its key (or the reverse),
-    /// files that do not exist or hold no PEM, PEM text that is not PEM.
+    /// files that do not exist or hold no PEM, PEM text that is not PEM. (A PKCS#12 keystore is
+    /// left to librdkafka, which reports it when the client starts, its path scrubbed.)
     static func check(_ properties: [String: String]) throws(KafkaError) {
         for (file, pem) in exclusive where properties[file] != nil && properties[pem] != nil {
             throw KafkaError(.invalidConfiguration, "both \(file) and \(pem) are set: set one (a file, or the same PEM inline), not both")
@@ -41,11 +42,5 @@ enum SecurityProperties {
             try PEMCheck.privateKey(try PEMCheck.readFile(path, what: "ssl.key.location"), what: "the ssl.key.location file \(path)", password: password)
         }
         if let pem = properties["ssl.key.pem"] { try PEMCheck.privateKey(pem, what: "ssl.key.pem", password: password) }
-        if let path = properties["ssl.keystore.location"] {
-            // Keystore locations count as secret (SecretProperties): the path is not quoted.
-            do { try PEMCheck.requireFile(path, what: "ssl.keystore.location") } catch {
-                throw KafkaError(.invalidConfiguration, "the ssl.keystore.location file is missing, a directory or unreadable: check the path and its permissions")
-            }
-        }
     }
 }
