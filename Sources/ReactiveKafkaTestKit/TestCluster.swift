@@ -139,8 +139,10 @@ public enum TestClusterMode {
 public enum KafkaAdmin {
     /// Creates `topic`, waiting (at most `timeout`) for the broker to finish creating it
     /// (the request's operation timeout: the controller answers once the partitions exist).
+    /// `clientProperties` are added to the admin client's (security settings, for one).
     public static func createTopic(
-        _ topic: String, partitions: Int, replicationFactor: Int = 1, bootstrapServers: String, timeout: Duration = .seconds(30)
+        _ topic: String, partitions: Int, replicationFactor: Int = 1, bootstrapServers: String, timeout: Duration = .seconds(30),
+        clientProperties: [String: String] = [:]
     ) throws(KafkaError) {
         guard partitions >= 1 else {
             throw KafkaError(.invalidConfiguration, "topic \(topic) needs at least 1 partition, got \(partitions)")
@@ -148,13 +150,13 @@ public enum KafkaAdmin {
         let timeoutMs = Int32(clamping: timeout.components.seconds * 1000)
         var errstr = [CChar](repeating: 0, count: 512)
         guard let conf = rd_kafka_conf_new() else { throw KafkaError(.fatal, "admin client: could not allocate a configuration") }
-        for (key, value) in ["bootstrap.servers": bootstrapServers, "log_level": "0"]
-        where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        let properties = clientProperties.merging(["bootstrap.servers": bootstrapServers, "log_level": "0"], uniquingKeysWith: { _, new in new })
+        for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError(.invalidConfiguration, "admin client: \(String(cString: errstr))")
+            throw KafkaError(.invalidConfiguration, "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
         }
         guard let client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw KafkaError(.fatal, "admin client: \(String(cString: errstr))")
+            throw KafkaError(.fatal, "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
         }
         defer { rd_kafka_destroy(client) }
         guard let newTopic = rd_kafka_NewTopic_new(topic, Int32(partitions), Int32(replicationFactor), &errstr, errstr.count) else {

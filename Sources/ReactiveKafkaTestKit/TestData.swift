@@ -4,68 +4,98 @@ import ReactiveKafka
 /// Seeds and reads topics directly with librdkafka, independent of the
 /// connector's own sources and flows, so tests can check the connector
 /// against something it did not write itself.
+///
+/// Each operation comes twice. The `async` one runs librdkafka's blocking calls on a
+/// thread of its own, so a test never holds a thread of Swift's cooperative pool while a
+/// broker answers; the compiler picks it in async code. The synchronous one blocks the
+/// calling thread: use it only outside async code (a synchronous helper, a command-line tool).
+/// Bad input (an invalid topic name, a negative partition) throws
+/// ``KafkaError/Kind/invalidConfiguration`` before anything is sent.
 public enum TestData {
-    /// Writes `values` (key, value) to `topic` and waits until all are
-    /// acknowledged. `partition` nil spreads records round-robin over
-    /// `partitions` partitions (which must exist) — or by key hash when
-    /// `partitions` is nil.
+    /// Writes `records` (key, value) to `topic` and waits until all are acknowledged
+    /// (at most 30 s). `partition` nil spreads records round-robin over `partitions`
+    /// partitions (which must exist) — or by key hash when `partitions` is nil.
+    ///
+    /// Cancelling the task purges what is not yet written and throws ``KafkaError/Kind/cancelled``
+    /// at once; the client ends on its own thread.
+    public static func produce(
+        bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
+        partition: Int32? = nil, roundRobinOver partitions: Int32? = nil
+    ) async throws(KafkaError) {
+        let job = TestProducerJob(bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition, partitions: partitions)
+        try job.check()
+        try await DedicatedThread.run(name: "rk-test-produce", onCancel: job.cancel) { () throws(KafkaError) in try job.run() }
+    }
+
+    /// Blocking ``produce(bootstrapServers:topic:records:partition:roundRobinOver:)`` for code
+    /// outside async contexts: it holds the calling thread for up to 30 s.
     public static func produce(
         bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
         partition: Int32? = nil, roundRobinOver partitions: Int32? = nil
     ) throws(KafkaError) {
-        var errstr = [CChar](repeating: 0, count: 512)
-        let conf = rd_kafka_conf_new()!
-        for (k, v) in ["bootstrap.servers": bootstrapServers, "linger.ms": "5", "log_level": "0",
-                       "queue.buffering.max.messages": "2000000"] {
-            _ = rd_kafka_conf_set(conf, k, v, &errstr, errstr.count)
-        }
-        guard let producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw KafkaError(.fatal, "test producer: \(String(cString: errstr))")
-        }
-        defer { rd_kafka_destroy(producer) }
-        let rkt = rd_kafka_topic_new(producer, topic, nil)!
-        defer { rd_kafka_topic_destroy(rkt) }
-        for (i, record) in records.enumerated() {
-            let target = partition ?? partitions.map { Int32(i) % $0 } ?? RD_KAFKA_PARTITION_UA
-            var value = Array(record.value.utf8)
-            var key = record.key.map { Array($0.utf8) }
-            while true {
-                let result = value.withUnsafeMutableBytes { v in
-                    if key != nil {
-                        return key!.withUnsafeMutableBytes { k in
-                            rd_kafka_produce(rkt, target, RD_KAFKA_MSG_F_COPY, v.baseAddress, v.count, k.baseAddress, k.count, nil)
-                        }
-                    }
-                    return rd_kafka_produce(rkt, target, RD_KAFKA_MSG_F_COPY, v.baseAddress, v.count, nil, 0, nil)
-                }
-                if result == 0 { break }
-                let err = rd_kafka_last_error()
-                guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                    throw KafkaError.init(.deliveryFailed, "test producer: \(String(cString: rd_kafka_err2str(err)))")
-                }
-                rd_kafka_poll(producer, 10)
-            }
-            rd_kafka_poll(producer, 0)
-        }
-        let err = rd_kafka_flush(producer, 30_000)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(.deliveryFailed, "test producer flush: \(String(cString: rd_kafka_err2str(err)))")
+        let job = TestProducerJob(bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition, partitions: partitions)
+        try job.check()
+        try job.run()
+    }
+
+    /// The committed offsets (next offset to read) of `group` for `partitions` partitions
+    /// of `topic`, waiting at most 10 s for the answer; partitions without a commit are
+    /// absent (all of them when the group does not exist).
+    ///
+    /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the look-up ends on its own thread.
+    public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32) async throws(KafkaError) -> [Int32: Int64] {
+        try CommittedOffsetsLookup.check(group: group, topic: topic, partitions: partitions)
+        return try await DedicatedThread.run(name: "rk-test-offsets", onCancel: {}) { () throws(KafkaError) in
+            try CommittedOffsetsLookup.run(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
         }
     }
 
-    /// The committed offsets (next offset to read) of `group` for `partitions`
-    /// of `topic`; partitions without a commit are absent (all of them when the group does not exist).
+    /// Blocking ``committedOffsets(bootstrapServers:group:topic:partitions:)`` for code outside
+    /// async contexts: it holds the calling thread for up to 10 s.
     public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32) throws(KafkaError) -> [Int32: Int64] {
-        var errstr = [CChar](repeating: 0, count: 512)
-        let conf = rd_kafka_conf_new()!
-        for (k, v) in ["bootstrap.servers": bootstrapServers, "group.id": group, "log_level": "0"] {
-            _ = rd_kafka_conf_set(conf, k, v, &errstr, errstr.count)
+        try CommittedOffsetsLookup.check(group: group, topic: topic, partitions: partitions)
+        return try CommittedOffsetsLookup.run(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
+    }
+}
+
+/// librdkafka's answer to a configuration or creation call, as text.
+func errorText(_ buffer: [CChar]) -> String {
+    buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+/// A configuration with `properties`, or a typed error naming the property librdkafka refused.
+func testClientConf(_ properties: [(String, String)], client: String) throws(KafkaError) -> OpaquePointer {
+    guard let conf = rd_kafka_conf_new() else {
+        throw KafkaError(.fatal, "\(client): librdkafka could not allocate a configuration")
+    }
+    var errstr = [CChar](repeating: 0, count: 512)
+    for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        rd_kafka_conf_destroy(conf)
+        throw KafkaError(.invalidConfiguration, "\(client): \(key) refused: \(errorText(errstr))")
+    }
+    return conf
+}
+
+enum CommittedOffsetsLookup {
+    static func check(group: String, topic: String, partitions: Int32) throws(KafkaError) {
+        try TopicName.validate(topic)
+        guard !group.isEmpty else { throw KafkaError(.invalidConfiguration, "reading committed offsets needs a group id, got an empty one") }
+        guard partitions >= 1 else {
+            throw KafkaError(.invalidConfiguration, "reading committed offsets of \(topic) needs at least 1 partition, got \(partitions)")
         }
+    }
+
+    static func run(bootstrapServers: String, group: String, topic: String, partitions: Int32) throws(KafkaError) -> [Int32: Int64] {
+        let conf = try testClientConf([("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test consumer")
+        var errstr = [CChar](repeating: 0, count: 512)
+        // rd_kafka_new takes the configuration, and destroys it when it fails.
         guard let consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            throw KafkaError(.fatal, "test consumer: \(String(cString: errstr))")
+            throw KafkaError(.fatal, "test consumer: \(errorText(errstr))")
         }
         defer { rd_kafka_destroy(consumer) }
-        let list = rd_kafka_topic_partition_list_new(partitions)!
+        guard let list = rd_kafka_topic_partition_list_new(partitions) else {
+            throw KafkaError(.fatal, "test consumer: librdkafka could not allocate a partition list")
+        }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for p in 0..<partitions { _ = rd_kafka_topic_partition_list_add(list, topic, p) }
         let err = rd_kafka_committed(consumer, list, 10_000)

@@ -36,7 +36,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("cc", partitions: 3)
         let input = (0..<300).map { (key: "k\($0)" as String?, value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "cc", records: input, roundRobinOver: 3)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "cc", records: input, roundRobinOver: 3)
 
         let first = try await Self.consume(kafka, group: "g-cc", topic: "cc", limit: 200, committable: true)
         #expect(first.count == 200)
@@ -45,7 +45,7 @@ import Testing
             let partition = Int32(object["partition"] as! Int)
             highest[partition] = max(highest[partition] ?? -1, Int64(object["offset"] as! Int))
         }
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-cc", topic: "cc", partitions: 3)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-cc", topic: "cc", partitions: 3)
         #expect(committed == highest.mapValues { $0 + 1 }, "committed up to what was written, nothing beyond")
 
         let second = try await Self.consume(kafka, group: "g-cc", topic: "cc", limit: 100, committable: true)
@@ -57,12 +57,12 @@ import Testing
     @Test func withoutAGroupItCommitsNothing() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("plain-cc", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain-cc",
-                             records: (0..<50).map { (key: nil as String?, value: "p\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain-cc",
+                                   records: (0..<50).map { (key: nil as String?, value: "p\($0)") }, roundRobinOver: 2)
         let lines = try await Self.consume(kafka, group: "g-plain-cc", topic: "plain-cc", limit: 50, committable: false)
         #expect(Set(lines.compactMap { $0["value"] as? String }) == Set((0..<50).map { "p\($0)" }))
         #expect(lines.allSatisfy { $0["key"] is NSNull })
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-plain-cc", topic: "plain-cc", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-plain-cc", topic: "plain-cc", partitions: 2)
         #expect(committed.isEmpty)
     }
 }

@@ -69,7 +69,7 @@ import Darwin
         try await harness.awaitEverything()
         try await harness.stopGracefully(c3)
         try await harness.stopGracefully(c4)
-        return try harness.expectNothingLost()
+        return try await harness.expectNothingLost()
     }
 
     /// Two members crash (SIGKILL) while records flow and two join; then one leaves and the
@@ -104,7 +104,7 @@ import Darwin
         try await producing.value
         try await harness.awaitEverything()
         try await harness.stopGracefully(c4)
-        _ = try harness.expectNothingLost()
+        _ = try await harness.expectNothingLost()
     }
 }
 
@@ -242,19 +242,19 @@ final class RebalanceHarness: Sendable {
 
     /// Every record was written at least once, every line was a record, and the group's
     /// committed offsets are the partitions' ends. Returns the final ledger.
-    func expectNothingLost(sourceLocation: SourceLocation = #_sourceLocation) throws -> ConsumedLedger.Snapshot {
+    func expectNothingLost(sourceLocation: SourceLocation = #_sourceLocation) async throws -> ConsumedLedger.Snapshot {
         let s = ledger.snapshot
         let missing = s.missing(ends: ends)
         print("MultiProcessRebalanceTests.\(topic) (\(assignmentStrategy)): \(records) records, \(s.total) lines, \(s.duplicates) duplicates, \(missing.count) missing, \(s.torn) torn lines, per process \(s.perProcess.sorted { $0.key < $1.key })")
         #expect(s.malformed.isEmpty, "lines that are not records: \(s.malformed.prefix(3))", sourceLocation: sourceLocation)
         #expect(missing.count == 0, "lost records: \(missing.sample)", sourceLocation: sourceLocation)
-        try expectEverythingCommitted(sourceLocation: sourceLocation)
+        try await expectEverythingCommitted(sourceLocation: sourceLocation)
         return s
     }
 
     /// The group's committed offsets are the partitions' ends: all written records were committed.
-    func expectEverythingCommitted(sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let committed = try TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: Int32(Self.partitions))
+    func expectEverythingCommitted(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let committed = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: Int32(Self.partitions))
         let expected = Dictionary(uniqueKeysWithValues: ends.enumerated().map { (Int32($0.offset), $0.element) })
         #expect(committed == expected, "committed offsets after the last member drained", sourceLocation: sourceLocation)
     }

@@ -1,5 +1,7 @@
 /// The engine behind committable offsets: commits aggregated offsets asynchronously.
-protocol OffsetCommitter: AnyObject, Sendable {
+///
+/// Package access: the testkit's `RecordingCommitter` stands in for a consumer with it.
+package protocol OffsetCommitter: AnyObject, Sendable {
     /// Commits `offsets` (the next offset to read, per partition) and returns
     /// when the broker has acknowledged, or throws a typed error.
     func commit(_ offsets: [TopicPartition: CommitPosition]) async throws(KafkaError)
@@ -19,17 +21,22 @@ protocol OffsetCommitter: AnyObject, Sendable {
 }
 
 extension OffsetCommitter {
-    func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool { true }
-    func emittedOffsetHolderReleased(subset: UInt64) {}
-    var requestsImmediateCommit: Bool { false }
-    func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
-    func removeCommitRequestObserver(_ id: ObjectIdentifier) {}
+    package func stillOwns(_ partition: TopicPartition, takenAt epoch: UInt64) -> Bool { true }
+    package func emittedOffsetHolderReleased(subset: UInt64) {}
+    package var requestsImmediateCommit: Bool { false }
+    package func addCommitRequestObserver(_ id: ObjectIdentifier, _ flush: @escaping @Sendable () -> Void) {}
+    package func removeCommitRequestObserver(_ id: ObjectIdentifier) {}
 }
 
 /// The position to commit for a partition: the next offset to read, and optional metadata.
-struct CommitPosition: Sendable, Equatable {
-    var nextOffset: Int64
-    var metadata: String?
+package struct CommitPosition: Sendable, Equatable {
+    package var nextOffset: Int64
+    package var metadata: String?
+
+    package init(nextOffset: Int64, metadata: String? = nil) {
+        self.nextOffset = nextOffset
+        self.metadata = metadata
+    }
 }
 
 /// The offset of a consumed record, ready to commit once the record is processed:
@@ -52,7 +59,8 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
         self.metadata = metadata
     }
 
-    init(partitionOffset: PartitionOffset, metadata: String? = nil, committer: any OffsetCommitter) {
+    /// An offset committed through `committer` (package access: the testkit's factories).
+    package init(partitionOffset: PartitionOffset, metadata: String? = nil, committer: any OffsetCommitter) {
         self.init(
             partition: ConsumedPartition(partitionOffset.topicPartition, groupId: partitionOffset.groupId, committer: committer),
             offset: partitionOffset.offset, metadata: metadata)
@@ -238,8 +246,8 @@ public struct CommittableMessage<Key: Sendable, Value: Sendable>: Sendable {
     /// Its offset, to commit once the record is processed.
     public let committableOffset: CommittableOffset
 
-    /// Pairs `record` with its offset.
-    init(record: ConsumerRecord<Key, Value>, committableOffset: CommittableOffset) {
+    /// Pairs `record` with its offset (package access: the testkit's factories).
+    package init(record: ConsumerRecord<Key, Value>, committableOffset: CommittableOffset) {
         self.record = record
         self.committableOffset = committableOffset
     }

@@ -18,9 +18,11 @@ public final class ConsumerControl: Sendable {
         case running(ConsumerEngine)
         case failedToStart(KafkaError)
         case stoppedBeforeStart
+        /// No consumer: a stand-in (the testkit's fake source) takes stop and shutdown.
+        case standIn(any ConsumerControlStandIn)
     }
 
-    private let slot = Mutex<Slot>(.notStarted)
+    private let slot: Mutex<Slot>
     private let claimed = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
     private let start: @Sendable () throws(KafkaError) -> ConsumerEngine
@@ -35,11 +37,37 @@ public final class ConsumerControl: Sendable {
         stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), health: ConsumerHealthHub = ConsumerHealthHub(),
         sharedSource: UInt64? = nil, start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine
     ) {
+        self.slot = Mutex(.notStarted)
         self.start = start
         self.healthHub = health
         self.stopTimeout = stopTimeout
         self.events = events
         self.sharedSource = sharedSource
+    }
+
+    /// A control driving `standIn` instead of a consumer (see ``ConsumerControlStandIn``):
+    /// its health follows the stand-in's events; ``withConsumer(_:)`` has no consumer to offer.
+    package init(standIn: any ConsumerControlStandIn) {
+        self.slot = Mutex(.standIn(standIn))
+        self.start = { () throws(KafkaError) -> ConsumerEngine in
+            throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): there is no consumer to start")
+        }
+        let health = ConsumerHealthHub()
+        let events = RebalanceEventHub()
+        self.healthHub = health
+        self.stopTimeout = .zero
+        self.events = events
+        self.sharedSource = nil
+        standIn.attach { event in
+            switch event {
+            case .started:
+                health.publish(.consuming)
+            case .closed:
+                health.publish(.stopped)
+                health.finish()
+                events.finish()
+            }
+        }
     }
 
     /// The running engine for a partition's sub-stream (the partitioned source started it).
@@ -48,7 +76,7 @@ public final class ConsumerControl: Sendable {
             switch slot {
             case .running(let engine): return engine
             case .failedToStart(let error): throw error
-            case .notStarted, .stoppedBeforeStart: return nil
+            case .notStarted, .stoppedBeforeStart, .standIn: return nil
             }
         }
     }
@@ -72,6 +100,9 @@ public final class ConsumerControl: Sendable {
     /// cancelled before it runs throws `CancellationError`.
     public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws -> T) async throws -> T {
         guard let engine else {
+            if standIn != nil {
+                throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): there is no consumer to run code with")
+            }
             throw KafkaError(.illegalState, "the consumer has not started yet: it starts when the stream first pulls")
         }
         let result: Result<T, any Error>
@@ -96,6 +127,8 @@ public final class ConsumerControl: Sendable {
                 throw error
             case .running(let engine):
                 return engine
+            case .standIn:
+                throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): no Kafka source runs with it")
             case .notStarted:
                 do {
                     let engine = try start()
@@ -117,9 +150,14 @@ public final class ConsumerControl: Sendable {
         slot.withLock { if case .running(let e) = $0 { return e } else { return nil } }
     }
 
+    private var standIn: (any ConsumerControlStandIn)? {
+        slot.withLock { if case .standIn(let s) = $0 { return s } else { return nil } }
+    }
+
     /// Completes the source; the consumer stays in its group so commits can
     /// still land, until ``shutdown()`` (or `stopTimeout` passes).
     public func stop() {
+        if let standIn { return standIn.stop() }
         guard let engine = runningEngineOrStopBeforeStart() else { return }
         if let id = sharedSource {
             engine.stopSubset(id)
@@ -145,6 +183,7 @@ public final class ConsumerControl: Sendable {
     /// Stops the source, leaves the group, and closes the consumer. Returns
     /// when the consumer is closed (bounded by `closeTimeout`). Idempotent.
     public func shutdown() async {
+        if let standIn { return await standIn.shutdown() }
         guard let engine = runningEngineOrStopBeforeStart() else { return }
         if let id = sharedSource {
             engine.stopSubset(id)
@@ -161,6 +200,7 @@ public final class ConsumerControl: Sendable {
             case .running(let e): return e.phase == .closed || sharedSource.map { e.isStopped($0) } == true
             case .notStarted: return false
             case .failedToStart, .stoppedBeforeStart: return true
+            case .standIn(let standIn): return standIn.isShutdown
             }
         }
     }
@@ -188,7 +228,7 @@ public final class ConsumerControl: Sendable {
             switch slot {
             case .failedToStart(let error): return .failed(error)
             case .stoppedBeforeStart: return .stopped
-            case .notStarted, .running: return healthHub.current
+            case .notStarted, .running, .standIn: return healthHub.current
             }
         }
     }

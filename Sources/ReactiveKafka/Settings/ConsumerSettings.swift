@@ -113,9 +113,11 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
         return copy
     }
 
-    /// Checks every property with librdkafka and every typed field for range.
+    /// Checks every property with librdkafka, TLS files and PEM text (``KafkaSecurity/validate()``),
+    /// and every typed field for range.
     public func validate() throws(KafkaError) {
         try KafkaClientConfiguration.validate(properties, client: "consumer")
+        try SecurityProperties.check(properties)
         try check(maxBufferedBytes >= 1024, "maxBufferedBytes must be at least 1024 bytes, got \(maxBufferedBytes)")
         try check(maxBatchSize >= 1, "maxBatchSize must be at least 1, got \(maxBatchSize)")
         try check(commitTimeout > .zero, "commitTimeout must be positive, got \(commitTimeout)")

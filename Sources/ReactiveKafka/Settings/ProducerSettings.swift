@@ -76,9 +76,11 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
         return copy
     }
 
-    /// Checks every property with librdkafka and every typed field for range.
+    /// Checks every property with librdkafka, TLS files and PEM text (``KafkaSecurity/validate()``),
+    /// and every typed field for range.
     public func validate() throws(KafkaError) {
         try KafkaClientConfiguration.validate(properties, client: "producer")
+        try SecurityProperties.check(properties)
         try check(parallelism >= 1, "parallelism must be at least 1, got \(parallelism)")
         try check(closeTimeout >= .zero, "closeTimeout must not be negative, got \(closeTimeout)")
         try check(eosCommitInterval > .zero, "eosCommitInterval must be positive, got \(eosCommitInterval)")

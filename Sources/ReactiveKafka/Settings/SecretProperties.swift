@@ -47,7 +47,7 @@ public enum SecretProperties {
     /// "…" for configuration property", a keystore's path, the rest of a
     /// malformed `sasl.oauthbearer.config`), so each secret value, and each
     /// word of it, is replaced by ``redacted`` wherever it appears.
-    static func scrub(_ text: String, secretsOf properties: [String: String]) -> String {
+    package static func scrub(_ text: String, secretsOf properties: [String: String]) -> String {
         scrub(text, removing: properties.compactMap { isSecret($0.key) ? $0.value : nil })
     }
 

@@ -5,4 +5,10 @@ public struct TransactionalMessage<Key: Sendable, Value: Sendable>: Sendable {
     public let record: ConsumerRecord<Key, Value>
     /// Its offset, to pass through to ``Transactional/sink(_:transactionalId:eosCommitInterval:)``.
     public let partitionOffset: TransactionalOffset
+
+    /// Pairs `record` with its offset (package access: the source and the testkit's factories).
+    package init(record: ConsumerRecord<Key, Value>, partitionOffset: TransactionalOffset) {
+        self.record = record
+        self.partitionOffset = partitionOffset
+    }
 }

@@ -60,13 +60,13 @@ struct DemoCommand: AsyncParsableCommand {
         let target = events / 2
         say("run 1: consume → enrich → produce → commit; draining at \(target) processed (\(target * 100 / events)%)")
         let first = try await environment.runPipeline(run: 1, drainAt: target)
-        let committedAfterDrain = try environment.committedInputOffsets()
+        let committedAfterDrain = try await environment.committedInputOffsets()
         say("run 1: drained: consumed=\(first.consumed) produced=\(first.produced) committed=\(committedAfterDrain) "
             + "(\(committedAfterDrain * 100 / Int64(events))%) in \(first.elapsed.seconds) s")
         let remaining = events - Int(committedAfterDrain)
         say("run 2: restart from the committed offsets, \(remaining) left")
         let second = try await environment.runPipeline(run: 2, drainAt: remaining)
-        let committed = try environment.committedInputOffsets()
+        let committed = try await environment.committedInputOffsets()
         say("run 2: done: consumed=\(second.consumed) produced=\(second.produced) committed=\(committed) in \(second.elapsed.seconds) s")
 
         let check = try await environment.verifyOutput()

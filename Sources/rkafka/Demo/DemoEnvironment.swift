@@ -128,9 +128,9 @@ struct DemoEnvironment: Sendable {
     }
 
     /// The sum of the group's committed offsets over the input partitions.
-    func committedInputOffsets() throws -> Int64 {
+    func committedInputOffsets() async throws -> Int64 {
         let partitions = Int32(max(12, (events + 24_999) / 25_000))
-        let offsets = try TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topics.input, partitions: partitions)
+        let offsets = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topics.input, partitions: partitions)
         return offsets.values.reduce(0, +)
     }
 

@@ -19,7 +19,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("plain", partitions: 4)
         let input = (0..<2000).map { (key: "k\($0 % 7)", value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain", records: input, roundRobinOver: 4)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain", records: input, roundRobinOver: 4)
 
         let source = Consumer.plainSource(Self.settings(kafka, group: "g-plain"), subscription: .topics("plain"))
         var seen: [Int32: [Int64]] = [:]
@@ -39,7 +39,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 3)
         let input = (0..<3000).map { (key: nil as String?, value: "o\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders", records: input, roundRobinOver: 3)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders", records: input, roundRobinOver: 3)
 
         let counter = Counter()
         let control = Consumer.committableSource(Self.settings(kafka, group: "g-orders"), subscription: .topics("orders"))
@@ -52,14 +52,14 @@ import Testing
         try await counter.waitFor(count: input.count)
         try await control.drainAndShutdown()
         #expect(control.isShutdown)
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-orders", topic: "orders", partitions: 3)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-orders", topic: "orders", partitions: 3)
         #expect(committed == [0: 1000, 1: 1000, 2: 1000])
     }
 
     @Test func plainSourceWithAutoCommitCommitsWhatItRead() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("auto", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "auto", records: (0..<200).map { (nil, "a\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "auto", records: (0..<200).map { (nil, "a\($0)") }, roundRobinOver: 2)
         let settings = Self.settings(kafka, group: "g-auto")
             .withProperty("enable.auto.commit", "true").withProperty("auto.commit.interval.ms", "100")
         let source = Consumer.plainSource(settings, subscription: .topics("auto"))
@@ -71,13 +71,13 @@ import Testing
             if count == 200 { source.materialized.stop() }
         }
         await source.materialized.shutdown()  // librdkafka commits stored offsets on close
-        #expect(try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-auto", topic: "auto", partitions: 2) == [0: 100, 1: 100])
+        #expect(try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-auto", topic: "auto", partitions: 2) == [0: 100, 1: 100])
     }
 
     @Test func undeserialisableRecordFailsTheStreamWithATypedError() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("json", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "json", records: [(nil, #"{"id":1}"#), (nil, "not json")])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "json", records: [(nil, #"{"id":1}"#), (nil, "not json")])
         struct Event: Codable, Sendable { var id: Int }
         let settings = ConsumerSettings(keyDeserializer: .optionalString, valueDeserializer: .json(Event.self))
             .withBootstrapServers(kafka.bootstrapServers).withGroupId("g-json")
@@ -149,7 +149,7 @@ final class Counter: Sendable {
         let kafka = try EmbeddedKafka()
         for topic in ["orders-eu", "orders-us", "payments"] { try kafka.createTopic(topic, partitions: 2) }
         for topic in ["orders-eu", "orders-us", "payments"] {
-            try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<50).map { (nil, "\(topic)-\($0)") })
+            try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<50).map { (nil, "\(topic)-\($0)") })
         }
         let source = Consumer.plainSource(ConsumerEndToEndTests.settings(kafka, group: "g-pattern"), subscription: .topicPattern("^orders-.*"))
         var byTopic: [String: Int] = [:]

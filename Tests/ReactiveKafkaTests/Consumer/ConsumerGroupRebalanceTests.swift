@@ -155,7 +155,7 @@ import Testing
         var setup = Setup(kafka: kafka, topic: try kafka.createTopic("rb", partitions: Int(Self.partitions)), group: kafka.name("g-rebalance"))
         if shape.isTransactional { setup.output = try kafka.createTopic("rb-out", partitions: Int(Self.partitions)) }
         let input = (0..<Self.records).map { (key: nil as String?, value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: setup.topic, records: input, roundRobinOver: Self.partitions)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: setup.topic, records: input, roundRobinOver: Self.partitions)
         let end = Dictionary(uniqueKeysWithValues: (0..<Self.partitions).map {
             (TopicPartition(setup.topic, $0), Int64(Self.records) / Int64(Self.partitions) + (Int64($0) < Int64(Self.records) % Int64(Self.partitions) ? 1 : 0))
         })
@@ -244,7 +244,7 @@ import Testing
         try kafka.createTopic(named: first, partitions: 4)
         let records = 20_000
         let input = (0..<records).map { (key: nil as String?, value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: first, records: input, roundRobinOver: 4)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: first, records: input, roundRobinOver: 4)
         let ledger = OffsetLedger()
         let events = Locked<[RebalanceEvent]>([])
         let settings = Self.settings(Setup(kafka: kafka, topic: first, group: kafka.name("g-rsc")), strategy: .eager)
@@ -293,7 +293,7 @@ import Testing
         let partitions: Int32 = 4
         let records = 4_000
         let setup = Setup(kafka: kafka, topic: try kafka.createTopic("rb-drain", partitions: Int(partitions)), group: kafka.name("g-rb-drain"))
-        try TestData.produce(
+        try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: setup.topic,
             records: (0..<records).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: partitions)
         let end = Dictionary(uniqueKeysWithValues: (0..<partitions).map { (TopicPartition(setup.topic, $0), Int64(records) / Int64(partitions)) })

@@ -46,7 +46,7 @@ import Testing
     @Test func aConsumerGoesThroughStartingConsumingStalledRebalancingAndStopped() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("h-states", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "h-states", records: (0..<400).map { (nil, "h\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "h-states", records: (0..<400).map { (nil, "h\($0)") }, roundRobinOver: 2)
         let source = Consumer.plainSource(Self.settings(kafka, group: "g-h-states").withMaxBatchSize(10), subscription: .topics("h-states"))
         let control = source.materialized
         #expect(control.health == .starting, "not pulled yet")

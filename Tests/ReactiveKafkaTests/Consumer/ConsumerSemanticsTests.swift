@@ -19,7 +19,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("redeliver", partitions: 2)
         let input = (0..<1000).map { (key: nil as String?, value: "r\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "redeliver", records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "redeliver", records: input, roundRobinOver: 2)
 
         // First run: commit only the first 100 records of each partition, then die without draining.
         let first = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
@@ -30,7 +30,7 @@ import Testing
             if seen == 600 { break }
         }
         await first.materialized.shutdown()
-        #expect(try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-r", topic: "redeliver", partitions: 2) == [0: 100, 1: 100])
+        #expect(try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-r", topic: "redeliver", partitions: 2) == [0: 100, 1: 100])
 
         // Restart: every uncommitted record comes back, starting right after the last commit.
         let second = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
@@ -51,7 +51,7 @@ import Testing
         // which keeps those objects while it runs: that cycle must end with the engine's thread.
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("release", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "release", records: (0..<50).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "release", records: (0..<50).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
         weak var engine: AnyObject?
         do {
             let source = Consumer.committableSource(Self.settings(kafka, group: "g-release"), subscription: .topics("release"))
@@ -74,7 +74,7 @@ import Testing
         try kafka.createTopic("slow", partitions: 16)
         let value = String(repeating: "x", count: 1000)
         let input = (0..<2400).map { (key: nil as String?, value: "\($0)-" + value) }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "slow", records: input, roundRobinOver: 16)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "slow", records: input, roundRobinOver: 16)
         let budget = 256 * 1024
         let settings = Self.settings(kafka, group: "g-slow").withMaxBufferedBytes(budget).withMaxBatchSize(32)
             // librdkafka's own prefetch limit set far above the topic (2.4 MB), so that only the
@@ -151,7 +151,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("drain", partitions: 4)
         let input = (0..<4000).map { (key: nil as String?, value: "d\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "drain", records: input, roundRobinOver: 4)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "drain", records: input, roundRobinOver: 4)
         let settings = Self.settings(kafka, group: "g-drain")
         let processed = Mutex<[Int32: Int64]>([:])
         let counter = Counter()
@@ -169,7 +169,7 @@ import Testing
         try await control.drainAndShutdown()
         #expect(control.isShutdown)
         let expected = processed.withLock { $0.mapValues { $0 + 1 } }
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-drain", topic: "drain", partitions: 4)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-drain", topic: "drain", partitions: 4)
         #expect(committed == expected, "every processed record is committed, nothing more")
 
         // librdkafka's consumer close completed: the member sent LeaveGroup instead of timing out.
@@ -180,7 +180,7 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("svc", partitions: 2)
         let input = (0..<2000).map { (key: nil as String?, value: "s\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "svc", records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "svc", records: input, roundRobinOver: 2)
         let processed = Mutex<[Int32: Int64]>([:])
         let counter = Counter()
         let graph = Consumer.committableSource(Self.settings(kafka, group: "g-svc"), subscription: .topics("svc"))
@@ -202,14 +202,14 @@ import Testing
         }
         #expect(service.control.isShutdown)
         let expected = processed.withLock { $0.mapValues { $0 + 1 } }
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-svc", topic: "svc", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-svc", topic: "svc", partitions: 2)
         #expect(committed == expected)
     }
 
     @Test func anUnreachableClusterFailsTheStreamWithAClearError() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("outage", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "outage", records: [(nil, "before")])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "outage", records: [(nil, "before")])
         let settings = Self.settings(kafka, group: "g-outage").withBrokerUnreachableTimeout(.seconds(2))
         let source = Consumer.plainSource(settings, subscription: .topics("outage"))
         var values: [String] = []
@@ -228,7 +228,7 @@ import Testing
     @Test func aBrokerOutageShorterThanTheToleranceRecovers() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("blip", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "before")])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "before")])
         let settings = Self.settings(kafka, group: "g-blip").withBrokerUnreachableTimeout(.seconds(60))
         let source = Consumer.plainSource(settings, subscription: .topics("blip"))
         var values: [String] = []
@@ -238,7 +238,7 @@ import Testing
                 try kafka.brokerDown(1)
                 try await Task.sleep(for: .seconds(2))
                 try kafka.brokerUp(1)
-                try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
+                try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
             }
             if record.value == "after" { break }
         }
@@ -253,7 +253,7 @@ import Testing
     @Test func metricsReportLibrdkafkaStatisticsAndLag() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("stats", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "stats", records: (0..<100).map { (nil, "m\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "stats", records: (0..<100).map { (nil, "m\($0)") }, roundRobinOver: 2)
         let settings = Self.settings(kafka, group: "g-stats").withStatisticsInterval(.milliseconds(100))
         let source = Consumer.committableSource(settings, subscription: .topics("stats"))
         // A known backlog: commit up to offset 10 of partition 0 and offset 20 of partition 1

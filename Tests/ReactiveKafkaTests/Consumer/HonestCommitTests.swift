@@ -27,12 +27,12 @@ enum TestMetricsBackend {
         ConsumerEndToEndTests.settings(kafka, group: group)
     }
 
-    static func seeded(_ topic: String, partitions: Int32, records: Int) throws -> EmbeddedKafka {
-        try StreamEndTests.seeded(topic, partitions: partitions, records: records)
+    static func seeded(_ topic: String, partitions: Int32, records: Int) async throws -> EmbeddedKafka {
+        try await StreamEndTests.seeded(topic, partitions: partitions, records: records)
     }
 
-    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) throws -> [Int32: Int64] {
-        try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
+    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) async throws -> [Int32: Int64] {
+        try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
     }
 
     /// Member A read records of both partitions of a 2-partition topic and holds their
@@ -63,8 +63,8 @@ enum TestMetricsBackend {
             self.moved = moved
         }
 
-        func committed() throws -> [Int32: Int64] {
-            try HonestCommitTests.committed(kafka, group: group, topic: topic, partitions: 2)
+        func committed() async throws -> [Int32: Int64] {
+            try await HonestCommitTests.committed(kafka, group: group, topic: topic, partitions: 2)
         }
 
         func end() async {
@@ -77,7 +77,7 @@ enum TestMetricsBackend {
     static func revoked(_ name: String) async throws -> Revoked {
         let topic = "hc-\(name)"
         let group = "g-hc-\(name)"
-        let kafka = try seeded(topic, partitions: 2, records: 200)
+        let kafka = try await seeded(topic, partitions: 2, records: 200)
         // A revoke does not wait for A's held offsets: they stay uncommitted on purpose.
         let settings = Self.settings(kafka, group: group).withRebalanceSafeCommitTimeout(nil).withMaxBatchSize(10)
         let first = Consumer.committableSource(settings, subscription: .topics(topic))
@@ -126,7 +126,7 @@ enum TestMetricsBackend {
         // A still commits its own partition (the refusal is about ownership, not a broken consumer).
         let ownedOffset = try #require(r.held[r.owned]?.last)
         try await ownedOffset.commit()
-        let committed = try r.committed()
+        let committed = try await r.committed()
         #expect(committed[r.moved.partition] == nil, "an offset was committed for \(r.moved), which A no longer owns: \(committed)")
         #expect(committed[r.owned.partition] == ownedOffset.partitionOffset.offset + 1, "\(committed)")
         await r.end()
@@ -144,7 +144,7 @@ enum TestMetricsBackend {
             #expect(error.kind == .notAssigned, "\(error)")
             #expect(error.partitions == [r.moved], "only the moved partition is named: \(error)")
         }
-        let committed = try r.committed()
+        let committed = try await r.committed()
         #expect(committed[r.moved.partition] == nil, "\(committed)")
         #expect(committed[r.owned.partition] == ownedOffset.partitionOffset.offset + 1, "the owned partition of the batch was committed: \(committed)")
         await r.end()
@@ -173,7 +173,7 @@ enum TestMetricsBackend {
         #expect(!committedBatches.contains { $0.offsets[r.moved] != nil }, "no batch reported \(r.moved) committed")
         #expect(committedBatches.compactMap { $0.offsets[r.owned] }.max() == owned.last!.partitionOffset.offset + 1,
                 "the committer went on committing \(r.owned) after the skip")
-        let committed = try r.committed()
+        let committed = try await r.committed()
         #expect(committed[r.moved.partition] == nil, "\(committed)")
         #expect(committed[r.owned.partition] == owned.last!.partitionOffset.offset + 1, "\(committed)")
         await r.end()
@@ -196,7 +196,7 @@ enum TestMetricsBackend {
             #expect(error.kind == .notAssigned, "\(error)")
             #expect(error.partitions == [r.moved], "\(error)")
         }
-        #expect(try r.committed()[r.moved.partition] == nil)
+        #expect(try await r.committed()[r.moved.partition] == nil)
         await r.end()
     }
 
@@ -223,9 +223,9 @@ enum TestMetricsBackend {
             #expect(error.kind == .notAssigned && error.partitions == [moved], "\(error)")
         }
         // Nothing of a refused commitSync was committed, not even its owned partition; an owned one alone commits.
-        #expect(try r.committed().isEmpty, "a refused commitSync committed something")
+        #expect(try await r.committed().isEmpty, "a refused commitSync committed something")
         try await r.first.withConsumer { try $0.commitSync([owned: 2]) }
-        let committed = try r.committed()
+        let committed = try await r.committed()
         #expect(committed == [owned.partition: 2], "\(committed)")
         await r.end()
     }
@@ -235,7 +235,7 @@ enum TestMetricsBackend {
     /// A consumer that read one record of a 1-partition topic and holds its offset.
     static func oneRecordRead(_ name: String, commitTimeout: Duration = .seconds(15)) async throws
         -> (EmbeddedKafka, Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>, CommittableOffset, Task<Void, any Error>) {
-        let kafka = try seeded("hc-\(name)", partitions: 1, records: 20)
+        let kafka = try await seeded("hc-\(name)", partitions: 1, records: 20)
         let source = Consumer.committableSource(settings(kafka, group: "g-hc-\(name)").withCommitTimeout(commitTimeout), subscription: .topics("hc-\(name)"))
         let first = Locked<CommittableOffset?>(nil)
         let run = Task {
@@ -268,7 +268,7 @@ enum TestMetricsBackend {
             #expect(error.kind == .commitFailed, "\(error)")
         }
         try kafka.clearRequestErrors(.offsetCommit)
-        #expect(try Self.committed(kafka, group: "g-hc-refused", topic: "hc-refused", partitions: 1).isEmpty)
+        #expect(try await Self.committed(kafka, group: "g-hc-refused", topic: "hc-refused", partitions: 1).isEmpty)
         await source.materialized.shutdown()
         _ = await run.result
     }
@@ -289,7 +289,7 @@ enum TestMetricsBackend {
             #expect(!error.partitions.isEmpty, "\(error)")
         }
         #expect(ContinuousClock.now - started < .seconds(10), "bounded by the commit timeout")
-        let committed = try Self.committed(kafka, group: "g-hc-\(name)", topic: "hc-\(name)", partitions: 1)
+        let committed = try await Self.committed(kafka, group: "g-hc-\(name)", topic: "hc-\(name)", partitions: 1)
         #expect(committed.isEmpty, "\(committed)")
         // Not checked after the refusals end: the last send may still be in flight (librdkafka
         // retries it itself) and land then, after its caller was told it failed. (Seen with
@@ -305,7 +305,7 @@ enum TestMetricsBackend {
     @Test func atMostOnceMembersNeverBothReadARecordWhileCommitsFailDuringARebalance() async throws {
         let topic = "hc-amo"
         let records = 600
-        let kafka = try Self.seeded(topic, partitions: 4, records: records)
+        let kafka = try await Self.seeded(topic, partitions: 4, records: records)
         let settings = Self.settings(kafka, group: "g-hc-amo").withRebalanceSafeCommitTimeout(.seconds(2)).withCommitTimeout(.seconds(10))
         struct Read: Hashable { let partition: Int32; let offset: Int64 }
         let byA = Locked<[Read]>([])

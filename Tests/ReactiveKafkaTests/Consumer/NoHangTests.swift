@@ -57,8 +57,8 @@ import Testing
         }
     }
 
-    static func seeded(_ topic: String) throws -> EmbeddedKafka {
-        try SourceKindsTests.seeded(topic, partitions: 2, records: 200)
+    static func seeded(_ topic: String) async throws -> EmbeddedKafka {
+        try await SourceKindsTests.seeded(topic, partitions: 2, records: 200)
     }
 
     /// After a random pause (``jitter()``), runs `shutdown`, which must return within the bound:
@@ -80,7 +80,7 @@ import Testing
     // MARK: Races against shutdown
 
     @Test func withConsumerRacedAgainstShutdownReturnsOrThrowsShutDown() async throws {
-        let kafka = try Self.seeded("nh-with")
+        let kafka = try await Self.seeded("nh-with")
         // More runs than the others: the close meeting a command just queued is a narrow window.
         for run in 0..<(Self.runs * 5) {
             let (source, iterator) = try await Self.reading(kafka, "nh-with")
@@ -95,7 +95,7 @@ import Testing
     }
 
     @Test func rewindRacedAgainstShutdownReturnsOrThrowsShutDown() async throws {
-        let kafka = try Self.seeded("nh-rewind")
+        let kafka = try await Self.seeded("nh-rewind")
         for run in 0..<Self.runs {
             let (source, iterator) = try await Self.reading(kafka, "nh-rewind")
             let control = source.materialized
@@ -108,7 +108,7 @@ import Testing
     }
 
     @Test func metricsReadWhileTheConsumerShutsDownReturn() async throws {
-        let kafka = try Self.seeded("nh-metrics")
+        let kafka = try await Self.seeded("nh-metrics")
         for run in 0..<Self.runs {
             let (source, iterator) = try await Self.reading(kafka, "nh-metrics")
             let control = source.materialized
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func rebalanceEventsFinishWhenTheConsumerCloses() async throws {
-        let kafka = try Self.seeded("nh-events")
+        let kafka = try await Self.seeded("nh-events")
         for run in 0..<Self.runs {
             let (source, iterator) = try await Self.reading(kafka, "nh-events")
             let control = source.materialized
@@ -159,7 +159,7 @@ import Testing
     }
 
     @Test func aSharedSourcesShutdownRacedAgainstTheConsumersShutdownReturns() async throws {
-        let kafka = try Self.seeded("nh-detach")
+        let kafka = try await Self.seeded("nh-detach")
         for run in 0..<Self.runs {
             let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
             let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-detach", 0)))
@@ -176,7 +176,7 @@ import Testing
     }
 
     @Test func anExternalSourceAttachingWhileTheConsumerShutsDownEnds() async throws {
-        let kafka = try Self.seeded("nh-attach")
+        let kafka = try await Self.seeded("nh-attach")
         var outcomes: [String: Int] = [:]
         for run in 0..<Self.runs {
             let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
@@ -206,7 +206,7 @@ import Testing
     /// source completes without attaching): here the attach is queued for certain behind a
     /// command that keeps the consumer's thread busy, and the consumer closes before it runs.
     @Test func anAttachQueuedWhenTheConsumerClosesIsAnsweredNotLeftWaiting() async throws {
-        let kafka = try Self.seeded("nh-attach-queued")
+        let kafka = try await Self.seeded("nh-attach-queued")
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
         let blocker = try await Self.blockTheConsumerThread(consumer.control, for: 1.0)
         let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-attach-queued", 1)))
@@ -264,7 +264,7 @@ import Testing
     }
 
     @Test func withConsumerWaitingForTheConsumersThreadHonoursCancellation() async throws {
-        let kafka = try Self.seeded("nh-cancel-with")
+        let kafka = try await Self.seeded("nh-cancel-with")
         let (source, iterator) = try await Self.reading(kafka, "nh-cancel-with")
         let control = source.materialized
         let blocker = try await Self.blockTheConsumerThread(control, for: 5)
@@ -277,7 +277,7 @@ import Testing
     }
 
     @Test func rewindWaitingForTheConsumersThreadHonoursCancellation() async throws {
-        let kafka = try Self.seeded("nh-cancel-rewind")
+        let kafka = try await Self.seeded("nh-cancel-rewind")
         let (source, iterator) = try await Self.reading(kafka, "nh-cancel-rewind")
         let control = source.materialized
         let engine = try #require(try control.subStreamEngine())
@@ -289,7 +289,7 @@ import Testing
     }
 
     @Test func anExternalSourceAttachingHonoursCancellation() async throws {
-        let kafka = try Self.seeded("nh-cancel-attach")
+        let kafka = try await Self.seeded("nh-cancel-attach")
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
         let blocker = try await Self.blockTheConsumerThread(consumer.control, for: 5)
         let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-cancel-attach", 0)))

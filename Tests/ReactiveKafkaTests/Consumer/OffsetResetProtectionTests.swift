@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct OffsetResetProtectionTests {
     /// Consumes 2,000 records, forcing an offset reset after the first 1,000; returns the offsets emitted in order.
     func consumeThroughAReset(protection: OffsetResetProtection?, logs: CapturedLogs) async throws -> [Int64] {
-        let kafka = try SourceKindsTests.seeded("reset", partitions: 1, records: 1_000)
+        let kafka = try await SourceKindsTests.seeded("reset", partitions: 1, records: 1_000)
         let settings = SourceKindsTests.settings(kafka, group: "g-reset").withMaxBatchSize(100).withOffsetResetProtection(protection)
         let logger = Logger(label: "test.reset") { _ in CapturingLogHandler(logs: logs) }
         let emitted = Locked<[Int64]>([])
@@ -27,7 +27,7 @@ import Testing
         #expect(await ledger.waitFor(distinct: 1_000))
         // The next fetches answer "out of range": librdkafka resets the partition to offset 0.
         try kafka.failNextRequests(.fetch, with: [.offsetOutOfRange, .offsetOutOfRange])
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "reset", records: (1_000..<2_000).map { (nil, "reset-\($0)") }, partition: 0)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "reset", records: (1_000..<2_000).map { (nil, "reset-\($0)") }, partition: 0)
         #expect(await ledger.waitFor(distinct: 2_000, timeout: .seconds(60)))
         _ = try await control.drainAndShutdown()
         return emitted.withLock { $0 }

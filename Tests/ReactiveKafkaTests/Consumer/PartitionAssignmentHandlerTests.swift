@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func theHandlerRunsBeforeRecordsFlowAndCanSeekWithTheRestrictedConsumer() async throws {
-        let kafka = try SourceKindsTests.seeded("hooks", partitions: 2, records: 200)
+        let kafka = try await SourceKindsTests.seeded("hooks", partitions: 2, records: 200)
         let handler = RecordingHandler(seekTo: 60)
         let source = Consumer.plainSource(
             Self.settings(kafka, group: "g-hooks"), subscription: .topics("hooks").withPartitionAssignmentHandler(handler))
@@ -93,7 +93,7 @@ import Testing
     }
 
     @Test func aSlowHandlerIsReportedAsAWarning() async throws {
-        let kafka = try SourceKindsTests.seeded("slowhook", partitions: 1, records: 10)
+        let kafka = try await SourceKindsTests.seeded("slowhook", partitions: 1, records: 10)
         let logs = CapturedLogs()
         let logger = Logger(label: "test.slow-handler") { _ in CapturingLogHandler(logs: logs) }
         let source = Consumer.plainSource(
@@ -106,7 +106,7 @@ import Testing
     }
 
     @Test func recordsOfRevokedPartitionsAreNeverEmittedAfterTheRevoke() async throws {
-        let kafka = try SourceKindsTests.seeded("norevoked", partitions: 8, records: 40_000)
+        let kafka = try await SourceKindsTests.seeded("norevoked", partitions: 8, records: 40_000)
         let violations = Locked<[String]>([])
         let ledger = OffsetLedger()
         func member(_ name: String) -> (handler: RecordingHandler, control: DrainingControl<Void>) {

@@ -6,7 +6,7 @@ import Testing
 /// Several sources over one shared consumer (Alpakka's external sources).
 @Suite(.serialized) struct SharedConsumerTests {
     @Test func sourcesSharingAConsumerReadTheirOwnPartitionsAndCommit() async throws {
-        let kafka = try SourceKindsTests.seeded("shared", partitions: 4, records: 400)
+        let kafka = try await SourceKindsTests.seeded("shared", partitions: 4, records: 400)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared"))
         let low = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared", 0), TopicPartition("shared", 1)))
         let high = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("shared", 2), TopicPartition("shared", 3)))
@@ -32,7 +32,7 @@ import Testing
         // The other source is unaffected by this one's end.
         try await lowCounter.waitFor(count: 200)
         _ = try await lowControl.drainAndShutdown()
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared", topic: "shared", partitions: 4)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared", topic: "shared", partitions: 4)
         #expect(committed == [0: 100, 1: 100])
         await consumer.shutdown()
     }
@@ -41,11 +41,11 @@ import Testing
     /// it emitted is committed downstream: letting them go at once made every commit still on its
     /// way fail as `.notAssigned` (nothing committed; read again by the next source).
     @Test func aSharedSourceEndedByTakeKeepsItsPartitionsUntilItsOffsetsAreCommitted() async throws {
-        let kafka = try SourceKindsTests.seeded("shared-take", partitions: 2, records: 1_000)
+        let kafka = try await SourceKindsTests.seeded("shared-take", partitions: 2, records: 1_000)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-take"))
         let source = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0), TopicPartition("shared-take", 1)))
         try await StreamEndTests.takeAheadOfASlowStageAndACommitter(source)
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
         #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
         // Then the partitions go: another source can take them.
         let next = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0)))
@@ -57,7 +57,7 @@ import Testing
 
     /// Offsets dropped uncommitted do not hold the partitions: once the last is gone, they go.
     @Test func aSharedSourceWhoseOffsetsAreDroppedLetsItsPartitionsGo() async throws {
-        let kafka = try SourceKindsTests.seeded("shared-drop", partitions: 1, records: 100)
+        let kafka = try await SourceKindsTests.seeded("shared-drop", partitions: 1, records: 100)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-drop"))
         let partition = TopicPartition("shared-drop", 0)
         let source = Consumer.committableExternalSource(consumer, subscription: .assignment(partition))
@@ -78,7 +78,7 @@ import Testing
     }
 
     @Test func aPartitionCanBeReadByOneSourceOnly() async throws {
-        let kafka = try SourceKindsTests.seeded("overlap", partitions: 2, records: 20)
+        let kafka = try await SourceKindsTests.seeded("overlap", partitions: 2, records: 20)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-overlap"))
         let first = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("overlap", 0)))
         // The first source keeps reading (its iterator alive): ending its stream would let partition 0 go.

@@ -10,11 +10,11 @@ import Testing
 /// The sources beyond plain and committable: manual assignments, metadata
 /// commits, at-most-once, offset contexts, partitioned and manual-offset sources.
 @Suite(.serialized) struct SourceKindsTests {
-    static func seeded(_ topic: String, partitions: Int32, records: Int) throws -> EmbeddedKafka {
+    static func seeded(_ topic: String, partitions: Int32, records: Int) async throws -> EmbeddedKafka {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic(topic, partitions: Int(partitions))
         let input = (0..<records).map { (key: nil as String?, value: "\(topic)-\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: input, roundRobinOver: partitions)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: input, roundRobinOver: partitions)
         return kafka
     }
 
@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test func aManualAssignmentReadsExactlyItsPartitionsWithoutAGroup() async throws {
-        let kafka = try Self.seeded("manual", partitions: 4, records: 400)
+        let kafka = try await Self.seeded("manual", partitions: 4, records: 400)
         let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignment(TopicPartition("manual", 1), TopicPartition("manual", 3)))
         var perPartition: [Int32: [Int64]] = [:]
         var count = 0
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func anAssignmentWithOffsetsStartsAtThoseOffsets() async throws {
-        let kafka = try Self.seeded("from", partitions: 2, records: 200)
+        let kafka = try await Self.seeded("from", partitions: 2, records: 200)
         let start = [TopicPartition("from", 0): Int64(40), TopicPartition("from", 1): Int64(95)]
         let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentWithOffset(start))
         var first: [Int32: Int64] = [:]
@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func anAssignmentFromATimeAfterEveryRecordReadsOnlyNewRecords() async throws {
-        let kafka = try Self.seeded("times", partitions: 1, records: 50)
+        let kafka = try await Self.seeded("times", partitions: 1, records: 50)
 
         // The time is looked up on the cluster, not taken for "the end": a look-up the cluster
         // refuses fails the source with a typed error that names it. (librdkafka's mock cluster
@@ -99,7 +99,7 @@ import Testing
         let writer = Task {
             var i = 0
             while !Task.isCancelled {
-                try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "times", records: [(nil, "new-\(i)")], partition: 0)
+                try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "times", records: [(nil, "new-\(i)")], partition: 0)
                 i += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -166,7 +166,7 @@ import Testing
     }
 
     @Test func commitWithMetadataStoresTheMetadataWithTheOffset() async throws {
-        let kafka = try Self.seeded("meta", partitions: 1, records: 20)
+        let kafka = try await Self.seeded("meta", partitions: 1, records: 20)
         let source = Consumer.commitWithMetadataSource(Self.settings(kafka, group: "g-meta"), subscription: .topics("meta")) { record in
             "processed-by-test:\(record.offset)"
         }
@@ -182,13 +182,13 @@ import Testing
     }
 
     @Test func atMostOnceCommitsEachRecordBeforeEmittingIt() async throws {
-        let kafka = try Self.seeded("amo", partitions: 1, records: 30)
+        let kafka = try await Self.seeded("amo", partitions: 1, records: 30)
         let source = Consumer.atMostOnceSource(Self.settings(kafka, group: "g-amo"), subscription: .topics("amo"))
         var offsets: [Int64] = []
         for try await record in source {
             offsets.append(record.offset)
             // Already committed when it arrives: a crash now would not read it again.
-            let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-amo", topic: "amo", partitions: 1)
+            let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-amo", topic: "amo", partitions: 1)
             #expect(committed[0] == record.offset + 1)
             if offsets.count == 5 { break }
         }
@@ -197,7 +197,7 @@ import Testing
     }
 
     @Test func anOffsetContextTravelsWithTheRecordAndCommits() async throws {
-        let kafka = try Self.seeded("ctx", partitions: 2, records: 100)
+        let kafka = try await Self.seeded("ctx", partitions: 2, records: 100)
         let counter = Counter()
         let control = Consumer.sourceWithOffsetContext(Self.settings(kafka, group: "g-ctx"), subscription: .topics("ctx"))
             .map { element in
@@ -208,12 +208,12 @@ import Testing
             .run()
         try await counter.waitFor(count: 100)
         _ = try await control.drainAndShutdown()
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-ctx", topic: "ctx", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-ctx", topic: "ctx", partitions: 2)
         #expect(committed == [0: 50, 1: 50])
     }
 
     @Test func aPartitionedSourceGivesEachPartitionItsOwnOrderedSubStream() async throws {
-        let kafka = try Self.seeded("parts", partitions: 3, records: 300)
+        let kafka = try await Self.seeded("parts", partitions: 3, records: 300)
         let source = Consumer.plainPartitionedSource(Self.settings(kafka, group: "g-parts"), subscription: .topics("parts"))
         let seen = Locked<[TopicPartition: [Int64]]>([:])
         let subStreams = Locked<[TopicPartition]>([])
@@ -240,7 +240,7 @@ import Testing
     }
 
     @Test func aManualOffsetPartitionedSourceResumesFromTheOffsetsItIsGiven() async throws {
-        let kafka = try Self.seeded("stored", partitions: 2, records: 200)
+        let kafka = try await Self.seeded("stored", partitions: 2, records: 200)
         // Offsets the application keeps itself, e.g. in its database with its results.
         let stored = [TopicPartition("stored", 0): Int64(70), TopicPartition("stored", 1): Int64(25)]
         let asked = Locked<Set<TopicPartition>>([])

@@ -14,10 +14,10 @@ import Testing
         ConsumerEndToEndTests.settings(kafka, group: group)
     }
 
-    static func seeded(_ topic: String, partitions: Int32, records: Int) throws -> EmbeddedKafka {
+    static func seeded(_ topic: String, partitions: Int32, records: Int) async throws -> EmbeddedKafka {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic(topic, partitions: Int(partitions))
-        try TestData.produce(
+        try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: topic,
             records: (0..<records).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: partitions)
         return kafka
@@ -66,7 +66,7 @@ import Testing
 
     @Test(arguments: Ending.allCases)
     func aStreamThatEndsLeavesItsGroupAndASecondMemberTakesEveryPartition(ending: Ending) async throws {
-        let kafka = try Self.seeded("end-\(ending.rawValue)", partitions: 4, records: 400)
+        let kafka = try await Self.seeded("end-\(ending.rawValue)", partitions: 4, records: 400)
         let settings = Self.settings(kafka, group: "g-end-\(ending.rawValue)")
         let first = Consumer.committableSource(settings, subscription: .topics("end-\(ending.rawValue)"))
         let second = Consumer.committableSource(settings, subscription: .topics("end-\(ending.rawValue)"))
@@ -107,10 +107,10 @@ import Testing
     }
 
     @Test func aStreamEndedByTakeStaysUntilTheOffsetsStillOnTheirWayAreCommitted() async throws {
-        let kafka = try Self.seeded("take-commit", partitions: 2, records: 1_000)
+        let kafka = try await Self.seeded("take-commit", partitions: 2, records: 1_000)
         let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
         try await Self.takeAheadOfASlowStageAndACommitter(source)
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
         #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
         let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }
         #expect(closed, "the consumer closes once the offsets are committed")
@@ -118,7 +118,7 @@ import Testing
     }
 
     @Test func anEndedStreamWhoseOffsetsAreDroppedUncommittedClosesAtOnce() async throws {
-        let kafka = try Self.seeded("take-drop", partitions: 2, records: 200)
+        let kafka = try await Self.seeded("take-drop", partitions: 2, records: 200)
         let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-drop"), subscription: .topics("take-drop"))
         var kept: [CommittableOffset] = []
         for try await message in source.take(10) { kept.append(message.committableOffset) }
@@ -131,7 +131,7 @@ import Testing
     }
 
     @Test func streamsThatEndWithoutShutdownLeaveNoThreadsBehind() async throws {
-        let kafka = try Self.seeded("threads", partitions: 2, records: 200)
+        let kafka = try await Self.seeded("threads", partitions: 2, records: 200)
         // One stream first, so that threads started once per process (the cooperative pool) are counted in the baseline.
         try await Self.run(.breakOutOfTheLoop, Consumer.committableSource(Self.settings(kafka, group: "g-threads-0"), subscription: .topics("threads")))
         let before = Self.threadCount()
@@ -149,7 +149,7 @@ import Testing
     }
 
     @Test func eachRestartOfARestartSourceLeavesTheGroupBeforeTheNextJoins() async throws {
-        let kafka = try Self.seeded("restart", partitions: 2, records: 200)
+        let kafka = try await Self.seeded("restart", partitions: 2, records: 200)
         let settings = Self.settings(kafka, group: "g-restart")
         let controls = Mutex<[ConsumerControl]>([])
         let restarts = Atomic<Int>(0)
@@ -170,7 +170,7 @@ import Testing
     }
 
     @Test func withConsumerQueuedAgainstShutdownAlwaysReturns() async throws {
-        let kafka = try Self.seeded("race", partitions: 1, records: 50)
+        let kafka = try await Self.seeded("race", partitions: 1, records: 50)
         for i in 0..<20 {
             let source = Consumer.plainSource(Self.settings(kafka, group: "g-race-\(i)"), subscription: .topics("race"))
             var iterator = source.makeAsyncIterator()
@@ -190,7 +190,7 @@ import Testing
     }
 
     @Test func rebalanceEventsAskedForAfterCloseAreFinished() async throws {
-        let kafka = try Self.seeded("events", partitions: 1, records: 10)
+        let kafka = try await Self.seeded("events", partitions: 1, records: 10)
         let source = Consumer.plainSource(Self.settings(kafka, group: "g-events"), subscription: .topics("events"))
         for try await _ in source { break }
         await source.materialized.shutdown()
@@ -200,7 +200,7 @@ import Testing
     }
 
     @Test func thePartitionedOuterIteratorThrowsCancellationError() async throws {
-        let kafka = try Self.seeded("pcancel", partitions: 2, records: 10)
+        let kafka = try await Self.seeded("pcancel", partitions: 2, records: 10)
         let source = Consumer.plainPartitionedSource(Self.settings(kafka, group: "g-pcancel"), subscription: .topics("pcancel"))
         let gotOne = Counter()
         let task = Task {
@@ -216,7 +216,7 @@ import Testing
     }
 
     @Test func aPlainSourceWithAGroupCommitsOnlyWhatItEmitted() async throws {
-        let kafka = try Self.seeded("plain-ac", partitions: 4, records: 10_000)
+        let kafka = try await Self.seeded("plain-ac", partitions: 4, records: 10_000)
         let settings = Self.settings(kafka, group: "g-plain-ac").withMaxBatchSize(100)
         let source = Consumer.plainSource(settings, subscription: .topics("plain-ac"))
         var emitted = 0
@@ -224,7 +224,7 @@ import Testing
         #expect(emitted == 1_000)
         let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }
         #expect(closed)
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-plain-ac", topic: "plain-ac", partitions: 4)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-plain-ac", topic: "plain-ac", partitions: 4)
         let total = Int(committed.values.reduce(0) { $0 + max(0, $1) })
         // Whole batches emitted were stored (the one in hand when take ended was not): never past the 1,000.
         #expect(total <= 1_000, "auto-commit ran ahead of the stream: \(total) committed after 1,000 emitted")

@@ -56,7 +56,7 @@ import Testing
         try kafka.createTopic("ui-lent", partitions: 2)
         let padding = String(repeating: "p", count: 200)
         let input = (0..<120).map { (key: "k\($0)" as String?, value: "v\($0)-\(padding)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ui-lent", records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ui-lent", records: input, roundRobinOver: 2)
 
         let messages = try await consumeCommittable(kafka, count: input.count)
         // The engine's thread drops its partition objects right after the close it reported.
@@ -178,7 +178,7 @@ import Testing
     @Test func callbacksAfterTheEngineIsFreedFindTheTargetAliveAndNoEngine() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("ui-callbacks", partitions: 2)
-        try TestData.produce(
+        try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: "ui-callbacks",
             records: (0..<60).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
         let logs = CapturedLogs()
@@ -252,7 +252,7 @@ import Testing
     @Test func anIteratorWithoutEngineOrChunkAnswersNilWithoutReadingThem() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("ui-iterator", partitions: 1)
-        try TestData.produce(
+        try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: "ui-iterator",
             records: (0..<10).map { (key: nil as String?, value: $0 == 4 ? "bad" : "v\($0)") }, partition: 0)
 

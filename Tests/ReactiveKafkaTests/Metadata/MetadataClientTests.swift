@@ -6,7 +6,7 @@ import Testing
     @Test func answersTopicsPartitionsOffsetsAndCommits() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("meta", partitions: 3)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "meta", records: (0..<30).map { (nil, "m\($0)") }, roundRobinOver: 3)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "meta", records: (0..<30).map { (nil, "m\($0)") }, roundRobinOver: 3)
         let settings = ConsumerSettings().withBootstrapServers(kafka.bootstrapServers).withGroupId("g-meta")
         let client = try MetadataClient(settings)
         defer { client.close() }

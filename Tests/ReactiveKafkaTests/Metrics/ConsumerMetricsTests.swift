@@ -41,7 +41,7 @@ import Testing
         try kafka.createTopic("m-count", partitions: 2)
         // 600 records of 10-byte values, no keys: 300 per partition, 3,000 bytes each.
         let input = (0..<600).map { (key: nil as String?, value: String(format: "value%05d", $0)) }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-count", records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-count", records: input, roundRobinOver: 2)
         let metrics = TestMetrics()
         let source = Consumer.plainSource(Self.settings(kafka, group: "g-m-count", metrics: metrics), subscription: .topics("m-count"))
         var seen = 0
@@ -67,7 +67,7 @@ import Testing
     @Test func lagIsTheBacklogBehindWhatTheStreamTookAndFallsToZeroOnceCaughtUp() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-lag", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-lag", records: (0..<1000).map { (nil, "r\($0)") })
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-lag", records: (0..<1000).map { (nil, "r\($0)") })
         let metrics = TestMetrics()
         // One record a batch: the stream has taken exactly the records it emitted.
         let settings = Self.settings(kafka, group: "g-m-lag", metrics: metrics).withMaxBatchSize(1)
@@ -98,7 +98,7 @@ import Testing
     @Test func withoutPerPartitionLabelsLagIsSummedPerTopic() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-topic-lag", partitions: 3)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-topic-lag", records: (0..<300).map { (nil, "r\($0)") }, roundRobinOver: 3)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-topic-lag", records: (0..<300).map { (nil, "r\($0)") }, roundRobinOver: 3)
         let metrics = TestMetrics()
         var metricsSettings = KafkaMetricsSettings()
         metricsSettings.factory = metrics
@@ -120,7 +120,7 @@ import Testing
     @Test func commitsAndTheCommitterAreCounted() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-commit", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-commit", records: (0..<500).map { (nil, "c\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-commit", records: (0..<500).map { (nil, "c\($0)") }, roundRobinOver: 2)
         let metrics = TestMetrics()
         var metricsSettings = KafkaMetricsSettings()
         metricsSettings.factory = metrics
@@ -149,7 +149,7 @@ import Testing
     @Test func disabledMetricsRecordNothing() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-off", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-off", records: (0..<50).map { (nil, "x\($0)") })
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-off", records: (0..<50).map { (nil, "x\($0)") })
         let metrics = TestMetrics()
         var off = KafkaMetricsSettings.disabled
         off.factory = metrics

@@ -43,7 +43,7 @@ import Testing
         let aIn = try kafka.createTopic("a-in", partitions: 4)
         let aOut = try kafka.createTopic("a-out", partitions: 3)
         let input = (0..<4000).map { (key: "k\($0 % 13)", value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: aIn, records: input, roundRobinOver: 4)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: aIn, records: input, roundRobinOver: 4)
 
         let counter = Counter()
         let control = Self.pipeline(kafka, group: groupA, topic: aIn) { message in
@@ -61,7 +61,7 @@ import Testing
         // Keys travel with their records.
         let keyByValue = Dictionary(uniqueKeysWithValues: input.map { ("enriched-" + $0.value, $0.key) })
         #expect(output.allSatisfy { keyByValue[$0.valueString ?? ""] == $0.keyString })
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupA, topic: aIn, partitions: 4)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupA, topic: aIn, partitions: 4)
         #expect(committed == [0: 1000, 1: 1000, 2: 1000, 3: 1000])
     }
 
@@ -73,7 +73,7 @@ import Testing
         let keys = (0..<10).map { "key-\($0)" }
         // Per key a running sequence number; keyed input lands by key hash, so each key is in one partition.
         let input = (0..<3000).map { i in (key: keys[i % keys.count] as String?, value: "\(i / keys.count)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: bIn, records: input)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: bIn, records: input)
 
         let counter = Counter()
         let control = Self.pipeline(kafka, group: groupB, topic: bIn) { message in
@@ -103,7 +103,7 @@ import Testing
         let cLeft = try kafka.createTopic("c-left", partitions: 2)
         let cRight = try kafka.createTopic("c-right", partitions: 2)
         let input = (0..<1500).map { (key: nil as String?, value: "m\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: cIn, records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: cIn, records: input, roundRobinOver: 2)
 
         let counter = Counter()
         let kinds = Mutex((multi: 0, passThrough: 0))
@@ -139,7 +139,7 @@ import Testing
         #expect(right.count == kept.count)
         #expect(Set(left.compactMap(\.valueString)) == Set(kept.map { "L-" + $0 }))
         #expect(Set(right.compactMap(\.valueString)) == Set(kept.map { "R-" + $0 }))
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupC, topic: cIn, partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupC, topic: cIn, partitions: 2)
         #expect(committed == [0: 750, 1: 750], "filtered records are committed too")
     }
 
@@ -152,7 +152,7 @@ import Testing
         let dIn = try kafka.createTopic("d-in", partitions: 2)
         let dOut = try kafka.createTopic("d-out", partitions: 3)
         let input = (0..<1500).map { (key: "k\($0 % 7)" as String?, value: "m\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: 2)
 
         let control = Consumer.committableSource(Self.settings(kafka, group: groupD), subscription: .topics(dIn))
             .take(input.count)
@@ -184,7 +184,7 @@ import Testing
         #expect(output.compactMap(\.valueString).sorted() == expected.sorted(), "each record written once")
         let keyByValue = Dictionary(uniqueKeysWithValues: input.map { ($0.value, $0.key) })
         #expect(output.allSatisfy { keyByValue[String(($0.valueString ?? "").dropFirst(2))] == $0.keyString })
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: 2)
         #expect(committed == [0: 750, 1: 750], "every offset committed, filtered ones too")
     }
 
@@ -197,7 +197,7 @@ import Testing
         let total = 20_000
         // Round-robin: record i is at partition i % 4, offset i / 4.
         let input = (0..<total).map { (key: nil as String?, value: "d\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: partitions)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: partitions)
 
         let envelope: @Sendable (Message) async throws -> Envelope = { message in
             // Slow enough that the drain lands mid-stream.
@@ -218,7 +218,7 @@ import Testing
         try await firstRun.drainAndShutdown()
         #expect(firstRun.isShutdown)
 
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
         let lastProcessed = processed.withLock { $0 }
         #expect(committed == lastProcessed.mapValues { $0 + 1 }, "the drain commits exactly what was processed")
         let committedCount = committed.values.reduce(0, +)
@@ -255,7 +255,7 @@ import Testing
         #expect(Set(output) == expected, "lost: \(expected.subtracting(output).count)")
         // Everything uncommitted at the drain was also unproduced, so nothing is written twice.
         #expect(output.count == total, "duplicated: \(output.count - Set(output).count)")
-        let finalCommits = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
+        let finalCommits = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
         #expect(finalCommits == [0: 5000, 1: 5000, 2: 5000, 3: 5000])
     }
 }

@@ -230,7 +230,7 @@ import Testing
     @Test(arguments: [SinkEnding.upstreamCompletes, .cancelTheTask])
     func aCommittableSinkReleasesItsOwnProducerAndItsSourceItsConsumerWhenTheStreamEnds(ending: SinkEnding) async throws {
         let input = "cs-\(ending.rawValue)"
-        let kafka = try StreamEndTests.seeded(input, partitions: 2, records: 500)
+        let kafka = try await StreamEndTests.seeded(input, partitions: 2, records: 500)
         let output = input + "-out"
         try kafka.createTopic(output, partitions: 1)
         let settings = Self.settings(kafka)
@@ -360,7 +360,7 @@ import Testing
     @Test(arguments: SourceEnding.allCases)
     func aTransactionalSourceWhoseStreamEndsClosesItsConsumerAndItsConnections(ending: SourceEnding) async throws {
         let topic = "tsrc-\(ending.rawValue)"
-        let kafka = try StreamEndTests.seeded(topic, partitions: 2, records: 200)
+        let kafka = try await StreamEndTests.seeded(topic, partitions: 2, records: 200)
         func source(_ i: Int) -> Source<KafkaConsumerSequence<TransactionalMessage<String, String>>, ConsumerControl> {
             Transactional.source(StreamEndTests.settings(kafka, group: "g-\(topic)-\(i)"), subscription: .topics(topic))
         }
@@ -380,7 +380,7 @@ import Testing
     @Test(arguments: [SourceEnding.breakOutOfTheLoop, .cancelTheTask])
     func aTransactionalPartitionedSourceWhoseStreamEndsClosesItsConsumer(ending: SourceEnding) async throws {
         let topic = "tpsrc-\(ending.rawValue)"
-        let kafka = try StreamEndTests.seeded(topic, partitions: 2, records: 200)
+        let kafka = try await StreamEndTests.seeded(topic, partitions: 2, records: 200)
         let source = Transactional.partitionedSource(StreamEndTests.settings(kafka, group: "g-\(topic)"), subscription: .topics(topic))
         switch ending {
         case .breakOutOfTheLoop:
@@ -417,7 +417,7 @@ import Testing
     }
 
     @Test func aRestartingTransactionalSourceLeaksNoMemberPerRestart() async throws {
-        let kafka = try StreamEndTests.seeded("trestart", partitions: 2, records: 200)
+        let kafka = try await StreamEndTests.seeded("trestart", partitions: 2, records: 200)
         let settings = StreamEndTests.settings(kafka, group: "g-trestart")
         let controls = Mutex<[ConsumerControl]>([])
         let restarting = RestartSource.onFailuresWithBackoff(RestartSettings(minBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), randomFactor: 0, maxRestarts: 3)) {

@@ -9,8 +9,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 4)
         try kafka.createTopic("enriched", partitions: 4)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
-                             records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
+                                   records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
         let bootstrapServers = kafka.bootstrapServers
 
         // README: begin
@@ -38,7 +38,7 @@ import Testing
         var committed = 0
         for _ in 0..<200 where committed < 500 {
             try await Task.sleep(for: .milliseconds(100))
-            let offsets = try TestData.committedOffsets(bootstrapServers: bootstrapServers, group: "enricher", topic: "orders", partitions: 4)
+            let offsets = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: "enricher", topic: "orders", partitions: 4)
             committed = Int(offsets.values.reduce(0, +))
         }
         try await control.drainAndShutdown()

@@ -21,10 +21,10 @@ struct ExternalClusterTests {
 
     /// Creates `<base>-in`, `partitions` partitions holding `count` records `v0`, `v1`, … spread
     /// round-robin, and an empty `<base>-out` of as many partitions; returns their names.
-    static func topics(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) throws -> (input: String, output: String) {
+    static func topics(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) async throws -> (input: String, output: String) {
         let input = try kafka.createTopic(base + "-in", partitions: Int(partitions))
         let records = (0..<count).map { (key: "k\($0)" as String?, value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: input, records: records, roundRobinOver: partitions)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: input, records: records, roundRobinOver: partitions)
         return (input, try kafka.createTopic(base + "-out", partitions: Int(partitions)))
     }
 
@@ -74,7 +74,7 @@ struct ExternalClusterTests {
 
     @Test func transactionalOffsetsBecomeTheGroupsCommittedOffsets() async throws {
         let kafka = try TestCluster()
-        let (input, output) = try Self.topics(kafka, "ext-txo", partitions: 3, count: 1500)
+        let (input, output) = try await Self.topics(kafka, "ext-txo", partitions: 3, count: 1500)
         let group = kafka.name("ext-txo-g")
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: input, group: group, transactionalId: kafka.name("ext-txo"), committed: committed) { message in
@@ -84,13 +84,13 @@ struct ExternalClusterTests {
         try await control.drainAndShutdown()
 
         // Only send_offsets_to_transaction committed for this group: nothing else commits in a transactional pipeline.
-        let offsets = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: input, partitions: 3)
+        let offsets = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: input, partitions: 3)
         #expect(offsets == [0: 500, 1: 500, 2: 500], "the group's committed offsets are the ones sent with the transactions")
     }
 
     @Test func aSecondInstanceWithTheSameTransactionalIdFencesTheFirst() async throws {
         let kafka = try TestCluster()
-        let (input, output) = try Self.topics(kafka, "ext-fence", partitions: 2, count: 20_000)
+        let (input, output) = try await Self.topics(kafka, "ext-fence", partitions: 2, count: 20_000)
         let transactionalId = kafka.name("ext-fence")
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: input, group: kafka.name("ext-fence-g"), transactionalId: transactionalId, committed: committed) { message in
@@ -116,7 +116,7 @@ struct ExternalClusterTests {
     @Test func aRestartedPipelineResumesAfterTheLastCommittedTransaction() async throws {
         let kafka = try TestCluster()
         let count = 3000
-        let (input, output) = try Self.topics(kafka, "ext-resume", partitions: 3, count: count)
+        let (input, output) = try await Self.topics(kafka, "ext-resume", partitions: 3, count: count)
         let group = kafka.name("ext-resume-g")
         let transactionalId = kafka.name("ext-resume")
         let envelope: @Sendable (TransactionalMessage<String, String>) async throws -> ProducerMessage<String, String, TransactionalOffset> = { message in
@@ -156,11 +156,11 @@ struct ExternalClusterTests {
     @Test func offsetsForTimesFindsTheFirstRecordAtOrAfterATime() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("ext-times", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<400).map { (nil, "early-\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<400).map { (nil, "early-\($0)") }, roundRobinOver: 2)
         // Record timestamps are milliseconds: the later records are stamped strictly after `middle`.
         let middle = Int64(Date().timeIntervalSince1970 * 1000) + 1
         try await Task.sleep(for: .milliseconds(5))
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<600).map { (nil, "late-\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<600).map { (nil, "late-\($0)") }, roundRobinOver: 2)
 
         let client = try MetadataClient(ConsumerSettings().withBootstrapServers(kafka.bootstrapServers))
         defer { client.close() }

@@ -38,7 +38,7 @@ import Testing
             try await t.sendOffsets([TopicPartition("lim-offsets-in", 0): 42], groupMetadata: group)
         }
         await producer.close()
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "lim-offsets-g", topic: "lim-offsets-in", partitions: 1)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "lim-offsets-g", topic: "lim-offsets-in", partitions: 1)
         // A real broker's group coordinator would now hold offset 42.
         #expect(committed.isEmpty, "mock limit: TxnOffsetCommit is accepted but the group's offsets stay unchanged")
     }

@@ -33,7 +33,7 @@ import Testing
     @Test func offsetsOfPartitionsThisMemberNoLongerOwnsAreRefusedNamingThem() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("txo-stale", partitions: 2)
-        try TestData.produce(
+        try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: topic,
             records: (0..<20).map { (key: "k\($0)" as String?, value: "v\($0)") }, roundRobinOver: 2)
         let group = kafka.name("txo-stale-g")
@@ -90,7 +90,7 @@ import Testing
             let visible = try await TopicReader.allValues(topic: output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
             #expect(visible.isEmpty, "\(visible)")
         }
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)
         #expect(committed.isEmpty, "the refused offsets were not committed: \(committed)")
 
         await first.materialized.shutdown()

@@ -35,10 +35,10 @@ import Testing
     }
 
     /// Creates a topic named after `base` holding `count` records `v0`, `v1`, … round-robin; returns its name.
-    static func seed(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) throws -> String {
+    static func seed(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int) async throws -> String {
         let topic = try kafka.createTopic(base, partitions: Int(partitions))
         let records = (0..<count).map { (key: "k\($0)", value: "v\($0)") }
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: records, roundRobinOver: partitions)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: records, roundRobinOver: partitions)
         return topic
     }
 
@@ -46,7 +46,7 @@ import Testing
         let kafka = try TestCluster()
         let eos1Id = kafka.name("eos-1")
         let eosGroup = kafka.name("eos-g")
-        let eosIn = try Self.seed(kafka, "eos-in", partitions: 4, count: 400)
+        let eosIn = try await Self.seed(kafka, "eos-in", partitions: 4, count: 400)
         let eosOut = try kafka.createTopic("eos-out", partitions: 1)
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: eosIn, group: eosGroup, transactionalId: eos1Id, committed: committed) { message in
@@ -70,7 +70,7 @@ import Testing
 
     @Test func singleMultiAndPassThroughMessagesAllCommitTheirOffsets() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "eos-kinds", partitions: 2, count: 300, outputPartitions: 2)
+        let names = try await EOSNames(kafka, "eos-kinds", partitions: 2, count: 300, outputPartitions: 2)
         let (eosKindsGroup, eosKindsId, eosKindsIn, eosKindsOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let control = Self.pipeline(kafka, input: eosKindsIn, group: eosKindsGroup, transactionalId: eosKindsId, committed: committed) { message in
@@ -110,7 +110,7 @@ import Testing
     /// on with the refused record and the rest of its message, producing each once.
     @Test func recordsRefusedByAFullQueueAreProducedOnceWhenSpaceFreesUp() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "eos-full", partitions: 2, count: 200, outputPartitions: 2)
+        let names = try await EOSNames(kafka, "eos-full", partitions: 2, count: 200, outputPartitions: 2)
         let (eosFullGroup, eosFullId, eosFullIn, eosFullOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let tinyQueue = Self.producerSettings(kafka).withProperty("queue.buffering.max.messages", "4").withProperty("linger.ms", "1")
@@ -135,7 +135,7 @@ import Testing
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
     func anAbortableErrorAbortsRewindsAndGoesOnWithNothingSkippedOrCommittedTwice() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "eos-abort", partitions: 3, count: 3000, outputPartitions: 3)
+        let names = try await EOSNames(kafka, "eos-abort", partitions: 3, count: 3000, outputPartitions: 3)
         let (eosAbortGroup, eosAbortId, eosAbortIn, eosAbortOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let injected = Mutex(false)
@@ -165,7 +165,7 @@ import Testing
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"), arguments: [(KafkaAPI.endTxn, KafkaErrorCode.producerFenced), (.produce, .invalidProducerEpoch), (.endTxn, .invalidProducerEpoch)])
     func aFencedProducerFailsTheStreamWithTheTypedError(api: KafkaAPI, code: KafkaErrorCode) async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "eos-fenced", partitions: 2, count: 2000, outputPartitions: 2)
+        let names = try await EOSNames(kafka, "eos-fenced", partitions: 2, count: 2000, outputPartitions: 2)
         let (eosFencedGroup, eosFencedId, eosFencedIn, eosFencedOut) = (names.group, names.transactionalId, names.input, names.output)
         let committed = CommittedResults()
         let injected = Mutex(false)
@@ -193,7 +193,7 @@ import Testing
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
     func offsetsTheCoordinatorRefusesInATransactionFailTheStreamWithATypedError() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "eos-offsets-refused", partitions: 2, count: 2000, outputPartitions: 2)
+        let names = try await EOSNames(kafka, "eos-offsets-refused", partitions: 2, count: 2000, outputPartitions: 2)
         let committed = CommittedResults()
         let injected = Mutex(false)
         let control = Self.pipeline(kafka, input: names.input, group: names.group, transactionalId: names.transactionalId, committed: committed) { message in
@@ -226,7 +226,7 @@ import Testing
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
     func retriedCoordinatorErrorsAndAnOutageOfTheCoordinatorAreRidden() async throws {
         let kafka = try TestCluster(brokers: 3)
-        let names = try EOSNames(kafka, "eos-outage", partitions: 3, count: 1500, outputPartitions: 3)
+        let names = try await EOSNames(kafka, "eos-outage", partitions: 3, count: 1500, outputPartitions: 3)
         let (eosOutageGroup, eosOutageId, eosOutageIn, eosOutageOut) = (names.group, names.transactionalId, names.input, names.output)
         try kafka.requireEmbedded().setCoordinator(.transaction, key: eosOutageId, broker: 3)
         let committed = CommittedResults()
@@ -288,7 +288,7 @@ import Testing
 
     @Test func aRawBytesFlowEmitsEachResultAfterItsTransactionCommitted() async throws {
         let kafka = try TestCluster()
-        let hand = try HandMadeOffsets(kafka, "eos-bytes", outputPartitions: 2)
+        let hand = try await HandMadeOffsets(kafka, "eos-bytes", outputPartitions: 2)
         let (eosBytesId, eosBytesOut) = (hand.transactionalId, hand.output)
         let messages = (0..<120).map { i in
             ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>.single(
@@ -308,7 +308,7 @@ import Testing
 
     @Test func aRecordLibrdkafkaRefusesFailsTheStreamAfterAbortingTheTransaction() async throws {
         let kafka = try TestCluster()
-        let hand = try HandMadeOffsets(kafka, "eos-refused", outputPartitions: 1)
+        let hand = try await HandMadeOffsets(kafka, "eos-refused", outputPartitions: 1)
         let (eosRefusedId, eosRefusedOut) = (hand.transactionalId, hand.output)
         let offset = hand.offset
         let messages: [ProducerMessage<String, String, TransactionalOffset>] = [
@@ -327,7 +327,7 @@ import Testing
     @Test func anUpstreamFailureAbortsTheOpenTransactionAndIsRethrown() async throws {
         struct Boom: Error {}
         let kafka = try TestCluster()
-        let hand = try HandMadeOffsets(kafka, "eos-upfail", outputPartitions: 1)
+        let hand = try await HandMadeOffsets(kafka, "eos-upfail", outputPartitions: 1)
         let (eosUpfailId, eosUpfailOut) = (hand.transactionalId, hand.output)
         let upstream = AsyncThrowingStream<ProducerMessage<String, String, TransactionalOffset>, any Error> { continuation in
             continuation.yield(.single(
@@ -361,10 +361,10 @@ struct EOSNames {
     let input: String
     let output: String
 
-    init(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int, outputPartitions: Int) throws {
+    init(_ kafka: TestCluster, _ base: String, partitions: Int32, count: Int, outputPartitions: Int) async throws {
         group = kafka.name(base + "-g")
         transactionalId = kafka.name(base)
-        input = try TransactionalPipelineTests.seed(kafka, base + "-in", partitions: partitions, count: count)
+        input = try await TransactionalPipelineTests.seed(kafka, base + "-in", partitions: partitions, count: count)
         output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
     }
 }
@@ -379,7 +379,7 @@ struct HandMadeOffsets {
     private let group: ConsumerGroupMetadata
     private let topic: String
 
-    init(_ kafka: TestCluster, _ base: String, outputPartitions: Int) throws {
+    init(_ kafka: TestCluster, _ base: String, outputPartitions: Int) async throws {
         transactionalId = kafka.name(base)
         output = try kafka.createTopic(base + "-out", partitions: outputPartitions)
         groupId = kafka.name(base + "-g")

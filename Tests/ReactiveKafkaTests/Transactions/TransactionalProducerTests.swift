@@ -137,7 +137,7 @@ import Testing
         // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented
         // limit): the group holds the offsets of the committed transaction or none, never those
         // of the refused one.
-        let committed = try TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "tp-offsets-group", topic: "tp-offsets-in", partitions: 2)
+        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "tp-offsets-group", topic: "tp-offsets-in", partitions: 2)
         #expect(committed == [0: 5, 1: 7] || committed.isEmpty, "\(committed)")
     }
 

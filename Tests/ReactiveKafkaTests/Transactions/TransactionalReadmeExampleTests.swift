@@ -9,8 +9,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 4)
         try kafka.createTopic("enriched", partitions: 4)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
-                             records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
+                                   records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
         let bootstrapServers = kafka.bootstrapServers
         let consumerSettings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(bootstrapServers)

@@ -17,7 +17,7 @@ import Testing
 
     @Test func theEngineIsFreedAfterTheStreamEndedAndWasShutDown() async throws {
         let kafka = try TestCluster()
-        let input = try TransactionalPipelineTests.seed(kafka, "tlife-in", partitions: 2, count: 100)
+        let input = try await TransactionalPipelineTests.seed(kafka, "tlife-in", partitions: 2, count: 100)
         let output = try kafka.createTopic("tlife-out", partitions: 1)
         let weak = try await runAndShutDown(kafka, input: input, output: output)
         // The engine's thread lets go of it right after closing; allow it a moment.

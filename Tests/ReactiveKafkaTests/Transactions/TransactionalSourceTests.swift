@@ -20,7 +20,7 @@ import Testing
     @Test(.enabled(if: TestClusterMode.isEmbedded, "injects faults into the embedded cluster"))
     func aPartitionedSourceReadsAPartitionAgainInItsSubStreamAfterAnAbort() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "tps", partitions: 3, count: 1500, outputPartitions: 3)
+        let names = try await EOSNames(kafka, "tps", partitions: 3, count: 1500, outputPartitions: 3)
         let (tpsGroup, tpsId, tpsIn, tpsOut) = (names.group, names.transactionalId, names.input, names.output)
         let source = Transactional.partitionedSource(Self.settings(kafka, group: tpsGroup), subscription: .topics(tpsIn))
         let committed = CommittedResults()
@@ -57,7 +57,7 @@ import Testing
 
     @Test func theOffsetContextPairWritesEveryRecordOnce() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "tctx", partitions: 2, count: 400, outputPartitions: 2)
+        let names = try await EOSNames(kafka, "tctx", partitions: 2, count: 400, outputPartitions: 2)
         let (tctxGroup, tctxId, tctxIn, tctxOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Counter()
         let control = Transactional.sourceWithOffsetContext(Self.settings(kafka, group: tctxGroup), subscription: .topics(tctxIn))
@@ -77,7 +77,7 @@ import Testing
 
     @Test func drainAndShutdownCommitsTheOpenTransaction() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "tshut", partitions: 2, count: 200, outputPartitions: 1)
+        let names = try await EOSNames(kafka, "tshut", partitions: 2, count: 200, outputPartitions: 1)
         let (tshutGroup, tshutId, tshutIn, tshutOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Counter()
         let committed = CommittedResults()
@@ -101,7 +101,7 @@ import Testing
 
     @Test func aRevokeWaitsUntilTheRecordsEmittedForItsPartitionsAreCommitted() async throws {
         let kafka = try TestCluster()
-        let names = try EOSNames(kafka, "trev", partitions: 4, count: 4000, outputPartitions: 1)
+        let names = try await EOSNames(kafka, "trev", partitions: 4, count: 4000, outputPartitions: 1)
         let (trevGroup, trevId, trevIn, trevOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Mutex<[TopicPartition: Set<Int64>]>([:])
         let committed = CommittedResults()
