@@ -56,6 +56,24 @@ public enum TestData {
         try CommittedOffsetsLookup.check(group: group, topic: topic, partitions: partitions)
         return try CommittedOffsetsLookup.run(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
     }
+
+    /// Commits `offsets` (the next offset to read, per partition of `topic`) for `group`
+    /// without joining it, as a simple consumer does. The group must have no members: the
+    /// coordinator refuses a member-less commit to a group that has them.
+    ///
+    /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the commit ends on its own thread.
+    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) async throws(KafkaError) {
+        try OffsetsCommit.check(group: group, topic: topic, offsets: offsets)
+        try await DedicatedThread.run(name: "rk-test-commit", onCancel: {}) { () throws(KafkaError) in
+            try OffsetsCommit.run(bootstrapServers: bootstrapServers, group: group, topic: topic, offsets: offsets)
+        }
+    }
+
+    /// Blocking ``commit(bootstrapServers:group:topic:offsets:)`` for code outside async contexts.
+    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
+        try OffsetsCommit.check(group: group, topic: topic, offsets: offsets)
+        try OffsetsCommit.run(bootstrapServers: bootstrapServers, group: group, topic: topic, offsets: offsets)
+    }
 }
 
 /// librdkafka's answer to a configuration or creation call, as text.
@@ -111,23 +129,34 @@ enum CommittedOffsetsLookup {
         }
         return result
     }
+}
 
-    /// Commits `offsets` (the next offset to read, per partition of `topic`) for `group`
-    /// without joining it, as a simple consumer does. The group must have no members: the
-    /// coordinator refuses a member-less commit to a group that has them.
-    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
-        var errstr = [CChar](repeating: 0, count: 512)
-        let conf = rd_kafka_conf_new()!
-        for (k, v) in ["bootstrap.servers": bootstrapServers, "group.id": group, "log_level": "0"] {
-            _ = rd_kafka_conf_set(conf, k, v, &errstr, errstr.count)
+enum OffsetsCommit {
+    static func check(group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
+        try TopicName.validate(topic)
+        guard !group.isEmpty else { throw KafkaError(.invalidConfiguration, "committing offsets needs a group id, got an empty one") }
+        if let (partition, offset) = offsets.first(where: { $0.key < 0 || $0.value < 0 }) {
+            throw KafkaError(
+                .invalidConfiguration,
+                "committing offsets of \(topic): partition \(partition) offset \(offset) is negative; partitions and offsets start at 0"
+            )
         }
+    }
+
+    static func run(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
+        let conf = try testClientConf([("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test committer")
+        var errstr = [CChar](repeating: 0, count: 512)
+        // rd_kafka_new takes the configuration, and destroys it when it fails.
         guard let consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
-            throw KafkaError(.fatal, "test committer: \(String(cString: errstr))")
+            throw KafkaError(.fatal, "test committer: \(errorText(errstr))")
         }
         defer { rd_kafka_destroy(consumer) }
-        let list = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
+        guard let list = rd_kafka_topic_partition_list_new(Int32(offsets.count)) else {
+            throw KafkaError(.fatal, "test committer: librdkafka could not allocate a partition list")
+        }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (partition, offset) in offsets { rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset }
+        // Synchronous commit: rd_kafka_commit returns once the coordinator answered.
         let err = rd_kafka_commit(consumer, list, 0)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(.commitFailed, "test committer: \(String(cString: rd_kafka_err2str(err)))")

@@ -45,8 +45,8 @@ import Testing
     @Test func theCommandServesLagAndStopsOnSIGTERM() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("lag-cli", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-cli", records: (0..<12).map { (nil, "c\($0)") }, partition: 0)
-        try TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-cli", topic: "lag-cli", offsets: [0: 5])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-cli", records: (0..<12).map { (nil, "c\($0)") }, partition: 0)
+        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-cli", topic: "lag-cli", offsets: [0: 5])
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rkafka-lag-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -80,7 +80,7 @@ import Testing
     @Test func aBacklogBehindTheGroupsCommitIsItsLagUntilItCatchesUp() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("lag-e2e", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<10).map { (nil, "a\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<10).map { (nil, "a\($0)") }, roundRobinOver: 2)
         try await Self.consume(kafka, group: "g-e2e", topic: "lag-e2e", count: 10)
 
         try await Self.withExporter(kafka.bootstrapServers, groups: ["g-e2e"]) { exporter in
@@ -92,7 +92,7 @@ import Testing
 
             // The group is stopped; N records arrive behind its commit.
             let n = 40
-            try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<n).map { (nil, "b\($0)") }, roundRobinOver: 2)
+            try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<n).map { (nil, "b\($0)") }, roundRobinOver: 2)
             let behind = try await exporter.waitFor("a lag of \(n)") { $0.snapshot?.group("g-e2e")?.sumLag == Int64(n) && $0.rounds > caughtUp.rounds }
             page = try await exporter.scrape()
             for partition in ["0", "1"] {

@@ -11,9 +11,9 @@ struct LagCollectorExternalTests {
     @Test func patternsFindListedGroupsWithTheirMembers() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("lag-ext", partitions: 2)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<20).map { (nil, "e\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<20).map { (nil, "e\($0)") }, roundRobinOver: 2)
         let simple = kafka.name("g-lag-ext-simple"), member = kafka.name("g-lag-ext-member")
-        try TestData.commit(bootstrapServers: kafka.bootstrapServers, group: simple, topic: topic, offsets: [0: 3, 1: 4])
+        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: simple, topic: topic, offsets: [0: 3, 1: 4])
         // A member that consumes everything and commits it, and stays in its group.
         let control = Consumer.committableSource(kafka.consumerSettings(group: member).withClientId("lag-ext-client"), subscription: .topics(topic))
             .map(\.committableOffset)

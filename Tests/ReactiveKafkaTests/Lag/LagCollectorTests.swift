@@ -15,8 +15,8 @@ import Testing
     @Test func readsAGroupsLagByItsLiteralName() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("lag-orders", partitions: 3)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<30).map { (nil, "o\($0)") }, roundRobinOver: 3)
-        try TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-lag", topic: "lag-orders", offsets: [0: 4, 1: 10, 2: 0])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<30).map { (nil, "o\($0)") }, roundRobinOver: 3)
+        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-lag", topic: "lag-orders", offsets: [0: 4, 1: 10, 2: 0])
         let collector = try Self.collector(kafka.bootstrapServers, groups: ["g-lag", "nobody"], topics: ["lag-.*"])
 
         let first = await collector.collect()
@@ -30,7 +30,7 @@ import Testing
         #expect(snapshot.partitions.map(\.latest) == [10, 10, 10])
         #expect(snapshot.partitions.map(\.earliest) == [0, 0, 0])
 
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<5).map { (nil, "late\($0)") }, partition: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<5).map { (nil, "late\($0)") }, partition: 2)
         let second = await collector.collect()
         let p2 = try #require(second.snapshot?.group("g-lag")?.partitions.last)
         #expect(p2.lag == 15)
@@ -49,8 +49,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("watched", partitions: 1)
         try kafka.createTopic("ignored", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ignored", records: [(nil, "x")], partition: 0)
-        try TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-filter", topic: "ignored", offsets: [0: 0])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ignored", records: [(nil, "x")], partition: 0)
+        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-filter", topic: "ignored", offsets: [0: 0])
         let status = await (try Self.collector(kafka.bootstrapServers, groups: ["g-filter"], topics: ["watched"])).collect()
         #expect(status.isUp)
         #expect(status.snapshot?.groups.isEmpty == true)
@@ -83,8 +83,8 @@ import Testing
     @Test func aBrokerGoingDownTurnsTheCollectorDownThenItRecovers() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("flaky", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "flaky", records: [(nil, "a"), (nil, "b")], partition: 0)
-        try TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-flaky", topic: "flaky", offsets: [0: 1])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "flaky", records: [(nil, "a"), (nil, "b")], partition: 0)
+        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-flaky", topic: "flaky", offsets: [0: 1])
         let collector = try Self.collector(kafka.bootstrapServers, groups: ["g-flaky"], timeout: .seconds(1))
         #expect(await collector.collect().snapshot?.group("g-flaky")?.sumLag == 1)
 

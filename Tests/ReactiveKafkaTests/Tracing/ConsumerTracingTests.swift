@@ -70,7 +70,7 @@ import Tracing
     @Test func recordsWithoutTraceContextAreProcessedInChildSpansOfTheCurrentSpan() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("tc-plain", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tc-plain", records: [(key: "a", value: "1"), (key: "b", value: "2")])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tc-plain", records: [(key: "a", value: "1"), (key: "b", value: "2")])
         let tracer = W3CInMemoryTracer()
         let (spanC, values) = try await withTracer(tracer) {
             try await withSpan("C") { span in

@@ -68,7 +68,7 @@ import Tracing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("tr-tx-in", partitions: 1)
         try kafka.createTopic("tr-tx-out", partitions: 1)
-        try TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tr-tx-in", records: [(key: "k", value: "in")])
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tr-tx-in", records: [(key: "k", value: "in")])
         let settings = kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
         let producer = try TransactionalProducer(settings, transactionalId: "tr-tx-send")
         let source = Transactional.source(ConsumerEndToEndTests.settings(kafka, group: "tr-tx"), subscription: .topics("tr-tx-in"))
