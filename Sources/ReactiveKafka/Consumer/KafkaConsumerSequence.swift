@@ -202,7 +202,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 let keep = verdicts[p] ?? engine.keeps(p, takenAt: taken)
                 verdicts[p] = keep
                 if keep {
-                    remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: chunk.byteCount))
+                    remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: chunk.byteCount,
+                                                 lastTimestamp: chunk.lastTimestamp))
                 } else if firstUnemitted[p] == nil {
                     firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
                 }

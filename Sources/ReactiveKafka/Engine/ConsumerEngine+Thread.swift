@@ -96,7 +96,10 @@ extension ConsumerEngine {
             guard let key = runKey, end > runStart, let rkt = key.0 else { return }
             let partition = consumedPartition(rkt, key.1)
             batch.setTopic(partition.topicPartition.topic, for: runStart..<end)
-            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes))
+            var kind = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(batch.messages[end - 1]!, &kind)
+            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes,
+                                      lastTimestamp: kind == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
         }
         for i in 0..<count {
             let message = batch.messages[i]!
@@ -181,7 +184,8 @@ extension ConsumerEngine {
                 resumedUnchecked.remove(p)
                 var bytes = 0
                 for i in start..<chunk.range.upperBound { bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len }
-                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: bytes))
+                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: bytes,
+                                          lastTimestamp: chunk.lastTimestamp))
             }
         }
         if !seekBack.isEmpty {
