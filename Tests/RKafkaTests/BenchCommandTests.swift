@@ -23,6 +23,24 @@ import Testing
             ])
     }
 
+    @Test func theMetricsBackendIsNoneUnlessPrometheusIsAsked() throws {
+        #expect(try BenchCommand.parse([]).metrics == .none)
+        #expect(try BenchCommand.parse(["--metrics", "prometheus"]).metrics == .prometheus)
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--metrics", "statsd"]) }
+    }
+
+    @Test func theMetricsSummaryCountsSamplesAndRecordCountSeries() {
+        let page = """
+            # TYPE messaging_client_consumed_messages counter
+            messaging_client_consumed_messages{messaging_destination_partition_id="0"} 10
+            messaging_client_consumed_messages{messaging_destination_partition_id="1"} 12
+            # TYPE messaging_client_sent_messages counter
+            messaging_client_sent_messages{messaging_destination_name="out"} 22
+            messaging_kafka_consumer_lag{messaging_destination_partition_id="0"} 0
+            """
+        #expect(BenchMetricsBackend.summary(ofPage: page) == "prometheus registry: 4 samples (2 consumed-messages series, 1 sent-messages series)")
+    }
+
     @Test func unknownScenarioAndOverfullPartitionsAreRejected() {
         #expect(throws: (any Error).self) { try BenchCommand.parse(["--scenario", "nope"]) }
         // 1M × 100 B on 4 partitions is 25 MB a partition: more than the embedded cluster keeps.

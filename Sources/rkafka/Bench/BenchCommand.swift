@@ -136,7 +136,7 @@ struct BenchCommand: AsyncParsableCommand {
                 printError("rkafka bench: \(name) failed: \(error)")
             }
         }
-        if let registry { printError("rkafka bench: " + BenchMetricsBackend.summary(of: registry)) }
+        if let registry { printError("rkafka bench: " + BenchMetricsBackend.summary(ofPage: registry.emitToString())) }
         if failures > 0 { throw ExitCode(1) }
     }
 

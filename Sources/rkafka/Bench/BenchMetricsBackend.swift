@@ -25,9 +25,10 @@ enum BenchMetricsBackend: String, ExpressibleByArgument, CaseIterable, Sendable 
         }
     }
 
-    /// What the registry holds after the run: its connector series, to show they were recorded.
-    static func summary(of registry: PrometheusCollectorRegistry) -> String {
-        let lines = registry.emitToString().split(separator: "\n").filter { !$0.hasPrefix("#") }
+    /// What a registry's Prometheus page (`emitToString()`) holds after the run: its samples and
+    /// the connector's record-count series, to show that the run recorded into it.
+    static func summary(ofPage page: String) -> String {
+        let lines = page.split(separator: "\n").filter { !$0.hasPrefix("#") }
         let consumed = lines.filter { $0.hasPrefix("messaging_client_consumed_messages") }.count
         let sent = lines.filter { $0.hasPrefix("messaging_client_sent_messages") }.count
         return "prometheus registry: \(lines.count) samples (\(consumed) consumed-messages series, \(sent) sent-messages series)"
