@@ -28,7 +28,7 @@ build: deps
 demo: build
 	.build/release/rkafka demo
 
-test: deps
+test: deps lint
 	$(SWIFT) test
 
 # The suites that exercise what a real broker does differently from librdkafka's mock cluster.
@@ -53,6 +53,7 @@ format:
 	$(SWIFT_FORMAT) format --in-place --recursive --parallel $(FORMAT_PATHS)
 
 lint:
+	@$(SWIFT_FORMAT) --version >/dev/null 2>&1 || { echo "make lint needs swift-format: it ships with Swift 6 toolchains ('swift format'); set SWIFT_FORMAT=/path/to/swift-format"; exit 1; }
 	$(SWIFT_FORMAT) lint --strict --recursive --parallel $(FORMAT_PATHS)
 
 bench: build

@@ -95,6 +95,7 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
 
     var position: CommitPosition { CommitPosition(nextOffset: offset + 1, metadata: metadata) }
 
+    /// A rendering for logs and error messages.
     public var description: String { "CommittableOffset(\(partitionOffset))" }
 }
 
@@ -240,6 +241,7 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
         return Array(groups.values)
     }
 
+    /// A rendering for logs and error messages.
     public var description: String {
         "CommittableOffsetBatch("
             + allEntries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(

@@ -18,6 +18,7 @@ import Synchronization
 /// does it) or `stopTimeout`. A source can be iterated once; a second
 /// iteration fails with an `illegalState` error.
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     let control: ConsumerControl
     @usableFromInline let makeElement: @Sendable (Int, LentChunk) throws -> Element
@@ -39,6 +40,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         self.makeElement = makeElement
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self)
     }
@@ -69,11 +71,13 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 
         init(sequence: KafkaConsumerSequence) { self.sequence = sequence }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             if let element = try nextInBatch() { return element }
             return try await nextBatch()
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element?
         {
             if let element = try nextInBatch() { return element }

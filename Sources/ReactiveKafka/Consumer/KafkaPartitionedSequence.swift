@@ -18,6 +18,7 @@ import StreamKit
 /// without ``ConsumerControl/stop()``, it leaves its group (see
 /// ``KafkaConsumerSequence``).
 public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     /// A partition and the source of its records.
     public typealias SubSource = (partition: TopicPartition, source: Source<KafkaConsumerSequence<Record>, Void>)
@@ -27,6 +28,7 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
     /// Where each newly assigned partition starts (manual-offset sources).
     let offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self)
     }
@@ -42,6 +44,7 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
 
         init(sequence: KafkaPartitionedSequence) { self.sequence = sequence }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> SubSource? {
             if finished { return nil }
             do {

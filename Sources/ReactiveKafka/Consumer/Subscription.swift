@@ -147,6 +147,7 @@ public struct Subscription: Sendable, CustomStringConvertible {
         }
     }
 
+    /// A rendering for logs and error messages.
     public var description: String {
         switch kind {
         case .topics(let t): return "topics(\(t.joined(separator: ",")))"

@@ -71,6 +71,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
     static let cancelledWhileWaiting = KafkaError(
         .cancelled, "cancelled: the task waiting for the consumer was cancelled")
 
+    /// A rendering for logs and error messages.
     public var description: String {
         if let code, let name = KafkaError.codeName(code) {
             return "KafkaError.\(kind) [\(name)]: \(message)"
@@ -104,6 +105,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         return KafkaError(kind, "\(context): \(reason)", code: Int32(code.rawValue))
     }
 
+    /// Whether both values are equal.
     public static func == (lhs: KafkaError, rhs: KafkaError) -> Bool {
         lhs.kind == rhs.kind && lhs.code == rhs.code && lhs.message == rhs.message && lhs.partitions == rhs.partitions
     }

@@ -73,10 +73,10 @@ struct DeliveryReport: Sendable {
                 "record to \(topic) not acknowledged before the producer closed (closeTimeout elapsed): it may or may not have been written",
                 code: code)
         }
-        let where_ = partition >= 0 ? "\(topic)-\(partition)" : "\(topic) (no partition assigned)"
+        let destination = partition >= 0 ? "\(topic)-\(partition)" : "\(topic) (no partition assigned)"
         return KafkaError(
             .deliveryFailed,
-            "delivery of a record to \(where_) failed with \(name): \(reasonText). "
+            "delivery of a record to \(destination) failed with \(name): \(reasonText). "
                 + "librdkafka gave up on it (non-retriable error, or message.timeout.ms / delivery.timeout.ms elapsed): "
                 + "check that the topic and partition exist, the record fits max.message.bytes and the producer is authorised",
             code: code

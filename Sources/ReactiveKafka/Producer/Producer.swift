@@ -89,7 +89,9 @@ extension Producer {
 
 /// The sink of ``Producer/committableSink(_:committerSettings:)``.
 public struct ProducerCommittableSink<Key: Sendable, Value: Sendable>: Sink {
+    /// The elements this stage takes.
     public typealias Input = ProducerMessage<Key, Value, CommittableOffset>
+    /// The sink completes with no value.
     public typealias Result = Void
 
     @usableFromInline let flow: ProducerFlexiFlow<Key, Value, CommittableOffset>

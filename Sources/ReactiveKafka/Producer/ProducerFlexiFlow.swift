@@ -7,7 +7,9 @@ import StreamKit
 /// independent run (its own pump task and, without a shared producer, its own
 /// producer).
 public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Flow {
+    /// The elements this stage takes.
     public typealias Input = ProducerMessage<Key, Value, PassThrough>
+    /// The elements this stage emits.
     public typealias Output = ProducerResult<Key, Value, PassThrough>
 
     @usableFromInline let settings: ProducerSettings<Key, Value>
@@ -23,6 +25,7 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 
     // Inlinable, so the upstream is erased where its type is known: the erased iterator the
     // pump calls per message is then compiled for that upstream (see `AnyAsyncSequence`).
+    /// Produces each message of `upstream` and emits its result, in order, as librdkafka acknowledges it.
     @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {

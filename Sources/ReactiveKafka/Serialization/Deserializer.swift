@@ -66,6 +66,7 @@ public struct DeserializationFailure: Error, Sendable, CustomStringConvertible {
     public let reason: String
     /// A failure explained by `reason`.
     public init(_ reason: String) { self.reason = reason }
+    /// A rendering for logs and error messages.
     public var description: String { reason }
 }
 

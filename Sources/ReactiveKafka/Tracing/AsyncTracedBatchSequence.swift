@@ -47,7 +47,9 @@ extension Source where Element: Collection, Element.Element: KafkaConsumedMessag
 /// each batch, each computed inside a consumer span linked to its records' producers.
 public struct AsyncTracedBatchSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMessage {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -60,6 +62,7 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
         self.process = process
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), sequence: self)
     }
@@ -69,15 +72,12 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
         var base: Base.AsyncIterator
         let sequence: AsyncTracedBatchSequence
 
-        init(base: Base.AsyncIterator, sequence: AsyncTracedBatchSequence) {
-            self.base = base
-            self.sequence = sequence
-        }
-
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Output? {
             try await next(isolation: nil)
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Output? {
             guard let batch = try await base.next(isolation: actor) else { return nil }
             var fields = MessagingSpanAttributes.BatchFields()

@@ -54,7 +54,9 @@ extension Source where Element: KafkaConsumedMessage {
 /// `process` returns for each message, each computed inside a consumer span.
 public struct AsyncTracedSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: KafkaConsumedMessage {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -72,6 +74,7 @@ where Base.Element: KafkaConsumedMessage {
         self.process = process
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), sequence: self)
     }
@@ -81,15 +84,12 @@ where Base.Element: KafkaConsumedMessage {
         var base: Base.AsyncIterator
         let sequence: AsyncTracedSequence
 
-        init(base: Base.AsyncIterator, sequence: AsyncTracedSequence) {
-            self.base = base
-            self.sequence = sequence
-        }
-
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Output? {
             try await next(isolation: nil)
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Output? {
             guard let message = try await base.next(isolation: actor) else { return nil }
             let record = message.consumedRecord

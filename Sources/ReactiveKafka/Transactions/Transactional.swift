@@ -120,13 +120,15 @@ struct TransactionalStage<Key: Sendable, Value: Sendable>: Sendable {
 
 /// The sink of ``Transactional/sink(_:transactionalId:eosCommitInterval:logger:)``.
 public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
+    /// The elements this stage takes.
     public typealias Input = ProducerMessage<Key, Value, TransactionalOffset>
+    /// The sink completes with no value.
     public typealias Result = Void
 
     let stage: TransactionalStage<Key, Value>
 
-    /// Writes every message of `upstream` in transactions; returns when the last is committed.
     // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    /// Writes every message of `upstream` in transactions; returns when the last is committed.
     @inlinable
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
     where Upstream.Element == Input {
@@ -160,12 +162,15 @@ extension TransactionalSink where Key == KafkaBytes, Value == KafkaBytes {
 /// The flow of ``Transactional/flow(_:transactionalId:eosCommitInterval:logger:)``.
 /// Nothing runs until the output is iterated; each iteration is one run with its own producer.
 public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
+    /// The elements this stage takes.
     public typealias Input = ProducerMessage<Key, Value, TransactionalOffset>
+    /// The elements this stage emits.
     public typealias Output = ProducerResult<Key, Value, TransactionalOffset>
 
     let stage: TransactionalStage<Key, Value>
 
     // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    /// Writes every message of `upstream` in transactions and emits each result once its transaction is committed.
     @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {

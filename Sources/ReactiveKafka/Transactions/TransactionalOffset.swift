@@ -43,6 +43,7 @@ public struct TransactionalOffset: Sendable, CustomStringConvertible {
         self.offset = offset
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "TransactionalOffset(\(partitionOffset))" }
 }
 

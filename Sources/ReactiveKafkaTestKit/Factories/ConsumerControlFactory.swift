@@ -49,6 +49,7 @@ public struct TestConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
 
     init(_ source: TestSourceStandIn<Element>) { self.source = source }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator { Iterator(source: source) }
 
     /// Pulls the source's elements; its first pull starts the source.
@@ -61,6 +62,7 @@ public struct TestConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
 
         init(source: TestSourceStandIn<Element>) { self.source = source }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Element? {
             if finished { return nil }
             do {

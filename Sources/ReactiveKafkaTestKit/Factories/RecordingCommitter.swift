@@ -31,6 +31,7 @@ public final class RecordingCommitter: Sendable {
             self.awaited = awaited
         }
 
+        /// A rendering for logs and error messages.
         public var description: String {
             "Commit(" + offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", ") + ")"
         }

@@ -7,7 +7,9 @@
 /// Cancelling the consumer cancels the upstream too.
 public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -18,6 +20,7 @@ where Base.Element: Sendable {
         self.core = core
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(lifetime: KillableLifetime(Pump(base, capacity: 1), core: core))
     }
@@ -28,6 +31,7 @@ where Base.Element: Sendable {
 
         @inlinable init(lifetime: KillableLifetime<Base>) { self.lifetime = lifetime }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             lifetime.attach()
             while true {

@@ -16,7 +16,9 @@ public enum StreamTermination: Sendable {
 /// error, or when the iterator is dropped before either (cancellation).
 /// Elements pass through unchanged, pull-through.
 public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -27,6 +29,7 @@ public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence 
         self.onTermination = onTermination
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), reporter: TerminationReporter(onTermination))
     }
@@ -41,6 +44,7 @@ public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence 
             self.reporter = reporter
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             do {
                 guard let element = try await base.next() else {

@@ -10,6 +10,7 @@
 /// the materialized value while doing so).
 public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
 
     /// The elements.
@@ -23,6 +24,7 @@ where Base.Element: Sendable {
         self.materialized = materialized
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Base.AsyncIterator { base.makeAsyncIterator() }
 
     /// Applies any `AsyncSequence` operator to the elements, keeping the materialized value.

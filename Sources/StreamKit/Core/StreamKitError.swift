@@ -22,6 +22,7 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A file operation failed; `errno` is the system's error number.
     case io(operation: String, path: String, errno: Int32)
 
+    /// A rendering for logs and error messages.
     public var description: String {
         switch self {
         case .invalidArgument(let message):

@@ -12,6 +12,7 @@ import Synchronization
 /// stopped, the upstream is cancelled. An upstream error reaches every
 /// branch after the elements before it.
 public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let handle: BranchHandle<Element>
@@ -23,6 +24,7 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
         self.handle = handle
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         let first = handle.iterated.withLock { iterated in
             defer { iterated = true }
@@ -39,6 +41,7 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
             self.handle = handle
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             guard let handle else { throw StreamKitError.alreadyIterated("a fan-out branch") }
             return try await handle.storage.next(branch: handle.index)

@@ -7,7 +7,9 @@
 /// consumer stops, it is cancelled.
 public struct AsyncCompletionTimeoutSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let race: DeadlineRace<Base, C>
@@ -18,6 +20,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             outcome: .fail(.completionTimeout(timeout)))
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(race: race.makeIterator())
     }
@@ -30,6 +33,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.race = race
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await race.next()
         }

@@ -9,7 +9,9 @@
 /// at most one element is held. Cancelling the consumer ends the wait.
 public struct AsyncShapingThrottleSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -30,6 +32,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         self.costOf = costOf
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), sequence: self)
     }
@@ -47,6 +50,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.sequence = sequence
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             guard sequence.cost >= 1, sequence.burst >= 1, sequence.per > .zero else {
                 throw StreamKitError.invalidArgument(

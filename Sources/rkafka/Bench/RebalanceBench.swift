@@ -1,3 +1,6 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+
+// (snake_case properties are the JSON field names the bench prints.)
 import Foundation
 import Logging
 import ReactiveKafka

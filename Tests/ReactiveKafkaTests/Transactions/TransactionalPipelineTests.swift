@@ -184,7 +184,8 @@ import Testing
                     return was
                 })
             {
-                try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)]) // UNKNOWN_PRODUCER_ID
+                // 59: UNKNOWN_PRODUCER_ID.
+                try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])
             }
             try await Task.sleep(for: .microseconds(200))
             return .single(

@@ -5,7 +5,9 @@
 /// Consumes the upstream to its end in the first `next()`; an empty upstream
 /// gives `initial`. An error ends the sequence without a result.
 public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Result
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -20,6 +22,7 @@ public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
         self.accumulate = accumulate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), initial: initial, accumulate: accumulate)
     }
@@ -39,6 +42,7 @@ public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
             self.accumulate = accumulate
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Result? {
             guard var result = initial else { return nil }
             initial = nil

@@ -6,7 +6,9 @@
 /// gives `[initial]`), exactly as Akka Streams does. Pull-through; errors end
 /// the sequence.
 public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Result
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -21,6 +23,7 @@ public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
         self.accumulate = accumulate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), current: initial, accumulate: accumulate)
     }
@@ -41,6 +44,7 @@ public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
             self.accumulate = accumulate
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Result? {
             guard let value = current else { return nil }
             if !emittedInitial {

@@ -5,7 +5,9 @@
 /// upstream is pulled only once the elements produced for the previous one
 /// are all emitted, so memory is bounded by what one call returns.
 public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -21,6 +23,7 @@ public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), state: initial(), transform: transform)
     }
@@ -41,6 +44,7 @@ public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>
             self.transform = transform
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Output? {
             while true {
                 if let output = pending.next() { return output }

@@ -13,7 +13,9 @@ import Synchronization
 /// aggregate; cancelling the consumer cancels the upstream.
 public struct AsyncBatchSequence<Base: AsyncSequence & Sendable, Aggregate: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = Aggregate
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -31,6 +33,7 @@ where Base.Element: Sendable {
         self.aggregate = aggregate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             max: max,
@@ -48,6 +51,7 @@ where Base.Element: Sendable {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Aggregate? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("batch(max: \(max)): max must be at least 1")

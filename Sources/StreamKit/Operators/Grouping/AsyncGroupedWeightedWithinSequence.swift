@@ -8,7 +8,9 @@
 /// as in ``AsyncGroupedWithinSequence``.
 public struct AsyncGroupedWeightedWithinSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The type of element this sequence produces.
     public typealias Element = [Base.Element]
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -27,6 +29,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         self.cost = cost
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self, lifetime: PumpLifetime(Pump(base, capacity: 1)))
     }
@@ -43,6 +46,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard sequence.weight >= 1 else {
                 throw StreamKitError.invalidArgument(

@@ -10,7 +10,9 @@
 /// upstream error arrives after every element pulled before it.
 public struct AsyncMapAsyncSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -24,6 +26,7 @@ where Base.Element: Sendable {
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base, parallelism: parallelism, ordered: true, transform: transform)
     }
@@ -45,6 +48,7 @@ where Base.Element: Sendable {
                 : nil
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Output? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument(
