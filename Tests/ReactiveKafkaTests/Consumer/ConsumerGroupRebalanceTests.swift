@@ -45,6 +45,21 @@ import Testing
         let group: String
         /// Where transactional members write `<partition>:<offset>` of each record they process.
         var output: String = ""
+        /// Partitions any member lost: a session that expired is not a graceful change.
+        let lost = LostPartitions()
+
+        /// The topic, with ``lost`` told of every lost partition.
+        var subscription: Subscription { .topics(topic).withPartitionAssignmentHandler(lost) }
+    }
+
+    /// Counts partitions members lost (their session expired, say on a starved machine), so a
+    /// run whose changes were not all graceful says so next to the duplicates it caused.
+    final class LostPartitions: PartitionAssignmentHandler {
+        private let partitions = Mutex<[TopicPartition]>([])
+        var all: [TopicPartition] { partitions.withLock { $0 } }
+        func onLost(_ lost: Set<TopicPartition>, consumer: RestrictedConsumer) {
+            partitions.withLock { $0.append(contentsOf: lost) }
+        }
     }
 
     static func settings(_ setup: Setup, strategy: Strategy) -> ConsumerSettings<KafkaBytes, KafkaBytes> {
@@ -64,7 +79,7 @@ import Testing
 
     static func plainMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger) -> Member {
         let control = Consumer.committableSource(
-            settings(setup, strategy: strategy), subscription: .topics(setup.topic)
+            settings(setup, strategy: strategy), subscription: setup.subscription
         )
         .map { message in
             try await process(message.record.offset)
@@ -80,7 +95,7 @@ import Testing
         -> Member
     {
         let source = Consumer.committablePartitionedSource(
-            settings(setup, strategy: strategy), subscription: .topics(setup.topic))
+            settings(setup, strategy: strategy), subscription: setup.subscription)
         let stream = Task {
             // Each partition's sub-stream runs in its own task, committing through its own committer.
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -111,7 +126,7 @@ import Testing
         let flow = Transactional.flow(
             setup.kafka.producerSettings().withProperty("transaction.timeout.ms", "10000"),
             transactionalId: "\(setup.group)-\(name)", eosCommitInterval: .milliseconds(100))
-        let control = Transactional.source(settings(setup, strategy: strategy), subscription: .topics(setup.topic))
+        let control = Transactional.source(settings(setup, strategy: strategy), subscription: setup.subscription)
             .map { message in
                 try await process(message.record.offset)
                 let partition = TopicPartition(setup.topic, message.record.partition)
@@ -130,7 +145,7 @@ import Testing
         _ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger
     ) -> Member {
         let source = Transactional.partitionedSource(
-            settings(setup, strategy: strategy), subscription: .topics(setup.topic))
+            settings(setup, strategy: strategy), subscription: setup.subscription)
         let flow = Transactional.flow(
             setup.kafka.producerSettings().withProperty("transaction.timeout.ms", "10000"),
             transactionalId: "\(setup.group)-\(name)", eosCommitInterval: .milliseconds(100))
@@ -164,6 +179,8 @@ import Testing
         var duplicates: Int
         var duplicatesBySameMember: Int
         var missing: Int
+        /// Partitions members lost instead of giving them up gracefully.
+        var lost: [TopicPartition]
     }
 
     /// Five membership changes (three joins, two graceful leaves) while 100,000 records flow.
@@ -228,7 +245,8 @@ import Testing
         // are shown by `rebalanceSafeCommitsLeaveNothingToReprocess`, where the coordinator accepts them.
         var outcome = Outcome(
             changes: changes, duplicates: ledger.duplicates.count,
-            duplicatesBySameMember: ledger.duplicatesBySameMember.count, missing: missing.count)
+            duplicatesBySameMember: ledger.duplicatesBySameMember.count, missing: missing.count,
+            lost: setup.lost.all)
         if shape.isTransactional {
             // Exactly-once is what the transactions committed: each record once in the output,
             // whatever an aborted transaction made a member process again.
@@ -270,9 +288,12 @@ import Testing
         let outcome = try await run(strategy: strategy, shape: shape)
         #expect(outcome.changes >= 5)
         #expect(outcome.missing == 0)
+        let lostNote =
+            outcome.lost.isEmpty
+            ? "" : "; members lost \(outcome.lost.sorted()) (sessions expired: not a graceful change)"
         #expect(
             outcome.duplicates == 0,
-            "\(outcome.duplicates) records processed twice, \(outcome.duplicatesBySameMember) of them by the same member"
+            "\(outcome.duplicates) records processed twice, \(outcome.duplicatesBySameMember) of them by the same member\(lostNote)"
         )
     }
 
