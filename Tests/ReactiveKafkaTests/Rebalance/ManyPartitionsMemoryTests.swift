@@ -59,8 +59,8 @@ import Testing
                 test: "ManyPartitionsMemoryTests/aSlowConsumerOfAThousandPartitionsStaysWithinItsByteBudget",
                 environment: [Self.childKindVariable: kind.rawValue], reportVariable: Self.childReportVariable,
                 timeout: .seconds(300))
-            #expect(child.status == 0, "the child's own expectations failed:\n\(child.output.suffix(4000))")
-            let growth = try #require(Int(child.report), "no RSS figure from the child:\n\(child.output.suffix(4000))")
+            #expect(child.status == 0, "the child's own expectations failed:\n\(child.failureExcerpt)")
+            let growth = try #require(Int(child.report), "no RSS figure from the child:\n\(child.failureExcerpt)")
             // The process must not take on the topic (~50 MB): librdkafka's prefetch is bounded too
             // (queued.max.messages.kbytes, derived from the budget, plus fetch responses). Measured
             // alone: +11 to +13 MiB; +65 to +75 MiB with a budget large enough to buffer the topic.

@@ -17,6 +17,17 @@ struct ChildTestRun {
     /// What the child wrote to the file named in its `reportVariable`.
     var report: String
 
+    /// What a failure message should quote: from the first sanitizer report on, when there is
+    /// one (the report's two stacks are what explains it; the output's tail often cuts them
+    /// off), else the output's tail.
+    var failureExcerpt: String {
+        let markers = ["WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"]
+        if let start = markers.compactMap({ output.range(of: $0)?.lowerBound }).min() {
+            return String(output[start...].prefix(12_000))
+        }
+        return String(output.suffix(4000))
+    }
+
     /// Runs the tests `filter` selects (a Swift Testing `--filter`) in a new process of this
     /// bundle, with `environment` added and `reportVariable` naming a file the child may write
     /// its figures to. After `timeout` the child is killed (its status then says so).
