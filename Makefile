@@ -6,7 +6,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test test-external external-cluster bench build clean sanitize sanitize-thread sanitize-address format lint
+.PHONY: deps demo test test-external external-cluster bench build clean sanitize sanitize-thread sanitize-address format lint docs
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -55,6 +55,17 @@ format:
 lint:
 	@$(SWIFT_FORMAT) --version >/dev/null 2>&1 || { echo "make lint needs swift-format: it ships with Swift 6 toolchains ('swift format'); set SWIFT_FORMAT=/path/to/swift-format"; exit 1; }
 	$(SWIFT_FORMAT) lint --strict --recursive --parallel $(FORMAT_PATHS)
+
+# `make docs`: the DocC catalogues of the library targets (Sources/<target>/<target>.docc), built with
+# swift-docc-plugin into .build/plugins/Swift-DocC/outputs/<target>.doccarchive. Any warning (a broken or
+# ambiguous symbol link, a malformed article) fails the build. Not part of `make test` (it rebuilds the
+# targets for their symbol graphs). `swift package --disable-sandbox preview-documentation --target X`
+# serves one locally.
+DOC_TARGETS := StreamKit ReactiveKafka ReactiveKafkaTestKit
+
+docs: deps
+	$(SWIFT) package generate-documentation $(foreach target,$(DOC_TARGETS),--target $(target)) \
+	  --warnings-as-errors
 
 bench: build
 	.build/release/rkafka bench

@@ -31,7 +31,7 @@ public enum BoundedWait {
 
 extension LagCollector {
     /// The first status (the current one included) for which `predicate` holds, published
-    /// within `limit`; nil if none was. Needs the collector to be running (``run()``).
+    /// within `limit`; nil if none was. Needs the collector to be running (`run()`).
     public func firstStatus(within limit: Duration, where predicate: @escaping @Sendable (Status) -> Bool) async
         -> Status?
     {

@@ -5,7 +5,7 @@ import Synchronization
 /// A raw librdkafka producer for large or paced test data, independent of the
 /// connector's producer.
 ///
-/// Unlike ``TestData/produce(bootstrapServers:topic:records:partition:roundRobinOver:)`` it
+/// Unlike `TestData.produce(bootstrapServers:topic:records:partition:roundRobinOver:)` it
 /// never holds the whole data set: values are generated per record, and at most
 /// `maxQueuedKilobytes` wait in librdkafka, so seeding a large topic leaves no heap the size
 /// of the topic behind (which would hide memory growth measured afterwards). One producer

@@ -10,13 +10,13 @@ import ReactiveKafka
 /// broker answers; the compiler picks it in async code. The synchronous one blocks the
 /// calling thread: use it only outside async code (a synchronous helper, a command-line tool).
 /// Bad input (an invalid topic name, a negative partition) throws
-/// ``KafkaError/Kind/invalidConfiguration`` before anything is sent.
+/// `KafkaError.Kind.invalidConfiguration` before anything is sent.
 public enum TestData {
     /// Writes `records` (key, value) to `topic` and waits until all are acknowledged
     /// (at most 30 s). `partition` nil spreads records round-robin over `partitions`
     /// partitions (which must exist) — or by key hash when `partitions` is nil.
     ///
-    /// Cancelling the task purges what is not yet written and throws ``KafkaError/Kind/cancelled``
+    /// Cancelling the task purges what is not yet written and throws `KafkaError.Kind.cancelled`
     /// at once; the client ends on its own thread.
     public static func produce(
         bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
@@ -31,8 +31,9 @@ public enum TestData {
         }
     }
 
-    /// Blocking ``produce(bootstrapServers:topic:records:partition:roundRobinOver:)`` for code
-    /// outside async contexts: it holds the calling thread for up to 30 s.
+    /// The blocking form of the async
+    /// `produce(bootstrapServers:topic:records:partition:roundRobinOver:)`, for code outside
+    /// async contexts: it holds the calling thread for up to 30 s.
     public static func produce(
         bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
         partition: Int32? = nil, roundRobinOver partitions: Int32? = nil
@@ -48,7 +49,7 @@ public enum TestData {
     /// of `topic`, waiting at most 10 s for the answer; partitions without a commit are
     /// absent (all of them when the group does not exist).
     ///
-    /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the look-up ends on its own thread.
+    /// Cancelling the task throws `KafkaError.Kind.cancelled` at once; the look-up ends on its own thread.
     public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32)
         async throws(KafkaError) -> [Int32: Int64]
     {
@@ -73,7 +74,7 @@ public enum TestData {
     /// without joining it, as a simple consumer does. The group must have no members: the
     /// coordinator refuses a member-less commit to a group that has them.
     ///
-    /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the commit ends on its own thread.
+    /// Cancelling the task throws `KafkaError.Kind.cancelled` at once; the commit ends on its own thread.
     public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64])
         async throws(KafkaError)
     {

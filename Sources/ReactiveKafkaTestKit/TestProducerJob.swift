@@ -2,7 +2,7 @@ import CRdKafka
 import ReactiveKafka
 import Synchronization
 
-/// One ``TestData/produce(bootstrapServers:topic:records:partition:roundRobinOver:)``: its
+/// One `TestData.produce(bootstrapServers:topic:records:partition:roundRobinOver:)`: its
 /// input checks, its blocking run, and its cancellation (from any thread).
 final class TestProducerJob: Sendable {
     let bootstrapServers: String
@@ -50,7 +50,7 @@ final class TestProducerJob: Sendable {
         }
     }
 
-    /// Stops the run: what is queued is purged, and the run throws ``KafkaError/Kind/cancelled``.
+    /// Stops the run: what is queued is purged, and the run throws `KafkaError.Kind.cancelled`.
     func cancel() {
         state.withLock { s in
             s.cancelled = true

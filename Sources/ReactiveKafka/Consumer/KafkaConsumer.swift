@@ -9,7 +9,7 @@ import Synchronization
 /// Create it once, then make sources with
 /// ``Consumer/plainExternalSource(_:subscription:)`` and
 /// ``Consumer/committableExternalSource(_:subscription:)``, each with a manual
-/// assignment (``Subscription/assignment(_:)-swift.type.method`` and kin). All sources share one
+/// assignment (``Subscription/assignment(_:)-(Set<TopicPartition>)`` and kin). All sources share one
 /// connection, one thread and one `maxBufferedBytes` budget; a source that
 /// falls behind has its partitions paused alone. Stopping a source completes
 /// it; a source that is shut down lets its partitions go; one whose stream ends

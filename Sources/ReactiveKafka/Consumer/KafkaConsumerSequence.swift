@@ -50,7 +50,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     /// The per-record path (the next record of the batch in hand) is inlinable, so it is
     /// compiled into the stream that reads it, specialised for its element type: a record
     /// then costs no async frame, no generic dispatch and no type-metadata lookup. Taking
-    /// the next batch (once per batch) is the out-of-line ``nextBatch()``.
+    /// the next batch (once per batch) is the out-of-line `nextBatch()`.
     public struct Iterator: AsyncIteratorProtocol {
         /// What to read and how to make elements.
         @usableFromInline let sequence: KafkaConsumerSequence

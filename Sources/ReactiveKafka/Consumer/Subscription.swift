@@ -6,9 +6,9 @@
 
 /// What a consumer reads: Alpakka's `Subscriptions`.
 ///
-/// Either a group subscription (``topics(_:)-swift.type.method``,
+/// Either a group subscription (``topics(_:)-(String...)``,
 /// ``topicPattern(_:)``), where the group coordinator assigns partitions and
-/// rebalances them, or a manual assignment (``assignment(_:)``,
+/// rebalances them, or a manual assignment (``assignment(_:)-(Set<TopicPartition>)``,
 /// ``assignmentWithOffset(_:)``, ``assignmentOffsetsForTimes(_:)``), where
 /// this consumer reads exactly the partitions named and no rebalance happens.
 public struct Subscription: Sendable, CustomStringConvertible {

@@ -31,7 +31,7 @@ extension AsyncSequence where Self: Sendable, Element: Collection & Sendable, El
 }
 
 extension Source where Element: Collection, Element.Element: KafkaConsumedMessage {
-    /// ``AsyncSequence/traced(consumerGroup:_:)``, keeping the materialized value (a consumer
+    /// ``_Concurrency/AsyncSequence/traced(consumerGroup:_:)``, keeping the materialized value (a consumer
     /// source's ``ConsumerControl``).
     public func traced<Output: Sendable>(
         consumerGroup: String? = nil,
@@ -43,7 +43,7 @@ extension Source where Element: Collection, Element.Element: KafkaConsumedMessag
     }
 }
 
-/// The sequence of ``AsyncSequence/traced(consumerGroup:_:)``: what `process` returns for
+/// The sequence of ``_Concurrency/AsyncSequence/traced(consumerGroup:_:)``: what `process` returns for
 /// each batch, each computed inside a consumer span linked to its records' producers.
 public struct AsyncTracedBatchSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMessage {

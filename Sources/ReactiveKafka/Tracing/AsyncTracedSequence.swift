@@ -37,7 +37,7 @@ extension AsyncSequence where Self: Sendable, Element: KafkaConsumedMessage {
 }
 
 extension Source where Element: KafkaConsumedMessage {
-    /// ``AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``, keeping the materialized
+    /// ``_Concurrency/AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``, keeping the materialized
     /// value (a consumer source's ``ConsumerControl``).
     public func traced<Output: Sendable>(
         consumerGroup: String? = nil,
@@ -50,7 +50,7 @@ extension Source where Element: KafkaConsumedMessage {
     }
 }
 
-/// The sequence of ``AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``: what
+/// The sequence of ``_Concurrency/AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``: what
 /// `process` returns for each message, each computed inside a consumer span.
 public struct AsyncTracedSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: KafkaConsumedMessage {

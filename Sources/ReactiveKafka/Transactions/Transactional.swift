@@ -27,8 +27,10 @@ public enum Transactional {
     /// - Upstream failing or the stream being cancelled aborts the open transaction.
     ///
     /// - Parameters:
+    ///   - settings: the producer's settings; `transactional.id` is set from `transactionalId`.
     ///   - transactionalId: unique per running instance; a restarted instance must reuse it.
     ///   - eosCommitInterval: how often to commit; `nil` takes `settings.eosCommitInterval` (100 ms by default).
+    ///   - logger: where aborted transactions and their causes are logged.
     public static func sink<Key, Value>(
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")

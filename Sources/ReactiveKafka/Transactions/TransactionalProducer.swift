@@ -41,6 +41,7 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
 
     /// Creates the producer. Nothing is sent until the first transaction.
     /// - Parameters:
+    ///   - settings: the producer's settings; `transactional.id` is set from `transactionalId`.
     ///   - transactionalId: unique per producing instance; a restarted instance must
     ///     use the same id, so that it fences its predecessor.
     ///   - callTimeout: how long `init_transactions`, sending offsets and waiting for

@@ -5,7 +5,7 @@ import ReactiveKafka
 ///
 /// Every factory checks its input like a consumer's records would satisfy it (a valid topic
 /// name, a partition and offset of zero or more) and throws
-/// ``KafkaError/Kind/invalidConfiguration`` saying what is wrong otherwise.
+/// `KafkaError.Kind.invalidConfiguration` saying what is wrong otherwise.
 public enum ConsumerResultFactory {
     /// The consumer group that offsets made without naming one belong to.
     public static let defaultGroupId = "test-group"
@@ -59,9 +59,9 @@ public enum ConsumerResultFactory {
     /// consumer group `groupId`.
     ///
     /// A transactional sink fed with it commits the offset with its transaction like one
-    /// built with ``TransactionalOffset/init(partitionOffset:groupMetadata:)``: there is no
+    /// built with `TransactionalOffset.init(partitionOffset:groupMetadata:)`: there is no
     /// source to replay it from after an abort.
-    /// - Throws: ``KafkaError/Kind/invalidConfiguration`` for an empty group id or a bad position.
+    /// - Throws: `KafkaError.Kind.invalidConfiguration` for an empty group id or a bad position.
     public static func transactionalMessage<Key: Sendable, Value: Sendable>(
         _ record: ConsumerRecord<Key, Value>, groupId: String = defaultGroupId
     ) throws(KafkaError) -> TransactionalMessage<Key, Value> {

@@ -32,7 +32,7 @@ public enum ProducerResultFactory {
         }
     }
 
-    /// A flow standing in for ``Producer/flexiFlow(_:)``: emits each message's result in order,
+    /// A flow standing in for `Producer.flexiFlow(_:)`: emits each message's result in order,
     /// as if every record were written, numbering offsets per partition from 0 like a new
     /// topic would (each run of the flow starts again from 0).
     public static func flow<Key: Sendable, Value: Sendable, PassThrough: Sendable>(

@@ -2,7 +2,7 @@ import ReactiveKafka
 import Synchronization
 
 /// The shell around ``TestSourceStateMachine``: what a testkit source's iterator pulls from
-/// and its ``ConsumerControl`` stops and shuts down.
+/// and its `ConsumerControl` stops and shuts down.
 final class TestSourceStandIn<Element: Sendable>: ConsumerControlStandIn {
     private struct State {
         var machine: TestSourceStateMachine<Element, CheckedContinuation<Void, Never>>

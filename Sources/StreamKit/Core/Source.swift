@@ -66,7 +66,8 @@ where Base.Element: Sendable {
         Source<AnyAsyncSequence<F.Output>, Materialized>(flow.apply(base), materialized: materialized)
     }
 
-    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/run()`` starts.
+    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/runHere()`` or
+    /// ``RunnableGraph/start()`` runs.
     @inlinable public func to<S: Sink>(_ sink: S) -> RunnableGraph<Materialized, S.Result> where S.Input == Element {
         let base = self.base
         return RunnableGraph(materialized: materialized) { try await sink.run(base) }

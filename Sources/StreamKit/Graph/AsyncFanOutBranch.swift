@@ -1,8 +1,8 @@
 import Synchronization
 
-/// One output of a fan-out stage (``AsyncSequence/broadcast(count:bufferSize:)``,
-/// ``AsyncSequence/partition(into:bufferSize:by:)``,
-/// ``AsyncSequence/balance(into:bufferSize:)``).
+/// One output of a fan-out stage (``_Concurrency/AsyncSequence/broadcast(count:bufferSize:)``,
+/// ``_Concurrency/AsyncSequence/partition(into:bufferSize:by:)``,
+/// ``_Concurrency/AsyncSequence/balance(into:bufferSize:)``).
 ///
 /// Each branch may be iterated once. The stage starts pulling the upstream
 /// when any branch first asks for an element. A branch that is slow holds
