@@ -1,0 +1,29 @@
+/// The changes of a table (or of a join of tables) from the moment they were asked for,
+/// as an `AsyncSequence` of ``TableChange``.
+///
+/// Slow readers: the table never waits for a reader. Changes waiting to be read are
+/// conflated by key: a key changed several times before the reader got to it appears
+/// once, from its oldest unread old value to its latest new value, in the place of its
+/// first unread change. So a reader always ends up with every key's latest value, may
+/// skip intermediate values, and holds at most one pending change per key.
+///
+/// The sequence ends when the table closes, and throws the table's failure if it fails.
+/// Cancelling the reading task throws `CancellationError`. Stop reading (drop the
+/// sequence and its iterator) to unsubscribe.
+public struct KafkaTableChanges<Key: Hashable & Sendable, Value: Sendable>: AsyncSequence, Sendable {
+    public typealias Element = TableChange<Key, Value>
+    public typealias Failure = any Error
+
+    let subscription: ChangeSubscription<Key, Value>
+
+    public func makeAsyncIterator() -> Iterator { Iterator(subscription: subscription) }
+
+    /// Reads the pending changes one at a time.
+    public struct Iterator: AsyncIteratorProtocol {
+        let subscription: ChangeSubscription<Key, Value>
+
+        public mutating func next() async throws -> TableChange<Key, Value>? {
+            try await subscription.buffer.next()
+        }
+    }
+}
