@@ -1,5 +1,7 @@
+import Logging
 import ReactiveKafka
 import ReactiveKafkaTestKit
+import ServiceLifecycle
 import Testing
 
 /// A global in-memory table: restored from its topic, then kept current.
@@ -105,5 +107,24 @@ import Testing
         let seen = try await Support.collect(changes) { _ in true }.count
         #expect(seen == 0)
         await #expect(throws: KafkaTableError.self) { try await table.run() }
+    }
+
+    @Test func aGracefulShutdownOfItsServiceGroupEndsTheTable() async throws {
+        let kafka = try TestCluster()
+        let topic = try kafka.createTopic("table-service", partitions: 2)
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "a", value: "1")])
+        let table = try KafkaTable(topic: topic, settings: Support.settings(kafka))
+        let group = ServiceGroup(services: [table], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        try await Support.ready(table)
+        #expect(table["a"] == "1")
+        let changes = table.changes()
+        // What SIGTERM does.
+        await group.triggerGracefulShutdown()
+        let ended = await BoundedWait.within(.seconds(30)) { () -> Result<Void, any Error> in
+            do { try await running.value; return .success(()) } catch { return .failure(error) }
+        }
+        try #require(ended, "the service group did not end within 30 s").get()
+        #expect(try await Support.collect(changes) { _ in true }.isEmpty)
     }
 }

@@ -43,4 +43,20 @@ import Testing
         #expect(second["k0"] == "moved")
         try await Support.stop(second, secondRun)
     }
+
+    @Test func aMemberWithoutPartitionsIsReadyWithAnEmptyTable() async throws {
+        let kafka = try TestCluster()
+        let topic = try kafka.createTopic("table-aligned-one", partitions: 1)
+        let group = kafka.name("table-aligned-one-group")
+        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "a", value: "1"), (key: "b", value: "2")])
+        let options = KafkaTableOptions(scope: .partitionAligned)
+        let owner = try KafkaTable(topic: topic, settings: Support.settings(kafka).withGroupId(group), options: options)
+        let ownerRun = try await Support.start(owner)
+        let idle = try KafkaTable(topic: topic, settings: Support.settings(kafka).withGroupId(group), options: options)
+        let idleRun = try await Support.start(idle)
+        // One partition, two members: one of them holds it, the other is ready and empty.
+        try await Support.eventually { owner.count + idle.count == 2 && (owner.count == 0 || idle.count == 0) }
+        try await Support.stop(idle, idleRun)
+        try await Support.stop(owner, ownerRun)
+    }
 }
