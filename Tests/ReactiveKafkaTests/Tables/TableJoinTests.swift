@@ -16,8 +16,9 @@ import Testing
         let table = try KafkaTable(topic: customers, settings: Support.settings(kafka))
         let running = try await Support.start(table)
 
-        let orderSettings = Support.settings(kafka).withProperty("auto.offset.reset", "earliest")
-        let inner = Consumer.plainSource(orderSettings, subscription: .assignment(TopicPartition(orders, 0), TopicPartition(orders, 1)))
+        let orderSettings = Support.settings(kafka)
+        let fromStart: [TopicPartition: Int64] = [TopicPartition(orders, 0): 0, TopicPartition(orders, 1): 0]
+        let inner = Consumer.plainSource(orderSettings, subscription: .assignmentWithOffset(fromStart))
             .join(table, key: { $0.key })
             .map { "\($0.record.value):\($0.value)" }
             .take(3)
@@ -28,7 +29,7 @@ import Testing
         })
         #expect(Set(joined) == ["o1:Ada", "o3:Grace", "o4:Ada"])
 
-        let left = Consumer.plainSource(orderSettings, subscription: .assignment(TopicPartition(orders, 0), TopicPartition(orders, 1)))
+        let left = Consumer.plainSource(orderSettings, subscription: .assignmentWithOffset(fromStart))
             .leftJoin(table, key: { $0.key })
             .map { "\($0.record.value):\($0.value ?? "-")" }
             .take(4)
