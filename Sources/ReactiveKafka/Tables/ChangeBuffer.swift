@@ -64,6 +64,9 @@ final class ChangeBuffer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
                     if state.cancelled { return .failure(CancellationError()) }
                     if let change = state.buffer.take() { return .success(change) }
                     if let end = state.buffer.end { return Self.ending(end) }
+                    if state.waiter != nil {
+                        return .failure(KafkaTableError(.invalidConfiguration, "a table's changes were read by two tasks at once; give each reader its own changes()"))
+                    }
                     state.waiter = continuation
                     return nil
                 }

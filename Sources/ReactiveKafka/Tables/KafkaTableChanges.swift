@@ -8,7 +8,10 @@
 /// skip intermediate values, and holds at most one pending change per key.
 ///
 /// The sequence ends when the table closes, and throws the table's failure if it fails.
-/// Cancelling the reading task throws `CancellationError`. Stop reading (drop the
+/// Cancelling the reading task throws `CancellationError`. One task reads a sequence at a
+/// time (another reading it meanwhile gets an error); call `changes()` again for another
+/// reader. A key added and deleted again before the reader got to it reads as one change
+/// from nil to nil. Stop reading (drop the
 /// sequence and its iterator) to unsubscribe.
 public struct KafkaTableChanges<Key: Hashable & Sendable, Value: Sendable>: AsyncSequence, Sendable {
     public typealias Element = TableChange<Key, Value>
