@@ -7,25 +7,31 @@ extension KafkaTable {
         var raw = settings.rawBytes()
         raw.properties["enable.auto.commit"] = "false"
         raw.properties["auto.offset.reset"] = "earliest"
+        raw.properties["enable.partition.eof"] = "true"
         let metadata = try MetadataClient(raw)
         defer { metadata.close() }
         let topic = topic
         let store = store
         let subscription = Subscription.topics(topic).withPartitionAssignmentHandler(FirstAssignmentWatch(table: self))
-        let source = Consumer.plainPartitionedManualOffsetSource(
-            raw, subscription: subscription,
-            getOffsetsOnAssign: { [weak self] partitions in
+        let (keys, values) = (raw.keyDeserializer, raw.valueDeserializer)
+        let source = Consumer.partitioned(
+            raw,
+            subscription: subscription.withRevokeCallback { [weak self] partitions in
+                let numbers = Set(partitions.filter { $0.topic == topic }.map(\.partition))
+                store.revoke(numbers)
+                self?.updateRestore { $0.revoked(numbers) }
+            },
+            logger: logger, committable: false,
+            offsetsOnAssign: { [weak self] partitions in
                 guard let self else { return [:] }
                 let mine = partitions.filter { $0.topic == topic }
                 let stored = try await store.assign(Set(mine.map(\.partition)))
                 return try await self.startingPositions(Array(mine), stored: stored, metadata)
             },
-            onRevoke: { [weak self] partitions in
-                let numbers = Set(partitions.filter { $0.topic == topic }.map(\.partition))
-                store.revoke(numbers)
-                self?.updateRestore { $0.revoked(numbers) }
-            },
-            logger: logger)
+            onPartitionEnd: partitionEndWatch()
+        ) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: keys, value: values)
+        }
         guard lifecycle.withLock({ $0.attach(source.materialized) }) else { return }
         try await withThrowingDiscardingTaskGroup { group in
             for try await (_, partition) in source {

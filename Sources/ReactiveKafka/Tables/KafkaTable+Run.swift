@@ -45,6 +45,7 @@ extension KafkaTable {
         var raw = settings.rawBytes()
         raw.properties["group.id"] = nil
         raw.properties["auto.offset.reset"] = "earliest"
+        raw.properties["enable.partition.eof"] = "true"
         let metadata = try MetadataClient(raw)
         defer { metadata.close() }
         let partitions = try await metadata.partitions(of: topic)
@@ -54,7 +55,12 @@ extension KafkaTable {
         let stored = try await store.assign(Set(partitions))
         let start = try await startingPositions(partitions.map { TopicPartition(topic, $0) }, stored: stored, metadata)
         metadata.close()
-        let source = Consumer.plainSource(raw, subscription: .assignmentWithOffset(start), logger: logger)
+        let (keys, values) = (raw.keyDeserializer, raw.valueDeserializer)
+        let source = Consumer.makeSource(
+            raw, subscription: .assignmentWithOffset(start), logger: logger, committable: false, onPartitionEnd: partitionEndWatch()
+        ) { index, chunk, _ in
+            try RecordReader.record(index, chunk, key: keys, value: values)
+        }
         guard lifecycle.withLock({ $0.attach(source.materialized) }) else { return }
         try await follow(source.base)
     }
@@ -73,6 +79,15 @@ extension KafkaTable {
         let ends = Dictionary(uniqueKeysWithValues: end.map { ($0.key.partition, $0.value) })
         updateRestore { $0.positioned(start: starts, end: ends) }
         return start
+    }
+
+    /// Tells the restore when the consumer reaches the end of a partition of the table's topic.
+    func partitionEndWatch() -> @Sendable (TopicPartition, Int64, Int64?) -> Void {
+        let topic = topic
+        return { [weak self] partition, end, afterLastRecord in
+            guard partition.topic == topic else { return }
+            self?.updateRestore { $0.ended(partition.partition, at: end, afterLastRecord: afterLastRecord) }
+        }
     }
 
     /// Applies the records of `records` batch by batch (one store transaction each) and

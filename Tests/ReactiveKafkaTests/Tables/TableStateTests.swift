@@ -94,4 +94,21 @@ import Testing
         #expect(taken == ["a:->2", "b:7>-", "c:->3"])
         #expect(buffer.end != nil)
     }
+
+    @Test func aReportedEndCompletesAPartitionOnceTheRecordsReadBeforeItAreApplied() {
+        var restore = TableRestore()
+        // Records at 0…2 and a transaction marker at 3: no record reaches the end offset 4.
+        let positioned = restore.positioned(start: [0: 0, 1: 0], end: [0: 4, 1: 4])
+        #expect(!positioned)
+        let endBeforeApplied = restore.ended(0, at: 4, afterLastRecord: 3)
+        #expect(!endBeforeApplied)
+        let applied = restore.reached([0: 3])
+        #expect(!applied)
+        // An end older than the target says nothing.
+        let staleEnd = restore.ended(1, at: 2, afterLastRecord: 2)
+        #expect(!staleEnd)
+        // Only markers (or nothing read) before the end: restored at once.
+        let onlyMarkers = restore.ended(1, at: 4, afterLastRecord: nil)
+        #expect(onlyMarkers)
+    }
 }
