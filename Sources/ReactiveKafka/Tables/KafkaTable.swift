@@ -88,8 +88,9 @@ public final class KafkaTable<Key: Hashable & Sendable, Value: Sendable>: KafkaT
     /// Returns once the initial restore is complete; throws the table's failure, a
     /// ``KafkaTableError/Kind/closed`` error if it closed first, or `CancellationError`.
     ///
-    /// A partition counts as restored once it has read a record at or past its end offset at
-    /// start; one whose log ends with transaction markers completes only at its next record.
+    /// A partition counts as restored once it has read up to its end offset at start, or (a log
+    /// ending with transaction markers, which no record reaches) once the consumer reports its
+    /// end and the records read before it are applied.
     public func ready() async throws {
         let id = lifecycle.withLock { $0.reserveWaiter() }
         let result: Result<Void, any Error> = await withTaskCancellationHandler {
