@@ -46,13 +46,20 @@ final class ChangeBuffer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     /// Sends every change (pending and later) to `offer` and the end to `finish` instead.
     /// The forwarding runs under this buffer's lock, so changes keep their order.
-    func redirect(_ offer: @escaping @Sendable ([TableChange<Key, Value>]) -> Void, finish: @escaping @Sendable ((any Error)?) -> Void) {
+    func redirect(
+        _ offer: @escaping @Sendable ([TableChange<Key, Value>]) -> Void,
+        finish: @escaping @Sendable ((any Error)?) -> Void
+    ) {
         state.withLock { state in
             state.forward = (offer, finish)
             var pending: [TableChange<Key, Value>] = []
             while let change = state.buffer.take() { pending.append(change) }
             if !pending.isEmpty { offer(pending) }
-            if case .failure(let error)? = state.buffer.end { finish(error) } else if state.buffer.end != nil { finish(nil) }
+            if case .failure(let error)? = state.buffer.end {
+                finish(error)
+            } else if state.buffer.end != nil {
+                finish(nil)
+            }
         }
     }
 
@@ -65,7 +72,10 @@ final class ChangeBuffer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
                     if let change = state.buffer.take() { return .success(change) }
                     if let end = state.buffer.end { return Self.ending(end) }
                     if state.waiter != nil {
-                        return .failure(KafkaTableError(.invalidConfiguration, "a table's changes were read by two tasks at once; give each reader its own changes()"))
+                        return .failure(
+                            KafkaTableError(
+                                .invalidConfiguration,
+                                "a table's changes were read by two tasks at once; give each reader its own changes()"))
                     }
                     state.waiter = continuation
                     return nil

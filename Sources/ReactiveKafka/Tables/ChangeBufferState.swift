@@ -20,7 +20,8 @@ struct ChangeBufferState<Key: Hashable & Sendable, Value: Sendable> {
         guard end == nil else { return }
         for change in changes {
             if let waiting = pending[change.key] {
-                pending[change.key] = TableChange(key: change.key, oldValue: waiting.oldValue, newValue: change.newValue)
+                pending[change.key] = TableChange(
+                    key: change.key, oldValue: waiting.oldValue, newValue: change.newValue)
             } else {
                 pending[change.key] = change
                 order.append(change.key)

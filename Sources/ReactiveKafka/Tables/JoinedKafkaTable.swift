@@ -38,13 +38,16 @@ where Left.Key == Right.Key {
         let (left, right) = (left, right)
         let fromLeft = left.changes().subscription
         let fromRight = right.changes().subscription
-        fromLeft.buffer.redirect({ [weak joined] changes in
-            joined?.offer(Self.joinedChanges(changes) { key, side in combine(side, right.value(for: key)) })
-        }, finish: { [weak joined] in joined?.finish($0) })
-        fromRight.buffer.redirect({ [weak joined] changes in
-            joined?.offer(Self.joinedChanges(changes) { key, side in combine(left.value(for: key), side) })
-        }, finish: { [weak joined] in joined?.finish($0) })
-        return KafkaTableChanges(subscription: ChangeSubscription(buffer: joined, upstream: [fromLeft, fromRight], unsubscribe: {}))
+        fromLeft.buffer.redirect(
+            { [weak joined] changes in
+                joined?.offer(Self.joinedChanges(changes) { key, side in combine(side, right.value(for: key)) })
+            }, finish: { [weak joined] in joined?.finish($0) })
+        fromRight.buffer.redirect(
+            { [weak joined] changes in
+                joined?.offer(Self.joinedChanges(changes) { key, side in combine(left.value(for: key), side) })
+            }, finish: { [weak joined] in joined?.finish($0) })
+        return KafkaTableChanges(
+            subscription: ChangeSubscription(buffer: joined, upstream: [fromLeft, fromRight], unsubscribe: {}))
     }
 
     /// One side's changes as joined changes (those that change no joined row are dropped).

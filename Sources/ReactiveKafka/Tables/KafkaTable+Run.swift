@@ -57,7 +57,8 @@ extension KafkaTable {
         metadata.close()
         let (keys, values) = (raw.keyDeserializer, raw.valueDeserializer)
         let source = Consumer.makeSource(
-            raw, subscription: .assignmentWithOffset(start), logger: logger, committable: false, onPartitionEnd: partitionEndWatch()
+            raw, subscription: .assignmentWithOffset(start), logger: logger, committable: false,
+            onPartitionEnd: partitionEndWatch()
         ) { index, chunk, _ in
             try RecordReader.record(index, chunk, key: keys, value: values)
         }
@@ -67,7 +68,9 @@ extension KafkaTable {
 
     /// Where each of `partitions` starts (where the store left it, or its first offset),
     /// and the end offsets the restore must reach.
-    func startingPositions(_ partitions: [TopicPartition], stored: [Int32: Int64], _ metadata: MetadataClient) async throws -> [TopicPartition: Int64] {
+    func startingPositions(_ partitions: [TopicPartition], stored: [Int32: Int64], _ metadata: MetadataClient)
+        async throws -> [TopicPartition: Int64]
+    {
         let first = try await metadata.beginningOffsets(partitions)
         let end = try await metadata.endOffsets(partitions)
         var start: [TopicPartition: Int64] = [:]
@@ -94,7 +97,8 @@ extension KafkaTable {
     /// publishes their changes, until the records end.
     func follow<Records: AsyncSequence & Sendable>(_ records: Records) async throws
     where Records.Element == ConsumerRecord<KafkaBytes?, KafkaBytes?> {
-        let batches = records.batch(max: options.maxBatchRecords, seed: { RecordPile($0) }, aggregate: { $0.append($1) })
+        let batches = records.batch(
+            max: options.maxBatchRecords, seed: { RecordPile($0) }, aggregate: { $0.append($1) })
         for try await pile in batches {
             let batch = try makeBatch(pile.records)
             let changes = try await store.apply(batch)
@@ -104,7 +108,9 @@ extension KafkaTable {
     }
 
     /// Deserialises `records` into a batch; an undeserialisable record fails it or is skipped.
-    private func makeBatch(_ records: [ConsumerRecord<KafkaBytes?, KafkaBytes?>]) throws(KafkaTableError) -> TableBatch<Key, Value> {
+    private func makeBatch(_ records: [ConsumerRecord<KafkaBytes?, KafkaBytes?>]) throws(KafkaTableError) -> TableBatch<
+        Key, Value
+    > {
         var batch = TableBatch<Key, Value>()
         batch.entries.reserveCapacity(records.count)
         var skips = 0
@@ -117,20 +123,30 @@ extension KafkaTable {
             do {
                 key = try settings.keyDeserializer.deserialize(keyBytes)
             } catch {
-                if options.onUndeserializable == .skip { skips += 1; continue }
-                throw .undeserializable("key", topic: record.topic, partition: record.partition, offset: record.offset, error)
+                if options.onUndeserializable == .skip {
+                    skips += 1
+                    continue
+                }
+                throw .undeserializable(
+                    "key", topic: record.topic, partition: record.partition, offset: record.offset, error)
             }
             if let valueBytes = record.value {
                 do {
                     value = try settings.valueDeserializer.deserialize(valueBytes)
                 } catch {
-                    if options.onUndeserializable == .skip { skips += 1; continue }
-                    throw .undeserializable("value", topic: record.topic, partition: record.partition, offset: record.offset, error)
+                    if options.onUndeserializable == .skip {
+                        skips += 1
+                        continue
+                    }
+                    throw .undeserializable(
+                        "value", topic: record.topic, partition: record.partition, offset: record.offset, error)
                 }
             } else {
                 value = nil
             }
-            batch.entries.append(TableEntry(partition: record.partition, key: key, value: value, keyBytes: keyBytes, valueBytes: record.value))
+            batch.entries.append(
+                TableEntry(
+                    partition: record.partition, key: key, value: value, keyBytes: keyBytes, valueBytes: record.value))
         }
         return batch
     }

@@ -49,10 +49,14 @@ public final class KafkaTable<Key: Hashable & Sendable, Value: Sendable>: KafkaT
             throw KafkaTableError(.invalidConfiguration, "\(error.message)")
         }
         guard options.maxBatchRecords >= 1 else {
-            throw KafkaTableError(.invalidConfiguration, "maxBatchRecords is \(options.maxBatchRecords); it must be at least 1")
+            throw KafkaTableError(
+                .invalidConfiguration, "maxBatchRecords is \(options.maxBatchRecords); it must be at least 1")
         }
         if options.scope == .partitionAligned, (settings.groupId ?? "").isEmpty {
-            throw KafkaTableError(.invalidConfiguration, "a partition-aligned table is a member of a consumer group: set one with ConsumerSettings.withGroupId(_:), or use the global scope")
+            throw KafkaTableError(
+                .invalidConfiguration,
+                "a partition-aligned table is a member of a consumer group: set one with ConsumerSettings.withGroupId(_:), or use the global scope"
+            )
         }
         self.topic = topic
         self.settings = settings
@@ -63,7 +67,9 @@ public final class KafkaTable<Key: Hashable & Sendable, Value: Sendable>: KafkaT
         case .memory:
             store = InMemoryTableStore(tracksPartitions: tracksPartitions)
         case .sqlite(let path):
-            store = SQLiteTableStore(path: path, topic: topic, keys: settings.keyDeserializer, values: settings.valueDeserializer, tracksPartitions: tracksPartitions)
+            store = SQLiteTableStore(
+                path: path, topic: topic, keys: settings.keyDeserializer, values: settings.valueDeserializer,
+                tracksPartitions: tracksPartitions)
         }
     }
 

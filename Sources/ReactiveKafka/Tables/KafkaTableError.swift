@@ -43,7 +43,9 @@ public struct KafkaTableError: Error, Sendable, CustomStringConvertible {
     public var description: String { "KafkaTableError.\(kind): \(message)" }
 
     /// A record at `topic`/`partition`/`offset` whose `part` ("key" or "value") did not deserialise.
-    static func undeserializable(_ part: String, topic: String, partition: Int32, offset: Int64, _ error: any Error) -> Self {
+    static func undeserializable(_ part: String, topic: String, partition: Int32, offset: Int64, _ error: any Error)
+        -> Self
+    {
         KafkaTableError(
             .deserialization,
             "could not deserialise the \(part) of the record at topic \(topic) partition \(partition) offset \(offset): \(error). "

@@ -39,7 +39,10 @@ public struct KafkaTableOptions: Sendable {
     public var maxBatchRecords: Int
 
     /// Options; the defaults hold the whole topic in memory and fail on bad records.
-    public init(scope: Scope = .global, storage: Storage = .memory, onUndeserializable: UndeserializablePolicy = .fail, maxBatchRecords: Int = 2_000) {
+    public init(
+        scope: Scope = .global, storage: Storage = .memory, onUndeserializable: UndeserializablePolicy = .fail,
+        maxBatchRecords: Int = 2_000
+    ) {
         self.scope = scope
         self.storage = storage
         self.onUndeserializable = onUndeserializable

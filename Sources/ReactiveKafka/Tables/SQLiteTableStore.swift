@@ -56,21 +56,28 @@ final class SQLiteTableStore<Key: Hashable & Sendable, Value: Sendable>: TableSt
     func assign(_ partitions: Set<Int32>) async throws(KafkaTableError) -> [Int32: Int64] {
         guard !partitions.isEmpty else { return [:] }
         let list = partitions.sorted().map(String.init).joined(separator: ",")
-        let stored: (rows: [Int32: [(key: Data, value: Data)]], positions: [Int32: Int64]) = try await withDatabase("reading") { db in
+        let stored: (rows: [Int32: [(key: Data, value: Data)]], positions: [Int32: Int64]) = try await withDatabase(
+            "reading"
+        ) { db in
             var rows: [Int32: [(key: Data, value: Data)]] = [:]
-            let cursor = try Row.fetchCursor(db, sql: "SELECT partition, key, value FROM table_rows WHERE partition IN (\(list))")
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT partition, key, value FROM table_rows WHERE partition IN (\(list))")
             while let row = try cursor.next() {
                 rows[row[0], default: []].append((row[1], row[2]))
             }
             var positions: [Int32: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT partition, next_offset FROM table_positions WHERE partition IN (\(list))") {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT partition, next_offset FROM table_positions WHERE partition IN (\(list))")
+            {
                 positions[row[0]] = row[1]
             }
             return (rows, positions)
         }
         var decoded: [Int32: [(key: Key, value: Value)]] = [:]
         for (partition, partitionRows) in stored.rows {
-            decoded[partition] = try partitionRows.map { row throws(KafkaTableError) in try decode(row, partition: partition) }
+            decoded[partition] = try partitionRows.map { row throws(KafkaTableError) in
+                try decode(row, partition: partition)
+            }
         }
         rows.withLock { rows in
             for partition in partitions {
@@ -97,39 +104,54 @@ final class SQLiteTableStore<Key: Hashable & Sendable, Value: Sendable>: TableSt
     var count: Int { rows.withLock { $0.values.count } }
 
     func close() async {
-        guard let queue = database.withLock({ db -> DatabaseQueue? in defer { db = nil }; return db }) else { return }
+        guard
+            let queue = database.withLock({ db -> DatabaseQueue? in
+                defer { db = nil }
+                return db
+            })
+        else { return }
         await thread.run { try? queue.close() }
     }
 
     /// Runs `body` in a transaction on the store's thread.
-    private func withDatabase<T: Sendable>(_ doing: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(KafkaTableError) -> T {
+    private func withDatabase<T: Sendable>(_ doing: String, _ body: @escaping @Sendable (Database) throws -> T)
+        async throws(KafkaTableError) -> T
+    {
         guard let queue = database.withLock({ $0 }) else {
             throw KafkaTableError(.closed, "the table's SQLite store at \(path) is closed")
         }
         let path = path
         let result: Result<T, KafkaTableError> = await thread.run {
-            do { return .success(try queue.write(body)) } catch { return .failure(Self.failure(error, path: path, doing: doing)) }
+            do { return .success(try queue.write(body)) } catch {
+                return .failure(Self.failure(error, path: path, doing: doing))
+            }
         }
         return try result.get()
     }
 
-    private func decode(_ row: (key: Data, value: Data), partition: Int32) throws(KafkaTableError) -> (key: Key, value: Value) {
+    private func decode(_ row: (key: Data, value: Data), partition: Int32) throws(KafkaTableError) -> (
+        key: Key, value: Value
+    ) {
         do {
             return (try keys.deserialize(KafkaBytes(row.key)), try values.deserialize(KafkaBytes(row.value)))
         } catch {
             throw KafkaTableError(
                 .corruptStore,
-                "a row of partition \(partition) stored in \(path) cannot be deserialised (\(error)); was the file written with other deserialisers? Delete it to restore the table from the topic")
+                "a row of partition \(partition) stored in \(path) cannot be deserialised (\(error)); was the file written with other deserialisers? Delete it to restore the table from the topic"
+            )
         }
     }
 
     /// A SQLite failure as a table error: an unreadable file is ``KafkaTableError/Kind/corruptStore``.
     static func failure(_ error: any Error, path: String, doing: String) -> KafkaTableError {
         if let error = error as? KafkaTableError { return error }
-        if let error = error as? DatabaseError, error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT {
+        if let error = error as? DatabaseError,
+            error.resultCode == .SQLITE_NOTADB || error.resultCode == .SQLITE_CORRUPT
+        {
             return KafkaTableError(
                 .corruptStore,
-                "the table's store \(path) is not a readable SQLite database (\(error.message ?? "\(error.resultCode)")) while \(doing); delete or move it to restore the table from the topic")
+                "the table's store \(path) is not a readable SQLite database (\(error.message ?? "\(error.resultCode)")) while \(doing); delete or move it to restore the table from the topic"
+            )
         }
         return KafkaTableError(.storeFailure, "\(doing) the table's SQLite store \(path) failed: \(error)")
     }

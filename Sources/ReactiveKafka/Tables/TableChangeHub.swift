@@ -57,7 +57,10 @@ final class ChangeSubscription<Key: Hashable & Sendable, Value: Sendable>: Senda
     /// Registrations this one is fed by (the two sides of a join), released with it.
     private let upstream: [any AnyObject & Sendable]
 
-    init(buffer: ChangeBuffer<Key, Value>, upstream: [any AnyObject & Sendable] = [], unsubscribe: @escaping @Sendable () -> Void) {
+    init(
+        buffer: ChangeBuffer<Key, Value>, upstream: [any AnyObject & Sendable] = [],
+        unsubscribe: @escaping @Sendable () -> Void
+    ) {
         self.buffer = buffer
         self.upstream = upstream
         self.unsubscribe = unsubscribe

@@ -38,8 +38,14 @@ struct TableLifecycle: Sendable {
     /// What a task asking for readiness gets now: a result, or nil to wait.
     func readiness() -> Result<Void, any Error>? {
         if restore.isComplete { return .success(()) }
-        if let end { return end.flatMap { .failure(KafkaTableError(.closed, "the table was closed before its restore completed")) } }
-        if closeRequested { return .failure(KafkaTableError(.closed, "the table was closed before its restore completed")) }
+        if let end {
+            return end.flatMap {
+                .failure(KafkaTableError(.closed, "the table was closed before its restore completed"))
+            }
+        }
+        if closeRequested {
+            return .failure(KafkaTableError(.closed, "the table was closed before its restore completed"))
+        }
         return nil
     }
 

@@ -15,7 +15,8 @@ final class RecordPile: @unchecked Sendable {
 extension ConsumerSettings {
     /// These settings reading raw bytes: a table deserialises itself, to name or skip a bad record and see tombstones.
     func rawBytes() -> ConsumerSettings<KafkaBytes?, KafkaBytes?> {
-        var raw = ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes, properties: properties)
+        var raw = ConsumerSettings<KafkaBytes?, KafkaBytes?>(
+            keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes, properties: properties)
         raw.closeTimeout = closeTimeout
         raw.stopTimeout = stopTimeout
         raw.commitTimeout = commitTimeout

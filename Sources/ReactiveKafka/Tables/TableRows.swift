@@ -38,7 +38,9 @@ struct TableRows<Key: Hashable & Sendable, Value: Sendable>: Sendable {
 
     /// The entries of `batch` that belong to assigned partitions.
     func writable(_ batch: TableBatch<Key, Value>) -> TableBatch<Key, Value> {
-        TableBatch(entries: batch.entries.filter { assigned.contains($0.partition) }, positions: batch.positions.filter { assigned.contains($0.key) })
+        TableBatch(
+            entries: batch.entries.filter { assigned.contains($0.partition) },
+            positions: batch.positions.filter { assigned.contains($0.key) })
     }
 
     /// Applies `batch` (a tombstone deletes its key) and returns the changes it made, in order.

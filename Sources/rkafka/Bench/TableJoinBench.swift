@@ -21,16 +21,19 @@ enum TableJoinBench {
     static func baseline(_ env: BenchEnvironment) throws -> BenchMeasurement {
         let rows = Dictionary(uniqueKeysWithValues: (0..<keys).map { ($0, KafkaBytes("customer-\($0)")) })
         let expected = env.parameters.messages
-        let consumer = try RawConsumer(env, group: env.baselineGroup, topic: env.inputTopic, client: "baseline consumer")
+        let consumer = try RawConsumer(
+            env, group: env.baselineGroup, topic: env.inputTopic, client: "baseline consumer")
         defer { consumer.close() }
-        let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: RawBaselines.consumeBatchSize)
+        let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(
+            capacity: RawBaselines.consumeBatchSize)
         defer { batch.deallocate() }
         var meter = PhaseMeter()
         var got = 0
         var hits = 0
         var lastProgress = ContinuousClock.now
         while got < expected {
-            let k = rd_kafka_consume_batch_queue(consumer.queue, 1000, batch, min(RawBaselines.consumeBatchSize, expected - got))
+            let k = rd_kafka_consume_batch_queue(
+                consumer.queue, 1000, batch, min(RawBaselines.consumeBatchSize, expected - got))
             if k > 0 {
                 meter.begin()
                 lastProgress = .now
@@ -43,7 +46,8 @@ enum TableJoinBench {
                     rd_kafka_message_destroy(message)
                 }
             } else if ContinuousClock.now - lastProgress > env.parameters.stallTimeout {
-                throw BenchError("table-join baseline: no message for \(env.parameters.stallTimeout) after \(got) of \(expected)")
+                throw BenchError(
+                    "table-join baseline: no message for \(env.parameters.stallTimeout) after \(got) of \(expected)")
             }
         }
         guard hits == expected else { throw BenchError("table-join baseline: \(hits) hits for \(expected) messages") }
@@ -86,17 +90,24 @@ enum TableJoinBench {
         private func restoredTable(_ env: BenchEnvironment) async throws -> KafkaTable<Int64, KafkaBytes> {
             let topic = "\(env.inputTopic)-table"
             _ = try env.connection.createTopic(topic, partitions: env.parameters.partitions)
-            let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string, properties: env.producerSettingsProperties))
+            let producer = try KafkaProducer(
+                ProducerSettings(
+                    keySerializer: .string, valueSerializer: .string, properties: env.producerSettingsProperties))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for key in 0..<TableJoinBench.keys {
-                    group.addTask { _ = try await producer.send(ProducerRecord(topic: topic, key: "\(key)", value: "customer-\(key)")) }
+                    group.addTask {
+                        _ = try await producer.send(
+                            ProducerRecord(topic: topic, key: "\(key)", value: "customer-\(key)"))
+                    }
                 }
                 try await group.waitForAll()
             }
             await producer.close()
             let settings = ConsumerSettings(
                 keyDeserializer: Deserializer<Int64> { bytes in
-                    guard let text = bytes?.string, let key = Int64(text) else { throw DeserializationFailure("not a decimal key") }
+                    guard let text = bytes?.string, let key = Int64(text) else {
+                        throw DeserializationFailure("not a decimal key")
+                    }
                     return key
                 },
                 valueDeserializer: .bytes,

@@ -12,8 +12,9 @@ import Testing
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-restore", partitions: 3)
         // Keys hash to partitions, so each key's records keep their order.
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic,
-                                   records: (0..<300).map { (key: "k\($0 % 10)", value: "v\($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic,
+            records: (0..<300).map { (key: "k\($0 % 10)", value: "v\($0)") })
         let table = try KafkaTable(topic: topic, settings: Support.settings(kafka))
         let running = try await Support.start(table)
 
@@ -22,7 +23,9 @@ import Testing
         for k in 0..<10 { #expect(table["k\(k)"] == "v\(290 + k)") }
 
         let changes = table.changes()
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "k3", value: "new"), (key: "k10", value: "added")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic,
+            records: [(key: "k3", value: "new"), (key: "k10", value: "added")])
         _ = try await Support.collect(changes) { seen in Set(seen.map(\.key)) == ["k3", "k10"] }
         #expect(table["k3"] == "new")
         #expect(table["k10"] == "added")
@@ -33,7 +36,9 @@ import Testing
     @Test func aTombstoneDeletesItsKeyDuringTheRestoreAndAfter() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-tombstones", partitions: 2)
-        try await Support.send(kafka, topic: topic, [(key: "a", value: "1"), (key: "b", value: "2"), (key: "a", value: nil), (key: "c", value: nil)])
+        try await Support.send(
+            kafka, topic: topic,
+            [(key: "a", value: "1"), (key: "b", value: "2"), (key: "a", value: nil), (key: "c", value: nil)])
         let table = try KafkaTable(topic: topic, settings: Support.settings(kafka))
         let running = try await Support.start(table)
         #expect(table.snapshot() == ["b": "2"])
@@ -55,11 +60,13 @@ import Testing
     @Test func everySnapshotIsTheStateAfterSomePrefixOfTheLog() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-snapshots", partitions: 1)
-        let table = try KafkaTable(topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(maxBatchRecords: 7))
+        let table = try KafkaTable(
+            topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(maxBatchRecords: 7))
         let running = try await Support.start(table)
         let writer = Task {
-            try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic,
-                                       records: (0..<200).flatMap { round in (0..<10).map { (key: "k\($0)", value: "\(round)") } })
+            try await TestData.produce(
+                bootstrapServers: kafka.bootstrapServers, topic: topic,
+                records: (0..<200).flatMap { round in (0..<10).map { (key: "k\($0)", value: "\(round)") } })
         }
         var snapshots = 0
         while true {
@@ -70,7 +77,10 @@ import Testing
             snapshots += 1
             if values[9] == 199 { break }
             await Task.yield()
-            if snapshots > 5_000_000 { Issue.record("the table never reached the last round"); break }
+            if snapshots > 5_000_000 {
+                Issue.record("the table never reached the last round")
+                break
+            }
         }
         try await writer.value
         try await Support.stop(table, running)
@@ -85,9 +95,17 @@ import Testing
 
         let fast = table.changes()
         let slow = table.changes()
-        try await Support.send(kafka, topic: topic, [(key: "x", value: "1"), (key: "y", value: "a"), (key: "x", value: "2"), (key: "x", value: "3"), (key: "y", value: nil)])
+        try await Support.send(
+            kafka, topic: topic,
+            [
+                (key: "x", value: "1"), (key: "y", value: "a"), (key: "x", value: "2"), (key: "x", value: "3"),
+                (key: "y", value: nil),
+            ])
         // The fast reader sees every change in order (a batch may already conflate some).
-        let seenFast = try await Support.collect(fast) { seen in seen.contains { $0.key == "y" && $0.newValue == nil } && seen.last(where: { $0.key == "x" })?.newValue == "3" }
+        let seenFast = try await Support.collect(fast) { seen in
+            seen.contains { $0.key == "y" && $0.newValue == nil }
+                && seen.last(where: { $0.key == "x" })?.newValue == "3"
+        }
         #expect(seenFast.filter { $0.key == "x" }.last?.newValue == "3")
         // The slow reader, reading only now, gets one change per key: from its old value to its latest.
         let seenSlow = try await Support.collect(slow) { $0.count == 2 }
@@ -112,7 +130,8 @@ import Testing
     @Test func aGracefulShutdownOfItsServiceGroupEndsTheTable() async throws {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-service", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "a", value: "1")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "a", value: "1")])
         let table = try KafkaTable(topic: topic, settings: Support.settings(kafka))
         let group = ServiceGroup(services: [table], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
@@ -122,7 +141,10 @@ import Testing
         // What SIGTERM does.
         await group.triggerGracefulShutdown()
         let ended = await BoundedWait.within(.seconds(30)) { () -> Result<Void, any Error> in
-            do { try await running.value; return .success(()) } catch { return .failure(error) }
+            do {
+                try await running.value
+                return .success(())
+            } catch { return .failure(error) }
         }
         try #require(ended, "the service group did not end within 30 s").get()
         #expect(try await Support.collect(changes) { _ in true }.isEmpty)

@@ -11,12 +11,15 @@ import Testing
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-aligned", partitions: 4)
         let group = kafka.name("table-aligned-group")
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic,
-                                   records: (0..<200).map { (key: "k\($0 % 40)", value: "v\($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic,
+            records: (0..<200).map { (key: "k\($0 % 40)", value: "v\($0)") })
         func member() throws -> KafkaTable<String, String> {
-            let storage: KafkaTableOptions.Storage = persistent ? .sqlite(path: try Support.temporaryPath("member.sqlite")) : .memory
-            return try KafkaTable(topic: topic, settings: Support.settings(kafka).withGroupId(group),
-                                  options: KafkaTableOptions(scope: .partitionAligned, storage: storage))
+            let storage: KafkaTableOptions.Storage =
+                persistent ? .sqlite(path: try Support.temporaryPath("member.sqlite")) : .memory
+            return try KafkaTable(
+                topic: topic, settings: Support.settings(kafka).withGroupId(group),
+                options: KafkaTableOptions(scope: .partitionAligned, storage: storage))
         }
         let first = try member()
         let firstRun = try await Support.start(first)
@@ -29,7 +32,9 @@ import Testing
         let a = first.snapshot()
         let b = second.snapshot()
         #expect(Set(a.keys).isDisjoint(with: b.keys))
-        #expect(a.merging(b) { x, _ in x } == Dictionary(uniqueKeysWithValues: (160..<200).map { ("k\($0 % 40)", "v\($0)") }))
+        #expect(
+            a.merging(b) { x, _ in x }
+                == Dictionary(uniqueKeysWithValues: (160..<200).map { ("k\($0 % 40)", "v\($0)") }))
 
         // New records reach the member that owns their partition.
         try await Support.send(kafka, topic: topic, [(key: "k0", value: "moved"), (key: "k1", value: "moved")])
@@ -48,7 +53,9 @@ import Testing
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-aligned-one", partitions: 1)
         let group = kafka.name("table-aligned-one-group")
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: [(key: "a", value: "1"), (key: "b", value: "2")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic,
+            records: [(key: "a", value: "1"), (key: "b", value: "2")])
         let options = KafkaTableOptions(scope: .partitionAligned)
         let owner = try KafkaTable(topic: topic, settings: Support.settings(kafka).withGroupId(group), options: options)
         let ownerRun = try await Support.start(owner)

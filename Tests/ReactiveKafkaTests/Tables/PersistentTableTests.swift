@@ -13,8 +13,9 @@ import Testing
         let topic = try kafka.createTopic("table-persistent", partitions: 3)
         let path = try Support.temporaryPath("customers.sqlite")
         let options = KafkaTableOptions(storage: .sqlite(path: path))
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic,
-                                   records: (0..<120).map { (key: "k\($0 % 40)", value: "v\($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic,
+            records: (0..<120).map { (key: "k\($0 % 40)", value: "v\($0)") })
 
         let first = try KafkaTable(topic: topic, settings: Support.settings(kafka), options: options)
         let firstRun = try await Support.start(first)
@@ -22,7 +23,8 @@ import Testing
         #expect(first.count == 40)
         try await Support.stop(first, firstRun)
 
-        try await Support.send(kafka, topic: topic, [(key: "k1", value: "changed"), (key: "k2", value: nil), (key: "k99", value: "new")])
+        try await Support.send(
+            kafka, topic: topic, [(key: "k1", value: "changed"), (key: "k2", value: nil), (key: "k99", value: "new")])
         let second = try KafkaTable(topic: topic, settings: Support.settings(kafka), options: options)
         let secondRun = try await Support.start(second)
         #expect(second.recordsRead == 3)
@@ -39,9 +41,11 @@ import Testing
         let topic = try kafka.createTopic("table-corrupt", partitions: 1)
         let path = try Support.temporaryPath("garbage.sqlite")
         try Data(repeating: 0x5A, count: 8192).write(to: URL(fileURLWithPath: path))
-        let table = try KafkaTable(topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(storage: .sqlite(path: path)))
+        let table = try KafkaTable(
+            topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(storage: .sqlite(path: path)))
         let error = try await Support.failure(of: table)
-        let tableError = try #require(error as? KafkaTableError, "expected a KafkaTableError, got \(String(describing: error))")
+        let tableError = try #require(
+            error as? KafkaTableError, "expected a KafkaTableError, got \(String(describing: error))")
         #expect(tableError.kind == .corruptStore)
         #expect(tableError.message.contains(path))
         await #expect(throws: KafkaTableError.self) { try await table.ready() }
@@ -52,9 +56,11 @@ import Testing
         let topic = try kafka.createTopic("table-foreign", partitions: 1)
         let path = try Support.temporaryPath("app.sqlite")
         let other = try DatabaseQueue(path: path)
-        try await other.write { db in try db.execute(sql: "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)") }
+        try await other.write { db in try db.execute(sql: "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        }
         try other.close()
-        let table = try KafkaTable(topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(storage: .sqlite(path: path)))
+        let table = try KafkaTable(
+            topic: topic, settings: Support.settings(kafka), options: KafkaTableOptions(storage: .sqlite(path: path)))
         let error = try #require(try await Support.failure(of: table) as? KafkaTableError)
         #expect(error.kind == .foreignStore)
         #expect(error.message.contains("invoices"))

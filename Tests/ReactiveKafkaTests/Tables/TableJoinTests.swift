@@ -12,7 +12,9 @@ import Testing
         let customers = try kafka.createTopic("join-customers", partitions: 2)
         let orders = try kafka.createTopic("join-orders", partitions: 2)
         try await Support.send(kafka, topic: customers, [(key: "c1", value: "Ada"), (key: "c2", value: "Grace")])
-        try await Support.send(kafka, topic: orders, [(key: "c1", value: "o1"), (key: "c3", value: "o2"), (key: "c2", value: "o3"), (key: "c1", value: "o4")])
+        try await Support.send(
+            kafka, topic: orders,
+            [(key: "c1", value: "o1"), (key: "c3", value: "o2"), (key: "c2", value: "o3"), (key: "c1", value: "o4")])
         let table = try KafkaTable(topic: customers, settings: Support.settings(kafka))
         let running = try await Support.start(table)
 
@@ -22,22 +24,24 @@ import Testing
             .join(table, key: { $0.key })
             .map { "\($0.record.value):\($0.value)" }
             .take(3)
-        let joined = try #require(await BoundedWait.within(.seconds(30)) { () -> [String] in
-            var out: [String] = []
-            do { for try await line in inner { out.append(line) } } catch {}
-            return out
-        })
+        let joined = try #require(
+            await BoundedWait.within(.seconds(30)) { () -> [String] in
+                var out: [String] = []
+                do { for try await line in inner { out.append(line) } } catch {}
+                return out
+            })
         #expect(Set(joined) == ["o1:Ada", "o3:Grace", "o4:Ada"])
 
         let left = Consumer.plainSource(orderSettings, subscription: .assignmentWithOffset(fromStart))
             .leftJoin(table, key: { $0.key })
             .map { "\($0.record.value):\($0.value ?? "-")" }
             .take(4)
-        let leftJoined = try #require(await BoundedWait.within(.seconds(30)) { () -> [String] in
-            var out: [String] = []
-            do { for try await line in left { out.append(line) } } catch {}
-            return out
-        })
+        let leftJoined = try #require(
+            await BoundedWait.within(.seconds(30)) { () -> [String] in
+                var out: [String] = []
+                do { for try await line in left { out.append(line) } } catch {}
+                return out
+            })
         #expect(Set(leftJoined) == ["o1:Ada", "o2:-", "o3:Grace", "o4:Ada"])
         try await Support.stop(table, running)
     }

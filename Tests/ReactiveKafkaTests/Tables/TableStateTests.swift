@@ -1,22 +1,32 @@
-@testable import ReactiveKafka
 import Testing
+
+@testable import ReactiveKafka
 
 /// The pure state behind tables: rows, restore progress, and a reader's conflated changes.
 @Suite struct TableStateTests {
     typealias Rows = TableRows<String, Int>
 
     static func entry(_ partition: Int32, _ key: String, _ value: Int?) -> TableEntry<String, Int> {
-        TableEntry(partition: partition, key: key, value: value, keyBytes: KafkaBytes(key), valueBytes: value.map { KafkaBytes("\($0)") })
+        TableEntry(
+            partition: partition, key: key, value: value, keyBytes: KafkaBytes(key),
+            valueBytes: value.map { KafkaBytes("\($0)") })
     }
 
     @Test func rowsApplyUpsertsAndTombstonesAndReportEachRealChange() {
         var rows = Rows(tracksPartitions: false)
         rows.assign(0, rows: [], position: nil)
-        let changes = rows.apply(TableBatch(entries: [Self.entry(0, "a", 1), Self.entry(0, "a", 2), Self.entry(0, "b", nil), Self.entry(0, "c", 3), Self.entry(0, "c", nil)], positions: [0: 5]))
+        let changes = rows.apply(
+            TableBatch(
+                entries: [
+                    Self.entry(0, "a", 1), Self.entry(0, "a", 2), Self.entry(0, "b", nil), Self.entry(0, "c", 3),
+                    Self.entry(0, "c", nil),
+                ], positions: [0: 5]))
         #expect(rows.values == ["a": 2])
         #expect(rows.positions == [0: 5])
         // Deleting the absent "b" changed nothing.
-        #expect(changes.map { "\($0.key):\($0.oldValue.map(String.init) ?? "-")>\($0.newValue.map(String.init) ?? "-")" } == ["a:->1", "a:1>2", "c:->3", "c:3>-"])
+        #expect(
+            changes.map { "\($0.key):\($0.oldValue.map(String.init) ?? "-")>\($0.newValue.map(String.init) ?? "-")" }
+                == ["a:->1", "a:1>2", "c:->3", "c:3>-"])
     }
 
     @Test func rowsIgnoreWritesToUnassignedPartitionsAndRevokeDropsTheirRows() {
@@ -31,7 +41,10 @@ import Testing
         #expect(rows.positions == [0: 4])
         let late = rows.apply(TableBatch(entries: [Self.entry(1, "x", 5)], positions: [1: 2]))
         #expect(late.isEmpty)
-        #expect(rows.writable(TableBatch(entries: [Self.entry(0, "a", 1), Self.entry(1, "b", 1)], positions: [0: 5, 1: 3])).entries.map(\.key) == ["a"])
+        #expect(
+            rows.writable(
+                TableBatch(entries: [Self.entry(0, "a", 1), Self.entry(1, "b", 1)], positions: [0: 5, 1: 3])
+            ).entries.map(\.key) == ["a"])
     }
 
     @Test func positionsNeverGoBack() {
@@ -83,13 +96,19 @@ import Testing
 
     @Test func aReadersPendingChangesAreConflatedByKeyInFirstChangeOrder() {
         var buffer = ChangeBufferState<String, Int>()
-        buffer.offer([TableChange(key: "a", oldValue: nil, newValue: 1), TableChange(key: "b", oldValue: 7, newValue: 8)])
-        buffer.offer([TableChange(key: "a", oldValue: 1, newValue: 2), TableChange(key: "c", oldValue: nil, newValue: 3), TableChange(key: "b", oldValue: 8, newValue: nil)])
+        buffer.offer([
+            TableChange(key: "a", oldValue: nil, newValue: 1), TableChange(key: "b", oldValue: 7, newValue: 8),
+        ])
+        buffer.offer([
+            TableChange(key: "a", oldValue: 1, newValue: 2), TableChange(key: "c", oldValue: nil, newValue: 3),
+            TableChange(key: "b", oldValue: 8, newValue: nil),
+        ])
         buffer.finish(nil)
         buffer.offer([TableChange(key: "late", oldValue: nil, newValue: 0)])
         var taken: [String] = []
         while let change = buffer.take() {
-            taken.append("\(change.key):\(change.oldValue.map(String.init) ?? "-")>\(change.newValue.map(String.init) ?? "-")")
+            taken.append(
+                "\(change.key):\(change.oldValue.map(String.init) ?? "-")>\(change.newValue.map(String.init) ?? "-")")
         }
         #expect(taken == ["a:->2", "b:7>-", "c:->3"])
         #expect(buffer.end != nil)

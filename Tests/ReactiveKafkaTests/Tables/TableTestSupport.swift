@@ -27,7 +27,10 @@ enum TableTestSupport {
 
     static func ready<K, V>(_ table: KafkaTable<K, V>, within limit: Duration = .seconds(30)) async throws {
         let outcome = await BoundedWait.within(limit) { () -> Result<Void, any Error> in
-            do { try await table.ready(); return .success(()) } catch { return .failure(error) }
+            do {
+                try await table.ready()
+                return .success(())
+            } catch { return .failure(error) }
         }
         try #require(outcome, "the table was not ready within \(limit)").get()
     }
@@ -36,7 +39,10 @@ enum TableTestSupport {
     static func stop<K, V>(_ table: KafkaTable<K, V>, _ task: Task<Void, any Error>) async throws {
         table.close()
         let outcome = await BoundedWait.within(.seconds(30)) { () -> Result<Void, any Error> in
-            do { try await task.value; return .success(()) } catch { return .failure(error) }
+            do {
+                try await task.value
+                return .success(())
+            } catch { return .failure(error) }
         }
         try #require(outcome, "the table's run did not end within 30 s after close").get()
     }
@@ -44,16 +50,24 @@ enum TableTestSupport {
     /// The error the run of `table` ends with (at most 30 s).
     static func failure<K, V>(of table: KafkaTable<K, V>) async throws -> (any Error)? {
         let outcome = await BoundedWait.within(.seconds(30)) { () -> (any Error)? in
-            do { try await table.run(); return nil } catch { return error }
+            do {
+                try await table.run()
+                return nil
+            } catch { return error }
         }
         return try #require(outcome, "the table's run did not end within 30 s")
     }
 
     /// Sends `records` (a nil value is a tombstone) in order and waits for each.
-    static func send(_ kafka: TestCluster, topic: String, _ records: [(key: String, value: String?)], partition: Int32? = nil) async throws {
-        let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(kafka.bootstrapServers))
+    static func send(
+        _ kafka: TestCluster, topic: String, _ records: [(key: String, value: String?)], partition: Int32? = nil
+    ) async throws {
+        let producer = try KafkaProducer(
+            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(
+                kafka.bootstrapServers))
         for record in records {
-            _ = try await producer.send(ProducerRecord(topic: topic, partition: partition, key: record.key, value: record.value))
+            _ = try await producer.send(
+                ProducerRecord(topic: topic, partition: partition, key: record.key, value: record.value))
         }
         await producer.close()
     }
@@ -73,12 +87,17 @@ enum TableTestSupport {
             return seen
         }
         let seen = try #require(outcome, "the expected changes did not arrive within 30 s")
-        try #require(done(seen), "the changes ended before the expected ones: \(seen.map { "\($0.key)=\($0.newValue.map { "\($0)" } ?? "nil")" })")
+        try #require(
+            done(seen),
+            "the changes ended before the expected ones: \(seen.map { "\($0.key)=\($0.newValue.map { "\($0)" } ?? "nil")" })"
+        )
         return seen
     }
 
     /// Waits (at most `limit`, checking every 50 ms) until `condition` holds.
-    static func eventually(within limit: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool) async throws {
+    static func eventually(within limit: Duration = .seconds(30), _ condition: @escaping @Sendable () -> Bool)
+        async throws
+    {
         let outcome = await BoundedWait.within(limit) { () -> Bool in
             while !condition() {
                 do { try await Task.sleep(for: .milliseconds(50)) } catch { return false }

@@ -5,7 +5,9 @@ import Testing
 /// A topic written in transactions ends with a commit marker, which no record reaches: the
 /// restore must still complete (the consumer reports the partition's end). librdkafka's mock
 /// cluster writes no markers, so this runs against a real broker (`make test-external`).
-@Suite(.enabled(if: TestClusterMode.isExternal, "the mock cluster writes no transaction markers: run with make test-external"))
+@Suite(
+    .enabled(
+        if: TestClusterMode.isExternal, "the mock cluster writes no transaction markers: run with make test-external"))
 struct TransactionalTopicTableTests {
     typealias Support = TableTestSupport
 
@@ -14,10 +16,14 @@ struct TransactionalTopicTableTests {
         let kafka = try TestCluster()
         let topic = try kafka.createTopic("table-transactional", partitions: 2)
         let producer = try TransactionalProducer(
-            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(kafka.bootstrapServers),
+            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(
+                kafka.bootstrapServers),
             transactionalId: kafka.name("table-transactional-writer"))
         try await producer.transaction { transaction in
-            for i in 0..<6 { try await transaction.send(ProducerRecord(topic: topic, partition: Int32(i % 2), key: "k\(i)", value: "v\(i)")) }
+            for i in 0..<6 {
+                try await transaction.send(
+                    ProducerRecord(topic: topic, partition: Int32(i % 2), key: "k\(i)", value: "v\(i)"))
+            }
         }
         await producer.close()
         let metadata = try MetadataClient(Support.settings(kafka))
@@ -28,7 +34,9 @@ struct TransactionalTopicTableTests {
 
         var settings = Support.settings(kafka).withProperty("isolation.level", "read_committed")
         if partitionAligned { settings = settings.withGroupId(kafka.name("table-transactional-group")) }
-        let table = try KafkaTable(topic: topic, settings: settings, options: KafkaTableOptions(scope: partitionAligned ? .partitionAligned : .global))
+        let table = try KafkaTable(
+            topic: topic, settings: settings,
+            options: KafkaTableOptions(scope: partitionAligned ? .partitionAligned : .global))
         let running = try await Support.start(table)
         #expect(table.count == 6)
         #expect(table["k5"] == "v5")
