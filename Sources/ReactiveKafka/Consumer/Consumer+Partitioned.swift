@@ -78,10 +78,12 @@ extension Consumer {
         committable: Bool,
         transactional: Bool = false,
         offsetsOnAssign: (@Sendable (Set<TopicPartition>) async throws -> [TopicPartition: Int64])?,
+        onPartitionEnd: (@Sendable (TopicPartition, Int64, Int64?) -> Void)? = nil,
         makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
-        let kind = SourceKind(committable: committable, partitioned: true, transactional: transactional)
+        let kind = SourceKind(
+            committable: committable, partitioned: true, transactional: transactional, onPartitionEnd: onPartitionEnd)
         let control = makeControl(
             settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(

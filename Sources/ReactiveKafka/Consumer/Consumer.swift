@@ -116,6 +116,8 @@ public enum Consumer {
         var endsWithItsSources: Bool = true
         /// Offsets are committed in producer transactions, not by committers.
         var transactional: Bool = false
+        /// Told when a partition reaches its end (see ``ConsumerEngine/Configuration/onPartitionEnd``).
+        var onPartitionEnd: (@Sendable (TopicPartition, Int64, Int64?) -> Void)? = nil
     }
 
     static func makeSource<Key, Value, Element: Sendable>(
@@ -124,12 +126,13 @@ public enum Consumer {
         logger: Logger,
         committable: Bool,
         transactional: Bool = false,
+        onPartitionEnd: (@Sendable (TopicPartition, Int64, Int64?) -> Void)? = nil,
         makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
+        let kind = SourceKind(committable: committable, transactional: transactional, onPartitionEnd: onPartitionEnd)
         let control = makeControl(
-            settings, subscription: subscription, logger: logger,
-            kind: SourceKind(committable: committable, transactional: transactional), engineBox: engineBox)
+            settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
         // The box, not its engine: the closure's context keeps the box, so passing it costs
         // nothing per record, where reading the engine out retained and released it per record.
         let sequence = KafkaConsumerSequence<Element>(control: control) { index, chunk in
@@ -193,6 +196,7 @@ public enum Consumer {
             configuration.metrics = settings.metrics
             configuration.health = health
             configuration.stallThreshold = settings.stallThreshold
+            configuration.onPartitionEnd = kind.onPartitionEnd
             let engine = try ConsumerEngine(
                 configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine

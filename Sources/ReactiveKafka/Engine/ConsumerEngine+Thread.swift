@@ -97,6 +97,7 @@ extension ConsumerEngine {
         var runStart = 0
         var runBytes = 0
         var runKey: (OpaquePointer?, Int32)? = nil
+        var partitionEnds: [(TopicPartition, Int64)] = []
         func closeRun(at end: Int) {
             guard let key = runKey, end > runStart, let rkt = key.0 else { return }
             let partition = consumedPartition(rkt, key.1)
@@ -110,6 +111,12 @@ extension ConsumerEngine {
                 runKey = nil
                 runStart = i + 1
                 runBytes = 0
+                if message.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF, configuration.onPartitionEnd != nil,
+                    let rkt = message.pointee.rkt
+                {
+                    partitionEnds.append(
+                        (TopicPartition(topicName(rkt), message.pointee.partition), message.pointee.offset))
+                }
                 handleConsumeError(message)
                 continue
             }
@@ -130,6 +137,8 @@ extension ConsumerEngine {
             batchBytes += chunk.byteCount
             nextOffsets[chunk.topicPartition] = chunk.nextOffset
         }
+        // After this batch's records are counted in, so the end comes with the last record before it.
+        for (partition, end) in partitionEnds { configuration.onPartitionEnd?(partition, end, nextOffsets[partition]) }
         if !chunks.isEmpty { recentRecordBytes = max(1, batchBytes / max(1, count)) }
         guard !chunks.isEmpty else { return }
         instruments?.received(chunks)

@@ -49,6 +49,11 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         /// for a stream that takes none make it stalled.
         var health: ConsumerHealthHub?
         var stallThreshold: Duration = .seconds(60)
+        /// Told, on the engine thread, when a partition reaches its end (librdkafka's partition EOF,
+        /// with `enable.partition.eof`): the end offset, and the offset after the last record the
+        /// engine read of it (nil if none since it was assigned or sought). Tables use it to see the
+        /// end of a log whose last entries are transaction markers, which no record reaches.
+        var onPartitionEnd: (@Sendable (TopicPartition, _ end: Int64, _ afterLastRecord: Int64?) -> Void)?
         var logger: Logger
     }
 

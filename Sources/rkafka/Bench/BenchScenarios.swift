@@ -65,6 +65,7 @@ enum BenchScenarios {
             connector: AtLeastOncePipelineBench()
         ),
         TransactionalBench.scenario,
+        TableJoinBench.scenario,
     ]
 
     /// Every scenario name, Kafka ones first.
