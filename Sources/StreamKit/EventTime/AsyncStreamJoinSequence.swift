@@ -56,7 +56,7 @@ extension AsyncSequence {
 /// ```swift
 /// let paidOrders = eventTimeJoin(
 ///     orders, payments, leftKey: \.orderID, rightKey: \.orderID,
-///     leftTime: \.time, rightTime: \.time, within: .minutes(10), idleTimeout: .seconds(30))
+///     leftTime: \.time, rightTime: \.time, within: .seconds(10 * 60), idleTimeout: .seconds(30))
 /// for try await output in paidOrders {
 ///     if case .joined(let order, let payment) = output { ship(order, payment) }
 /// }

@@ -5,11 +5,11 @@
 /// let takeover = EventPattern<Activity>
 ///     .first("login from a new country") { $0.isNewCountryLogin }
 ///     .followedBy("large payment") { $0.amount > 1_000 }
-///     .within(.minutes(5))
+///     .within(.seconds(5 * 60))
 /// let abandoned = EventPattern<Activity>
 ///     .first("checkout") { $0.kind == .checkout }
 ///     .notFollowedBy("payment") { $0.kind == .payment }
-///     .within(.minutes(30))
+///     .within(.seconds(30 * 60))
 /// ```
 /// Other events may come between the steps. Each event that satisfies the first step starts a
 /// match of its own; an event completes every match waiting for the step it satisfies. A
