@@ -65,7 +65,7 @@ extension AsyncSequence {
 /// so the slower holds the other back, up to `idleTimeout`), then joined; `outOfOrderness` is how
 /// far each input may itself be out of order. A `window` or `outOfOrderness` that is not a whole
 /// number of milliseconds fails the first `next()` with ``StreamKitError/invalidArgument(_:)``.
-public func eventTimeJoin<Left: AsyncSequence & Sendable, Right: AsyncSequence & Sendable, Key: Hashable>(
+public func eventTimeJoin<Left: AsyncSequence & Sendable, Right: AsyncSequence & Sendable, Key: Hashable & Sendable>(
     _ left: Left, _ right: Right,
     leftKey: @escaping @Sendable (Left.Element) -> Key, rightKey: @escaping @Sendable (Right.Element) -> Key,
     leftTime: @escaping @Sendable (Left.Element) -> EventTime, rightTime: @escaping @Sendable (Right.Element) -> EventTime,

@@ -17,24 +17,23 @@ public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: 
     public typealias Failure = any Error
 
     let base: Base
-    let makeMachine: @Sendable () throws(StreamKitError) -> WindowingStateMachine<Key, Base.Element, Value>
+    let windows: EventTimeWindows
+    let outOfOrderness: Duration
+    let allowedLateness: Duration
+    let earlyUpdates: Bool
+    let aggregate: WindowAggregation<Base.Element, Value>
     let key: @Sendable (Base.Element) -> Key
     let time: @Sendable (Base.Element) -> EventTime
-
-    init(
-        base: Base, makeMachine: @escaping @Sendable () throws(StreamKitError) -> WindowingStateMachine<Key, Base.Element, Value>,
-        key: @escaping @Sendable (Base.Element) -> Key, time: @escaping @Sendable (Base.Element) -> EventTime
-    ) {
-        self.base = base
-        self.makeMachine = makeMachine
-        self.key = key
-        self.time = time
-    }
 
     public func makeAsyncIterator() -> Iterator {
         let (key, time) = (key, time)
         return Iterator(driver: EventTimeDriver(
-            base: base.makeAsyncIterator(), machine: Result(catching: makeMachine),
+            base: base.makeAsyncIterator(),
+            machine: Result { () throws(StreamKitError) in
+                try WindowingStateMachine(
+                    windows: windows, outOfOrderness: outOfOrderness, allowedLateness: allowedLateness,
+                    earlyUpdates: earlyUpdates, aggregation: aggregate)
+            },
             receive: { machine, element, output in machine.receive(element, key: key(element), time: time(element), into: &output) },
             finish: { machine, output in machine.finish(into: &output) }))
     }
@@ -78,12 +77,7 @@ extension AsyncSequence {
         aggregate: WindowAggregation<Element, Value>
     ) -> AsyncWindowedSequence<Self, Key, Value> {
         AsyncWindowedSequence(
-            base: self,
-            makeMachine: { () throws(StreamKitError) in
-                try WindowingStateMachine(
-                    windows: windows, outOfOrderness: outOfOrderness, allowedLateness: allowedLateness,
-                    earlyUpdates: earlyUpdates, aggregation: aggregate)
-            },
-            key: key, time: time)
+            base: self, windows: windows, outOfOrderness: outOfOrderness, allowedLateness: allowedLateness,
+            earlyUpdates: earlyUpdates, aggregate: aggregate, key: key, time: time)
     }
 }

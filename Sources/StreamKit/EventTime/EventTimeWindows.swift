@@ -109,7 +109,7 @@ public struct WindowAggregation<Element, Value>: Sendable {
     }
 
     /// Sums `value(element)` over the window.
-    public static func sum(_ value: @escaping @Sendable (Element) -> Value) -> WindowAggregation where Value: AdditiveArithmetic {
+    public static func sum(_ value: @escaping @Sendable (Element) -> Value) -> WindowAggregation where Value: AdditiveArithmetic & Sendable {
         WindowAggregation(initial: { .zero }, add: { $0 += value($1) }, merge: { $0 += $1 })
     }
 }
