@@ -1,3 +1,5 @@
+import DequeModule
+
 /// Per-key event-time windows over a base sequence: tumbling, hopping or session windows,
 /// aggregated by a ``WindowAggregation`` and emitted as ``Windowed/window(_:)`` when the
 /// watermark closes them, with the elements too late for every window as ``Windowed/late(_:)``.
@@ -16,16 +18,31 @@ public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: 
     public typealias Element = Windowed<Key, Value, Base.Element>
     public typealias Failure = any Error
 
-    let base: Base
-    let windows: EventTimeWindows
-    let outOfOrderness: Duration
-    let allowedLateness: Duration
-    let earlyUpdates: Bool
-    let aggregate: WindowAggregation<Base.Element, Value>
-    let key: @Sendable (Base.Element) -> Key
-    let time: @Sendable (Base.Element) -> EventTime
+    @usableFromInline let base: Base
+    @usableFromInline let windows: EventTimeWindows
+    @usableFromInline let outOfOrderness: Duration
+    @usableFromInline let allowedLateness: Duration
+    @usableFromInline let earlyUpdates: Bool
+    @usableFromInline let aggregate: WindowAggregation<Base.Element, Value>
+    @usableFromInline let key: @Sendable (Base.Element) -> Key
+    @usableFromInline let time: @Sendable (Base.Element) -> EventTime
 
-    public func makeAsyncIterator() -> Iterator {
+    @inlinable init(
+        base: Base, windows: EventTimeWindows, outOfOrderness: Duration, allowedLateness: Duration, earlyUpdates: Bool,
+        aggregate: WindowAggregation<Base.Element, Value>, key: @escaping @Sendable (Base.Element) -> Key,
+        time: @escaping @Sendable (Base.Element) -> EventTime
+    ) {
+        self.base = base
+        self.windows = windows
+        self.outOfOrderness = outOfOrderness
+        self.allowedLateness = allowedLateness
+        self.earlyUpdates = earlyUpdates
+        self.aggregate = aggregate
+        self.key = key
+        self.time = time
+    }
+
+    @inlinable public func makeAsyncIterator() -> Iterator {
         let (key, time) = (key, time)
         return Iterator(driver: EventTimeDriver(
             base: base.makeAsyncIterator(),
@@ -40,9 +57,13 @@ public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: 
 
     /// The iterator of ``AsyncWindowedSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        var driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>
+        @usableFromInline var driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>
 
-        public mutating func next() async throws -> Element? { try await driver.next() }
+        @inlinable init(driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>) {
+            self.driver = driver
+        }
+
+        @inlinable public mutating func next() async throws -> Element? { try await driver.next() }
     }
 }
 
@@ -67,7 +88,7 @@ extension AsyncSequence {
     /// every element it takes. Invalid sizes (not whole milliseconds, zero, a hop larger than the
     /// window, a session aggregation without `merge`) fail the first `next()` with
     /// ``StreamKitError/invalidArgument(_:)``.
-    public func windowed<Key: Hashable, Value>(
+    @inlinable public func windowed<Key: Hashable, Value>(
         _ windows: EventTimeWindows,
         key: @escaping @Sendable (Element) -> Key,
         time: @escaping @Sendable (Element) -> EventTime,

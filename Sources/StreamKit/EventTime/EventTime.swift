@@ -54,25 +54,25 @@ extension Duration {
 /// The watermark of a stream whose elements arrive at most `outOfOrderness`
 /// behind the latest event time seen: no element earlier than the watermark is
 /// expected any more.
-struct BoundedOutOfOrderness: Sendable {
-    let outOfOrderness: Int64
+@usableFromInline struct BoundedOutOfOrderness: Sendable {
+    @usableFromInline let outOfOrderness: Int64
     /// The latest event time seen so far.
-    private(set) var maxSeen = EventTime.min
+    @usableFromInline var maxSeen = EventTime.min
     /// Set once the input has ended: every event time has passed.
-    private(set) var ended = false
+    @usableFromInline var ended = false
 
-    init(outOfOrderness: Int64) { self.outOfOrderness = outOfOrderness }
+    @inlinable init(outOfOrderness: Int64) { self.outOfOrderness = outOfOrderness }
 
     /// Elements before this time are late.
-    var watermark: EventTime { ended ? .max : (maxSeen == .min ? .min : maxSeen - outOfOrderness) }
+    @inlinable var watermark: EventTime { ended ? .max : (maxSeen == .min ? .min : maxSeen - outOfOrderness) }
 
     /// Takes `time` into account; returns whether the watermark moved.
-    mutating func observe(_ time: EventTime) -> Bool {
+    @inlinable mutating func observe(_ time: EventTime) -> Bool {
         guard time > maxSeen else { return false }
         maxSeen = time
         return true
     }
 
     /// The input ended: the watermark jumps to ``EventTime/max``.
-    mutating func end() { ended = true }
+    @inlinable mutating func end() { ended = true }
 }

@@ -4,15 +4,15 @@ import DequeModule
 /// pulls the upstream only when no output is waiting, feeds the state machine, and at the end
 /// of the input lets it flush. Taking the machine out while it changes keeps it uniquely
 /// referenced, so its state is never copied; after the end, or an upstream error, it is gone.
-struct EventTimeDriver<Base: AsyncIteratorProtocol, Machine, Output> {
-    var base: Base
-    var machine: Machine?
-    var invalid: StreamKitError?
-    var pending: Deque<Output> = []
-    let receive: (inout Machine, Base.Element, inout Deque<Output>) -> Void
-    let finish: (inout Machine, inout Deque<Output>) -> Void
+@usableFromInline struct EventTimeDriver<Base: AsyncIteratorProtocol, Machine, Output> {
+    @usableFromInline var base: Base
+    @usableFromInline var machine: Machine?
+    @usableFromInline var invalid: StreamKitError?
+    @usableFromInline var pending: Deque<Output> = []
+    @usableFromInline let receive: (inout Machine, Base.Element, inout Deque<Output>) -> Void
+    @usableFromInline let finish: (inout Machine, inout Deque<Output>) -> Void
 
-    init(
+    @inlinable init(
         base: Base, machine: Result<Machine, StreamKitError>,
         receive: @escaping (inout Machine, Base.Element, inout Deque<Output>) -> Void,
         finish: @escaping (inout Machine, inout Deque<Output>) -> Void
@@ -26,7 +26,7 @@ struct EventTimeDriver<Base: AsyncIteratorProtocol, Machine, Output> {
         self.finish = finish
     }
 
-    mutating func next() async throws -> Output? {
+    @inlinable mutating func next() async throws -> Output? {
         if let invalid {
             self.invalid = nil
             throw invalid

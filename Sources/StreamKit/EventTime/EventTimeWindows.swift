@@ -34,7 +34,7 @@ public struct EventTimeWindow: Sendable, Hashable, CustomStringConvertible {
     public var end: EventTime
 
     /// The window `[start, end)`.
-    public init(start: EventTime, end: EventTime) {
+    @inlinable public init(start: EventTime, end: EventTime) {
         self.start = start
         self.end = end
     }
@@ -55,7 +55,7 @@ public struct WindowResult<Key, Value> {
     public var isFinal: Bool
 
     /// A result; the operator creates these, tests may too.
-    public init(key: Key, window: EventTimeWindow, value: Value, isFinal: Bool) {
+    @inlinable public init(key: Key, window: EventTimeWindow, value: Value, isFinal: Bool) {
         self.key = key
         self.window = window
         self.value = value

@@ -10,42 +10,51 @@ import HeapModule
 /// of event time for hopping windows, one per session). One timer per key is live; a timer
 /// left behind when a session merges or an earlier window opens is dropped when the
 /// watermark reaches it.
-struct WindowingStateMachine<Key: Hashable, Element, Value> {
-    typealias Output = Windowed<Key, Value, Element>
+@usableFromInline struct WindowingStateMachine<Key: Hashable, Element, Value> {
+    @usableFromInline typealias Output = Windowed<Key, Value, Element>
 
-    struct OpenWindow {
-        var window: EventTimeWindow
-        var value: Value
+    @usableFromInline struct OpenWindow {
+        @usableFromInline var window: EventTimeWindow
+        @usableFromInline var value: Value
+        @inlinable init(window: EventTimeWindow, value: Value) {
+            self.window = window
+            self.value = value
+        }
     }
 
     /// "Close `key`'s earliest windows at `close`"; `sequence` orders equal times and marks the live timer.
-    struct Timer: Comparable {
-        var close: EventTime
-        var sequence: UInt64
-        var key: Key
-        static func == (lhs: Timer, rhs: Timer) -> Bool { lhs.sequence == rhs.sequence }
-        static func < (lhs: Timer, rhs: Timer) -> Bool { (lhs.close, lhs.sequence) < (rhs.close, rhs.sequence) }
+    @usableFromInline struct Timer: Comparable {
+        @usableFromInline var close: EventTime
+        @usableFromInline var sequence: UInt64
+        @usableFromInline var key: Key
+        @inlinable init(close: EventTime, sequence: UInt64, key: Key) {
+            self.close = close
+            self.sequence = sequence
+            self.key = key
+        }
+        @inlinable static func == (lhs: Timer, rhs: Timer) -> Bool { lhs.sequence == rhs.sequence }
+        @inlinable static func < (lhs: Timer, rhs: Timer) -> Bool { (lhs.close, lhs.sequence) < (rhs.close, rhs.sequence) }
     }
 
-    enum Assigner {
+    @usableFromInline enum Assigner {
         case hopping(size: Int64, advance: Int64)
         case session(gap: Int64)
     }
 
-    let assigner: Assigner
-    let lateness: Int64
-    let earlyUpdates: Bool
-    let aggregation: WindowAggregation<Element, Value>
-    private(set) var clock: BoundedOutOfOrderness
+    @usableFromInline let assigner: Assigner
+    @usableFromInline let lateness: Int64
+    @usableFromInline let earlyUpdates: Bool
+    @usableFromInline let aggregation: WindowAggregation<Element, Value>
+    @usableFromInline var clock: BoundedOutOfOrderness
     /// Each key's open windows, sorted by start (and so by end: they have one size, or do not overlap).
-    private(set) var open: [Key: [OpenWindow]] = [:]
-    private var scheduled: [Key: Timer] = [:]
-    private var timers = Heap<Timer>()
-    private var nextSequence: UInt64 = 0
+    @usableFromInline var open: [Key: [OpenWindow]] = [:]
+    @usableFromInline var scheduled: [Key: Timer] = [:]
+    @usableFromInline var timers = Heap<Timer>()
+    @usableFromInline var nextSequence: UInt64 = 0
     /// How many windows are open, over all keys.
-    private(set) var openWindowCount = 0
+    @usableFromInline var openWindowCount = 0
 
-    init(
+    @usableFromInline init(
         windows: EventTimeWindows, outOfOrderness: Duration, allowedLateness: Duration, earlyUpdates: Bool,
         aggregation: WindowAggregation<Element, Value>
     ) throws(StreamKitError) {
@@ -65,11 +74,11 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
         self.aggregation = aggregation
     }
 
-    var watermark: EventTime { clock.watermark }
+    @inlinable var watermark: EventTime { clock.watermark }
 
     /// Adds `element` to its windows (or to the side output if they have all closed), then
     /// closes the windows the watermark has passed.
-    mutating func receive(_ element: Element, key: Key, time: EventTime, into output: inout Deque<Output>) {
+    @inlinable mutating func receive(_ element: Element, key: Key, time: EventTime, into output: inout Deque<Output>) {
         let accepted = switch assigner {
         case .hopping(let size, let advance): addToHoppingWindows(element, key: key, time: time, size: size, advance: advance, into: &output)
         case .session(let gap): addToSession(element, key: key, time: time, gap: gap, into: &output)
@@ -79,12 +88,12 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
     }
 
     /// The input ended: every open window closes, in order of its end.
-    mutating func finish(into output: inout Deque<Output>) {
+    @inlinable mutating func finish(into output: inout Deque<Output>) {
         clock.end()
         closeWindows(into: &output)
     }
 
-    private mutating func addToHoppingWindows(
+    @inlinable mutating func addToHoppingWindows(
         _ element: Element, key: Key, time: EventTime, size: Int64, advance: Int64, into output: inout Deque<Output>
     ) -> Bool {
         let watermark = clock.watermark
@@ -116,7 +125,7 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
         return accepted
     }
 
-    private mutating func addToSession(_ element: Element, key: Key, time: EventTime, gap: Int64, into output: inout Deque<Output>) -> Bool {
+    @inlinable mutating func addToSession(_ element: Element, key: Key, time: EventTime, gap: Int64, into output: inout Deque<Output>) -> Bool {
         var windows = open.removeValue(forKey: key) ?? []
         defer { if !windows.isEmpty { open[key] = windows } }
         var merged = EventTimeWindow(start: time, end: time + gap)
@@ -143,7 +152,7 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
     }
 
     /// Makes sure `key` has a live timer no later than `close`.
-    private mutating func schedule(_ key: Key, close: EventTime) {
+    @inlinable mutating func schedule(_ key: Key, close: EventTime) {
         if let current = scheduled[key], current.close <= close { return }
         nextSequence += 1
         let timer = Timer(close: close, sequence: nextSequence, key: key)
@@ -152,7 +161,7 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
     }
 
     /// Emits and removes every window whose `end + lateness` the watermark has reached, earliest first.
-    private mutating func closeWindows(into output: inout Deque<Output>) {
+    @inlinable mutating func closeWindows(into output: inout Deque<Output>) {
         let watermark = clock.watermark
         while let timer = timers.min, timer.close <= watermark {
             timers.removeMin()
@@ -173,7 +182,7 @@ struct WindowingStateMachine<Key: Hashable, Element, Value> {
     }
 
     /// The largest multiple of `step` not after `time` (saturating at the start of time).
-    private static func floor(_ time: EventTime, toMultipleOf step: Int64) -> EventTime {
+    @inlinable static func floor(_ time: EventTime, toMultipleOf step: Int64) -> EventTime {
         let remainder = time.milliseconds % step
         return remainder >= 0 ? time - remainder : time - remainder - step
     }

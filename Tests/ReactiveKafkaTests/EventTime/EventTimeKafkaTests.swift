@@ -91,4 +91,28 @@ import Testing
         // Bob paid more than 5 minutes after his login: only Ann matches.
         #expect(matches == [["ann login:fr", "ann pay:5000"]])
     }
+
+    @Test func twoTopicsJoinByKeyWithinAWindowOfTheirTimestamps() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("orders", partitions: 1)
+        try kafka.createTopic("shipments", partitions: 1)
+        try await Self.produce(kafka, [("orders", "o1", "order", 0), ("orders", "o2", "order", 1_000), ("orders", "o3", "order", 2_000)])
+        // o2 ships within a minute of its order, o1 four minutes after it, o3 not at all (o9 moves time on).
+        try await Self.produce(kafka, [("shipments", "o2", "shipped", 50_000), ("shipments", "o1", "shipped", 240_000), ("shipments", "o9", "shipped", 900_000)])
+        let orders = Self.source(kafka, "orders")
+        let shipments = Self.source(kafka, "shipments")
+        var pairs: [String] = []
+        let joined = eventTimeJoin(
+            orders, shipments, leftKey: \.key, rightKey: \.key, leftTime: \.eventTime, rightTime: \.eventTime,
+            // An hour of out-of-orderness: however the two consumers' starts interleave, nothing is late.
+            within: .seconds(60), outOfOrderness: .seconds(3600), idleTimeout: .milliseconds(500))
+        for try await output in joined {
+            if case .joined(let order, let shipment) = output { pairs.append("\(order.key) \(order.value) \(shipment.value)") }
+            if case .late = output { pairs.append("late") }
+            if pairs.count == 1 { break }
+        }
+        await orders.materialized.shutdown()
+        await shipments.materialized.shutdown()
+        #expect(pairs == ["o2 order shipped"])
+    }
 }
