@@ -1,4 +1,5 @@
 import Testing
+
 @testable import StreamKit
 
 /// An actor doing slow work: each call waits at a barrier (so `parallelism` calls must really
@@ -26,7 +27,9 @@ actor Solver {
         let solver = Solver(barrier: Barrier(count: 3))
         let probe = Probe()
         var emitted = 0
-        for try await answer in ProbedSequence(count: 99, probe: probe).mapAsync(parallelism: 3, { await solver.solve($0) }) {
+        for try await answer in ProbedSequence(count: 99, probe: probe).mapAsync(
+            parallelism: 3, { await solver.solve($0) })
+        {
             #expect(answer == emitted * emitted)
             emitted += 1
             #expect(probe.pulled - emitted <= 3) // back-pressure: nothing pulled beyond the calls in flight
@@ -69,7 +72,11 @@ actor Solver {
         let received = Received()
         let answers = [1, 2, 3].async.mapAsync(parallelism: 2) { n in
             // Only the second call asks on the clock (so exactly one timer sleeps); it never answers.
-            n == 2 ? try await ask(timeout: .seconds(1), clock: clock) { () async -> Int in await hang.wait(); return n } : n
+            n == 2
+                ? try await ask(timeout: .seconds(1), clock: clock) { () async -> Int in
+                    await hang.wait()
+                    return n
+                } : n
         }
         let run = received.consume(answers)
         await clock.waitForSleepers(count: 1)
@@ -100,9 +107,12 @@ actor Solver {
             for (solver, jobs) in zip(pool, workers) {
                 group.addTask {
                     var sum = 0
-                    for try await square in jobs.mapAsync(parallelism: 2, { job in
-                        try await solver.ask(timeout: .seconds(60)) { solver in await solver.solve(job) }
-                    }) { sum += square }
+                    for try await square in jobs.mapAsync(
+                        parallelism: 2,
+                        { job in
+                            try await solver.ask(timeout: .seconds(60)) { solver in await solver.solve(job) }
+                        })
+                    { sum += square }
                     return sum
                 }
             }

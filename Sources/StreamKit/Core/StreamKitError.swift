@@ -49,7 +49,8 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
         case .io(let operation, let path, let errno):
             return "\(operation) \(path) failed: \(systemErrorMessage(errno)) (errno \(errno))"
         case .askTimeout(let duration):
-            return "no answer within the ask timeout of \(duration); raise the timeout or look at what keeps the callee busy"
+            return
+                "no answer within the ask timeout of \(duration); raise the timeout or look at what keeps the callee busy"
         }
     }
 }

@@ -14,7 +14,9 @@
 /// cancels the other inputs; cancelling the consumer, or dropping its iterator, cancels every input.
 public struct AsyncEventTimeMergeSequence<Upstream: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Upstream.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The type of element this sequence produces.
     public typealias Element = Upstream.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let upstreams: [Upstream]
@@ -23,6 +25,7 @@ where Upstream.Element: Sendable, C: Sendable, C.Duration == Duration {
     let idleTimeout: Duration?
     let clock: C
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator { Iterator(sequence: self) }
 
     /// The iterator of ``AsyncEventTimeMergeSequence``.
@@ -32,14 +35,17 @@ where Upstream.Element: Sendable, C: Sendable, C.Duration == Duration {
 
         init(sequence: AsyncEventTimeMergeSequence) { self.sequence = sequence }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Element? {
             if lifetime == nil {
                 if let idleTimeout = sequence.idleTimeout, idleTimeout <= .zero {
-                    throw StreamKitError.invalidArgument("eventTimeMerge idleTimeout: \(idleTimeout) must be positive (or nil: never idle)")
+                    throw StreamKitError.invalidArgument(
+                        "eventTimeMerge idleTimeout: \(idleTimeout) must be positive (or nil: never idle)")
                 }
                 // The inputs start, and idleness is measured, from the first demand.
                 let storage = EventTimeMergeStorage<Element, C>(
-                    inputCount: sequence.upstreams.count, bufferSize: sequence.bufferSize, idleTimeout: sequence.idleTimeout, clock: sequence.clock)
+                    inputCount: sequence.upstreams.count, bufferSize: sequence.bufferSize,
+                    idleTimeout: sequence.idleTimeout, clock: sequence.clock)
                 lifetime = EventTimeMergeLifetime(storage)
                 storage.start(sequence.upstreams, time: sequence.time)
             }
@@ -58,7 +64,8 @@ public func eventTimeMerge<Upstream: AsyncSequence & Sendable, C: Clock>(
     _ upstreams: [Upstream], time: @escaping @Sendable (Upstream.Element) -> EventTime,
     bufferSize: Int = 16, idleTimeout: Duration?, clock: C
 ) -> AsyncEventTimeMergeSequence<Upstream, C> where Upstream.Element: Sendable, C.Duration == Duration {
-    AsyncEventTimeMergeSequence(upstreams: upstreams, time: time, bufferSize: bufferSize, idleTimeout: idleTimeout, clock: clock)
+    AsyncEventTimeMergeSequence(
+        upstreams: upstreams, time: time, bufferSize: bufferSize, idleTimeout: idleTimeout, clock: clock)
 }
 
 /// ``eventTimeMerge(_:time:bufferSize:idleTimeout:clock:)`` with idleness measured on the continuous clock.
@@ -66,5 +73,6 @@ public func eventTimeMerge<Upstream: AsyncSequence & Sendable>(
     _ upstreams: [Upstream], time: @escaping @Sendable (Upstream.Element) -> EventTime,
     bufferSize: Int = 16, idleTimeout: Duration? = nil
 ) -> AsyncEventTimeMergeSequence<Upstream, ContinuousClock> where Upstream.Element: Sendable {
-    AsyncEventTimeMergeSequence(upstreams: upstreams, time: time, bufferSize: bufferSize, idleTimeout: idleTimeout, clock: ContinuousClock())
+    AsyncEventTimeMergeSequence(
+        upstreams: upstreams, time: time, bufferSize: bufferSize, idleTimeout: idleTimeout, clock: ContinuousClock())
 }

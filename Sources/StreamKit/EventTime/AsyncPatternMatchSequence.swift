@@ -12,7 +12,9 @@
 /// Cancellation: nothing runs between pulls. An upstream error ends the sequence after the
 /// outputs before it.
 public struct AsyncPatternMatchSequence<Base: AsyncSequence, Key: Hashable>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = PatternOutput<Key, Base.Element>
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -21,19 +23,26 @@ public struct AsyncPatternMatchSequence<Base: AsyncSequence, Key: Hashable>: Asy
     let key: @Sendable (Base.Element) -> Key
     let time: @Sendable (Base.Element) -> EventTime
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         let (pattern, outOfOrderness, key, time) = (pattern, outOfOrderness, key, time)
-        return Iterator(driver: EventTimeDriver(
-            base: base.makeAsyncIterator(),
-            machine: Result { () throws(StreamKitError) in try PatternStateMachine(pattern: pattern, outOfOrderness: outOfOrderness) },
-            receive: { machine, element, output in machine.receive(element, key: key(element), time: time(element), into: &output) },
-            finish: { machine, output in machine.finish(into: &output) }))
+        return Iterator(
+            driver: EventTimeDriver(
+                base: base.makeAsyncIterator(),
+                machine: Result { () throws(StreamKitError) in
+                    try PatternStateMachine(pattern: pattern, outOfOrderness: outOfOrderness)
+                },
+                receive: { machine, element, output in
+                    machine.receive(element, key: key(element), time: time(element), into: &output)
+                },
+                finish: { machine, output in machine.finish(into: &output) }))
     }
 
     /// The iterator of ``AsyncPatternMatchSequence``.
     public struct Iterator: AsyncIteratorProtocol {
         var driver: EventTimeDriver<Base.AsyncIterator, PatternStateMachine<Key, Base.Element>, Element>
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Element? { try await driver.next() }
     }
 }

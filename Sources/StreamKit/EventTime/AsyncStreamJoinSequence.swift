@@ -8,7 +8,9 @@
 /// the pairs before it; cancelling the consumer cancels the inputs.
 public struct AsyncStreamJoinSequence<Base: AsyncSequence, Key: Hashable, Left, Right>: AsyncSequence
 where Base.Element == JoinSide<Left, Right> {
+    /// The type of element this sequence produces.
     public typealias Element = JoinOutput<Left, Right>
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -17,19 +19,26 @@ where Base.Element == JoinSide<Left, Right> {
     let key: @Sendable (JoinSide<Left, Right>) -> Key
     let time: @Sendable (JoinSide<Left, Right>) -> EventTime
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         let (window, outOfOrderness, key, time) = (window, outOfOrderness, key, time)
-        return Iterator(driver: EventTimeDriver(
-            base: base.makeAsyncIterator(),
-            machine: Result { () throws(StreamKitError) in try StreamJoinStateMachine(window: window, outOfOrderness: outOfOrderness) },
-            receive: { machine, side, output in machine.receive(side, key: key(side), time: time(side), into: &output) },
-            finish: { _, _ in }))
+        return Iterator(
+            driver: EventTimeDriver(
+                base: base.makeAsyncIterator(),
+                machine: Result { () throws(StreamKitError) in
+                    try StreamJoinStateMachine(window: window, outOfOrderness: outOfOrderness)
+                },
+                receive: { machine, side, output in
+                    machine.receive(side, key: key(side), time: time(side), into: &output)
+                },
+                finish: { _, _ in }))
     }
 
     /// The iterator of ``AsyncStreamJoinSequence``.
     public struct Iterator: AsyncIteratorProtocol {
         var driver: EventTimeDriver<Base.AsyncIterator, StreamJoinStateMachine<Key, Left, Right>, Element>
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Element? { try await driver.next() }
     }
 }
@@ -68,10 +77,12 @@ extension AsyncSequence {
 public func eventTimeJoin<Left: AsyncSequence & Sendable, Right: AsyncSequence & Sendable, Key: Hashable & Sendable>(
     _ left: Left, _ right: Right,
     leftKey: @escaping @Sendable (Left.Element) -> Key, rightKey: @escaping @Sendable (Right.Element) -> Key,
-    leftTime: @escaping @Sendable (Left.Element) -> EventTime, rightTime: @escaping @Sendable (Right.Element) -> EventTime,
+    leftTime: @escaping @Sendable (Left.Element) -> EventTime,
+    rightTime: @escaping @Sendable (Right.Element) -> EventTime,
     within window: Duration, outOfOrderness: Duration = .zero, bufferSize: Int = 16, idleTimeout: Duration? = nil
 ) -> AsyncStreamJoinSequence<
-    AsyncEventTimeMergeSequence<AnyAsyncSequence<JoinSide<Left.Element, Right.Element>>, ContinuousClock>, Key, Left.Element, Right.Element
+    AsyncEventTimeMergeSequence<AnyAsyncSequence<JoinSide<Left.Element, Right.Element>>, ContinuousClock>, Key,
+    Left.Element, Right.Element
 > where Left.Element: Sendable, Right.Element: Sendable {
     typealias Side = JoinSide<Left.Element, Right.Element>
     let time: @Sendable (Side) -> EventTime = { side in

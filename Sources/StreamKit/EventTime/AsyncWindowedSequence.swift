@@ -15,7 +15,9 @@ import DequeModule
 /// Cancellation: nothing runs between pulls; cancelling the consumer cancels the upstream's pull.
 /// An upstream error ends the sequence after the results before it (open windows are dropped).
 public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Windowed<Key, Value, Base.Element>
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -42,27 +44,35 @@ public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: 
         self.time = time
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         let (key, time) = (key, time)
-        return Iterator(driver: EventTimeDriver(
-            base: base.makeAsyncIterator(),
-            machine: Result { () throws(StreamKitError) in
-                try WindowingStateMachine(
-                    windows: windows, outOfOrderness: outOfOrderness, allowedLateness: allowedLateness,
-                    earlyUpdates: earlyUpdates, aggregation: aggregate)
-            },
-            receive: { machine, element, output in machine.receive(element, key: key(element), time: time(element), into: &output) },
-            finish: { machine, output in machine.finish(into: &output) }))
+        return Iterator(
+            driver: EventTimeDriver(
+                base: base.makeAsyncIterator(),
+                machine: Result { () throws(StreamKitError) in
+                    try WindowingStateMachine(
+                        windows: windows, outOfOrderness: outOfOrderness, allowedLateness: allowedLateness,
+                        earlyUpdates: earlyUpdates, aggregation: aggregate)
+                },
+                receive: { machine, element, output in
+                    machine.receive(element, key: key(element), time: time(element), into: &output)
+                },
+                finish: { machine, output in machine.finish(into: &output) }))
     }
 
     /// The iterator of ``AsyncWindowedSequence``.
     public struct Iterator: AsyncIteratorProtocol {
-        @usableFromInline var driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>
+        @usableFromInline var driver:
+            EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>
 
-        @inlinable init(driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>) {
+        @inlinable init(
+            driver: EventTimeDriver<Base.AsyncIterator, WindowingStateMachine<Key, Base.Element, Value>, Element>
+        ) {
             self.driver = driver
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? { try await driver.next() }
     }
 }

@@ -55,10 +55,12 @@ public struct EventPattern<Element>: Sendable {
     func validated() throws(StreamKitError) -> Int64 {
         let names = steps.map(\.name).joined(separator: " → ")
         guard let bound else {
-            throw .invalidArgument("pattern \(names) has no time bound: add .within(_:), which bounds the state kept per key")
+            throw .invalidArgument(
+                "pattern \(names) has no time bound: add .within(_:), which bounds the state kept per key")
         }
         for (index, step) in steps.enumerated() where step.absent {
-            try requireArgument(index == steps.count - 1, "pattern \(names): notFollowedBy(\"\(step.name)\") must be the last step")
+            try requireArgument(
+                index == steps.count - 1, "pattern \(names): notFollowedBy(\"\(step.name)\") must be the last step")
         }
         return try bound.eventTimeMilliseconds("pattern \(names) within", minimum: 1)
     }

@@ -18,6 +18,7 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Later than every element: the watermark once the stream has ended.
     public static let max = EventTime(milliseconds: .max)
 
+    /// Whether the left value orders before the right one.
     @inlinable public static func < (lhs: EventTime, rhs: EventTime) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
     /// `lhs` moved by `rhs` milliseconds, saturating.
@@ -32,6 +33,7 @@ public struct EventTime: Sendable, Hashable, Comparable, CustomStringConvertible
         return overflow ? (rhs > 0 ? .min : .max) : EventTime(milliseconds: difference)
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "\(milliseconds)ms" }
 }
 

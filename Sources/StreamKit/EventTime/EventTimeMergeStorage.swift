@@ -24,10 +24,15 @@ final class EventTimeMergeStorage<Element: Sendable, C: Clock>: Sendable where C
 
     init(inputCount: Int, bufferSize: Int, idleTimeout: Duration?, clock: C) {
         self.clock = clock
-        state = Mutex(State(machine: Machine(inputCount: inputCount, bufferSize: bufferSize, idleTimeout: idleTimeout, now: clock.now)))
+        state = Mutex(
+            State(
+                machine: Machine(
+                    inputCount: inputCount, bufferSize: bufferSize, idleTimeout: idleTimeout, now: clock.now)))
     }
 
-    func start<Upstream: AsyncSequence & Sendable>(_ upstreams: [Upstream], time: @escaping @Sendable (Element) -> EventTime)
+    func start<Upstream: AsyncSequence & Sendable>(
+        _ upstreams: [Upstream], time: @escaping @Sendable (Element) -> EventTime
+    )
     where Upstream.Element == Element {
         let started = upstreams.enumerated().map { index, upstream in
             Task { await self.produce(index, upstream, time: time) }
@@ -36,7 +41,12 @@ final class EventTimeMergeStorage<Element: Sendable, C: Clock>: Sendable where C
         if state.withLock({ $0.cancelled }) { started.forEach { $0.cancel() } }
     }
 
-    enum Step { case element(Element), end, fail(any Error), wait(C.Instant?, version: UInt64) }
+    enum Step {
+        case element(Element)
+        case end
+        case fail(any Error)
+        case wait(C.Instant?, version: UInt64)
+    }
 
     func next() async throws -> Element? {
         while true {
@@ -106,7 +116,9 @@ final class EventTimeMergeStorage<Element: Sendable, C: Clock>: Sendable where C
         }?.resume()
     }
 
-    func produce<Upstream: AsyncSequence & Sendable>(_ index: Int, _ upstream: Upstream, time: @Sendable (Element) -> EventTime) async
+    func produce<Upstream: AsyncSequence & Sendable>(
+        _ index: Int, _ upstream: Upstream, time: @Sendable (Element) -> EventTime
+    ) async
     where Upstream.Element == Element {
         var iterator = upstream.makeAsyncIterator()
         do {

@@ -39,6 +39,7 @@ public struct EventTimeWindow: Sendable, Hashable, CustomStringConvertible {
         self.end = end
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "[\(start.milliseconds), \(end.milliseconds))" }
 }
 
@@ -109,12 +110,15 @@ public struct WindowAggregation<Element, Value>: Sendable {
     }
 
     /// Sums `value(element)` over the window.
-    public static func sum(_ value: @escaping @Sendable (Element) -> Value) -> WindowAggregation where Value: AdditiveArithmetic & Sendable {
+    public static func sum(_ value: @escaping @Sendable (Element) -> Value) -> WindowAggregation
+    where Value: AdditiveArithmetic & Sendable {
         WindowAggregation(initial: { .zero }, add: { $0 += value($1) }, merge: { $0 += $1 })
     }
 }
 
 extension WindowAggregation where Value == Int {
     /// Counts the window's elements.
-    public static var count: WindowAggregation { WindowAggregation(initial: { 0 }, add: { sum, _ in sum += 1 }, merge: { $0 += $1 }) }
+    public static var count: WindowAggregation {
+        WindowAggregation(initial: { 0 }, add: { sum, _ in sum += 1 }, merge: { $0 += $1 })
+    }
 }

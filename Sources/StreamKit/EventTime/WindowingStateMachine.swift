@@ -33,7 +33,9 @@ import HeapModule
             self.key = key
         }
         @inlinable static func == (lhs: Timer, rhs: Timer) -> Bool { lhs.sequence == rhs.sequence }
-        @inlinable static func < (lhs: Timer, rhs: Timer) -> Bool { (lhs.close, lhs.sequence) < (rhs.close, rhs.sequence) }
+        @inlinable static func < (lhs: Timer, rhs: Timer) -> Bool {
+            (lhs.close, lhs.sequence) < (rhs.close, rhs.sequence)
+        }
     }
 
     @usableFromInline enum Assigner {
@@ -62,11 +64,14 @@ import HeapModule
         case .hopping(let size, let advance):
             let size = try size.eventTimeMilliseconds("window size", minimum: 1)
             let advance = try advance.eventTimeMilliseconds("hopping window advance", minimum: 1)
-            try requireArgument(advance <= size, "hopping(size: \(size) ms, advance: \(advance) ms): advance must not exceed size")
+            try requireArgument(
+                advance <= size, "hopping(size: \(size) ms, advance: \(advance) ms): advance must not exceed size")
             assigner = .hopping(size: size, advance: advance)
         case .session(let gap):
             assigner = .session(gap: try gap.eventTimeMilliseconds("session gap", minimum: 1))
-            try requireArgument(aggregation.merge != nil, "session windows need a WindowAggregation with merge: (two sessions an element bridges become one)")
+            try requireArgument(
+                aggregation.merge != nil,
+                "session windows need a WindowAggregation with merge: (two sessions an element bridges become one)")
         }
         clock = BoundedOutOfOrderness(outOfOrderness: try outOfOrderness.eventTimeMilliseconds("outOfOrderness"))
         lateness = try allowedLateness.eventTimeMilliseconds("allowedLateness")
@@ -79,10 +84,12 @@ import HeapModule
     /// Adds `element` to its windows (or to the side output if they have all closed), then
     /// closes the windows the watermark has passed.
     @inlinable mutating func receive(_ element: Element, key: Key, time: EventTime, into output: inout Deque<Output>) {
-        let accepted = switch assigner {
-        case .hopping(let size, let advance): addToHoppingWindows(element, key: key, time: time, size: size, advance: advance, into: &output)
-        case .session(let gap): addToSession(element, key: key, time: time, gap: gap, into: &output)
-        }
+        let accepted =
+            switch assigner {
+            case .hopping(let size, let advance):
+                addToHoppingWindows(element, key: key, time: time, size: size, advance: advance, into: &output)
+            case .session(let gap): addToSession(element, key: key, time: time, gap: gap, into: &output)
+            }
         if !accepted { output.append(.late(element)) }
         if clock.observe(time) { closeWindows(into: &output) }
     }
@@ -115,7 +122,10 @@ import HeapModule
                     schedule(key, close: window.end + lateness)
                 }
                 aggregation.add(&windows[index].value, element)
-                if earlyUpdates { output.append(.window(WindowResult(key: key, window: window, value: windows[index].value, isFinal: false))) }
+                if earlyUpdates {
+                    output.append(
+                        .window(WindowResult(key: key, window: window, value: windows[index].value, isFinal: false)))
+                }
             }
             let next = start + advance
             if next == start { break } // saturated at the end of time
@@ -125,11 +135,15 @@ import HeapModule
         return accepted
     }
 
-    @inlinable mutating func addToSession(_ element: Element, key: Key, time: EventTime, gap: Int64, into output: inout Deque<Output>) -> Bool {
+    @inlinable mutating func addToSession(
+        _ element: Element, key: Key, time: EventTime, gap: Int64, into output: inout Deque<Output>
+    ) -> Bool {
         var windows = open.removeValue(forKey: key) ?? []
         defer { if !windows.isEmpty { open[key] = windows } }
         var merged = EventTimeWindow(start: time, end: time + gap)
-        let overlapping = windows.indices.filter { windows[$0].window.start < merged.end && merged.start < windows[$0].window.end }
+        let overlapping = windows.indices.filter {
+            windows[$0].window.start < merged.end && merged.start < windows[$0].window.end
+        }
         if overlapping.isEmpty, merged.end + lateness <= clock.watermark { return false }
         var value: Value
         if let first = overlapping.first, let last = overlapping.last, let merge = aggregation.merge {
@@ -170,7 +184,8 @@ import HeapModule
             // Only the windows due at this timer: a later one waits for its own turn among the other keys.
             let due = windows.prefix { $0.window.end + lateness <= timer.close }
             for closed in due {
-                output.append(.window(WindowResult(key: timer.key, window: closed.window, value: closed.value, isFinal: true)))
+                output.append(
+                    .window(WindowResult(key: timer.key, window: closed.window, value: closed.value, isFinal: true)))
             }
             windows.removeFirst(due.count)
             openWindowCount -= due.count

@@ -1,8 +1,9 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// StreamKit's event-time operators on records read from the embedded cluster, timed by the
 /// records' own timestamps.
@@ -10,17 +11,24 @@ import Testing
     /// A minute boundary, so one-minute windows start here.
     static let base: Int64 = 1_700_000_040_000
 
-    static func produce(_ kafka: EmbeddedKafka, _ records: [(topic: String, key: String, value: String, offset: Int64)]) async throws {
-        let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(kafka.bootstrapServers))
+    static func produce(_ kafka: EmbeddedKafka, _ records: [(topic: String, key: String, value: String, offset: Int64)])
+        async throws
+    {
+        let producer = try KafkaProducer(
+            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(
+                kafka.bootstrapServers))
         for record in records {
-            _ = try await producer.send(ProducerRecord(
-                topic: record.topic, partition: 0, key: record.key, value: record.value,
-                timestamp: KafkaTimestamp(milliseconds: base + record.offset)))
+            _ = try await producer.send(
+                ProducerRecord(
+                    topic: record.topic, partition: 0, key: record.key, value: record.value,
+                    timestamp: KafkaTimestamp(milliseconds: base + record.offset)))
         }
         await producer.close()
     }
 
-    static func source(_ kafka: EmbeddedKafka, _ topic: String) -> Source<KafkaConsumerSequence<ConsumerRecord<String, String>>, ConsumerControl> {
+    static func source(_ kafka: EmbeddedKafka, _ topic: String) -> Source<
+        KafkaConsumerSequence<ConsumerRecord<String, String>>, ConsumerControl
+    > {
         let settings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(kafka.bootstrapServers).withProperty("auto.offset.reset", "earliest")
         return Consumer.plainSource(settings, subscription: .assignment(TopicPartition(topic, 0)))
@@ -43,25 +51,32 @@ import Testing
         }
         await logins.materialized.shutdown()
         await payments.materialized.shutdown()
-        #expect(merged == ["login@0", "payment@1000", "payment@2000", "login@3000", "login@4000", "payment@5000", "login@9000"])
+        #expect(
+            merged == [
+                "login@0", "payment@1000", "payment@2000", "login@3000", "login@4000", "payment@5000", "login@9000",
+            ])
     }
 
     @Test func recordsAreCountedInOneMinuteWindowsByTheirTimestamps() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("spend", partitions: 1)
-        try await Self.produce(kafka, [
-            ("spend", "a", "10", 1_000), ("spend", "b", "5", 2_000), ("spend", "a", "7", 59_999),
-            ("spend", "a", "3", 61_000),  // closes [0, 60 s): the watermark is 61 s - 1 s
-            ("spend", "b", "1", 500),     // too late for a closed window: side output
-            ("spend", "z", "0", 600_000), // moves the watermark past every other window
-        ])
+        try await Self.produce(
+            kafka,
+            [
+                ("spend", "a", "10", 1_000), ("spend", "b", "5", 2_000), ("spend", "a", "7", 59_999),
+                ("spend", "a", "3", 61_000), // closes [0, 60 s): the watermark is 61 s - 1 s
+                ("spend", "b", "1", 500), // too late for a closed window: side output
+                ("spend", "z", "0", 600_000), // moves the watermark past every other window
+            ])
         let records = Self.source(kafka, "spend")
         var outputs: [String] = []
         for try await output in records.windowed(
             .tumbling(.seconds(60)), key: \.key, outOfOrderness: .seconds(1), aggregate: .sum { Int($0.value) ?? 0 }
         ) {
             switch output {
-            case .window(let total): outputs.append("\(total.key) [\((total.window.start.milliseconds - Self.base) / 1000) s) \(total.value)")
+            case .window(let total):
+                outputs.append(
+                    "\(total.key) [\((total.window.start.milliseconds - Self.base) / 1000) s) \(total.value)")
             case .late(let record): outputs.append("late \(record.key) \(record.value)")
             }
             if outputs.count == 4 { break }
@@ -73,10 +88,13 @@ import Testing
     @Test func aPatternIsFoundInRecordsByTheirTimestamps() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("activity", partitions: 1)
-        try await Self.produce(kafka, [
-            ("activity", "ann", "login:fr", 0), ("activity", "bob", "login:fr", 1_000), ("activity", "ann", "pay:5000", 60_000),
-            ("activity", "bob", "pay:5000", 400_000), ("activity", "eve", "tick", 1_000_000),
-        ])
+        try await Self.produce(
+            kafka,
+            [
+                ("activity", "ann", "login:fr", 0), ("activity", "bob", "login:fr", 1_000),
+                ("activity", "ann", "pay:5000", 60_000),
+                ("activity", "bob", "pay:5000", 400_000), ("activity", "eve", "tick", 1_000_000),
+            ])
         let takeover = EventPattern<ConsumerRecord<String, String>>
             .first("login") { $0.value.hasPrefix("login:") }
             .followedBy("large payment") { $0.value.hasPrefix("pay:") && (Int($0.value.dropFirst(4)) ?? 0) > 1_000 }
@@ -96,9 +114,15 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 1)
         try kafka.createTopic("shipments", partitions: 1)
-        try await Self.produce(kafka, [("orders", "o1", "order", 0), ("orders", "o2", "order", 1_000), ("orders", "o3", "order", 2_000)])
+        try await Self.produce(
+            kafka, [("orders", "o1", "order", 0), ("orders", "o2", "order", 1_000), ("orders", "o3", "order", 2_000)])
         // o2 ships within a minute of its order, o1 four minutes after it, o3 not at all (o9 moves time on).
-        try await Self.produce(kafka, [("shipments", "o2", "shipped", 50_000), ("shipments", "o1", "shipped", 240_000), ("shipments", "o9", "shipped", 900_000)])
+        try await Self.produce(
+            kafka,
+            [
+                ("shipments", "o2", "shipped", 50_000), ("shipments", "o1", "shipped", 240_000),
+                ("shipments", "o9", "shipped", 900_000),
+            ])
         let orders = Self.source(kafka, "orders")
         let shipments = Self.source(kafka, "shipments")
         var pairs: [String] = []
@@ -107,7 +131,9 @@ import Testing
             // An hour of out-of-orderness: however the two consumers' starts interleave, nothing is late.
             within: .seconds(60), outOfOrderness: .seconds(3600), idleTimeout: .milliseconds(500))
         for try await output in joined {
-            if case .joined(let order, let shipment) = output { pairs.append("\(order.key) \(order.value) \(shipment.value)") }
+            if case .joined(let order, let shipment) = output {
+                pairs.append("\(order.key) \(order.value) \(shipment.value)")
+            }
             if case .late = output { pairs.append("late") }
             if pairs.count == 1 { break }
         }

@@ -33,7 +33,8 @@ actor FraudScorer {
 @Suite(.serialized, .timeLimit(.minutes(2))) struct EventTimeReadmeExampleTests {
     @Test func theReadmeShowsThisCodeVerbatim() throws {
         try ReadmeBlocks.expectInReadme(markers: [
-            "README windows", "README join", "README pattern", "README merge", "README kafka event time", "README actors",
+            "README windows", "README join", "README pattern", "README merge", "README kafka event time",
+            "README actors",
         ])
     }
 
@@ -47,7 +48,7 @@ actor FraudScorer {
             Payment(customer: "bob", amount: 5, time: ms(20_000)),
             Payment(customer: "ann", amount: 12, time: ms(58_000)),
             Payment(customer: "ann", amount: 40, time: ms(95_000)),
-            Payment(customer: "bob", amount: 99, time: ms(3_000)),   // 92 s behind: too late
+            Payment(customer: "bob", amount: 99, time: ms(3_000)), // 92 s behind: too late
         ])
         let spend = payments.windowed(
             .tumbling(.seconds(60)), key: \.customer, time: \.time,
@@ -68,8 +69,13 @@ actor FraudScorer {
     @Test func join() async throws {
         let ms = Self.ms
         // README join: begin
-        let logins = Source.from([Login(customer: "ann", country: "FR", time: ms(0)), Login(customer: "bob", country: "NZ", time: ms(1_000))])
-        let payments = Source.from([Payment(customer: "ann", amount: 70, time: ms(30_000)), Payment(customer: "bob", amount: 9, time: ms(700_000))])
+        let logins = Source.from([
+            Login(customer: "ann", country: "FR", time: ms(0)), Login(customer: "bob", country: "NZ", time: ms(1_000)),
+        ])
+        let payments = Source.from([
+            Payment(customer: "ann", amount: 70, time: ms(30_000)),
+            Payment(customer: "bob", amount: 9, time: ms(700_000)),
+        ])
         let paidAfterLogin = eventTimeJoin(
             logins, payments, leftKey: \.customer, rightKey: \.customer,
             leftTime: \.time, rightTime: \.time, within: .seconds(5 * 60))
@@ -86,13 +92,26 @@ actor FraudScorer {
         let ms = Self.ms
         // README pattern: begin
         enum Activity: Sendable {
-            case login(Login), payment(Payment)
-            var customer: String { switch self { case .login(let l): l.customer; case .payment(let p): p.customer } }
-            var time: EventTime { switch self { case .login(let l): l.time; case .payment(let p): p.time } }
+            case login(Login)
+            case payment(Payment)
+            var customer: String {
+                switch self {
+                case .login(let l): l.customer
+                case .payment(let p): p.customer
+                }
+            }
+            var time: EventTime {
+                switch self {
+                case .login(let l): l.time
+                case .payment(let p): p.time
+                }
+            }
         }
         let takeover = EventPattern<Activity>
             .first("login abroad") { if case .login(let login) = $0 { login.country != "NZ" } else { false } }
-            .followedBy("large payment") { if case .payment(let payment) = $0 { payment.amount > 1_000 } else { false } }
+            .followedBy("large payment") {
+                if case .payment(let payment) = $0 { payment.amount > 1_000 } else { false }
+            }
             .within(.seconds(5 * 60))
         let unpaid = EventPattern<Activity>
             .first("login") { if case .login = $0 { true } else { false } }
@@ -104,7 +123,8 @@ actor FraudScorer {
             .payment(Payment(customer: "ann", amount: 2_500, time: ms(60_000))),
         ])
         var alerts: [String] = []
-        for try await output in activity.matching(takeover, key: \.customer, time: \.time, outOfOrderness: .seconds(5)) {
+        for try await output in activity.matching(takeover, key: \.customer, time: \.time, outOfOrderness: .seconds(5))
+        {
             if case .match(let match) = output { alerts.append("takeover? \(match.key)") }
         }
         for try await output in activity.matching(unpaid, key: \.customer, time: \.time) {
@@ -133,10 +153,14 @@ actor FraudScorer {
         let kafka = try EmbeddedKafka()
         for topic in ["logins", "payments"] {
             try kafka.createTopic(topic, partitions: 1)
-            let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(kafka.bootstrapServers))
+            let producer = try KafkaProducer(
+                ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(
+                    kafka.bootstrapServers))
             for (customer, seconds) in [("ann", 1), ("bob", 2), ("ann", 70)] {
-                _ = try await producer.send(ProducerRecord(
-                    topic: topic, partition: 0, key: customer, value: topic, timestamp: KafkaTimestamp(milliseconds: 1_700_000_040_000 + Int64(seconds) * 1_000)))
+                _ = try await producer.send(
+                    ProducerRecord(
+                        topic: topic, partition: 0, key: customer, value: topic,
+                        timestamp: KafkaTimestamp(milliseconds: 1_700_000_040_000 + Int64(seconds) * 1_000)))
             }
             await producer.close()
         }
@@ -147,7 +171,9 @@ actor FraudScorer {
         let payments = Consumer.plainSource(settings, subscription: .assignment(TopicPartition("payments", 0)))
         let activity = Consumer.mergedByTimestamp([logins, payments], idleTimeout: .seconds(30))
         var perMinute: [String: Int] = [:]
-        for try await output in activity.windowed(.tumbling(.seconds(60)), key: \.key, outOfOrderness: .seconds(5), aggregate: .count) {
+        for try await output in activity.windowed(
+            .tumbling(.seconds(60)), key: \.key, outOfOrderness: .seconds(5), aggregate: .count)
+        {
             guard let count = output.result else { continue }
             perMinute[count.key] = count.value
             if perMinute.count == 2 { break }
@@ -160,7 +186,8 @@ actor FraudScorer {
     }
 
     @Test func actors() async throws {
-        let payments = Source.from((1...40).map { Payment(customer: "c\($0 % 4)", amount: $0 * 100, time: Self.ms(Int64($0))) })
+        let payments = Source.from(
+            (1...40).map { Payment(customer: "c\($0 % 4)", amount: $0 * 100, time: Self.ms(Int64($0))) })
         // README actors: begin
         // One actor, at most 5 calls in flight; each answer within 2 s or the stream fails
         // with StreamKitError.askTimeout.

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import StreamKit
 
 typealias MergeMachine = EventTimeMergeStateMachine<Int, ManualClock.Instant>
@@ -74,7 +75,8 @@ func manualInput() -> (AsyncThrowingStream<Int, any Error>, AsyncThrowingStream<
 @Suite(.timeLimit(.minutes(1))) struct EventTimeMergeSequenceTests {
     @Test func mergesOrderedInputsInEventTimeOrder() async throws {
         let inputs = [[1, 4, 9, 12], [2, 3, 10], [], [5, 6, 7, 8, 11]].map { AnyAsyncSequence($0.async) }
-        let merged = try await eventTimeMerge(inputs, time: { EventTime(milliseconds: Int64($0)) }, bufferSize: 2).collect()
+        let merged = try await eventTimeMerge(inputs, time: { EventTime(milliseconds: Int64($0)) }, bufferSize: 2)
+            .collect()
         #expect(merged == Array(1...12))
     }
 
@@ -102,7 +104,9 @@ func manualInput() -> (AsyncThrowingStream<Int, any Error>, AsyncThrowingStream<
         let (busy, busyFeed) = manualInput()
         let (quiet, quietFeed) = manualInput()
         let received = Received()
-        let consumer = received.consume(eventTimeMerge([busy, quiet], time: { EventTime(milliseconds: Int64($0)) }, idleTimeout: .seconds(30), clock: clock))
+        let consumer = received.consume(
+            eventTimeMerge(
+                [busy, quiet], time: { EventTime(milliseconds: Int64($0)) }, idleTimeout: .seconds(30), clock: clock))
         busyFeed.yield(100)
         busyFeed.yield(200)
         // The consumer waits for the quiet input, with a timer at its idle deadline.
@@ -126,7 +130,9 @@ func manualInput() -> (AsyncThrowingStream<Int, any Error>, AsyncThrowingStream<
         let probe = Probe()
         let (silent, silentFeed) = manualInput()
         let inputs = [AnyAsyncSequence(ProbedSequence(count: 1_000, probe: probe)), AnyAsyncSequence(silent)]
-        let consumer = Task { try await eventTimeMerge(inputs, time: { EventTime(milliseconds: Int64($0)) }, bufferSize: 4).collect() }
+        let consumer = Task {
+            try await eventTimeMerge(inputs, time: { EventTime(milliseconds: Int64($0)) }, bufferSize: 4).collect()
+        }
         // Four queued and one held by its parked producer; then it waits for room.
         #expect(await eventually { probe.pulled == 5 })
         for _ in 0..<1_000 { await Task.yield() }
@@ -148,7 +154,9 @@ func manualInput() -> (AsyncThrowingStream<Int, any Error>, AsyncThrowingStream<
 
     @Test func cancellingTheConsumerCancelsEveryInput() async throws {
         let probe = Probe()
-        let inputs = [ProbedSequence(count: 10, probe: probe, hangAt: 0), ProbedSequence(count: 10, probe: probe, hangAt: 3)]
+        let inputs = [
+            ProbedSequence(count: 10, probe: probe, hangAt: 0), ProbedSequence(count: 10, probe: probe, hangAt: 3),
+        ]
         let consumer = Task { try await eventTimeMerge(inputs, time: { EventTime(milliseconds: Int64($0)) }).collect() }
         consumer.cancel()
         _ = try? await consumer.value
@@ -157,7 +165,8 @@ func manualInput() -> (AsyncThrowingStream<Int, any Error>, AsyncThrowingStream<
 
     @Test func aNonPositiveIdleTimeoutIsATypedError() async {
         await #expect(throws: StreamKitError.self) {
-            try await eventTimeMerge([[1].async], time: { EventTime(milliseconds: Int64($0)) }, idleTimeout: .zero).collect()
+            try await eventTimeMerge([[1].async], time: { EventTime(milliseconds: Int64($0)) }, idleTimeout: .zero)
+                .collect()
         }
     }
 }

@@ -1,5 +1,6 @@
 import DequeModule
 import Testing
+
 @testable import StreamKit
 
 /// An activity of kind "A", "B", "C", … by `key` at `ms`.
@@ -17,7 +18,8 @@ extension EventPattern where Element == Act {
     static func kinds(_ first: String, _ rest: [(String, absent: Bool)], within: Duration) -> EventPattern {
         var pattern = EventPattern.first(first) { $0.kind == first }
         for (kind, absent) in rest {
-            pattern = absent ? pattern.notFollowedBy(kind) { $0.kind == kind } : pattern.followedBy(kind) { $0.kind == kind }
+            pattern =
+                absent ? pattern.notFollowedBy(kind) { $0.kind == kind } : pattern.followedBy(kind) { $0.kind == kind }
         }
         return pattern.within(within)
     }
@@ -32,7 +34,9 @@ func feed(_ machine: inout PatternMachine, _ acts: [Act], finish: Bool = false) 
     return Array(output)
 }
 
-func match(_ key: String, _ events: Act...) -> PatternOutput<String, Act> { .match(PatternMatch(key: key, events: events)) }
+func match(_ key: String, _ events: Act...) -> PatternOutput<String, Act> {
+    .match(PatternMatch(key: key, events: events))
+}
 
 @Suite struct PatternStateMachineTests {
     let aThenB = EventPattern<Act>.kinds("A", [("B", false)], within: .seconds(10))
@@ -52,15 +56,17 @@ func match(_ key: String, _ events: Act...) -> PatternOutput<String, Act> { .mat
 
     @Test func matchesArePerKey() throws {
         var m = try PatternMachine(pattern: aThenB, outOfOrderness: .zero)
-        #expect(feed(&m, [act("A", "x", 0), act("B", "y", 100), act("A", "y", 200), act("B", "x", 300)])
-            == [match("x", act("A", "x", 0), act("B", "x", 300))])
+        #expect(
+            feed(&m, [act("A", "x", 0), act("B", "y", 100), act("A", "y", 200), act("B", "x", 300)])
+                == [match("x", act("A", "x", 0), act("B", "x", 300))])
     }
 
     @Test func eachAStartsItsOwnMatch() throws {
         var m = try PatternMachine(pattern: aThenB, outOfOrderness: .zero)
-        #expect(feed(&m, [act("A", "k", 0), act("A", "k", 5), act("B", "k", 9)]) == [
-            match("k", act("A", "k", 0), act("B", "k", 9)), match("k", act("A", "k", 5), act("B", "k", 9)),
-        ])
+        #expect(
+            feed(&m, [act("A", "k", 0), act("A", "k", 5), act("B", "k", 9)]) == [
+                match("k", act("A", "k", 0), act("B", "k", 9)), match("k", act("A", "k", 5), act("B", "k", 9)),
+            ])
     }
 
     @Test func aSequenceOfSeveralStepsMatchesInOrderOnly() throws {
@@ -115,9 +121,12 @@ func match(_ key: String, _ events: Act...) -> PatternOutput<String, Act> { .mat
     }
 
     @Test func patternsNeedABoundAndAbsenceLast() {
-        #expect(throws: StreamKitError.self) { try PatternMachine(pattern: .first("A") { _ in true }.followedBy("B") { _ in true }, outOfOrderness: .zero) }
+        #expect(throws: StreamKitError.self) {
+            try PatternMachine(pattern: .first("A") { _ in true }.followedBy("B") { _ in true }, outOfOrderness: .zero)
+        }
         let misplaced = EventPattern<Act>.kinds("A", [("B", true), ("C", false)], within: .seconds(1))
-        #expect(throws: StreamKitError.invalidArgument("pattern A → B → C: notFollowedBy(\"B\") must be the last step")) {
+        #expect(throws: StreamKitError.invalidArgument("pattern A → B → C: notFollowedBy(\"B\") must be the last step"))
+        {
             try PatternMachine(pattern: misplaced, outOfOrderness: .zero)
         }
     }

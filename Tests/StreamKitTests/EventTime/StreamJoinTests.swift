@@ -1,5 +1,6 @@
 import DequeModule
 import Testing
+
 @testable import StreamKit
 
 typealias JoinMachine = StreamJoinStateMachine<String, Event, Act>
@@ -18,16 +19,28 @@ func join(_ machine: inout JoinMachine, _ sides: [JoinSide<Event, Act>]) -> [Joi
 @Suite struct StreamJoinStateMachineTests {
     @Test func pairsWithinTheWindowEitherWayRound() throws {
         var m = try JoinMachine(window: .seconds(1), outOfOrderness: .seconds(5))
-        #expect(join(&m, [.left(ev("k", 1000)), .right(act("A", "k", 2000))]) == [.joined(ev("k", 1000), act("A", "k", 2000))])
+        #expect(
+            join(&m, [.left(ev("k", 1000)), .right(act("A", "k", 2000))]) == [
+                .joined(ev("k", 1000), act("A", "k", 2000))
+            ])
         // -1 is more than a window before 1000; 0 is exactly a window before it.
-        #expect(join(&m, [.right(act("B", "k", -1)), .right(act("C", "k", 0))]) == [.joined(ev("k", 1000), act("C", "k", 0))])
+        #expect(
+            join(&m, [.right(act("B", "k", -1)), .right(act("C", "k", 0))]) == [
+                .joined(ev("k", 1000), act("C", "k", 0))
+            ])
         // A left element pairs with every right one in reach, in arrival order.
-        #expect(join(&m, [.left(ev("k", 500))]) == [.joined(ev("k", 500), act("B", "k", -1)), .joined(ev("k", 500), act("C", "k", 0))])
+        #expect(
+            join(&m, [.left(ev("k", 500))]) == [
+                .joined(ev("k", 500), act("B", "k", -1)), .joined(ev("k", 500), act("C", "k", 0)),
+            ])
     }
 
     @Test func onlyEqualKeysPair() throws {
         var m = try JoinMachine(window: .seconds(1), outOfOrderness: .zero)
-        #expect(join(&m, [.left(ev("x", 0)), .right(act("A", "y", 0)), .right(act("A", "x", 10))]) == [.joined(ev("x", 0), act("A", "x", 10))])
+        #expect(
+            join(&m, [.left(ev("x", 0)), .right(act("A", "y", 0)), .right(act("A", "x", 10))]) == [
+                .joined(ev("x", 0), act("A", "x", 10))
+            ])
     }
 
     @Test func elementsBehindTheWatermarkAreLateAndOldOnesAreDropped() throws {
@@ -58,7 +71,8 @@ func join(_ machine: inout JoinMachine, _ sides: [JoinSide<Event, Act>]) -> [Joi
         let orders = [ev("o1", 0), ev("o2", 1000), ev("o3", 2000)]
         let payments = [act("paid", "o2", 1500), act("paid", "o1", 1800), act("paid", "o3", 9000)]
         let outputs = try await eventTimeJoin(
-            orders.async, payments.async, leftKey: \.key, rightKey: \.key, leftTime: \.time, rightTime: \.time, within: .seconds(1)
+            orders.async, payments.async, leftKey: \.key, rightKey: \.key, leftTime: \.time, rightTime: \.time,
+            within: .seconds(1)
         ).collect()
         // o1 was paid 1.8 s later (outside the window), o3 7 s later.
         #expect(outputs == [.joined(ev("o2", 1000), act("paid", "o2", 1500))])

@@ -1,5 +1,6 @@
 import DequeModule
 import Testing
+
 @testable import StreamKit
 
 /// An element with a key and an event time in milliseconds.
@@ -23,7 +24,9 @@ func machine(
     _ windows: EventTimeWindows, outOfOrderness: Duration = .zero, lateness: Duration = .zero, early: Bool = false,
     aggregate: WindowAggregation<Event, Int> = .count
 ) throws -> Machine {
-    try Machine(windows: windows, outOfOrderness: outOfOrderness, allowedLateness: lateness, earlyUpdates: early, aggregation: aggregate)
+    try Machine(
+        windows: windows, outOfOrderness: outOfOrderness, allowedLateness: lateness, earlyUpdates: early,
+        aggregation: aggregate)
 }
 
 /// Feeds `events` (then, with `finish`, the end) and returns what came out after each step.
@@ -64,7 +67,8 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
 
     @Test func allowedLatenessKeepsAWindowOpenPastItsEnd() throws {
         var m = try machine(.tumbling(.seconds(1)), lateness: .milliseconds(500))
-        #expect(run(&m, [ev("a", 10), ev("a", 1200), ev("a", 20)]).isEmpty) // 20 is behind the watermark, within lateness
+        // 20 is behind the watermark, within the lateness.
+        #expect(run(&m, [ev("a", 10), ev("a", 1200), ev("a", 20)]).isEmpty)
         #expect(run(&m, [ev("a", 1499)]).isEmpty)
         #expect(run(&m, [ev("a", 1500)]) == [final("a", 0, 1000, 2)])
         #expect(run(&m, [ev("a", 30)]) == [.late(ev("a", 30))])
@@ -74,21 +78,28 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
         var m = try machine(.tumbling(.seconds(1)), outOfOrderness: .seconds(2))
         #expect(run(&m, [ev("b", 1500), ev("a", 100), ev("b", 200), ev("a", 2100)]).isEmpty)
         // Equal ends close in the order their windows opened.
-        #expect(run(&m, [ev("c", 4100)]) == [final("a", 0, 1000, 1), final("b", 0, 1000, 1), final("b", 1000, 2000, 1)])
+        #expect(
+            run(&m, [ev("c", 4100)]) == [final("a", 0, 1000, 1), final("b", 0, 1000, 1), final("b", 1000, 2000, 1)])
         #expect(run(&m, [], finish: true) == [final("a", 2000, 3000, 1), final("c", 4000, 5000, 1)])
     }
 
     @Test func theEndOfTheInputFlushesEveryOpenWindow() throws {
         var m = try machine(.tumbling(.seconds(1)), lateness: .seconds(60))
         #expect(run(&m, [ev("a", 0), ev("b", 5000), ev("a", 9000)]).isEmpty)
-        #expect(run(&m, [], finish: true) == [final("a", 0, 1000, 1), final("b", 5000, 6000, 1), final("a", 9000, 10000, 1)])
+        #expect(
+            run(&m, [], finish: true) == [
+                final("a", 0, 1000, 1), final("b", 5000, 6000, 1), final("a", 9000, 10000, 1),
+            ])
         #expect(m.openWindowCount == 0)
         #expect(m.open.isEmpty)
     }
 
     @Test func earlyUpdatesFollowEachElementAndTheFinalResultComesAtClose() throws {
         var m = try machine(.tumbling(.seconds(1)), early: true, aggregate: .sum(\.amount))
-        #expect(run(&m, [ev("a", 0, amount: 5), ev("a", 10, amount: 7)]) == [early("a", 0, 1000, 5), early("a", 0, 1000, 12)])
+        #expect(
+            run(&m, [ev("a", 0, amount: 5), ev("a", 10, amount: 7)]) == [
+                early("a", 0, 1000, 5), early("a", 0, 1000, 12),
+            ])
         #expect(run(&m, [ev("a", 1000, amount: 1)]) == [early("a", 1000, 2000, 1), final("a", 0, 1000, 12)])
     }
 
@@ -121,7 +132,8 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
 
     @Test func earlyUpdatesComeForEachWindowOldestFirst() throws {
         var m = try machine(.hopping(size: .seconds(3), advance: .seconds(1)), early: true)
-        #expect(run(&m, [ev("a", 2500)]) == [early("a", 0, 3000, 1), early("a", 1000, 4000, 1), early("a", 2000, 5000, 1)])
+        #expect(
+            run(&m, [ev("a", 2500)]) == [early("a", 0, 3000, 1), early("a", 1000, 4000, 1), early("a", 2000, 5000, 1)])
     }
 
     @Test func anElementLateForSomeWindowsOnlyCountsInTheOpenOnes() throws {
@@ -174,7 +186,8 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
 
 @Suite struct WindowArgumentTests {
     @Test(arguments: [
-        EventTimeWindows.tumbling(.zero), .tumbling(.microseconds(1500)), .hopping(size: .seconds(1), advance: .seconds(2)),
+        EventTimeWindows.tumbling(.zero), .tumbling(.microseconds(1500)),
+        .hopping(size: .seconds(1), advance: .seconds(2)),
         .hopping(size: .seconds(1), advance: .zero), .session(gap: .seconds(-1)),
     ])
     func invalidWindowsAreATypedError(_ windows: EventTimeWindows) {
@@ -183,7 +196,10 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
 
     @Test func sessionsNeedAMergeableAggregation() {
         let noMerge = WindowAggregation<Event, Int>(initial: { 0 }, add: { $0 += $1.amount })
-        #expect(throws: StreamKitError.invalidArgument("session windows need a WindowAggregation with merge: (two sessions an element bridges become one)")) {
+        #expect(
+            throws: StreamKitError.invalidArgument(
+                "session windows need a WindowAggregation with merge: (two sessions an element bridges become one)")
+        ) {
             try machine(.session(gap: .seconds(1)), aggregate: noMerge)
         }
     }
@@ -196,14 +212,18 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
 
 @Suite(.timeLimit(.minutes(1))) struct WindowedSequenceTests {
     @Test func windowsAStreamAndSeparatesLateElements() async throws {
-        let events = [ev("a", 0, amount: 2), ev("b", 300, amount: 5), ev("a", 1200, amount: 1), ev("a", 100, amount: 9), ev("b", 2500, amount: 1)]
+        let events = [
+            ev("a", 0, amount: 2), ev("b", 300, amount: 5), ev("a", 1200, amount: 1), ev("a", 100, amount: 9),
+            ev("b", 2500, amount: 1),
+        ]
         let outputs = try await events.async.windowed(
             .tumbling(.seconds(1)), key: \.key, time: \.time, aggregate: .sum(\.amount)
         ).collect()
-        #expect(outputs == [
-            final("a", 0, 1000, 2), final("b", 0, 1000, 5), .late(ev("a", 100, amount: 9)),
-            final("a", 1000, 2000, 1), final("b", 2000, 3000, 1),
-        ])
+        #expect(
+            outputs == [
+                final("a", 0, 1000, 2), final("b", 0, 1000, 5), .late(ev("a", 100, amount: 9)),
+                final("a", 1000, 2000, 1), final("b", 2000, 3000, 1),
+            ])
     }
 
     @Test func invalidArgumentsFailTheFirstNext() async throws {
@@ -217,7 +237,8 @@ func early(_ key: String, _ start: Int64, _ end: Int64, _ value: Int) -> Windowe
             continuation.yield(ev("a", 1000))
             continuation.finish(throwing: TestError())
         }
-        var iterator = failing.windowed(.tumbling(.seconds(1)), key: \.key, time: \.time, aggregate: .count).makeAsyncIterator()
+        var iterator = failing.windowed(.tumbling(.seconds(1)), key: \.key, time: \.time, aggregate: .count)
+            .makeAsyncIterator()
         #expect(try await iterator.next() == final("a", 0, 1000, 1))
         await #expect(throws: TestError.self) { try await iterator.next() }
         #expect(try await iterator.next() == nil)

@@ -35,7 +35,9 @@ public func ask<Answer: Sendable, C: Clock>(
 }
 
 /// ``ask(timeout:clock:_:)`` on the continuous clock.
-public func ask<Answer: Sendable>(timeout: Duration, _ operation: @escaping @Sendable () async throws -> Answer) async throws -> Answer {
+public func ask<Answer: Sendable>(timeout: Duration, _ operation: @escaping @Sendable () async throws -> Answer)
+    async throws -> Answer
+{
     try await ask(timeout: timeout, clock: ContinuousClock(), operation)
 }
 
@@ -91,7 +93,8 @@ final class AskRace<Answer: Sendable>: Sendable {
     }
 
     func finish(_ outcome: Result<Answer, any Error>) {
-        let (continuation, tasks): (UnsafeContinuation<Answer, any Error>?, [Task<Void, Never>]) = state.withLock { state in
+        let (continuation, tasks): (UnsafeContinuation<Answer, any Error>?, [Task<Void, Never>]) = state.withLock {
+            state in
             if state.done { return (nil, []) }
             state.done = true
             if state.continuation == nil { state.outcome = outcome }
