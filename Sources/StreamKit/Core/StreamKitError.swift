@@ -21,6 +21,8 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
     case alreadyIterated(String)
     /// A file operation failed; `errno` is the system's error number.
     case io(operation: String, path: String, errno: Int32)
+    /// An ``ask(timeout:clock:_:)`` call did not answer within its timeout.
+    case askTimeout(Duration)
 
     /// A rendering for logs and error messages.
     public var description: String {
@@ -46,6 +48,9 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
             return "\(what) can be iterated only once"
         case .io(let operation, let path, let errno):
             return "\(operation) \(path) failed: \(systemErrorMessage(errno)) (errno \(errno))"
+        case .askTimeout(let duration):
+            return
+                "no answer within the ask timeout of \(duration); raise the timeout or look at what keeps the callee busy"
         }
     }
 }

@@ -12,6 +12,7 @@ enum StreamKitBench {
         "streamkit-groupedwithin",
         "streamkit-buffer",
         "streamkit-broadcast",
+        "streamkit-windowed-count",
     ]
 
     /// Runs `scenario` over `elements` integers and returns its result line.
@@ -108,6 +109,35 @@ enum StreamKitBench {
                     second &+= work(x)
                 }
                 return first &+ second
+            }
+        case "streamkit-windowed-count":
+            // Element x happens at x / 100 ms, for key x % 10,000: every one-second window holds
+            // 100,000 elements over the 10,000 keys, so 10,000 windows are open at a time.
+            return try await compare(
+                scenario, n,
+                baseline: "hand-written for-await loop counting per key in a dictionary, flushed at each window end",
+                notes: "tumbling 1 s, 10,000 keys, in order"
+            ) {
+                var sum = 0
+                let windows = source.windowed(
+                    .tumbling(.seconds(1)), key: { $0 % 10_000 }, time: { EventTime(milliseconds: Int64($0 / 100)) },
+                    aggregate: .count)
+                for try await output in windows { sum &+= work(output.result?.value ?? 0) }
+                return sum
+            } baselineBody: {
+                var sum = 0
+                var counts: [Int: Int] = [:]
+                var windowEnd = 1_000
+                for await x in source {
+                    while x / 100 >= windowEnd {
+                        for count in counts.values { sum &+= work(count) }
+                        counts.removeAll(keepingCapacity: true)
+                        windowEnd += 1_000
+                    }
+                    counts[x % 10_000, default: 0] += 1
+                }
+                for count in counts.values { sum &+= work(count) }
+                return sum
             }
         default:
             throw StreamKitError.invalidArgument(
