@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // The latency scenario of `rkafka bench` (percentiles of per-record latencies).
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // `make docs`: the DocC catalogues (swift package generate-documentation); a command plugin, never linked.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // KafkaTable's persistent store (SQLite).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -40,6 +44,7 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .target(
@@ -49,6 +54,7 @@ let package = Package(
                 "CRdKafka",
                 "CSanitizerSupport",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,6 +108,8 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 // Records the spans of the tracing tests (Tests/ReactiveKafkaTests/Tracing).
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                // Writes a SQLite file of another application (PersistentTableTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

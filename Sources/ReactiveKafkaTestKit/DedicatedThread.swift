@@ -7,7 +7,7 @@ import Synchronization
 enum DedicatedThread {
     /// Runs `body` on a new thread and returns its result. When the calling task is
     /// cancelled, `onCancel` runs (to cut `body` short) and this throws
-    /// ``KafkaError/Kind/cancelled`` at once; the thread finishes `body` (bounded by its own
+    /// `KafkaError.Kind.cancelled` at once; the thread finishes `body` (bounded by its own
     /// timeouts) and frees what it holds.
     static func run<T: Sendable>(
         name: String, onCancel: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () throws(KafkaError) -> T

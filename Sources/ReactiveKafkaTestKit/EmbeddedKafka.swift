@@ -67,11 +67,14 @@ public final class EmbeddedKafka: Sendable {
             throw KafkaError(.invalidConfiguration, "topic \(topic) needs at least 1 partition, got \(partitions)")
         }
         guard replicationFactor >= 1, replicationFactor <= brokerCount else {
-            throw KafkaError(.invalidConfiguration, "replication factor \(replicationFactor) must be between 1 and the broker count \(brokerCount)")
+            throw KafkaError(
+                .invalidConfiguration,
+                "replication factor \(replicationFactor) must be between 1 and the broker count \(brokerCount)")
         }
         let err = try withCluster { rd_kafka_mock_topic_create($0, topic, Int32(partitions), Int32(replicationFactor)) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(.kafka, "creating topic \(topic): \(String(cString: rd_kafka_err2str(err)))", code: Int32(err.rawValue))
+            throw KafkaError(
+                .kafka, "creating topic \(topic): \(String(cString: rd_kafka_err2str(err)))", code: Int32(err.rawValue))
         }
     }
 
@@ -79,7 +82,9 @@ public final class EmbeddedKafka: Sendable {
     public func failNextRequests(_ api: KafkaAPI, with errors: [KafkaErrorCode]) throws(KafkaError) {
         let codes = errors.map { rd_kafka_resp_err_t($0.rawValue) }
         try withCluster { cluster in
-            codes.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster, api.rawValue, codes.count, $0.baseAddress) }
+            codes.withUnsafeBufferPointer {
+                rd_kafka_mock_push_request_errors_array(cluster, api.rawValue, codes.count, $0.baseAddress)
+            }
         }
     }
 
@@ -160,22 +165,40 @@ public final class EmbeddedKafka: Sendable {
 
 /// Kafka protocol request types, for fault injection.
 public struct KafkaAPI: RawRepresentable, Sendable, Hashable {
+    /// The Kafka protocol's API key.
     public let rawValue: Int16
+    /// The request with Kafka protocol API key `rawValue`.
     public init(rawValue: Int16) { self.rawValue = rawValue }
+    /// The Produce request (API key 0).
     public static let produce = KafkaAPI(rawValue: 0)
+    /// The Fetch request (API key 1).
     public static let fetch = KafkaAPI(rawValue: 1)
+    /// The ListOffsets request (API key 2).
     public static let listOffsets = KafkaAPI(rawValue: 2)
+    /// The Metadata request (API key 3).
     public static let metadata = KafkaAPI(rawValue: 3)
+    /// The OffsetCommit request (API key 8).
     public static let offsetCommit = KafkaAPI(rawValue: 8)
+    /// The OffsetFetch request (API key 9).
     public static let offsetFetch = KafkaAPI(rawValue: 9)
+    /// The FindCoordinator request (API key 10).
     public static let findCoordinator = KafkaAPI(rawValue: 10)
+    /// The JoinGroup request (API key 11).
     public static let joinGroup = KafkaAPI(rawValue: 11)
+    /// The Heartbeat request (API key 12).
     public static let heartbeat = KafkaAPI(rawValue: 12)
+    /// The LeaveGroup request (API key 13).
     public static let leaveGroup = KafkaAPI(rawValue: 13)
+    /// The SyncGroup request (API key 14).
     public static let syncGroup = KafkaAPI(rawValue: 14)
+    /// The InitProducerId request (API key 22).
     public static let initProducerId = KafkaAPI(rawValue: 22)
+    /// The AddPartitionsToTxn request (API key 24).
     public static let addPartitionsToTxn = KafkaAPI(rawValue: 24)
+    /// The AddOffsetsToTxn request (API key 25).
     public static let addOffsetsToTxn = KafkaAPI(rawValue: 25)
+    /// The EndTxn request (API key 26).
     public static let endTxn = KafkaAPI(rawValue: 26)
+    /// The TxnOffsetCommit request (API key 28).
     public static let txnOffsetCommit = KafkaAPI(rawValue: 28)
 }

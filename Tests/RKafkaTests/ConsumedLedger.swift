@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import rkafka
 
 /// Which records of one topic the consumer processes have written, and how often: the
@@ -66,8 +67,8 @@ final class ConsumedLedger: Sendable {
         parsed.reserveCapacity(lines.count)
         for line in lines {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  object["topic"] as? String == topic,
-                  let partition = object["partition"] as? Int, let offset = object["offset"] as? Int, offset >= 0
+                object["topic"] as? String == topic,
+                let partition = object["partition"] as? Int, let offset = object["offset"] as? Int, offset >= 0
             else {
                 malformed.append(String(line.prefix(200)))
                 continue
@@ -108,8 +109,9 @@ final class ConsumedLedger: Sendable {
         let reached = await state.wait(timeout: timeout, until: condition)
         if !reached {
             let s = snapshot
-            Issue.record("timed out after \(timeout) waiting for \(what): \(s.distinct) distinct records, \(s.total) lines, per process \(s.perProcess)",
-                         sourceLocation: sourceLocation)
+            Issue.record(
+                "timed out after \(timeout) waiting for \(what): \(s.distinct) distinct records, \(s.total) lines, per process \(s.perProcess)",
+                sourceLocation: sourceLocation)
         }
         return reached
     }

@@ -31,13 +31,14 @@ public enum Committer {
 
 /// The sink of ``Committer/sink(_:)``.
 public struct CommitterSink: Sink {
+    /// The elements this stage takes.
     public typealias Input = CommittableOffset
+    /// The sink completes with no value.
     public typealias Result = Void
     @usableFromInline let settings: CommitterSettings
 
-    init(settings: CommitterSettings) { self.settings = settings }
-
     // Inlinable so that the per-offset loop is specialised for the caller's upstream (see `CommitterLoop`).
+    /// Commits the offsets of `upstream` in batches; returns once the last batch is committed.
     @inlinable
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
     where Upstream.Element == CommittableOffset {
@@ -48,15 +49,18 @@ public struct CommitterSink: Sink {
 /// The flow of ``Committer/batchFlow(_:)``: emits each batch once committed
 /// (acknowledged, with `waitForAck`; sent, with `sendAndForget`).
 public struct CommitterBatchFlow: Flow {
+    /// The elements this stage takes.
     public typealias Input = CommittableOffset
+    /// The elements this stage emits.
     public typealias Output = CommittableOffsetBatch
     @usableFromInline let settings: CommitterSettings
 
-    init(settings: CommitterSettings) { self.settings = settings }
-
     // Inlinable so that the per-offset loop is specialised for the caller's upstream (see `CommitterLoop`).
+    /// Commits the offsets of `upstream` in batches and emits each batch once committed.
     @inlinable
-    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<CommittableOffsetBatch>
+    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<
+        CommittableOffsetBatch
+    >
     where Upstream.Element == CommittableOffset {
         let settings = settings
         // One element per committed batch, so a stream's buffer is cheap here;

@@ -9,7 +9,7 @@ import Synchronization
 /// Create it once, then make sources with
 /// ``Consumer/plainExternalSource(_:subscription:)`` and
 /// ``Consumer/committableExternalSource(_:subscription:)``, each with a manual
-/// assignment (``Subscription/assignment(_:)-swift.type.method`` and kin). All sources share one
+/// assignment (``Subscription/assignment(_:)-(Set<TopicPartition>)`` and kin). All sources share one
 /// connection, one thread and one `maxBufferedBytes` budget; a source that
 /// falls behind has its partitions paused alone. Stopping a source completes
 /// it; a source that is shut down lets its partitions go; one whose stream ends
@@ -29,12 +29,15 @@ public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
     /// Starts the consumer. It reads nothing until sources attach partitions.
     /// Commits (``Consumer/committableExternalSource(_:subscription:)``) need a
     /// consumer group (`withGroupId`); the consumer never joins it.
-    public init(_ settings: ConsumerSettings<Key, Value>, logger: Logger = Logger(label: "reactive-kafka.consumer")) throws(KafkaError) {
+    public init(_ settings: ConsumerSettings<Key, Value>, logger: Logger = Logger(label: "reactive-kafka.consumer"))
+        throws(KafkaError)
+    {
         self.settings = settings
         let box = EngineReference()
         control = Consumer.makeControl(
             settings, subscription: Subscription(kind: .external), logger: logger,
-            kind: Consumer.SourceKind(committable: settings.groupId?.isEmpty == false, partitioned: true, endsWithItsSources: false),
+            kind: Consumer.SourceKind(
+                committable: settings.groupId?.isEmpty == false, partitioned: true, endsWithItsSources: false),
             engineBox: box)
         guard let engine = try control.claimEngine() else {
             throw KafkaError(.illegalState, "the shared consumer could not start")
@@ -90,18 +93,24 @@ extension Consumer {
         let id = consumer.makeSourceID()
         let owner = consumer.owner
         let engine = owner.engine
-        let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, health: consumer.control.healthHub, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
+        let control = ConsumerControl(
+            stopTimeout: consumer.settings.stopTimeout, health: consumer.control.healthHub, sharedSource: id
+        ) { () throws(KafkaError) -> ConsumerEngine in
             // The source keeps the shared consumer open while it exists.
             let engine = owner.engine
             guard !subscription.isGroupSubscription else {
-                throw KafkaError(.invalidConfiguration, "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)")
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)"
+                )
             }
             guard engine.phase == .running else {
                 throw KafkaError(.shutDown, "the shared consumer is shut down: create a new KafkaConsumer")
             }
             return engine
         }
-        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) { index, chunk in
+        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) {
+            index, chunk in
             try makeElement(index, chunk, engine)
         }
         return Source(sequence, materialized: control)

@@ -18,6 +18,7 @@ import Synchronization
 /// does it) or `stopTimeout`. A source can be iterated once; a second
 /// iteration fails with an `illegalState` error.
 public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     let control: ConsumerControl
     @usableFromInline let makeElement: @Sendable (Int, LentChunk) throws -> Element
@@ -28,7 +29,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     let attaching: Subscription?
 
     init(
-        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0, attaching: Subscription? = nil,
+        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0,
+        attaching: Subscription? = nil,
         makeElement: @escaping @Sendable (Int, LentChunk) throws -> Element
     ) {
         self.control = control
@@ -38,6 +40,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         self.makeElement = makeElement
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self)
     }
@@ -47,7 +50,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     /// The per-record path (the next record of the batch in hand) is inlinable, so it is
     /// compiled into the stream that reads it, specialised for its element type: a record
     /// then costs no async frame, no generic dispatch and no type-metadata lookup. Taking
-    /// the next batch (once per batch) is the out-of-line ``nextBatch()``.
+    /// the next batch (once per batch) is the out-of-line `nextBatch()`.
     public struct Iterator: AsyncIteratorProtocol {
         /// What to read and how to make elements.
         @usableFromInline let sequence: KafkaConsumerSequence
@@ -68,12 +71,15 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
 
         init(sequence: KafkaConsumerSequence) { self.sequence = sequence }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             if let element = try nextInBatch() { return element }
             return try await nextBatch()
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element? {
+        /// The next element, or `nil` once the sequence has ended.
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element?
+        {
             if let element = try nextInBatch() { return element }
             return try await nextBatch()
         }
@@ -83,7 +89,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         @inlinable @inline(__always) mutating func nextInBatch() throws -> Element? {
             // unsafelyUnwrapped: `engine` is set before the first batch, and `current` was just checked.
             guard messageIndex < messageEnd, current != nil,
-                  engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
+                engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch
+            else { return nil }
             let chunk = LentChunk(current.unsafelyUnwrapped)
             let index = messageIndex
             messageIndex += 1
@@ -155,7 +162,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 chunks = []
                 current = nil
                 do {
-                    guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since) else {
+                    guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since)
+                    else {
                         end()
                         return nil
                     }
@@ -202,15 +210,18 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 let keep = verdicts[p] ?? engine.keeps(p, takenAt: taken)
                 verdicts[p] = keep
                 if keep {
-                    remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: chunk.byteCount,
-                                                 lastTimestamp: chunk.lastTimestamp))
+                    remaining.append(
+                        RecordChunk(
+                            batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
+                            byteCount: chunk.byteCount, lastTimestamp: chunk.lastTimestamp))
                 } else if firstUnemitted[p] == nil {
                     firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
                 }
             }
             chunks = remaining
             _ = select(0)
-            engine.readerDropped(sequence.reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
+            engine.readerDropped(
+                sequence.reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
         }
     }
 }
@@ -231,11 +242,12 @@ enum RecordReader {
         let value = try part("value", consume valueBytes, valueDeserializer, chunk, m.offset)
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ms = rd_kafka_message_timestamp(message, &timestampType)
-        let timestamp: KafkaTimestamp? = switch timestampType {
-        case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ms, kind: .createTime)
-        case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ms, kind: .logAppendTime)
-        default: nil
-        }
+        let timestamp: KafkaTimestamp? =
+            switch timestampType {
+            case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ms, kind: .createTime)
+            case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ms, kind: .logAppendTime)
+            default: nil
+            }
         return ConsumerRecord(
             partition: m.partition, offset: m.offset, timestamp: timestamp, key: key, value: value,
             origin: .fetched(chunk.batch, index: index))
@@ -245,7 +257,8 @@ enum RecordReader {
     /// and ``Deserializer/optionalBytes`` (no call, no retain), else through the deserialiser.
     @inline(__always)
     private static func part<T>(
-        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: LentChunk, _ offset: Int64
+        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: LentChunk,
+        _ offset: Int64
     ) throws(KafkaError) -> T {
         // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
         // (and where this is specialised for them, the cast is a move).
@@ -261,6 +274,7 @@ enum RecordReader {
         KafkaError(
             .deserialization,
             "could not deserialise the \(part) of the record at topic \(chunk.topicPartition.topic) partition \(chunk.topicPartition.partition) offset \(offset): \(error). "
-                + "The record was not emitted and not committed; fix the deserialiser, or skip the record by committing offset \(offset + 1)")
+                + "The record was not emitted and not committed; fix the deserialiser, or skip the record by committing offset \(offset + 1)"
+        )
     }
 }

@@ -28,6 +28,7 @@ public enum ConsumerHealth: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// A rendering for logs and error messages.
     public var description: String {
         switch self {
         case .starting: return "starting"

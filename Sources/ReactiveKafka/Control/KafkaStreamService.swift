@@ -29,6 +29,7 @@ public struct KafkaStreamService<Result: Sendable>: Service {
     /// The consumer's health and each change (``ConsumerControl/healthChanges()``).
     public func healthChanges() -> AsyncStream<ConsumerHealth> { graph.materialized.healthChanges() }
 
+    /// Runs the stream until it ends or graceful shutdown drains it (commits, then stops the consumer).
     public func run() async throws {
         let control = graph.materialized
         do {

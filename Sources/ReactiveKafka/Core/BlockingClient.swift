@@ -48,7 +48,9 @@ final class BlockingClient: Sendable {
 
     /// Runs blocking librdkafka calls on the client's thread, within the timeout of now
     /// (time spent waiting behind earlier calls counts).
-    func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T)
+        async throws(KafkaError) -> T
+    {
         let deadline = BlockingCallDeadline(timeout: timeout, client: name)
         let name = self.name
         let result: Result<T, KafkaError> = await thread.run {

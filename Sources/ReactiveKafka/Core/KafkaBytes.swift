@@ -7,7 +7,9 @@ import Foundation
 /// create own a private copy. Either way a `KafkaBytes` is `Sendable` and can
 /// outlive the stream that produced it.
 public struct KafkaBytes: Sendable, Hashable, RandomAccessCollection, CustomStringConvertible {
+    /// Positions are byte offsets from 0.
     public typealias Index = Int
+    /// One byte.
     public typealias Element = UInt8
 
     // Keeps `pointer` valid: a fetched batch or an owned copy.
@@ -39,9 +41,12 @@ public struct KafkaBytes: Sendable, Hashable, RandomAccessCollection, CustomStri
         self.init(Array(string.utf8))
     }
 
+    /// The first byte's position: 0.
     public var startIndex: Int { 0 }
+    /// One past the last byte's position: `count`.
     public var endIndex: Int { count }
 
+    /// The byte at `position`.
     @inlinable
     public subscript(position: Int) -> UInt8 {
         precondition(position >= 0 && position < count, "KafkaBytes index out of range")
@@ -65,22 +70,28 @@ public struct KafkaBytes: Sendable, Hashable, RandomAccessCollection, CustomStri
     /// The bytes decoded as UTF-8, with invalid sequences repaired.
     public var string: String { withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
 
+    /// A rendering for logs and error messages.
     public var description: String {
         count <= 64 ? string : "\(count) bytes"
     }
 
+    /// Whether both values are equal.
     public static func == (lhs: KafkaBytes, rhs: KafkaBytes) -> Bool {
         guard lhs.count == rhs.count else { return false }
         if lhs.count == 0 { return true }
-        return lhs.withUnsafeBytes { l in rhs.withUnsafeBytes { r in memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 } }
+        return lhs.withUnsafeBytes { l in
+            rhs.withUnsafeBytes { r in memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+        }
     }
 
+    /// Hashes the bytes, so equal contents hash equally whoever owns the storage.
     public func hash(into hasher: inout Hasher) {
         withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }
 
 extension KafkaBytes: ExpressibleByStringLiteral {
+    /// The UTF-8 bytes of `value`.
     public init(stringLiteral value: String) { self.init(value) }
 }
 

@@ -33,5 +33,6 @@ public struct KafkaTimestamp: Sendable, Hashable, CustomStringConvertible {
         self.kind = kind
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "\(milliseconds)ms(\(kind))" }
 }

@@ -11,8 +11,10 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
         self.partition = partition
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "\(topic)-\(partition)" }
 
+    /// Whether the left value orders before the right one.
     public static func < (lhs: TopicPartition, rhs: TopicPartition) -> Bool {
         (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
     }
@@ -34,5 +36,6 @@ public struct PartitionOffset: Hashable, Sendable, CustomStringConvertible {
         self.offset = offset
     }
 
+    /// A rendering for logs and error messages.
     public var description: String { "\(groupId)@\(topicPartition):\(offset)" }
 }

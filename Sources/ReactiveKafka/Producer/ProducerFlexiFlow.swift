@@ -7,7 +7,9 @@ import StreamKit
 /// independent run (its own pump task and, without a shared producer, its own
 /// producer).
 public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Flow {
+    /// The elements this stage takes.
     public typealias Input = ProducerMessage<Key, Value, PassThrough>
+    /// The elements this stage emits.
     public typealias Output = ProducerResult<Key, Value, PassThrough>
 
     @usableFromInline let settings: ProducerSettings<Key, Value>
@@ -23,10 +25,13 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 
     // Inlinable, so the upstream is erased where its type is known: the erased iterator the
     // pump calls per message is then compiled for that upstream (see `AnyAsyncSequence`).
+    /// Produces each message of `upstream` and emits its result, in order, as librdkafka acknowledges it.
     @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {
-        AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: AnyAsyncSequence(upstream), settings: settings, producer: producer, hooks: hooks))
+        AnyAsyncSequence(
+            ProducerFlexiFlowSequence(
+                upstream: AnyAsyncSequence(upstream), settings: settings, producer: producer, hooks: hooks))
     }
 }
 
@@ -37,10 +42,14 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Sendable {
     /// A result already in the driver's buffer. Synchronous: most results are taken this
     /// way, and a synchronous call costs no async frame (task allocation) per element.
-    @usableFromInline let take: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) -> ProducerResult<Key, Value, PassThrough>?
+    @usableFromInline let take:
+        @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) -> ProducerResult<Key, Value, PassThrough>?
     // `nonisolated(nonsending)`: runs on the caller's executor, so waiting for results costs no
     // executor switch.
-    @usableFromInline let next: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
+    @usableFromInline let next:
+        nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<
+            Key, Value, PassThrough
+        >?
 
     @inlinable
     init() {
@@ -71,7 +80,9 @@ struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Se
     }
 
     @inlinable func makeAsyncIterator() -> Iterator {
-        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), hooks: hooks)
+        Iterator(
+            driver: ProducerFlowDriver<Key, Value, PassThrough>(
+                upstream: upstream, settings: settings, sharedProducer: producer), hooks: hooks)
     }
 
     // Inlinable: where the erased output is made for known types (see `AnyAsyncSequence`),

@@ -22,9 +22,13 @@ public protocol PartitionAssignmentHandler: Sendable {
 }
 
 extension PartitionAssignmentHandler {
+    /// Does nothing by default.
     public func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+    /// Does nothing by default.
     public func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+    /// Does nothing by default.
     public func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+    /// Does nothing by default.
     public func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
 }
 
@@ -38,6 +42,7 @@ public enum RebalanceEvent: Sendable, Equatable, CustomStringConvertible {
     /// Partitions were lost: the consumer left or was expelled from the group without revoking them.
     case lost(Set<TopicPartition>)
 
+    /// A rendering for logs and error messages.
     public var description: String {
         switch self {
         case .assigned(let p): return "assigned(\(p.sorted().map(\.description).joined(separator: ", ")))"

@@ -31,22 +31,25 @@ extension AsyncSequence where Self: Sendable, Element: Collection & Sendable, El
 }
 
 extension Source where Element: Collection, Element.Element: KafkaConsumedMessage {
-    /// ``AsyncSequence/traced(consumerGroup:_:)``, keeping the materialized value (a consumer
+    /// ``_Concurrency/AsyncSequence/traced(consumerGroup:_:)``, keeping the materialized value (a consumer
     /// source's ``ConsumerControl``).
     public func traced<Output: Sendable>(
         consumerGroup: String? = nil,
         _ process: @escaping @Sendable (Element) async throws -> Output
     ) -> Source<AsyncTracedBatchSequence<Base, Output>, Materialized> {
         Source<AsyncTracedBatchSequence<Base, Output>, Materialized>(
-            AsyncTracedBatchSequence(base: base, consumerGroup: consumerGroup, process: process), materialized: materialized)
+            AsyncTracedBatchSequence(base: base, consumerGroup: consumerGroup, process: process),
+            materialized: materialized)
     }
 }
 
-/// The sequence of ``AsyncSequence/traced(consumerGroup:_:)``: what `process` returns for
+/// The sequence of ``_Concurrency/AsyncSequence/traced(consumerGroup:_:)``: what `process` returns for
 /// each batch, each computed inside a consumer span linked to its records' producers.
 public struct AsyncTracedBatchSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMessage {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -59,6 +62,7 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
         self.process = process
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), sequence: self)
     }
@@ -68,15 +72,12 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
         var base: Base.AsyncIterator
         let sequence: AsyncTracedBatchSequence
 
-        init(base: Base.AsyncIterator, sequence: AsyncTracedBatchSequence) {
-            self.base = base
-            self.sequence = sequence
-        }
-
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Output? {
             try await next(isolation: nil)
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Output? {
             guard let batch = try await base.next(isolation: actor) else { return nil }
             var fields = MessagingSpanAttributes.BatchFields()
@@ -87,7 +88,9 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
                 if group == nil { group = message.consumerGroupId }
             }
             let sequence = self.sequence
-            return try await withSpan(MessagingSpanAttributes.spanName(topic: fields.topic), ofKind: .consumer, isolation: actor) {
+            return try await withSpan(
+                MessagingSpanAttributes.spanName(topic: fields.topic), ofKind: .consumer, isolation: actor
+            ) {
                 [fields, group] span in
                 if span.isRecording {
                     MessagingSpanAttributes.set(on: span, batch: fields, consumerGroup: group)

@@ -37,7 +37,7 @@ extension AsyncSequence where Self: Sendable, Element: KafkaConsumedMessage {
 }
 
 extension Source where Element: KafkaConsumedMessage {
-    /// ``AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``, keeping the materialized
+    /// ``_Concurrency/AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``, keeping the materialized
     /// value (a consumer source's ``ConsumerControl``).
     public func traced<Output: Sendable>(
         consumerGroup: String? = nil,
@@ -50,11 +50,13 @@ extension Source where Element: KafkaConsumedMessage {
     }
 }
 
-/// The sequence of ``AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``: what
+/// The sequence of ``_Concurrency/AsyncSequence/traced(consumerGroup:messageKey:_:)-(_,_,_)``: what
 /// `process` returns for each message, each computed inside a consumer span.
 public struct AsyncTracedSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: KafkaConsumedMessage {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let base: Base
@@ -72,6 +74,7 @@ where Base.Element: KafkaConsumedMessage {
         self.process = process
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), sequence: self)
     }
@@ -81,22 +84,23 @@ where Base.Element: KafkaConsumedMessage {
         var base: Base.AsyncIterator
         let sequence: AsyncTracedSequence
 
-        init(base: Base.AsyncIterator, sequence: AsyncTracedSequence) {
-            self.base = base
-            self.sequence = sequence
-        }
-
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> Output? {
             try await next(isolation: nil)
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Output? {
             guard let message = try await base.next(isolation: actor) else { return nil }
             let record = message.consumedRecord
-            let fields = MessagingSpanAttributes.RecordFields(topic: record.topic, partition: record.partition, offset: record.offset)
+            let fields = MessagingSpanAttributes.RecordFields(
+                topic: record.topic, partition: record.partition, offset: record.offset)
             let parent = message.extractServiceContext(into: ServiceContext.current ?? .topLevel)
             let sequence = self.sequence
-            return try await withSpan(MessagingSpanAttributes.spanName(topic: fields.topic), context: parent, ofKind: .consumer, isolation: actor) {
+            return try await withSpan(
+                MessagingSpanAttributes.spanName(topic: fields.topic), context: parent, ofKind: .consumer,
+                isolation: actor
+            ) {
                 span in
                 if span.isRecording {
                     MessagingSpanAttributes.set(

@@ -3,7 +3,7 @@
 public struct TransactionalMessage<Key: Sendable, Value: Sendable>: Sendable {
     /// The record.
     public let record: ConsumerRecord<Key, Value>
-    /// Its offset, to pass through to ``Transactional/sink(_:transactionalId:eosCommitInterval:)``.
+    /// Its offset, to pass through to ``Transactional/sink(_:transactionalId:eosCommitInterval:logger:)``.
     public let partitionOffset: TransactionalOffset
 
     /// Pairs `record` with its offset (package access: the source and the testkit's factories).

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Stands in for a consumer behind the committable offsets the testkit's factories make
 /// (Alpakka's `ConsumerResultFactory` offsets): every commit that reaches it, through
-/// ``Committer`` or ``CommittableOffset/commit()``, is recorded in order, and can be
+/// `Committer` or `CommittableOffset.commit()`, is recorded in order, and can be
 /// inspected or awaited. Told to, it refuses commits, to test error paths.
 ///
 /// ```swift
@@ -21,7 +21,7 @@ public final class RecordingCommitter: Sendable {
         /// The metadata committed with the offsets, for the partitions that had some.
         public let metadata: [TopicPartition: String]
         /// False for a commit sent without waiting for its outcome
-        /// (``CommitterSettings/Delivery/sendAndForget``, ``CommittableOffsetBatch/commitAndForget()``).
+        /// (`CommitterSettings.Delivery.sendAndForget`, `CommittableOffsetBatch.commitAndForget()`).
         public let awaited: Bool
 
         /// A commit of `offsets` (next offsets to read) with `metadata`, for comparing with ``RecordingCommitter/commits``.
@@ -31,6 +31,7 @@ public final class RecordingCommitter: Sendable {
             self.awaited = awaited
         }
 
+        /// A rendering for logs and error messages.
         public var description: String {
             "Commit(" + offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ", ") + ")"
         }
@@ -86,10 +87,12 @@ public final class RecordingCommitter: Sendable {
     /// Returns once the committed next offset of every partition in `offsets` has reached
     /// its value (a record's offset + 1), at once if it already has.
     ///
-    /// - Throws: ``KafkaError/Kind/commitTimeout`` when that did not happen within `timeout`
-    ///   (naming what was expected and what was committed), ``KafkaError/Kind/cancelled``
+    /// - Throws: `KafkaError.Kind.commitTimeout` when that did not happen within `timeout`
+    ///   (naming what was expected and what was committed), `KafkaError.Kind.cancelled`
     ///   when the waiting task is cancelled.
-    public func waitUntilCommitted(_ offsets: [TopicPartition: Int64], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+    public func waitUntilCommitted(_ offsets: [TopicPartition: Int64], timeout: Duration = .seconds(10))
+        async throws(KafkaError)
+    {
         let id = UUID()
         do {
             try await withTaskCancellationHandler {
@@ -108,9 +111,12 @@ public final class RecordingCommitter: Sendable {
                         let timer = Task { [weak self] in
                             do { try await Task.sleep(for: timeout) } catch { return }
                             guard let self else { return }
-                            self.resumeWaiter(id, with: KafkaError(
-                                .commitTimeout,
-                                "expected commits \(Self.describe(offsets)) within \(timeout); committed so far: \(Self.describe(self.committedOffsets))"))
+                            self.resumeWaiter(
+                                id,
+                                with: KafkaError(
+                                    .commitTimeout,
+                                    "expected commits \(Self.describe(offsets)) within \(timeout); committed so far: \(Self.describe(self.committedOffsets))"
+                                ))
                         }
                         let waiting = state.withLock { s -> Bool in
                             s.waiters[id]?.timer = timer
@@ -144,7 +150,12 @@ public final class RecordingCommitter: Sendable {
         let (failure, satisfied) = state.withLock { s -> (KafkaError?, [Waiter]) in
             if let failure = s.failure {
                 if let left = s.failuresLeft {
-                    if left <= 1 { s.failure = nil; s.failuresLeft = nil } else { s.failuresLeft = left - 1 }
+                    if left <= 1 {
+                        s.failure = nil
+                        s.failuresLeft = nil
+                    } else {
+                        s.failuresLeft = left - 1
+                    }
                 }
                 s.refused.append(commit)
                 return (failure, [])

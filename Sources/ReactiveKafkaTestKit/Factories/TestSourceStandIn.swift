@@ -2,7 +2,7 @@ import ReactiveKafka
 import Synchronization
 
 /// The shell around ``TestSourceStateMachine``: what a testkit source's iterator pulls from
-/// and its ``ConsumerControl`` stops and shuts down.
+/// and its `ConsumerControl` stops and shuts down.
 final class TestSourceStandIn<Element: Sendable>: ConsumerControlStandIn {
     private struct State {
         var machine: TestSourceStateMachine<Element, CheckedContinuation<Void, Never>>
@@ -59,7 +59,10 @@ final class TestSourceStandIn<Element: Sendable>: ConsumerControlStandIn {
         case .startStopped:
             return false
         case .alreadyClaimed:
-            throw KafkaError(.illegalState, "this test source is already running: a source can be run once, like a Kafka source; make a new one for another stream")
+            throw KafkaError(
+                .illegalState,
+                "this test source is already running: a source can be run once, like a Kafka source; make a new one for another stream"
+            )
         }
     }
 

@@ -2,8 +2,8 @@
 /// consumer its control stands in for, as a pure state machine: the shell
 /// (``TestSourceStandIn``) holds it under a lock and does what it returns.
 ///
-/// Like a Kafka source: it runs once; ``ConsumerControl/stop()`` completes it and leaves the
-/// "consumer" open until ``ConsumerControl/shutdown()``; a stream that ends any other way
+/// Like a Kafka source: it runs once; `ConsumerControl.stop()` completes it and leaves the
+/// "consumer" open until `ConsumerControl.shutdown()`; a stream that ends any other way
 /// (its last element with ``TestSourceCompletion/afterLastElement``, a failure, `break`,
 /// cancellation) closes it; stopped before its first pull, it completes without emitting.
 struct TestSourceStateMachine<Element, Waiter> {
@@ -35,7 +35,7 @@ struct TestSourceStateMachine<Element, Waiter> {
     var isClosed: Bool { phase == .closed }
 
     enum ClaimAction: Equatable {
-        /// The stream starts: report it (the control shows ``ConsumerHealth/consuming``).
+        /// The stream starts: report it (the control shows `ConsumerHealth.consuming`).
         case start
         /// Stopped or shut down before the first pull: the stream completes at once.
         case startStopped
@@ -101,7 +101,7 @@ struct TestSourceStateMachine<Element, Waiter> {
         var closed: Bool
     }
 
-    /// ``ConsumerControl/stop()``: completes the stream; before the first pull, the source
+    /// `ConsumerControl.stop()`: completes the stream; before the first pull, the source
     /// will never start, so the "consumer" counts as closed (as a Kafka source's does).
     mutating func stop() -> StopAction {
         switch phase {
@@ -117,7 +117,7 @@ struct TestSourceStateMachine<Element, Waiter> {
         }
     }
 
-    /// ``ConsumerControl/shutdown()``: completes the stream and closes the "consumer".
+    /// `ConsumerControl.shutdown()`: completes the stream and closes the "consumer".
     mutating func shutdown() -> StopAction {
         guard phase != .closed else { return StopAction(resume: nil, closed: false) }
         phase = .closed
@@ -141,6 +141,6 @@ public enum TestSourceCompletion: Sendable, Equatable {
     /// does when its stream ends.
     case afterLastElement
     /// Only when its control stops it or shuts it down, like a Kafka source, which waits
-    /// for more records: use it to test draining (``DrainingControl/drainAndShutdown()``).
+    /// for more records: use it to test draining (`DrainingControl.drainAndShutdown()`).
     case whenStopped
 }

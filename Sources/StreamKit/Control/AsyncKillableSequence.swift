@@ -5,8 +5,11 @@
 /// `shutdown()` the consumer sees the end, on `abort(error)` the error;
 /// either way the look-ahead is dropped and the upstream cancelled.
 /// Cancelling the consumer cancels the upstream too.
-public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
+public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable
+where Base.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -17,6 +20,7 @@ public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequen
         self.core = core
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(lifetime: KillableLifetime(Pump(base, capacity: 1), core: core))
     }
@@ -27,6 +31,7 @@ public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequen
 
         @inlinable init(lifetime: KillableLifetime<Base>) { self.lifetime = lifetime }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             lifetime.attach()
             while true {
@@ -42,7 +47,8 @@ public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequen
 }
 
 /// Connects one iteration's pump to a kill switch, and cancels it when the iterator goes away.
-@usableFromInline final class KillableLifetime<Base: AsyncSequence & Sendable>: @unchecked Sendable where Base.Element: Sendable {
+@usableFromInline final class KillableLifetime<Base: AsyncSequence & Sendable>: @unchecked Sendable
+where Base.Element: Sendable {
     @usableFromInline let pump: Pump<Base>
     @usableFromInline let core: KillSwitchCore
     /// Set once by the consuming task on its first `next()`.
@@ -92,7 +98,10 @@ extension Source {
     }
 
     /// Lets a shared kill switch complete or fail this stream, keeping the materialized value.
-    @inlinable public func killable(by killSwitch: SharedKillSwitch) -> Source<AsyncKillableSequence<Base>, Materialized> {
-        Source<AsyncKillableSequence<Base>, Materialized>(AsyncKillableSequence(base: base, core: killSwitch.core), materialized: materialized)
+    @inlinable public func killable(by killSwitch: SharedKillSwitch) -> Source<
+        AsyncKillableSequence<Base>, Materialized
+    > {
+        Source<AsyncKillableSequence<Base>, Materialized>(
+            AsyncKillableSequence(base: base, core: killSwitch.core), materialized: materialized)
     }
 }

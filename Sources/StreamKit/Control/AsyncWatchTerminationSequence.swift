@@ -16,7 +16,9 @@ public enum StreamTermination: Sendable {
 /// error, or when the iterator is dropped before either (cancellation).
 /// Elements pass through unchanged, pull-through.
 public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -27,6 +29,7 @@ public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence 
         self.onTermination = onTermination
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), reporter: TerminationReporter(onTermination))
     }
@@ -41,6 +44,7 @@ public struct AsyncWatchTerminationSequence<Base: AsyncSequence>: AsyncSequence 
             self.reporter = reporter
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             do {
                 guard let element = try await base.next() else {
@@ -80,7 +84,9 @@ extension AsyncWatchTerminationSequence: Sendable where Base: Sendable {}
 
 /// A stream's termination that can be awaited: what ``Source/watchTermination()`` materializes.
 public final class TerminationWatcher: Sendable {
-    @usableFromInline let state = Mutex<(termination: StreamTermination?, waiters: [UnsafeContinuation<StreamTermination, Never>])>((nil, []))
+    @usableFromInline let state = Mutex<
+        (termination: StreamTermination?, waiters: [UnsafeContinuation<StreamTermination, Never>])
+    >((nil, []))
 
     @usableFromInline init() {}
 
@@ -129,7 +135,9 @@ extension Source {
     /// _ = graph.start()
     /// if case .failed(let error) = await watcher.termination() { … }
     /// ```
-    @inlinable public func watchTermination() -> Source<AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)> {
+    @inlinable public func watchTermination() -> Source<
+        AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)
+    > {
         let watcher = TerminationWatcher()
         return Source<AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)>(
             base.watchTermination { watcher.complete($0) }, materialized: (materialized, watcher))

@@ -69,7 +69,9 @@ public final class SharedKillSwitch: KillSwitch {
     /// A switch that has not fired.
     public init() {}
 
+    /// Completes every stream this switch controls, as if upstream had ended.
     public func shutdown() { core.fire(nil) }
+    /// Fails every stream this switch controls with `error`.
     public func abort(_ error: any Error) { core.fire(error) }
 }
 
@@ -80,6 +82,8 @@ public final class UniqueKillSwitch: KillSwitch {
 
     @usableFromInline init() {}
 
+    /// Completes every stream this switch controls, as if upstream had ended.
     public func shutdown() { core.fire(nil) }
+    /// Fails every stream this switch controls with `error`.
     public func abort(_ error: any Error) { core.fire(error) }
 }

@@ -6,6 +6,7 @@
 /// compiles its iterator's `next` specialised for that type, so the erased call reaches
 /// the concrete iterator directly, with no generic dispatch or metadata look-up behind it.
 public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     @usableFromInline let makeIterator: @Sendable () -> Iterator
 
@@ -21,6 +22,7 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
         }
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator { makeIterator() }
 
     /// The iterator of an ``AnyAsyncSequence``.
@@ -32,12 +34,15 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
             self.nextElement = nextElement
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await nextElement()
         }
 
         /// Runs the upstream's `next` on the caller's executor: no executor hop per element.
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws
+            -> Element?
+        {
             try await nextElement()
         }
     }

@@ -33,6 +33,7 @@ public struct FlowOf<Input, Output>: Flow {
     }
 
     // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
+    /// The flow's body applied to `upstream`.
     @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {

@@ -16,6 +16,7 @@ import Synchronization
 /// clock.advance(by: .seconds(1))
 /// ```
 public final class ManualClock: Clock, Sendable {
+    /// Durations are the standard library's.
     public typealias Duration = Swift.Duration
 
     /// A point in a ``ManualClock``'s time: the duration since the clock was created.
@@ -26,9 +27,13 @@ public final class ManualClock: Clock, Sendable {
         /// The instant `offset` after the clock's origin.
         public init(offset: Swift.Duration) { self.offset = offset }
 
+        /// The instant `duration` later.
         public func advanced(by duration: Swift.Duration) -> Instant { Instant(offset: offset + duration) }
+        /// The time from this instant to `other`.
         public func duration(to other: Instant) -> Swift.Duration { other.offset - offset }
+        /// Whether the left value orders before the right one.
         public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
+        /// A rendering for logs and error messages.
         public var description: String { "ManualClock.Instant(\(offset))" }
     }
 
@@ -70,7 +75,8 @@ public final class ManualClock: Clock, Sendable {
         guard let id else { return }
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                let (resumeNow, waiters): (Result<Void, any Error>?, [UnsafeContinuation<Void, Never>]) = state.withLock { state in
+                let (resumeNow, waiters): (Result<Void, any Error>?, [UnsafeContinuation<Void, Never>]) = state.withLock
+                { state in
                     if state.cancelledBeforeRegistration.remove(id) != nil {
                         return (.failure(CancellationError()), [])
                     }
@@ -129,7 +135,10 @@ public final class ManualClock: Clock, Sendable {
         let count = state.sleepers.count
         var ready: [UnsafeContinuation<Void, Never>] = []
         state.sleeperWaiters.removeAll { waiter in
-            if waiter.count <= count { ready.append(waiter.continuation); return true }
+            if waiter.count <= count {
+                ready.append(waiter.continuation)
+                return true
+            }
             return false
         }
         return ready

@@ -23,6 +23,7 @@ public struct SinkOf<Input, Result: Sendable>: Sink {
         self.body = body
     }
 
+    /// Runs the sink's body over `upstream` and returns its result.
     public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws -> Result
     where Upstream.Element == Input {
         try await body(AnyAsyncSequence(upstream))

@@ -30,7 +30,7 @@ extension Source {
             AsyncSyncFilterSequence(base: base, isIncluded: isIncluded), materialized: materialized)
     }
 
-    /// ``AsyncSequence/mapAsync(parallelism:_:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/mapAsync(parallelism:_:)``, keeping the materialized value.
     @inlinable public func mapAsync<T: Sendable>(
         parallelism: Int, _ transform: @escaping @Sendable (Element) async throws -> T
     ) -> Source<AsyncMapAsyncSequence<Base, T>, Materialized> {
@@ -38,7 +38,7 @@ extension Source {
             base.mapAsync(parallelism: parallelism, transform), materialized: materialized)
     }
 
-    /// ``AsyncSequence/mapAsyncUnordered(parallelism:_:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/mapAsyncUnordered(parallelism:_:)``, keeping the materialized value.
     @inlinable public func mapAsyncUnordered<T: Sendable>(
         parallelism: Int, _ transform: @escaping @Sendable (Element) async throws -> T
     ) -> Source<AsyncMapAsyncUnorderedSequence<Base, T>, Materialized> {
@@ -46,7 +46,7 @@ extension Source {
             base.mapAsyncUnordered(parallelism: parallelism, transform), materialized: materialized)
     }
 
-    /// ``AsyncSequence/groupedWithin(count:duration:clock:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/groupedWithin(count:duration:clock:)``, keeping the materialized value.
     @inlinable public func groupedWithin<C: Clock>(
         count: Int, duration: Duration, clock: C
     ) -> Source<AsyncGroupedWithinSequence<Base, C>, Materialized> where C.Duration == Duration {
@@ -54,14 +54,14 @@ extension Source {
             base.groupedWithin(count: count, duration: duration, clock: clock), materialized: materialized)
     }
 
-    /// ``AsyncSequence/groupedWithin(count:duration:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/groupedWithin(count:duration:)``, keeping the materialized value.
     @inlinable public func groupedWithin(
         count: Int, duration: Duration
     ) -> Source<AsyncGroupedWithinSequence<Base, ContinuousClock>, Materialized> {
         groupedWithin(count: count, duration: duration, clock: ContinuousClock())
     }
 
-    /// ``AsyncSequence/buffer(size:overflow:statistics:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/buffer(size:overflow:statistics:)``, keeping the materialized value.
     @inlinable public func buffer(
         size: Int, overflow: OverflowStrategy, statistics: BufferStatistics? = nil
     ) -> Source<AsyncOverflowBufferSequence<Base>, Materialized> {
@@ -71,7 +71,7 @@ extension Source {
 }
 
 extension Source {
-    /// ``AsyncSequence/throttle(cost:per:burst:clock:costOf:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/throttle(cost:per:burst:clock:costOf:)``, keeping the materialized value.
     @inlinable public func throttle<C: Clock>(
         cost: Int, per: Duration, burst: Int, clock: C,
         costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }
@@ -80,7 +80,7 @@ extension Source {
             base.throttle(cost: cost, per: per, burst: burst, clock: clock, costOf: costOf), materialized: materialized)
     }
 
-    /// ``AsyncSequence/throttle(cost:per:burst:costOf:)``, keeping the materialized value.
+    /// ``_Concurrency/AsyncSequence/throttle(cost:per:burst:costOf:)``, keeping the materialized value.
     @inlinable public func throttle(
         cost: Int, per: Duration, burst: Int,
         costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }

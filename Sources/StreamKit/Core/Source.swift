@@ -8,7 +8,9 @@
 /// ``to(_:)``. A `Source` is itself an `AsyncSequence`: `for try await` works,
 /// and every `AsyncSequence` operator applies (use ``transform(_:)`` to keep
 /// the materialized value while doing so).
-public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
+public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: AsyncSequence, Sendable
+where Base.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
 
     /// The elements.
@@ -22,6 +24,7 @@ public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: As
         self.materialized = materialized
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Base.AsyncIterator { base.makeAsyncIterator() }
 
     /// Applies any `AsyncSequence` operator to the elements, keeping the materialized value.
@@ -53,15 +56,18 @@ public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: As
     public func compactMap<T: Sendable>(
         _ transform: @escaping @Sendable (Element) async throws -> T?
     ) -> Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized> {
-        Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized>(base.compactMap(transform), materialized: materialized)
+        Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized>(
+            base.compactMap(transform), materialized: materialized)
     }
 
     /// Sends the elements through `flow`.
-    @inlinable public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized> where F.Input == Element, F.Output: Sendable {
+    @inlinable public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized>
+    where F.Input == Element, F.Output: Sendable {
         Source<AnyAsyncSequence<F.Output>, Materialized>(flow.apply(base), materialized: materialized)
     }
 
-    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/run()`` starts.
+    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/runHere()`` or
+    /// ``RunnableGraph/start()`` runs.
     @inlinable public func to<S: Sink>(_ sink: S) -> RunnableGraph<Materialized, S.Result> where S.Input == Element {
         let base = self.base
         return RunnableGraph(materialized: materialized) { try await sink.run(base) }

@@ -21,13 +21,17 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
     case alreadyIterated(String)
     /// A file operation failed; `errno` is the system's error number.
     case io(operation: String, path: String, errno: Int32)
+    /// An ``ask(timeout:clock:_:)`` call did not answer within its timeout.
+    case askTimeout(Duration)
 
+    /// A rendering for logs and error messages.
     public var description: String {
         switch self {
         case .invalidArgument(let message):
             return "invalid argument: \(message)"
         case .bufferOverflow(let size):
-            return "buffer overflow: buffer(size: \(size), overflow: .fail) was full; use a larger size or another overflow strategy"
+            return
+                "buffer overflow: buffer(size: \(size), overflow: .fail) was full; use a larger size or another overflow strategy"
         case .idleTimeout(let duration):
             return "no element within the idle timeout of \(duration)"
         case .completionTimeout(let duration):
@@ -44,6 +48,9 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
             return "\(what) can be iterated only once"
         case .io(let operation, let path, let errno):
             return "\(operation) \(path) failed: \(systemErrorMessage(errno)) (errno \(errno))"
+        case .askTimeout(let duration):
+            return
+                "no answer within the ask timeout of \(duration); raise the timeout or look at what keeps the callee busy"
         }
     }
 }
@@ -54,11 +61,11 @@ func requireArgument(_ condition: Bool, _ message: @autoclosure () -> String) th
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func systemErrorMessage(_ code: Int32) -> String {

@@ -2,7 +2,9 @@
 ///
 /// Elements and completion pass unchanged. Pull-through.
 public struct AsyncMapErrorSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -13,6 +15,7 @@ public struct AsyncMapErrorSequence<Base: AsyncSequence>: AsyncSequence {
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), transform: transform)
     }
@@ -27,6 +30,7 @@ public struct AsyncMapErrorSequence<Base: AsyncSequence>: AsyncSequence {
             self.transform = transform
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Base.Element? {
             do {
                 return try await base.next()

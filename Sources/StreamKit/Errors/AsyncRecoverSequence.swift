@@ -5,7 +5,9 @@
 /// it may rethrow to keep (or replace) the failure. Elements before the
 /// error pass unchanged. Pull-through, no buffer.
 public struct AsyncRecoverSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -16,6 +18,7 @@ public struct AsyncRecoverSequence<Base: AsyncSequence>: AsyncSequence {
         self.recover = recover
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), recover: recover)
     }
@@ -31,6 +34,7 @@ public struct AsyncRecoverSequence<Base: AsyncSequence>: AsyncSequence {
             self.recover = recover
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Base.Element? {
             if done { return nil }
             do {

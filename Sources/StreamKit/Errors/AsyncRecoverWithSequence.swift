@@ -6,7 +6,9 @@
 /// `maxAttempts` times (then its error is thrown). Pull-through.
 public struct AsyncRecoverWithSequence<Base: AsyncSequence, Replacement: AsyncSequence>: AsyncSequence
 where Replacement.Element == Base.Element {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -19,6 +21,7 @@ where Replacement.Element == Base.Element {
         self.recover = recover
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), maxAttempts: maxAttempts, recover: recover)
     }
@@ -31,12 +34,15 @@ where Replacement.Element == Base.Element {
         @usableFromInline let maxAttempts: Int
         @usableFromInline let recover: @Sendable (any Error) -> Replacement?
 
-        @inlinable init(base: Base.AsyncIterator, maxAttempts: Int, recover: @escaping @Sendable (any Error) -> Replacement?) {
+        @inlinable init(
+            base: Base.AsyncIterator, maxAttempts: Int, recover: @escaping @Sendable (any Error) -> Replacement?
+        ) {
             self.base = base
             self.maxAttempts = maxAttempts
             self.recover = recover
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             while true {
                 do {

@@ -1,8 +1,8 @@
 import Synchronization
 
-/// One output of a fan-out stage (``AsyncSequence/broadcast(count:bufferSize:)``,
-/// ``AsyncSequence/partition(into:bufferSize:by:)``,
-/// ``AsyncSequence/balance(into:bufferSize:)``).
+/// One output of a fan-out stage (``_Concurrency/AsyncSequence/broadcast(count:bufferSize:)``,
+/// ``_Concurrency/AsyncSequence/partition(into:bufferSize:by:)``,
+/// ``_Concurrency/AsyncSequence/balance(into:bufferSize:)``).
 ///
 /// Each branch may be iterated once. The stage starts pulling the upstream
 /// when any branch first asks for an element. A branch that is slow holds
@@ -12,6 +12,7 @@ import Synchronization
 /// stopped, the upstream is cancelled. An upstream error reaches every
 /// branch after the elements before it.
 public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let handle: BranchHandle<Element>
@@ -23,6 +24,7 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
         self.handle = handle
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         let first = handle.iterated.withLock { iterated in
             defer { iterated = true }
@@ -39,6 +41,7 @@ public struct AsyncFanOutBranch<Element: Sendable>: AsyncSequence, Sendable {
             self.handle = handle
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             guard let handle else { throw StreamKitError.alreadyIterated("a fan-out branch") }
             return try await handle.storage.next(branch: handle.index)

@@ -10,7 +10,9 @@
 /// for try await chunk in FileSource(path: "/var/log/app.log", chunkSize: 64 * 1024) { … }
 /// ```
 public struct FileSource: AsyncSequence, Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = [UInt8]
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     /// The file read.
@@ -24,6 +26,7 @@ public struct FileSource: AsyncSequence, Sendable {
         self.chunkSize = chunkSize
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator { Iterator(path: path, chunkSize: chunkSize) }
 
     /// The iterator of ``FileSource``.
@@ -38,10 +41,12 @@ public struct FileSource: AsyncSequence, Sendable {
             self.file = FileHandleWorker(path: path)
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> [UInt8]? {
             if done { return nil }
             guard chunkSize >= 1 else {
-                throw StreamKitError.invalidArgument("FileSource(chunkSize: \(chunkSize)): chunkSize must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "FileSource(chunkSize: \(chunkSize)): chunkSize must be at least 1")
             }
             do {
                 if !opened {
@@ -74,11 +79,14 @@ public struct FileSource: AsyncSequence, Sendable {
 /// The lines of a ``FileSource``; a last line without `\n` is emitted too.
 /// Memory: one chunk plus the longest line.
 public struct FileLineSequence: AsyncSequence, Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = String
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     let source: FileSource
 
+    /// Makes the iterator that produces this sequence's elements.
     public func makeAsyncIterator() -> Iterator { Iterator(chunks: source.makeAsyncIterator()) }
 
     /// The iterator of ``FileLineSequence``.
@@ -89,6 +97,7 @@ public struct FileLineSequence: AsyncSequence, Sendable {
         var readyIndex = 0
         var finished = false
 
+        /// The next element, or `nil` once the sequence has ended.
         public mutating func next() async throws -> String? {
             while true {
                 if readyIndex < ready.count {
@@ -120,9 +129,9 @@ public struct FileLineSequence: AsyncSequence, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

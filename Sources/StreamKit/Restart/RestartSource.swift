@@ -44,7 +44,9 @@ public enum RestartSource {
 
 /// A sequence re-created with backoff when it fails (or completes); see ``RestartSource``.
 public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequence where C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Upstream.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let settings: RestartSettings
@@ -65,6 +67,7 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
         self.factory = factory
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator { Iterator(sequence: self) }
 
     /// The iterator of ``AsyncRestartSequence``.
@@ -78,6 +81,7 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
 
         @inlinable init(sequence: AsyncRestartSequence) { self.sequence = sequence }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             if done { return nil }
             try sequence.settings.validate()
@@ -107,7 +111,9 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
                     return nil
                 }
                 // A healthy run (it emitted and lasted minBackoff) resets the backoff.
-                if emittedInRun, let runStarted, runStarted.duration(to: sequence.clock.now) >= sequence.settings.minBackoff {
+                if emittedInRun, let runStarted,
+                    runStarted.duration(to: sequence.clock.now) >= sequence.settings.minBackoff
+                {
                     restarts = 0
                 }
                 if let maxRestarts = sequence.settings.maxRestarts, restarts >= maxRestarts {
@@ -121,7 +127,7 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
                     try await sequence.clock.sleep(until: sequence.clock.now.advanced(by: wait), tolerance: nil)
                 } catch {
                     done = true
-                    return nil  // cancelled while backing off
+                    return nil // cancelled while backing off
                 }
             }
         }

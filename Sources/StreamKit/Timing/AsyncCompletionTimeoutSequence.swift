@@ -7,15 +7,20 @@
 /// consumer stops, it is cancelled.
 public struct AsyncCompletionTimeoutSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .sinceFirstPull, outcome: .fail(.completionTimeout(timeout)))
+        race = DeadlineRace(
+            base: base, timeout: timeout, clock: clock, measure: .sinceFirstPull,
+            outcome: .fail(.completionTimeout(timeout)))
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(race: race.makeIterator())
     }
@@ -28,6 +33,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.race = race
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await race.next()
         }
@@ -47,7 +53,9 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     }
 
     /// ``completionTimeout(_:clock:)`` on the continuous clock.
-    @inlinable public func completionTimeout(_ timeout: Duration) -> AsyncCompletionTimeoutSequence<Self, ContinuousClock> {
+    @inlinable public func completionTimeout(_ timeout: Duration) -> AsyncCompletionTimeoutSequence<
+        Self, ContinuousClock
+    > {
         AsyncCompletionTimeoutSequence(base: self, timeout: timeout, clock: ContinuousClock())
     }
 }

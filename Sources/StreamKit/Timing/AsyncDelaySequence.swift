@@ -9,7 +9,9 @@
 /// own. Cancelling the consumer cancels the upstream and any wait.
 public struct AsyncDelaySequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration, C.Instant: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     @usableFromInline typealias Stamped = AsyncSyncMapSequence<Base, (C.Instant, Base.Element)>
 
@@ -25,6 +27,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration, C.Instant: Se
         self.clock = clock
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         let clock = self.clock
         let stamped = AsyncSyncMapSequence(base: base) { (clock.now, $0) }
@@ -43,6 +46,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration, C.Instant: Se
             self.clock = clock
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             while true {
                 switch await lifetime.pump.next() {

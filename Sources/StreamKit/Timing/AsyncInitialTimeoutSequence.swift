@@ -6,15 +6,20 @@
 /// stops, the upstream is cancelled.
 public struct AsyncInitialTimeoutSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .untilFirstElement, outcome: .fail(.initialTimeout(timeout)))
+        race = DeadlineRace(
+            base: base, timeout: timeout, clock: clock, measure: .untilFirstElement,
+            outcome: .fail(.initialTimeout(timeout)))
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(race: race.makeIterator())
     }
@@ -27,6 +32,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.race = race
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await race.next()
         }

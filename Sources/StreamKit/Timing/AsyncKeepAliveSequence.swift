@@ -7,15 +7,19 @@
 /// pass through unchanged.
 public struct AsyncKeepAliveSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, interval: Duration, clock: C, inject: @escaping @Sendable () -> Base.Element) {
-        race = DeadlineRace(base: base, timeout: interval, clock: clock, measure: .sinceEachPull, outcome: .emit(inject))
+        race = DeadlineRace(
+            base: base, timeout: interval, clock: clock, measure: .sinceEachPull, outcome: .emit(inject))
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(race: race.makeIterator())
     }
@@ -28,6 +32,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.race = race
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await race.next()
         }

@@ -6,7 +6,9 @@
 /// when the consumer stops) the upstream is cancelled.
 public struct AsyncTakeWithinSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let race: DeadlineRace<Base, C>
@@ -15,6 +17,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         race = DeadlineRace(base: base, timeout: duration, clock: clock, measure: .sinceFirstPull, outcome: .complete)
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(race: race.makeIterator())
     }
@@ -27,6 +30,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.race = race
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await race.next()
         }

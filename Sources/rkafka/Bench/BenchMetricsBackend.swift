@@ -31,6 +31,7 @@ enum BenchMetricsBackend: String, ExpressibleByArgument, CaseIterable, Sendable 
         let lines = page.split(separator: "\n").filter { !$0.hasPrefix("#") }
         let consumed = lines.filter { $0.hasPrefix("messaging_client_consumed_messages") }.count
         let sent = lines.filter { $0.hasPrefix("messaging_client_sent_messages") }.count
-        return "prometheus registry: \(lines.count) samples (\(consumed) consumed-messages series, \(sent) sent-messages series)"
+        return
+            "prometheus registry: \(lines.count) samples (\(consumed) consumed-messages series, \(sent) sent-messages series)"
     }
 }

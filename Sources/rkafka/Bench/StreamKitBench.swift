@@ -12,6 +12,7 @@ enum StreamKitBench {
         "streamkit-groupedwithin",
         "streamkit-buffer",
         "streamkit-broadcast",
+        "streamkit-windowed-count",
     ]
 
     /// Runs `scenario` over `elements` integers and returns its result line.
@@ -34,7 +35,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-mapasync":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop awaiting the same async function", notes: "parallelism 8") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop awaiting the same async function",
+                notes: "parallelism 8"
+            ) {
                 var sum = 0
                 for try await x in source.mapAsync(parallelism: 8, { await triple($0) }) { sum &+= x }
                 return sum
@@ -44,9 +48,14 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-groupedwithin":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop collecting arrays of 100", notes: "count 100, duration 1 s") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop collecting arrays of 100",
+                notes: "count 100, duration 1 s"
+            ) {
                 var sum = 0
-                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) { sum &+= work(group.count) }
+                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) {
+                    sum &+= work(group.count)
+                }
                 return sum
             } baselineBody: {
                 var sum = 0
@@ -64,7 +73,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-buffer":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop (no buffer)", notes: "size 1024, backpressure; producer and consumer on separate tasks") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop (no buffer)",
+                notes: "size 1024, backpressure; producer and consumer on separate tasks"
+            ) {
                 var sum = 0
                 for try await x in source.buffer(size: 1024, overflow: .backpressure) { sum &+= work(x) }
                 return sum
@@ -74,7 +86,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-broadcast":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop summing twice", notes: "2 consumers, buffer 256 each") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop summing twice",
+                notes: "2 consumers, buffer 256 each"
+            ) {
                 let branches = source.broadcast(count: 2, bufferSize: 256)
                 return try await withThrowingTaskGroup(of: Int.self) { group in
                     for branch in branches {
@@ -95,8 +110,38 @@ enum StreamKitBench {
                 }
                 return first &+ second
             }
+        case "streamkit-windowed-count":
+            // Element x happens at x / 100 ms, for key x % 10,000: every one-second window holds
+            // 100,000 elements over the 10,000 keys, so 10,000 windows are open at a time.
+            return try await compare(
+                scenario, n,
+                baseline: "hand-written for-await loop counting per key in a dictionary, flushed at each window end",
+                notes: "tumbling 1 s, 10,000 keys, in order"
+            ) {
+                var sum = 0
+                let windows = source.windowed(
+                    .tumbling(.seconds(1)), key: { $0 % 10_000 }, time: { EventTime(milliseconds: Int64($0 / 100)) },
+                    aggregate: .count)
+                for try await output in windows { sum &+= work(output.result?.value ?? 0) }
+                return sum
+            } baselineBody: {
+                var sum = 0
+                var counts: [Int: Int] = [:]
+                var windowEnd = 1_000
+                for await x in source {
+                    while x / 100 >= windowEnd {
+                        for count in counts.values { sum &+= work(count) }
+                        counts.removeAll(keepingCapacity: true)
+                        windowEnd += 1_000
+                    }
+                    counts[x % 10_000, default: 0] += 1
+                }
+                for count in counts.values { sum &+= work(count) }
+                return sum
+            }
         default:
-            throw StreamKitError.invalidArgument("unknown StreamKit bench scenario \(scenario); known: \(scenarios.joined(separator: ", "))")
+            throw StreamKitError.invalidArgument(
+                "unknown StreamKit bench scenario \(scenario); known: \(scenarios.joined(separator: ", "))")
         }
     }
 
@@ -150,7 +195,8 @@ enum StreamKitBench {
         let (baselineSeconds, baselineAllocs, expected) = try await measureBest(baselineBody)
         let (seconds, allocs, got) = try await measureBest(body)
         guard got == expected else {
-            throw StreamKitError.invalidArgument("\(scenario): operator result \(got) differs from baseline \(expected)")
+            throw StreamKitError.invalidArgument(
+                "\(scenario): operator result \(got) differs from baseline \(expected)")
         }
         let rate = Double(n) / seconds
         let baselineRate = Double(n) / baselineSeconds

@@ -16,7 +16,9 @@ import Synchronization
 /// error reaches the outer sequence and every sub-stream after their elements.
 public struct AsyncGroupBySequence<Base: AsyncSequence & Sendable, Key: Hashable & Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = AsyncGroupBySubstream<Key, Base.Element>
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -31,11 +33,13 @@ where Base.Element: Sendable {
         self.key = key
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             maxSubstreams: maxSubstreams,
             lifetime: maxSubstreams >= 1
-                ? GroupByOuterLifetime(GroupByStorage(base: base, maxSubstreams: maxSubstreams, bufferSize: bufferSize, key: key))
+                ? GroupByOuterLifetime(
+                    GroupByStorage(base: base, maxSubstreams: maxSubstreams, bufferSize: bufferSize, key: key))
                 : nil
         )
     }
@@ -50,9 +54,11 @@ where Base.Element: Sendable {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> AsyncGroupBySubstream<Key, Base.Element>? {
             guard let lifetime else {
-                throw StreamKitError.invalidArgument("groupBy(maxSubstreams: \(maxSubstreams)): maxSubstreams must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "groupBy(maxSubstreams: \(maxSubstreams)): maxSubstreams must be at least 1")
             }
             guard let (key, id) = try await lifetime.storage.nextSubstream() else { return nil }
             return AsyncGroupBySubstream(key: key, handle: GroupBySubstreamHandle(storage: lifetime.storage, id: id))
@@ -65,6 +71,7 @@ where Base.Element: Sendable {
 /// Iterate it once; dropping it (or cancelling its consumer) stops it, and
 /// later elements with its key are dropped.
 public struct AsyncGroupBySubstream<Key: Hashable & Sendable, Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     /// The key every element of this sub-stream has.
@@ -76,6 +83,7 @@ public struct AsyncGroupBySubstream<Key: Hashable & Sendable, Element: Sendable>
         self.handle = handle
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         let first = handle.iterated.withLock { iterated in
             defer { iterated = true }
@@ -90,6 +98,7 @@ public struct AsyncGroupBySubstream<Key: Hashable & Sendable, Element: Sendable>
 
         @inlinable init(handle: GroupBySubstreamHandle<Key, Element>?) { self.handle = handle }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             guard let handle else { throw StreamKitError.alreadyIterated("a groupBy sub-stream") }
             return try await handle.storage.next(sub: handle.id)

@@ -10,7 +10,9 @@
 /// consumer cancels every upstream. Order within one upstream is kept.
 public struct AsyncMergeManySequence<Upstream: AsyncSequence & Sendable>: AsyncSequence, Sendable
 where Upstream.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Upstream.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let upstreams: [Upstream]
@@ -21,6 +23,7 @@ where Upstream.Element: Sendable {
         self.bufferSize = bufferSize
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(upstreams: upstreams, lifetime: MergeLifetime(MergeStorage(bufferSize: bufferSize)))
     }
@@ -35,6 +38,7 @@ where Upstream.Element: Sendable {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             if let upstreams {
                 self.upstreams = nil

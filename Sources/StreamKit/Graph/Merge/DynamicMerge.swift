@@ -21,7 +21,8 @@ public final class DynamicMerge<Element: Sendable>: Sendable {
     }
 
     /// Adds `upstream`: its elements join ``elements`` from now on.
-    @inlinable public func add<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) where Upstream.Element == Element {
+    @inlinable public func add<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream)
+    where Upstream.Element == Element {
         storage.add(upstream)
     }
 
@@ -38,6 +39,7 @@ public final class DynamicMerge<Element: Sendable>: Sendable {
 
 /// The merged elements of a ``DynamicMerge``.
 public struct AsyncDynamicMergeSequence<Element: Sendable>: AsyncSequence, Sendable {
+    /// The error the sequence may end with.
     public typealias Failure = any Error
     @usableFromInline let storage: MergeStorage<Element>
 
@@ -51,6 +53,7 @@ public struct AsyncDynamicMergeSequence<Element: Sendable>: AsyncSequence, Senda
         @usableFromInline let lifetime: MergeLifetime<Element>
         @inlinable init(lifetime: MergeLifetime<Element>) { self.lifetime = lifetime }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             try await lifetime.storage.next()
         }

@@ -5,19 +5,24 @@
 /// Consumes the upstream to its end in the first `next()`; an empty upstream
 /// gives `initial`. An error ends the sequence without a result.
 public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Result
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
     @usableFromInline let initial: Result
     @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-    @inlinable init(base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+    @inlinable init(
+        base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+    ) {
         self.base = base
         self.initial = initial
         self.accumulate = accumulate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), initial: initial, accumulate: accumulate)
     }
@@ -28,12 +33,16 @@ public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
         @usableFromInline var initial: Result?
         @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-        @inlinable init(base: Base.AsyncIterator, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+        @inlinable init(
+            base: Base.AsyncIterator, initial: Result,
+            accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+        ) {
             self.base = base
             self.initial = initial
             self.accumulate = accumulate
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Result? {
             guard var result = initial else { return nil }
             initial = nil

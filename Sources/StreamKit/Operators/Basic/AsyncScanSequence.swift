@@ -6,19 +6,24 @@
 /// gives `[initial]`), exactly as Akka Streams does. Pull-through; errors end
 /// the sequence.
 public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Result
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
     @usableFromInline let initial: Result
     @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-    @inlinable init(base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+    @inlinable init(
+        base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+    ) {
         self.base = base
         self.initial = initial
         self.accumulate = accumulate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), current: initial, accumulate: accumulate)
     }
@@ -30,12 +35,16 @@ public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
         @usableFromInline var emittedInitial = false
         @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-        @inlinable init(base: Base.AsyncIterator, current: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+        @inlinable init(
+            base: Base.AsyncIterator, current: Result,
+            accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+        ) {
             self.base = base
             self.current = current
             self.accumulate = accumulate
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Result? {
             guard let value = current else { return nil }
             if !emittedInitial {

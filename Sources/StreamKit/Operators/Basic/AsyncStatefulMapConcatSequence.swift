@@ -5,19 +5,25 @@
 /// upstream is pulled only once the elements produced for the previous one
 /// are all emitted, so memory is bounded by what one call returns.
 public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
     @usableFromInline let initial: @Sendable () -> State
     @usableFromInline let transform: @Sendable (inout State, Base.Element) throws -> [Output]
 
-    @inlinable init(base: Base, initial: @escaping @Sendable () -> State, transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]) {
+    @inlinable init(
+        base: Base, initial: @escaping @Sendable () -> State,
+        transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]
+    ) {
         self.base = base
         self.initial = initial
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), state: initial(), transform: transform)
     }
@@ -29,12 +35,16 @@ public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>
         @usableFromInline let transform: @Sendable (inout State, Base.Element) throws -> [Output]
         @usableFromInline var pending: IndexingIterator<[Output]> = [Output]().makeIterator()
 
-        @inlinable init(base: Base.AsyncIterator, state: State, transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]) {
+        @inlinable init(
+            base: Base.AsyncIterator, state: State,
+            transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]
+        ) {
             self.base = base
             self.state = state
             self.transform = transform
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Output? {
             while true {
                 if let output = pending.next() { return output }

@@ -6,7 +6,9 @@
 /// through: one upstream pull per element, no buffer. Errors of the upstream
 /// or the closures end the sequence with that error.
 public struct AsyncStatefulMapSequence<Base: AsyncSequence, State, Output>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -25,6 +27,7 @@ public struct AsyncStatefulMapSequence<Base: AsyncSequence, State, Output>: Asyn
         self.onComplete = onComplete
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), state: initial(), transform: transform, onComplete: onComplete)
     }
@@ -47,6 +50,7 @@ public struct AsyncStatefulMapSequence<Base: AsyncSequence, State, Output>: Asyn
             self.onComplete = onComplete
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Output? {
             guard state != nil else { return nil }
             do {

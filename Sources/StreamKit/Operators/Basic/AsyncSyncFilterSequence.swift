@@ -3,7 +3,9 @@
 /// Same contract as the standard library's `filter`, minus the async hop per
 /// element. Pull-through: pulls upstream until an element passes.
 public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// Fails exactly when its upstream fails.
     public typealias Failure = Base.Failure
 
     @usableFromInline let base: Base
@@ -14,12 +16,14 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
         self.isIncluded = isIncluded
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), isIncluded: isIncluded)
     }
 
     /// The iterator of ``AsyncSyncFilterSequence``.
     public struct Iterator: AsyncIteratorProtocol {
+        /// Fails exactly when its upstream fails.
         public typealias Failure = Base.Failure
         @usableFromInline var base: Base.AsyncIterator
         @usableFromInline let isIncluded: @Sendable (Base.Element) -> Bool
@@ -29,6 +33,7 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
             self.isIncluded = isIncluded
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws(Base.Failure) -> Base.Element? {
             while let element = try await base.next(isolation: nil) {
                 if isIncluded(element) { return element }
@@ -36,7 +41,10 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
             return nil
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Base.Element? {
+        /// The next element, or `nil` once the sequence has ended.
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Base
+            .Element?
+        {
             while let element = try await base.next(isolation: actor) {
                 if isIncluded(element) { return element }
             }
@@ -46,4 +54,3 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
 }
 
 extension AsyncSyncFilterSequence: Sendable where Base: Sendable {}
-

@@ -5,7 +5,9 @@
 /// consumer's loop. Pull-through: one upstream pull per element, no buffer;
 /// cancellation and errors are the upstream's.
 public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// Fails exactly when its upstream fails.
     public typealias Failure = Base.Failure
 
     @usableFromInline let base: Base
@@ -16,12 +18,14 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), transform: transform)
     }
 
     /// The iterator of ``AsyncSyncMapSequence``.
     public struct Iterator: AsyncIteratorProtocol {
+        /// Fails exactly when its upstream fails.
         public typealias Failure = Base.Failure
         @usableFromInline var base: Base.AsyncIterator
         @usableFromInline let transform: @Sendable (Base.Element) -> Output
@@ -31,12 +35,16 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
             self.transform = transform
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws(Base.Failure) -> Output? {
             guard let element = try await base.next(isolation: nil) else { return nil }
             return transform(element)
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Output? {
+        /// The next element, or `nil` once the sequence has ended.
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure)
+            -> Output?
+        {
             guard let element = try await base.next(isolation: actor) else { return nil }
             return transform(element)
         }
@@ -44,4 +52,3 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
 }
 
 extension AsyncSyncMapSequence: Sendable where Base: Sendable {}
-

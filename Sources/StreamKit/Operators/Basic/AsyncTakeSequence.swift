@@ -9,7 +9,9 @@
 /// wait for more (a Kafka source) is left alone; cancellation and errors are
 /// the upstream's.
 public struct AsyncTakeSequence<Base: AsyncSequence>: AsyncSequence {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// Fails exactly when its upstream fails.
     public typealias Failure = Base.Failure
 
     @usableFromInline let base: Base
@@ -20,12 +22,14 @@ public struct AsyncTakeSequence<Base: AsyncSequence>: AsyncSequence {
         self.count = count
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base.makeAsyncIterator(), remaining: count)
     }
 
     /// The iterator of ``AsyncTakeSequence``.
     public struct Iterator: AsyncIteratorProtocol {
+        /// Fails exactly when its upstream fails.
         public typealias Failure = Base.Failure
         @usableFromInline var base: Base.AsyncIterator
         @usableFromInline var remaining: Int
@@ -35,11 +39,15 @@ public struct AsyncTakeSequence<Base: AsyncSequence>: AsyncSequence {
             self.remaining = remaining
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws(Base.Failure) -> Element? {
             try await next(isolation: nil)
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Element? {
+        /// The next element, or `nil` once the sequence has ended.
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure)
+            -> Element?
+        {
             guard remaining > 0 else { return nil }
             guard let element = try await base.next(isolation: actor) else {
                 remaining = 0

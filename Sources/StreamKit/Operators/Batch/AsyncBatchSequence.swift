@@ -13,7 +13,9 @@ import Synchronization
 /// aggregate; cancelling the consumer cancels the upstream.
 public struct AsyncBatchSequence<Base: AsyncSequence & Sendable, Aggregate: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = Aggregate
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -21,15 +23,22 @@ where Base.Element: Sendable {
     @usableFromInline let seed: @Sendable (Base.Element) -> Aggregate
     @usableFromInline let aggregate: @Sendable (Aggregate, Base.Element) -> Aggregate
 
-    @inlinable init(base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate, aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate) {
+    @inlinable init(
+        base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate,
+        aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate
+    ) {
         self.base = base
         self.max = max
         self.seed = seed
         self.aggregate = aggregate
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
-        Iterator(max: max, lifetime: max >= 1 ? BatchLifetime(BatchStorage(base: base, max: max, seed: seed, aggregate: aggregate)) : nil)
+        Iterator(
+            max: max,
+            lifetime: max >= 1
+                ? BatchLifetime(BatchStorage(base: base, max: max, seed: seed, aggregate: aggregate)) : nil)
     }
 
     /// The iterator of ``AsyncBatchSequence``.
@@ -42,15 +51,19 @@ where Base.Element: Sendable {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Aggregate? {
-            guard let lifetime else { throw StreamKitError.invalidArgument("batch(max: \(max)): max must be at least 1") }
+            guard let lifetime else {
+                throw StreamKitError.invalidArgument("batch(max: \(max)): max must be at least 1")
+            }
             return try await lifetime.storage.next()
         }
     }
 }
 
 /// The async shell of ``AsyncBatchSequence``.
-@usableFromInline final class BatchStorage<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class BatchStorage<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline typealias Machine = BatchStateMachine<Aggregate>
     @usableFromInline let state: Mutex<Machine>
     @usableFromInline let base: Base
@@ -58,7 +71,10 @@ where Base.Element: Sendable {
     @usableFromInline let aggregate: @Sendable (Aggregate, Base.Element) -> Aggregate
     @usableFromInline let readerTask = Mutex<Task<Void, Never>?>(nil)
 
-    @inlinable init(base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate, aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate) {
+    @inlinable init(
+        base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate,
+        aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate
+    ) {
         self.base = base
         self.seed = seed
         self.aggregate = aggregate
@@ -121,7 +137,9 @@ where Base.Element: Sendable {
             }
             do {
                 guard let element = try await iterator.next() else {
-                    if let (consumer, result) = state.withLock({ $0.finish(nil) }) { consumer.resume(returning: result) }
+                    if let (consumer, result) = state.withLock({ $0.finish(nil) }) {
+                        consumer.resume(returning: result)
+                    }
                     return
                 }
                 let current = state.withLock { $0.beginExtend() }
@@ -138,7 +156,8 @@ where Base.Element: Sendable {
 }
 
 /// Cancels a batch stage when its iterator goes away.
-@usableFromInline final class BatchLifetime<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class BatchLifetime<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline let storage: BatchStorage<Base, Aggregate>
     @inlinable init(_ storage: BatchStorage<Base, Aggregate>) { self.storage = storage }
     deinit { storage.cancel() }

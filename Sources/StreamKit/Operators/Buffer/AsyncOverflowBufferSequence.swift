@@ -10,7 +10,9 @@
 /// after the buffered elements.
 public struct AsyncOverflowBufferSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The upstream's elements, unchanged.
     public typealias Element = Base.Element
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -25,6 +27,7 @@ where Base.Element: Sendable {
         self.statistics = statistics
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             size: size,
@@ -44,6 +47,7 @@ where Base.Element: Sendable {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Element? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("buffer(size: \(size)): size must be at least 1")

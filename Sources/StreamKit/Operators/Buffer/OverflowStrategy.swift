@@ -1,6 +1,6 @@
 import Synchronization
 
-/// What ``AsyncSequence/buffer(size:overflow:statistics:)`` does when an
+/// What ``_Concurrency/AsyncSequence/buffer(size:overflow:statistics:)`` does when an
 /// element arrives and the buffer is full: Akka's `OverflowStrategy`.
 public enum OverflowStrategy: Sendable, Hashable, CaseIterable {
     /// Stop pulling the upstream until the consumer makes room (nothing is lost).
@@ -30,7 +30,7 @@ public enum OverflowStrategy: Sendable, Hashable, CaseIterable {
 
 /// Live counters of a buffer stage: how many elements its overflow strategy
 /// dropped and the most elements it held at once. Pass one to
-/// ``AsyncSequence/buffer(size:overflow:statistics:)`` to watch a buffer.
+/// ``_Concurrency/AsyncSequence/buffer(size:overflow:statistics:)`` to watch a buffer.
 public final class BufferStatistics: Sendable {
     @usableFromInline let counters = Mutex<(dropped: Int, highWaterMark: Int)>((0, 0))
 

@@ -8,7 +8,9 @@
 /// as in ``AsyncGroupedWithinSequence``.
 public struct AsyncGroupedWeightedWithinSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The type of element this sequence produces.
     public typealias Element = [Base.Element]
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -17,7 +19,9 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let clock: C
     @usableFromInline let cost: @Sendable (Base.Element) -> Int
 
-    @inlinable init(base: Base, weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Base.Element) -> Int) {
+    @inlinable init(
+        base: Base, weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Base.Element) -> Int
+    ) {
         self.base = base
         self.weight = weight
         self.duration = duration
@@ -25,6 +29,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         self.cost = cost
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(sequence: self, lifetime: PumpLifetime(Pump(base, capacity: 1)))
     }
@@ -41,12 +46,15 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard sequence.weight >= 1 else {
-                throw StreamKitError.invalidArgument("groupedWeightedWithin(weight: \(sequence.weight)): weight must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "groupedWeightedWithin(weight: \(sequence.weight)): weight must be at least 1")
             }
             guard sequence.duration > .zero else {
-                throw StreamKitError.invalidArgument("groupedWeightedWithin(duration: \(sequence.duration)): duration must be positive")
+                throw StreamKitError.invalidArgument(
+                    "groupedWeightedWithin(duration: \(sequence.duration)): duration must be positive")
             }
             if let pendingEnd {
                 self.pendingEnd = .some(nil)
@@ -68,11 +76,12 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
                 if total >= sequence.weight { return group }
             }
             while true {
-                let event = if let deadline {
-                    await lifetime.pump.next(wakeAt: deadline, clock: sequence.clock)
-                } else {
-                    await lifetime.pump.next()
-                }
+                let event =
+                    if let deadline {
+                        await lifetime.pump.next(wakeAt: deadline, clock: sequence.clock)
+                    } else {
+                        await lifetime.pump.next()
+                    }
                 switch event {
                 case .element(let element):
                     if let deadline, sequence.clock.now >= deadline {
@@ -119,6 +128,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     @inlinable public func groupedWeightedWithin(
         weight: Int, duration: Duration, cost: @escaping @Sendable (Element) -> Int
     ) -> AsyncGroupedWeightedWithinSequence<Self, ContinuousClock> {
-        AsyncGroupedWeightedWithinSequence(base: self, weight: weight, duration: duration, clock: ContinuousClock(), cost: cost)
+        AsyncGroupedWeightedWithinSequence(
+            base: self, weight: weight, duration: duration, clock: ContinuousClock(), cost: cost)
     }
 }

@@ -9,7 +9,9 @@
 /// after it. Cancelling the consumer cancels the reader and the upstream.
 public struct AsyncGroupedWithinSequence<Base: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
+    /// The type of element this sequence produces.
     public typealias Element = [Base.Element]
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
@@ -24,6 +26,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         self.clock = clock
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(
             count: count, duration: duration, clock: clock,
@@ -47,6 +50,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
             self.lifetime = lifetime
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard let lifetime else {
                 throw StreamKitError.invalidArgument("groupedWithin(count: \(count)): count must be at least 1")
@@ -69,11 +73,12 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
                 if group.count == count { return group }
             }
             while true {
-                let event = if let deadline {
-                    await lifetime.pump.next(wakeAt: deadline, clock: clock)
-                } else {
-                    await lifetime.pump.next()
-                }
+                let event =
+                    if let deadline {
+                        await lifetime.pump.next(wakeAt: deadline, clock: clock)
+                    } else {
+                        await lifetime.pump.next()
+                    }
                 switch event {
                 case .element(let element):
                     if let deadline, clock.now >= deadline {

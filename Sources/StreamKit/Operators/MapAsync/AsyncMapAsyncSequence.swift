@@ -10,19 +10,23 @@
 /// upstream error arrives after every element pulled before it.
 public struct AsyncMapAsyncSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
     @usableFromInline let parallelism: Int
     @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output)
+    {
         self.base = base
         self.parallelism = parallelism
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> Iterator {
         Iterator(base: base, parallelism: parallelism, ordered: true, transform: transform)
     }
@@ -32,16 +36,23 @@ where Base.Element: Sendable {
         @usableFromInline let lifetime: MapAsyncLifetime<Base, Output>?
         @usableFromInline let parallelism: Int
 
-        @inlinable init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+        @inlinable init(
+            base: Base, parallelism: Int, ordered: Bool,
+            transform: @escaping @Sendable (Base.Element) async throws -> Output
+        ) {
             self.parallelism = parallelism
-            self.lifetime = parallelism >= 1
-                ? MapAsyncLifetime(MapAsyncStorage(base: base, parallelism: parallelism, ordered: ordered, transform: transform))
+            self.lifetime =
+                parallelism >= 1
+                ? MapAsyncLifetime(
+                    MapAsyncStorage(base: base, parallelism: parallelism, ordered: ordered, transform: transform))
                 : nil
         }
 
+        /// The next element, or `nil` once the sequence has ended.
         @inlinable public mutating func next() async throws -> Output? {
             guard let lifetime else {
-                throw StreamKitError.invalidArgument("mapAsync(parallelism: \(parallelism)): parallelism must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "mapAsync(parallelism: \(parallelism)): parallelism must be at least 1")
             }
             return try await lifetime.storage.next()
         }
@@ -52,7 +63,8 @@ where Base.Element: Sendable {
 }
 
 /// Ends a `mapAsync` stage when its iterator goes away.
-@usableFromInline final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline let storage: MapAsyncStorage<Base, Output>
     @inlinable init(_ storage: MapAsyncStorage<Base, Output>) { self.storage = storage }
     deinit { storage.terminate() }

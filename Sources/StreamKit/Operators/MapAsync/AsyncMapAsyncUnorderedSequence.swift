@@ -7,20 +7,25 @@
 /// the stream once the results completed before it are emitted.
 public struct AsyncMapAsyncUnorderedSequence<Base: AsyncSequence & Sendable, Output: Sendable>: AsyncSequence, Sendable
 where Base.Element: Sendable {
+    /// The type of element this sequence produces.
     public typealias Element = Output
+    /// The error the sequence may end with.
     public typealias Failure = any Error
 
     @usableFromInline let base: Base
     @usableFromInline let parallelism: Int
     @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output)
+    {
         self.base = base
         self.parallelism = parallelism
         self.transform = transform
     }
 
+    /// Makes the iterator that produces this sequence's elements.
     @inlinable public func makeAsyncIterator() -> AsyncMapAsyncSequence<Base, Output>.Iterator {
-        AsyncMapAsyncSequence<Base, Output>.Iterator(base: base, parallelism: parallelism, ordered: false, transform: transform)
+        AsyncMapAsyncSequence<Base, Output>.Iterator(
+            base: base, parallelism: parallelism, ordered: false, transform: transform)
     }
 }

@@ -10,7 +10,8 @@ final class LatencyRecorder: Sendable {
     /// One measuring point's records, as read so far.
     struct Point: Sendable {
         var count = 0
-        var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highestMicroseconds)
+        var histogram = Histogram<UInt64>(
+            lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highestMicroseconds)
         /// When the reader consumed the point's first and last record (``LatencyClock`` nanoseconds).
         var firstRead: Int64 = 0
         var lastRead: Int64 = 0
@@ -52,11 +53,14 @@ final class LatencyRecorder: Sendable {
     }
 
     /// Suspends until `condition` holds; throws a ``BenchError`` naming `what` after `timeout`.
-    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws {
+    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws
+    {
         guard await state.wait(timeout: timeout, until: condition) else {
             let s = snapshot
             let counts = s.points.keys.sorted().map { "point \($0): \(s.points[$0]!.count)" }
-            throw BenchError("latency: no \(what) within \(timeout) (read: \(s.unmeasured) unmeasured, \(counts.joined(separator: ", ")))")
+            throw BenchError(
+                "latency: no \(what) within \(timeout) (read: \(s.unmeasured) unmeasured, \(counts.joined(separator: ", ")))"
+            )
         }
     }
 }
