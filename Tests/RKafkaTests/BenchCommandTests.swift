@@ -22,8 +22,7 @@ import Testing
             Set(BenchScenarios.kafka.map(\.name))
                 == [
                     "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink",
-                    "at-least-once-pipeline",
-                    "transactional-pipeline",
+                    "at-least-once-pipeline", "transactional-pipeline", "table-join",
                 ])
     }
 
