@@ -22,9 +22,28 @@ import Testing
             Set(BenchScenarios.kafka.map(\.name))
                 == [
                     "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink",
-                    "at-least-once-pipeline",
-                    "transactional-pipeline",
+                    "at-least-once-pipeline", "transactional-pipeline", "table-join",
                 ])
+    }
+
+    @Test func theMetricsBackendIsNoneUnlessPrometheusIsAsked() throws {
+        #expect(try BenchCommand.parse([]).metrics == .none)
+        #expect(try BenchCommand.parse(["--metrics", "prometheus"]).metrics == .prometheus)
+        #expect(throws: (any Error).self) { try BenchCommand.parse(["--metrics", "statsd"]) }
+    }
+
+    @Test func theMetricsSummaryCountsSamplesAndRecordCountSeries() {
+        let page = """
+            # TYPE messaging_client_consumed_messages counter
+            messaging_client_consumed_messages{messaging_destination_partition_id="0"} 10
+            messaging_client_consumed_messages{messaging_destination_partition_id="1"} 12
+            # TYPE messaging_client_sent_messages counter
+            messaging_client_sent_messages{messaging_destination_name="out"} 22
+            messaging_kafka_consumer_lag{messaging_destination_partition_id="0"} 0
+            """
+        #expect(
+            BenchMetricsBackend.summary(ofPage: page)
+                == "prometheus registry: 4 samples (2 consumed-messages series, 1 sent-messages series)")
     }
 
     @Test func unknownScenarioAndOverfullPartitionsAreRejected() {

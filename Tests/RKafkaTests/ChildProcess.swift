@@ -2,6 +2,8 @@ import Foundation
 import Synchronization
 import Testing
 
+@testable import rkafka
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -89,17 +91,7 @@ final class ChildProcess: @unchecked Sendable {
     /// returns its exit status and whether it exited (rather than died from a signal), or nil
     /// on timeout.
     func waitForExit(timeout: Duration) async -> (status: Int32, exited: Bool)? {
-        let finished = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.completion.waitUntilFinished() }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard finished else { return nil }
+        guard await completion.waitUntilFinished(timeout: timeout) else { return nil }
         return (completion.status ?? -1, completion.exited)
     }
 
@@ -129,49 +121,25 @@ final class ChildProcess: @unchecked Sendable {
 
 /// When a child is finished: it exited and its stdout is read to the end.
 private final class Completion: Sendable {
-    struct State {
+    struct State: Sendable {
         var status: Int32?
         var exited = false
         var stdoutClosed = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
         var finished: Bool { status != nil && stdoutClosed }
     }
-    private let state = Mutex(State())
+    private let state = WatchedSnapshot(State())
 
-    var status: Int32? { state.withLock { $0.status } }
-    var exited: Bool { state.withLock { $0.exited } }
+    var status: Int32? { state.snapshot.status }
+    var exited: Bool { state.snapshot.exited }
 
-    /// Applies `change` and resumes the waiters once the process is finished.
+    /// Applies `change`; waiters resume once the process is finished.
     func update(_ change: (inout State) -> Void) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            change(&s)
-            guard s.finished else { return [] }
-            defer { s.waiters.removeAll() }
-            return Array(s.waiters.values)
-        }
-        for waiter in ready { waiter.resume() }
+        state.update(change)
     }
 
-    /// True once finished; false if cancelled first.
-    func waitUntilFinished() async -> Bool {
-        let id = state.withLock { s in
-            defer { s.nextWaiter += 1 }
-            return s.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { c in
-                let now = state.withLock { s -> Bool in
-                    if s.finished || Task.isCancelled { return true }
-                    s.waiters[id] = c
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
-        }
-        return state.withLock { $0.finished }
+    /// True once finished; false after `timeout`.
+    func waitUntilFinished(timeout: Duration) async -> Bool {
+        await state.wait(timeout: timeout) { $0.finished }
     }
 }
 

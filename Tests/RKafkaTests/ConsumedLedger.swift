@@ -1,6 +1,7 @@
 import Foundation
-import Synchronization
 import Testing
+
+@testable import rkafka
 
 /// Which records of one topic the consumer processes have written, and how often: the
 /// `rkafka consume --format json` lines of every process, counted per partition and offset.
@@ -49,22 +50,15 @@ final class ConsumedLedger: Sendable {
         }
     }
 
-    private struct State {
-        var snapshot: Snapshot
-        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
-            [:]
-        var nextWaiter = 0
-    }
-
     private let topic: String
-    private let state: Mutex<State>
+    private let state: WatchedSnapshot<Snapshot>
 
     init(topic: String, partitions: Int) {
         self.topic = topic
-        self.state = Mutex(State(snapshot: Snapshot(seen: Array(repeating: [], count: partitions))))
+        self.state = WatchedSnapshot(Snapshot(seen: Array(repeating: [], count: partitions)))
     }
 
-    var snapshot: Snapshot { state.withLock { $0.snapshot } }
+    var snapshot: Snapshot { state.snapshot }
 
     /// Records the JSON lines `process` wrote.
     func add(_ lines: [Substring], from process: String) {
@@ -81,31 +75,28 @@ final class ConsumedLedger: Sendable {
             }
             parsed.append((partition, offset))
         }
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        state.update { s in
             for (partition, offset) in parsed {
-                guard partition >= 0, partition < s.snapshot.seen.count else {
-                    s.snapshot.malformed.append("partition \(partition) out of range")
+                guard partition >= 0, partition < s.seen.count else {
+                    s.malformed.append("partition \(partition) out of range")
                     continue
                 }
-                if s.snapshot.seen[partition].count <= offset {
-                    s.snapshot.seen[partition].append(
-                        contentsOf: repeatElement(0, count: offset + 1 - s.snapshot.seen[partition].count))
+                if s.seen[partition].count <= offset {
+                    s.seen[partition].append(contentsOf: repeatElement(0, count: offset + 1 - s.seen[partition].count))
                 }
-                if s.snapshot.seen[partition][offset] == 0 { s.snapshot.distinct += 1 }
-                s.snapshot.seen[partition][offset] &+= 1
-                s.snapshot.total += 1
+                if s.seen[partition][offset] == 0 { s.distinct += 1 }
+                s.seen[partition][offset] &+= 1
+                s.total += 1
             }
-            s.snapshot.perProcess[process, default: 0] += parsed.count
-            s.snapshot.malformed.append(contentsOf: malformed)
-            return takeReady(&s)
+            s.perProcess[process, default: 0] += parsed.count
+            s.malformed.append(contentsOf: malformed)
         }
-        for continuation in ready { continuation.resume() }
     }
 
     /// Counts an unterminated final line of a killed process (its records are not committed,
     /// so they are read again by another member).
     func addTornLine() {
-        state.withLock { $0.snapshot.torn += 1 }
+        state.update { $0.torn += 1 }
     }
 
     /// Suspends until `condition` holds, at most `timeout`; records an issue naming `what` and
@@ -115,16 +106,7 @@ final class ConsumedLedger: Sendable {
         for what: String, timeout: Duration, sourceLocation: SourceLocation = #_sourceLocation,
         until condition: @escaping @Sendable (Snapshot) -> Bool
     ) async -> Bool {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntil(condition) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        let reached = await state.wait(timeout: timeout, until: condition)
         if !reached {
             let s = snapshot
             Issue.record(
@@ -132,31 +114,5 @@ final class ConsumedLedger: Sendable {
                 sourceLocation: sourceLocation)
         }
         return reached
-    }
-
-    private func waitUntil(_ condition: @escaping @Sendable (Snapshot) -> Bool) async -> Bool {
-        let id = state.withLock { s in
-            defer { s.nextWaiter += 1 }
-            return s.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { c in
-                let now = state.withLock { s -> Bool in
-                    if condition(s.snapshot) || Task.isCancelled { return true }
-                    s.waiters[id] = (condition, c)
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
-        }
-        return condition(snapshot)
-    }
-
-    private func takeReady(_ s: inout State) -> [CheckedContinuation<Void, Never>] {
-        let ready = s.waiters.filter { $0.value.condition(s.snapshot) }
-        for id in ready.keys { s.waiters.removeValue(forKey: id) }
-        return ready.values.map(\.continuation)
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import ReactiveKafka
 import ReactiveKafkaTestKit
-import Synchronization
 import Testing
+
+@testable import rkafka
 
 #if canImport(Glibc)
     import Glibc
@@ -306,49 +307,19 @@ final class RebalanceHarness: Sendable {
     }
 }
 
-/// The first line a child prints, handed to one waiter.
+/// The first line a child prints, for whoever waits for it.
 private final class FirstLine: Sendable {
-    private let state = Mutex<(line: String?, waiter: CheckedContinuation<String?, Never>?)>((nil, nil))
+    private let state = WatchedSnapshot<String?>(nil)
 
     func offer(_ line: String?) {
         guard let line else { return }
-        let waiter = state.withLock { s -> CheckedContinuation<String?, Never>? in
-            guard s.line == nil else { return nil }
-            s.line = line
-            defer { s.waiter = nil }
-            return s.waiter
+        state.update { first in
+            if first == nil { first = line }
         }
-        waiter?.resume(returning: line)
     }
 
     func value(timeout: Duration) async -> String? {
-        await withTaskGroup(of: String?.self) { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { c in
-                        let now = self.state.withLock { s -> (Bool, String?) in
-                            if let line = s.line { return (true, line) }
-                            if Task.isCancelled { return (true, nil) }
-                            s.waiter = c
-                            return (false, nil)
-                        }
-                        if now.0 { c.resume(returning: now.1) }
-                    }
-                } onCancel: {
-                    self.state.withLock { s in
-                        defer { s.waiter = nil }
-                        return s.waiter
-                    }?.resume(returning: nil)
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        await state.wait(timeout: timeout) { $0 != nil } ? state.snapshot : nil
     }
 }
 

@@ -37,8 +37,7 @@ extension ConsumerEngine {
             if let threshold = protection.timeThreshold {
                 var kind = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
                 let first = rd_kafka_message_timestamp(message, &kind)
-                let last = rd_kafka_message_timestamp(chunk.batch.messages[chunk.range.upperBound - 1]!, &kind)
-                if kind != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE {
+                if kind != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE, let last = chunk.lastTimestamp {
                     if let newest = newestTimestamp[p], first < newest - Int64(threshold.milliseconds), let base,
                         base > offset
                     {

@@ -102,7 +102,12 @@ extension ConsumerEngine {
             guard let key = runKey, end > runStart, let rkt = key.0 else { return }
             let partition = consumedPartition(rkt, key.1)
             batch.setTopic(partition.topicPartition.topic, for: runStart..<end)
-            chunks.append(RecordChunk(batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes))
+            var kind = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(batch.messages[end - 1]!, &kind)
+            chunks.append(
+                RecordChunk(
+                    batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes,
+                    lastTimestamp: kind == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
         }
         for i in 0..<count {
             let message = batch.messages[i]!
@@ -201,7 +206,7 @@ extension ConsumerEngine {
                 result.append(
                     RecordChunk(
                         batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
-                        byteCount: bytes))
+                        byteCount: bytes, lastTimestamp: chunk.lastTimestamp))
             }
         }
         if !seekBack.isEmpty {

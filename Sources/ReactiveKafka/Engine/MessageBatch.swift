@@ -117,6 +117,10 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
     /// counted copy once a committable source's reader took the chunk.
     @usableFromInline var partition: ConsumedPartition
     let byteCount: Int
+    /// The create (or log-append) time of the chunk's last record, ms since the epoch; nil when
+    /// the record has none. Read once, as the chunk is made, for the lag-in-seconds metric and
+    /// offset reset protection.
+    let lastTimestamp: Int64?
     var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }
     /// The offset after the chunk's last record.

@@ -145,9 +145,8 @@ final class ProducerEngine: @unchecked Sendable {
     private func flushParkedBatches() -> Bool {
         guard batchCount.load(ordering: .sequentiallyConsistent) > 0 else { return false }
         let all = batches.withLock { Array($0.values) }
-        let now = ContinuousClock.now
         var collecting = false
-        for batch in all where batch.flushIfParked(self, now: now) { collecting = true }
+        for batch in all where batch.flushIfParked(self) { collecting = true }
         return collecting
     }
 

@@ -1,5 +1,4 @@
 import CRdKafka
-import Synchronization
 
 /// Reads what lag is computed from: the watched groups, their committed offsets and the
 /// offset ranges of their partitions, through one librdkafka client.
@@ -11,14 +10,8 @@ import Synchronization
 /// names; committed offsets are asked for all partitions where groups are listed, and for
 /// each partition of the watched topics on the mock, which cannot answer "all partitions".
 final class LagReader: Sendable {
-    private struct HandleBox: @unchecked Sendable {
-        var rk: OpaquePointer?
-    }
-
-    private let handle: Mutex<HandleBox>
-    /// Runs the blocking calls and the client's destruction.
-    private let thread = BlockingCallThread(name: "rkafka-lag")
-    private let timeout: Duration
+    /// The handle and the thread the reading's blocking calls run on.
+    private let client: BlockingClient
 
     /// A reader connecting with `properties` (`group.id` is dropped: the reader joins no
     /// group); each ``read(groups:topics:)`` is answered or fails within `timeout`.
@@ -29,41 +22,19 @@ final class LagReader: Sendable {
         let conf = try KafkaClientConfiguration.make(properties, client: "lag reader")
         let rk = try KafkaClientConfiguration.newClient(
             RD_KAFKA_CONSUMER, conf, properties: properties, client: "lag reader")
-        self.handle = Mutex(HandleBox(rk: rk))
-        self.timeout = timeout
-    }
-
-    deinit {
-        close()
-        thread.stop()
+        client = BlockingClient(rk, name: "lag reader", threadName: "rkafka-lag", timeout: timeout)
     }
 
     /// Releases the client (destroyed on the reader's thread after the reading under way). Idempotent.
     func close() {
-        let rk = handle.withLock { box -> OpaquePointer? in
-            defer { box.rk = nil }
-            return box.rk
-        }
-        if let rk {
-            let box = HandleBox(rk: rk)
-            thread.submit { rd_kafka_destroy(box.rk) }
-        }
+        client.close()
     }
 
     /// One reading of the groups `groups` selects, on the topics `topics` selects.
     func read(groups: NameFilter, topics: NameFilter) async throws(KafkaError) -> LagReading {
-        let deadline = BlockingCallDeadline(timeout: timeout, client: "lag reader")
-        let result: Result<LagReading, KafkaError> = await thread.run {
-            guard let rk = self.handle.withLock({ $0.rk }) else {
-                return .failure(KafkaError(.shutDown, "the lag reader was closed"))
-            }
-            do throws(KafkaError) {
-                return .success(try Self.read(rk, groups: groups, topics: topics, deadline: deadline))
-            } catch {
-                return .failure(error)
-            }
+        try await client.run { rk, deadline throws(KafkaError) in
+            try Self.read(rk, groups: groups, topics: topics, deadline: deadline)
         }
-        return try result.get()
     }
 
     /// The reading, with blocking calls: topics, groups, members, commits, then offset ranges

@@ -1,5 +1,4 @@
 import CRdKafka
-import Synchronization
 
 /// Asks the cluster about topics, partitions and offsets: Alpakka's `MetadataClient`.
 ///
@@ -28,14 +27,8 @@ public final class MetadataClient: Sendable {
         }
     }
 
-    private let handle: Mutex<HandleBox>
-    /// Runs the blocking calls and the client's destruction.
-    private let thread = BlockingCallThread(name: "rkafka-metadata")
-    private let timeout: Duration
-
-    private struct HandleBox: @unchecked Sendable {
-        var rk: OpaquePointer?
-    }
+    /// The handle and the thread its blocking calls run on.
+    private let client: BlockingClient
 
     /// A client using the connection properties (and group, for committed
     /// offsets) of `settings`. Throws `.invalidConfiguration` for bad properties.
@@ -48,31 +41,18 @@ public final class MetadataClient: Sendable {
         let conf = try KafkaClientConfiguration.make(properties, client: "metadata client")
         let rk = try KafkaClientConfiguration.newClient(
             RD_KAFKA_CONSUMER, conf, properties: properties, client: "metadata client")
-        self.handle = Mutex(HandleBox(rk: rk))
-        self.timeout = timeout
-    }
-
-    deinit {
-        close()
-        thread.stop()
+        client = BlockingClient(rk, name: "metadata client", threadName: "rkafka-metadata", timeout: timeout)
     }
 
     /// Releases the client's connections. Later calls fail with `.shutDown`. Idempotent.
     /// The client is destroyed on its own thread after the calls already asked for.
     public func close() {
-        let rk = handle.withLock { box -> OpaquePointer? in
-            defer { box.rk = nil }
-            return box.rk
-        }
-        if let rk {
-            let box = HandleBox(rk: rk)
-            thread.submit { rd_kafka_destroy(box.rk) }
-        }
+        client.close()
     }
 
     /// Every topic of the cluster (internal ones excluded) with its partitions.
     public func topics() async throws(KafkaError) -> [Topic] {
-        try await run { rk, deadline throws(KafkaError) in
+        try await client.run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("listing topics")
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(rk, 1, nil, &metadata, timeoutMs)
@@ -93,7 +73,7 @@ public final class MetadataClient: Sendable {
     /// The partition numbers of `topic`; throws if the topic does not exist.
     public func partitions(of topic: String) async throws(KafkaError) -> [Int32] {
         try TopicName.validate(topic)
-        return try await run { rk, deadline throws(KafkaError) in
+        return try await client.run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("describing topic \(topic)")
             guard let rkt = rd_kafka_topic_new(rk, topic, nil) else {
                 throw KafkaError(.kafka, "invalid topic name \"\(topic)\"")
@@ -125,7 +105,7 @@ public final class MetadataClient: Sendable {
     private func watermarks(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: (
         low: Int64, high: Int64
     )] {
-        try await run { rk, deadline throws(KafkaError) in
+        try await client.run { rk, deadline throws(KafkaError) in
             var result: [TopicPartition: (low: Int64, high: Int64)] = [:]
             // One look-up a partition, all within the one timeout (not a timeout each).
             for tp in partitions {
@@ -145,7 +125,7 @@ public final class MetadataClient: Sendable {
     /// The committed offset (next offset to read) of the settings' consumer
     /// group for each partition; partitions without a commit are absent.
     public func committedOffsets(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Int64] {
-        try await run { rk, deadline throws(KafkaError) in
+        try await client.run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("reading committed offsets")
             let list = PartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -162,7 +142,7 @@ public final class MetadataClient: Sendable {
     public func offsetsForTimes(_ timestamps: [TopicPartition: Int64]) async throws(KafkaError) -> [TopicPartition:
         Int64]
     {
-        try await run { rk, deadline throws(KafkaError) in
+        try await client.run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("looking up offsets for times")
             let list = PartitionList.make(timestamps.mapValues { CommitPosition(nextOffset: $0, metadata: nil) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -185,25 +165,5 @@ public final class MetadataClient: Sendable {
             }
         }
         return result
-    }
-
-    /// Runs blocking librdkafka calls on the client's thread, within `timeout` of now
-    /// (time spent waiting behind earlier calls counts).
-    private func run<T: Sendable>(
-        _ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T
-    ) async throws(KafkaError) -> T {
-        let deadline = BlockingCallDeadline(timeout: timeout, client: "metadata client")
-        let result: Result<T, KafkaError> = await thread.run {
-            // The handle is read on the thread, so close() (which destroys on the same thread) cannot race a call.
-            guard let rk = self.handle.withLock({ $0.rk }) else {
-                return .failure(KafkaError(.shutDown, "the metadata client was closed"))
-            }
-            do throws(KafkaError) {
-                return .success(try body(rk, deadline))
-            } catch {
-                return .failure(error)
-            }
-        }
-        return try result.get()
     }
 }

@@ -1,4 +1,3 @@
-import CRdKafka
 import CoreMetrics
 
 /// A consumer's swift-metrics instruments (``MessagingMetric``), owned by its engine and
@@ -75,10 +74,7 @@ final class ConsumerInstruments {
                 }()
             counters.messages.increment(by: chunk.recordCount)
             counters.bytes.increment(by: chunk.byteCount)
-            var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-            let last = chunk.batch.messages[chunk.range.upperBound - 1]!
-            let timestamp = rd_kafka_message_timestamp(last, &type)
-            if type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE { lastTimestamp[chunk.topicPartition] = timestamp }
+            if let timestamp = chunk.lastTimestamp { lastTimestamp[chunk.topicPartition] = timestamp }
             if firstOffsetRead[chunk.topicPartition] == nil {
                 firstOffsetRead[chunk.topicPartition] = chunk.batch.messages[chunk.range.lowerBound]!.pointee.offset
             }

@@ -27,6 +27,13 @@ struct BenchCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Latency scenario") var latency: LatencyOptions
 
+    @Option(
+        help: """
+            Metrics backend the connector records into: none (swift-metrics' no-op, what an application that bootstraps \
+            nothing gets; the connector's metrics are on by default either way) or prometheus (swift-prometheus bootstrapped).
+            """)
+    var metrics: BenchMetricsBackend = .none
+
     @Flag(help: "One JSON object a line per scenario instead of a table.")
     var json = false
 
@@ -106,6 +113,8 @@ struct BenchCommand: AsyncParsableCommand {
         if !json, movesMessages || scenarios.contains(where: { $0.hasPrefix("streamkit-") }) {
             print("rkafka bench: \(messages) messages of \(size) B over \(topicPartitions) partitions")
         }
+        let registry = metrics.bootstrap()
+        if !json { print("rkafka bench: metrics backend: \(metrics.rawValue)") }
         var failures = 0
         for name in scenarios {
             do {
@@ -137,6 +146,7 @@ struct BenchCommand: AsyncParsableCommand {
                 printError("rkafka bench: \(name) failed: \(error)")
             }
         }
+        if let registry { printError("rkafka bench: " + BenchMetricsBackend.summary(ofPage: registry.emitToString())) }
         if failures > 0 { throw ExitCode(1) }
     }
 

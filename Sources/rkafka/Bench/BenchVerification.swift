@@ -2,13 +2,16 @@ import CRdKafka
 import ReactiveKafka
 
 /// Reads back the connector group's committed offsets of the input topic (after its consumer
-/// is closed); they must add up to the number of messages.
-func verifyConnectorCommits(_ env: BenchEnvironment) throws -> String {
-    try verifyCommitted(env, group: env.connectorGroup, expected: env.parameters.messages)
+/// is closed); they must add up to the number of messages. The reading blocks, so it runs on
+/// a dedicated thread, not on the cooperative pool the connector benchmarks await from.
+func verifyConnectorCommits(_ env: BenchEnvironment) async throws -> String {
+    try await onDedicatedThread("rkafka-bench-verify") {
+        try verifyCommitted(env, group: env.connectorGroup, expected: env.parameters.messages)
+    }
 }
 
 /// Reads back `group`'s committed offsets of the input topic (after its consumer is closed);
-/// they must add up to `expected`.
+/// they must add up to `expected`. Blocking: run it on a dedicated thread.
 func verifyCommitted(_ env: BenchEnvironment, group: String, expected: Int) throws -> String {
     let reader = try RawConsumer(
         env, group: group, topic: env.inputTopic, client: "bench commit reader", subscribe: false)

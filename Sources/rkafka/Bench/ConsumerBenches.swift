@@ -60,7 +60,7 @@ struct CommittableConsumeCommitBench: ConnectorBenchmark {
         }
         await control.shutdown()
         var result = measurement
-        result.notes.append(try verifyConnectorCommits(env))
+        result.notes.append(try await verifyConnectorCommits(env))
         return result
     }
 }
@@ -119,7 +119,7 @@ struct AtLeastOncePipelineBench: ConnectorBenchmark {
         await control.shutdown()
         await producer.close()
         var result = measurement
-        result.notes.append(try verifyConnectorCommits(env))
+        result.notes.append(try await verifyConnectorCommits(env))
         return result
     }
 }

@@ -194,103 +194,58 @@ final class RebalanceRecorder: Sendable {
         }
     }
 
-    private struct State {
-        var snapshot: Snapshot
-        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
-            [:]
-        var nextWaiter = 0
-    }
-
-    private let state: Mutex<State>
+    private let state: WatchedSnapshot<Snapshot>
 
     init(partitions: Int) {
-        state = Mutex(
-            State(
-                snapshot: Snapshot(
-                    seen: Array(repeating: [], count: partitions), lastMember: Array(repeating: -1, count: partitions)))
+        state = WatchedSnapshot(
+            Snapshot(seen: Array(repeating: [], count: partitions), lastMember: Array(repeating: -1, count: partitions))
         )
     }
 
-    var snapshot: Snapshot { state.withLock { $0.snapshot } }
+    var snapshot: Snapshot { state.snapshot }
 
     func markJoin(at instant: ContinuousClock.Instant, window: Duration) {
-        state.withLock {
-            $0.snapshot.joined = instant
-            $0.snapshot.window = window
+        state.update {
+            $0.joined = instant
+            $0.window = window
         }
     }
 
     func record(member: Int, partition: Int32, offset: Int64) {
         let now = ContinuousClock.now
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+        state.update { s in
             let p = Int(partition)
             let o = Int(offset)
-            if s.snapshot.seen[p].count <= o {
-                s.snapshot.seen[p].append(contentsOf: repeatElement(0, count: o + 1 - s.snapshot.seen[p].count))
+            if s.seen[p].count <= o {
+                s.seen[p].append(contentsOf: repeatElement(0, count: o + 1 - s.seen[p].count))
             }
-            if s.snapshot.seen[p][o] == 0 { s.snapshot.distinct += 1 }
-            s.snapshot.seen[p][o] &+= 1
-            s.snapshot.total += 1
-            s.snapshot.perMember[member] += 1
-            s.snapshot.lastMember[p] = member
-            if s.snapshot.firstRecord[member] == nil { s.snapshot.firstRecord[member] = now }
-            if let joined = s.snapshot.joined, !s.snapshot.windowClosed {
-                let pause = now - max(s.snapshot.lastRecord ?? joined, joined)
-                if pause > s.snapshot.longestPause {
-                    s.snapshot.longestPause = pause
-                    s.snapshot.longestPauseEnd = now
+            if s.seen[p][o] == 0 { s.distinct += 1 }
+            s.seen[p][o] &+= 1
+            s.total += 1
+            s.perMember[member] += 1
+            s.lastMember[p] = member
+            if s.firstRecord[member] == nil { s.firstRecord[member] = now }
+            if let joined = s.joined, !s.windowClosed {
+                let pause = now - max(s.lastRecord ?? joined, joined)
+                if pause > s.longestPause {
+                    s.longestPause = pause
+                    s.longestPauseEnd = now
                 }
-                if let firstB = s.snapshot.firstRecord[1], now - firstB >= s.snapshot.window {
-                    s.snapshot.windowClosed = true
-                }
+                if let firstB = s.firstRecord[1], now - firstB >= s.window { s.windowClosed = true }
             }
-            s.snapshot.lastRecord = now
-            let ready = s.waiters.filter { $0.value.condition(s.snapshot) }
-            for id in ready.keys { s.waiters.removeValue(forKey: id) }
-            return ready.values.map(\.continuation)
+            s.lastRecord = now
         }
-        for continuation in ready { continuation.resume() }
     }
 
     /// Suspends until `condition` holds; throws a ``BenchError`` naming `what` after `timeout`.
     func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws
     {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntil(condition) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        if !reached {
+        if await !state.wait(timeout: timeout, until: condition) {
             let s = snapshot
             throw BenchError(
                 "\(RebalanceBench.name): no \(what) within \(timeout) (\(s.distinct) distinct records, per member \(s.perMember))"
             )
         }
-    }
-
-    private func waitUntil(_ condition: @escaping @Sendable (Snapshot) -> Bool) async -> Bool {
-        let id = state.withLock { s in
-            defer { s.nextWaiter += 1 }
-            return s.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { c in
-                let now = state.withLock { s -> Bool in
-                    if condition(s.snapshot) || Task.isCancelled { return true }
-                    s.waiters[id] = (condition, c)
-                    return false
-                }
-                if now { c.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
-        }
-        return condition(snapshot)
     }
 }
 

@@ -8,13 +8,18 @@ import Testing
 /// ``ConsumerControl/health`` and ``ConsumerControl/healthChanges()`` through each state, on
 /// the embedded cluster.
 @Suite(.serialized) struct ConsumerHealthTests {
+    /// How long without progress counts as stalled: 1 s, times ``TestTimeScale/factor``. Under
+    /// a sanitizer on a loaded machine the test's own steps between two pulls (a wait, an
+    /// expectation) once took longer than 1 s, which the consumer rightly took for a stall.
+    static let stallThreshold: Duration = .seconds(1) * TestTimeScale.factor
+
     static func settings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
         ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(kafka.bootstrapServers)
             .withGroupId(group)
             .withProperty("auto.offset.reset", "earliest")
             .withProperties(EmbeddedKafka.fastGroupProperties)
-            .withStallThreshold(.seconds(1))
+            .withStallThreshold(stallThreshold)
     }
 
     /// Collects the health changes a control reports, in order.
@@ -32,11 +37,12 @@ import Testing
 
         var values: [ConsumerHealth] { seen.values.withLock { $0 } }
 
-        /// Waits (bounded) until `health` was reported after the first `index` reports.
+        /// Waits (bounded by `limit` times ``TestTimeScale/factor``) until `health` was reported
+        /// after the first `index` reports.
         func waitFor(_ health: ConsumerHealth, after index: Int = 0, within limit: Duration = .seconds(20)) async throws
             -> Bool
         {
-            let deadline = ContinuousClock.now + limit
+            let deadline = ContinuousClock.now + limit * TestTimeScale.factor
             while !values.dropFirst(index).contains(health) {
                 if ContinuousClock.now >= deadline { return false }
                 try await Task.sleep(for: .milliseconds(20))
@@ -73,7 +79,7 @@ import Testing
         let otherTask = Task { for try await _ in other {} }
         #expect(try await log.waitFor(.rebalancing, after: beforeJoin))
         // Keep reading until the member is assigned again (eager: the callback follows the join).
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(20) * TestTimeScale.factor
         while control.health != .consuming, ContinuousClock.now < deadline {
             _ = try await iterator.next()
         }

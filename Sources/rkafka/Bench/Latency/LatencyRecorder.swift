@@ -1,5 +1,4 @@
 import Histogram
-import Synchronization
 
 /// The latencies of the records read back from a pipeline's output, per measuring point
 /// (HdrHistogram, microseconds, 3 significant digits), and waits for a point's records.
@@ -34,80 +33,34 @@ final class LatencyRecorder: Sendable {
         func count(of point: UInt32) -> Int { points[point]?.count ?? 0 }
     }
 
-    private struct Waiter {
-        let condition: @Sendable (Snapshot) -> Bool
-        let continuation: CheckedContinuation<Void, Never>
-    }
+    private let state = WatchedSnapshot(Snapshot())
 
-    private struct State {
-        var snapshot = Snapshot()
-        var waiters: [Int: Waiter] = [:]
-        var nextWaiter = 0
-    }
-
-    private let state = Mutex(State())
-
-    var snapshot: Snapshot { state.withLock { $0.snapshot } }
+    var snapshot: Snapshot { state.snapshot }
 
     /// Records one consumed batch: each stamp's latency up to `readAt`, and `unstamped` values.
     func record(readAt: Int64, stamps: UnsafeBufferPointer<(sent: Int64, point: UInt32)>, unstamped: Int) {
-        let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.snapshot.unstamped += unstamped
+        state.update { s in
+            s.unstamped += unstamped
             for stamp in stamps {
                 guard stamp.point != 0 else {
-                    s.snapshot.unmeasured += 1
+                    s.unmeasured += 1
                     continue
                 }
                 // Modified in place: the histogram is not copied.
-                s.snapshot.points[stamp.point, default: Point(firstRead: readAt)].record(
-                    sent: stamp.sent, readAt: readAt)
+                s.points[stamp.point, default: Point(firstRead: readAt)].record(sent: stamp.sent, readAt: readAt)
             }
-            let ready = s.waiters.filter { $0.value.condition(s.snapshot) }
-            for id in ready.keys { s.waiters.removeValue(forKey: id) }
-            return ready.values.map(\.continuation)
         }
-        for continuation in ready { continuation.resume() }
     }
 
     /// Suspends until `condition` holds; throws a ``BenchError`` naming `what` after `timeout`.
     func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws
     {
-        let reached = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.waitUntil(condition) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard reached else {
+        guard await state.wait(timeout: timeout, until: condition) else {
             let s = snapshot
             let counts = s.points.keys.sorted().map { "point \($0): \(s.points[$0]!.count)" }
             throw BenchError(
                 "latency: no \(what) within \(timeout) (read: \(s.unmeasured) unmeasured, \(counts.joined(separator: ", ")))"
             )
         }
-    }
-
-    private func waitUntil(_ condition: @escaping @Sendable (Snapshot) -> Bool) async -> Bool {
-        let id = state.withLock { s in
-            defer { s.nextWaiter += 1 }
-            return s.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let now = state.withLock { s -> Bool in
-                    if condition(s.snapshot) || Task.isCancelled { return true }
-                    s.waiters[id] = Waiter(condition: condition, continuation: continuation)
-                    return false
-                }
-                if now { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.continuation.resume()
-        }
-        return condition(snapshot)
     }
 }
