@@ -1,0 +1,176 @@
+import Foundation
+import ReactiveKafkaTestKit
+import StreamKit
+import Synchronization
+import Testing
+
+@testable import ReactiveKafka
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Issue 15.3's exactly-once test, against a Kafka broker only (`make test-external`): the mock
+/// cluster neither stores transactional offsets nor hides aborted records. An event-sourced
+/// processor is killed mid-stream (SIGKILL, in a child process of this test bundle), fails with
+/// a transaction open (the abort), is killed again, then finishes; the state its committed
+/// changelog holds, and its committed outputs, must equal applying every input exactly once.
+///
+/// Not in the Makefile's EXTERNAL_SUITES yet: against kfake the last run is assigned both
+/// partitions but never receives a record of a partition whose offsets a killed child had sent
+/// to its open transaction (seen with a plain `Transactional.sink` fencing the id first too),
+/// so it times out; whether that is kfake's (pending transactional offsets kept after the
+/// fencing abort) or librdkafka's is not settled. The abort phase and the first kill pass.
+@Suite(.serialized) struct EventSourcedCrashTests {
+    /// In a child: the run to do, as `input changelog output group transactionalId store killAfter`.
+    static let childVariable = "REACTIVE_KAFKA_EVENT_SOURCED_CHILD"
+    static let reportVariable = "REACTIVE_KAFKA_EVENT_SOURCED_REPORT"
+    static let commandCount = 600
+
+    struct Names {
+        var input, changelog, output, group, transactionalId, store: String
+
+        var words: [String] { [input, changelog, output, group, transactionalId, store] }
+    }
+
+    struct Injected: Error {}
+
+    @Test(
+        .enabled(
+            if: TestClusterMode.isExternal,
+            "the mock cluster neither stores transactional offsets nor hides aborted records: needs KAFKA_BOOTSTRAP_SERVERS"
+        ))
+    func aProcessKilledMidStreamAndAnAbortLeaveEveryInputAppliedOnce() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        if let spec = environment[Self.childVariable] {
+            let words = spec.split(separator: " ").map(String.init)
+            try #require(words.count == 7)
+            let names = Names(
+                input: words[0], changelog: words[1], output: words[2], group: words[3], transactionalId: words[4],
+                store: words[5])
+            try await Self.child(
+                names, killAfter: try #require(Int(words[6])), report: environment[Self.reportVariable])
+            return
+        }
+        let kafka = try TestCluster()
+        let names = Names(
+            input: try kafka.createTopic("es-crash-in", partitions: 2),
+            changelog: try kafka.createTopic("es-crash-changelog", partitions: 2),
+            output: try kafka.createTopic("es-crash-out", partitions: 1), group: kafka.name("es-crash-g"),
+            transactionalId: kafka.name("es-crash-t"),
+            store: FileManager.default.temporaryDirectory.appendingPathComponent(kafka.name("es-crash") + ".sqlite")
+                .path)
+        defer { try? FileManager.default.removeItem(atPath: names.store) }
+        let commands = Ledger.commands(Self.commandCount)
+        try await Ledger.produce(kafka, names.input, commands, partitions: 2)
+
+        try await Self.killedChild(names, after: 150)
+        // In this process: the output function fails at the 100th input, so the stream fails
+        // with a transaction open, which is aborted.
+        let handled = Mutex(0)
+        let failing = try Self.pipeline(kafka, names) { _ in
+            let count = handled.withLock { count in
+                count += 1
+                return count
+            }
+            if count == 100 { throw Injected() }
+        }.to(Sinks.forEach { _ in }).run()
+        await #expect(throws: Injected.self) { try await failing.streamCompletion.value }
+        await failing.shutdown()
+        try await Self.killedChild(names, after: 120)
+
+        // The last run goes on until the last input of each partition is committed.
+        let last = Dictionary(grouping: commands, by: { Int32((Int($0.key.dropFirst(4)) ?? 0) % 2) })
+            .mapValues { Int64($0.count - 1) }
+        let finished = Counter()
+        let control = try Self.pipeline(kafka, names) { _ in }
+            .to(
+                Sinks.forEach { outcome in
+                    let partition = outcome.input.topicPartition.partition
+                    if outcome.input.offset == last[partition] { finished.add("\(partition)") }
+                }
+            )
+            .run()
+        try await finished.waitFor(count: 2, timeout: .seconds(120))
+        try await control.drainAndShutdown()
+
+        var balances: [String: Int] = [:]
+        let reader = ChangelogReader(
+            kafka.consumerSettings(group: "unused"), topic: names.changelog, logger: .init(label: "test"))
+        for partition: Int32 in 0..<2 {
+            try await reader.read(partition, from: 0) { record in
+                let key = record.key?.string ?? ""
+                balances[key, default: 0] += Int(record.value?.string ?? "") ?? 0
+            }
+        }
+        #expect(balances == Ledger.reference(commands), "the committed changelog applies every input once")
+        let outputs = try await TopicReader.allValues(
+            topic: names.output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        #expect(outputs.count == commands.count, "one committed output per input")
+        #expect(Set(outputs).count == commands.count, "no input's output committed twice")
+    }
+
+    /// source → EventSourced.flow (snapshots every 5 events, an output record per input naming it).
+    static func pipeline(
+        _ kafka: TestCluster, _ names: Names, onInput: @escaping @Sendable (String) throws -> Void
+    ) throws -> Source<
+        AnyAsyncSequence<EventSourcedOutcome<String, Int, Int, Ledger.Overdraft>>, ConsumerControl
+    > {
+        let consumer = kafka.consumerSettings(group: names.group)
+        let settings = EventSourcedSettings<String, Int, Int>.json(changelogTopic: names.changelog)
+            .withSnapshotEvery(5).withSnapshotStore(path: names.store)
+        return try Transactional.source(consumer, subscription: .topics(names.input))
+            .via(
+                EventSourced.flow(
+                    Ledger.behavior, settings: settings, consumerSettings: consumer,
+                    producerSettings: kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
+                        .withEosCommitInterval(.milliseconds(50)),
+                    transactionalId: names.transactionalId
+                ) { command, outcome in
+                    try onInput(command)
+                    let input = outcome.input
+                    return [
+                        ProducerRecord(
+                            topic: names.output, value: "\(input.topicPartition.partition)@\(input.offset)")
+                    ]
+                })
+    }
+
+    /// Runs a child processor that kills itself once `after` of its inputs are committed.
+    static func killedChild(_ names: Names, after: Int) async throws {
+        let child = try await ChildTestRun.run(
+            test: "EventSourcedCrashTests/aProcessKilledMidStreamAndAnAbortLeaveEveryInputAppliedOnce",
+            environment: [Self.childVariable: (names.words + ["\(after)"]).joined(separator: " ")],
+            reportVariable: Self.reportVariable, timeout: .seconds(180))
+        #expect(child.report == "killed after \(after)", "the child did not kill itself:\n\(child.failureExcerpt)")
+    }
+
+    /// The child: processes inputs, slowly enough that a transaction is open when it kills itself.
+    static func child(_ names: Names, killAfter: Int, report: String?) async throws {
+        let kafka = try TestCluster()
+        let committed = Mutex(0)
+        let control = try pipeline(kafka, names) { _ in }
+            .map { outcome in
+                try await Task.sleep(for: .milliseconds(2))
+                return outcome
+            }
+            .to(
+                Sinks.forEach { _ in
+                    guard
+                        committed.withLock({ count in
+                            count += 1
+                            return count == killAfter
+                        })
+                    else { return }
+                    if let report {
+                        try? "killed after \(killAfter)".write(toFile: report, atomically: true, encoding: .utf8)
+                    }
+                    kill(getpid(), SIGKILL)
+                }
+            )
+            .run()
+        try await control.streamCompletion.value
+    }
+}
