@@ -8,8 +8,8 @@ extension Consumer {
     ///
     /// `process` runs on up to ``ParallelSettings/maxConcurrency`` records at once, in the
     /// ``ParallelSettings/ordering`` chosen (``ParallelOrdering/key``: records of one key in
-    /// offset order, different keys concurrently). Its results are emitted (see
-    /// ``ParallelSequence``); a record is done once its result was taken downstream.
+    /// offset order, different keys concurrently). A record is done once `process` returned;
+    /// its result is then emitted (see ``ParallelSequence``).
     ///
     /// Commits: every ``ParallelSettings/commitInterval`` (and when partitions move or the
     /// stream ends), each partition's offset is committed as the first record not done, and

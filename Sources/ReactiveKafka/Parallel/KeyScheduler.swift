@@ -22,8 +22,14 @@ struct KeyScheduler<Item> {
         let key: OrderKey?
     }
 
+    /// A key's queued records: most keys hold one at a time, kept without a buffer of its own.
+    private enum Queue {
+        case one(Item)
+        case many(Deque<Item>)
+    }
+
     let maxConcurrency: Int
-    private var queues: [OrderKey: Deque<Item>] = [:]
+    private var queues: [OrderKey: Queue] = [:]
     /// Keys with a queued record and none running.
     private var ready: Deque<OrderKey> = []
     /// Unordered records, oldest first.
@@ -56,17 +62,31 @@ struct KeyScheduler<Item> {
             return
         }
         let orderKey = OrderKey(lane: lane, key: key)
-        let wasEmpty = queues[orderKey]?.isEmpty ?? true
-        queues[orderKey, default: []].append(item)
-        if wasEmpty && !running.contains(orderKey) { ready.append(orderKey) }
+        // Taken out and put back, so the deque is never shared (no copy on append).
+        switch queues.removeValue(forKey: orderKey) {
+        case nil:
+            queues[orderKey] = .one(item)
+            if !running.contains(orderKey) { ready.append(orderKey) }
+        case .one(let first):
+            queues[orderKey] = .many([first, item])
+        case .many(var items):
+            items.append(item)
+            queues[orderKey] = .many(items)
+        }
     }
 
     /// The next record to run, if a slot is free and one may run.
     mutating func take() -> (Item, Ticket)? {
         guard inFlight < maxConcurrency else { return nil }
         while let orderKey = ready.popFirst() {
-            guard var queue = queues.removeValue(forKey: orderKey), let item = queue.popFirst() else { continue }
-            if !queue.isEmpty { queues[orderKey] = queue }
+            let item: Item
+            switch queues.removeValue(forKey: orderKey) {
+            case nil: continue
+            case .one(let only): item = only
+            case .many(var items):
+                item = items.removeFirst()
+                queues[orderKey] = items.count == 1 ? .one(items[0]) : .many(items)
+            }
             running.insert(orderKey)
             return (item, started(orderKey.lane, key: orderKey))
         }
@@ -87,7 +107,7 @@ struct KeyScheduler<Item> {
         Self.decrement(&backlogs, ticket.lane)
         guard let key = ticket.key else { return }
         running.remove(key)
-        if let queue = queues[key], !queue.isEmpty { ready.append(key) }
+        if queues[key] != nil { ready.append(key) }
     }
 
     /// Drops the queued records of `lane` (its partition went); its running records stay
@@ -95,7 +115,11 @@ struct KeyScheduler<Item> {
     mutating func removeLane(_ lane: UInt64) -> [Item] {
         var dropped: [Item] = []
         for key in queues.keys where key.lane == lane {
-            dropped.append(contentsOf: queues.removeValue(forKey: key) ?? [])
+            switch queues.removeValue(forKey: key) {
+            case .one(let item): dropped.append(item)
+            case .many(let items): dropped.append(contentsOf: items)
+            case nil: break
+            }
         }
         ready.removeAll { $0.lane == lane }
         dropped.append(contentsOf: unordered.filter { $0.lane == lane }.map(\.item))

@@ -58,18 +58,21 @@ extension ParallelRun {
 
     /// A worker: runs records until the run closes.
     private func work(deadLetters: KafkaProducer<Key, Value>?) async {
-        while let (work, ticket) = await nextWork() {
+        var next = await nextWork()
+        while let (work, ticket) = next {
             let record = work.message.record
             switch await attempt(record) {
             case .success(let output):
-                completed(ticket, offset: record.offset, output: output)
+                next = await completedThenNext(ticket, offset: record.offset, output: output)
             case .failure(let error) where error is CancellationError:
                 abandoned(ticket)
+                next = await nextWork()
             case .failure(let error):
                 if case .deadLetter(let topic, _) = failurePolicy, let deadLetters {
                     do {
                         _ = try await deadLetters.send(deadLetter(record, error: error, topic: topic))
-                        completed(ticket, offset: record.offset, output: nil)
+                        next = await completedThenNext(ticket, offset: record.offset, output: nil)
+                        continue
                     } catch {
                         abandoned(ticket)
                         fail(KafkaError(error.kind, "sending the record at \(record.topicPartition) offset \(record.offset) to the dead-letter topic \(topic): \(error.message)", code: error.code))
@@ -78,6 +81,7 @@ extension ParallelRun {
                     abandoned(ticket)
                     fail(error)
                 }
+                next = await nextWork()
             }
         }
     }

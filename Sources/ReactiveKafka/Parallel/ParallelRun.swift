@@ -7,8 +7,9 @@ import Synchronization
 /// ``KeyScheduler`` (what may run) and ``PartitionProgress`` (what to commit); this class
 /// only parks and resumes tasks around them.
 ///
-/// A record is done once its result was taken downstream: until then it holds its slot and
-/// its key, so results come out in the chosen order and a slow downstream slows the source.
+/// A record is done once `process` returned: its slot and key free at once (the next record of
+/// its key may start). Its result then waits for the downstream in a buffer of `maxConcurrency`;
+/// a worker whose result finds the buffer full waits with it (a slow downstream slows the source).
 final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Sendable {
     typealias Message = CommittableMessage<Key, Value>
     typealias Process = @Sendable (ConsumerRecord<Key, Value>) async throws -> Output
@@ -41,8 +42,11 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         /// Read on assignment, taken by the partition's lane.
         var previous: [TopicPartition: (committed: Int64, done: [Range<Int64>])] = [:]
         var idleWorkers: [UnsafeContinuation<(Work, Ticket)?, Never>] = []
-        /// Results not yet taken downstream, with what they hold.
-        var outputs: Deque<(output: Output, ticket: Ticket, offset: Int64)> = []
+        /// Results not yet taken downstream.
+        var outputs: Deque<Output> = []
+        /// Workers waiting for room in `outputs`, with their results; their records keep their
+        /// keys until then, so a key's results stay in offset order.
+        var blockedResults: Deque<(output: Output, ticket: Ticket, offset: Int64, worker: UnsafeContinuation<Void, Never>)> = []
         var downstream: UnsafeContinuation<Output?, any Error>?
         var failure: (any Error)?
         /// No result comes any more once `outputs` is empty.
@@ -99,23 +103,26 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     func received(_ message: Message, lane: UInt64) async {
         let offset = message.record.offset
         let key = orderingKey(message.record)
-        let mustWait: Bool = state.withLock { s in
-            guard var l = s.lanes[lane], !l.ending else { return false }
+        let (mustWait, wakeups): (Bool, Wakeups) = state.withLock { s in
+            var w = Wakeups()
+            // Mutated in place (never copied out): a copy would duplicate the progress bits per record.
+            guard s.lanes[lane]?.ending == false else { return (false, w) }
             if s.committer == nil { s.committer = message.committableOffset.committer }
-            if l.progress == nil {
-                let start = l.previous.map { min($0.committed, offset) } ?? offset
-                l.progress = PartitionProgress(start: start, previouslyDone: l.previous?.done ?? [])
+            if s.lanes[lane]!.progress == nil {
+                let previous = s.lanes[lane]!.previous
+                let start = previous.map { min($0.committed, offset) } ?? offset
+                s.lanes[lane]!.progress = PartitionProgress(start: start, previouslyDone: previous?.done ?? [])
             }
-            let fresh = l.progress!.received(offset)
-            s.lanes[lane] = l
+            let fresh = s.lanes[lane]!.progress!.received(offset)
             guard fresh else {
                 s.dirty = true
-                return false
+                return (false, w)
             }
             s.scheduler.enqueue(Work(message: message, lane: lane), lane: lane, key: key)
-            return s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition
+            dispatch(&s, &w)
+            return (s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition, w)
         }
-        dispatch()
+        wakeups.resume()
         guard mustWait else { return }
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
@@ -126,16 +133,6 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
             }
             if now { c.resume() }
         }
-    }
-
-    /// Hands runnable records to idle workers.
-    func dispatch() {
-        let wakeups = state.withLock { s in
-            var w = Wakeups()
-            dispatch(&s, &w)
-            return w
-        }
-        wakeups.resume()
     }
 
     private func dispatch(_ s: inout State, _ w: inout Wakeups) {
@@ -159,24 +156,50 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
 
     // MARK: Records out
 
-    /// `ticket`'s record finished with `output` (nil: nothing to emit, e.g. dead-lettered).
-    func completed(_ ticket: Ticket, offset: Int64, output: Output?) {
-        let wakeups = state.withLock { s in
+    /// `ticket`'s record finished with `output` (nil: nothing to emit, e.g. dead-lettered): it is
+    /// done. Returns the worker's next record (it goes first: no other worker is woken for it),
+    /// after its result found room downstream; nil once the run closes.
+    func completedThenNext(_ ticket: Ticket, offset: Int64, output: Output?) async -> (Work, Ticket)? {
+        let (mine, full, wakeups) = state.withLock { s -> ((Work, Ticket)?, Bool, Wakeups) in
             var w = Wakeups()
-            if let output {
-                s.outputs.append((output, ticket, offset))
-                if let waiter = s.downstream {
-                    s.downstream = nil
-                    let first = s.outputs.removeFirst()
-                    settle(first.ticket, offset: first.offset, done: true, &s, &w)
-                    w.downstream = (waiter, .success(first.output))
-                }
-            } else {
-                settle(ticket, offset: offset, done: true, &s, &w)
-            }
-            return w
+            if let output, !deliver(output, &s, &w) { return (nil, true, w) }
+            settle(ticket, offset: offset, done: true, &s, &w, dispatching: false)
+            let mine = s.closing ? nil : s.scheduler.take()
+            dispatch(&s, &w)
+            return (mine, false, w)
         }
         wakeups.resume()
+        if let mine { return mine }
+        if full, let output {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let wakeups = state.withLock { s -> Wakeups? in
+                    var w = Wakeups()
+                    if s.failure != nil || s.finished || deliver(output, &s, &w) {
+                        settle(ticket, offset: offset, done: true, &s, &w)
+                        return w
+                    }
+                    s.blockedResults.append((output, ticket, offset, c))
+                    return nil
+                }
+                if let wakeups {
+                    wakeups.resume()
+                    c.resume()
+                }
+            }
+        }
+        return await nextWork()
+    }
+
+    /// Hands `output` to the waiting downstream or buffers it; false when the buffer is full.
+    private func deliver(_ output: Output, _ s: inout State, _ w: inout Wakeups) -> Bool {
+        if let waiter = s.downstream {
+            s.downstream = nil
+            w.downstream = (waiter, .success(output))
+            return true
+        }
+        guard s.outputs.count < settings.maxConcurrency else { return false }
+        s.outputs.append(output)
+        return true
     }
 
     /// `ticket`'s record stopped without completing (cancelled, or failed the stream): it is read again later.
@@ -190,27 +213,27 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     }
 
     /// Frees `ticket`'s slot and key, records its offset done (when `done`), and wakes whoever that lets go on.
-    func settle(_ ticket: Ticket, offset: Int64?, done: Bool, _ s: inout State, _ w: inout Wakeups) {
+    func settle(_ ticket: Ticket, offset: Int64?, done: Bool, _ s: inout State, _ w: inout Wakeups, dispatching: Bool = true) {
         s.scheduler.finished(ticket)
-        if var lane = s.lanes[ticket.lane] {
-            if done, let offset, lane.progress?.complete(offset) != nil {
+        if s.lanes[ticket.lane] != nil {
+            // In place, as in `received`.
+            if done, let offset, s.lanes[ticket.lane]!.progress?.complete(offset) != nil {
                 s.dirty = true
                 if let waiter = s.commitWaiter {
                     s.commitWaiter = nil
                     w.others.append(waiter)
                 }
             }
-            if s.scheduler.backlog(ticket.lane) < settings.maxBufferedPerPartition, let waiter = lane.roomWaiter {
-                lane.roomWaiter = nil
+            if s.scheduler.backlog(ticket.lane) < settings.maxBufferedPerPartition, let waiter = s.lanes[ticket.lane]!.roomWaiter {
+                s.lanes[ticket.lane]!.roomWaiter = nil
                 w.others.append(waiter)
             }
-            if s.scheduler.running(ticket.lane) == 0, let waiter = lane.drainWaiter {
-                lane.drainWaiter = nil
+            if s.scheduler.running(ticket.lane) == 0, let waiter = s.lanes[ticket.lane]!.drainWaiter {
+                s.lanes[ticket.lane]!.drainWaiter = nil
                 w.others.append(waiter)
             }
-            s.lanes[ticket.lane] = lane
         }
-        dispatch(&s, &w)
+        if dispatching { dispatch(&s, &w) }
     }
 
     /// The downstream's next result: waits for one; nil once the run ended; throws its failure.
@@ -221,10 +244,13 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
                     var w = Wakeups()
                     // A failure is told once what completed was committed (at the end of the run).
                     if let failure = s.failure, s.finished { return (.failure(failure), w) }
-                    if !s.outputs.isEmpty {
-                        let first = s.outputs.removeFirst()
-                        settle(first.ticket, offset: first.offset, done: true, &s, &w)
-                        return (.success(first.output), w)
+                    if let first = s.outputs.popFirst() {
+                        if let blocked = s.blockedResults.popFirst() {
+                            s.outputs.append(blocked.output)
+                            settle(blocked.ticket, offset: blocked.offset, done: true, &s, &w)
+                            w.others.append(blocked.worker)
+                        }
+                        return (.success(first), w)
                     }
                     if s.finished { return (.success(nil), w) }
                     if Task.isCancelled { return (.failure(CancellationError()), w) }
@@ -272,9 +298,13 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         supervisor?.cancel()
     }
 
-    /// Results nobody will take: their records are not done (read again later).
+    /// Results nobody will take (their records are done): dropped, and their workers let go.
     private func dropOutputs(_ s: inout State, _ w: inout Wakeups) {
-        while let dropped = s.outputs.popFirst() { settle(dropped.ticket, offset: nil, done: false, &s, &w) }
+        s.outputs.removeAll()
+        while let blocked = s.blockedResults.popFirst() {
+            settle(blocked.ticket, offset: blocked.offset, done: true, &s, &w)
+            w.others.append(blocked.worker)
+        }
     }
 
     /// Workers stop: those idle are told so.

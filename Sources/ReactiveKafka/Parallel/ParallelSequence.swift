@@ -3,8 +3,9 @@
 ///
 /// Results of one key (or partition, with ``ParallelOrdering/partition``) come out in offset
 /// order; others in the order they complete. A record counts as done, and its offset as
-/// committable, once its result was taken: until then it holds one of the `maxConcurrency`
-/// slots, so a slow downstream slows the source (back-pressure). The stream completes when
+/// committable, once `process` returned (do the work that must not be lost there). Results wait
+/// for the downstream in a buffer of `maxConcurrency`; when it is full, workers wait with theirs,
+/// so a slow downstream slows the source (back-pressure). The stream completes when
 /// the consumer stops (``ConsumerControl/drainAndShutdown(_:)``), after what completed was
 /// committed; it fails with a record's error under ``ParallelFailurePolicy/failStream``.
 /// Cancelling the iterating task (or dropping the iterator) stops the processing: running
