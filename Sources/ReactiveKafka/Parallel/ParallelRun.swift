@@ -87,6 +87,9 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         self.state = Mutex(State(scheduler: KeyScheduler(maxConcurrency: settings.maxConcurrency)))
     }
 
+    /// A partition reader waiting for room reads on once its backlog is down to this.
+    var resumeReadingBelow: Int { settings.maxBufferedPerPartition - max(1, settings.maxBufferedPerPartition / 4) }
+
     /// The ordering key of `record` for the scheduler (nil: unordered).
     func orderingKey(_ record: ConsumerRecord<Key, Value>) -> Int? {
         switch settings.ordering {
@@ -97,9 +100,14 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     }
 
     // MARK: Records in
+    //
+    // The per-record entry points are also compiled for raw bytes with no result (`@_specialize`):
+    // called from other modules they would otherwise run unspecialised, looking up generic
+    // metadata per record.
 
     /// A partition's reader read `message`: it is queued (or skipped, done by a previous owner);
     /// returns once its partition has room for another.
+    @_specialize(where Key == KafkaBytes, Value == KafkaBytes, Output == Void)
     func received(_ message: Message, lane: UInt64) async {
         let offset = message.record.offset
         let key = orderingKey(message.record)
@@ -142,6 +150,7 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     }
 
     /// A worker's next record; nil once the run closes.
+    @_specialize(where Key == KafkaBytes, Value == KafkaBytes, Output == Void)
     func nextWork() async -> (Work, Ticket)? {
         await withUnsafeContinuation { (c: UnsafeContinuation<(Work, Ticket)?, Never>) in
             let now: (Work, Ticket)?? = state.withLock { s in
@@ -159,6 +168,7 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     /// `ticket`'s record finished with `output` (nil: nothing to emit, e.g. dead-lettered): it is
     /// done. Returns the worker's next record (it goes first: no other worker is woken for it),
     /// after its result found room downstream; nil once the run closes.
+    @_specialize(where Key == KafkaBytes, Value == KafkaBytes, Output == Void)
     func completedThenNext(_ ticket: Ticket, offset: Int64, output: Output?) async -> (Work, Ticket)? {
         let (mine, full, wakeups) = state.withLock { s -> ((Work, Ticket)?, Bool, Wakeups) in
             var w = Wakeups()
@@ -224,7 +234,8 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
                     w.others.append(waiter)
                 }
             }
-            if s.scheduler.backlog(ticket.lane) < settings.maxBufferedPerPartition, let waiter = s.lanes[ticket.lane]!.roomWaiter {
+            // Woken a quarter of the buffer below full, so it reads a run of records per wake-up.
+            if s.scheduler.backlog(ticket.lane) <= resumeReadingBelow, let waiter = s.lanes[ticket.lane]!.roomWaiter {
                 s.lanes[ticket.lane]!.roomWaiter = nil
                 w.others.append(waiter)
             }
@@ -237,6 +248,7 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     }
 
     /// The downstream's next result: waits for one; nil once the run ended; throws its failure.
+    @_specialize(where Key == KafkaBytes, Value == KafkaBytes, Output == Void)
     func nextOutput() async throws -> Output? {
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<Output?, any Error>) in
