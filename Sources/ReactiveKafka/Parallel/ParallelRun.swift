@@ -132,14 +132,23 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         }
         wakeups.resume()
         guard mustWait else { return }
-        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                guard let l = s.lanes[lane], !l.ending, !s.closing,
-                      s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition else { return true }
-                s.lanes[lane]!.roomWaiter = c
-                return false
+        // A cancelled reader reads on (its sub-stream then ends), so that its partition is let go.
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    guard !Task.isCancelled, let l = s.lanes[lane], !l.ending, !s.closing,
+                          s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition else { return true }
+                    s.lanes[lane]!.roomWaiter = c
+                    return false
+                }
+                if now { c.resume() }
             }
-            if now { c.resume() }
+        } onCancel: {
+            let waiter = state.withLock { s -> UnsafeContinuation<Void, Never>? in
+                defer { s.lanes[lane]?.roomWaiter = nil }
+                return s.lanes[lane]?.roomWaiter
+            }
+            waiter?.resume()
         }
     }
 
