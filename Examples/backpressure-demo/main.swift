@@ -39,7 +39,9 @@ final class Counter: Sendable {
 let elements = 300
 let work: Duration = .milliseconds(2)
 
-func slowConsumer<S: AsyncSequence>(_ stream: S, weight: (S.Element) -> Int = { _ in 1 }) async -> (emitted: Int, covered: Int, error: (any Error)?) {
+func slowConsumer<S: AsyncSequence>(_ stream: S, weight: (S.Element) -> Int = { _ in 1 }) async -> (
+    emitted: Int, covered: Int, error: (any Error)?
+) {
     var emitted = 0
     var covered = 0
     do {
@@ -58,7 +60,9 @@ func padded(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
 }
 
-func report(_ name: String, produced: Int, emitted: Int, dropped: Int, highWater: Int?, elapsed: Duration, error: (any Error)?) {
+func report(
+    _ name: String, produced: Int, emitted: Int, dropped: Int, highWater: Int?, elapsed: Duration, error: (any Error)?
+) {
     let mark = highWater.map(String.init) ?? "-"
     let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
     let outcome = error.map { "failed: \($0)" } ?? "completed"
@@ -88,9 +92,12 @@ for (name, size, strategy) in strategies {
     let statistics = BufferStatistics()
     let clock = ContinuousClock()
     let start = clock.now
-    let result = await slowConsumer(FastProducer(count: elements, produced: produced).buffer(size: size, overflow: strategy, statistics: statistics))
-    report(name, produced: produced.current, emitted: result.emitted, dropped: statistics.dropped,
-           highWater: statistics.highWaterMark, elapsed: clock.now - start, error: result.error)
+    let result = await slowConsumer(
+        FastProducer(count: elements, produced: produced).buffer(size: size, overflow: strategy, statistics: statistics)
+    )
+    report(
+        name, produced: produced.current, emitted: result.emitted, dropped: statistics.dropped,
+        highWater: statistics.highWaterMark, elapsed: clock.now - start, error: result.error)
 }
 
 // Aggregate instead of dropping: conflate sums what arrived while the consumer was busy.
@@ -99,15 +106,17 @@ do {
     let clock = ContinuousClock()
     let start = clock.now
     let result = await slowConsumer(
-        FastProducer(count: elements, produced: produced).conflate(seed: { _ in 1 }, aggregate: { count, _ in count + 1 }),
+        FastProducer(count: elements, produced: produced).conflate(
+            seed: { _ in 1 }, aggregate: { count, _ in count + 1 }),
         weight: { $0 })
-    report("aggregate (conflate, counts)", produced: produced.current, emitted: result.emitted,
-           dropped: 0, highWater: nil, elapsed: clock.now - start, error: result.error)
+    report(
+        "aggregate (conflate, counts)", produced: produced.current, emitted: result.emitted,
+        dropped: 0, highWater: nil, elapsed: clock.now - start, error: result.error)
     print("  conflate delivered \(result.emitted) aggregates covering all \(result.covered) elements")
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

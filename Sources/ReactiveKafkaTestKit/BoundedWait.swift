@@ -5,7 +5,9 @@ import Synchronization
 public enum BoundedWait {
     /// Runs `operation` in a task of its own and waits for it at most `limit`; nil if it did
     /// not return by then. (A task group would wait for a hung child forever; this leaves it behind.)
-    public static func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async -> T) async -> T? {
+    public static func within<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async -> T) async
+        -> T?
+    {
         let once = ResumeOnce<T?>()
         return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
             once.set(continuation)
@@ -30,7 +32,9 @@ public enum BoundedWait {
 extension LagCollector {
     /// The first status (the current one included) for which `predicate` holds, published
     /// within `limit`; nil if none was. Needs the collector to be running (``run()``).
-    public func firstStatus(within limit: Duration, where predicate: @escaping @Sendable (Status) -> Bool) async -> Status? {
+    public func firstStatus(within limit: Duration, where predicate: @escaping @Sendable (Status) -> Bool) async
+        -> Status?
+    {
         let statuses = statuses()
         let current = status
         if predicate(current) { return current }

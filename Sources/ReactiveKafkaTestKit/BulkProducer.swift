@@ -21,12 +21,15 @@ public final class BulkProducer: @unchecked Sendable {
     /// Connects to `bootstrapServers`; librdkafka queues at most `maxQueuedKilobytes` of records.
     public init(bootstrapServers: String, maxQueuedKilobytes: Int = 4096) throws(KafkaError) {
         var errstr = [CChar](repeating: 0, count: 512)
-        guard let conf = rd_kafka_conf_new() else { throw KafkaError(.fatal, "bulk producer: could not allocate a configuration") }
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(.fatal, "bulk producer: could not allocate a configuration")
+        }
         let properties = [
             "bootstrap.servers": bootstrapServers, "linger.ms": "5", "log_level": "0",
             "queue.buffering.max.kbytes": String(max(1, maxQueuedKilobytes)),
         ]
-        for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        for (key, value) in properties
+        where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
             throw KafkaError(.invalidConfiguration, "bulk producer: \(key)=\(value): \(Self.text(errstr))")
         }
@@ -55,7 +58,9 @@ public final class BulkProducer: @unchecked Sendable {
         topic: String, indices: Range<Int>, roundRobinOver partitions: Int32,
         timeout: Duration = .seconds(60), value: (Int) -> String
     ) throws(KafkaError) {
-        guard partitions >= 1 else { throw KafkaError(.invalidConfiguration, "bulk producer: partitions must be at least 1, got \(partitions)") }
+        guard partitions >= 1 else {
+            throw KafkaError(.invalidConfiguration, "bulk producer: partitions must be at least 1, got \(partitions)")
+        }
         guard !closed.load(ordering: .acquiring) else { throw KafkaError(.shutDown, "bulk producer: already closed") }
         guard let rkt = rd_kafka_topic_new(handle, topic, nil) else {
             throw KafkaError(.invalidConfiguration, "bulk producer: cannot use topic \(topic)")
@@ -71,7 +76,9 @@ public final class BulkProducer: @unchecked Sendable {
                 if result == 0 { break }
                 let err = rd_kafka_last_error()
                 guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                    throw KafkaError(.deliveryFailed, "bulk producer: producing to \(topic): \(String(cString: rd_kafka_err2str(err)))")
+                    throw KafkaError(
+                        .deliveryFailed,
+                        "bulk producer: producing to \(topic): \(String(cString: rd_kafka_err2str(err)))")
                 }
                 // The queue is full: serve delivery reports until space frees up.
                 rd_kafka_poll(handle, 10)
@@ -80,7 +87,10 @@ public final class BulkProducer: @unchecked Sendable {
         }
         let err = rd_kafka_flush(handle, Int32(clamping: timeout.components.seconds * 1000))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(.deliveryFailed, "bulk producer: records to \(topic) not acknowledged within \(timeout): \(String(cString: rd_kafka_err2str(err)))")
+            throw KafkaError(
+                .deliveryFailed,
+                "bulk producer: records to \(topic) not acknowledged within \(timeout): \(String(cString: rd_kafka_err2str(err)))"
+            )
         }
         if let failure = failures.take() {
             throw KafkaError(.deliveryFailed, "bulk producer: delivery to \(topic) failed: \(failure)")
@@ -89,7 +99,9 @@ public final class BulkProducer: @unchecked Sendable {
 
     /// Destroys the producer (records not yet flushed are dropped). Idempotent.
     public func close() {
-        guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
         rd_kafka_destroy(handle)
     }
 }
@@ -110,10 +122,12 @@ final class DeliveryFailures: Sendable {
     }
 }
 
-private let bulkDeliveryReport: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
-    _, message, opaque in
-    guard let message, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR, let opaque else { return }
-    // The producer's `failures`, alive until the handle is destroyed (see init).
-    let failures = Unmanaged<DeliveryFailures>.fromOpaque(opaque).takeUnretainedValue()
-    failures.record("partition \(message.pointee.partition): \(String(cString: rd_kafka_err2str(message.pointee.err)))")
-}
+private let bulkDeliveryReport:
+    @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+        _, message, opaque in
+        guard let message, message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR, let opaque else { return }
+        // The producer's `failures`, alive until the handle is destroyed (see init).
+        let failures = Unmanaged<DeliveryFailures>.fromOpaque(opaque).takeUnretainedValue()
+        failures.record(
+            "partition \(message.pointee.partition): \(String(cString: rd_kafka_err2str(message.pointee.err)))")
+    }

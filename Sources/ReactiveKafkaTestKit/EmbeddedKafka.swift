@@ -67,11 +67,14 @@ public final class EmbeddedKafka: Sendable {
             throw KafkaError(.invalidConfiguration, "topic \(topic) needs at least 1 partition, got \(partitions)")
         }
         guard replicationFactor >= 1, replicationFactor <= brokerCount else {
-            throw KafkaError(.invalidConfiguration, "replication factor \(replicationFactor) must be between 1 and the broker count \(brokerCount)")
+            throw KafkaError(
+                .invalidConfiguration,
+                "replication factor \(replicationFactor) must be between 1 and the broker count \(brokerCount)")
         }
         let err = try withCluster { rd_kafka_mock_topic_create($0, topic, Int32(partitions), Int32(replicationFactor)) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(.kafka, "creating topic \(topic): \(String(cString: rd_kafka_err2str(err)))", code: Int32(err.rawValue))
+            throw KafkaError(
+                .kafka, "creating topic \(topic): \(String(cString: rd_kafka_err2str(err)))", code: Int32(err.rawValue))
         }
     }
 
@@ -79,7 +82,9 @@ public final class EmbeddedKafka: Sendable {
     public func failNextRequests(_ api: KafkaAPI, with errors: [KafkaErrorCode]) throws(KafkaError) {
         let codes = errors.map { rd_kafka_resp_err_t($0.rawValue) }
         try withCluster { cluster in
-            codes.withUnsafeBufferPointer { rd_kafka_mock_push_request_errors_array(cluster, api.rawValue, codes.count, $0.baseAddress) }
+            codes.withUnsafeBufferPointer {
+                rd_kafka_mock_push_request_errors_array(cluster, api.rawValue, codes.count, $0.baseAddress)
+            }
         }
     }
 

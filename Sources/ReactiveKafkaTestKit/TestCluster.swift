@@ -48,7 +48,10 @@ public final class TestCluster: Sendable {
     /// The embedded cluster, for tests that inject faults; such tests run only in embedded mode.
     public func requireEmbedded() throws(KafkaError) -> EmbeddedKafka {
         guard let embedded else {
-            throw KafkaError(.invalidConfiguration, "this test injects faults into librdkafka's mock cluster: it cannot run against the external cluster \(bootstrapServers)")
+            throw KafkaError(
+                .invalidConfiguration,
+                "this test injects faults into librdkafka's mock cluster: it cannot run against the external cluster \(bootstrapServers)"
+            )
         }
         return embedded
     }
@@ -70,11 +73,14 @@ public final class TestCluster: Sendable {
 
     /// Creates `topic` with exactly that name (made with ``name(_:)`` for a run-unique one).
     @discardableResult
-    public func createTopic(named topic: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) -> String {
+    public func createTopic(named topic: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError)
+        -> String
+    {
         if let embedded {
             try embedded.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor)
         } else {
-            try KafkaAdmin.createTopic(topic, partitions: partitions, replicationFactor: replicationFactor, bootstrapServers: bootstrapServers)
+            try KafkaAdmin.createTopic(
+                topic, partitions: partitions, replicationFactor: replicationFactor, bootstrapServers: bootstrapServers)
         }
         return topic
     }
@@ -93,8 +99,10 @@ public final class TestCluster: Sendable {
 public enum TestClusterMode {
     /// `KAFKA_BOOTSTRAP_SERVERS`, when set and not empty: the external cluster to test against.
     public static let externalBootstrapServers: String? = {
-        guard let value = ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"]?
-            .trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        guard
+            let value = ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"]?
+                .trimmingCharacters(in: .whitespaces), !value.isEmpty
+        else { return nil }
         return value
     }()
 
@@ -107,7 +115,9 @@ public enum TestClusterMode {
     /// default 6000 (Kafka's default `group.min.session.timeout.ms`; a broker configured
     /// with a lower minimum allows a lower value, and faster tests).
     public static let sessionTimeoutMilliseconds: Int = {
-        if let text = ProcessInfo.processInfo.environment["KAFKA_TEST_SESSION_TIMEOUT_MS"], let value = Int(text), value > 0 {
+        if let text = ProcessInfo.processInfo.environment["KAFKA_TEST_SESSION_TIMEOUT_MS"], let value = Int(text),
+            value > 0
+        {
             return value
         }
         return 6000
@@ -141,7 +151,8 @@ public enum KafkaAdmin {
     /// (the request's operation timeout: the controller answers once the partitions exist).
     /// `clientProperties` are added to the admin client's (security settings, for one).
     public static func createTopic(
-        _ topic: String, partitions: Int, replicationFactor: Int = 1, bootstrapServers: String, timeout: Duration = .seconds(30),
+        _ topic: String, partitions: Int, replicationFactor: Int = 1, bootstrapServers: String,
+        timeout: Duration = .seconds(30),
         clientProperties: [String: String] = [:]
     ) throws(KafkaError) {
         guard partitions >= 1 else {
@@ -149,17 +160,27 @@ public enum KafkaAdmin {
         }
         let timeoutMs = Int32(clamping: timeout.components.seconds * 1000)
         var errstr = [CChar](repeating: 0, count: 512)
-        guard let conf = rd_kafka_conf_new() else { throw KafkaError(.fatal, "admin client: could not allocate a configuration") }
-        let properties = clientProperties.merging(["bootstrap.servers": bootstrapServers, "log_level": "0"], uniquingKeysWith: { _, new in new })
-        for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(.fatal, "admin client: could not allocate a configuration")
+        }
+        let properties = clientProperties.merging(
+            ["bootstrap.servers": bootstrapServers, "log_level": "0"], uniquingKeysWith: { _, new in new })
+        for (key, value) in properties
+        where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
-            throw KafkaError(.invalidConfiguration, "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
+            throw KafkaError(
+                .invalidConfiguration,
+                "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
         }
         guard let client = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw KafkaError(.fatal, "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
+            throw KafkaError(
+                .fatal, "admin client: \(SecretProperties.scrub(String(cString: errstr), secretsOf: properties))")
         }
         defer { rd_kafka_destroy(client) }
-        guard let newTopic = rd_kafka_NewTopic_new(topic, Int32(partitions), Int32(replicationFactor), &errstr, errstr.count) else {
+        guard
+            let newTopic = rd_kafka_NewTopic_new(
+                topic, Int32(partitions), Int32(replicationFactor), &errstr, errstr.count)
+        else {
             throw KafkaError(.invalidConfiguration, "topic \(topic): \(String(cString: errstr))")
         }
         defer { rd_kafka_NewTopic_destroy(newTopic) }
@@ -173,23 +194,32 @@ public enum KafkaAdmin {
         var topics: [OpaquePointer?] = [newTopic]
         rd_kafka_CreateTopics(client, &topics, 1, options, queue)
         guard let event = rd_kafka_queue_poll(queue, timeoutMs + 5000) else {
-            throw KafkaError(.brokerUnreachable, "creating topic \(topic) on \(bootstrapServers): no answer within \(timeout)")
+            throw KafkaError(
+                .brokerUnreachable, "creating topic \(topic) on \(bootstrapServers): no answer within \(timeout)")
         }
         defer { rd_kafka_event_destroy(event) }
         let requestError = rd_kafka_event_error(event)
         if requestError != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(.kafka, "creating topic \(topic) on \(bootstrapServers): \(String(cString: rd_kafka_event_error_string(event)))", code: Int32(requestError.rawValue))
+            throw KafkaError(
+                .kafka,
+                "creating topic \(topic) on \(bootstrapServers): \(String(cString: rd_kafka_event_error_string(event)))",
+                code: Int32(requestError.rawValue))
         }
         guard let result = rd_kafka_event_CreateTopics_result(event) else {
-            throw KafkaError(.fatal, "creating topic \(topic): unexpected admin event \(String(cString: rd_kafka_event_name(event)))")
+            throw KafkaError(
+                .fatal, "creating topic \(topic): unexpected admin event \(String(cString: rd_kafka_event_name(event)))"
+            )
         }
         var count = 0
         if let results = rd_kafka_CreateTopics_result_topics(result, &count) {
             for i in 0..<count {
                 let err = rd_kafka_topic_result_error(results[i])
                 if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let reason = rd_kafka_topic_result_error_string(results[i]).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(err))
-                    throw KafkaError(.kafka, "creating topic \(topic) on \(bootstrapServers): \(reason)", code: Int32(err.rawValue))
+                    let reason =
+                        rd_kafka_topic_result_error_string(results[i]).map { String(cString: $0) }
+                        ?? String(cString: rd_kafka_err2str(err))
+                    throw KafkaError(
+                        .kafka, "creating topic \(topic) on \(bootstrapServers): \(reason)", code: Int32(err.rawValue))
                 }
             }
         }

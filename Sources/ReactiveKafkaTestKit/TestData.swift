@@ -22,9 +22,13 @@ public enum TestData {
         bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
         partition: Int32? = nil, roundRobinOver partitions: Int32? = nil
     ) async throws(KafkaError) {
-        let job = TestProducerJob(bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition, partitions: partitions)
+        let job = TestProducerJob(
+            bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition,
+            partitions: partitions)
         try job.check()
-        try await DedicatedThread.run(name: "rk-test-produce", onCancel: job.cancel) { () throws(KafkaError) in try job.run() }
+        try await DedicatedThread.run(name: "rk-test-produce", onCancel: job.cancel) { () throws(KafkaError) in
+            try job.run()
+        }
     }
 
     /// Blocking ``produce(bootstrapServers:topic:records:partition:roundRobinOver:)`` for code
@@ -33,7 +37,9 @@ public enum TestData {
         bootstrapServers: String, topic: String, records: [(key: String?, value: String)],
         partition: Int32? = nil, roundRobinOver partitions: Int32? = nil
     ) throws(KafkaError) {
-        let job = TestProducerJob(bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition, partitions: partitions)
+        let job = TestProducerJob(
+            bootstrapServers: bootstrapServers, topic: topic, records: records, partition: partition,
+            partitions: partitions)
         try job.check()
         try job.run()
     }
@@ -43,18 +49,24 @@ public enum TestData {
     /// absent (all of them when the group does not exist).
     ///
     /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the look-up ends on its own thread.
-    public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32) async throws(KafkaError) -> [Int32: Int64] {
+    public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32)
+        async throws(KafkaError) -> [Int32: Int64]
+    {
         try CommittedOffsetsLookup.check(group: group, topic: topic, partitions: partitions)
         return try await DedicatedThread.run(name: "rk-test-offsets", onCancel: {}) { () throws(KafkaError) in
-            try CommittedOffsetsLookup.run(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
+            try CommittedOffsetsLookup.run(
+                bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
         }
     }
 
     /// Blocking ``committedOffsets(bootstrapServers:group:topic:partitions:)`` for code outside
     /// async contexts: it holds the calling thread for up to 10 s.
-    public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32) throws(KafkaError) -> [Int32: Int64] {
+    public static func committedOffsets(bootstrapServers: String, group: String, topic: String, partitions: Int32)
+        throws(KafkaError) -> [Int32: Int64]
+    {
         try CommittedOffsetsLookup.check(group: group, topic: topic, partitions: partitions)
-        return try CommittedOffsetsLookup.run(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
+        return try CommittedOffsetsLookup.run(
+            bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: partitions)
     }
 
     /// Commits `offsets` (the next offset to read, per partition of `topic`) for `group`
@@ -62,7 +74,9 @@ public enum TestData {
     /// coordinator refuses a member-less commit to a group that has them.
     ///
     /// Cancelling the task throws ``KafkaError/Kind/cancelled`` at once; the commit ends on its own thread.
-    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) async throws(KafkaError) {
+    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64])
+        async throws(KafkaError)
+    {
         try OffsetsCommit.check(group: group, topic: topic, offsets: offsets)
         try await DedicatedThread.run(name: "rk-test-commit", onCancel: {}) { () throws(KafkaError) in
             try OffsetsCommit.run(bootstrapServers: bootstrapServers, group: group, topic: topic, offsets: offsets)
@@ -70,7 +84,9 @@ public enum TestData {
     }
 
     /// Blocking ``commit(bootstrapServers:group:topic:offsets:)`` for code outside async contexts.
-    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
+    public static func commit(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64])
+        throws(KafkaError)
+    {
         try OffsetsCommit.check(group: group, topic: topic, offsets: offsets)
         try OffsetsCommit.run(bootstrapServers: bootstrapServers, group: group, topic: topic, offsets: offsets)
     }
@@ -87,7 +103,8 @@ func testClientConf(_ properties: [(String, String)], client: String) throws(Kaf
         throw KafkaError(.fatal, "\(client): librdkafka could not allocate a configuration")
     }
     var errstr = [CChar](repeating: 0, count: 512)
-    for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+    for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK
+    {
         rd_kafka_conf_destroy(conf)
         throw KafkaError(.invalidConfiguration, "\(client): \(key) refused: \(errorText(errstr))")
     }
@@ -97,14 +114,21 @@ func testClientConf(_ properties: [(String, String)], client: String) throws(Kaf
 enum CommittedOffsetsLookup {
     static func check(group: String, topic: String, partitions: Int32) throws(KafkaError) {
         try TopicName.validate(topic)
-        guard !group.isEmpty else { throw KafkaError(.invalidConfiguration, "reading committed offsets needs a group id, got an empty one") }
+        guard !group.isEmpty else {
+            throw KafkaError(.invalidConfiguration, "reading committed offsets needs a group id, got an empty one")
+        }
         guard partitions >= 1 else {
-            throw KafkaError(.invalidConfiguration, "reading committed offsets of \(topic) needs at least 1 partition, got \(partitions)")
+            throw KafkaError(
+                .invalidConfiguration,
+                "reading committed offsets of \(topic) needs at least 1 partition, got \(partitions)")
         }
     }
 
-    static func run(bootstrapServers: String, group: String, topic: String, partitions: Int32) throws(KafkaError) -> [Int32: Int64] {
-        let conf = try testClientConf([("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test consumer")
+    static func run(bootstrapServers: String, group: String, topic: String, partitions: Int32) throws(KafkaError)
+        -> [Int32: Int64]
+    {
+        let conf = try testClientConf(
+            [("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test consumer")
         var errstr = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes the configuration, and destroys it when it fails.
         guard let consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
@@ -134,7 +158,9 @@ enum CommittedOffsetsLookup {
 enum OffsetsCommit {
     static func check(group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
         try TopicName.validate(topic)
-        guard !group.isEmpty else { throw KafkaError(.invalidConfiguration, "committing offsets needs a group id, got an empty one") }
+        guard !group.isEmpty else {
+            throw KafkaError(.invalidConfiguration, "committing offsets needs a group id, got an empty one")
+        }
         if let (partition, offset) = offsets.first(where: { $0.key < 0 || $0.value < 0 }) {
             throw KafkaError(
                 .invalidConfiguration,
@@ -143,8 +169,11 @@ enum OffsetsCommit {
         }
     }
 
-    static func run(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError) {
-        let conf = try testClientConf([("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test committer")
+    static func run(bootstrapServers: String, group: String, topic: String, offsets: [Int32: Int64]) throws(KafkaError)
+    {
+        let conf = try testClientConf(
+            [("bootstrap.servers", bootstrapServers), ("group.id", group), ("log_level", "0")], client: "test committer"
+        )
         var errstr = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes the configuration, and destroys it when it fails.
         guard let consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
@@ -155,7 +184,9 @@ enum OffsetsCommit {
             throw KafkaError(.fatal, "test committer: librdkafka could not allocate a partition list")
         }
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        for (partition, offset) in offsets { rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset }
+        for (partition, offset) in offsets {
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+        }
         // Synchronous commit: rd_kafka_commit returns once the coordinator answered.
         let err = rd_kafka_commit(consumer, list, 0)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {

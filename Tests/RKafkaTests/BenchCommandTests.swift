@@ -1,10 +1,12 @@
 import Testing
+
 @testable import rkafka
 
 @Suite struct BenchCommandTests {
     @Test func scenariosAreRepeatableOrCommaSeparatedWithoutDuplicates() throws {
         let command = try BenchCommand.parse([
-            "--scenario", "plain-consume, produce-flexiflow", "--scenario", "plain-consume", "--scenario", "at-least-once-pipeline",
+            "--scenario", "plain-consume, produce-flexiflow", "--scenario", "plain-consume", "--scenario",
+            "at-least-once-pipeline",
         ])
         #expect(command.scenarios == ["plain-consume", "produce-flexiflow", "at-least-once-pipeline"])
     }
@@ -16,11 +18,13 @@ import Testing
         #expect(command.partitions == nil)
         #expect(command.topicPartitions == 64)
         #expect(command.scenarios == BenchScenarios.allNames)
-        #expect(Set(BenchScenarios.kafka.map(\.name))
-            == [
-                "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink", "at-least-once-pipeline",
-                "transactional-pipeline",
-            ])
+        #expect(
+            Set(BenchScenarios.kafka.map(\.name))
+                == [
+                    "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink",
+                    "at-least-once-pipeline",
+                    "transactional-pipeline",
+                ])
     }
 
     @Test func unknownScenarioAndOverfullPartitionsAreRejected() {
@@ -34,7 +38,10 @@ import Testing
             scenario: "s", messages: 10, msgs_per_sec: 5, baseline_msgs_per_sec: 10, ratio: 0.5, peak_rss_mb: 1,
             allocs_per_msg: 2, baseline_allocs_per_msg: 1, baseline: "b", notes: nil, baseline_peak_rss_mb: 3
         ).jsonLine()
-        for field in ["\"scenario\"", "\"messages\"", "\"msgs_per_sec\"", "\"baseline_msgs_per_sec\"", "\"ratio\"", "\"peak_rss_mb\"", "\"baseline_peak_rss_mb\""] {
+        for field in [
+            "\"scenario\"", "\"messages\"", "\"msgs_per_sec\"", "\"baseline_msgs_per_sec\"", "\"ratio\"",
+            "\"peak_rss_mb\"", "\"baseline_peak_rss_mb\"",
+        ] {
             #expect(line.contains(field))
         }
     }
@@ -44,7 +51,8 @@ import Testing
         #expect(throws: (any Error).self) { try BenchCommand.parse(["--repeat", "0"]) }
         func run(_ ratio: Double, cpu: Double) -> BenchLine {
             BenchLine(
-                scenario: "s", messages: 10, msgs_per_sec: ratio * 10, baseline_msgs_per_sec: 10, ratio: ratio, peak_rss_mb: 1,
+                scenario: "s", messages: 10, msgs_per_sec: ratio * 10, baseline_msgs_per_sec: 10, ratio: ratio,
+                peak_rss_mb: 1,
                 allocs_per_msg: nil, baseline_allocs_per_msg: nil, baseline: "b", notes: nil, cpu_us_per_msg: cpu)
         }
         let median = try #require(BenchLine.median(of: [run(0.9, cpu: 1), run(0.5, cpu: 2), run(0.7, cpu: 3)]))

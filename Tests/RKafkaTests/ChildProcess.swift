@@ -3,19 +3,21 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The `rkafka` executable SwiftPM built next to this test bundle (`swift test` builds it).
 enum RKafkaExecutable {
     static func url() throws -> URL {
-        let bundleDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        let bundleDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent()
         let candidate = bundleDirectory.appendingPathComponent("rkafka")
         guard FileManager.default.isExecutableFile(atPath: candidate.path) else {
             throw ChildProcessError(
-                "the rkafka executable is missing at \(candidate.path): build it first (`swift build --product rkafka`; `swift test` builds it)")
+                "the rkafka executable is missing at \(candidate.path): build it first (`swift build --product rkafka`; `swift test` builds it)"
+            )
         }
         return candidate
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Testing
+
 @testable import rkafka
 
 /// `rkafka consume --property KEY=VALUE`: librdkafka properties passed through to the consumer.
@@ -12,7 +13,8 @@ import Testing
         ])
         let properties = try command.properties
         #expect(properties == ["session.timeout.ms": "6000", "heartbeat.interval.ms": "100", "client.id": "a=b"])
-        let settings = ConsumeCommand.settings(bootstrapServers: "localhost:9092", group: "g", fromBeginning: true, properties: properties)
+        let settings = ConsumeCommand.settings(
+            bootstrapServers: "localhost:9092", group: "g", fromBeginning: true, properties: properties)
         #expect(settings.properties["session.timeout.ms"] == "6000")
         #expect(settings.properties["client.id"] == "a=b")
         #expect(settings.properties["enable.auto.commit"] == "false")
@@ -23,7 +25,8 @@ import Testing
         for (argument, reason) in [
             ("session.timeout.ms", "KEY=VALUE"), ("=6000", "KEY=VALUE"),
             ("group.id=x", "--group"), ("bootstrap.servers=h:1", "--bootstrap-servers"),
-            ("enable.auto.commit=true", "commits what it has written"), ("auto.offset.reset=latest", "--from-beginning"),
+            ("enable.auto.commit=true", "commits what it has written"),
+            ("auto.offset.reset=latest", "--from-beginning"),
         ] {
             do {
                 _ = try ConsumeCommand.parse(["--topic", "t", "--property", argument])

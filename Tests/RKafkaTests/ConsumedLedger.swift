@@ -51,7 +51,8 @@ final class ConsumedLedger: Sendable {
 
     private struct State {
         var snapshot: Snapshot
-        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] = [:]
+        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+            [:]
         var nextWaiter = 0
     }
 
@@ -72,8 +73,8 @@ final class ConsumedLedger: Sendable {
         parsed.reserveCapacity(lines.count)
         for line in lines {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  object["topic"] as? String == topic,
-                  let partition = object["partition"] as? Int, let offset = object["offset"] as? Int, offset >= 0
+                object["topic"] as? String == topic,
+                let partition = object["partition"] as? Int, let offset = object["offset"] as? Int, offset >= 0
             else {
                 malformed.append(String(line.prefix(200)))
                 continue
@@ -87,7 +88,8 @@ final class ConsumedLedger: Sendable {
                     continue
                 }
                 if s.snapshot.seen[partition].count <= offset {
-                    s.snapshot.seen[partition].append(contentsOf: repeatElement(0, count: offset + 1 - s.snapshot.seen[partition].count))
+                    s.snapshot.seen[partition].append(
+                        contentsOf: repeatElement(0, count: offset + 1 - s.snapshot.seen[partition].count))
                 }
                 if s.snapshot.seen[partition][offset] == 0 { s.snapshot.distinct += 1 }
                 s.snapshot.seen[partition][offset] &+= 1
@@ -125,8 +127,9 @@ final class ConsumedLedger: Sendable {
         }
         if !reached {
             let s = snapshot
-            Issue.record("timed out after \(timeout) waiting for \(what): \(s.distinct) distinct records, \(s.total) lines, per process \(s.perProcess)",
-                         sourceLocation: sourceLocation)
+            Issue.record(
+                "timed out after \(timeout) waiting for \(what): \(s.distinct) distinct records, \(s.total) lines, per process \(s.perProcess)",
+                sourceLocation: sourceLocation)
         }
         return reached
     }

@@ -3,6 +3,7 @@ import ReactiveKafka
 import ReactiveKafkaTestKit
 import Synchronization
 import Testing
+
 @testable import rkafka
 
 /// `rkafka lag`'s exporter in process, scraped over HTTP by a real client, against the embedded
@@ -15,11 +16,16 @@ import Testing
         let collecting: Task<Void, any Error>
         var port: Int { server.address.port }
 
-        init(_ servers: String, groups: [String], interval: Duration = .milliseconds(200), timeout: Duration = .seconds(2)) async throws {
+        init(
+            _ servers: String, groups: [String], interval: Duration = .milliseconds(200),
+            timeout: Duration = .seconds(2)
+        ) async throws {
             let settings = ConsumerSettings().withBootstrapServers(servers).withProperty("log_level", "0")
-            collector = try LagCollector(settings, configuration: .init(groups: try NameFilter(groups), interval: interval, timeout: timeout))
+            collector = try LagCollector(
+                settings, configuration: .init(groups: try NameFilter(groups), interval: interval, timeout: timeout))
             let exporter = LagExporter(collector: collector, clusterName: "test")
-            server = try await MetricsHTTPServer.start(ListenAddress(host: "127.0.0.1", port: 0), responder: exporter.respond)
+            server = try await MetricsHTTPServer.start(
+                ListenAddress(host: "127.0.0.1", port: 0), responder: exporter.respond)
             let collector = self.collector
             collecting = Task { try await collector.run() }
         }
@@ -32,9 +38,12 @@ import Testing
         }
 
         /// Waits (bounded) for a round whose status satisfies `predicate`.
-        func waitFor(_ what: String, _ predicate: @escaping @Sendable (LagCollector.Status) -> Bool) async throws -> LagCollector.Status {
+        func waitFor(_ what: String, _ predicate: @escaping @Sendable (LagCollector.Status) -> Bool) async throws
+            -> LagCollector.Status
+        {
             guard let status = await collector.firstStatus(within: .seconds(20), where: predicate) else {
-                throw HTTPTestClient.Failure(description: "no collection round showed \(what) within 20 s; last: \(collector.status)")
+                throw HTTPTestClient.Failure(
+                    description: "no collection round showed \(what) within 20 s; last: \(collector.status)")
             }
             return status
         }
@@ -65,8 +74,10 @@ import Testing
     /// Consumes `count` records of `topic` in `group` with `rkafka consume`'s committable stream
     /// (it commits what it wrote, then stops and leaves the group).
     static func consume(_ kafka: EmbeddedKafka, group: String, topic: String, count: Int) async throws {
-        let settings = ConsumeCommand.settings(bootstrapServers: kafka.bootstrapServers, group: group, fromBeginning: true)
-            .withProperties(EmbeddedKafka.fastGroupProperties)
+        let settings = ConsumeCommand.settings(
+            bootstrapServers: kafka.bootstrapServers, group: group, fromBeginning: true
+        )
+        .withProperties(EmbeddedKafka.fastGroupProperties)
         let fd = open("/dev/null", O_WRONLY)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -80,57 +91,80 @@ import Testing
     @Test func aBacklogBehindTheGroupsCommitIsItsLagUntilItCatchesUp() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("lag-e2e", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<10).map { (nil, "a\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<10).map { (nil, "a\($0)") },
+            roundRobinOver: 2)
         try await Self.consume(kafka, group: "g-e2e", topic: "lag-e2e", count: 10)
 
         try await Self.withExporter(kafka.bootstrapServers, groups: ["g-e2e"]) { exporter in
-            let caughtUp = try await exporter.waitFor("the group caught up") { $0.snapshot?.group("g-e2e")?.partitions.count == 2 }
+            let caughtUp = try await exporter.waitFor("the group caught up") {
+                $0.snapshot?.group("g-e2e")?.partitions.count == 2
+            }
             var page = try await exporter.scrape()
             #expect(page.value("kafka_lag_exporter_up", ["cluster_name": "test"]) == 1)
             #expect(page.value("kafka_consumergroup_group_sum_lag", ["group": "g-e2e"]) == 0)
-            #expect(page.value("kafka_consumergroup_group_offset", ["group": "g-e2e", "topic": "lag-e2e", "partition": "0"]) == 5)
+            #expect(
+                page.value(
+                    "kafka_consumergroup_group_offset", ["group": "g-e2e", "topic": "lag-e2e", "partition": "0"]) == 5)
 
             // The group is stopped; N records arrive behind its commit.
             let n = 40
-            try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<n).map { (nil, "b\($0)") }, roundRobinOver: 2)
-            let behind = try await exporter.waitFor("a lag of \(n)") { $0.snapshot?.group("g-e2e")?.sumLag == Int64(n) && $0.rounds > caughtUp.rounds }
+            try await TestData.produce(
+                bootstrapServers: kafka.bootstrapServers, topic: "lag-e2e", records: (0..<n).map { (nil, "b\($0)") },
+                roundRobinOver: 2)
+            let behind = try await exporter.waitFor("a lag of \(n)") {
+                $0.snapshot?.group("g-e2e")?.sumLag == Int64(n) && $0.rounds > caughtUp.rounds
+            }
             page = try await exporter.scrape()
             for partition in ["0", "1"] {
                 let labels = ["cluster_name": "test", "group": "g-e2e", "topic": "lag-e2e", "partition": partition]
                 #expect(page.value("kafka_consumergroup_group_lag", labels) == Double(n / 2))
                 #expect(page.value("kafka_consumergroup_group_offset", labels) == 5)
-                #expect(page.value("kafka_partition_latest_offset", ["topic": "lag-e2e", "partition": partition]) == Double(5 + n / 2))
-                #expect(page.value("kafka_partition_earliest_offset", ["topic": "lag-e2e", "partition": partition]) == 0)
-        }
-        #expect(page.value("kafka_consumergroup_group_sum_lag", ["group": "g-e2e"]) == Double(n))
-        #expect(page.value("kafka_consumergroup_group_topic_sum_lag", ["group": "g-e2e", "topic": "lag-e2e"]) == Double(n))
-        #expect(page.value("kafka_consumergroup_group_max_lag", ["group": "g-e2e"]) == Double(n / 2))
-        // The window saw the end at the commit before the records came: interpolated, not guessed.
-        #expect(behind.snapshot?.group("g-e2e")?.partitions.allSatisfy { if case .interpolated = $0.timeLag { true } else { false } } == true)
+                #expect(
+                    page.value("kafka_partition_latest_offset", ["topic": "lag-e2e", "partition": partition])
+                        == Double(5 + n / 2))
+                #expect(
+                    page.value("kafka_partition_earliest_offset", ["topic": "lag-e2e", "partition": partition]) == 0)
+            }
+            #expect(page.value("kafka_consumergroup_group_sum_lag", ["group": "g-e2e"]) == Double(n))
+            #expect(
+                page.value("kafka_consumergroup_group_topic_sum_lag", ["group": "g-e2e", "topic": "lag-e2e"])
+                    == Double(n))
+            #expect(page.value("kafka_consumergroup_group_max_lag", ["group": "g-e2e"]) == Double(n / 2))
+            // The window saw the end at the commit before the records came: interpolated, not guessed.
+            #expect(
+                behind.snapshot?.group("g-e2e")?.partitions.allSatisfy {
+                    if case .interpolated = $0.timeLag { true } else { false }
+                } == true)
 
-        // While the group stands still its lag in seconds grows.
-        let first = try #require(page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": "0"]))
-        _ = try await exporter.waitFor("two more rounds") { $0.rounds >= behind.rounds + 2 }
-        page = try await exporter.scrape()
-        let later = try #require(page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": "0"]))
-        #expect(later > first, "lag in seconds grows while the group is stopped: \(first) then \(later)")
-        #expect(try #require(page.value("kafka_consumergroup_group_max_lag_seconds", ["group": "g-e2e"])) >= later)
+            // While the group stands still its lag in seconds grows.
+            let first = try #require(
+                page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": "0"]))
+            _ = try await exporter.waitFor("two more rounds") { $0.rounds >= behind.rounds + 2 }
+            page = try await exporter.scrape()
+            let later = try #require(
+                page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": "0"]))
+            #expect(later > first, "lag in seconds grows while the group is stopped: \(first) then \(later)")
+            #expect(try #require(page.value("kafka_consumergroup_group_max_lag_seconds", ["group": "g-e2e"])) >= later)
 
-        // The group consumes the backlog and commits: no lag, in records or in seconds.
-        try await Self.consume(kafka, group: "g-e2e", topic: "lag-e2e", count: n)
-        _ = try await exporter.waitFor("the backlog consumed") { $0.snapshot?.group("g-e2e")?.sumLag == 0 }
-        page = try await exporter.scrape()
-        for partition in ["0", "1"] {
-            #expect(page.value("kafka_consumergroup_group_lag", ["group": "g-e2e", "partition": partition]) == 0)
-            #expect(page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": partition]) == 0)
-        }
-        #expect(page.value("kafka_consumergroup_group_max_lag_seconds", ["group": "g-e2e"]) == 0)
+            // The group consumes the backlog and commits: no lag, in records or in seconds.
+            try await Self.consume(kafka, group: "g-e2e", topic: "lag-e2e", count: n)
+            _ = try await exporter.waitFor("the backlog consumed") { $0.snapshot?.group("g-e2e")?.sumLag == 0 }
+            page = try await exporter.scrape()
+            for partition in ["0", "1"] {
+                #expect(page.value("kafka_consumergroup_group_lag", ["group": "g-e2e", "partition": partition]) == 0)
+                #expect(
+                    page.value("kafka_consumergroup_group_lag_seconds", ["group": "g-e2e", "partition": partition]) == 0
+                )
+            }
+            #expect(page.value("kafka_consumergroup_group_max_lag_seconds", ["group": "g-e2e"]) == 0)
         }
     }
 
     @Test func anUnreachableClusterIsUpZeroAndUnhealthyWithoutAHang() async throws {
         // Nothing listens on port 1: every librdkafka call waits out the round's timeout.
-        try await Self.withExporter("127.0.0.1:1", groups: ["g"], interval: .milliseconds(500), timeout: .seconds(1)) { exporter in
+        try await Self.withExporter("127.0.0.1:1", groups: ["g"], interval: .milliseconds(500), timeout: .seconds(1)) {
+            exporter in
             // Scrapes are answered while the first round is still waiting on the cluster.
             let started = ContinuousClock.now
             var health = try await HTTPTestClient.get(port: exporter.port, "/health")

@@ -1,7 +1,8 @@
 import Foundation
 import Histogram
-import Testing
 import ReactiveKafkaTestKit
+import Testing
+
 @testable import rkafka
 
 /// The `latency` scenario of `rkafka bench`: its options, the stamp and recorder it measures with,
@@ -21,7 +22,8 @@ import ReactiveKafkaTestKit
 
     @Test func badLatencyOptionsAreRejected() {
         for arguments in [
-            ["--linger-ms", "x"], ["--linger-ms", "-1"], ["--linger-ms", ""], ["--rate", "0"], ["--point-seconds", "0"],
+            ["--linger-ms", "x"], ["--linger-ms", "-1"], ["--linger-ms", ""], ["--rate", "0"],
+            ["--point-seconds", "0"],
             ["--scenario", "latency", "--size", "11"],
         ] {
             #expect(throws: (any Error).self, "\(arguments)") { try BenchCommand.parse(arguments) }
@@ -30,7 +32,9 @@ import ReactiveKafkaTestKit
 
     @Test func theStampRoundTripsAndAValueTooShortHasNone() {
         var value = [UInt8](repeating: UInt8(ascii: "x"), count: 20)
-        value.withUnsafeMutableBytes { LatencyStamp.write(sentNanoseconds: 1_234_567_890_123, point: 7, into: $0.baseAddress!) }
+        value.withUnsafeMutableBytes {
+            LatencyStamp.write(sentNanoseconds: 1_234_567_890_123, point: 7, into: $0.baseAddress!)
+        }
         let stamp = value.withUnsafeBytes { LatencyStamp.read($0.baseAddress, length: $0.count) }
         #expect(stamp?.sent == 1_234_567_890_123)
         #expect(stamp?.point == 7)
@@ -88,7 +92,10 @@ import ReactiveKafkaTestKit
         #expect(medians[1].delta_p99_ms == 1)
         #expect(medians[1].target_met)
         let json = medians[0].jsonLine()
-        for field in ["\"linger_ms\"", "\"offered_msgs_per_sec\"", "\"p99_9_ms\"", "\"delta_p99_ms\"", "\"delta_p99_runs\"", "\"rate_basis\""] {
+        for field in [
+            "\"linger_ms\"", "\"offered_msgs_per_sec\"", "\"p99_9_ms\"", "\"delta_p99_ms\"", "\"delta_p99_runs\"",
+            "\"rate_basis\"",
+        ] {
             #expect(json.contains(field))
         }
         let decoded = try JSONDecoder().decode(LatencyLine.self, from: Data(json.utf8))
@@ -105,7 +112,8 @@ import ReactiveKafkaTestKit
         var plan = LatencyPlan(rate: 2_000, lingers: [0], measured: .milliseconds(300))
         plan.warmUp = .milliseconds(100)
         plan.maximumProbeMessages = 3_000
-        let lines = try await LatencyBench.measure(linger: 0, connection: connection, size: 20, partitions: 2, plan: plan)
+        let lines = try await LatencyBench.measure(
+            linger: 0, connection: connection, size: 20, partitions: 2, plan: plan)
         #expect(lines.map(\.rate_basis) == ["fixed", "50% of max"])
         #expect(lines[0].offered_msgs_per_sec == 2_000)
         #expect(lines[1].offered_msgs_per_sec == Int(lines[0].connector_max_msgs_per_sec / 2))
@@ -115,7 +123,9 @@ import ReactiveKafkaTestKit
             for side in [line.connector, line.raw] {
                 // About rate × 0.3 s; the load generator may wake late, never early.
                 #expect(side.records > 0 && side.records <= line.offered_msgs_per_sec * 3 / 10 + 1)
-                #expect(0 < side.p50_ms && side.p50_ms <= side.p99_ms && side.p99_ms <= side.p99_9_ms && side.p99_9_ms <= side.max_ms)
+                #expect(
+                    0 < side.p50_ms && side.p50_ms <= side.p99_ms && side.p99_ms <= side.p99_9_ms
+                        && side.p99_9_ms <= side.max_ms)
             }
             #expect(abs(line.delta_p99_ms - (line.connector.p99_ms - line.raw.p99_ms)) < 0.0005)
             #expect(line.notes.contains("connector: committed offsets verified"))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import rkafka
 
 @Suite struct LineRecordTests {

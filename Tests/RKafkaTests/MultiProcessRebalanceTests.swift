@@ -5,9 +5,9 @@ import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Issue 4, test 2: consumer processes (`rkafka consume --group`) join and leave one group on a
@@ -23,10 +23,15 @@ import Darwin
     /// ILLEGAL_GENERATION for a generation it still holds partitions of (seen in 2 of 3 runs),
     /// so this runs only against a Kafka broker (`make test-external`), where graceful changes
     /// must be exact: nothing lost, nothing written twice.
-    @Test(.enabled(if: TestClusterMode.isExternal, "librdkafka 2.0.2's mock cluster does not complete cooperative-sticky rebalances reliably: needs KAFKA_BOOTSTRAP_SERVERS"))
+    @Test(
+        .enabled(
+            if: TestClusterMode.isExternal,
+            "librdkafka 2.0.2's mock cluster does not complete cooperative-sticky rebalances reliably: needs KAFKA_BOOTSTRAP_SERVERS"
+        ))
     func gracefulChangesWithCooperativeAssignmentLoseNothing() async throws {
         let s = try await Self.gracefulChanges(name: "graceful-cooperative", strategy: Self.cooperative)
-        #expect(s.duplicates == 0, "graceful membership changes on a Kafka broker: \(s.duplicates) records written twice")
+        #expect(
+            s.duplicates == 0, "graceful membership changes on a Kafka broker: \(s.duplicates) records written twice")
     }
 
     /// Eager members revoke everything when they learn of a rebalance, which is when the
@@ -38,9 +43,13 @@ import Darwin
     @Test func gracefulChangesWithEagerAssignmentLoseNothing() async throws {
         let s = try await Self.gracefulChanges(name: "graceful-eager", strategy: Self.eager)
         if TestClusterMode.isExternal {
-            #expect(s.duplicates == 0, "graceful membership changes on a Kafka broker: \(s.duplicates) records written twice")
+            #expect(
+                s.duplicates == 0,
+                "graceful membership changes on a Kafka broker: \(s.duplicates) records written twice")
         } else if s.duplicates > 0 {
-            print("MultiProcessRebalanceTests.graceful-eager: \(s.duplicates) duplicates (the mock coordinator rejects commits during an eager revoke)")
+            print(
+                "MultiProcessRebalanceTests.graceful-eager: \(s.duplicates) duplicates (the mock coordinator rejects commits during an eager revoke)"
+            )
         }
     }
 
@@ -80,7 +89,11 @@ import Darwin
     }
 
     /// The same crashes with cooperative-sticky assignment, on a Kafka broker only (see above).
-    @Test(.enabled(if: TestClusterMode.isExternal, "librdkafka 2.0.2's mock cluster does not complete cooperative-sticky rebalances reliably: needs KAFKA_BOOTSTRAP_SERVERS"))
+    @Test(
+        .enabled(
+            if: TestClusterMode.isExternal,
+            "librdkafka 2.0.2's mock cluster does not complete cooperative-sticky rebalances reliably: needs KAFKA_BOOTSTRAP_SERVERS"
+        ))
     func crashedCooperativeMembersLoseNothing() async throws {
         try await Self.crashes(name: "crash-cooperative", strategy: Self.cooperative)
     }
@@ -134,7 +147,8 @@ final class RebalanceHarness: Sendable {
     init(name: String, assignmentStrategy: String) async throws {
         self.assignmentStrategy = assignmentStrategy
         executable = try RKafkaExecutable.url()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rkafka-rebalance-\(name)-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rkafka-rebalance-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if let servers = TestClusterMode.externalBootstrapServers {
             // A Kafka cluster outlives the test: names unique to this run, the topic made with the admin API.
@@ -150,9 +164,10 @@ final class RebalanceHarness: Sendable {
         ledger = ConsumedLedger(topic: topic, partitions: Self.partitions)
 
         let firstLine = FirstLine()
-        let broker = children.add(try ChildProcess(
-            executable, ["broker", "--topic", "\(topic):\(Self.partitions)"], name: "broker", directory: directory,
-            onLines: { firstLine.offer($0.first.map(String.init)) }))
+        let broker = children.add(
+            try ChildProcess(
+                executable, ["broker", "--topic", "\(topic):\(Self.partitions)"], name: "broker", directory: directory,
+                onLines: { firstLine.offer($0.first.map(String.init)) }))
         guard let line = await firstLine.value(timeout: .seconds(20)), line.hasPrefix("bootstrap.servers=") else {
             children.killAll()
             throw ChildProcessError("rkafka broker did not print bootstrap.servers=…; stderr: \(broker.stderrTail())")
@@ -169,7 +184,9 @@ final class RebalanceHarness: Sendable {
     /// Produces `records` values `m<index>` round-robin over the partitions, in chunks spread
     /// over `producingTime`, on a thread of its own (the producer blocks).
     func startProducing() -> Task<Void, any Error> {
-        let (bootstrapServers, topic, records, producingTime) = (self.bootstrapServers, self.topic, self.records, self.producingTime)
+        let (bootstrapServers, topic, records, producingTime) = (
+            self.bootstrapServers, self.topic, self.records, self.producingTime
+        )
         return Task {
             try await onThread("rebalance-producer") {
                 let producer = try BulkProducer(bootstrapServers: bootstrapServers)
@@ -181,9 +198,15 @@ final class RebalanceHarness: Sendable {
                     // Paced by the clock, not by sleeping a fixed time, so that slow produce calls do not stretch the run.
                     let due = start + producingTime * (Double(i) / Double(chunks))
                     let wait = due - .now
-                    if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+                    if wait > .zero {
+                        Thread.sleep(
+                            forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds)
+                                / 1e18)
+                    }
                     let range = (i * chunk)..<min(records, (i + 1) * chunk)
-                    try producer.produce(topic: topic, indices: range, roundRobinOver: Int32(Self.partitions)) { "m\($0)" }
+                    try producer.produce(topic: topic, indices: range, roundRobinOver: Int32(Self.partitions)) {
+                        "m\($0)"
+                    }
                 }
             }
         }
@@ -192,26 +215,34 @@ final class RebalanceHarness: Sendable {
     /// Starts `rkafka consume` in the group, writing JSON lines into the ledger. Fast group
     /// timeouts, so that a crashed member is noticed in seconds.
     func startConsumer(_ name: String) throws -> ChildProcess {
-        var arguments = ["consume", "--bootstrap-servers", bootstrapServers, "--topic", topic, "--group", group,
-                         "--format", "json", "--from-beginning"]
-        var properties = TestClusterMode.isExternal ? TestClusterMode.externalGroupProperties : EmbeddedKafka.fastGroupProperties
+        var arguments = [
+            "consume", "--bootstrap-servers", bootstrapServers, "--topic", topic, "--group", group,
+            "--format", "json", "--from-beginning",
+        ]
+        var properties =
+            TestClusterMode.isExternal ? TestClusterMode.externalGroupProperties : EmbeddedKafka.fastGroupProperties
         properties["partition.assignment.strategy"] = assignmentStrategy
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
             arguments += ["--property", "\(key)=\(value)"]
         }
         let ledger = self.ledger
-        return children.add(try ChildProcess(
-            executable, arguments, name: name, directory: directory,
-            onLines: { ledger.add($0, from: name) }, onTornLine: { _ in ledger.addTornLine() }))
+        return children.add(
+            try ChildProcess(
+                executable, arguments, name: name, directory: directory,
+                onLines: { ledger.add($0, from: name) }, onTornLine: { _ in ledger.addTornLine() }))
     }
 
     /// SIGTERM: the process drains (writes, commits, leaves the group) and exits 0.
     func stopGracefully(_ child: ChildProcess, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         child.send(SIGTERM)
         let exit = await child.waitForExit(timeout: .seconds(40))
-        let outcome = try #require(exit, "\(child.name) did not exit within 40 s of SIGTERM; stderr: \(child.stderrTail())", sourceLocation: sourceLocation)
-        #expect(outcome.exited && outcome.status == 0,
-                "\(child.name) ended with status \(outcome.status) after SIGTERM; stderr: \(child.stderrTail())", sourceLocation: sourceLocation)
+        let outcome = try #require(
+            exit, "\(child.name) did not exit within 40 s of SIGTERM; stderr: \(child.stderrTail())",
+            sourceLocation: sourceLocation)
+        #expect(
+            outcome.exited && outcome.status == 0,
+            "\(child.name) ended with status \(outcome.status) after SIGTERM; stderr: \(child.stderrTail())",
+            sourceLocation: sourceLocation)
     }
 
     /// SIGKILL: a crash.
@@ -223,21 +254,31 @@ final class RebalanceHarness: Sendable {
 
     /// Waits until each of `names` has written a record (a member's first assignment).
     func awaitFirstRecords(of names: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        try #require(await ledger.wait(for: "\(names.joined(separator: " and ")) to write", timeout: .seconds(40), sourceLocation: sourceLocation) { s in
-            names.allSatisfy { s.perProcess[$0, default: 0] > 0 }
-        })
+        try #require(
+            await ledger.wait(
+                for: "\(names.joined(separator: " and ")) to write", timeout: .seconds(40),
+                sourceLocation: sourceLocation
+            ) { s in
+                names.allSatisfy { s.perProcess[$0, default: 0] > 0 }
+            })
     }
 
     /// Waits until 1,000 more records (or all remaining) are written: the group works again.
     func awaitProgress(after what: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let target = min(records, ledger.snapshot.distinct + 1000)
-        try #require(await ledger.wait(for: "progress after \(what)", timeout: .seconds(40), sourceLocation: sourceLocation) { $0.distinct >= target })
+        try #require(
+            await ledger.wait(for: "progress after \(what)", timeout: .seconds(40), sourceLocation: sourceLocation) {
+                $0.distinct >= target
+            })
     }
 
     /// Waits until every produced record is written at least once.
     func awaitEverything(sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let records = self.records
-        try #require(await ledger.wait(for: "all \(records) records", timeout: .seconds(60), sourceLocation: sourceLocation) { $0.distinct >= records })
+        try #require(
+            await ledger.wait(for: "all \(records) records", timeout: .seconds(60), sourceLocation: sourceLocation) {
+                $0.distinct >= records
+            })
     }
 
     /// Every record was written at least once, every line was a record, and the group's
@@ -245,8 +286,11 @@ final class RebalanceHarness: Sendable {
     func expectNothingLost(sourceLocation: SourceLocation = #_sourceLocation) async throws -> ConsumedLedger.Snapshot {
         let s = ledger.snapshot
         let missing = s.missing(ends: ends)
-        print("MultiProcessRebalanceTests.\(topic) (\(assignmentStrategy)): \(records) records, \(s.total) lines, \(s.duplicates) duplicates, \(missing.count) missing, \(s.torn) torn lines, per process \(s.perProcess.sorted { $0.key < $1.key })")
-        #expect(s.malformed.isEmpty, "lines that are not records: \(s.malformed.prefix(3))", sourceLocation: sourceLocation)
+        print(
+            "MultiProcessRebalanceTests.\(topic) (\(assignmentStrategy)): \(records) records, \(s.total) lines, \(s.duplicates) duplicates, \(missing.count) missing, \(s.torn) torn lines, per process \(s.perProcess.sorted { $0.key < $1.key })"
+        )
+        #expect(
+            s.malformed.isEmpty, "lines that are not records: \(s.malformed.prefix(3))", sourceLocation: sourceLocation)
         #expect(missing.count == 0, "lost records: \(missing.sample)", sourceLocation: sourceLocation)
         try await expectEverythingCommitted(sourceLocation: sourceLocation)
         return s
@@ -254,9 +298,11 @@ final class RebalanceHarness: Sendable {
 
     /// The group's committed offsets are the partitions' ends: all written records were committed.
     func expectEverythingCommitted(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        let committed = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: Int32(Self.partitions))
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: bootstrapServers, group: group, topic: topic, partitions: Int32(Self.partitions))
         let expected = Dictionary(uniqueKeysWithValues: ends.enumerated().map { (Int32($0.offset), $0.element) })
-        #expect(committed == expected, "committed offsets after the last member drained", sourceLocation: sourceLocation)
+        #expect(
+            committed == expected, "committed offsets after the last member drained", sourceLocation: sourceLocation)
     }
 }
 

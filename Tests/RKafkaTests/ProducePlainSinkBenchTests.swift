@@ -1,10 +1,13 @@
 import Testing
+
 @testable import rkafka
 
 /// The `produce-plainsink` scenario of `rkafka bench`, run as the command runs it on a small count.
 @Suite(.timeLimit(.minutes(2))) struct ProducePlainSinkBenchTests {
     @Test func writesEveryRecordNextToTheRawProduceLoop() async throws {
-        let command = try BenchCommand.parse(["--scenario", "produce-plainsink", "--messages", "3000", "--size", "20", "--partitions", "4"])
+        let command = try BenchCommand.parse([
+            "--scenario", "produce-plainsink", "--messages", "3000", "--size", "20", "--partitions", "4",
+        ])
         let scenario = try #require(BenchScenarios.kafkaScenario(named: "produce-plainsink"))
         let line = try await command.runKafka(scenario, BenchParameters(messages: 3_000, size: 20, partitions: 4))
         #expect(line.scenario == "produce-plainsink")

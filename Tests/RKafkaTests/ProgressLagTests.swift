@@ -1,5 +1,6 @@
-@testable import ReactiveKafka
 import Testing
+
+@testable import ReactiveKafka
 @testable import rkafka
 
 /// The lag `rkafka consume` and `rkafka demo` print, from a consumer's statistics.
@@ -21,7 +22,9 @@ import Testing
     @Test func recordsAtOnceAndSecondsOnceTheWindowCanTell() {
         var lag = ProgressLag()
         #expect(lag.update(metrics(end: 100, position: 60), at: t0) == .init(records: 40, seconds: nil))
-        #expect(lag.update(metrics(end: 100, position: 60), at: t0 + .seconds(2)) == .init(records: 40, seconds: 2), "at least since the first sample")
+        #expect(
+            lag.update(metrics(end: 100, position: 60), at: t0 + .seconds(2)) == .init(records: 40, seconds: 2),
+            "at least since the first sample")
         // The end moves on from 100 at 2 s; the consumer reaches 100: behind by the time 100 stopped being the end.
         #expect(lag.update(metrics(end: 140, position: 100), at: t0 + .seconds(3)) == .init(records: 40, seconds: 1))
         #expect(lag.update(metrics(end: 140, position: 140), at: t0 + .seconds(4)) == .init(records: 0, seconds: 0))
@@ -37,8 +40,12 @@ import Testing
 
     @Test func nothingToShowWhileJoining() {
         var lag = ProgressLag()
-        #expect(lag.update(ConsumerMetrics(statisticsJSON: nil, bufferedBytes: 0, bufferedBytesHighWater: 0), at: t0) == nil)
-        #expect(lag.update(metrics(end: 50, position: 10, fetching: false), at: t0) == nil, "partitions not fetched are not this consumer's")
+        #expect(
+            lag.update(ConsumerMetrics(statisticsJSON: nil, bufferedBytes: 0, bufferedBytesHighWater: 0), at: t0) == nil
+        )
+        #expect(
+            lag.update(metrics(end: 50, position: 10, fetching: false), at: t0) == nil,
+            "partitions not fetched are not this consumer's")
         #expect(lag.update(metrics(end: 50, position: -1001), at: t0) == nil, "no position and no commit yet")
     }
 }

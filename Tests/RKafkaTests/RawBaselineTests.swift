@@ -1,6 +1,7 @@
-import Testing
 import ReactiveKafka
 import ReactiveKafkaTestKit
+import Testing
+
 @testable import rkafka
 
 /// The raw loops must be correct, or the ratios measured against them mean nothing:
@@ -45,7 +46,8 @@ import ReactiveKafkaTestKit
         // Read the output back with the raw consumer: all 5,000 arrived.
         let output = BenchEnvironment(
             parameters: parameters, connection: env.connection, inputTopic: env.baselineOutputTopic,
-            baselineOutputTopic: "unused", connectorOutputTopic: "unused", baselineGroup: "check", connectorGroup: "unused"
+            baselineOutputTopic: "unused", connectorOutputTopic: "unused", baselineGroup: "check",
+            connectorGroup: "unused"
         )
         let check = try await onDedicatedThread("t") { try RawBaselines.consume(output, group: "check") }
         #expect(check.messages == 5_000)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import rkafka
 
 /// The `rebalance` scenario of `rkafka bench`: registration, and the recorder it judges by.
@@ -14,7 +15,7 @@ import Testing
         // 6 records round-robin: partition 0 gets offsets 0…2, partition 1 gets 0…2.
         for offset in 0..<3 { recorder.record(member: 0, partition: 0, offset: Int64(offset)) }
         recorder.record(member: 0, partition: 1, offset: 0)
-        recorder.record(member: 1, partition: 1, offset: 0)  // delivered again to the new member
+        recorder.record(member: 1, partition: 1, offset: 0) // delivered again to the new member
         recorder.record(member: 1, partition: 1, offset: 1)
         let s = recorder.snapshot
         #expect(s.total == 6)

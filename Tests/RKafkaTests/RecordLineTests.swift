@@ -1,6 +1,7 @@
 import Foundation
 import ReactiveKafka
 import Testing
+
 @testable import rkafka
 
 @Suite struct RecordLineTests {
@@ -17,7 +18,10 @@ import Testing
             key: KafkaBytes("k1"), value: KafkaBytes("v1"),
             headers: [KafkaHeader(key: "trace", value: KafkaBytes("abc")), KafkaHeader(key: "trace", value: nil)])
         let line = RecordLine.line(record, format: .json)
-        #expect(line == #"{"topic":"orders","partition":3,"offset":42,"timestamp":1700000000123,"key":"k1","value":"v1","headers":[{"key":"trace","value":"abc"},{"key":"trace","value":null}]}"#)
+        #expect(
+            line
+                == #"{"topic":"orders","partition":3,"offset":42,"timestamp":1700000000123,"key":"k1","value":"v1","headers":[{"key":"trace","value":"abc"},{"key":"trace","value":null}]}"#
+        )
         let object = try parse(line)
         #expect(object["partition"] as? Int == 3)
         #expect((object["headers"] as? [[String: Any]])?.count == 2, "repeated header names are all kept")
@@ -31,15 +35,18 @@ import Testing
         #expect(object["timestamp"] is NSNull)
         #expect((object["headers"] as? [Any])?.isEmpty == true)
         // An empty value is not a null one.
-        let empty = try parse(RecordLine.line(Record(topic: "t", partition: 0, offset: 1, key: KafkaBytes(""), value: KafkaBytes()), format: .json))
+        let empty = try parse(
+            RecordLine.line(
+                Record(topic: "t", partition: 0, offset: 1, key: KafkaBytes(""), value: KafkaBytes()), format: .json))
         #expect(empty["key"] as? String == "")
         #expect(empty["value"] as? String == "")
     }
 
     @Test func escapesQuotesBackslashesAndControlCharacters() throws {
         let nasty = "say \"hi\"\\\n\tend\r\u{01}\u{7F}é😀"
-        let record = Record(topic: "we\"ird", partition: 0, offset: 7, key: KafkaBytes("a\nb"), value: KafkaBytes(nasty),
-                            headers: [KafkaHeader(key: "h\"1", value: KafkaBytes("x\\y"))])
+        let record = Record(
+            topic: "we\"ird", partition: 0, offset: 7, key: KafkaBytes("a\nb"), value: KafkaBytes(nasty),
+            headers: [KafkaHeader(key: "h\"1", value: KafkaBytes("x\\y"))])
         let line = RecordLine.line(record, format: .json)
         #expect(!line.contains("\n"), "one object a line")
         #expect(line.contains(#"\u0001"#))
@@ -59,7 +66,10 @@ import Testing
     }
 
     @Test func textLineIsTheValue() {
-        #expect(RecordLine.line(Record(topic: "t", partition: 0, offset: 0, key: KafkaBytes("k"), value: KafkaBytes("hello")), format: .text) == "hello")
+        #expect(
+            RecordLine.line(
+                Record(topic: "t", partition: 0, offset: 0, key: KafkaBytes("k"), value: KafkaBytes("hello")),
+                format: .text) == "hello")
         #expect(RecordLine.line(Record(topic: "t", partition: 0, offset: 0, key: nil, value: nil), format: .text) == "")
     }
 }

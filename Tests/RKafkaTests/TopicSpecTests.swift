@@ -1,4 +1,5 @@
 import Testing
+
 @testable import rkafka
 
 @Suite struct TopicSpecTests {
@@ -22,6 +23,8 @@ import Testing
 
     @Test func produceCommandRejectsAnEmptySeparator() {
         #expect(throws: (any Error).self) { try ProduceCommand.parse(["--topic", "t", "--key-separator", ""]) }
-        #expect(throws: (any Error).self) { try ProduceCommand.parse(["--topic", "t", "--bootstrap-servers", "nohost"]) }
+        #expect(throws: (any Error).self) {
+            try ProduceCommand.parse(["--topic", "t", "--bootstrap-servers", "nohost"])
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import ReactiveKafka
 
 /// The hand-over of a flexiFlow's collected records between its pump and the producer's
@@ -13,7 +14,9 @@ import Testing
 
     /// The poll thread claims a parked batch, as `flushIfParked` does.
     static func claim(_ batch: ProducerFlowBatch) -> Bool {
-        batch.state.compareExchange(expected: ProducerFlowBatch.parked, desired: ProducerFlowBatch.flushing, ordering: .acquiring).exchanged
+        batch.state.compareExchange(
+            expected: ProducerFlowBatch.parked, desired: ProducerFlowBatch.flushing, ordering: .acquiring
+        ).exchanged
     }
 
     @Test func aPumpBackWhileThePollThreadIsIdleTakesTheBatchAtOnce() {
@@ -45,7 +48,10 @@ import Testing
         let returnedEarly = returned.load(ordering: .sequentiallyConsistent)
         #expect(!returnedEarly, "the pump waits while the poll thread owns the batch")
         // The flush is done: as flushIfParked does, the poll thread finds the pump waiting.
-        #expect(!batch.state.compareExchange(expected: ProducerFlowBatch.flushing, desired: ProducerFlowBatch.parked, ordering: .releasing).exchanged)
+        #expect(
+            !batch.state.compareExchange(
+                expected: ProducerFlowBatch.flushing, desired: ProducerFlowBatch.parked, ordering: .releasing
+            ).exchanged)
         batch.handBack()
         await pump.value
         let returnedAfterHandBack = returned.load(ordering: .sequentiallyConsistent)
@@ -60,7 +66,10 @@ import Testing
         #expect(Self.claim(batch))
         #expect(!batch.tryUnpark())
         // The flush ends before the pump suspends: the batch is parked again, nobody to resume.
-        #expect(batch.state.compareExchange(expected: ProducerFlowBatch.flushing, desired: ProducerFlowBatch.parked, ordering: .releasing).exchanged)
+        #expect(
+            batch.state.compareExchange(
+                expected: ProducerFlowBatch.flushing, desired: ProducerFlowBatch.parked, ordering: .releasing
+            ).exchanged)
         await batch.unparkAfterFlush()
         #expect(batch.state.load(ordering: .acquiring) == ProducerFlowBatch.active)
         #expect(batch.waiter == nil)

@@ -1,5 +1,6 @@
 import CRdKafka
 import Testing
+
 @testable import ReactiveKafka
 
 /// The flow's lock-free ring on its own (no Kafka): ordering, both capacity
@@ -12,13 +13,15 @@ import Testing
     }
 
     static func ok(_ position: Int, index: Int = 0, partition: Int32 = 0, offset: Int64 = 0) -> DeliveryReport {
-        DeliveryReport(token: Ring.token(position: position, index: index), error: RD_KAFKA_RESP_ERR_NO_ERROR,
-                       partition: partition, offset: offset, timestamp: nil)
+        DeliveryReport(
+            token: Ring.token(position: position, index: index), error: RD_KAFKA_RESP_ERR_NO_ERROR,
+            partition: partition, offset: offset, timestamp: nil)
     }
 
     static func failed(_ position: Int) -> DeliveryReport {
-        DeliveryReport(token: Ring.token(position: position, index: 0), error: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-                       partition: 0, offset: -1, timestamp: nil)
+        DeliveryReport(
+            token: Ring.token(position: position, index: 0), error: RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            partition: 0, offset: -1, timestamp: nil)
     }
 
     @discardableResult
@@ -38,10 +41,16 @@ import Testing
         let buffer = Ring.ResultBuffer()
         Self.deliver(ring, [Self.ok(2, offset: 7), Self.ok(1, offset: 6)])
         #expect(!ring.headIsReady())
-        guard case .nothingReady = ring.pop(into: buffer) else { Issue.record("the head is not acknowledged yet"); return }
+        guard case .nothingReady = ring.pop(into: buffer) else {
+            Issue.record("the head is not acknowledged yet")
+            return
+        }
         Self.deliver(ring, [Self.ok(0, offset: 5)])
         #expect(ring.headIsReady())
-        guard case .emitted(3) = ring.pop(into: buffer) else { Issue.record("expected three results"); return }
+        guard case .emitted(3) = ring.pop(into: buffer) else {
+            Issue.record("expected three results")
+            return
+        }
         let results = Self.drain(buffer)
         #expect(results.map(\.passThrough) == [0, 1, 2])
         #expect(results.map { $0.metadata.first?.offset } == [5, 6, 7])
@@ -65,7 +74,10 @@ import Testing
         #expect(!ring.pumpHasCapacity)
         Self.deliver(ring, [Self.ok(0)])
         let buffer = Ring.ResultBuffer()
-        guard case .emitted(4) = ring.pop(into: buffer) else { Issue.record("expected four results"); return }
+        guard case .emitted(4) = ring.pop(into: buffer) else {
+            Issue.record("expected four results")
+            return
+        }
         #expect(!ring.pumpHasCapacity, "handed out but not yet given back")
         ring.giveBack()
         #expect(ring.pumpHasCapacity)
@@ -77,10 +89,21 @@ import Testing
         let records = (0..<3).map { ProducerRecord<String, String>(topic: "t", value: "r\($0)") }
         let position = ring.publish(.multi(records, passThrough: 9), recordCount: 3)
         let buffer = Ring.ResultBuffer()
-        Self.deliver(ring, [Self.ok(position, index: 2, partition: 2, offset: 30), Self.ok(position, index: 0, partition: 0, offset: 10)])
-        guard case .nothingReady = ring.pop(into: buffer) else { Issue.record("one record is missing"); return }
+        Self.deliver(
+            ring,
+            [
+                Self.ok(position, index: 2, partition: 2, offset: 30),
+                Self.ok(position, index: 0, partition: 0, offset: 10),
+            ])
+        guard case .nothingReady = ring.pop(into: buffer) else {
+            Issue.record("one record is missing")
+            return
+        }
         Self.deliver(ring, [Self.ok(position, index: 1, partition: 1, offset: 20)])
-        guard case .emitted(1) = ring.pop(into: buffer) else { Issue.record("expected the result"); return }
+        guard case .emitted(1) = ring.pop(into: buffer) else {
+            Issue.record("expected the result")
+            return
+        }
         let result = Self.drain(buffer).first
         #expect(result?.metadata.map(\.offset) == [10, 20, 30])
         #expect(result?.metadata.map(\.partition) == [0, 1, 2])
@@ -92,7 +115,10 @@ import Testing
         _ = ring.publish(.multi([], passThrough: 2), recordCount: 0)
         #expect(ring.headIsReady())
         let buffer = Ring.ResultBuffer()
-        guard case .emitted(2) = ring.pop(into: buffer) else { Issue.record("expected results"); return }
+        guard case .emitted(2) = ring.pop(into: buffer) else {
+            Issue.record("expected results")
+            return
+        }
         #expect(Self.drain(buffer).map(\.passThrough) == [1, 2])
     }
 
@@ -101,9 +127,15 @@ import Testing
         for i in 0..<3 { _ = ring.publish(Self.single(i), recordCount: 1) }
         #expect(Self.deliver(ring, [Self.ok(0), Self.failed(1), Self.ok(2)]))
         let buffer = Ring.ResultBuffer()
-        guard case .emitted(1) = ring.pop(into: buffer) else { Issue.record("the first result comes first"); return }
+        guard case .emitted(1) = ring.pop(into: buffer) else {
+            Issue.record("the first result comes first")
+            return
+        }
         #expect(Self.drain(buffer).map(\.passThrough) == [0])
-        guard case .failed(let error) = ring.pop(into: buffer) else { Issue.record("then the failure"); return }
+        guard case .failed(let error) = ring.pop(into: buffer) else {
+            Issue.record("then the failure")
+            return
+        }
         #expect(error.kind == .deliveryFailed)
         #expect(error.message.contains("t-0"))
         #expect(error.code == Int32(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue))
@@ -114,7 +146,10 @@ import Testing
         let position = ring.publish(Self.single(0), recordCount: 1)
         ring.fail(position: position, error: KafkaError(.deliveryFailed, "refused"))
         #expect(ring.headIsReady())
-        guard case .failed(let error) = ring.pop(into: Ring.ResultBuffer()) else { Issue.record("expected the failure"); return }
+        guard case .failed(let error) = ring.pop(into: Ring.ResultBuffer()) else {
+            Issue.record("expected the failure")
+            return
+        }
         #expect(error.message == "refused")
     }
 

@@ -1,9 +1,10 @@
 import CRdKafka
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// The producer stages and `KafkaProducer` against the embedded cluster; what
 /// was written is checked with `RawKafka`, which bypasses the connector.
@@ -17,7 +18,9 @@ import Testing
             Message.single(ProducerRecord(topic: "ordered", key: "k\(i % 13)", value: "v\(i)"), passThrough: i)
         }
         var results: [ProducerResult<String, String, Int>] = []
-        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(64))) {
+        for try await result in ObservedSequence(messages).via(
+            Producer.flexiFlow(kafka.producerSettings().withParallelism(64)))
+        {
             results.append(result)
         }
         #expect(results.map(\.passThrough) == Array(0..<600))
@@ -46,8 +49,11 @@ import Testing
         try kafka.createTopic("multi", partitions: 3)
         let header = KafkaHeader(key: "trace", value: KafkaBytes("abc"))
         let messages: [Message] = [
-            .single(ProducerRecord(topic: "multi", partition: 0, key: "a", value: "one", headers: [header]), passThrough: 1),
-            .multi((0..<3).map { ProducerRecord(topic: "multi", partition: Int32($0), value: "many-\($0)") }, passThrough: 2),
+            .single(
+                ProducerRecord(topic: "multi", partition: 0, key: "a", value: "one", headers: [header]), passThrough: 1),
+            .multi(
+                (0..<3).map { ProducerRecord(topic: "multi", partition: Int32($0), value: "many-\($0)") },
+                passThrough: 2),
             .passThrough(3),
             .multi([], passThrough: 4),
             .single(ProducerRecord(topic: "multi", partition: 2, key: nil, value: nil), passThrough: 5),
@@ -99,12 +105,17 @@ import Testing
         let asIs = ProducerSettings<KafkaBytes, KafkaBytes>(keySerializer: .bytes, valueSerializer: .bytes)
             .withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "2").withCloseTimeout(.seconds(5))
         let messages = cases.enumerated().map { i, c in
-            ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(ProducerRecord(topic: "bytes", partition: 0, key: c.key, value: c.value), passThrough: i)
+            ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(
+                ProducerRecord(topic: "bytes", partition: 0, key: c.key, value: c.value), passThrough: i)
         }
         var passed: [Int] = []
-        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(asIs)) { passed.append(result.passThrough) }
+        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(asIs)) {
+            passed.append(result.passThrough)
+        }
         #expect(passed == Array(cases.indices))
-        let written = try await RawKafka.readAll(topic: "bytes", bootstrapServers: kafka.bootstrapServers).sorted { $0.offset < $1.offset }
+        let written = try await RawKafka.readAll(topic: "bytes", bootstrapServers: kafka.bootstrapServers).sorted {
+            $0.offset < $1.offset
+        }
         #expect(written.map(\.key) == cases.map { $0.key?.array })
         #expect(written.map(\.value) == cases.map { $0.value?.array })
 
@@ -112,8 +123,11 @@ import Testing
         let reversed = Serializer<KafkaBytes> { .array($0.array.reversed()) }
         let custom = ProducerSettings<KafkaBytes, KafkaBytes>(keySerializer: reversed, valueSerializer: reversed)
             .withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "2").withCloseTimeout(.seconds(5))
-        let customMessages = [ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(
-            ProducerRecord(topic: "bytes-custom", partition: 0, key: KafkaBytes("ab"), value: KafkaBytes("xyz")), passThrough: 0)]
+        let customMessages = [
+            ProducerMessage<KafkaBytes, KafkaBytes, Int>.single(
+                ProducerRecord(topic: "bytes-custom", partition: 0, key: KafkaBytes("ab"), value: KafkaBytes("xyz")),
+                passThrough: 0)
+        ]
         for try await _ in ObservedSequence(customMessages).via(Producer.flexiFlow(custom)) {}
         let customWritten = try await RawKafka.readAll(topic: "bytes-custom", bootstrapServers: kafka.bootstrapServers)
         #expect(customWritten.map(\.keyString) == ["ba"])
@@ -176,7 +190,9 @@ import Testing
             }
             return count
         }
-        for i in 0..<10 { feed.yield(.single(ProducerRecord(topic: "idle-upstream", value: "flow\(i)"), passThrough: i)) }
+        for i in 0..<10 {
+            feed.yield(.single(ProducerRecord(topic: "idle-upstream", value: "flow\(i)"), passThrough: i))
+        }
         var iterator = delivered.makeAsyncIterator()
         for _ in 0..<10 { _ = await iterator.next() }
         // The upstream stays open and idle: 30 more records through the same 10-message queue.
@@ -229,18 +245,27 @@ import Testing
         try kafka.createTopic("mixed", partitions: 3)
         let messages = (0..<900).map { i -> Message in
             let value = "v\(i)"
-            let record: ProducerRecord<String, String> = switch i % 6 {
-            case 0: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value)
-            case 1: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
-            case 2: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value, timestamp: KafkaTimestamp(milliseconds: 1_700_000_000_000 + Int64(i)))
-            case 3: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value, headers: [KafkaHeader(key: "h", value: KafkaBytes("\(i)"))])
-            case 4: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
-            default: ProducerRecord(topic: "mixed", partition: Int32(i % 3), key: "k", value: value)
-            }
+            let record: ProducerRecord<String, String> =
+                switch i % 6 {
+                case 0: ProducerRecord(topic: "mixed", partition: Int32(i % 3), value: value)
+                case 1: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
+                case 2:
+                    ProducerRecord(
+                        topic: "mixed", partition: Int32(i % 3), value: value,
+                        timestamp: KafkaTimestamp(milliseconds: 1_700_000_000_000 + Int64(i)))
+                case 3:
+                    ProducerRecord(
+                        topic: "mixed", partition: Int32(i % 3), value: value,
+                        headers: [KafkaHeader(key: "h", value: KafkaBytes("\(i)"))])
+                case 4: ProducerRecord(topic: "mixed", key: "k\(i % 5)", value: value)
+                default: ProducerRecord(topic: "mixed", partition: Int32(i % 3), key: "k", value: value)
+                }
             return .single(record, passThrough: i)
         }
         var results: [ProducerResult<String, String, Int>] = []
-        for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(200))) {
+        for try await result in ObservedSequence(messages).via(
+            Producer.flexiFlow(kafka.producerSettings().withParallelism(200)))
+        {
             results.append(result)
         }
         #expect(results.map(\.passThrough) == Array(0..<900))
@@ -270,7 +295,9 @@ import Testing
         ]
         var emitted: [Int] = []
         let error = await #expect(throws: KafkaError.self) {
-            for try await result in ObservedSequence(messages).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(1))) {
+            for try await result in ObservedSequence(messages).via(
+                Producer.flexiFlow(kafka.producerSettings().withParallelism(1)))
+            {
                 emitted.append(result.passThrough)
             }
         }
@@ -328,7 +355,9 @@ import Testing
         }
         let messages: [Message] = [.passThrough(1)]
         await #expect {
-            for try await _ in ObservedSequence(messages).via(Producer.flexiFlow(settings.withProperty("no.such.thing", "1"))) {}
+            for try await _ in ObservedSequence(messages).via(
+                Producer.flexiFlow(settings.withProperty("no.such.thing", "1")))
+            {}
         } throws: { error in
             (error as? KafkaError)?.kind == .invalidConfiguration && "\(error)".contains("no.such.thing")
         }
@@ -355,10 +384,14 @@ import Testing
         try kafka.createTopic("shared", partitions: 2)
         let settings = kafka.producerSettings()
         let producer = try KafkaProducer(settings)
-        async let a: Void = Source(ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "a\($0)") }))
-            .run(into: Producer.plainSink(settings, producer: producer))
-        async let b: Void = Source(ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "b\($0)") }))
-            .run(into: Producer.plainSink(settings, producer: producer))
+        async let a: Void = Source(
+            ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "a\($0)") })
+        )
+        .run(into: Producer.plainSink(settings, producer: producer))
+        async let b: Void = Source(
+            ObservedSequence((0..<200).map { ProducerRecord<String, String>(topic: "shared", value: "b\($0)") })
+        )
+        .run(into: Producer.plainSink(settings, producer: producer))
         _ = try await (a, b)
         let metadata = try await producer.send(ProducerRecord(topic: "shared", partition: 1, key: "k", value: "single"))
         #expect(metadata.topic == "shared")
@@ -417,7 +450,9 @@ import Testing
                 for try await result in upstream.via(Producer.flexiFlow(settings, producer: producer)) {
                     seen.append(result.passThrough)
                     if seen.count == 1 {
-                        _ = rd_kafka_test_fatal_error(producer.engine.handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "injected by the test")
+                        _ = rd_kafka_test_fatal_error(
+                            producer.engine.handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                            "injected by the test")
                         continuation.yield(.single(ProducerRecord(topic: "fatal", value: "two"), passThrough: 2))
                     }
                 }

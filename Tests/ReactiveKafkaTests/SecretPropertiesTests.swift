@@ -1,14 +1,15 @@
 import CRdKafka
 import Configuration
 import Foundation
-@testable import ReactiveKafka
 import Synchronization
 import Testing
 
+@testable import ReactiveKafka
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Issue 12, item 5: a secret's value never appears in settings' descriptions or
@@ -57,7 +58,10 @@ import Darwin
 
     @Test func everySecretKindIsSecretAndOrdinaryPropertiesAreNot() {
         for key in Self.secretKeys { #expect(SecretProperties.isSecret(key), "\(key)") }
-        for key in ["bootstrap.servers", "group.id", "client.id", "sasl.username", "sasl.mechanisms", "security.protocol", "ssl.ca.location", "acks"] {
+        for key in [
+            "bootstrap.servers", "group.id", "client.id", "sasl.username", "sasl.mechanisms", "security.protocol",
+            "ssl.ca.location", "acks",
+        ] {
             #expect(!SecretProperties.isSecret(key), "\(key)")
         }
         #expect(ConsumerSettings().withProperty("acks", "all").description.contains("\"acks\": \"all\""))
@@ -80,16 +84,26 @@ import Darwin
             try ConsumerSettings().withProperty("sasl.pasword", Self.secret).validate()
         }
         rejection("JAAS, never supported by librdkafka") { () throws(KafkaError) in
-            try ProducerSettings().withProperty("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required password=\"\(Self.secret)\";").validate()
+            try ProducerSettings().withProperty(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required password=\"\(Self.secret)\";"
+            ).validate()
         }
         if !Self.librdkafkaSupportsOIDC {
             rejection("sasl.oauthbearer.client.secret, not in this build") { () throws(KafkaError) in
                 try ConsumerSettings().withProperty("sasl.oauthbearer.client.secret", Self.secret).validate()
             }
         }
-        let keystore = ["security.protocol": "ssl", "ssl.keystore.location": "/nonexistent/\(Self.secret).p12", "ssl.keystore.password": Self.secret]
-        rejection("unreadable keystore (producer)") { () throws(KafkaError) in _ = try KafkaProducer(ProducerSettings(properties: keystore)) }
-        rejection("unreadable keystore (metadata client)") { () throws(KafkaError) in _ = try MetadataClient(ConsumerSettings(properties: keystore)) }
+        let keystore = [
+            "security.protocol": "ssl", "ssl.keystore.location": "/nonexistent/\(Self.secret).p12",
+            "ssl.keystore.password": Self.secret,
+        ]
+        rejection("unreadable keystore (producer)") { () throws(KafkaError) in
+            _ = try KafkaProducer(ProducerSettings(properties: keystore))
+        }
+        rejection("unreadable keystore (metadata client)") { () throws(KafkaError) in
+            _ = try MetadataClient(ConsumerSettings(properties: keystore))
+        }
 
         for (what, error) in errors {
             #expect(error.kind == .invalidConfiguration, "\(what): \(error)")
@@ -106,7 +120,8 @@ import Darwin
     /// open ("calling fopen(/nonexistent/hunter2.p12, rb)"). Captured from stderr.
     @Test func librdkafkaLogLinesNeverShowASecret() throws {
         let keystore = ProducerSettings(properties: [
-            "security.protocol": "ssl", "ssl.keystore.location": "/nonexistent/\(Self.secret).p12", "ssl.keystore.password": "x",
+            "security.protocol": "ssl", "ssl.keystore.location": "/nonexistent/\(Self.secret).p12",
+            "ssl.keystore.password": "x",
         ])
         let logged = try Self.capturingStandardError {
             _ = try? KafkaProducer(keystore)
@@ -148,7 +163,8 @@ import Darwin
     @Test func scrubbingRemovesEveryPartOfASecretValue() {
         // librdkafka quotes the rest of a malformed sasl.oauthbearer.config from the bad word on.
         let reason = "Unrecognized sasl.oauthbearer.config beginning at: hunter2=1"
-        let scrubbed = SecretProperties.scrub(reason, secretsOf: ["sasl.oauthbearer.config": "principal=me hunter2=1", "client.id": "me"])
+        let scrubbed = SecretProperties.scrub(
+            reason, secretsOf: ["sasl.oauthbearer.config": "principal=me hunter2=1", "client.id": "me"])
         #expect(!scrubbed.contains(Self.secret), "\(scrubbed)")
         #expect(scrubbed.hasPrefix("Unrecognized sasl.oauthbearer.config beginning at: "))
     }

@@ -50,7 +50,7 @@ import Testing
         let config = ConfigReader(
             provider: InMemoryProvider(values: [
                 "reactive-kafka.consumer.close-timeout": "5s",
-                "reactive-kafka.consumer.stop-timeout": 2500,  // integer milliseconds
+                "reactive-kafka.consumer.stop-timeout": 2500, // integer milliseconds
                 "reactive-kafka.consumer.commit-timeout": "10s",
                 "reactive-kafka.consumer.commit-time-warning": "250ms",
                 "reactive-kafka.consumer.max-buffered-bytes": 1_048_576,
@@ -83,15 +83,19 @@ import Testing
 
     @Test func metricsAreOnPerTopicOrOffFromConfiguration() throws {
         func consumer(_ value: String?) throws(KafkaError) -> KafkaMetricsSettings {
-            let values: [AbsoluteConfigKey: ConfigValue] = value.map { ["c.metrics": .init(.string($0), isSecret: false)] } ?? [:]
-            return try ConsumerSettings(config: ConfigReader(provider: InMemoryProvider(values: values)).scoped(to: "c")).metrics
+            let values: [AbsoluteConfigKey: ConfigValue] =
+                value.map { ["c.metrics": .init(.string($0), isSecret: false)] } ?? [:]
+            return try ConsumerSettings(
+                config: ConfigReader(provider: InMemoryProvider(values: values)).scoped(to: "c")
+            ).metrics
         }
         #expect(try consumer(nil) == KafkaMetricsSettings())
         #expect(try consumer("on") == KafkaMetricsSettings())
         #expect(try consumer("off").enabled == false)
         #expect(try consumer("per-topic").perPartitionLabels == false)
         #expect(try consumer("per-topic").enabled)
-        let producer = try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: ["p.metrics": "OFF"])).scoped(to: "p"))
+        let producer = try ProducerSettings(
+            config: ConfigReader(provider: InMemoryProvider(values: ["p.metrics": "OFF"])).scoped(to: "p"))
         #expect(producer.metrics.enabled == false)
         #expect(throws: KafkaError.self) { try consumer("sometimes") }
     }
@@ -371,7 +375,8 @@ import Testing
 
     @Test func badEnumNamesTheKeyAndTheChoices() {
         let config = ConfigReader(
-            provider: EnvironmentVariablesProvider(environmentVariables: ["REACTIVE_KAFKA_COMMITTER_DELIVERY": "maybe"]))
+            provider: EnvironmentVariablesProvider(environmentVariables: ["REACTIVE_KAFKA_COMMITTER_DELIVERY": "maybe"])
+        )
         #expect(
             throws: KafkaError(
                 .invalidConfiguration,
@@ -402,7 +407,8 @@ import Testing
     @Test func keyPrefixIsRecoveredFromTheReader() {
         let root = ConfigReader(provider: InMemoryProvider(values: [:]))
         #expect(SettingsConfigReader.keyPrefix(of: root) == nil)
-        #expect(SettingsConfigReader.keyPrefix(of: root.scoped(to: "reactive-kafka.consumer")) == "reactive-kafka.consumer")
+        #expect(
+            SettingsConfigReader.keyPrefix(of: root.scoped(to: "reactive-kafka.consumer")) == "reactive-kafka.consumer")
         #expect(SettingsConfigReader.keyPrefix(of: root.scoped(to: "a").scoped(to: "b")) == "a.b")
     }
 }

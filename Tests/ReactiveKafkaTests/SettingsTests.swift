@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct SettingsTests {
@@ -8,7 +9,8 @@ import Testing
             try settings.validate()
         } throws: { error in
             let e = error as! KafkaError
-            return e.kind == .invalidConfiguration && e.message.contains("no.such.property") && e.message.contains("No such configuration property")
+            return e.kind == .invalidConfiguration && e.message.contains("no.such.property")
+                && e.message.contains("No such configuration property")
         }
     }
 

@@ -1,25 +1,33 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct BasicOperatorTests {
     @Test func statefulMapCarriesStateAndCanEmitAtCompletion() async throws {
-        let pairs = try await [1, 2, 3].async.statefulMap(initial: { 0 }, { previous, value -> String in
-            defer { previous = value }
-            return "\(previous)->\(value)"
-        }, onComplete: { last in "end:\(last)" }).collect()
+        let pairs = try await [1, 2, 3].async.statefulMap(
+            initial: { 0 },
+            { previous, value -> String in
+                defer { previous = value }
+                return "\(previous)->\(value)"
+            }, onComplete: { last in "end:\(last)" }
+        ).collect()
         #expect(pairs == ["0->1", "1->2", "2->3", "end:3"])
     }
 
     @Test func statefulMapStateIsFreshForEachIteration() async throws {
-        let counted = [5, 6].async.statefulMap(initial: { 0 }) { count, _ -> Int in count += 1; return count }
+        let counted = [5, 6].async.statefulMap(initial: { 0 }) { count, _ -> Int in
+            count += 1
+            return count
+        }
         #expect(try await counted.collect() == [1, 2])
         #expect(try await counted.collect() == [1, 2])
     }
 
     @Test func statefulMapConcatEmitsZeroOrMoreAndPullsLazily() async throws {
         let probe = Probe()
-        var iterator = ProbedSequence(count: 10, probe: probe).statefulMapConcat(initial: { Set<Int>() }) { seen, n -> [Int] in
+        var iterator = ProbedSequence(count: 10, probe: probe).statefulMapConcat(initial: { Set<Int>() }) {
+            seen, n -> [Int] in
             let key = n % 3
             return seen.insert(key).inserted ? [n, n] : []
         }.makeAsyncIterator()
@@ -65,13 +73,15 @@ import AsyncAlgorithms
 
     @Test func mapErrorReplacesTheFailure() async throws {
         await #expect(throws: StreamKitError.aborted) {
-            _ = try await ProbedSequence(count: 5, probe: Probe(), failAt: 1).mapError { _ in StreamKitError.aborted }.collect()
+            _ = try await ProbedSequence(count: 5, probe: Probe(), failAt: 1).mapError { _ in StreamKitError.aborted }
+                .collect()
         }
     }
 
     @Test func batchAggregatesWhileTheConsumerIsSlowAndBoundsIt() async throws {
         let probe = Probe()
-        var iterator = ProbedSequence(count: 20, probe: probe).batch(max: 5, seed: { [$0] }, aggregate: { $0 + [$1] }).makeAsyncIterator()
+        var iterator = ProbedSequence(count: 20, probe: probe).batch(max: 5, seed: { [$0] }, aggregate: { $0 + [$1] })
+            .makeAsyncIterator()
         let first = try await iterator.next()!
         for _ in 0..<1_000 { await Task.yield() }
         // The reader stops once 5 elements wait in the aggregate.
@@ -86,7 +96,8 @@ import AsyncAlgorithms
 
     @Test func conflateNeverHoldsTheUpstreamBack() async throws {
         let probe = Probe()
-        var iterator = ProbedSequence(count: 1_000, probe: probe).conflate(seed: { $0 }, aggregate: { $0 + $1 }).makeAsyncIterator()
+        var iterator = ProbedSequence(count: 1_000, probe: probe).conflate(seed: { $0 }, aggregate: { $0 + $1 })
+            .makeAsyncIterator()
         var total = try await iterator.next()!
         #expect(await eventually { probe.pulled == 1_000 })
         while let sum = try await iterator.next() { total += sum }
@@ -96,7 +107,9 @@ import AsyncAlgorithms
     @Test func batchErrorArrivesAfterTheLastAggregate() async throws {
         var all: [Int] = []
         await #expect(throws: TestError(tag: 7)) {
-            for try await batch in ProbedSequence(count: 10, probe: Probe(), failAt: 7).batch(max: 100, seed: { [$0] }, aggregate: { $0 + [$1] }) {
+            for try await batch in ProbedSequence(count: 10, probe: Probe(), failAt: 7).batch(
+                max: 100, seed: { [$0] }, aggregate: { $0 + [$1] })
+            {
                 all += batch
             }
         }
@@ -105,7 +118,9 @@ import AsyncAlgorithms
 
     @Test func batchCancellationCancelsTheUpstream() async throws {
         let probe = Probe()
-        let consumer = Task { for try await _ in ProbedSequence(count: 10, probe: probe, hangAt: 2).conflate({ $1 }) {} }
+        let consumer = Task {
+            for try await _ in ProbedSequence(count: 10, probe: probe, hangAt: 2).conflate({ $1 }) {}
+        }
         #expect(await eventually { probe.pulled == 2 })
         consumer.cancel()
         _ = try? await consumer.value

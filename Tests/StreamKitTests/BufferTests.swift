@@ -1,14 +1,18 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct BufferTests {
     /// Takes the first element (which starts the reader), lets the reader run
     /// until it has pulled `pulledTarget` elements, then drains the rest.
-    private func run(_ overflow: OverflowStrategy, pulledTarget: Int = 10) async throws -> (first: Int, rest: [Int], error: (any Error)?, stats: BufferStatistics) {
+    private func run(_ overflow: OverflowStrategy, pulledTarget: Int = 10) async throws -> (
+        first: Int, rest: [Int], error: (any Error)?, stats: BufferStatistics
+    ) {
         let probe = Probe()
         let stats = BufferStatistics()
-        var iterator = ProbedSequence(count: 10, probe: probe).buffer(size: 3, overflow: overflow, statistics: stats).makeAsyncIterator()
+        var iterator = ProbedSequence(count: 10, probe: probe).buffer(size: 3, overflow: overflow, statistics: stats)
+            .makeAsyncIterator()
         let first = try await iterator.next()!
         #expect(await eventually { probe.pulled == pulledTarget })
         var rest: [Int] = []
@@ -53,7 +57,8 @@ import AsyncAlgorithms
 
     @Test func backpressureLosesNothingAndBoundsThePull() async throws {
         let probe = Probe()
-        var iterator = ProbedSequence(count: 100, probe: probe).buffer(size: 3, overflow: .backpressure).makeAsyncIterator()
+        var iterator = ProbedSequence(count: 100, probe: probe).buffer(size: 3, overflow: .backpressure)
+            .makeAsyncIterator()
         var got = [try await iterator.next()!]
         for _ in 0..<1_000 { await Task.yield() }
         // One element handed over, three buffered, at most one more pulled and waiting for room.
@@ -69,7 +74,9 @@ import AsyncAlgorithms
         let probe = Probe()
         var got: [Int] = []
         await #expect(throws: TestError(tag: 6)) {
-            for try await n in ProbedSequence(count: 10, probe: probe, failAt: 6).buffer(size: 4, overflow: .backpressure) {
+            for try await n in ProbedSequence(count: 10, probe: probe, failAt: 6).buffer(
+                size: 4, overflow: .backpressure)
+            {
                 got.append(n)
             }
         }
@@ -79,7 +86,9 @@ import AsyncAlgorithms
     @Test func cancellingTheConsumerCancelsTheUpstream() async throws {
         let probe = Probe()
         let consumer = Task {
-            for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 2).buffer(size: 8, overflow: .backpressure) {}
+            for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 2).buffer(
+                size: 8, overflow: .backpressure)
+            {}
         }
         #expect(await eventually { probe.pulled == 2 })
         consumer.cancel()
@@ -90,7 +99,8 @@ import AsyncAlgorithms
     @Test func droppingTheIteratorStopsTheReader() async throws {
         let probe = Probe()
         do {
-            var iterator = ProbedSequence(count: 1_000_000, probe: probe).buffer(size: 8, overflow: .backpressure).makeAsyncIterator()
+            var iterator = ProbedSequence(count: 1_000_000, probe: probe).buffer(size: 8, overflow: .backpressure)
+                .makeAsyncIterator()
             _ = try await iterator.next()
         }
         #expect(await eventually { probe.iteratorsAlive == 0 })
@@ -108,7 +118,10 @@ import AsyncAlgorithms
     @Test func dropHeadAtCapacityDropsTheOldest() {
         var machine = PumpStateMachine<Int>(capacity: 2, overflow: .dropHead)
         for n in 0..<4 {
-            guard case .buffered = machine.received(n) else { Issue.record("expected buffered"); return }
+            guard case .buffered = machine.received(n) else {
+                Issue.record("expected buffered")
+                return
+            }
         }
         #expect(Array(machine.buffer) == [2, 3])
         #expect(machine.dropped == 2 && machine.highWaterMark == 2)
@@ -118,18 +131,36 @@ import AsyncAlgorithms
         var machine = PumpStateMachine<Int>(capacity: 2, overflow: .backpressure)
         _ = machine.received(1)
         _ = machine.received(2)
-        guard case .suspend = machine.readerWantsRoom() else { Issue.record("full buffer must suspend the reader"); return }
-        guard case .event(.element(1), _) = machine.next() else { Issue.record("expected 1"); return }
-        guard case .proceed = machine.readerWantsRoom() else { Issue.record("room again"); return }
+        guard case .suspend = machine.readerWantsRoom() else {
+            Issue.record("full buffer must suspend the reader")
+            return
+        }
+        guard case .event(.element(1), _) = machine.next() else {
+            Issue.record("expected 1")
+            return
+        }
+        guard case .proceed = machine.readerWantsRoom() else {
+            Issue.record("room again")
+            return
+        }
     }
 
     @Test func errorComesAfterBufferedElementsAndOnlyOnce() {
         var machine = PumpStateMachine<Int>(capacity: 4, overflow: .backpressure)
         _ = machine.received(1)
         #expect(machine.upstreamFinished(TestError()) == nil)
-        guard case .event(.element(1), _) = machine.next() else { Issue.record("expected 1"); return }
-        guard case .event(.finished(let error?), _) = machine.next(), error is TestError else { Issue.record("expected error"); return }
-        guard case .event(.finished(nil), _) = machine.next() else { Issue.record("then plain end"); return }
+        guard case .event(.element(1), _) = machine.next() else {
+            Issue.record("expected 1")
+            return
+        }
+        guard case .event(.finished(let error?), _) = machine.next(), error is TestError else {
+            Issue.record("expected error")
+            return
+        }
+        guard case .event(.finished(nil), _) = machine.next() else {
+            Issue.record("then plain end")
+            return
+        }
     }
 
     @Test func staleTicksAreIgnored() {
@@ -137,6 +168,9 @@ import AsyncAlgorithms
         let old = machine.newWait()
         _ = machine.newWait()
         #expect(machine.tick(old) == nil)
-        guard case .suspend = machine.next() else { Issue.record("a stale tick must not wake the consumer"); return }
+        guard case .suspend = machine.next() else {
+            Issue.record("a stale tick must not wake the consumer")
+            return
+        }
     }
 }

@@ -1,6 +1,7 @@
-import Testing
 import AsyncAlgorithms
 import Synchronization
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct ControlTests {
@@ -52,11 +53,12 @@ import Synchronization
     @Test func watchTerminationReportsFinishFailureAndCancellation() async throws {
         let seen = Mutex<[String]>([])
         @Sendable func record(_ termination: StreamTermination) {
-            let text = switch termination {
-            case .finished: "finished"
-            case .failed(let error): "failed \((error as? TestError)?.tag ?? -1)"
-            case .cancelled: "cancelled"
-            }
+            let text =
+                switch termination {
+                case .finished: "finished"
+                case .failed(let error): "failed \((error as? TestError)?.tag ?? -1)"
+                case .cancelled: "cancelled"
+                }
             seen.withLock { $0.append(text) }
         }
         _ = try await (0..<3).async.watchTermination(record).collect()
@@ -72,7 +74,10 @@ import Synchronization
         let source = Source(ProbedSequence(count: 5, probe: Probe(), failAt: 3)).watchTermination()
         let (_, watcher) = source.materialized
         _ = try? await source.run(into: Sinks.ignore(Int.self))
-        guard case .failed(let error) = await watcher.termination() else { Issue.record("expected a failure"); return }
+        guard case .failed(let error) = await watcher.termination() else {
+            Issue.record("expected a failure")
+            return
+        }
         #expect(error as? TestError == TestError(tag: 3))
     }
 }
@@ -81,7 +86,10 @@ import Synchronization
 private final class FlakySource: Sendable {
     let runs = Mutex(0)
     func make(elements: Int) -> AsyncThrowingStream<Int, any Error> {
-        let run = runs.withLock { $0 += 1; return $0 }
+        let run = runs.withLock {
+            $0 += 1
+            return $0
+        }
         return AsyncThrowingStream { continuation in
             for n in 0..<elements { continuation.yield(run * 100 + n) }
             continuation.finish(throwing: TestError(tag: run))
@@ -101,11 +109,14 @@ private final class FlakySource: Sendable {
     @Test func restartSourceRestartsAfterTheBackoffAndGivesUpAfterMaxRestarts() async throws {
         let clock = ManualClock()
         let flaky = FlakySource()
-        let settings = RestartSettings(minBackoff: .seconds(1), maxBackoff: .seconds(4), randomFactor: 0, maxRestarts: 2)
+        let settings = RestartSettings(
+            minBackoff: .seconds(1), maxBackoff: .seconds(4), randomFactor: 0, maxRestarts: 2)
         let consumer = Task {
             var got: [Int] = []
             do {
-                for try await n in RestartSource.withBackoff(settings, clock: clock, { flaky.make(elements: 2) }) { got.append(n) }
+                for try await n in RestartSource.withBackoff(settings, clock: clock, { flaky.make(elements: 2) }) {
+                    got.append(n)
+                }
                 return (got, nil as TestError?)
             } catch {
                 return (got, error as? TestError)
@@ -113,9 +124,9 @@ private final class FlakySource: Sendable {
         }
         await clock.waitForSleepers(count: 1)
         #expect(flaky.runs.withLock { $0 } == 1)
-        clock.advance(by: .seconds(1))  // first backoff: minBackoff
+        clock.advance(by: .seconds(1)) // first backoff: minBackoff
         await clock.waitForSleepers(count: 1)
-        clock.advance(by: .seconds(2))  // second backoff: doubled
+        clock.advance(by: .seconds(2)) // second backoff: doubled
         let (got, error) = await consumer.value
         #expect(got == [100, 101, 200, 201, 300, 301])
         #expect(error == TestError(tag: 3))
@@ -136,9 +147,13 @@ private final class FlakySource: Sendable {
     @Test func restartFlowContinuesWithTheRestOfTheUpstream() async throws {
         let clock = ManualClock()
         let incarnations = Mutex(0)
-        let settings = RestartSettings(minBackoff: .seconds(1), maxBackoff: .seconds(1), randomFactor: 0, maxRestarts: 3)
+        let settings = RestartSettings(
+            minBackoff: .seconds(1), maxBackoff: .seconds(1), randomFactor: 0, maxRestarts: 3)
         let flow: FlowOf<Int, Int> = RestartFlow.withBackoff(settings, clock: clock) { upstream in
-            let incarnation = incarnations.withLock { $0 += 1; return $0 }
+            let incarnation = incarnations.withLock {
+                $0 += 1
+                return $0
+            }
             return upstream.map { n -> Int in
                 // The first incarnation fails on 3; the next ones pass everything.
                 if incarnation == 1 && n == 3 { throw TestError(tag: 3) }

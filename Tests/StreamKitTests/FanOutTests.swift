@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct FanOutTests {
@@ -39,7 +40,7 @@ import AsyncAlgorithms
     @Test func aDroppedBranchDoesNotHoldTheOthersBack() async throws {
         var branches = (0..<100).async.broadcast(count: 2, bufferSize: 2)
         let kept = branches.removeFirst()
-        branches.removeAll()  // the other branch is gone without ever being iterated
+        branches.removeAll() // the other branch is gone without ever being iterated
         #expect(try await kept.collect() == Array(0..<100))
     }
 
@@ -87,7 +88,10 @@ import AsyncAlgorithms
         let errors = await withTaskGroup(of: (any Error)?.self) { group in
             for branch in branches {
                 group.addTask {
-                    do { for try await _ in branch {}; return nil } catch { return error }
+                    do {
+                        for try await _ in branch {}
+                        return nil
+                    } catch { return error }
                 }
             }
             return await group.reduce(into: [(any Error)?]()) { $0.append($1) }
@@ -113,31 +117,64 @@ import AsyncAlgorithms
 @Suite struct FanOutStateMachineTests {
     @Test func broadcastReaderWaitsForTheFullestBranch() {
         var machine = FanOutStateMachine<Int>(branches: 2, bufferSize: 1, routing: .broadcast)
-        guard case .pull = machine.readerWantsToPull() else { Issue.record("empty: may pull"); return }
+        guard case .pull = machine.readerWantsToPull() else {
+            Issue.record("empty: may pull")
+            return
+        }
         _ = machine.route(1)
-        guard case .suspend = machine.readerWantsToPull() else { Issue.record("both full: must wait"); return }
-        guard case .deliver(.success(1), _) = machine.next(branch: 0) else { Issue.record("branch 0 gets 1"); return }
-        guard case .suspend = machine.readerWantsToPull() else { Issue.record("branch 1 still full"); return }
+        guard case .suspend = machine.readerWantsToPull() else {
+            Issue.record("both full: must wait")
+            return
+        }
+        guard case .deliver(.success(1), _) = machine.next(branch: 0) else {
+            Issue.record("branch 0 gets 1")
+            return
+        }
+        guard case .suspend = machine.readerWantsToPull() else {
+            Issue.record("branch 1 still full")
+            return
+        }
         _ = machine.cancel(branch: 1)
-        guard case .pull = machine.readerWantsToPull() else { Issue.record("cancelled branch no longer counts"); return }
+        guard case .pull = machine.readerWantsToPull() else {
+            Issue.record("cancelled branch no longer counts")
+            return
+        }
     }
 
     @Test func partitionHoldsAnElementForAFullBranchAndReleasesItFirst() {
         var machine = FanOutStateMachine<Int>(branches: 2, bufferSize: 1, routing: .partition({ _ in 0 }))
         _ = machine.route(1)
-        _ = machine.route(2)  // branch 0 full: held
-        guard case .suspend = machine.readerWantsToPull() else { Issue.record("held element blocks the reader"); return }
-        guard case .deliver(.success(1), _) = machine.next(branch: 0) else { Issue.record("1 first"); return }
+        _ = machine.route(2) // branch 0 full: held
+        guard case .suspend = machine.readerWantsToPull() else {
+            Issue.record("held element blocks the reader")
+            return
+        }
+        guard case .deliver(.success(1), _) = machine.next(branch: 0) else {
+            Issue.record("1 first")
+            return
+        }
         // Room again: the held element must go before anything new is pulled.
-        guard case .release = machine.readerWantsToPull() else { Issue.record("expected release"); return }
+        guard case .release = machine.readerWantsToPull() else {
+            Issue.record("expected release")
+            return
+        }
         _ = machine.releaseHeld()
-        guard case .deliver(.success(2), _) = machine.next(branch: 0) else { Issue.record("then 2"); return }
+        guard case .deliver(.success(2), _) = machine.next(branch: 0) else {
+            Issue.record("then 2")
+            return
+        }
     }
 
     @Test func balanceHandsToAWaitingBranchFirst() {
         var machine = FanOutStateMachine<Int>(branches: 2, bufferSize: 4, routing: .balance)
         _ = machine.route(1)
-        guard case .deliver(.success(1), _) = machine.next(branch: 1) else { Issue.record("any branch takes from the shared queue"); return }
-        guard case .suspend = machine.next(branch: 0) else { Issue.record("queue empty"); return }
+        guard case .deliver(.success(1), _) = machine.next(branch: 1) else {
+            Issue.record("any branch takes from the shared queue")
+            return
+        }
+        guard case .suspend = machine.next(branch: 0) else {
+            Issue.record("queue empty")
+            return
+        }
     }
 }

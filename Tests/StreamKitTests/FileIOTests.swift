@@ -1,10 +1,12 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 private func temporaryPath(_ name: String) -> String {

@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct GroupByTests {
@@ -28,7 +29,8 @@ import AsyncAlgorithms
 
     @Test func aFullSubstreamHoldsBackTheUpstream() async throws {
         let probe = Probe()
-        var outer = ProbedSequence(count: 100, probe: probe).groupBy(maxSubstreams: 2, bufferSize: 3) { $0 % 2 }.makeAsyncIterator()
+        var outer = ProbedSequence(count: 100, probe: probe).groupBy(maxSubstreams: 2, bufferSize: 3) { $0 % 2 }
+            .makeAsyncIterator()
         let evens = try await outer.next()!
         let odds = try await outer.next()!
         #expect(evens.key == 0 && odds.key == 1)
@@ -43,7 +45,8 @@ import AsyncAlgorithms
 
     @Test func upstreamErrorReachesSubstreamsAfterTheirElements() async throws {
         let probe = Probe()
-        var outer = ProbedSequence(count: 10, probe: probe, failAt: 4).groupBy(maxSubstreams: 4) { $0 % 2 }.makeAsyncIterator()
+        var outer = ProbedSequence(count: 10, probe: probe, failAt: 4).groupBy(maxSubstreams: 4) { $0 % 2 }
+            .makeAsyncIterator()
         let evens = try await outer.next()!
         let odds = try await outer.next()!
         var evenGot: [Int] = []
@@ -57,8 +60,10 @@ import AsyncAlgorithms
     @Test func stoppingEverythingCancelsTheUpstream() async throws {
         let probe = Probe()
         let consumer = Task {
-            for try await sub in ProbedSequence(count: 100, probe: probe, hangAt: 3).groupBy(maxSubstreams: 4, key: { $0 % 2 }) {
-                _ = sub  // sub-streams dropped unread
+            for try await sub in ProbedSequence(count: 100, probe: probe, hangAt: 3).groupBy(
+                maxSubstreams: 4, key: { $0 % 2 })
+            {
+                _ = sub // sub-streams dropped unread
             }
         }
         #expect(await eventually { probe.pulled == 3 })
@@ -74,12 +79,23 @@ import AsyncAlgorithms
         _ = machine.route(1, key: "a")
         _ = machine.route(2, key: "a")
         _ = machine.route(3, key: "b")
-        guard case .deliver(.success(let first?)) = machine.nextSubstream(), first.key == "a" else { Issue.record("a first"); return }
-        guard case .deliver(.success(let second?)) = machine.nextSubstream(), second.key == "b" else { Issue.record("then b"); return }
-        guard case .deliver(.success(1), _) = machine.next(sub: first.id) else { Issue.record("1"); return }
-        guard case .deliver(.success(2), _) = machine.next(sub: first.id) else { Issue.record("2"); return }
+        guard case .deliver(.success(let first?)) = machine.nextSubstream(), first.key == "a" else {
+            Issue.record("a first")
+            return
+        }
+        guard case .deliver(.success(let second?)) = machine.nextSubstream(), second.key == "b" else {
+            Issue.record("then b")
+            return
+        }
+        guard case .deliver(.success(1), _) = machine.next(sub: first.id) else {
+            Issue.record("1")
+            return
+        }
+        guard case .deliver(.success(2), _) = machine.next(sub: first.id) else {
+            Issue.record("2")
+            return
+        }
         let (_, failed) = machine.route(4, key: "c")
         #expect(failed)
     }
 }
-

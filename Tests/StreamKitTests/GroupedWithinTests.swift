@@ -1,10 +1,12 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct GroupedWithinTests {
     @Test func countClosesGroupsAndTheLastPartialGroupIsEmitted() async throws {
-        let groups = try await (0..<10).async.groupedWithin(count: 3, duration: .seconds(60), clock: ManualClock()).collect()
+        let groups = try await (0..<10).async.groupedWithin(count: 3, duration: .seconds(60), clock: ManualClock())
+            .collect()
         #expect(groups == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]])
     }
 
@@ -57,7 +59,8 @@ import AsyncAlgorithms
         let probe = Probe()
         let consumer = Task {
             for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 1)
-                .groupedWithin(count: 10, duration: .seconds(60), clock: ManualClock()) {}
+                .groupedWithin(count: 10, duration: .seconds(60), clock: ManualClock())
+            {}
         }
         #expect(await eventually { probe.pulled == 1 })
         consumer.cancel()

@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct MapAsyncTests {
@@ -42,12 +43,15 @@ import AsyncAlgorithms
     @Test func neverHasMoreThanParallelismElementsInFlight() async throws {
         let probe = Probe()
         var emitted = 0
-        for try await _ in ProbedSequence(count: 200, probe: probe).mapAsync(parallelism: 4, { n -> Int in
-            probe.enter()
-            defer { probe.leave() }
-            await Task.yield()
-            return n
-        }) {
+        for try await _ in ProbedSequence(count: 200, probe: probe).mapAsync(
+            parallelism: 4,
+            { n -> Int in
+                probe.enter()
+                defer { probe.leave() }
+                await Task.yield()
+                return n
+            })
+        {
             emitted += 1
             // Pulled but not yet emitted never exceeds the parallelism.
             #expect(probe.pulled - emitted <= 4)
@@ -88,10 +92,13 @@ import AsyncAlgorithms
     @Test func transformErrorFailsAfterEarlierResultsInOrder() async throws {
         var got: [Int] = []
         await #expect(throws: TestError(tag: 3)) {
-            for try await n in (0..<10).async.mapAsync(parallelism: 4, { n -> Int in
-                if n == 3 { throw TestError(tag: 3) }
-                return n
-            }) {
+            for try await n in (0..<10).async.mapAsync(
+                parallelism: 4,
+                { n -> Int in
+                    if n == 3 { throw TestError(tag: 3) }
+                    return n
+                })
+            {
                 got.append(n)
             }
         }
@@ -103,16 +110,19 @@ import AsyncAlgorithms
         let started = Barrier(count: 3)
         let inFlightCancelled = Probe()
         let consumer = Task {
-            for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 50).mapAsync(parallelism: 2, { n -> Int in
-                await started.arrive()
-                // Wait for cancellation, as a slow service call would.
-                let never = AsyncStream<Int> { _ in }
-                for await _ in never {}
-                inFlightCancelled.enter()
-                return n
-            }) {}
+            for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 50).mapAsync(
+                parallelism: 2,
+                { n -> Int in
+                    await started.arrive()
+                    // Wait for cancellation, as a slow service call would.
+                    let never = AsyncStream<Int> { _ in }
+                    for await _ in never {}
+                    inFlightCancelled.enter()
+                    return n
+                })
+            {}
         }
-        await started.arrive()  // both transforms are running
+        await started.arrive() // both transforms are running
         consumer.cancel()
         _ = try? await consumer.value
         #expect(await eventually { inFlightCancelled.maxInFlight == 2 })
@@ -122,7 +132,8 @@ import AsyncAlgorithms
     @Test func droppingTheIteratorEarlyReleasesEverything() async throws {
         let probe = Probe()
         do {
-            var iterator = ProbedSequence(count: 1_000, probe: probe).mapAsync(parallelism: 4) { $0 }.makeAsyncIterator()
+            var iterator = ProbedSequence(count: 1_000, probe: probe).mapAsync(parallelism: 4) { $0 }
+                .makeAsyncIterator()
             _ = try await iterator.next()
             _ = try await iterator.next()
         }
@@ -155,20 +166,47 @@ import AsyncAlgorithms
         var machine = MapAsyncStateMachine<Int, Int>(parallelism: 2, ordered: true)
         #expect(machine.start().spawnWorker)
         machine.workerWoke()
-        guard case .pull = machine.workerNext() else { Issue.record("expected pull"); return }
-        guard case .pullAgain = machine.pulled(10) else { Issue.record("expected pullAgain"); return }
-        guard case .stopPulling = machine.pulled(11) else { Issue.record("window of 2 is full"); return }
+        guard case .pull = machine.workerNext() else {
+            Issue.record("expected pull")
+            return
+        }
+        guard case .pullAgain = machine.pulled(10) else {
+            Issue.record("expected pullAgain")
+            return
+        }
+        guard case .stopPulling = machine.pulled(11) else {
+            Issue.record("window of 2 is full")
+            return
+        }
         #expect(machine.room == 0)
-        guard case .process(let i0, let v0, _) = machine.workerNext() else { Issue.record("expected work"); return }
-        guard case .process(let i1, _, _) = machine.workerNext() else { Issue.record("expected work"); return }
+        guard case .process(let i0, let v0, _) = machine.workerNext() else {
+            Issue.record("expected work")
+            return
+        }
+        guard case .process(let i1, _, _) = machine.workerNext() else {
+            Issue.record("expected work")
+            return
+        }
         #expect(i0 == 0 && v0 == 10 && i1 == 1)
         _ = machine.completed(index: 1, .success(21))
-        guard case .suspend = machine.consumerNext() else { Issue.record("index 0 not done: must wait"); return }
+        guard case .suspend = machine.consumerNext() else {
+            Issue.record("index 0 not done: must wait")
+            return
+        }
         _ = machine.completed(index: 0, .success(20))
-        guard case .emit(.success(20), _) = machine.consumerNext() else { Issue.record("expected 20"); return }
-        guard case .emit(.success(21), _) = machine.consumerNext() else { Issue.record("expected 21"); return }
+        guard case .emit(.success(20), _) = machine.consumerNext() else {
+            Issue.record("expected 20")
+            return
+        }
+        guard case .emit(.success(21), _) = machine.consumerNext() else {
+            Issue.record("expected 21")
+            return
+        }
         _ = machine.upstreamEnded(nil)
-        guard case .finished(nil) = machine.consumerNext() else { Issue.record("expected end"); return }
+        guard case .finished(nil) = machine.consumerNext() else {
+            Issue.record("expected end")
+            return
+        }
     }
 
     @Test func upstreamErrorWaitsForTheWindowToDrain() {
@@ -178,10 +216,22 @@ import AsyncAlgorithms
         _ = machine.workerNext()
         _ = machine.pulled(1)
         _ = machine.upstreamEnded(TestError())
-        guard case .suspend = machine.consumerNext() else { Issue.record("element 1 still in flight"); return }
-        guard case .process(let index, _, _) = machine.workerNext() else { Issue.record("expected work"); return }
+        guard case .suspend = machine.consumerNext() else {
+            Issue.record("element 1 still in flight")
+            return
+        }
+        guard case .process(let index, _, _) = machine.workerNext() else {
+            Issue.record("expected work")
+            return
+        }
         _ = machine.completed(index: index, .success(1))
-        guard case .emit(.success(1), _) = machine.consumerNext() else { Issue.record("expected 1"); return }
-        guard case .finished(let error?) = machine.consumerNext(), error is TestError else { Issue.record("expected error"); return }
+        guard case .emit(.success(1), _) = machine.consumerNext() else {
+            Issue.record("expected 1")
+            return
+        }
+        guard case .finished(let error?) = machine.consumerNext(), error is TestError else {
+            Issue.record("expected error")
+            return
+        }
     }
 }

@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct MergeTests {
@@ -24,8 +25,10 @@ import AsyncAlgorithms
 
     @Test func backPressureBoundsWhatIsPulled() async throws {
         let probe = Probe()
-        var iterator = merge([ProbedSequence(count: 1_000, probe: probe), ProbedSequence(count: 1_000, probe: probe)], bufferSize: 4)
-            .makeAsyncIterator()
+        var iterator = merge(
+            [ProbedSequence(count: 1_000, probe: probe), ProbedSequence(count: 1_000, probe: probe)], bufferSize: 4
+        )
+        .makeAsyncIterator()
         _ = try await iterator.next()
         for _ in 0..<1_000 { await Task.yield() }
         // One taken, four buffered, one waiting in each of the two producers.
@@ -35,7 +38,9 @@ import AsyncAlgorithms
     @Test func cancellingTheConsumerCancelsEveryUpstream() async throws {
         let probe = Probe()
         let consumer = Task {
-            for try await _ in merge([ProbedSequence(count: 5, probe: probe, hangAt: 1), ProbedSequence(count: 5, probe: probe, hangAt: 1)]) {}
+            for try await _ in merge([
+                ProbedSequence(count: 5, probe: probe, hangAt: 1), ProbedSequence(count: 5, probe: probe, hangAt: 1),
+            ]) {}
         }
         #expect(await eventually { probe.pulled == 2 })
         consumer.cancel()

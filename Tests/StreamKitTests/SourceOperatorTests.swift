@@ -1,6 +1,7 @@
+import AsyncAlgorithms
 import Foundation
 import Testing
-import AsyncAlgorithms
+
 @testable import StreamKit
 
 @Suite(.timeLimit(.minutes(1))) struct SourceOperatorTests {
@@ -36,7 +37,12 @@ import AsyncAlgorithms
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         for n in 1...5 { continuation.yield(n) }
         let pulls = PullCounter()
-        let source = Source(stream.map { n -> Int in pulls.increment(); return n }, materialized: "control").take(3)
+        let source = Source(
+            stream.map { n -> Int in
+                pulls.increment()
+                return n
+            }, materialized: "control"
+        ).take(3)
         #expect(source.materialized == "control")
         #expect(try await source.run(into: Sinks.collect(Int.self)) == [1, 2, 3])
         #expect(pulls.value == 3)
@@ -58,6 +64,14 @@ import AsyncAlgorithms
 private final class PullCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func increment() {
+        lock.lock()
+        count += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
 }

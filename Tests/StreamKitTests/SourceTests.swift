@@ -1,6 +1,6 @@
-import Testing
-import StreamKit
 import AsyncAlgorithms
+import StreamKit
+import Testing
 
 @Suite struct SourceTests {
     @Test func mapAndFilterKeepTheMaterializedValue() async throws {

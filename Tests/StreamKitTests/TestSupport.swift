@@ -1,4 +1,5 @@
 import Synchronization
+
 @testable import StreamKit
 
 struct TestError: Error, Equatable { var tag: Int = 0 }
@@ -24,7 +25,12 @@ final class Probe: Sendable {
     func iteratorCreated() { state.withLock { $0.iteratorsAlive += 1 } }
     func iteratorGone() { state.withLock { $0.iteratorsAlive -= 1 } }
     func cancelled() { state.withLock { $0.cancelled = true } }
-    func enter() { state.withLock { $0.inFlight += 1; $0.maxInFlight = max($0.maxInFlight, $0.inFlight) } }
+    func enter() {
+        state.withLock {
+            $0.inFlight += 1
+            $0.maxInFlight = max($0.maxInFlight, $0.inFlight)
+        }
+    }
     func leave() { state.withLock { $0.inFlight -= 1 } }
 }
 

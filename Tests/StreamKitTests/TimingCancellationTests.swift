@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 /// Cancellation guarantees of `delay`, `keepAlive` and `throttle`: cancelling
@@ -26,10 +27,10 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
             return try await iterator.next()
         }
         input.yield(1)
-        await clock.waitForSleepers(count: 1)  // 1 arrived; the consumer waits for its due time
+        await clock.waitForSleepers(count: 1) // 1 arrived; the consumer waits for its due time
         consumer.cancel()
         await #expect(throws: CancellationError.self) { _ = try await consumer.value }
-        await terminated.wait()  // the reader task's pull on the upstream was cancelled
+        await terminated.wait() // the reader task's pull on the upstream was cancelled
         #expect(clock.sleeperCount == 0)
     }
 
@@ -37,10 +38,11 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
         let probe = Probe()
         let clock = ManualClock()
         let consumer = Task {
-            var iterator = ProbedSequence(count: 100, probe: probe, hangAt: 0).delay(.seconds(2), clock: clock).makeAsyncIterator()
+            var iterator = ProbedSequence(count: 100, probe: probe, hangAt: 0).delay(.seconds(2), clock: clock)
+                .makeAsyncIterator()
             return try await iterator.next()
         }
-        #expect(await eventually { probe.iteratorsAlive == 1 })  // the reader is pulling (and hangs)
+        #expect(await eventually { probe.iteratorsAlive == 1 }) // the reader is pulling (and hangs)
         consumer.cancel()
         // The pump reports a cancelled wait as the end of the stream.
         #expect(try await consumer.value == nil)
@@ -52,7 +54,8 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
         let probe = Probe()
         let clock = ManualClock()
         let consumer = Task {
-            var iterator = ProbedSequence(count: 100, probe: probe).delay(.seconds(2), bufferSize: 1, clock: clock).makeAsyncIterator()
+            var iterator = ProbedSequence(count: 100, probe: probe).delay(.seconds(2), bufferSize: 1, clock: clock)
+                .makeAsyncIterator()
             return try await iterator.next()
         }
         await clock.waitForSleepers(count: 1)
@@ -86,19 +89,20 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
             return [first, second]
         }
         await clock.waitForSleepers(count: 1)
-        clock.advance(by: .seconds(1))  // the first wait ends in an injected element
-        await clock.waitForSleepers(count: 1)  // the second wait: timer re-armed, upstream quiet
+        clock.advance(by: .seconds(1)) // the first wait ends in an injected element
+        await clock.waitForSleepers(count: 1) // the second wait: timer re-armed, upstream quiet
         consumer.cancel()
         // The pump reports a cancelled wait as the end of the stream.
         #expect(try await consumer.value == [-1, nil])
         await terminated.wait()
-        #expect(await eventually { clock.sleeperCount == 0 })  // the timer task ended too
+        #expect(await eventually { clock.sleeperCount == 0 }) // the timer task ended too
     }
 
     @Test func keepAliveLeavesNothingRunningAfterCompletion() async throws {
         let probe = Probe()
         let clock = ManualClock()
-        let all = try await ProbedSequence(count: 3, probe: probe).keepAlive(.seconds(1), clock: clock, inject: { -1 }).collect()
+        let all = try await ProbedSequence(count: 3, probe: probe).keepAlive(.seconds(1), clock: clock, inject: { -1 })
+            .collect()
         #expect(all == [0, 1, 2])
         #expect(await eventually { probe.iteratorsAlive == 0 && clock.sleeperCount == 0 })
     }
@@ -111,14 +115,14 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
         let consumer = Task {
             var iterator = ProbedSequence(count: 100, probe: probe)
                 .throttle(cost: 1, per: .seconds(1), burst: 1, clock: clock).makeAsyncIterator()
-            _ = try await iterator.next()  // the burst
-            return try await iterator.next()  // waits a second for a token
+            _ = try await iterator.next() // the burst
+            return try await iterator.next() // waits a second for a token
         }
         await clock.waitForSleepers(count: 1)
         consumer.cancel()
         await #expect(throws: CancellationError.self) { _ = try await consumer.value }
         #expect(await eventually { probe.iteratorsAlive == 0 })
-        #expect(probe.pulled == 2)  // pull-through: nothing read ahead
+        #expect(probe.pulled == 2) // pull-through: nothing read ahead
         #expect(clock.sleeperCount == 0)
     }
 
@@ -130,7 +134,7 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
             var iterator = stream.throttle(cost: 1, per: .seconds(1), burst: 5, clock: clock).makeAsyncIterator()
             let first = try await iterator.next()
             gotFirst.fire()
-            let second = try await iterator.next()  // the upstream stays quiet
+            let second = try await iterator.next() // the upstream stays quiet
             return [first, second]
         }
         input.yield(1)
@@ -147,7 +151,8 @@ private func controlledStream() -> (AsyncStream<Int>, AsyncStream<Int>.Continuat
         let clock = ManualClock()
         let consumer = Task {
             for try await _ in ProbedSequence(count: 100, probe: probe, hangAt: 1)
-                .throttle(cost: 1, per: .seconds(1), burst: 5, clock: clock) {}
+                .throttle(cost: 1, per: .seconds(1), burst: 5, clock: clock)
+            {}
         }
         #expect(await eventually { probe.pulled == 1 })
         consumer.cancel()

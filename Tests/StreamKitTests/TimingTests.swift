@@ -1,5 +1,6 @@
-import Testing
 import AsyncAlgorithms
+import Testing
+
 @testable import StreamKit
 
 /// An upstream the test feeds by hand, reporting when it is cancelled.
@@ -28,7 +29,7 @@ private func advanceWhenSleeping(_ clock: ManualClock, by step: Duration) -> Tas
         let advancer = advanceWhenSleeping(clock, by: .seconds(5))
         await #expect(throws: StreamKitError.idleTimeout(.seconds(5))) { _ = try await iterator.next() }
         await advancer.value
-        await terminated.wait()  // the upstream was cancelled
+        await terminated.wait() // the upstream was cancelled
     }
 
     @Test func idleTimeoutPassesABusyStreamThrough() async throws {
@@ -130,7 +131,8 @@ private func advanceWhenSleeping(_ clock: ManualClock, by step: Duration) -> Tas
         let clock = ManualClock()
         let consumer = Task {
             var stamps: [Duration] = []
-            for try await _ in [4, 4].async.throttle(cost: 4, per: .seconds(1), burst: 4, clock: clock, costOf: { $0 }) {
+            for try await _ in [4, 4].async.throttle(cost: 4, per: .seconds(1), burst: 4, clock: clock, costOf: { $0 })
+            {
                 stamps.append(clock.now.offset)
             }
             return stamps

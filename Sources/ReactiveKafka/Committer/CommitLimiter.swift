@@ -19,7 +19,10 @@ final class CommitLimiter: Sendable {
     func acquire() async {
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             let granted = state.withLock { s -> Bool in
-                if s.inFlight < limit { s.inFlight += 1; return true }
+                if s.inFlight < limit {
+                    s.inFlight += 1
+                    return true
+                }
                 s.permitWaiters.append(c)
                 return false
             }
@@ -29,8 +32,11 @@ final class CommitLimiter: Sendable {
 
     func release() {
         let next = state.withLock { s -> UnsafeContinuation<Void, Never>? in
-            if s.permitWaiters.isEmpty { s.inFlight -= 1; return nil }
-            return s.permitWaiters.removeFirst()  // the slot passes to the waiter
+            if s.permitWaiters.isEmpty {
+                s.inFlight -= 1
+                return nil
+            }
+            return s.permitWaiters.removeFirst() // the slot passes to the waiter
         }
         next?.resume()
     }

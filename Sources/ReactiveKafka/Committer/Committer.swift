@@ -56,7 +56,9 @@ public struct CommitterBatchFlow: Flow {
 
     // Inlinable so that the per-offset loop is specialised for the caller's upstream (see `CommitterLoop`).
     @inlinable
-    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<CommittableOffsetBatch>
+    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<
+        CommittableOffsetBatch
+    >
     where Upstream.Element == CommittableOffset {
         let settings = settings
         // One element per committed batch, so a stream's buffer is cheap here;

@@ -17,7 +17,9 @@ struct CommitterBatchingStateMachine {
 
     /// Adds an observed offset; returns a batch if it is now full. `now` is read only when
     /// the offset starts a batch (once per batch, not per offset).
-    mutating func observe(_ offset: CommittableOffset, now: @autoclosure () -> ContinuousClock.Instant) -> CommittableOffsetBatch? {
+    mutating func observe(_ offset: CommittableOffset, now: @autoclosure () -> ContinuousClock.Instant)
+        -> CommittableOffsetBatch?
+    {
         switch settings.when {
         case .offsetFirstObserved:
             add(offset, now: now)

@@ -42,7 +42,9 @@ final class CommitterRun: Sendable {
 
     /// Validates `settings` and starts a run with its timer.
     @usableFromInline
-    static func start(settings: CommitterSettings, onCommitted: @escaping @Sendable (CommittableOffsetBatch) -> Void) throws(KafkaError) -> CommitterRun {
+    static func start(settings: CommitterSettings, onCommitted: @escaping @Sendable (CommittableOffsetBatch) -> Void)
+        throws(KafkaError) -> CommitterRun
+    {
         try settings.validate()
         let run = CommitterRun(settings: settings, onCommitted: onCommitted)
         let timer = Task { await run.flushOnTime() }
@@ -68,18 +70,23 @@ final class CommitterRun: Sendable {
     /// throws the first commit failure.
     @usableFromInline
     func observe(_ offset: CommittableOffset) throws -> Bool {
-        let (full, startedBatch, failed, newConsumer) = state.withLock { s -> (Bool, Bool, Bool, (any OffsetCommitter)?) in
+        let (full, startedBatch, failed, newConsumer) = state.withLock {
+            s -> (Bool, Bool, Bool, (any OffsetCommitter)?) in
             var newConsumer: (any OffsetCommitter)?
             // Offsets come in runs of one partition object: its consumer is looked at once a run.
             if s.lastPartition !== offset.partition {
                 s.lastPartition = offset.partition
                 let consumer = offset.partition.committer
-                if s.consumers.updateValue(consumer, forKey: ObjectIdentifier(consumer)) == nil { newConsumer = consumer }
+                if s.consumers.updateValue(consumer, forKey: ObjectIdentifier(consumer)) == nil {
+                    newConsumer = consumer
+                }
             }
             let wasIdle = !s.batching.isCollecting
             // Rebalance-safe commits: while a revoke waits, what is observed is committed at once.
-            guard let full = s.batching.observe(offset, now: .now)
-                ?? (offset.partition.committer.requestsImmediateCommit ? s.batching.takeNow() : nil) else {
+            guard
+                let full = s.batching.observe(offset, now: .now)
+                    ?? (offset.partition.committer.requestsImmediateCommit ? s.batching.takeNow() : nil)
+            else {
                 return (false, wasIdle && s.batching.isCollecting, s.failure != nil, newConsumer)
             }
             s.formed.append(full)
@@ -140,7 +147,9 @@ final class CommitterRun: Sendable {
 
     private func finish(upstreamError: (any Error)?) async throws {
         defer {
-            for consumer in state.withLock({ Array($0.consumers.values) }) { consumer.removeCommitRequestObserver(ObjectIdentifier(self)) }
+            for consumer in state.withLock({ Array($0.consumers.values) }) {
+                consumer.removeCommitRequestObserver(ObjectIdentifier(self))
+            }
         }
         state.withLock { s in
             if let last = s.batching.flushAll() { s.formed.append(last) }
@@ -187,8 +196,9 @@ final class CommitterRun: Sendable {
             // Only what was committed is reported.
             committed = batch.removing(error.partitions)
             Self.skippedOffsets().increment(by: error.partitions.count)
-            Self.logger.warning("offsets of partitions no longer assigned were not committed; their next owner reads them again",
-                                metadata: ["partitions": "\(error.partitions.sorted())"])
+            Self.logger.warning(
+                "offsets of partitions no longer assigned were not committed; their next owner reads them again",
+                metadata: ["partitions": "\(error.partitions.sorted())"])
         } catch {
             failed = true
             fail(error)
@@ -197,8 +207,9 @@ final class CommitterRun: Sendable {
         // order the acknowledgements arrive in; nothing is reported after a failure.
         await previous?.value
         if !failed {
-            instruments?.committed(offsetCount: committed.batchSize, partitionCount: committed.partitionCount,
-                                   after: settings.delivery == .waitForAck ? .now - started : nil)
+            instruments?.committed(
+                offsetCount: committed.batchSize, partitionCount: committed.partitionCount,
+                after: settings.delivery == .waitForAck ? .now - started : nil)
         }
         if !failed, !hasFailed { onCommitted(committed) }
         limiter.release()

@@ -62,7 +62,8 @@ public struct CommittableOffset: Sendable, CustomStringConvertible {
     /// An offset committed through `committer` (package access: the testkit's factories).
     package init(partitionOffset: PartitionOffset, metadata: String? = nil, committer: any OffsetCommitter) {
         self.init(
-            partition: ConsumedPartition(partitionOffset.topicPartition, groupId: partitionOffset.groupId, committer: committer),
+            partition: ConsumedPartition(
+                partitionOffset.topicPartition, groupId: partitionOffset.groupId, committer: committer),
             offset: partitionOffset.offset, metadata: metadata)
     }
 
@@ -144,12 +145,16 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
             // unsafelyUnwrapped: the identity check above only passes when `run` is set.
             if offset.offset >= run.unsafelyUnwrapped.position.nextOffset {
                 run!.position.nextOffset = offset.offset + 1
-                if offset.metadata != nil || run.unsafelyUnwrapped.position.metadata != nil { run!.position.metadata = offset.metadata }
+                if offset.metadata != nil || run.unsafelyUnwrapped.position.metadata != nil {
+                    run!.position.metadata = offset.metadata
+                }
             }
             return
         }
         settleRun()
-        if let existing = entries.removeValue(forKey: offset.partition.topicPartition), existing.position.nextOffset > offset.offset {
+        if let existing = entries.removeValue(forKey: offset.partition.topicPartition),
+            existing.position.nextOffset > offset.offset
+        {
             run = existing
         } else {
             run = Entry(position: offset.position, partition: offset.partition)
@@ -205,7 +210,8 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
             } catch let error as KafkaError where error.kind == .notAssigned {
                 notAssigned.formUnion(error.partitions)
             } catch {
-                firstError = firstError ?? (error as? KafkaError) ?? KafkaError(.commitFailed, "commit failed: \(error)")
+                firstError =
+                    firstError ?? (error as? KafkaError) ?? KafkaError(.commitFailed, "commit failed: \(error)")
             }
         }
         // A failed commit outweighs partitions that were only left out.
@@ -235,7 +241,9 @@ public struct CommittableOffsetBatch: Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "CommittableOffsetBatch(" + allEntries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(separator: ", ") + ")"
+        "CommittableOffsetBatch("
+            + allEntries.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.position.nextOffset)" }.joined(
+                separator: ", ") + ")"
     }
 }
 

@@ -11,7 +11,8 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
-        partitioned(settings, subscription: subscription, logger: logger, committable: false, offsetsOnAssign: nil) { index, chunk, _ in
+        partitioned(settings, subscription: subscription, logger: logger, committable: false, offsetsOnAssign: nil) {
+            index, chunk, _ in
             try RecordReader.record(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
@@ -24,7 +25,9 @@ extension Consumer {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaPartitionedSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
-        return partitioned(settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil) { index, chunk, engine in
+        return partitioned(
+            settings, subscription: subscription, logger: logger, committable: true, offsetsOnAssign: nil
+        ) { index, chunk, engine in
             try committableMessage(index, chunk, key: settings.keyDeserializer, value: settings.valueDeserializer)
         }
     }
@@ -79,7 +82,8 @@ extension Consumer {
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let kind = SourceKind(committable: committable, partitioned: true, transactional: transactional)
-        let control = makeControl(settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
+        let control = makeControl(
+            settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(
             control: control,
             makeElement: { index, chunk in try makeElement(index, chunk, engineBox) },
@@ -100,7 +104,9 @@ private struct RevokeCallbackHandler: PartitionAssignmentHandler {
     let inner: (any PartitionAssignmentHandler)?
     let onRevoke: @Sendable (Set<TopicPartition>) -> Void
 
-    func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) { inner?.onAssign(partitions, consumer: consumer) }
+    func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        inner?.onAssign(partitions, consumer: consumer)
+    }
     func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
         inner?.onRevoke(partitions, consumer: consumer)
         onRevoke(partitions)
@@ -109,5 +115,7 @@ private struct RevokeCallbackHandler: PartitionAssignmentHandler {
         inner?.onLost(partitions, consumer: consumer)
         onRevoke(partitions)
     }
-    func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) { inner?.onStop(partitions, consumer: consumer) }
+    func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+        inner?.onStop(partitions, consumer: consumer)
+    }
 }

@@ -13,7 +13,8 @@ extension Consumer {
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { index, chunk, engine in
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) {
+            index, chunk, engine in
             try committableMessage(index, chunk, key: keys, value: values, metadata: metadataFromRecord)
         }
     }
@@ -25,10 +26,12 @@ extension Consumer {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl> {
+    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl>
+    {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        return makeSource(settings, subscription: subscription, logger: logger, committable: true) { index, chunk, engine in
+        return makeSource(settings, subscription: subscription, logger: logger, committable: true) {
+            index, chunk, engine in
             let message = try committableMessage(index, chunk, key: keys, value: values)
             return (record: message.record, offset: message.committableOffset)
         }
@@ -45,8 +48,13 @@ extension Consumer {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<AsyncThrowingCompactMapSequence<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>>, ConsumerControl> {
-        committableSource(settings, subscription: subscription, logger: logger).compactMap { message async throws -> ConsumerRecord<Key, Value>? in
+    ) -> Source<
+        AsyncThrowingCompactMapSequence<
+            KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>
+        >, ConsumerControl
+    > {
+        committableSource(settings, subscription: subscription, logger: logger).compactMap {
+            message async throws -> ConsumerRecord<Key, Value>? in
             do {
                 try await message.committableOffset.commit()
             } catch let error as KafkaError where error.kind == .notAssigned {

@@ -1,5 +1,5 @@
-import Foundation
 import CRdKafka
+import Foundation
 import Logging
 import StreamKit
 
@@ -24,7 +24,8 @@ public enum Consumer {
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> {
         if let source: Source<KafkaConsumerSequence<ConsumerRecord<Key, Value>>, ConsumerControl> = forRawBytes(
-            settings, { bytesPlainSource($0, subscription: subscription, logger: logger) }) {
+            settings, { bytesPlainSource($0, subscription: subscription, logger: logger) })
+        {
             return source
         }
         return makePlainSource(settings, subscription: subscription, logger: logger)
@@ -40,7 +41,8 @@ public enum Consumer {
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> {
         if let source: Source<KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerControl> = forRawBytes(
-            settings, { bytesCommittableSource($0, subscription: subscription, logger: logger) }) {
+            settings, { bytesCommittableSource($0, subscription: subscription, logger: logger) })
+        {
             return source
         }
         return makeCommittableSource(settings, subscription: subscription, logger: logger)
@@ -125,7 +127,9 @@ public enum Consumer {
         makeElement: @escaping @Sendable (Int, LentChunk, EngineReference) throws -> Element
     ) -> Source<KafkaConsumerSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
-        let control = makeControl(settings, subscription: subscription, logger: logger, kind: SourceKind(committable: committable, transactional: transactional), engineBox: engineBox)
+        let control = makeControl(
+            settings, subscription: subscription, logger: logger,
+            kind: SourceKind(committable: committable, transactional: transactional), engineBox: engineBox)
         // The box, not its engine: the closure's context keeps the box, so passing it costs
         // nothing per record, where reading the engine out retained and released it per record.
         let sequence = KafkaConsumerSequence<Element>(control: control) { index, chunk in
@@ -136,19 +140,26 @@ public enum Consumer {
 
     /// The control that starts the source's consumer engine on first pull.
     static func makeControl<Key, Value>(
-        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger, kind: SourceKind, engineBox: EngineReference
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, logger: Logger, kind: SourceKind,
+        engineBox: EngineReference
     ) -> ConsumerControl {
         let events = RebalanceEventHub()
         let health = ConsumerHealthHub()
-        return ConsumerControl(stopTimeout: settings.stopTimeout, events: events, health: health) { () throws(KafkaError) -> ConsumerEngine in
+        return ConsumerControl(stopTimeout: settings.stopTimeout, events: events, health: health) {
+            () throws(KafkaError) -> ConsumerEngine in
             try settings.validate()
             try subscription.validate()
             let groupId = settings.groupId.flatMap { $0.isEmpty ? nil : $0 }
             if subscription.isGroupSubscription && groupId == nil {
-                throw KafkaError(.invalidConfiguration, "a subscription needs a consumer group: set one with ConsumerSettings.withGroupId(_:)")
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "a subscription needs a consumer group: set one with ConsumerSettings.withGroupId(_:)")
             }
             if kind.committable && groupId == nil {
-                throw KafkaError(.invalidConfiguration, "a committable source commits to a consumer group: set one with ConsumerSettings.withGroupId(_:), or use a plain source")
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "a committable source commits to a consumer group: set one with ConsumerSettings.withGroupId(_:), or use a plain source"
+                )
             }
             var properties = settings.properties
             if kind.committable { properties["enable.auto.commit"] = "false" }
@@ -164,7 +175,8 @@ public enum Consumer {
                 maxBufferedBytes: settings.maxBufferedBytes, maxBatchSize: settings.maxBatchSize,
                 commitTimeout: settings.commitTimeout, commitTimeWarning: settings.commitTimeWarning,
                 closeTimeout: settings.closeTimeout, brokerUnreachableTimeout: settings.brokerUnreachableTimeout,
-                rebalanceSafeCommitTimeout: kind.committable && subscription.isGroupSubscription ? settings.rebalanceSafeCommitTimeout : nil,
+                rebalanceSafeCommitTimeout: kind.committable && subscription.isGroupSubscription
+                    ? settings.rebalanceSafeCommitTimeout : nil,
                 partitionHandlerWarning: settings.partitionHandlerWarning,
                 events: events, logger: logger)
             configuration.partitioned = kind.partitioned
@@ -175,12 +187,14 @@ public enum Consumer {
             configuration.stampsHandedOutChunks = kind.committable && !kind.transactional
             // A plain source in a group with librdkafka's auto-commit (on unless turned off):
             // commit only what the stream emitted, never what was merely fetched.
-            configuration.storesEmittedOffsets = !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"
+            configuration.storesEmittedOffsets =
+                !kind.committable && groupId != nil && properties["enable.auto.commit"] != "false"
             configuration.offsetResetProtection = groupId == nil ? nil : settings.offsetResetProtection
             configuration.metrics = settings.metrics
             configuration.health = health
             configuration.stallThreshold = settings.stallThreshold
-            let engine = try ConsumerEngine(configuration: configuration, statisticsInterval: settings.statisticsInterval)
+            let engine = try ConsumerEngine(
+                configuration: configuration, statisticsInterval: settings.statisticsInterval)
             engineBox.engine = engine
             return engine
         }

@@ -30,7 +30,9 @@ public struct ConsumerRecord<Key: Sendable, Value: Sendable>: Sendable {
         topic: String, partition: Int32, offset: Int64, timestamp: KafkaTimestamp? = nil,
         key: Key, value: Value, headers: [KafkaHeader] = []
     ) {
-        self.init(partition: partition, offset: offset, timestamp: timestamp, key: key, value: value, origin: .given(topic: topic, headers: headers))
+        self.init(
+            partition: partition, offset: offset, timestamp: timestamp, key: key, value: value,
+            origin: .given(topic: topic, headers: headers))
     }
 
     init(partition: Int32, offset: Int64, timestamp: KafkaTimestamp?, key: Key, value: Value, origin: RecordOrigin) {
@@ -86,17 +88,22 @@ enum RecordOrigin: @unchecked Sendable {
         case .fetched(let batch, let index):
             return Self.parsing.withLock { _ in
                 var hdrs: OpaquePointer?
-                guard rd_kafka_message_headers(batch.messages[index].unsafelyUnwrapped, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs
+                guard
+                    rd_kafka_message_headers(batch.messages[index].unsafelyUnwrapped, &hdrs)
+                        == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs
                 else { return nil }
                 var value: UnsafeRawPointer?
                 var size = 0
-                guard rd_kafka_header_get_last(hdrs, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let value else { return nil }
+                guard rd_kafka_header_get_last(hdrs, name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let value
+                else { return nil }
                 return String(decoding: UnsafeRawBufferPointer(start: value, count: size), as: UTF8.self)
             }
         }
     }
 
-    private static func read(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch) -> [KafkaHeader] {
+    private static func read(_ message: UnsafeMutablePointer<rd_kafka_message_t>, _ owner: MessageBatch)
+        -> [KafkaHeader]
+    {
         var hdrs: OpaquePointer?
         guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
         var result: [KafkaHeader] = []
@@ -105,7 +112,10 @@ enum RecordOrigin: @unchecked Sendable {
         var value: UnsafeRawPointer?
         var size = 0
         while rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-            result.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: value.map { KafkaBytes(owner: owner, pointer: $0, count: size) }))
+            result.append(
+                KafkaHeader(
+                    key: name.map { String(cString: $0) } ?? "",
+                    value: value.map { KafkaBytes(owner: owner, pointer: $0, count: size) }))
             index += 1
         }
         return result

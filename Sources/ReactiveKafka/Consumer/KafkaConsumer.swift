@@ -29,12 +29,15 @@ public final class KafkaConsumer<Key: Sendable, Value: Sendable>: Sendable {
     /// Starts the consumer. It reads nothing until sources attach partitions.
     /// Commits (``Consumer/committableExternalSource(_:subscription:)``) need a
     /// consumer group (`withGroupId`); the consumer never joins it.
-    public init(_ settings: ConsumerSettings<Key, Value>, logger: Logger = Logger(label: "reactive-kafka.consumer")) throws(KafkaError) {
+    public init(_ settings: ConsumerSettings<Key, Value>, logger: Logger = Logger(label: "reactive-kafka.consumer"))
+        throws(KafkaError)
+    {
         self.settings = settings
         let box = EngineReference()
         control = Consumer.makeControl(
             settings, subscription: Subscription(kind: .external), logger: logger,
-            kind: Consumer.SourceKind(committable: settings.groupId?.isEmpty == false, partitioned: true, endsWithItsSources: false),
+            kind: Consumer.SourceKind(
+                committable: settings.groupId?.isEmpty == false, partitioned: true, endsWithItsSources: false),
             engineBox: box)
         guard let engine = try control.claimEngine() else {
             throw KafkaError(.illegalState, "the shared consumer could not start")
@@ -90,18 +93,24 @@ extension Consumer {
         let id = consumer.makeSourceID()
         let owner = consumer.owner
         let engine = owner.engine
-        let control = ConsumerControl(stopTimeout: consumer.settings.stopTimeout, health: consumer.control.healthHub, sharedSource: id) { () throws(KafkaError) -> ConsumerEngine in
+        let control = ConsumerControl(
+            stopTimeout: consumer.settings.stopTimeout, health: consumer.control.healthHub, sharedSource: id
+        ) { () throws(KafkaError) -> ConsumerEngine in
             // The source keeps the shared consumer open while it exists.
             let engine = owner.engine
             guard !subscription.isGroupSubscription else {
-                throw KafkaError(.invalidConfiguration, "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)")
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "a source sharing a consumer needs a manual assignment (Subscription.assignment…), not \(subscription)"
+                )
             }
             guard engine.phase == .running else {
                 throw KafkaError(.shutDown, "the shared consumer is shut down: create a new KafkaConsumer")
             }
             return engine
         }
-        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) { index, chunk in
+        let sequence = KafkaConsumerSequence<Element>(control: control, reader: .subset(id), attaching: subscription) {
+            index, chunk in
             try makeElement(index, chunk, engine)
         }
         return Source(sequence, materialized: control)

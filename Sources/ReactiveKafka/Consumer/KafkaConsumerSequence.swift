@@ -28,7 +28,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
     let attaching: Subscription?
 
     init(
-        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0, attaching: Subscription? = nil,
+        control: ConsumerControl, reader: ConsumerEngine.Reader = .all, since: UInt64 = 0,
+        attaching: Subscription? = nil,
         makeElement: @escaping @Sendable (Int, LentChunk) throws -> Element
     ) {
         self.control = control
@@ -73,7 +74,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
             return try await nextBatch()
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Element?
+        {
             if let element = try nextInBatch() { return element }
             return try await nextBatch()
         }
@@ -83,7 +85,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
         @inlinable @inline(__always) mutating func nextInBatch() throws -> Element? {
             // unsafelyUnwrapped: `engine` is set before the first batch, and `current` was just checked.
             guard messageIndex < messageEnd, current != nil,
-                  engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch else { return nil }
+                engine.unsafelyUnwrapped.revocationEpoch.load(ordering: .acquiring) == epoch
+            else { return nil }
             let chunk = LentChunk(current.unsafelyUnwrapped)
             let index = messageIndex
             messageIndex += 1
@@ -155,7 +158,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 chunks = []
                 current = nil
                 do {
-                    guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since) else {
+                    guard let delivery = try await engine.nextDelivery(for: sequence.reader, since: sequence.since)
+                    else {
                         end()
                         return nil
                     }
@@ -202,14 +206,18 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                 let keep = verdicts[p] ?? engine.keeps(p, takenAt: taken)
                 verdicts[p] = keep
                 if keep {
-                    remaining.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: chunk.byteCount))
+                    remaining.append(
+                        RecordChunk(
+                            batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
+                            byteCount: chunk.byteCount))
                 } else if firstUnemitted[p] == nil {
                     firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
                 }
             }
             chunks = remaining
             _ = select(0)
-            engine.readerDropped(sequence.reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
+            engine.readerDropped(
+                sequence.reader, firstUnemitted: firstUnemitted, stillHolding: Set(remaining.map(\.topicPartition)))
         }
     }
 }
@@ -230,11 +238,12 @@ enum RecordReader {
         let value = try part("value", consume valueBytes, valueDeserializer, chunk, m.offset)
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ms = rd_kafka_message_timestamp(message, &timestampType)
-        let timestamp: KafkaTimestamp? = switch timestampType {
-        case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ms, kind: .createTime)
-        case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ms, kind: .logAppendTime)
-        default: nil
-        }
+        let timestamp: KafkaTimestamp? =
+            switch timestampType {
+            case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ms, kind: .createTime)
+            case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ms, kind: .logAppendTime)
+            default: nil
+            }
         return ConsumerRecord(
             partition: m.partition, offset: m.offset, timestamp: timestamp, key: key, value: value,
             origin: .fetched(chunk.batch, index: index))
@@ -244,7 +253,8 @@ enum RecordReader {
     /// and ``Deserializer/optionalBytes`` (no call, no retain), else through the deserialiser.
     @inline(__always)
     private static func part<T>(
-        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: LentChunk, _ offset: Int64
+        _ name: String, _ bytes: consuming KafkaBytes?, _ deserializer: Deserializer<T>, _ chunk: LentChunk,
+        _ offset: Int64
     ) throws(KafkaError) -> T {
         // `as!` cannot fail: `bytesAsIs` is set only where the type is `KafkaBytes` or `KafkaBytes?`
         // (and where this is specialised for them, the cast is a move).
@@ -260,6 +270,7 @@ enum RecordReader {
         KafkaError(
             .deserialization,
             "could not deserialise the \(part) of the record at topic \(chunk.topicPartition.topic) partition \(chunk.topicPartition.partition) offset \(offset): \(error). "
-                + "The record was not emitted and not committed; fix the deserialiser, or skip the record by committing offset \(offset + 1)")
+                + "The record was not emitted and not committed; fix the deserialiser, or skip the record by committing offset \(offset + 1)"
+        )
     }
 }

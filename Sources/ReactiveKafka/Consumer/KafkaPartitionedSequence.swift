@@ -47,7 +47,8 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
             do {
                 if engine == nil {
                     guard let started = try sequence.control.claimEngine(),
-                          let lease = ConsumerEngineLease(started, reader: .all) else {
+                        let lease = ConsumerEngineLease(started, reader: .all)
+                    else {
                         end()
                         return nil
                     }
@@ -67,7 +68,8 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
             }
             let next = pending.removeFirst()
             let subStream = KafkaConsumerSequence<Record>(
-                control: sequence.control, reader: .partition(next.partition), since: next.epoch, makeElement: sequence.makeElement)
+                control: sequence.control, reader: .partition(next.partition), since: next.epoch,
+                makeElement: sequence.makeElement)
             return (next.partition, Source(subStream))
         }
 
@@ -79,14 +81,18 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
 
         /// Seeks newly assigned partitions to the offsets the application keeps
         /// (if it does) before their sub-streams exist: their first record is at that offset.
-        private func startingPositions(_ announced: [ConsumerEngine.Announcement], _ engine: ConsumerEngine) async throws -> [ConsumerEngine.Announcement] {
+        private func startingPositions(_ announced: [ConsumerEngine.Announcement], _ engine: ConsumerEngine)
+            async throws -> [ConsumerEngine.Announcement]
+        {
             guard let offsetsOnAssign = sequence.offsetsOnAssign, !announced.isEmpty else { return announced }
             let partitions = Set(announced.map(\.partition))
             let offsets = try await offsetsOnAssign(partitions).filter { partitions.contains($0.key) }
             guard !offsets.isEmpty else { return announced }
             try await engine.rewind(offsets)
             let epoch = engine.revocationEpoch.load(ordering: .acquiring)
-            return announced.map { offsets[$0.partition] == nil ? $0 : ConsumerEngine.Announcement(partition: $0.partition, epoch: epoch) }
+            return announced.map {
+                offsets[$0.partition] == nil ? $0 : ConsumerEngine.Announcement(partition: $0.partition, epoch: epoch)
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What a consumer reads: Alpakka's `Subscriptions`.
@@ -43,7 +43,9 @@ public struct Subscription: Sendable, CustomStringConvertible {
 
     /// Read exactly `partitions`, from the group's committed offsets (or
     /// `auto.offset.reset` where none is committed). No group membership.
-    public static func assignment(_ partitions: Set<TopicPartition>) -> Subscription { Subscription(kind: .assignment(partitions)) }
+    public static func assignment(_ partitions: Set<TopicPartition>) -> Subscription {
+        Subscription(kind: .assignment(partitions))
+    }
 
     /// Read exactly `partitions`.
     public static func assignment(_ partitions: TopicPartition...) -> Subscription { .assignment(Set(partitions)) }
@@ -99,7 +101,9 @@ public struct Subscription: Sendable, CustomStringConvertible {
             try check(!topics.isEmpty, "subscription names no topic: pass at least one topic to Subscription.topics")
             for topic in topics { try TopicName.validate(topic) }
         case .pattern(let pattern):
-            try check(!pattern.isEmpty && pattern != "^", "topic pattern is empty: pass a regular expression such as \"^orders-.*\"")
+            try check(
+                !pattern.isEmpty && pattern != "^",
+                "topic pattern is empty: pass a regular expression such as \"^orders-.*\"")
             var regex = regex_t()
             let compiled = regcomp(&regex, pattern, REG_EXTENDED | REG_NOSUB)
             if compiled == 0 { regfree(&regex) }
@@ -109,18 +113,26 @@ public struct Subscription: Sendable, CustomStringConvertible {
         case .assignmentWithOffset(let offsets):
             try validatePartitions(Set(offsets.keys))
             for (partition, offset) in offsets {
-                try check(offset >= 0, "assignmentWithOffset: offset \(offset) of \(partition) is negative; offsets start at 0")
+                try check(
+                    offset >= 0,
+                    "assignmentWithOffset: offset \(offset) of \(partition) is negative; offsets start at 0")
             }
         case .assignmentOffsetsForTimes(let timestamps):
             try validatePartitions(Set(timestamps.keys))
             for (partition, time) in timestamps {
-                try check(time >= 0, "assignmentOffsetsForTimes: timestamp \(time) of \(partition) is negative; pass milliseconds since the epoch")
+                try check(
+                    time >= 0,
+                    "assignmentOffsetsForTimes: timestamp \(time) of \(partition) is negative; pass milliseconds since the epoch"
+                )
             }
         case .external:
             break
         }
         if partitionAssignmentHandler != nil {
-            try check(isGroupSubscription, "a partition assignment handler needs a group subscription (topics or topicPattern): a manual assignment never rebalances")
+            try check(
+                isGroupSubscription,
+                "a partition assignment handler needs a group subscription (topics or topicPattern): a manual assignment never rebalances"
+            )
         }
     }
 
@@ -128,7 +140,10 @@ public struct Subscription: Sendable, CustomStringConvertible {
         try check(!partitions.isEmpty, "the assignment names no partition: pass at least one TopicPartition")
         for partition in partitions {
             try TopicName.validate(partition.topic)
-            try check(partition.partition >= 0, "partition \(partition.partition) of topic \(partition.topic) is negative; partitions are numbered from 0")
+            try check(
+                partition.partition >= 0,
+                "partition \(partition.partition) of topic \(partition.topic) is negative; partitions are numbered from 0"
+            )
         }
     }
 
@@ -137,8 +152,12 @@ public struct Subscription: Sendable, CustomStringConvertible {
         case .topics(let t): return "topics(\(t.joined(separator: ",")))"
         case .pattern(let p): return "topicPattern(\(p))"
         case .assignment(let p): return "assignment(\(p.sorted().map(\.description).joined(separator: ",")))"
-        case .assignmentWithOffset(let o): return "assignmentWithOffset(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: ",")))"
-        case .assignmentOffsetsForTimes(let o): return "assignmentOffsetsForTimes(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)ms" }.joined(separator: ",")))"
+        case .assignmentWithOffset(let o):
+            return
+                "assignmentWithOffset(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)" }.joined(separator: ",")))"
+        case .assignmentOffsetsForTimes(let o):
+            return
+                "assignmentOffsetsForTimes(\(o.sorted { $0.key < $1.key }.map { "\($0.key)@\($0.value)ms" }.joined(separator: ",")))"
         case .external: return "external"
         }
     }

@@ -34,7 +34,8 @@ public final class ConsumerControl: Sendable {
     let sharedSource: UInt64?
 
     init(
-        stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(), health: ConsumerHealthHub = ConsumerHealthHub(),
+        stopTimeout: Duration, events: RebalanceEventHub = RebalanceEventHub(),
+        health: ConsumerHealthHub = ConsumerHealthHub(),
         sharedSource: UInt64? = nil, start: @escaping @Sendable () throws(KafkaError) -> ConsumerEngine
     ) {
         self.slot = Mutex(.notStarted)
@@ -50,7 +51,8 @@ public final class ConsumerControl: Sendable {
     package init(standIn: any ConsumerControlStandIn) {
         self.slot = Mutex(.standIn(standIn))
         self.start = { () throws(KafkaError) -> ConsumerEngine in
-            throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): there is no consumer to start")
+            throw KafkaError(
+                .illegalState, "this control stands in for a consumer (testkit): there is no consumer to start")
         }
         let health = ConsumerHealthHub()
         let events = RebalanceEventHub()
@@ -98,10 +100,14 @@ public final class ConsumerControl: Sendable {
     /// Returns or throws within a bound: a call still queued when the consumer
     /// closes throws ``KafkaError/Kind/shutDown``, and one whose task is
     /// cancelled before it runs throws `CancellationError`.
-    public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws -> T) async throws -> T {
+    public func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws -> T) async throws
+        -> T
+    {
         guard let engine else {
             if standIn != nil {
-                throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): there is no consumer to run code with")
+                throw KafkaError(
+                    .illegalState,
+                    "this control stands in for a consumer (testkit): there is no consumer to run code with")
             }
             throw KafkaError(.illegalState, "the consumer has not started yet: it starts when the stream first pulls")
         }
@@ -117,7 +123,10 @@ public final class ConsumerControl: Sendable {
     /// Starts the consumer for the one iterator allowed, or explains why not.
     func claimEngine() throws(KafkaError) -> ConsumerEngine? {
         guard claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
-            throw KafkaError(.illegalState, "this Kafka source is already running: a source can be run once; create a new source for another stream")
+            throw KafkaError(
+                .illegalState,
+                "this Kafka source is already running: a source can be run once; create a new source for another stream"
+            )
         }
         return try slot.withLock { slot throws(KafkaError) -> ConsumerEngine? in
             switch slot {
@@ -128,7 +137,8 @@ public final class ConsumerControl: Sendable {
             case .running(let engine):
                 return engine
             case .standIn:
-                throw KafkaError(.illegalState, "this control stands in for a consumer (testkit): no Kafka source runs with it")
+                throw KafkaError(
+                    .illegalState, "this control stands in for a consumer (testkit): no Kafka source runs with it")
             case .notStarted:
                 do {
                     let engine = try start()
@@ -174,7 +184,9 @@ public final class ConsumerControl: Sendable {
         slot.withLock { slot in
             switch slot {
             case .running(let e): return e
-            case .notStarted: slot = .stoppedBeforeStart; return nil
+            case .notStarted:
+                slot = .stoppedBeforeStart
+                return nil
             default: return nil
             }
         }
@@ -243,8 +255,12 @@ public final class ConsumerControl: Sendable {
     /// The consumer's current metrics: librdkafka statistics (when
     /// `statisticsInterval` is set) and the connector's buffer figures.
     public var metrics: ConsumerMetrics {
-        guard let engine else { return ConsumerMetrics(statisticsJSON: nil, bufferedBytes: 0, bufferedBytesHighWater: 0) }
+        guard let engine else {
+            return ConsumerMetrics(statisticsJSON: nil, bufferedBytes: 0, bufferedBytesHighWater: 0)
+        }
         let buffered = engine.bufferedBytes
-        return ConsumerMetrics(statisticsJSON: engine.statisticsJSON, bufferedBytes: buffered.current, bufferedBytesHighWater: buffered.highWater)
+        return ConsumerMetrics(
+            statisticsJSON: engine.statisticsJSON, bufferedBytes: buffered.current,
+            bufferedBytesHighWater: buffered.highWater)
     }
 }

@@ -33,7 +33,9 @@ public struct ConsumerMetrics: Sendable {
         self.bufferedBytesHighWater = bufferedBytesHighWater
         var received: Int64? = nil
         var partitions: [TopicPartition: Partition] = [:]
-        if let statisticsJSON, let object = try? JSONSerialization.jsonObject(with: Data(statisticsJSON.utf8)) as? [String: Any] {
+        if let statisticsJSON,
+            let object = try? JSONSerialization.jsonObject(with: Data(statisticsJSON.utf8)) as? [String: Any]
+        {
             received = (object["rxmsgs"] as? NSNumber)?.int64Value
             for (topic, value) in (object["topics"] as? [String: Any]) ?? [:] {
                 for (key, p) in ((value as? [String: Any])?["partitions"] as? [String: Any]) ?? [:] {

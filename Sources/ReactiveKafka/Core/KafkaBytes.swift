@@ -72,7 +72,9 @@ public struct KafkaBytes: Sendable, Hashable, RandomAccessCollection, CustomStri
     public static func == (lhs: KafkaBytes, rhs: KafkaBytes) -> Bool {
         guard lhs.count == rhs.count else { return false }
         if lhs.count == 0 { return true }
-        return lhs.withUnsafeBytes { l in rhs.withUnsafeBytes { r in memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 } }
+        return lhs.withUnsafeBytes { l in
+            rhs.withUnsafeBytes { r in memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+        }
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -68,7 +68,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
     }
 
     /// A wait given up because its task was cancelled.
-    static let cancelledWhileWaiting = KafkaError(.cancelled, "cancelled: the task waiting for the consumer was cancelled")
+    static let cancelledWhileWaiting = KafkaError(
+        .cancelled, "cancelled: the task waiting for the consumer was cancelled")
 
     public var description: String {
         if let code, let name = KafkaError.codeName(code) {
@@ -96,7 +97,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
         let reason = String(cString: rd_kafka_error_string(error))
         var kind: Kind = rd_kafka_error_is_fatal(error) != 0 ? .fatal : .kafka
         if code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
-            || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH {
+            || code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH
+        {
             kind = .fenced
         }
         return KafkaError(kind, "\(context): \(reason)", code: Int32(code.rawValue))

@@ -20,7 +20,10 @@ struct CommitStateMachine {
         /// The last retriable refusal it met (what it fails with if its deadline passes).
         var lastRefusal: KafkaError? = nil
 
-        init(id: RequestID, offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant, started: ContinuousClock.Instant) {
+        init(
+            id: RequestID, offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant,
+            started: ContinuousClock.Instant
+        ) {
             self.id = id
             self.offsets = offsets
             self.deadline = deadline
@@ -63,7 +66,9 @@ struct CommitStateMachine {
 
     /// The next merged commit to send, if none is in flight. Requests whose
     /// partitions are all unassigned are refused at once (`notAssigned`: nothing of them is sent).
-    mutating func nextSend(assigned: Set<TopicPartition>) -> (send: Send?, notAssigned: [(RequestID, Set<TopicPartition>)]) {
+    mutating func nextSend(assigned: Set<TopicPartition>) -> (
+        send: Send?, notAssigned: [(RequestID, Set<TopicPartition>)]
+    ) {
         guard inFlight == nil, !waiting.isEmpty else { return (nil, []) }
         var merged: [TopicPartition: CommitPosition] = [:]
         var included: [Request] = []
@@ -90,12 +95,16 @@ struct CommitStateMachine {
     }
 
     /// librdkafka answered the commit `sendID` with `error` (nil: success).
-    mutating func completed(sendID: UInt64, error: KafkaError?, retriable: Bool, now: ContinuousClock.Instant) -> Outcome {
+    mutating func completed(sendID: UInt64, error: KafkaError?, retriable: Bool, now: ContinuousClock.Instant)
+        -> Outcome
+    {
         guard let current = inFlight, current.sendID == sendID else { return .succeeded([]) }
         inFlight = nil
         guard let error else {
             var notAssigned: [RequestID: Set<TopicPartition>] = [:]
-            for request in current.requests where !request.notAssigned.isEmpty { notAssigned[request.id] = request.notAssigned }
+            for request in current.requests where !request.notAssigned.isEmpty {
+                notAssigned[request.id] = request.notAssigned
+            }
             return .succeeded(current.requests.map(\.id), notAssigned: notAssigned)
         }
         if retriable {

@@ -27,7 +27,10 @@ final class ConsumedPartition: Sendable {
     /// the shared object): whether the partition was revoked since can be asked of the committer.
     let takenAt: UInt64?
 
-    init(_ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false, subset: UInt64 = 0, takenAt: UInt64? = nil) {
+    init(
+        _ topicPartition: TopicPartition, groupId: String, committer: any OffsetCommitter, isCounted: Bool = false,
+        subset: UInt64 = 0, takenAt: UInt64? = nil
+    ) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.committer = committer
@@ -40,7 +43,8 @@ final class ConsumedPartition: Sendable {
     /// `counted`, the committer hears of its end (``OffsetCommitter/emittedOffsetHolderReleased(subset:)``),
     /// and the caller counts it in (for the shared-consumer source `subset`, when not 0).
     func handedOut(takenAt epoch: UInt64, counted: Bool, subset: UInt64 = 0) -> ConsumedPartition {
-        ConsumedPartition(topicPartition, groupId: groupId, committer: committer, isCounted: counted, subset: subset, takenAt: epoch)
+        ConsumedPartition(
+            topicPartition, groupId: groupId, committer: committer, isCounted: counted, subset: subset, takenAt: epoch)
     }
 
     deinit {

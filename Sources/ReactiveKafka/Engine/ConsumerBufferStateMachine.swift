@@ -234,7 +234,6 @@ struct ConsumerBufferStateMachine<Chunk: BufferedChunk> {
         }
     }
 
-
     private mutating func resumeIfDrained(partitionsChanged: Bool) -> FlowControl {
         if isPaused && liveBytes <= resumeThreshold {
             isPaused = false

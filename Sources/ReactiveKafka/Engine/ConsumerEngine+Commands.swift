@@ -7,7 +7,9 @@ extension ConsumerEngine {
     /// Runs `body` on the consumer's thread with the ``RestrictedConsumer``, between batches.
     /// Throws `.shutDown` if the consumer closes before running it, and `.cancelled` if the
     /// calling task is cancelled before it runs.
-    func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    func withConsumer<T: Sendable>(_ body: @escaping @Sendable (RestrictedConsumer) throws(KafkaError) -> T)
+        async throws(KafkaError) -> T
+    {
         // Set under the state lock when the command is queued; read by the cancellation handler.
         let queuedID = Atomic<UInt64>(0)
         let result: Result<T, KafkaError> = await withTaskCancellationHandler {

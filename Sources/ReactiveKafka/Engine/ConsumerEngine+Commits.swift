@@ -59,10 +59,16 @@ extension ConsumerEngine {
                     let failure: KafkaError? = state.withLock { s in
                         if let failure = s.failure { return failure }
                         if s.lifecycle.isEnding {
-                            return KafkaError(.shutDown, "cannot commit \(offsets.count) offset(s): the consumer was shut down; commit before shutdown (drainAndShutdown does)")
+                            return KafkaError(
+                                .shutDown,
+                                "cannot commit \(offsets.count) offset(s): the consumer was shut down; commit before shutdown (drainAndShutdown does)"
+                            )
                         }
                         if Task.isCancelled { return .cancelledWhileWaiting }
-                        queuedID.store(s.commits.enqueue(offsets, deadline: now + configuration.commitTimeout, started: now, waiter: continuation), ordering: .relaxed)
+                        queuedID.store(
+                            s.commits.enqueue(
+                                offsets, deadline: now + configuration.commitTimeout, started: now, waiter: continuation
+                            ), ordering: .relaxed)
                         return nil
                     }
                     if let failure { continuation.resume(throwing: failure) } else { wakeup.signal() }
@@ -113,7 +119,9 @@ extension ConsumerEngine {
 
     func sendCommits() {
         if case .holding(let since) = cooperativeRejoin {
-            guard ContinuousClock.now - since >= commitHoldLimit || state.withLock({ $0.phase == .closing }) else { return }
+            guard ContinuousClock.now - since >= commitHoldLimit || state.withLock({ $0.phase == .closing }) else {
+                return
+            }
             cooperativeRejoin = .none
         }
         // Not while the group may be rejoining: the check and the send are one step (see GroupRequestWatch).
@@ -121,10 +129,14 @@ extension ConsumerEngine {
     }
 
     private func sendCommitsNow() {
-        let (send, refused): (CommitStateMachine.Send?, [(UnsafeContinuation<Void, any Error>, Set<TopicPartition>)]) = state.withLock { s in
-            let (send, notAssigned) = s.commits.machine.nextSend(assigned: s.emitted.committable(assigned: s.assigned))
-            return (send, notAssigned.compactMap { id, partitions in s.commits.takeWaiter(id).map { ($0, partitions) } })
-        }
+        let (send, refused): (CommitStateMachine.Send?, [(UnsafeContinuation<Void, any Error>, Set<TopicPartition>)]) =
+            state.withLock { s in
+                let (send, notAssigned) = s.commits.machine.nextSend(
+                    assigned: s.emitted.committable(assigned: s.assigned))
+                return (
+                    send, notAssigned.compactMap { id, partitions in s.commits.takeWaiter(id).map { ($0, partitions) } }
+                )
+            }
         // Offsets of partitions no longer assigned are not sent (the new owner reads from the
         // last commit), and their committers are told so: never a success that did not happen.
         for (continuation, partitions) in refused { continuation.resume(throwing: KafkaError.notAssigned(partitions)) }
@@ -133,7 +145,8 @@ extension ConsumerEngine {
         sentOffsets[send.sendID] = send.offsets.mapValues(\.nextOffset)
         let list = PartitionList.make(send.offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        let err = rd_kafka_commit_queue(handle, list, commitQueue, nil, UnsafeMutableRawPointer(bitPattern: UInt(send.sendID)))
+        let err = rd_kafka_commit_queue(
+            handle, list, commitQueue, nil, UnsafeMutableRawPointer(bitPattern: UInt(send.sendID)))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             completeCommit(sendID: send.sendID, err: err, partitionErrors: [])
         }
@@ -150,27 +163,35 @@ extension ConsumerEngine {
         }
     }
 
-    private func completeCommit(sendID: UInt64, err: rd_kafka_resp_err_t, partitionErrors: [(TopicPartition, rd_kafka_resp_err_t)]) {
-        let effective = err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : (partitionErrors.first?.1 ?? RD_KAFKA_RESP_ERR_NO_ERROR)
+    private func completeCommit(
+        sendID: UInt64, err: rd_kafka_resp_err_t, partitionErrors: [(TopicPartition, rd_kafka_resp_err_t)]
+    ) {
+        let effective =
+            err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : (partitionErrors.first?.1 ?? RD_KAFKA_RESP_ERR_NO_ERROR)
         var error: KafkaError? = nil
         if effective == RD_KAFKA_RESP_ERR__NO_OFFSET {
-            error = nil  // nothing new to commit: the broker already has these offsets
+            error = nil // nothing new to commit: the broker already has these offsets
         } else if effective != RD_KAFKA_RESP_ERR_NO_ERROR {
             let which = partitionErrors.map { "\($0.0)" }.joined(separator: ", ")
-            let refusal = KafkaError.fromCode(effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
+            let refusal = KafkaError.fromCode(
+                effective, "committing offsets\(which.isEmpty ? "" : " of \(which)")", kind: .commitFailed)
             // A refusal names its partitions (those refused, else every partition sent), as the
             // expiry of a refused commit does: a caller learns which offsets were not committed.
             let refused = Set(partitionErrors.filter { $0.1 != RD_KAFKA_RESP_ERR_NO_ERROR }.map(\.0))
-            error = KafkaError(refusal.kind, refusal.message, code: refusal.code,
-                               partitions: refused.isEmpty ? Set(sentOffsets[sendID].map { Array($0.keys) } ?? []) : refused)
+            error = KafkaError(
+                refusal.kind, refusal.message, code: refusal.code,
+                partitions: refused.isEmpty ? Set(sentOffsets[sendID].map { Array($0.keys) } ?? []) : refused)
         }
         let now = ContinuousClock.now
         let started = sendStarted.removeValue(forKey: sendID)
         if let started, now - started > configuration.commitTimeWarning {
-            logger.warning("slow commit", metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
+            logger.warning(
+                "slow commit",
+                metadata: ["duration": "\(now - started)", "threshold": "\(configuration.commitTimeWarning)"])
         }
         let retriable = Self.isRetriableCommitError(effective)
-        instruments?.commitAnswered(outcome: error == nil ? "success" : retriable ? "retry" : "failure", after: started.map { now - $0 })
+        instruments?.commitAnswered(
+            outcome: error == nil ? "success" : retriable ? "retry" : "failure", after: started.map { now - $0 })
         let refusedByRebalance = Self.isRebalanceCommitError(effective)
         if refusedByRebalance { commitsRefusedByRebalance = true }
         let sent = sentOffsets.removeValue(forKey: sendID)
@@ -202,19 +223,20 @@ extension ConsumerEngine {
 
     /// The coordinator refused the commit because the group is rebalancing or has moved to a new generation.
     static func isRebalanceCommitError(_ err: rd_kafka_resp_err_t) -> Bool {
-        err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID
+        err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION
+            || err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID
     }
 
     static func isRetriableCommitError(_ err: rd_kafka_resp_err_t) -> Bool {
         switch err {
         case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
-             RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
-             RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__WAIT_COORD,
-             RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
-             // The group is rebalancing: once it settles the commit goes out again with the new
-             // generation (offsets of partitions that moved away are then not sent).
-             RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
-             RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__WAIT_COORD,
+            RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+            // The group is rebalancing: once it settles the commit goes out again with the new
+            // generation (offsets of partitions that moved away are then not sent).
+            RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+            RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
             return true
         default:
             return false

@@ -21,7 +21,10 @@ extension ConsumerEngine {
             wakeup.signal()
         }
         let waiters = state.withLock { s in
-            perform(s.lifecycle.leaseReleased(now: .now, committerGrace: configuration.closeTimeout, offsetsOutstanding: emittedOffsetsOutstanding), &s)
+            perform(
+                s.lifecycle.leaseReleased(
+                    now: .now, committerGrace: configuration.closeTimeout, offsetsOutstanding: emittedOffsetsOutstanding
+                ), &s)
         }
         finish(waiters)
     }
@@ -115,7 +118,8 @@ extension ConsumerEngine {
     func close(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {
         // Commits already handed to us get a chance to land before we leave the group.
         let commitDeadline = ContinuousClock.now + configuration.closeTimeout
-        while state.withLock({ $0.commits.machine.hasWork && $0.failure == nil }), ContinuousClock.now < commitDeadline {
+        while state.withLock({ $0.commits.machine.hasWork && $0.failure == nil }), ContinuousClock.now < commitDeadline
+        {
             wakeup.clear()
             serveCommitResults()
             sendCommits()
@@ -136,12 +140,19 @@ extension ConsumerEngine {
                 wakeup.clear()
                 let n = rd_kafka_consume_batch_queue(consumerQueue, 0, scratch, capacity)
                 for i in 0..<max(0, n) { rd_kafka_message_destroy(scratch[i]) }
-                if rd_kafka_consumer_closed(handle) != 0 { closedCleanly = true; break }
+                if rd_kafka_consumer_closed(handle) != 0 {
+                    closedCleanly = true
+                    break
+                }
                 wakeup.wait(timeoutMilliseconds: 50)
             }
         }
         leftGroupCleanly.store(closedCleanly, ordering: .releasing)
-        if !closedCleanly { logger.warning("consumer did not leave its group within closeTimeout", metadata: ["closeTimeout": "\(configuration.closeTimeout)"]) }
+        if !closedCleanly {
+            logger.warning(
+                "consumer did not leave its group within closeTimeout",
+                metadata: ["closeTimeout": "\(configuration.closeTimeout)"])
+        }
         let (commitWaiters, closeWaiters, waiters, commands) = state.withLock { s in
             s.lifecycle.closed()
             let commitWaiters = s.commits.drainAll()
@@ -153,7 +164,10 @@ extension ConsumerEngine {
             let commands = s.commands.takeAll()
             return (commitWaiters, closeWaiters, waiters, commands)
         }
-        for command in commands { command.refuse(KafkaError(.shutDown, "the consumer closed before this call ran: use it while the stream runs")) }
+        for command in commands {
+            command.refuse(
+                KafkaError(.shutDown, "the consumer closed before this call ran: use it while the stream runs"))
+        }
         groupRequests.releaseWaiters()
         rd_kafka_queue_io_event_enable(consumerQueue, -1, nil, 0)
         rd_kafka_queue_io_event_enable(commitQueue, -1, nil, 0)
@@ -175,7 +189,9 @@ extension ConsumerEngine {
         instruments?.close()
         checkHealth(now: .now)
         configuration.health?.finish()
-        for c in commitWaiters { c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged")) }
+        for c in commitWaiters {
+            c.resume(throwing: KafkaError(.shutDown, "the consumer closed before this commit was acknowledged"))
+        }
         for c in closeWaiters { c.resume() }
     }
 }

@@ -6,8 +6,10 @@ import Foundation
 extension ConsumerEngine {
     func updateGauges(_ instruments: ConsumerInstruments, now: ContinuousClock.Instant) {
         let (assigned, handedOut, buffered, paused) = state.withLock { s in
-            (s.assigned, s.handedOutPositions, (bytes: s.buffer.liveBytes, records: s.buffer.bufferedRecords),
-             s.buffer.isPaused ? s.assigned.count : s.buffer.pausedPartitions.intersection(s.assigned).count)
+            (
+                s.assigned, s.handedOutPositions, (bytes: s.buffer.liveBytes, records: s.buffer.bufferedRecords),
+                s.buffer.isPaused ? s.assigned.count : s.buffer.pausedPartitions.intersection(s.assigned).count
+            )
         }
         // Partitions no source took a record of yet: the first record read, or, with none read,
         // librdkafka's fetch position (its end offset when the consumer is caught up).
@@ -30,8 +32,11 @@ extension ConsumerEngine {
                 // The end offset librdkafka learnt from its last fetch: local, never a request.
                 var low: Int64 = -1
                 var high: Int64 = -1
-                guard rd_kafka_get_watermark_offsets(handle, p.topic, p.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                      high >= 0 else { return nil }
+                guard
+                    rd_kafka_get_watermark_offsets(handle, p.topic, p.partition, &low, &high)
+                        == RD_KAFKA_RESP_ERR_NO_ERROR,
+                    high >= 0
+                else { return nil }
                 return max(0, high - position)
             },
             buffered: buffered, paused: paused)
@@ -42,11 +47,12 @@ extension ConsumerEngine {
         guard let instruments else { return body() }
         let started = ContinuousClock.now
         // Before the callback: unassigning clears librdkafka's lost flag.
-        let kind = switch err {
-        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: "assigned"
-        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: rd_kafka_assignment_lost(handle) != 0 ? "lost" : "revoked"
-        default: "lost"
-        }
+        let kind =
+            switch err {
+            case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: "assigned"
+            case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: rd_kafka_assignment_lost(handle) != 0 ? "lost" : "revoked"
+            default: "lost"
+            }
         body()
         instruments.rebalance(kind, partitions: partitions, duration: .now - started)
     }

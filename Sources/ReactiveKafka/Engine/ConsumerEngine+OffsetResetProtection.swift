@@ -11,8 +11,9 @@ extension ConsumerEngine {
                 resetBase[p] = offset
             }
         } catch {
-            logger.warning("offset reset protection could not read the committed offsets; it protects these partitions from their first commit on",
-                           metadata: ["partitions": "\(partitions.sorted())", "error": "\(error)"])
+            logger.warning(
+                "offset reset protection could not read the committed offsets; it protects these partitions from their first commit on",
+                metadata: ["partitions": "\(partitions.sorted())", "error": "\(error)"])
         }
     }
 
@@ -28,7 +29,9 @@ extension ConsumerEngine {
             let offset = message.pointee.offset
             let base = committed[p]
             if let threshold = protection.offsetThreshold, let base, offset < base - threshold {
-                reset[p] = (offset, base, "\(base - offset) offsets behind the committed offset (threshold \(threshold))")
+                reset[p] = (
+                    offset, base, "\(base - offset) offsets behind the committed offset (threshold \(threshold))"
+                )
                 continue
             }
             if let threshold = protection.timeThreshold {
@@ -36,8 +39,13 @@ extension ConsumerEngine {
                 let first = rd_kafka_message_timestamp(message, &kind)
                 let last = rd_kafka_message_timestamp(chunk.batch.messages[chunk.range.upperBound - 1]!, &kind)
                 if kind != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE {
-                    if let newest = newestTimestamp[p], first < newest - Int64(threshold.milliseconds), let base, base > offset {
-                        reset[p] = (offset, base, "\(newest - first) ms older than the newest record read (threshold \(threshold))")
+                    if let newest = newestTimestamp[p], first < newest - Int64(threshold.milliseconds), let base,
+                        base > offset
+                    {
+                        reset[p] = (
+                            offset, base,
+                            "\(newest - first) ms older than the newest record read (threshold \(threshold))"
+                        )
                         continue
                     }
                     newestTimestamp[p] = max(newestTimestamp[p] ?? .min, last)
@@ -51,9 +59,14 @@ extension ConsumerEngine {
                 metadata: ["partition": "\(p)"])
         }
         do {
-            try RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout).seek(reset.mapValues(\.committed))
+            try RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout).seek(
+                reset.mapValues(\.committed))
         } catch {
-            fail(KafkaError(error.kind, "offset reset protection could not seek back to the committed offsets: \(error.message)", code: error.code))
+            fail(
+                KafkaError(
+                    error.kind,
+                    "offset reset protection could not seek back to the committed offsets: \(error.message)",
+                    code: error.code))
         }
         return chunks.filter { reset[$0.topicPartition] == nil }
     }

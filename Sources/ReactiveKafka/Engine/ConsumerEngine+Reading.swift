@@ -7,12 +7,18 @@ extension ConsumerEngine {
     /// The next batch of records; `nil` once the consumer stopped. Suspends
     /// (one continuation for the whole batch) only when nothing is buffered.
     func nextDelivery(for reader: Reader = .all, since epoch: UInt64 = 0) async throws -> Delivery? {
-        enum Immediate { case delivery(Delivery?, wakeEngine: Bool), failure(KafkaError), wait }
+        enum Immediate {
+            case delivery(Delivery?, wakeEngine: Bool)
+            case failure(KafkaError)
+            case wait
+        }
         let (immediate, released): (Immediate, Bool) = state.withLock { s in
             // Coming back for more means the previous batch was emitted in full: a waiting revoke wants to know.
             let released = s.emitted.readerReturned(reader)
             if let failure = s.failure { return (.failure(failure), released) }
-            if s.phase != .running || isFinished(reader, since: epoch, s) { return (.delivery(nil, wakeEngine: false), released) }
+            if s.phase != .running || isFinished(reader, since: epoch, s) {
+                return (.delivery(nil, wakeEngine: false), released)
+            }
             guard hasRecords(for: reader, s) else { return (.wait, released) }
             let (delivery, wakeEngine) = takeDelivery(&s, for: reader)
             return (.delivery(delivery, wakeEngine: wakeEngine), released)
@@ -36,7 +42,13 @@ extension ConsumerEngine {
                             return (.success(delivery), wakeEngine)
                         }
                         if s.waiters[reader] != nil {
-                            return (.failure(KafkaError(.illegalState, "this Kafka source is already being read: a source (or a partition's sub-stream) can be run once")), false)
+                            return (
+                                .failure(
+                                    KafkaError(
+                                        .illegalState,
+                                        "this Kafka source is already being read: a source (or a partition's sub-stream) can be run once"
+                                    )), false
+                            )
                         }
                         s.waiters[reader] = continuation
                         return nil
@@ -82,11 +94,15 @@ extension ConsumerEngine {
         if configuration.stampsHandedOutChunks {
             if case .subset(let id) = reader {
                 // Counted per source: an ended source keeps its partitions while they live.
-                for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: true, subset: id) }
+                for i in taken.indices {
+                    taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: true, subset: id)
+                }
                 if !taken.isEmpty { subsetOffsetHolders.withLock { $0[id, default: 0] += taken.count } }
             } else {
                 let counted = configuration.countsEmittedOffsets
-                for i in taken.indices { taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: counted) }
+                for i in taken.indices {
+                    taken[i].partition = taken[i].partition.handedOut(takenAt: epoch, counted: counted)
+                }
                 if counted { emittedOffsetHolders.add(taken.count, ordering: .relaxed) }
             }
         }
@@ -136,7 +152,6 @@ extension ConsumerEngine {
         if waiting { wakeup.signal() }
     }
 
-
     /// The next partitions assigned, for a partitioned source; `nil` once the consumer stopped.
     /// Throws `CancellationError` when the waiting task is cancelled.
     func nextAssignedPartitions() async throws -> [Announcement]? {
@@ -148,7 +163,10 @@ extension ConsumerEngine {
                     if !s.announcements.pending.isEmpty { return .success(s.announcements.takePending()) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if s.announcements.waiter != nil {
-                        return .failure(KafkaError(.illegalState, "this partitioned source is already being read: a source can be run once"))
+                        return .failure(
+                            KafkaError(
+                                .illegalState, "this partitioned source is already being read: a source can be run once"
+                            ))
                     }
                     s.announcements.waiter = continuation
                     return nil

@@ -11,7 +11,10 @@ extension ConsumerEngine {
         checkHealth(now: .now)
     }
 
-    private func rebalance(_ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ changed: Set<TopicPartition>) {
+    private func rebalance(
+        _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+        _ changed: Set<TopicPartition>
+    ) {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
         // A rebalance callback comes after the member's SyncGroup: its generation is current again,
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
@@ -81,13 +84,17 @@ extension ConsumerEngine {
 
     /// Reads a manual assignment (`Subscription.assignment…`): no group, no rebalance.
     func assignManually() {
-        guard configuration.subscription.kind != .external, !configuration.subscription.isGroupSubscription else { return }
+        guard configuration.subscription.kind != .external, !configuration.subscription.isGroupSubscription else {
+            return
+        }
         do throws(KafkaError) {
             let offsets = try startOffsets(configuration.subscription)
             let list = PartitionList.make(offsets: offsets)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_assign(handle, list)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError.fromCode(err, "assigning \(configuration.subscription)") }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError.fromCode(err, "assigning \(configuration.subscription)")
+            }
             began(Set(offsets.keys), replacing: true)
         } catch {
             fail(error)
@@ -105,9 +112,11 @@ extension ConsumerEngine {
             do {
                 let found = try restrictedConsumer.offsetsForTimes(timestamps)
                 // No record at or after the time: start at the end, as Kafka's consumer does.
-                return Dictionary(uniqueKeysWithValues: timestamps.keys.map { ($0, found[$0] ?? Int64(RD_KAFKA_OFFSET_END)) })
+                return Dictionary(
+                    uniqueKeysWithValues: timestamps.keys.map { ($0, found[$0] ?? Int64(RD_KAFKA_OFFSET_END)) })
             } catch {
-                throw KafkaError(error.kind, "looking up the offsets for \(subscription): \(error.message)", code: error.code)
+                throw KafkaError(
+                    error.kind, "looking up the offsets for \(subscription): \(error.message)", code: error.code)
             }
         case .topics, .pattern, .external:
             return [:]
@@ -135,11 +144,16 @@ extension ConsumerEngine {
         // source reads them again from the last commit.
         for ended in state.withLock({ $0.subsets.pendingDetaches(holding: partitions) }) { detach(ended) }
         let taken = state.withLock { s in s.subsets.attached.intersection(partitions) }
-        try check(taken.isEmpty, "\(taken.sorted().map(\.description).joined(separator: ", ")) already read by another source of this consumer: give each source its own partitions")
+        try check(
+            taken.isEmpty,
+            "\(taken.sorted().map(\.description).joined(separator: ", ")) already read by another source of this consumer: give each source its own partitions"
+        )
         let offsets = try startOffsets(subscription)
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        if let error = rd_kafka_incremental_assign(handle, list) { throw KafkaError.consuming(error, "assigning \(subscription)") }
+        if let error = rd_kafka_incremental_assign(handle, list) {
+            throw KafkaError.consuming(error, "assigning \(subscription)")
+        }
         state.withLock { $0.subsets.attach(id, partitions) }
         began(partitions, replacing: false)
     }
@@ -160,7 +174,8 @@ extension ConsumerEngine {
 
     /// A source sharing this consumer lets its partitions go and completes (engine thread).
     func detach(_ id: UInt64) {
-        let (partitions, waiter) = state.withLock { s -> (Set<TopicPartition>, UnsafeContinuation<Delivery?, any Error>?) in
+        let (partitions, waiter) = state.withLock {
+            s -> (Set<TopicPartition>, UnsafeContinuation<Delivery?, any Error>?) in
             let partitions = s.subsets.detach(id)
             withdraw(partitions, &s)
             return (partitions, s.waiters.removeValue(forKey: .subset(id)))
@@ -170,7 +185,9 @@ extension ConsumerEngine {
         let list = PartitionList.make(partitions)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let error = rd_kafka_incremental_unassign(handle, list) {
-            logger.warning("unassigning a detached source's partitions", metadata: ["error": "\(KafkaError.consuming(error, "unassign"))"])
+            logger.warning(
+                "unassigning a detached source's partitions",
+                metadata: ["error": "\(KafkaError.consuming(error, "unassign"))"])
         }
     }
 
@@ -248,7 +265,8 @@ extension ConsumerEngine {
                 timed("onRevoke", partitions) { handler.onRevoke(partitions, consumer: restrictedConsumer) }
             }
         }
-        logger.debug(lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(partitions.sorted())"])
+        logger.debug(
+            lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(partitions.sorted())"])
         configuration.events?.emit(lost ? .lost(partitions) : .revoked(partitions))
     }
 
@@ -258,7 +276,8 @@ extension ConsumerEngine {
     /// commit what they hold now, and commits keep flowing while we wait.
     private func awaitCommitsOfEmittedRecords(_ partitions: Set<TopicPartition>) {
         guard let timeout = configuration.rebalanceSafeCommitTimeout,
-              state.withLock({ !$0.lifecycle.isEnding && $0.emitted.isRevoking }) else { return }
+            state.withLock({ !$0.lifecycle.isEnding && $0.emitted.isRevoking })
+        else { return }
         let started = ContinuousClock.now
         let deadline = started + timeout
         commitsRefusedByRebalance = false
@@ -272,7 +291,9 @@ extension ConsumerEngine {
             sendCommits()
             let outstanding = uncommittedEmittedPartitions(partitions)
             if outstanding.isEmpty {
-                logger.debug("revoked partitions' emitted records are committed", metadata: ["waited": "\(ContinuousClock.now - started)"])
+                logger.debug(
+                    "revoked partitions' emitted records are committed",
+                    metadata: ["waited": "\(ContinuousClock.now - started)"])
                 return
             }
             if commitsRefusedByRebalance {
@@ -309,7 +330,10 @@ extension ConsumerEngine {
         if took > configuration.partitionHandlerWarning {
             logger.warning(
                 "partition assignment handler \(name) took \(took): it blocks the consumer and the group's rebalance; keep it short",
-                metadata: ["partitions": "\(partitions.sorted())", "partitionHandlerWarning": "\(configuration.partitionHandlerWarning)"])
+                metadata: [
+                    "partitions": "\(partitions.sorted())",
+                    "partitionHandlerWarning": "\(configuration.partitionHandlerWarning)",
+                ])
         }
     }
 

@@ -6,7 +6,8 @@ import Synchronization
 extension ConsumerEngine {
     func run() {
         let scratchCapacity = configuration.maxBatchSize
-        let scratch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: scratchCapacity)
+        let scratch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(
+            capacity: scratchCapacity)
         defer { scratch.deallocate() }
         if !configuration.subscription.isGroupSubscription { assignManually() }
         while true {
@@ -24,7 +25,8 @@ extension ConsumerEngine {
             if state.withLock({ $0.phase == .closing }) { break }
             // From here a released batch wakes this thread only while fetching is paused for the
             // budget; one released before is collected now (both sides sequentially consistent).
-            heldBatchReleases.engineWaits.store(state.withLock { $0.buffer.isPaused }, ordering: .sequentiallyConsistent)
+            heldBatchReleases.engineWaits.store(
+                state.withLock { $0.buffer.isPaused }, ordering: .sequentiallyConsistent)
             if collectReleasedBatches() { continue }
             wakeup.wait(timeoutMilliseconds: waitTimeout())
         }
@@ -57,7 +59,9 @@ extension ConsumerEngine {
         return timeout
     }
 
-    private func drainConsumerQueue(_ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int) {
+    private func drainConsumerQueue(
+        _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int
+    ) {
         // Callbacks, errors, and records fetched before their partition's queue was forwarded.
         drain(consumerQueue, scratch, capacity: capacity) { capacity }
         // Records: only while the buffer has room, and no more than fit. Left in librdkafka
@@ -72,7 +76,8 @@ extension ConsumerEngine {
     }
 
     private func drain(
-        _ queue: OpaquePointer, _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, capacity: Int,
+        _ queue: OpaquePointer, _ scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>,
+        capacity: Int,
         while room: () -> Int
     ) {
         while true {
@@ -153,7 +158,8 @@ extension ConsumerEngine {
     /// this thread (it blocks until answered) and not waited for.
     private func wakeFetchers(_ partitions: Set<TopicPartition>) {
         guard let owner = clientOwner else { return }
-        let list = PartitionList.make(offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
+        let list = PartitionList.make(
+            offsets: Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) }))
         let request = FetcherWakeUp(owner: owner, list: list)
         fetcherWakeUps.submit { request.send() }
     }
@@ -180,15 +186,25 @@ extension ConsumerEngine {
             if start < chunk.range.upperBound {
                 resumedUnchecked.remove(p)
                 var bytes = 0
-                for i in start..<chunk.range.upperBound { bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len }
-                result.append(RecordChunk(batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition, byteCount: bytes))
+                for i in start..<chunk.range.upperBound {
+                    bytes += chunk.batch.messages[i]!.pointee.len + chunk.batch.messages[i]!.pointee.key_len
+                }
+                result.append(
+                    RecordChunk(
+                        batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
+                        byteCount: bytes))
             }
         }
         if !seekBack.isEmpty {
-            logger.debug("a resumed partition went back to records already read: skipped them", metadata: ["positions": "\(seekBack)"])
-            let list = PartitionList.make(offsets: seekBack.filter { p, _ in !result.contains { $0.topicPartition == p } })
+            logger.debug(
+                "a resumed partition went back to records already read: skipped them",
+                metadata: ["positions": "\(seekBack)"])
+            let list = PartitionList.make(
+                offsets: seekBack.filter { p, _ in !result.contains { $0.topicPartition == p } })
             if list.pointee.cnt > 0, let error = rd_kafka_seek_partitions(handle, list, 0) {
-                logger.warning("restoring the position of a resumed partition", metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
+                logger.warning(
+                    "restoring the position of a resumed partition",
+                    metadata: ["error": "\(KafkaError.consuming(error, "seek"))"])
             }
             rd_kafka_topic_partition_list_destroy(list)
         }
@@ -219,7 +235,11 @@ extension ConsumerEngine {
         let reason = String(cString: rd_kafka_message_errstr(message))
         switch err {
         case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-            fail(KafkaError(.kafka, "not authorised to consume topic \(topic): \(reason). Grant the principal READ on the topic and the group.", code: Int32(err.rawValue)))
+            fail(
+                KafkaError(
+                    .kafka,
+                    "not authorised to consume topic \(topic): \(reason). Grant the principal READ on the topic and the group.",
+                    code: Int32(err.rawValue)))
         default:
             logger.warning("consumer error", metadata: ["topic": "\(topic)", "error": "\(secretValues.scrub(reason))"])
         }
@@ -272,11 +292,12 @@ extension ConsumerEngine {
     func housekeeping() {
         let now = ContinuousClock.now
         if state.withLock({ !$0.subsets.detachWhenReleased.isEmpty }) { detachReleasedSubsets(now: now) }
-        let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request, Set<TopicPartition>)] = state.withLock { s in
-            s.commits.machine.expire(now: now).compactMap { r in
-                s.commits.takeWaiter(r.id).map { ($0, r, s.assigned) }
+        let expired: [(UnsafeContinuation<Void, any Error>, CommitStateMachine.Request, Set<TopicPartition>)] =
+            state.withLock { s in
+                s.commits.machine.expire(now: now).compactMap { r in
+                    s.commits.takeWaiter(r.id).map { ($0, r, s.assigned) }
+                }
             }
-        }
         for (continuation, request, assigned) in expired {
             let partitions = Set(request.offsets.keys)
             let names = partitions.sorted().map(\.description).joined(separator: ", ")
@@ -284,16 +305,20 @@ extension ConsumerEngine {
                 // Refused until the deadline: say by whom and why, not a timeout; partitions that
                 // moved away meanwhile are not this consumer's to commit any more.
                 let moved = partitions.subtracting(assigned)
-                continuation.resume(throwing: KafkaError(
-                    moved.isEmpty ? .commitFailed : .notAssigned,
-                    "commit of \(names) refused by the group coordinator until the commitTimeout (\(configuration.commitTimeout)): \(refusal.message)"
-                        + (moved.isEmpty ? "" : "; \(moved.sorted().map(\.description).joined(separator: ", ")) moved to another member, which reads them again from the last commit"),
-                    code: refusal.code, partitions: moved.isEmpty ? partitions : moved))
+                continuation.resume(
+                    throwing: KafkaError(
+                        moved.isEmpty ? .commitFailed : .notAssigned,
+                        "commit of \(names) refused by the group coordinator until the commitTimeout (\(configuration.commitTimeout)): \(refusal.message)"
+                            + (moved.isEmpty
+                                ? ""
+                                : "; \(moved.sorted().map(\.description).joined(separator: ", ")) moved to another member, which reads them again from the last commit"),
+                        code: refusal.code, partitions: moved.isEmpty ? partitions : moved))
             } else {
-                continuation.resume(throwing: KafkaError(
-                    .commitTimeout,
-                    "commit of \(names) not acknowledged within \(configuration.commitTimeout); the coordinator may be unreachable. Raise commitTimeout or check the cluster",
-                    partitions: partitions))
+                continuation.resume(
+                    throwing: KafkaError(
+                        .commitTimeout,
+                        "commit of \(names) not acknowledged within \(configuration.commitTimeout); the coordinator may be unreachable. Raise commitTimeout or check the cluster",
+                        partitions: partitions))
             }
         }
         checkReachability(now: now)
@@ -349,9 +374,11 @@ extension ConsumerEngine {
         }
         if now - since >= limit {
             let servers = configuration.properties["bootstrap.servers"] ?? "(bootstrap.servers not set)"
-            fail(KafkaError(
-                .brokerUnreachable,
-                "no Kafka broker reachable for \(limit) at \(servers); check bootstrap.servers and the network, or raise brokerUnreachableTimeout (nil waits forever)"))
+            fail(
+                KafkaError(
+                    .brokerUnreachable,
+                    "no Kafka broker reachable for \(limit) at \(servers); check bootstrap.servers and the network, or raise brokerUnreachableTimeout (nil waits forever)"
+                ))
         }
     }
 }

@@ -189,7 +189,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         self.configuration = configuration
         self.secretValues = SecretValues(of: configuration.properties)
         self.healthMachine = ConsumerHealthStateMachine(stallThreshold: configuration.stallThreshold)
-        self.instruments = ConsumerInstruments(configuration.metrics, group: configuration.groupId, clientId: configuration.properties["client.id"])
+        self.instruments = ConsumerInstruments(
+            configuration.metrics, group: configuration.groupId, clientId: configuration.properties["client.id"])
         var properties = configuration.properties
         // With manual commits the engine decides what is committed: offsets of records
         // merely buffered must never be stored. (A plain source with auto-commit keeps
@@ -218,11 +219,16 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
             throw error
         }
         self.heldBatchReleases = HeldBatchReleases(wakeup: wakeup)
-        var buffer = ConsumerBufferStateMachine<RecordChunk>(maxBufferedBytes: configuration.maxBufferedBytes, countsHeldBytes: true)
+        var buffer = ConsumerBufferStateMachine<RecordChunk>(
+            maxBufferedBytes: configuration.maxBufferedBytes, countsHeldBytes: true)
         if configuration.partitioned { buffer.perPartitionBudget = buffer.pauseThreshold }
-        self.state = Mutex(State(
-            buffer: buffer, lifecycle: ConsumerLifecycleStateMachine(endsWithItsSources: configuration.endsWithItsSources),
-            emitted: EmittedOffsetTracker(tracksHandedOut: configuration.rebalanceSafeCommitTimeout != nil, storesEmitted: configuration.storesEmittedOffsets)))
+        self.state = Mutex(
+            State(
+                buffer: buffer,
+                lifecycle: ConsumerLifecycleStateMachine(endsWithItsSources: configuration.endsWithItsSources),
+                emitted: EmittedOffsetTracker(
+                    tracksHandedOut: configuration.rebalanceSafeCommitTimeout != nil,
+                    storesEmitted: configuration.storesEmittedOffsets)))
 
         // librdkafka hands this box to the C callbacks; it points back to the engine once built.
         let callbackTarget = CallbackTarget()
@@ -237,7 +243,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         let handle: OpaquePointer
         do {
             // librdkafka may quote a secret in its reason: newClient scrubs it.
-            handle = try KafkaClientConfiguration.newClient(RD_KAFKA_CONSUMER, conf, properties: properties, client: "consumer")
+            handle = try KafkaClientConfiguration.newClient(
+                RD_KAFKA_CONSUMER, conf, properties: properties, client: "consumer")
         } catch {
             fetcherWakeUps.stop()
             throw error
@@ -260,7 +267,8 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
         Self.enableWakeup(messageQueue, wakeup)
 
         if configuration.subscription.isGroupSubscription {
-            let topics = PartitionList.make(configuration.subscription.topicNames.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
+            let topics = PartitionList.make(
+                configuration.subscription.topicNames.map { TopicPartition($0, RD_KAFKA_PARTITION_UA) })
             let err = rd_kafka_subscribe(handle, topics)
             rd_kafka_topic_partition_list_destroy(topics)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -301,13 +309,21 @@ extension ConsumerEngine {
         if code == RD_KAFKA_RESP_ERR__FATAL {
             var buffer = [CChar](repeating: 0, count: 512)
             let original = rd_kafka_fatal_error(handle, &buffer, buffer.count)
-            fail(KafkaError(.fatal, "librdkafka fatal error \(String(cString: rd_kafka_err2name(original))): \(secretValues.scrub(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))", code: Int32(original.rawValue)))
+            fail(
+                KafkaError(
+                    .fatal,
+                    "librdkafka fatal error \(String(cString: rd_kafka_err2name(original))): \(secretValues.scrub(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))",
+                    code: Int32(original.rawValue)))
             return
         }
         if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__RESOLVE {
             if unreachableSince == nil { unreachableSince = .now }
         }
-        logger.warning("kafka error", metadata: ["code": "\(String(cString: rd_kafka_err2name(code)))", "reason": "\(secretValues.scrub(reason))"])
+        logger.warning(
+            "kafka error",
+            metadata: [
+                "code": "\(String(cString: rd_kafka_err2name(code)))", "reason": "\(secretValues.scrub(reason))",
+            ])
     }
 
     fileprivate func onStatistics(_ json: String) {
@@ -333,22 +349,26 @@ private func engine(_ opaque: UnsafeMutableRawPointer?) -> ConsumerEngine? {
     opaque.flatMap { Unmanaged<CallbackTarget>.fromOpaque($0).takeUnretainedValue().engine?.takeUnretainedValue() }
 }
 
-private let engineRebalanceCallback: @convention(c) (
-    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
-) -> Void = { _, err, partitions, opaque in
-    engine(opaque)?.onRebalance(err, partitions)
-}
-
-private let engineErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
-    _, err, reason, opaque in
-    engine(opaque)?.onError(err, reason.map { String(cString: $0) } ?? "")
-}
-
-private let engineStatisticsCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
-    _, json, length, opaque in
-    if let json {
-        let text = String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self)
-        engine(opaque)?.onStatistics(text)
+private let engineRebalanceCallback:
+    @convention(c) (
+        OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+        UnsafeMutableRawPointer?
+    ) -> Void = { _, err, partitions, opaque in
+        engine(opaque)?.onRebalance(err, partitions)
     }
-    return 0
-}
+
+private let engineErrorCallback:
+    @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
+        _, err, reason, opaque in
+        engine(opaque)?.onError(err, reason.map { String(cString: $0) } ?? "")
+    }
+
+private let engineStatisticsCallback:
+    @convention(c) (OpaquePointer?, UnsafeMutablePointer<CChar>?, Int, UnsafeMutableRawPointer?) -> Int32 = {
+        _, json, length, opaque in
+        if let json {
+            let text = String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self)
+            engine(opaque)?.onStatistics(text)
+        }
+        return 0
+    }

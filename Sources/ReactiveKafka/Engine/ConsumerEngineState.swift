@@ -39,7 +39,10 @@ struct ConsumerEngineState {
     /// Batches handed to sources so far: progress, for the health's stall check.
     var batchesTaken: UInt64 = 0
 
-    init(buffer: ConsumerBufferStateMachine<RecordChunk>, lifecycle: ConsumerLifecycleStateMachine, emitted: EmittedOffsetTracker) {
+    init(
+        buffer: ConsumerBufferStateMachine<RecordChunk>, lifecycle: ConsumerLifecycleStateMachine,
+        emitted: EmittedOffsetTracker
+    ) {
         self.buffer = buffer
         self.lifecycle = lifecycle
         self.emitted = emitted
@@ -61,7 +64,10 @@ struct PendingCommits {
 
     /// Queues a commit; `waiter` (if any) is resumed with its outcome. Returns the request's id.
     @discardableResult
-    mutating func enqueue(_ offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant, started: ContinuousClock.Instant, waiter: Waiter?) -> RequestID {
+    mutating func enqueue(
+        _ offsets: [TopicPartition: CommitPosition], deadline: ContinuousClock.Instant,
+        started: ContinuousClock.Instant, waiter: Waiter?
+    ) -> RequestID {
         let id = nextID
         nextID += 1
         machine.enqueue(.init(id: id, offsets: offsets, deadline: deadline, started: started))

@@ -77,7 +77,9 @@ struct ConsumerLifecycleStateMachine {
     }
 
     /// An iterator's stream ended; `offsetsOutstanding`: emitted offsets are still alive downstream.
-    mutating func leaseReleased(now: ContinuousClock.Instant, committerGrace: Duration, offsetsOutstanding: Bool = false) -> Action {
+    mutating func leaseReleased(
+        now: ContinuousClock.Instant, committerGrace: Duration, offsetsOutstanding: Bool = false
+    ) -> Action {
         leases = max(0, leases - 1)
         guard sourcesEnded else { return .none }
         guard phase == .running else { return .none }
@@ -118,7 +120,9 @@ struct ConsumerLifecycleStateMachine {
 
     /// A committer has flushed what it held; `offsetsOutstanding`: emitted offsets are still alive downstream.
     mutating func committerDetached(_ id: ObjectIdentifier, offsetsOutstanding: Bool = false) -> Action {
-        guard committers.remove(id) != nil, committers.isEmpty, !offsetsOutstanding, phase == .stopped, closesWhenCommittersFlush else { return .none }
+        guard committers.remove(id) != nil, committers.isEmpty, !offsetsOutstanding, phase == .stopped,
+            closesWhenCommittersFlush
+        else { return .none }
         return closing(.close)
     }
 

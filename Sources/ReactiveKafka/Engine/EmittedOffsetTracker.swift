@@ -59,7 +59,9 @@ struct EmittedOffsetTracker {
 
     /// `reader` dropped records after a revoke or rewind: `firstUnemitted` per partition, and the
     /// partitions whose records it still holds to emit. True when a revoke waits for it.
-    mutating func readerDropped(_ reader: Reader, firstUnemitted dropped: [TopicPartition: Int64], stillHolding: Set<TopicPartition>) -> Bool {
+    mutating func readerDropped(
+        _ reader: Reader, firstUnemitted dropped: [TopicPartition: Int64], stillHolding: Set<TopicPartition>
+    ) -> Bool {
         guard tracksHandedOut else { return false }
         if holding[reader] != nil { holding[reader] = stillHolding }
         for (p, offset) in dropped where revoking.contains(p) {

@@ -126,7 +126,9 @@ final class GroupRequestWatch: Sendable {
 
     /// Suspends while `waiting` holds, until the next rebalance callback, `deadline`, ``releaseWaiters()``
     /// or cancellation.
-    private func nextRebalanceCallback(until deadline: ContinuousClock.Instant, while waiting: @escaping @Sendable (State) -> Bool) async {
+    private func nextRebalanceCallback(
+        until deadline: ContinuousClock.Instant, while waiting: @escaping @Sendable (State) -> Bool
+    ) async {
         let ticket = state.withLock { s -> UInt64? in
             guard waiting(s) else { return nil }
             defer { s.nextTicket &+= 1 }
@@ -205,24 +207,30 @@ private func watch(_ opaque: UnsafeMutableRawPointer?) -> GroupRequestWatch? {
     opaque.map { Unmanaged<GroupRequestWatch>.fromOpaque($0).takeUnretainedValue() }
 }
 
-private let groupRequestWatchOnNew: @convention(c) (
-    OpaquePointer?, OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, Int
-) -> rd_kafka_resp_err_t = { rk, _, opaque, _, _ in
-    rd_kafka_interceptor_add_on_request_sent(rk, "reactive-kafka-group-requests", groupRequestWatchRequestSent, opaque)
-    rd_kafka_interceptor_add_on_response_received(rk, "reactive-kafka-group-requests", groupRequestWatchResponseReceived, opaque)
-    return RD_KAFKA_RESP_ERR_NO_ERROR
-}
+private let groupRequestWatchOnNew:
+    @convention(c) (
+        OpaquePointer?, OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, Int
+    ) -> rd_kafka_resp_err_t = { rk, _, opaque, _, _ in
+        rd_kafka_interceptor_add_on_request_sent(
+            rk, "reactive-kafka-group-requests", groupRequestWatchRequestSent, opaque)
+        rd_kafka_interceptor_add_on_response_received(
+            rk, "reactive-kafka-group-requests", groupRequestWatchResponseReceived, opaque)
+        return RD_KAFKA_RESP_ERR_NO_ERROR
+    }
 
-private let groupRequestWatchRequestSent: @convention(c) (
-    OpaquePointer?, Int32, UnsafePointer<CChar>?, Int32, Int16, Int16, Int32, Int, UnsafeMutableRawPointer?
-) -> rd_kafka_resp_err_t = { _, _, _, _, apiKey, _, _, _, opaque in
-    watch(opaque)?.requestWritten(apiKey)
-    return RD_KAFKA_RESP_ERR_NO_ERROR
-}
+private let groupRequestWatchRequestSent:
+    @convention(c) (
+        OpaquePointer?, Int32, UnsafePointer<CChar>?, Int32, Int16, Int16, Int32, Int, UnsafeMutableRawPointer?
+    ) -> rd_kafka_resp_err_t = { _, _, _, _, apiKey, _, _, _, opaque in
+        watch(opaque)?.requestWritten(apiKey)
+        return RD_KAFKA_RESP_ERR_NO_ERROR
+    }
 
-private let groupRequestWatchResponseReceived: @convention(c) (
-    OpaquePointer?, Int32, UnsafePointer<CChar>?, Int32, Int16, Int16, Int32, Int, Int64, rd_kafka_resp_err_t, UnsafeMutableRawPointer?
-) -> rd_kafka_resp_err_t = { _, _, _, _, apiKey, _, _, _, _, _, opaque in
-    watch(opaque)?.responseReceived(apiKey)
-    return RD_KAFKA_RESP_ERR_NO_ERROR
-}
+private let groupRequestWatchResponseReceived:
+    @convention(c) (
+        OpaquePointer?, Int32, UnsafePointer<CChar>?, Int32, Int16, Int16, Int32, Int, Int64, rd_kafka_resp_err_t,
+        UnsafeMutableRawPointer?
+    ) -> rd_kafka_resp_err_t = { _, _, _, _, apiKey, _, _, _, _, _, opaque in
+        watch(opaque)?.responseReceived(apiKey)
+        return RD_KAFKA_RESP_ERR_NO_ERROR
+    }

@@ -66,7 +66,8 @@ final class MessageBatch: @unchecked Sendable {
 
     /// Takes ownership of the first `count` messages of `scratch`.
     init(
-        copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, client: ClientHandleOwner,
+        copying scratch: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int,
+        client: ClientHandleOwner,
         releases: HeldBatchReleases? = nil
     ) {
         self.client = client

@@ -14,7 +14,9 @@ enum PartitionList {
     }
 
     /// A new list of commit positions (offset and optional metadata).
-    static func make(_ offsets: [TopicPartition: CommitPosition]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
+    static func make(_ offsets: [TopicPartition: CommitPosition]) -> UnsafeMutablePointer<
+        rd_kafka_topic_partition_list_t
+    > {
         let list = rd_kafka_topic_partition_list_new(Int32(max(offsets.count, 1)))!
         for (tp, position) in offsets {
             let element = rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition)!
@@ -23,7 +25,9 @@ enum PartitionList {
                 // librdkafka frees `metadata` with the list, so it must come from malloc.
                 let bytes = Array(metadata.utf8)
                 let copy = malloc(max(bytes.count, 1))!
-                bytes.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
+                bytes.withUnsafeBytes {
+                    if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) }
+                }
                 element.pointee.metadata = copy
                 element.pointee.metadata_size = bytes.count
             }
@@ -41,7 +45,9 @@ enum PartitionList {
     }
 
     /// Per-partition errors of `list`, if any element carries one.
-    static func errors(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>?) -> [(TopicPartition, rd_kafka_resp_err_t)] {
+    static func errors(_ list: UnsafePointer<rd_kafka_topic_partition_list_t>?) -> [(
+        TopicPartition, rd_kafka_resp_err_t
+    )] {
         guard let list else { return [] }
         return (0..<Int(list.pointee.cnt)).compactMap { i in
             let element = list.pointee.elems[i]

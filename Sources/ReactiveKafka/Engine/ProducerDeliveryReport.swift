@@ -24,7 +24,10 @@ struct DeliveryReport: Sendable {
     var succeeded: Bool { error == RD_KAFKA_RESP_ERR_NO_ERROR }
 
     @inlinable
-    init(receiver: UInt16 = 0, token: UInt64, error: rd_kafka_resp_err_t, partition: Int32, offset: Int64, timestamp: KafkaTimestamp?) {
+    init(
+        receiver: UInt16 = 0, token: UInt64, error: rd_kafka_resp_err_t, partition: Int32, offset: Int64,
+        timestamp: KafkaTimestamp?
+    ) {
         self.receiver = receiver
         self.token = token
         self.error = error
@@ -39,12 +42,15 @@ struct DeliveryReport: Sendable {
         let opaque = ProducerOpaque(UInt64(UInt(bitPattern: m._private)))
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(message, &type)
-        let timestamp: KafkaTimestamp? = switch type {
-        case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ts, kind: .createTime)
-        case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ts, kind: .logAppendTime)
-        default: nil
-        }
-        self.init(receiver: opaque.receiver, token: opaque.token, error: m.err, partition: m.partition, offset: m.offset, timestamp: timestamp)
+        let timestamp: KafkaTimestamp? =
+            switch type {
+            case RD_KAFKA_TIMESTAMP_CREATE_TIME: KafkaTimestamp(milliseconds: ts, kind: .createTime)
+            case RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME: KafkaTimestamp(milliseconds: ts, kind: .logAppendTime)
+            default: nil
+            }
+        self.init(
+            receiver: opaque.receiver, token: opaque.token, error: m.err, partition: m.partition, offset: m.offset,
+            timestamp: timestamp)
     }
 
     /// The typed error for a failed delivery of a record to `topic`.
@@ -56,7 +62,10 @@ struct DeliveryReport: Sendable {
         // it returns the record's payload (the header says it must not be used with the producer).
         let reasonText = String(cString: rd_kafka_err2str(error))
         if error == RD_KAFKA_RESP_ERR__FATAL {
-            return KafkaError(.fatal, "record to \(topic) not delivered: the producer hit a fatal error (\(reasonText)); close it and create a new one", code: code)
+            return KafkaError(
+                .fatal,
+                "record to \(topic) not delivered: the producer hit a fatal error (\(reasonText)); close it and create a new one",
+                code: code)
         }
         if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
             return KafkaError(

@@ -73,10 +73,14 @@ final class ProducerEngine: @unchecked Sendable {
 
     /// Creates the producer from librdkafka `properties` and starts its poll thread.
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` quoting librdkafka for a bad property.
-    init(properties: [String: String], metrics: KafkaMetricsSettings = KafkaMetricsSettings(), label: String = "reactive-kafka.producer") throws(KafkaError) {
+    init(
+        properties: [String: String], metrics: KafkaMetricsSettings = KafkaMetricsSettings(),
+        label: String = "reactive-kafka.producer"
+    ) throws(KafkaError) {
         let conf = try KafkaClientConfiguration.make(properties, client: "producer")
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
-        let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_PRODUCER, conf, properties: properties, client: "producer")
+        let rk = try KafkaClientConfiguration.newClient(
+            RD_KAFKA_PRODUCER, conf, properties: properties, client: "producer")
         guard let queue = rd_kafka_queue_get_main(rk) else {
             rd_kafka_destroy(rk)
             throw KafkaError(.fatal, "librdkafka returned no main queue for the producer")
@@ -89,7 +93,7 @@ final class ProducerEngine: @unchecked Sendable {
         self.instruments = ProducerInstruments(metrics, clientId: properties["client.id"])
         state.withLock { $0.receivers[0] = direct }
         let thread = Thread { [self] in pollLoop() }
-        thread.name = "rkafka-producer"  // at most 15 characters on Linux
+        thread.name = "rkafka-producer" // at most 15 characters on Linux
         thread.start()
     }
 
@@ -102,7 +106,8 @@ final class ProducerEngine: @unchecked Sendable {
             if let fatal = s.fatal { throw fatal }
             guard s.closeDeadline == nil, !s.closed else { throw Self.shutDownError }
             guard s.receivers.count < Int(UInt16.max) else {
-                throw KafkaError(.illegalState, "more than 65,534 stages share one producer; create another KafkaProducer")
+                throw KafkaError(
+                    .illegalState, "more than 65,534 stages share one producer; create another KafkaProducer")
             }
             // Ids are handed out round-robin so that a late report for a finished
             // stage is unlikely to reach a new stage with the same id.
@@ -174,7 +179,9 @@ final class ProducerEngine: @unchecked Sendable {
     ) async throws(KafkaError) -> ProduceOutcome {
         while true {
             let generation = spaceGeneration.load(ordering: .acquiring)
-            let err = try tryProduce(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, opaque: opaque)
+            let err = try tryProduce(
+                topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp,
+                opaque: opaque)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return .enqueued }
             if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 if cancellable {
@@ -305,7 +312,9 @@ final class ProducerEngine: @unchecked Sendable {
         headers: [KafkaHeader], timestamp: KafkaTimestamp?, opaque: ProducerOpaque
     ) throws(KafkaError) -> rd_kafka_resp_err_t {
         var cache = TopicCache()
-        return try tryProduce(topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp, opaque: opaque, topicCache: &cache)
+        return try tryProduce(
+            topic: topic, partition: partition, key: key, value: value, headers: headers, timestamp: timestamp,
+            opaque: opaque, topicCache: &cache)
     }
 
     /// One non-blocking `rd_kafka_produceva` call, finding the topic handle through `topicCache` first.
@@ -341,10 +350,16 @@ final class ProducerEngine: @unchecked Sendable {
                         }
                         if let partition { add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = partition } }
                         if let keyBytes {
-                            add(RD_KAFKA_VTYPE_KEY) { $0.u.mem.ptr = Self.nonNull(keyBytes); $0.u.mem.size = keyBytes.count }
+                            add(RD_KAFKA_VTYPE_KEY) {
+                                $0.u.mem.ptr = Self.nonNull(keyBytes)
+                                $0.u.mem.size = keyBytes.count
+                            }
                         }
                         if let valueBytes {
-                            add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem.ptr = Self.nonNull(valueBytes); $0.u.mem.size = valueBytes.count }
+                            add(RD_KAFKA_VTYPE_VALUE) {
+                                $0.u.mem.ptr = Self.nonNull(valueBytes)
+                                $0.u.mem.size = valueBytes.count
+                            }
                         }
                         add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque.pointer }
                         add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
@@ -352,13 +367,17 @@ final class ProducerEngine: @unchecked Sendable {
                         let hdrs = headers.isEmpty ? nil : Self.makeHeaders(headers)
                         if let hdrs { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = hdrs } }
                         defer { vus.baseAddress!.deinitialize(count: n) }
-                        guard let error = rd_kafka_produceva(rk, vus.baseAddress, n) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                        guard let error = rd_kafka_produceva(rk, vus.baseAddress, n) else {
+                            return RD_KAFKA_RESP_ERR_NO_ERROR
+                        }
                         var code = rd_kafka_error_code(error)
                         rd_kafka_error_destroy(error)
                         // On failure the headers were not taken over by librdkafka.
                         if let hdrs { rd_kafka_headers_destroy(hdrs) }
                         // After a fatal error librdkafka may refuse with the underlying code.
-                        if code != RD_KAFKA_RESP_ERR__QUEUE_FULL, rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        if code != RD_KAFKA_RESP_ERR__QUEUE_FULL,
+                            rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR
+                        {
                             code = RD_KAFKA_RESP_ERR__FATAL
                         }
                         return code
@@ -398,7 +417,10 @@ final class ProducerEngine: @unchecked Sendable {
         let rk = handle
         return Self.withBorrowedBytes(key) { keyBytes in
             Self.withBorrowedBytes(value) { valueBytes in
-                var vus = (rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t())
+                var vus = (
+                    rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(), rd_kafka_vu_t(),
+                    rd_kafka_vu_t(), rd_kafka_vu_t()
+                )
                 return withUnsafeMutableBytes(of: &vus) { raw in
                     let vu = raw.baseAddress!.assumingMemoryBound(to: rd_kafka_vu_t.self)
                     var n = 0
@@ -437,7 +459,9 @@ final class ProducerEngine: @unchecked Sendable {
                     var code = rd_kafka_error_code(error)
                     rd_kafka_error_destroy(error)
                     // After a fatal error librdkafka may refuse with the underlying code.
-                    if code != RD_KAFKA_RESP_ERR__QUEUE_FULL, rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    if code != RD_KAFKA_RESP_ERR__QUEUE_FULL,
+                        rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR
+                    {
                         code = RD_KAFKA_RESP_ERR__FATAL
                     }
                     return code
@@ -465,9 +489,12 @@ final class ProducerEngine: @unchecked Sendable {
         for i in 0..<count { messages[i].err = RD_KAFKA_RESP_ERR_NO_ERROR }
         let accepted = Int(rd_kafka_produce_batch(rkt, partition, RD_KAFKA_MSG_F_COPY, messages, Int32(count)))
         if accepted < count {
-            for i in 0..<count where messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && messages[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL {
+            for i in 0..<count
+            where messages[i].err != RD_KAFKA_RESP_ERR_NO_ERROR && messages[i].err != RD_KAFKA_RESP_ERR__QUEUE_FULL {
                 // After a fatal error librdkafka refuses with the underlying code.
-                if messages[i].err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if messages[i].err == RD_KAFKA_RESP_ERR__FATAL
+                    || rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR
+                {
                     throw raiseFatalError()
                 }
                 break
@@ -478,7 +505,9 @@ final class ProducerEngine: @unchecked Sendable {
 
     // Like withOptionalBytes, without copying (retaining) the bytes' owner.
     @inline(__always)
-    private static func withBorrowedBytes<R>(_ bytes: borrowing SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    private static func withBorrowedBytes<R>(
+        _ bytes: borrowing SerializedBytes?, _ body: (UnsafeRawBufferPointer?) -> R
+    ) -> R {
         switch bytes {
         case .none: return body(nil)
         case .some(.bytes(let b)): return b.withUnsafeBytes { body($0) }
@@ -543,7 +572,8 @@ final class ProducerEngine: @unchecked Sendable {
                     // Checked under the lock the poll thread takes after bumping the
                     // generation, so a wake-up between the failed produce and here is not lost.
                     if spaceGeneration.load(ordering: .acquiring) != generation || s.fatal != nil
-                        || s.closeDeadline != nil || s.closed || Task.isCancelled {
+                        || s.closeDeadline != nil || s.closed || Task.isCancelled
+                    {
                         return true
                     }
                     s.spaceWaiters[id] = continuation
@@ -563,7 +593,9 @@ final class ProducerEngine: @unchecked Sendable {
         }
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let resumeNow = state.withLock { s -> Bool in
-                if spaceGeneration.load(ordering: .acquiring) != generation || s.fatal != nil || s.closeDeadline != nil || s.closed {
+                if spaceGeneration.load(ordering: .acquiring) != generation || s.fatal != nil || s.closeDeadline != nil
+                    || s.closed
+                {
                     return true
                 }
                 s.spaceWaiters[id] = continuation
@@ -594,7 +626,8 @@ final class ProducerEngine: @unchecked Sendable {
         return fatalError ?? KafkaError(.fatal, "the producer hit a fatal error; close it and create a new one")
     }
 
-    static let shutDownError = KafkaError(.shutDown, "the producer is closed; create a new KafkaProducer to send more records")
+    static let shutDownError = KafkaError(
+        .shutDown, "the producer is closed; create a new KafkaProducer to send more records")
 
     // MARK: Closing
 
@@ -670,7 +703,8 @@ final class ProducerEngine: @unchecked Sendable {
                 if now >= purgeDeadline { break }
             } else if let deadline = state.withLock({ $0.closeDeadline }), now >= deadline {
                 // Undelivered records come back as _PURGE_QUEUE / _PURGE_INFLIGHT reports.
-                rd_kafka_purge(handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING)
+                rd_kafka_purge(
+                    handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING)
                 purgeDeadline = now + .seconds(2)
             }
         }
@@ -699,7 +733,8 @@ final class ProducerEngine: @unchecked Sendable {
                 // Records failed by a fatal error can arrive before the error event:
                 // raise the fatal error first so that receivers report it, not the records' codes.
                 if anyFailed, !failedFatally.load(ordering: .relaxed),
-                   rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    rd_kafka_fatal_error(handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR
+                {
                     failFatally()
                 }
                 dispatch(reports)
@@ -719,12 +754,15 @@ final class ProducerEngine: @unchecked Sendable {
             let fatal = rd_kafka_event_error_is_fatal(event) != 0
             let code = rd_kafka_event_error(event)
             let text = secretValues.scrub(
-                rd_kafka_event_error_string(event).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(code)))
+                rd_kafka_event_error_string(event).map { String(cString: $0) }
+                    ?? String(cString: rd_kafka_err2str(code)))
             rd_kafka_event_destroy(event)
             if fatal {
                 failFatally()
             } else {
-                logger.warning("producer error (librdkafka retries)", metadata: ["code": "\(KafkaError.codeName(Int32(code.rawValue)) ?? "?")", "reason": "\(text)"])
+                logger.warning(
+                    "producer error (librdkafka retries)",
+                    metadata: ["code": "\(KafkaError.codeName(Int32(code.rawValue)) ?? "?")", "reason": "\(text)"])
             }
         default:
             rd_kafka_event_destroy(event)
@@ -761,7 +799,7 @@ final class ProducerEngine: @unchecked Sendable {
             s.fatal = error
             return Array(s.receivers.values)
         }
-        guard let receivers else { return }  // already raised
+        guard let receivers else { return } // already raised
         failedFatally.store(true, ordering: .releasing)
         logger.error("producer fatal error", metadata: ["reason": "\(reason)"])
         wakeSpaceWaiters()

@@ -1,9 +1,9 @@
 import CRdKafka
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A file descriptor that librdkafka signals when a queue becomes non-empty
@@ -26,19 +26,19 @@ final class WakeupSignal: @unchecked Sendable {
 
     init() throws(KafkaError) {
         #if os(Linux)
-        fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        if fd < 0 { throw KafkaError(.fatal, "could not create an eventfd: errno \(errno)") }
-        readFD = fd
+            fd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+            if fd < 0 { throw KafkaError(.fatal, "could not create an eventfd: errno \(errno)") }
+            readFD = fd
         #else
-        var ends: [Int32] = [-1, -1]
-        if pipe(&ends) != 0 { throw KafkaError(.fatal, "could not create a wake-up pipe: errno \(errno)") }
-        // Neither end may block: librdkafka writes from its own threads, and a drain stops at "empty".
-        for end in ends {
-            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-        }
-        readFD = ends[0]
-        fd = ends[1]
+            var ends: [Int32] = [-1, -1]
+            if pipe(&ends) != 0 { throw KafkaError(.fatal, "could not create a wake-up pipe: errno \(errno)") }
+            // Neither end may block: librdkafka writes from its own threads, and a drain stops at "empty".
+            for end in ends {
+                _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            }
+            readFD = ends[0]
+            fd = ends[1]
         #endif
     }
 
@@ -57,14 +57,14 @@ final class WakeupSignal: @unchecked Sendable {
     /// signal arriving during the drain wakes the next wait.
     func clear() {
         #if os(Linux)
-        // One read resets the eventfd's counter, however many signals it holds.
-        var value: UInt64 = 0
-        _ = read(readFD, &value, 8)
+            // One read resets the eventfd's counter, however many signals it holds.
+            var value: UInt64 = 0
+            _ = read(readFD, &value, 8)
         #else
-        // A pipe holds every byte written (librdkafka's payloads and ours): read until empty.
-        let size = 64
-        var buffer = [UInt8](repeating: 0, count: size)
-        while read(readFD, &buffer, size) > 0 {}
+            // A pipe holds every byte written (librdkafka's payloads and ours): read until empty.
+            let size = 64
+            var buffer = [UInt8](repeating: 0, count: size)
+            while read(readFD, &buffer, size) > 0 {}
         #endif
     }
 

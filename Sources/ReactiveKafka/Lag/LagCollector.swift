@@ -42,9 +42,18 @@ public final class LagCollector: Service, Sendable {
         }
 
         func validate() throws(KafkaError) {
-            guard interval > .zero else { throw KafkaError(.invalidConfiguration, "the lag collector's interval must be positive, got \(interval)") }
-            guard timeout > .zero else { throw KafkaError(.invalidConfiguration, "the lag collector's timeout must be positive, got \(timeout)") }
-            guard windowSize >= 2 else { throw KafkaError(.invalidConfiguration, "the lag collector's window must keep at least 2 samples (to interpolate), got \(windowSize)") }
+            guard interval > .zero else {
+                throw KafkaError(
+                    .invalidConfiguration, "the lag collector's interval must be positive, got \(interval)")
+            }
+            guard timeout > .zero else {
+                throw KafkaError(.invalidConfiguration, "the lag collector's timeout must be positive, got \(timeout)")
+            }
+            guard windowSize >= 2 else {
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "the lag collector's window must keep at least 2 samples (to interpolate), got \(windowSize)")
+            }
         }
     }
 
@@ -69,7 +78,9 @@ public final class LagCollector: Service, Sendable {
         public func problem(at now: ContinuousClock.Instant, maxAge: Duration) -> String? {
             guard rounds > 0 else { return "no collection round has finished yet" }
             if let error { return "the last collection round failed: \(error.message)" }
-            guard let lastSuccess, now - lastSuccess <= maxAge else { return "no collection round has finished in \(maxAge)" }
+            guard let lastSuccess, now - lastSuccess <= maxAge else {
+                return "no collection round has finished in \(maxAge)"
+            }
             return nil
         }
     }
@@ -89,7 +100,10 @@ public final class LagCollector: Service, Sendable {
 
     /// A collector connecting with `settings`' properties (its group id is not used). Throws
     /// `.invalidConfiguration` for bad properties or configuration. Nothing is read until ``run()`` or ``collect()``.
-    public init<Key, Value>(_ settings: ConsumerSettings<Key, Value>, configuration: Configuration = .init(), logger: Logger = Logger(label: "reactive-kafka.lag")) throws(KafkaError) {
+    public init<Key, Value>(
+        _ settings: ConsumerSettings<Key, Value>, configuration: Configuration = .init(),
+        logger: Logger = Logger(label: "reactive-kafka.lag")
+    ) throws(KafkaError) {
         try settings.validate()
         try configuration.validate()
         self.configuration = configuration
@@ -153,9 +167,13 @@ public final class LagCollector: Service, Sendable {
             let wasUp = s.status.isUp
             switch result {
             case .success(let reading):
-                s.status = Status(rounds: s.status.rounds + 1, snapshot: s.tracker.update(reading, at: finished), error: nil, duration: finished - started, lastSuccess: finished)
+                s.status = Status(
+                    rounds: s.status.rounds + 1, snapshot: s.tracker.update(reading, at: finished), error: nil,
+                    duration: finished - started, lastSuccess: finished)
             case .failure(let error):
-                s.status = Status(rounds: s.status.rounds + 1, snapshot: nil, error: error, duration: finished - started, lastSuccess: s.status.lastSuccess)
+                s.status = Status(
+                    rounds: s.status.rounds + 1, snapshot: nil, error: error, duration: finished - started,
+                    lastSuccess: s.status.lastSuccess)
             }
             return (s.status, Array(s.subscribers.values), wasUp)
         }

@@ -95,7 +95,8 @@ public struct LagEstimator: Sendable {
         // The newest pair of neighbours around the offset: the latest time it was the end.
         var index = samples.count - 1
         while index > 0 {
-            let left = samples[index - 1], right = samples[index]
+            let left = samples[index - 1]
+            let right = samples[index]
             if left.endOffset <= offset, offset <= right.endOffset {
                 return .interpolated(seconds: Self.lag(of: offset, on: left, right, at: now))
             }
@@ -109,7 +110,9 @@ public struct LagEstimator: Sendable {
     }
 
     /// The time elapsed at `now` since the line through `left` and `right` reached `offset`.
-    private static func lag(of offset: Int64, on left: Sample, _ right: Sample, at now: ContinuousClock.Instant) -> Double {
+    private static func lag(of offset: Int64, on left: Sample, _ right: Sample, at now: ContinuousClock.Instant)
+        -> Double
+    {
         let sinceRight = (now - right.time).seconds
         let rise = Double(right.endOffset - left.endOffset)
         // A flat pair (the offset equals both ends): the offset was the end until `right`.

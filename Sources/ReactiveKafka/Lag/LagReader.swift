@@ -27,7 +27,8 @@ final class LagReader: Sendable {
         properties["group.id"] = nil
         properties["enable.auto.commit"] = "false"
         let conf = try KafkaClientConfiguration.make(properties, client: "lag reader")
-        let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_CONSUMER, conf, properties: properties, client: "lag reader")
+        let rk = try KafkaClientConfiguration.newClient(
+            RD_KAFKA_CONSUMER, conf, properties: properties, client: "lag reader")
         self.handle = Mutex(HandleBox(rk: rk))
         self.timeout = timeout
     }
@@ -67,7 +68,9 @@ final class LagReader: Sendable {
 
     /// The reading, with blocking calls: topics, groups, members, commits, then offset ranges
     /// (read after the commits, so that a commit is never ahead of the end read with it).
-    private static func read(_ rk: OpaquePointer, groups filter: NameFilter, topics: NameFilter, deadline: BlockingCallDeadline) throws(KafkaError) -> LagReading {
+    private static func read(
+        _ rk: OpaquePointer, groups filter: NameFilter, topics: NameFilter, deadline: BlockingCallDeadline
+    ) throws(KafkaError) -> LagReading {
         let partitions = try watchedPartitions(rk, topics, deadline)
         let queue = rd_kafka_queue_new(rk)
         defer { rd_kafka_queue_destroy(queue) }
@@ -85,8 +88,13 @@ final class LagReader: Sendable {
         } else {
             guard !filter.needsListing else {
                 let patterns = filter.patterns.filter { !filter.literalNames.contains($0) }
-                let what = patterns.isEmpty ? "watching every group" : "the patterns \(patterns.map { "\"\($0)\"" }.joined(separator: ", "))"
-                throw KafkaError(.invalidConfiguration, "the cluster does not list consumer groups (ListGroups is not supported, as on librdkafka's mock cluster), which \(what) needs: name the groups to watch with literal group names")
+                let what =
+                    patterns.isEmpty
+                    ? "watching every group" : "the patterns \(patterns.map { "\"\($0)\"" }.joined(separator: ", "))"
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "the cluster does not list consumer groups (ListGroups is not supported, as on librdkafka's mock cluster), which \(what) needs: name the groups to watch with literal group names"
+                )
             }
             groups = filter.literalNames.map { LagReading.Group(name: $0, committed: [:]) }
         }
@@ -95,7 +103,9 @@ final class LagReader: Sendable {
         // a smaller request than naming each partition of every watched topic, which the mock needs.
         let committed = try committedOffsets(rk, queue, groups.map(\.name), listed == nil ? partitions : nil, deadline)
         let watched = Set(partitions)
-        for i in groups.indices { groups[i].committed = (committed[groups[i].name] ?? [:]).filter { watched.contains($0.key) } }
+        for i in groups.indices {
+            groups[i].committed = (committed[groups[i].name] ?? [:]).filter { watched.contains($0.key) }
+        }
         groups.removeAll { $0.committed.isEmpty }
         let read = Set(groups.flatMap(\.committed.keys))
         guard !read.isEmpty else { return LagReading(groups: [], earliest: [:], latest: [:]) }

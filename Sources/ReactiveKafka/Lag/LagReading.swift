@@ -13,7 +13,10 @@ public struct LagReading: Sendable, Equatable {
         public var members: [TopicPartition: GroupMember]
 
         /// Group `name` with its `committed` offsets.
-        public init(name: String, isSimpleConsumer: Bool? = nil, committed: [TopicPartition: Int64], members: [TopicPartition: GroupMember] = [:]) {
+        public init(
+            name: String, isSimpleConsumer: Bool? = nil, committed: [TopicPartition: Int64],
+            members: [TopicPartition: GroupMember] = [:]
+        ) {
             self.name = name
             self.isSimpleConsumer = isSimpleConsumer
             self.committed = committed

@@ -39,12 +39,15 @@ public final class MetadataClient: Sendable {
 
     /// A client using the connection properties (and group, for committed
     /// offsets) of `settings`. Throws `.invalidConfiguration` for bad properties.
-    public init<Key, Value>(_ settings: ConsumerSettings<Key, Value>, timeout: Duration = .seconds(10)) throws(KafkaError) {
+    public init<Key, Value>(_ settings: ConsumerSettings<Key, Value>, timeout: Duration = .seconds(10))
+        throws(KafkaError)
+    {
         try settings.validate()
         var properties = settings.properties
         properties["enable.auto.commit"] = "false"
         let conf = try KafkaClientConfiguration.make(properties, client: "metadata client")
-        let rk = try KafkaClientConfiguration.newClient(RD_KAFKA_CONSUMER, conf, properties: properties, client: "metadata client")
+        let rk = try KafkaClientConfiguration.newClient(
+            RD_KAFKA_CONSUMER, conf, properties: properties, client: "metadata client")
         self.handle = Mutex(HandleBox(rk: rk))
         self.timeout = timeout
     }
@@ -73,7 +76,9 @@ public final class MetadataClient: Sendable {
             let timeoutMs = try deadline.remainingMilliseconds("listing topics")
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(rk, 1, nil, &metadata, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError.fromCode(err, "listing topics") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError.fromCode(err, "listing topics")
+            }
             defer { rd_kafka_metadata_destroy(metadata) }
             return (0..<Int(metadata.pointee.topic_cnt)).compactMap { i -> Topic? in
                 let t = metadata.pointee.topics[i]
@@ -90,11 +95,15 @@ public final class MetadataClient: Sendable {
         try TopicName.validate(topic)
         return try await run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("describing topic \(topic)")
-            guard let rkt = rd_kafka_topic_new(rk, topic, nil) else { throw KafkaError(.kafka, "invalid topic name \"\(topic)\"") }
+            guard let rkt = rd_kafka_topic_new(rk, topic, nil) else {
+                throw KafkaError(.kafka, "invalid topic name \"\(topic)\"")
+            }
             defer { rd_kafka_topic_destroy(rkt) }
             var metadata: UnsafePointer<rd_kafka_metadata>?
             let err = rd_kafka_metadata(rk, 0, rkt, &metadata, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError.fromCode(err, "describing topic \(topic)") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+                throw KafkaError.fromCode(err, "describing topic \(topic)")
+            }
             defer { rd_kafka_metadata_destroy(metadata) }
             guard metadata.pointee.topic_cnt == 1 else { throw KafkaError(.kafka, "topic \(topic) not found") }
             let t = metadata.pointee.topics[0]
@@ -113,7 +122,9 @@ public final class MetadataClient: Sendable {
         try await watermarks(partitions).mapValues(\.high)
     }
 
-    private func watermarks(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: (low: Int64, high: Int64)] {
+    private func watermarks(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: (
+        low: Int64, high: Int64
+    )] {
         try await run { rk, deadline throws(KafkaError) in
             var result: [TopicPartition: (low: Int64, high: Int64)] = [:]
             // One look-up a partition, all within the one timeout (not a timeout each).
@@ -122,7 +133,9 @@ public final class MetadataClient: Sendable {
                 var high: Int64 = -1
                 let timeoutMs = try deadline.remainingMilliseconds("querying offsets of \(tp)")
                 let err = rd_kafka_query_watermark_offsets(rk, tp.topic, tp.partition, &low, &high, timeoutMs)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.fromCode(err, "querying offsets of \(tp)") }
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError.fromCode(err, "querying offsets of \(tp)")
+                }
                 result[tp] = (low, high)
             }
             return result
@@ -137,25 +150,33 @@ public final class MetadataClient: Sendable {
             let list = PartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_committed(rk, list, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.fromCode(err, "reading committed offsets (is group.id set?)") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.fromCode(err, "reading committed offsets (is group.id set?)")
+            }
             return Self.offsets(list)
         }
     }
 
     /// For each partition, the offset of the first record whose timestamp is at
     /// or after the given milliseconds since the epoch; absent when there is none.
-    public func offsetsForTimes(_ timestamps: [TopicPartition: Int64]) async throws(KafkaError) -> [TopicPartition: Int64] {
+    public func offsetsForTimes(_ timestamps: [TopicPartition: Int64]) async throws(KafkaError) -> [TopicPartition:
+        Int64]
+    {
         try await run { rk, deadline throws(KafkaError) in
             let timeoutMs = try deadline.remainingMilliseconds("looking up offsets for times")
             let list = PartitionList.make(timestamps.mapValues { CommitPosition(nextOffset: $0, metadata: nil) })
             defer { rd_kafka_topic_partition_list_destroy(list) }
             let err = rd_kafka_offsets_for_times(rk, list, timeoutMs)
-            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.fromCode(err, "looking up offsets for times") }
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError.fromCode(err, "looking up offsets for times")
+            }
             return Self.offsets(list)
         }
     }
 
-    private static func offsets(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition: Int64] {
+    private static func offsets(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition:
+        Int64]
+    {
         var result: [TopicPartition: Int64] = [:]
         for i in 0..<Int(list.pointee.cnt) {
             let e = list.pointee.elems[i]
@@ -168,7 +189,9 @@ public final class MetadataClient: Sendable {
 
     /// Runs blocking librdkafka calls on the client's thread, within `timeout` of now
     /// (time spent waiting behind earlier calls counts).
-    private func run<T: Sendable>(_ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    private func run<T: Sendable>(
+        _ body: @escaping @Sendable (OpaquePointer, BlockingCallDeadline) throws(KafkaError) -> T
+    ) async throws(KafkaError) -> T {
         let deadline = BlockingCallDeadline(timeout: timeout, client: "metadata client")
         let result: Result<T, KafkaError> = await thread.run {
             // The handle is read on the thread, so close() (which destroys on the same thread) cannot race a call.

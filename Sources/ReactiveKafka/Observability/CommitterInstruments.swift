@@ -13,7 +13,9 @@ final class CommitterInstruments: Sendable {
         let base = [(MessagingMetric.system, "kafka")] + settings.dimensions
         batchSize = Recorder(label: MessagingMetric.committerBatchSize, dimensions: base, factory: factory)
         offsets = Counter(label: MessagingMetric.committerOffsets, dimensions: base, factory: factory)
-        commitDuration = CoreMetrics.Timer(label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "committer_commit")], factory: factory)
+        commitDuration = CoreMetrics.Timer(
+            label: MessagingMetric.operationDuration,
+            dimensions: base + [(MessagingMetric.operationName, "committer_commit")], factory: factory)
     }
 
     /// A batch of `offsetCount` offsets observed committed as `partitionCount` partition offsets, after `duration`

@@ -41,8 +41,11 @@ final class ConsumerInstruments {
         bufferedBytes = Gauge(label: MessagingMetric.bufferedBytes, dimensions: base, factory: factory)
         bufferedMessages = Gauge(label: MessagingMetric.bufferedMessages, dimensions: base, factory: factory)
         pausedPartitions = Gauge(label: MessagingMetric.pausedPartitions, dimensions: base, factory: factory)
-        commitDuration = CoreMetrics.Timer(label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "commit")], factory: factory)
-        rebalanceDuration = CoreMetrics.Timer(label: MessagingMetric.rebalanceDuration, dimensions: base, factory: factory)
+        commitDuration = CoreMetrics.Timer(
+            label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "commit")],
+            factory: factory)
+        rebalanceDuration = CoreMetrics.Timer(
+            label: MessagingMetric.rebalanceDuration, dimensions: base, factory: factory)
     }
 
     /// The series key of a partition: itself, or its topic alone without per-partition labels.
@@ -60,12 +63,16 @@ final class ConsumerInstruments {
     func received(_ chunks: [RecordChunk]) {
         for chunk in chunks {
             let key = seriesKey(chunk.topicPartition)
-            let counters = received[key] ?? {
-                let made = (Counter(label: MessagingMetric.consumedMessages, dimensions: dimensions(key), factory: factory),
-                            Counter(label: MessagingMetric.consumedBytes, dimensions: dimensions(key), factory: factory))
-                received[key] = made
-                return made
-            }()
+            let counters =
+                received[key]
+                ?? {
+                    let made = (
+                        Counter(label: MessagingMetric.consumedMessages, dimensions: dimensions(key), factory: factory),
+                        Counter(label: MessagingMetric.consumedBytes, dimensions: dimensions(key), factory: factory)
+                    )
+                    received[key] = made
+                    return made
+                }()
             counters.messages.increment(by: chunk.recordCount)
             counters.bytes.increment(by: chunk.byteCount)
             var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
@@ -101,16 +108,21 @@ final class ConsumerInstruments {
             let key = seriesKey(p)
             records[key, default: 0] += max(0, partitionLag)
             // The age of the last record read: how far behind the consumer is while it has lag.
-            let age = partitionLag > 0 ? lastTimestamp[p].map { max(0, Double(wallClockMilliseconds - $0) / 1000) } ?? 0 : 0
+            let age =
+                partitionLag > 0 ? lastTimestamp[p].map { max(0, Double(wallClockMilliseconds - $0) / 1000) } ?? 0 : 0
             seconds[key] = max(seconds[key] ?? 0, age)
         }
         for (key, value) in records {
-            let gauges = lag[key] ?? {
-                let made = (Gauge(label: MessagingMetric.consumerLag, dimensions: dimensions(key), factory: factory),
-                            Gauge(label: MessagingMetric.consumerLagSeconds, dimensions: dimensions(key), factory: factory))
-                lag[key] = made
-                return made
-            }()
+            let gauges =
+                lag[key]
+                ?? {
+                    let made = (
+                        Gauge(label: MessagingMetric.consumerLag, dimensions: dimensions(key), factory: factory),
+                        Gauge(label: MessagingMetric.consumerLagSeconds, dimensions: dimensions(key), factory: factory)
+                    )
+                    lag[key] = made
+                    return made
+                }()
             gauges.records.record(value)
             gauges.seconds.record(seconds[key] ?? 0)
         }
@@ -127,24 +139,32 @@ final class ConsumerInstruments {
 
     /// An answered commit (or a refusal), and how long it took.
     func commitAnswered(outcome: String, after duration: Duration?) {
-        let counter = commits[outcome] ?? {
-            let made = Counter(label: MessagingMetric.commits, dimensions: base + [("messaging.kafka.commit.outcome", outcome)], factory: factory)
-            commits[outcome] = made
-            return made
-        }()
+        let counter =
+            commits[outcome]
+            ?? {
+                let made = Counter(
+                    label: MessagingMetric.commits, dimensions: base + [("messaging.kafka.commit.outcome", outcome)],
+                    factory: factory)
+                commits[outcome] = made
+                return made
+            }()
         counter.increment()
         if let duration { commitDuration.recordNanoseconds(duration.nanoseconds) }
     }
 
     /// A rebalance callback: `kind` is `assigned`, `revoked` or `lost`.
     func rebalance(_ kind: String, partitions: Int, duration: Duration) {
-        let counters = rebalances[kind] ?? {
-            let dims = base + [("messaging.kafka.rebalance.kind", kind)]
-            let made = (Counter(label: MessagingMetric.rebalances, dimensions: dims, factory: factory),
-                        Counter(label: MessagingMetric.rebalancePartitions, dimensions: dims, factory: factory))
-            rebalances[kind] = made
-            return made
-        }()
+        let counters =
+            rebalances[kind]
+            ?? {
+                let dims = base + [("messaging.kafka.rebalance.kind", kind)]
+                let made = (
+                    Counter(label: MessagingMetric.rebalances, dimensions: dims, factory: factory),
+                    Counter(label: MessagingMetric.rebalancePartitions, dimensions: dims, factory: factory)
+                )
+                rebalances[kind] = made
+                return made
+            }()
         counters.callbacks.increment()
         counters.partitions.increment(by: partitions)
         rebalanceDuration.recordNanoseconds(duration.nanoseconds)
@@ -152,11 +172,15 @@ final class ConsumerInstruments {
 
     /// A consumer error librdkafka reported, by its code's name.
     func error(_ name: String) {
-        let counter = errors[name] ?? {
-            let made = Counter(label: MessagingMetric.consumerErrors, dimensions: base + [(MessagingMetric.errorType, name)], factory: factory)
-            errors[name] = made
-            return made
-        }()
+        let counter =
+            errors[name]
+            ?? {
+                let made = Counter(
+                    label: MessagingMetric.consumerErrors, dimensions: base + [(MessagingMetric.errorType, name)],
+                    factory: factory)
+                errors[name] = made
+                return made
+            }()
         counter.increment()
     }
 

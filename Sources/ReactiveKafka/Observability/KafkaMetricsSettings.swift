@@ -33,7 +33,8 @@ extension KafkaMetricsSettings: Equatable {
     /// Equal when every field is, factories by identity (the same instance, or both the bootstrapped one).
     public static func == (lhs: Self, rhs: Self) -> Bool {
         guard lhs.enabled == rhs.enabled, lhs.perPartitionLabels == rhs.perPartitionLabels,
-              lhs.dimensions.elementsEqual(rhs.dimensions, by: { $0 == $1 }) else { return false }
+            lhs.dimensions.elementsEqual(rhs.dimensions, by: { $0 == $1 })
+        else { return false }
         switch (lhs.factory, rhs.factory) {
         case (nil, nil): return true
         case (let l?, let r?): return (l as AnyObject) === (r as AnyObject)

@@ -22,12 +22,16 @@ final class ProducerInstruments {
         if let clientId { base.append((MessagingMetric.clientId, clientId)) }
         base += settings.dimensions
         self.base = base
-        deliveryDuration = CoreMetrics.Timer(label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "send")], factory: factory)
+        deliveryDuration = CoreMetrics.Timer(
+            label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "send")],
+            factory: factory)
         queueMessages = Gauge(label: MessagingMetric.producerQueueMessages, dimensions: base, factory: factory)
     }
 
     /// Records one delivery-report batch of `count` messages of `handle`.
-    func delivered(_ messages: UnsafeMutablePointer<UnsafePointer<rd_kafka_message_t>?>, count: Int, handle: OpaquePointer) {
+    func delivered(
+        _ messages: UnsafeMutablePointer<UnsafePointer<rd_kafka_message_t>?>, count: Int, handle: OpaquePointer
+    ) {
         var runTopic: OpaquePointer? = nil
         var runCount = 0
         var runBytes = 0
@@ -39,9 +43,11 @@ final class ProducerInstruments {
                 counters = known
             } else {
                 let dims = base + [(MessagingMetric.destination, String(cString: name))]
-                counters = (Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)),
-                            Counter(label: MessagingMetric.sentMessages, dimensions: dims, factory: factory),
-                            Counter(label: MessagingMetric.sentBytes, dimensions: dims, factory: factory))
+                counters = (
+                    Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)),
+                    Counter(label: MessagingMetric.sentMessages, dimensions: dims, factory: factory),
+                    Counter(label: MessagingMetric.sentBytes, dimensions: dims, factory: factory)
+                )
                 sent[topic] = counters
             }
             counters.messages.increment(by: runCount)
@@ -72,12 +78,16 @@ final class ProducerInstruments {
     }
 
     private func failed(_ err: rd_kafka_resp_err_t) {
-        let counter = failures[err.rawValue] ?? {
-            let made = Counter(label: MessagingMetric.deliveryFailures,
-                               dimensions: base + [(MessagingMetric.errorType, String(cString: rd_kafka_err2name(err)))], factory: factory)
-            failures[err.rawValue] = made
-            return made
-        }()
+        let counter =
+            failures[err.rawValue]
+            ?? {
+                let made = Counter(
+                    label: MessagingMetric.deliveryFailures,
+                    dimensions: base + [(MessagingMetric.errorType, String(cString: rd_kafka_err2name(err)))],
+                    factory: factory)
+                failures[err.rawValue] = made
+                return made
+            }()
         counter.increment()
     }
 

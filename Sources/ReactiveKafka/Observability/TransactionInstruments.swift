@@ -16,9 +16,13 @@ final class TransactionInstruments: Sendable {
         if let clientId { base.append((MessagingMetric.clientId, clientId)) }
         base += settings.dimensions
         let outcome = "messaging.kafka.transaction.outcome"
-        committedCounter = Counter(label: MessagingMetric.transactions, dimensions: base + [(outcome, "committed")], factory: factory)
-        abortedCounter = Counter(label: MessagingMetric.transactions, dimensions: base + [(outcome, "aborted")], factory: factory)
-        commitDuration = CoreMetrics.Timer(label: MessagingMetric.operationDuration, dimensions: base + [(MessagingMetric.operationName, "commit_transaction")], factory: factory)
+        committedCounter = Counter(
+            label: MessagingMetric.transactions, dimensions: base + [(outcome, "committed")], factory: factory)
+        abortedCounter = Counter(
+            label: MessagingMetric.transactions, dimensions: base + [(outcome, "aborted")], factory: factory)
+        commitDuration = CoreMetrics.Timer(
+            label: MessagingMetric.operationDuration,
+            dimensions: base + [(MessagingMetric.operationName, "commit_transaction")], factory: factory)
         records = Recorder(label: MessagingMetric.transactionRecords, dimensions: base, factory: factory)
     }
 

@@ -52,7 +52,9 @@ extension Consumer {
                 offsetsOnAssign: { [weak run] partitions in
                     // Where the previous owner got to: its commit and the records done above it.
                     guard let run, let engine = engineBox.engine else { return [:] }
-                    let positions = try await engine.withConsumer { consumer throws(KafkaError) in try consumer.committedPositions(partitions) }
+                    let positions = try await engine.withConsumer { consumer throws(KafkaError) in
+                        try consumer.committedPositions(partitions)
+                    }
                     run.remember(positions)
                     return [:]
                 })
@@ -87,7 +89,8 @@ extension RestrictedConsumer {
             let metadata = element.metadata.map {
                 String(decoding: UnsafeRawBufferPointer(start: $0, count: element.metadata_size), as: UTF8.self)
             }
-            result[TopicPartition(String(cString: element.topic), element.partition)] = CommitPosition(nextOffset: element.offset, metadata: metadata)
+            result[TopicPartition(String(cString: element.topic), element.partition)] = CommitPosition(
+                nextOffset: element.offset, metadata: metadata)
         }
         return result
     }

@@ -26,7 +26,10 @@ enum OffsetMetadataCodec {
         // The one covering more offsets, then the shorter.
         let best: (kind: String, payload: [UInt8], covered: Int64)?
         switch (runs, bits) {
-        case (let r?, let b?): best = r.covered > b.covered || (r.covered == b.covered && r.payload.count <= b.payload.count) ? ("r", r.payload, r.covered) : ("b", b.payload, b.covered)
+        case (let r?, let b?):
+            best =
+                r.covered > b.covered || (r.covered == b.covered && r.payload.count <= b.payload.count)
+                ? ("r", r.payload, r.covered) : ("b", b.payload, b.covered)
         case (let r?, nil): best = ("r", r.payload, r.covered)
         case (nil, let b?): best = ("b", b.payload, b.covered)
         case (nil, nil): best = nil
@@ -50,7 +53,8 @@ enum OffsetMetadataCodec {
         }
     }
 
-    private static func runLength(base: Int64, done: [Range<Int64>], budget: Int) -> (payload: [UInt8], covered: Int64)? {
+    private static func runLength(base: Int64, done: [Range<Int64>], budget: Int) -> (payload: [UInt8], covered: Int64)?
+    {
         var payload = varint(UInt64(base))
         var cursor = base
         for range in done {
@@ -85,7 +89,8 @@ enum OffsetMetadataCodec {
         var cursor = base
         while let gap = reader.next(), let length = reader.next() {
             guard let g = Int64(exactly: gap), let l = Int64(exactly: length), l > 0,
-                  cursor <= Int64.max - g - l else { return [] }
+                cursor <= Int64.max - g - l
+            else { return [] }
             ranges.append(cursor + g..<cursor + g + l)
             cursor += g + l
         }
@@ -99,7 +104,10 @@ enum OffsetMetadataCodec {
         for i in 0..<Int64(count) {
             let set = bytes[Int(i / 8)] & (1 << UInt8(i % 8)) != 0
             if set, runStart == nil { runStart = base + i }
-            if !set, let s = runStart { ranges.append(s..<base + i); runStart = nil }
+            if !set, let s = runStart {
+                ranges.append(s..<base + i)
+                runStart = nil
+            }
         }
         if let s = runStart { ranges.append(s..<base + Int64(count)) }
         return ranges

@@ -7,7 +7,9 @@ extension ParallelRun {
     func remember(_ previous: [TopicPartition: CommitPosition]) {
         state.withLock { s in
             for (partition, position) in previous {
-                s.previous[partition] = (position.nextOffset, OffsetMetadataCodec.decode(position.metadata, committed: position.nextOffset))
+                s.previous[partition] = (
+                    position.nextOffset, OffsetMetadataCodec.decode(position.metadata, committed: position.nextOffset)
+                )
             }
         }
     }
@@ -15,7 +17,9 @@ extension ParallelRun {
     /// Reads `partition`'s sub-stream until it ends (revoked, lost, the consumer stopped), then
     /// lets the partition go: its queued records are dropped, its running ones finish (within
     /// ``ParallelSettings/drainTimeout``) and what completed is committed.
-    func read(_ partition: TopicPartition, _ records: Source<KafkaConsumerSequence<Message>, Void>, engine: ConsumerEngine?) async {
+    func read(
+        _ partition: TopicPartition, _ records: Source<KafkaConsumerSequence<Message>, Void>, engine: ConsumerEngine?
+    ) async {
         let lane = state.withLock { s in
             let lane = s.nextLane
             s.nextLane += 1
@@ -38,7 +42,8 @@ extension ParallelRun {
             return s.scheduler.running(lane) > 0
         }
         if running { await drain(lane) }
-        let (partition, position, committer) = state.withLock { s -> (TopicPartition?, CommitPosition?, (any OffsetCommitter)?) in
+        let (partition, position, committer) = state.withLock {
+            s -> (TopicPartition?, CommitPosition?, (any OffsetCommitter)?) in
             guard let l = s.lanes.removeValue(forKey: lane) else { return (nil, nil, nil) }
             guard let progress = l.progress else { return (l.partition, nil, nil) }
             let position = self.position(progress)
@@ -72,15 +77,18 @@ extension ParallelRun {
         timer.cancel()
         let stillRunning = state.withLock { $0.scheduler.running(lane) }
         if stillRunning > 0 {
-            logger.warning("letting a partition go with records still running after drainTimeout: they are processed again by its next reader",
-                           metadata: ["running": "\(stillRunning)", "drainTimeout": "\(settings.drainTimeout)"])
+            logger.warning(
+                "letting a partition go with records still running after drainTimeout: they are processed again by its next reader",
+                metadata: ["running": "\(stillRunning)", "drainTimeout": "\(settings.drainTimeout)"])
         }
     }
 
     /// Where `progress` commits: the first record not done, and the records done above it.
     func position(_ progress: PartitionProgress) -> CommitPosition {
-        let metadata = settings.maxMetadataBytes > 0
-            ? OffsetMetadataCodec.encode(base: progress.committable, done: progress.completedAbove, maxBytes: settings.maxMetadataBytes)
+        let metadata =
+            settings.maxMetadataBytes > 0
+            ? OffsetMetadataCodec.encode(
+                base: progress.committable, done: progress.completedAbove, maxBytes: settings.maxMetadataBytes)
             : nil
         return CommitPosition(nextOffset: progress.committable, metadata: metadata)
     }
@@ -93,9 +101,11 @@ extension ParallelRun {
         await Task {
             do throws(KafkaError) {
                 try await committer.commit(positions)
-            } catch where error.kind == .notAssigned {
+            } catch  where error.kind == .notAssigned {
                 // Its next owner reads from the last commit: at-least-once holds.
-                logger.debug("completed offsets of partitions no longer assigned were not committed", metadata: ["partitions": "\(error.partitions.sorted())"])
+                logger.debug(
+                    "completed offsets of partitions no longer assigned were not committed",
+                    metadata: ["partitions": "\(error.partitions.sorted())"])
             } catch {
                 logger.warning("committing completed offsets failed", metadata: ["error": "\(error)"])
             }

@@ -35,14 +35,17 @@ extension ParallelRun {
 
     /// A reader per assigned partition, until the source and every reader ended. Returns the
     /// consumer it registered with (to be asked for commits when a revoke waits for them).
-    private func readPartitions(_ source: KafkaPartitionedSequence<Message>, engineBox: EngineReference) async -> ConsumerEngine? {
+    private func readPartitions(_ source: KafkaPartitionedSequence<Message>, engineBox: EngineReference) async
+        -> ConsumerEngine?
+    {
         await withTaskGroup(of: Void.self, returning: ConsumerEngine?.self) { readers in
             var observed: ConsumerEngine?
             do {
                 for try await (partition, records) in source {
                     if observed == nil, let engine = engineBox.engine {
                         observed = engine
-                        engine.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.revokeStarting() }
+                        engine.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.revokeStarting()
+                        }
                     }
                     let engine = observed
                     readers.addTask { await self.read(partition, records, engine: engine) }
@@ -75,7 +78,11 @@ extension ParallelRun {
                         continue
                     } catch {
                         abandoned(ticket)
-                        fail(KafkaError(error.kind, "sending the record at \(record.topicPartition) offset \(record.offset) to the dead-letter topic \(topic): \(error.message)", code: error.code))
+                        fail(
+                            KafkaError(
+                                error.kind,
+                                "sending the record at \(record.topicPartition) offset \(record.offset) to the dead-letter topic \(topic): \(error.message)",
+                                code: error.code))
                     }
                 } else {
                     abandoned(ticket)
@@ -95,22 +102,31 @@ extension ParallelRun {
             } catch {
                 if Task.isCancelled { return .failure(CancellationError()) }
                 if attempt >= settings.retry.maxAttempts { return .failure(error) }
-                logger.debug("processing a record failed: retrying", metadata: [
-                    "partition": "\(record.topicPartition)", "offset": "\(record.offset)", "attempt": "\(attempt)", "error": "\(error)"])
-                do { try await Task.sleep(for: settings.retry.backoff(after: attempt)) } catch { return .failure(CancellationError()) }
+                logger.debug(
+                    "processing a record failed: retrying",
+                    metadata: [
+                        "partition": "\(record.topicPartition)", "offset": "\(record.offset)", "attempt": "\(attempt)",
+                        "error": "\(error)",
+                    ])
+                do { try await Task.sleep(for: settings.retry.backoff(after: attempt)) } catch {
+                    return .failure(CancellationError())
+                }
                 attempt += 1
             }
         }
     }
 
     /// `record` for the dead-letter `topic`: its key, value and headers, the error and its origin.
-    private func deadLetter(_ record: ConsumerRecord<Key, Value>, error: any Error, topic: String) -> ProducerRecord<Key, Value> {
-        let headers = record.headers + [
-            KafkaHeader(key: "parallel.error", value: KafkaBytes("\(error)")),
-            KafkaHeader(key: "parallel.topic", value: KafkaBytes(record.topic)),
-            KafkaHeader(key: "parallel.partition", value: KafkaBytes("\(record.partition)")),
-            KafkaHeader(key: "parallel.offset", value: KafkaBytes("\(record.offset)")),
-        ]
+    private func deadLetter(_ record: ConsumerRecord<Key, Value>, error: any Error, topic: String) -> ProducerRecord<
+        Key, Value
+    > {
+        let headers =
+            record.headers + [
+                KafkaHeader(key: "parallel.error", value: KafkaBytes("\(error)")),
+                KafkaHeader(key: "parallel.topic", value: KafkaBytes(record.topic)),
+                KafkaHeader(key: "parallel.partition", value: KafkaBytes("\(record.partition)")),
+                KafkaHeader(key: "parallel.offset", value: KafkaBytes("\(record.offset)")),
+            ]
         return ProducerRecord(topic: topic, key: record.key, value: record.value, headers: headers)
     }
 }

@@ -46,7 +46,8 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         var outputs: Deque<Output> = []
         /// Workers waiting for room in `outputs`, with their results; their records keep their
         /// keys until then, so a key's results stay in offset order.
-        var blockedResults: Deque<(output: Output, ticket: Ticket, offset: Int64, worker: UnsafeContinuation<Void, Never>)> = []
+        var blockedResults:
+            Deque<(output: Output, ticket: Ticket, offset: Int64, worker: UnsafeContinuation<Void, Never>)> = []
         var downstream: UnsafeContinuation<Output?, any Error>?
         var failure: (any Error)?
         /// No result comes any more once `outputs` is empty.
@@ -79,7 +80,10 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     let logger: Logger
     let state: Mutex<State>
 
-    init(settings: ParallelSettings, onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger, process: @escaping Process) {
+    init(
+        settings: ParallelSettings, onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger,
+        process: @escaping Process
+    ) {
         self.settings = settings
         self.process = process
         self.failurePolicy = onFailure
@@ -137,7 +141,8 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
                 let now = state.withLock { s -> Bool in
                     guard !Task.isCancelled, let l = s.lanes[lane], !l.ending, !s.closing,
-                          s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition else { return true }
+                        s.scheduler.backlog(lane) >= settings.maxBufferedPerPartition
+                    else { return true }
                     s.lanes[lane]!.roomWaiter = c
                     return false
                 }
@@ -232,7 +237,9 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     }
 
     /// Frees `ticket`'s slot and key, records its offset done (when `done`), and wakes whoever that lets go on.
-    func settle(_ ticket: Ticket, offset: Int64?, done: Bool, _ s: inout State, _ w: inout Wakeups, dispatching: Bool = true) {
+    func settle(
+        _ ticket: Ticket, offset: Int64?, done: Bool, _ s: inout State, _ w: inout Wakeups, dispatching: Bool = true
+    ) {
         s.scheduler.finished(ticket)
         if s.lanes[ticket.lane] != nil {
             // In place, as in `received`.

@@ -19,7 +19,9 @@ public struct ParallelRetry: Sendable, Hashable {
     public var maxBackoff: Duration
 
     /// Retries with exponential backoff.
-    public init(maxAttempts: Int = 3, initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10)) {
+    public init(
+        maxAttempts: Int = 3, initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(10)
+    ) {
         self.maxAttempts = maxAttempts
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
@@ -83,12 +85,17 @@ public struct ParallelSettings: Sendable {
             if !condition { throw KafkaError(.invalidConfiguration, "ParallelSettings: \(message)") }
         }
         try check(maxConcurrency >= 1, "maxConcurrency must be at least 1, got \(maxConcurrency)")
-        try check(maxBufferedPerPartition >= 1, "maxBufferedPerPartition must be at least 1, got \(maxBufferedPerPartition)")
+        try check(
+            maxBufferedPerPartition >= 1, "maxBufferedPerPartition must be at least 1, got \(maxBufferedPerPartition)")
         try check(commitInterval > .zero, "commitInterval must be positive, got \(commitInterval)")
         try check(drainTimeout >= .zero, "drainTimeout must not be negative, got \(drainTimeout)")
-        try check(maxMetadataBytes >= 0, "maxMetadataBytes must not be negative (0: no metadata), got \(maxMetadataBytes)")
-        try check(retry.maxAttempts >= 1, "retry.maxAttempts must be at least 1 (1: no retry), got \(retry.maxAttempts)")
-        try check(retry.initialBackoff >= .zero && retry.maxBackoff >= retry.initialBackoff,
-                  "retry backoffs must satisfy 0 <= initialBackoff <= maxBackoff, got \(retry.initialBackoff) and \(retry.maxBackoff)")
+        try check(
+            maxMetadataBytes >= 0, "maxMetadataBytes must not be negative (0: no metadata), got \(maxMetadataBytes)")
+        try check(
+            retry.maxAttempts >= 1, "retry.maxAttempts must be at least 1 (1: no retry), got \(retry.maxAttempts)")
+        try check(
+            retry.initialBackoff >= .zero && retry.maxBackoff >= retry.initialBackoff,
+            "retry backoffs must satisfy 0 <= initialBackoff <= maxBackoff, got \(retry.initialBackoff) and \(retry.maxBackoff)"
+        )
     }
 }

@@ -112,7 +112,9 @@ struct PartitionProgress {
             origin += 64
         }
         if words.isEmpty { origin = committable & ~63 }
-        if let first = previouslyDone.first, first.upperBound <= committable { previouslyDone.removeAll { $0.upperBound <= committable } }
+        if let first = previouslyDone.first, first.upperBound <= committable {
+            previouslyDone.removeAll { $0.upperBound <= committable }
+        }
     }
 
     private mutating func ensureCapacity(_ limit: Int64) {

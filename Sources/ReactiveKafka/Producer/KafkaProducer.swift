@@ -54,8 +54,10 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
             break
         case .rejected(let code):
             direct.release(token)
-            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
-                .failure(topic: record.topic)
+            throw DeliveryReport(
+                token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil
+            )
+            .failure(topic: record.topic)
         case .cancelled:
             direct.release(token)
             throw ProducerEngine.shutDownError
@@ -65,7 +67,8 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
             // After a fatal error librdkafka fails queued records with the underlying code.
             throw engine.fatalError ?? report.failure(topic: record.topic)
         }
-        return RecordMetadata(topic: record.topic, partition: report.partition, offset: report.offset, timestamp: report.timestamp)
+        return RecordMetadata(
+            topic: record.topic, partition: report.partition, offset: report.offset, timestamp: report.timestamp)
     }
 
     /// Stops accepting records, waits up to the settings' `closeTimeout` for

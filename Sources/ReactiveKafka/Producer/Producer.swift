@@ -44,7 +44,8 @@ public enum Producer {
     /// acknowledged (failing on the first failed delivery). It creates its own
     /// producer and closes it at the end. Back-pressure as ``flexiFlow(_:)``.
     @inlinable
-    public static func plainSink<Key, Value>(_ settings: ProducerSettings<Key, Value>) -> ProducerPlainSink<Key, Value> {
+    public static func plainSink<Key, Value>(_ settings: ProducerSettings<Key, Value>) -> ProducerPlainSink<Key, Value>
+    {
         ProducerPlainSink(flow: flexiFlow(settings))
     }
 
@@ -79,7 +80,8 @@ extension Producer {
     /// (which the sink does not close).
     @inlinable
     public static func committableSink<Key, Value>(
-        _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>, committerSettings: CommitterSettings
+        _ settings: ProducerSettings<Key, Value>, producer: KafkaProducer<Key, Value>,
+        committerSettings: CommitterSettings
     ) -> ProducerCommittableSink<Key, Value> {
         ProducerCommittableSink(flow: flexiFlow(settings, producer: producer), committerSettings: committerSettings)
     }

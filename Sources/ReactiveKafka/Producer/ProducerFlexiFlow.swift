@@ -26,7 +26,9 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
     @inlinable
     public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
     where Upstream.Element == Input {
-        AnyAsyncSequence(ProducerFlexiFlowSequence(upstream: AnyAsyncSequence(upstream), settings: settings, producer: producer, hooks: hooks))
+        AnyAsyncSequence(
+            ProducerFlexiFlowSequence(
+                upstream: AnyAsyncSequence(upstream), settings: settings, producer: producer, hooks: hooks))
     }
 }
 
@@ -37,10 +39,14 @@ public struct ProducerFlexiFlow<Key: Sendable, Value: Sendable, PassThrough: Sen
 struct ProducerFlowHooks<Key: Sendable, Value: Sendable, PassThrough: Sendable>: Sendable {
     /// A result already in the driver's buffer. Synchronous: most results are taken this
     /// way, and a synchronous call costs no async frame (task allocation) per element.
-    @usableFromInline let take: @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) -> ProducerResult<Key, Value, PassThrough>?
+    @usableFromInline let take:
+        @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) -> ProducerResult<Key, Value, PassThrough>?
     // `nonisolated(nonsending)`: runs on the caller's executor, so waiting for results costs no
     // executor switch.
-    @usableFromInline let next: nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<Key, Value, PassThrough>?
+    @usableFromInline let next:
+        nonisolated(nonsending) @Sendable (ProducerFlowDriver<Key, Value, PassThrough>) async throws -> ProducerResult<
+            Key, Value, PassThrough
+        >?
 
     @inlinable
     init() {
@@ -71,7 +77,9 @@ struct ProducerFlexiFlowSequence<Key: Sendable, Value: Sendable, PassThrough: Se
     }
 
     @inlinable func makeAsyncIterator() -> Iterator {
-        Iterator(driver: ProducerFlowDriver<Key, Value, PassThrough>(upstream: upstream, settings: settings, sharedProducer: producer), hooks: hooks)
+        Iterator(
+            driver: ProducerFlowDriver<Key, Value, PassThrough>(
+                upstream: upstream, settings: settings, sharedProducer: producer), hooks: hooks)
     }
 
     // Inlinable: where the erased output is made for known types (see `AnyAsyncSequence`),

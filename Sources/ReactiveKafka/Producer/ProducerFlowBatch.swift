@@ -112,7 +112,10 @@ final class ProducerFlowBatch: @unchecked Sendable {
     @exclusivity(unchecked) @usableFromInline var starts: [Int] = []
 
     @usableFromInline
-    init(receiver: UInt16, token: @escaping (Int) -> UInt64, refused: @escaping (Int, rd_kafka_resp_err_t, Int32?) -> Void) {
+    init(
+        receiver: UInt16, token: @escaping (Int) -> UInt64,
+        refused: @escaping (Int, rd_kafka_resp_err_t, Int32?) -> Void
+    ) {
         self.receiver = receiver
         self.token = token
         self.refused = refused
@@ -144,29 +147,42 @@ final class ProducerFlowBatch: @unchecked Sendable {
 
     /// Collects the record published at `position`. Requires ``accepts(topic:explicitPartition:)``.
     @inlinable
-    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?, value: borrowing SerializedBytes?, engine: ProducerEngine) {
+    func add(
+        position: Int, topic: OpaquePointer, partition: Int32?, key: borrowing SerializedBytes?,
+        value: borrowing SerializedBytes?, engine: ProducerEngine
+    ) {
         let (keyOffset, keyCount) = append(key)
         let (valueOffset, valueCount) = append(value)
-        add(position: position, topic: topic, partition: partition, key: (keyOffset, keyCount), value: (valueOffset, valueCount), engine: engine)
+        add(
+            position: position, topic: topic, partition: partition, key: (keyOffset, keyCount),
+            value: (valueOffset, valueCount), engine: engine)
     }
 
     /// Collects the record published at `position`, whose key and value are read in place.
     /// Requires ``accepts(topic:explicitPartition:)``.
     @inlinable
-    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: BytesInPlace, value: BytesInPlace, engine: ProducerEngine) {
+    func add(
+        position: Int, topic: OpaquePointer, partition: Int32?, key: BytesInPlace, value: BytesInPlace,
+        engine: ProducerEngine
+    ) {
         let keyPart = key.count < 0 ? (0, -1) : append(UnsafeRawBufferPointer(start: key.start, count: key.count))
-        let valuePart = value.count < 0 ? (0, -1) : append(UnsafeRawBufferPointer(start: value.start, count: value.count))
+        let valuePart =
+            value.count < 0 ? (0, -1) : append(UnsafeRawBufferPointer(start: value.start, count: value.count))
         add(position: position, topic: topic, partition: partition, key: keyPart, value: valuePart, engine: engine)
     }
 
     @inlinable
-    func add(position: Int, topic: OpaquePointer, partition: Int32?, key: (offset: Int, count: Int), value: (offset: Int, count: Int), engine: ProducerEngine) {
+    func add(
+        position: Int, topic: OpaquePointer, partition: Int32?, key: (offset: Int, count: Int),
+        value: (offset: Int, count: Int), engine: ProducerEngine
+    ) {
         if entries.isEmpty { startCollecting(engine) }
         self.topic = topic
         explicitPartitions = partition != nil
-        entries.append(Entry(
-            position: position, partition: partition ?? RD_KAFKA_PARTITION_UA,
-            keyOffset: key.offset, keyCount: key.count, valueOffset: value.offset, valueCount: value.count))
+        entries.append(
+            Entry(
+                position: position, partition: partition ?? RD_KAFKA_PARTITION_UA,
+                keyOffset: key.offset, keyCount: key.count, valueOffset: value.offset, valueCount: value.count))
     }
 
     @inlinable
@@ -217,11 +233,17 @@ final class ProducerFlowBatch: @unchecked Sendable {
     @usableFromInline
     func unparkAfterFlush() async {
         while true {
-            if state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing).exchanged { return }
+            if state.compareExchange(expected: Self.parked, desired: Self.active, ordering: .acquiringAndReleasing)
+                .exchanged
+            {
+                return
+            }
             // True when the poll thread handed the batch back (``handBack()``).
             let handedBack = await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
                 waiter = continuation
-                if !state.compareExchange(expected: Self.flushing, desired: Self.waiting, ordering: .acquiringAndReleasing).exchanged {
+                if !state.compareExchange(
+                    expected: Self.flushing, desired: Self.waiting, ordering: .acquiringAndReleasing
+                ).exchanged {
                     // The flush ended in between (the batch is parked again): take it back above.
                     waiter = nil
                     continuation.resume(returning: false)
@@ -250,7 +272,7 @@ final class ProducerFlowBatch: @unchecked Sendable {
             return true
         }
         guard now - seenAt >= .milliseconds(1),
-              state.compareExchange(expected: Self.parked, desired: Self.flushing, ordering: .acquiring).exchanged
+            state.compareExchange(expected: Self.parked, desired: Self.flushing, ordering: .acquiring).exchanged
         else { return true }
         let flushed: Flushed
         do {
@@ -272,7 +294,8 @@ final class ProducerFlowBatch: @unchecked Sendable {
     @usableFromInline
     func handBack() {
         // Acquire: the pump wrote `waiter` before it moved `state` to `waiting`.
-        precondition(state.load(ordering: .acquiring) == Self.waiting, "a flushed batch is either still flushing or awaited")
+        precondition(
+            state.load(ordering: .acquiring) == Self.waiting, "a flushed batch is either still flushing or awaited")
         let pump = waiter
         waiter = nil
         state.store(Self.active, ordering: .releasing)

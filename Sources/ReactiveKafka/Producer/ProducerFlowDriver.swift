@@ -24,7 +24,10 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
         @usableFromInline let pump: Task<Void, Never>
 
         @inlinable
-        init(storage: Storage, producer: KafkaProducer<Key, Value>, owned: Bool, receiver: UInt16, pump: Task<Void, Never>) {
+        init(
+            storage: Storage, producer: KafkaProducer<Key, Value>, owned: Bool, receiver: UInt16,
+            pump: Task<Void, Never>
+        ) {
             self.storage = storage
             self.producer = producer
             self.owned = owned
@@ -47,7 +50,10 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
     @usableFromInline let buffer = Ring.ResultBuffer()
 
     @inlinable
-    init(upstream: AnyAsyncSequence<Message>, settings: ProducerSettings<Key, Value>, sharedProducer: KafkaProducer<Key, Value>?) {
+    init(
+        upstream: AnyAsyncSequence<Message>, settings: ProducerSettings<Key, Value>,
+        sharedProducer: KafkaProducer<Key, Value>?
+    ) {
         self.upstream = upstream
         self.settings = settings
         self.sharedProducer = sharedProducer
@@ -106,7 +112,8 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
         }
         let (upstream, settings, engine) = (self.upstream, self.settings, producer.engine)
         let pump = Task {
-            await ProducerFlowPump.run(upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver)
+            await ProducerFlowPump.run(
+                upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver)
         }
         let run = Run(storage: storage, producer: producer, owned: owned, receiver: receiver, pump: pump)
         phase = .running(run)
@@ -142,7 +149,8 @@ enum ProducerFlowPump {
         let batch = ProducerFlowBatch(
             receiver: receiver, token: { Ring.token(position: $0, index: 0) },
             refused: { position, code, partition in
-                storage.recordRefused(position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
+                storage.recordRefused(
+                    position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
             })
         // While the pump waits for upstream, the poll thread produces what it collected.
         engine.register(batch)
@@ -166,7 +174,10 @@ enum ProducerFlowPump {
         // False when the run must stop (a record was refused, or cancellation). The
         // common case is one synchronous produce call: no suspension point, no async frame.
         @inline(__always)
-        func produce(_ record: ProducerRecord<Key, Value>, _ key: SerializedBytes?, _ value: SerializedBytes?, position: Int, index: Int) async throws(KafkaError) -> Bool {
+        func produce(
+            _ record: ProducerRecord<Key, Value>, _ key: SerializedBytes?, _ value: SerializedBytes?, position: Int,
+            index: Int
+        ) async throws(KafkaError) -> Bool {
             let opaque = ProducerOpaque(receiver: receiver, token: Ring.token(position: position, index: index))
             while true {
                 let generation = engine.spaceGenerationNow
@@ -192,12 +203,14 @@ enum ProducerFlowPump {
         // `produce` for a single record without headers whose topic handle is resolved.
         @inline(__always)
         func produceSingle(
-            rkt: OpaquePointer, partition: Int32?, timestamp: KafkaTimestamp?, _ key: SerializedBytes?, _ value: SerializedBytes?, position: Int
+            rkt: OpaquePointer, partition: Int32?, timestamp: KafkaTimestamp?, _ key: SerializedBytes?,
+            _ value: SerializedBytes?, position: Int
         ) async throws(KafkaError) -> Bool {
             let opaque = ProducerOpaque(receiver: receiver, token: Ring.token(position: position, index: 0))
             while true {
                 let generation = engine.spaceGenerationNow
-                let code = try engine.tryProduce(rkt: rkt, partition: partition, key: key, value: value, timestamp: timestamp, opaque: opaque)
+                let code = try engine.tryProduce(
+                    rkt: rkt, partition: partition, key: key, value: value, timestamp: timestamp, opaque: opaque)
                 if code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
                 if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
                     engine.reapDeliveredEvents()
@@ -208,7 +221,8 @@ enum ProducerFlowPump {
                 if code == RD_KAFKA_RESP_ERR__FATAL {
                     throw engine.raiseFatalError()
                 }
-                storage.recordRefused(position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
+                storage.recordRefused(
+                    position: position, code: code, topic: ring.topic(at: position, index: 0), partition: partition)
                 return false
             }
         }
@@ -251,11 +265,16 @@ enum ProducerFlowPump {
                         if !batch.accepts(topic: rkt, explicitPartition: partition != nil) {
                             guard try await flushBatch() else { break pulling }
                         }
-                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
+                        let position = ring.publish(
+                            .single(consume record, passThrough: consume passThrough), recordCount: 1)
                         if let inPlace {
-                            batch.add(position: position, topic: rkt, partition: partition, key: inPlace.key, value: inPlace.value, engine: engine)
+                            batch.add(
+                                position: position, topic: rkt, partition: partition, key: inPlace.key,
+                                value: inPlace.value, engine: engine)
                         } else {
-                            batch.add(position: position, topic: rkt, partition: partition, key: serialized.key, value: serialized.value, engine: engine)
+                            batch.add(
+                                position: position, topic: rkt, partition: partition, key: serialized.key,
+                                value: serialized.value, engine: engine)
                         }
                         if batch.isFull { guard try await flushBatch() else { break pulling } }
                         continue pulling
@@ -270,8 +289,12 @@ enum ProducerFlowPump {
                         // of its topic and value per message).
                         let partition = record.partition
                         let timestamp = record.timestamp
-                        let position = ring.publish(.single(consume record, passThrough: consume passThrough), recordCount: 1)
-                        guard try await produceSingle(rkt: rkt, partition: partition, timestamp: timestamp, key, value, position: position) else {
+                        let position = ring.publish(
+                            .single(consume record, passThrough: consume passThrough), recordCount: 1)
+                        guard
+                            try await produceSingle(
+                                rkt: rkt, partition: partition, timestamp: timestamp, key, value, position: position)
+                        else {
                             break pulling
                         }
                     } else {
@@ -282,7 +305,8 @@ enum ProducerFlowPump {
                     guard records.count <= Ring.maxRecordsPerMessage else {
                         throw KafkaError(
                             .invalidConfiguration,
-                            "a multi message holds \(records.count) records; at most \(Ring.maxRecordsPerMessage) are supported: split it into several messages")
+                            "a multi message holds \(records.count) records; at most \(Ring.maxRecordsPerMessage) are supported: split it into several messages"
+                        )
                     }
                     var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
                     serialized.reserveCapacity(records.count)
@@ -291,7 +315,10 @@ enum ProducerFlowPump {
                     let position = ring.publish(.multi(records, passThrough: passThrough), recordCount: records.count)
                     if records.isEmpty { storage.pumpCompletedHead() }
                     for i in records.indices {
-                        guard try await produce(records[i], serialized[i].key, serialized[i].value, position: position, index: i) else { break pulling }
+                        guard
+                            try await produce(
+                                records[i], serialized[i].key, serialized[i].value, position: position, index: i)
+                        else { break pulling }
                     }
                 case .passThrough(let passThrough)?:
                     _ = ring.publish(.passThrough(passThrough), recordCount: 0)

@@ -422,7 +422,9 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     }
 
     @inlinable
-    static func result(_ message: consuming Message, first: Outcome, rest: MultiOutcomes?, topics: ResultBuffer) -> Result {
+    static func result(_ message: consuming Message, first: Outcome, rest: MultiOutcomes?, topics: ResultBuffer)
+        -> Result
+    {
         switch consume message {
         case .single(let record, let passThrough):
             return .single(metadata(record, first, topics), record, passThrough: passThrough)
@@ -439,7 +441,11 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
     }
 
     @inlinable
-    static func metadata(_ record: borrowing ProducerRecord<Key, Value>, _ outcome: Outcome, _ topics: ResultBuffer) -> RecordMetadata {
-        RecordMetadata(topic: topics.metadataTopic(record.topic), partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
+    static func metadata(_ record: borrowing ProducerRecord<Key, Value>, _ outcome: Outcome, _ topics: ResultBuffer)
+        -> RecordMetadata
+    {
+        RecordMetadata(
+            topic: topics.metadataTopic(record.topic), partition: outcome.partition, offset: outcome.offset,
+            timestamp: outcome.timestamp)
     }
 }

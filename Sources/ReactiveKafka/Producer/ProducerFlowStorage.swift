@@ -13,7 +13,9 @@ import Synchronization
 /// wakes the downstream at most once per delivery batch; the downstream wakes
 /// the pump (as do delivery reports) only once `resumeThreshold` capacity is free.
 @usableFromInline
-final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sendable>: DeliveryReceiver, @unchecked Sendable {
+final class ProducerFlowStorage<Key: Sendable, Value: Sendable, PassThrough: Sendable>: DeliveryReceiver,
+    @unchecked Sendable
+{
     @usableFromInline typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
 
     @usableFromInline

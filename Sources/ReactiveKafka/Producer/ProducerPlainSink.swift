@@ -31,7 +31,8 @@ public struct ProducerPlainSink<Key: Sendable, Value: Sendable>: Sink {
 ///
 /// Back-pressure and cancellation are `records`' own: one record is pulled per message.
 @usableFromInline
-struct ProducerSingleMessages<Records: AsyncSequence & Sendable, Key: Sendable, Value: Sendable>: AsyncSequence, Sendable
+struct ProducerSingleMessages<Records: AsyncSequence & Sendable, Key: Sendable, Value: Sendable>: AsyncSequence,
+    Sendable
 where Records.Element == ProducerRecord<Key, Value> {
     @usableFromInline typealias Element = ProducerMessage<Key, Value, Void>
 

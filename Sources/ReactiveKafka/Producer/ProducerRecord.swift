@@ -14,7 +14,10 @@ public struct ProducerRecord<Key: Sendable, Value: Sendable>: Sendable {
     public var timestamp: KafkaTimestamp?
 
     /// A record for `topic`.
-    public init(topic: String, partition: Int32? = nil, key: Key? = nil, value: Value?, headers: [KafkaHeader] = [], timestamp: KafkaTimestamp? = nil) {
+    public init(
+        topic: String, partition: Int32? = nil, key: Key? = nil, value: Value?, headers: [KafkaHeader] = [],
+        timestamp: KafkaTimestamp? = nil
+    ) {
         self.topic = topic
         self.partition = partition
         self.key = key

@@ -31,7 +31,7 @@ extension ProducerSettings {
     @inlinable
     func bytesInPlace(_ record: borrowing ProducerRecord<Key, Value>) -> (key: BytesInPlace, value: BytesInPlace)? {
         guard Key.self == KafkaBytes.self, Value.self == KafkaBytes.self,
-              keySerializer.writesKafkaBytesAsIs, valueSerializer.writesKafkaBytesAsIs
+            keySerializer.writesKafkaBytesAsIs, valueSerializer.writesKafkaBytesAsIs
         else { return nil }
         return (BytesInPlace(record.key), BytesInPlace(record.value))
     }
@@ -39,17 +39,21 @@ extension ProducerSettings {
     /// The record's key and value as bytes.
     /// - Throws: ``KafkaError/Kind/serialization`` naming the topic and which part failed.
     @inlinable
-    func serialize(_ record: ProducerRecord<Key, Value>) throws(KafkaError) -> (key: SerializedBytes?, value: SerializedBytes?) {
+    func serialize(_ record: ProducerRecord<Key, Value>) throws(KafkaError) -> (
+        key: SerializedBytes?, value: SerializedBytes?
+    ) {
         var key: SerializedBytes?
         var value: SerializedBytes?
         if let k = record.key {
             do { key = try keySerializer.serialize(k) } catch {
-                throw KafkaError(.serialization, "serialising the key of a record for topic \(record.topic) failed: \(error)")
+                throw KafkaError(
+                    .serialization, "serialising the key of a record for topic \(record.topic) failed: \(error)")
             }
         }
         if let v = record.value {
             do { value = try valueSerializer.serialize(v) } catch {
-                throw KafkaError(.serialization, "serialising the value of a record for topic \(record.topic) failed: \(error)")
+                throw KafkaError(
+                    .serialization, "serialising the value of a record for topic \(record.topic) failed: \(error)")
             }
         }
         return (key, value)

@@ -110,7 +110,8 @@ public struct RestrictedConsumer {
         guard !timestamps.isEmpty else { return [:] }
         let list = PartitionList.make(offsets: timestamps)
         defer { rd_kafka_topic_partition_list_destroy(list) }
-        try Self.check(rd_kafka_offsets_for_times(handle, list, Int32(timeout.milliseconds)), "looking up offsets for times")
+        try Self.check(
+            rd_kafka_offsets_for_times(handle, list, Int32(timeout.milliseconds)), "looking up offsets for times")
         return PartitionList.offsets(list).filter { $0.value >= 0 }
     }
 
@@ -118,24 +119,32 @@ public struct RestrictedConsumer {
     /// consumed offsets (`send_offsets_to_transaction`, KIP-447).
     public func groupMetadata() throws(KafkaError) -> ConsumerGroupMetadata {
         guard let metadata = rd_kafka_consumer_group_metadata(handle) else {
-            throw KafkaError(.illegalState, "the consumer has no group metadata: transactional sources need a consumer group (ConsumerSettings.withGroupId)")
+            throw KafkaError(
+                .illegalState,
+                "the consumer has no group metadata: transactional sources need a consumer group (ConsumerSettings.withGroupId)"
+            )
         }
         return ConsumerGroupMetadata(metadata)
     }
 
-    private func watermarks(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: (low: Int64, high: Int64)] {
+    private func watermarks(_ partitions: Set<TopicPartition>) throws(KafkaError) -> [TopicPartition: (
+        low: Int64, high: Int64
+    )] {
         var result: [TopicPartition: (low: Int64, high: Int64)] = [:]
         for partition in partitions {
             var low: Int64 = -1
             var high: Int64 = -1
-            let err = rd_kafka_query_watermark_offsets(handle, partition.topic, partition.partition, &low, &high, Int32(timeout.milliseconds))
+            let err = rd_kafka_query_watermark_offsets(
+                handle, partition.topic, partition.partition, &low, &high, Int32(timeout.milliseconds))
             try Self.check(err, "reading the offsets of \(partition)")
             result[partition] = (low, high)
         }
         return result
     }
 
-    private static func check(_ err: rd_kafka_resp_err_t, _ what: String, kind: KafkaError.Kind? = nil) throws(KafkaError) {
+    private static func check(_ err: rd_kafka_resp_err_t, _ what: String, kind: KafkaError.Kind? = nil)
+        throws(KafkaError)
+    {
         guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return }
         throw KafkaError.fromCode(err, what, kind: kind ?? .kafka)
     }

@@ -71,9 +71,13 @@ public struct DeserializationFailure: Error, Sendable, CustomStringConvertible {
 
 extension Deserializer where Value: Decodable {
     /// JSON decoded with `decoder` into `type`. A missing key or value is an error.
-    public static func json(_ type: Value.Type = Value.self, decoder: @escaping @Sendable () -> JSONDecoder = { JSONDecoder() }) -> Self {
+    public static func json(
+        _ type: Value.Type = Value.self, decoder: @escaping @Sendable () -> JSONDecoder = { JSONDecoder() }
+    ) -> Self {
         Self { bytes in
-            guard let bytes else { throw DeserializationFailure("expected JSON for \(Value.self), found no bytes (null)") }
+            guard let bytes else {
+                throw DeserializationFailure("expected JSON for \(Value.self), found no bytes (null)")
+            }
             do {
                 return try decoder().decode(Value.self, from: bytes.data)
             } catch let error as DecodingError {

@@ -75,7 +75,9 @@ extension Serializer where Value == Data {
 
 extension Serializer where Value: Encodable {
     /// JSON encoded with `encoder`.
-    public static func json(_ type: Value.Type = Value.self, encoder: @escaping @Sendable () -> JSONEncoder = { JSONEncoder() }) -> Self {
+    public static func json(
+        _ type: Value.Type = Value.self, encoder: @escaping @Sendable () -> JSONEncoder = { JSONEncoder() }
+    ) -> Self {
         Self { .data(try encoder().encode($0)) }
     }
 }

@@ -28,7 +28,9 @@ extension CommitterSettings {
         if let value = try reader.int("max-batch", minimum: 1) { maxBatch = value }
         if let value = try reader.duration("max-interval", positive: true) { maxInterval = value }
         if let value = try reader.int("parallelism", minimum: 1) { parallelism = value }
-        if let value = try reader.choice("delivery", ["WaitForAck": Delivery.waitForAck, "SendAndForget": .sendAndForget]) {
+        if let value = try reader.choice(
+            "delivery", ["WaitForAck": Delivery.waitForAck, "SendAndForget": .sendAndForget])
+        {
             delivery = value
         }
         if let value = try reader.choice(

@@ -41,7 +41,8 @@ extension ConsumerSettings {
         valueDeserializer: Deserializer<Value>
     ) throws(KafkaError) {
         let reader = SettingsConfigReader(config)
-        self.init(keyDeserializer: keyDeserializer, valueDeserializer: valueDeserializer, properties: reader.kafkaClients())
+        self.init(
+            keyDeserializer: keyDeserializer, valueDeserializer: valueDeserializer, properties: reader.kafkaClients())
         if let value = try reader.duration("close-timeout") { closeTimeout = value }
         if let value = try reader.duration("stop-timeout") { stopTimeout = value }
         if let value = try reader.duration("commit-timeout", positive: true) { commitTimeout = value }
@@ -54,15 +55,20 @@ extension ConsumerSettings {
         if let value = try reader.optionalDuration("statistics-interval", offMeans: "to disable statistics") {
             statisticsInterval = value
         }
-        if let value = try reader.optionalDuration("rebalance-safe-commit-timeout", offMeans: "to let revoked partitions go at once") {
+        if let value = try reader.optionalDuration(
+            "rebalance-safe-commit-timeout", offMeans: "to let revoked partitions go at once")
+        {
             rebalanceSafeCommitTimeout = value
         }
-        if let value = try reader.duration("partition-handler-warning", positive: true) { partitionHandlerWarning = value }
+        if let value = try reader.duration("partition-handler-warning", positive: true) {
+            partitionHandlerWarning = value
+        }
         if let value = try reader.metrics() { metrics = value }
         let offsetThreshold = try reader.int("offset-reset-protection.offset-threshold", minimum: 0)
         let timeThreshold = try reader.duration("offset-reset-protection.time-threshold")
         if offsetThreshold != nil || timeThreshold != nil {
-            offsetResetProtection = OffsetResetProtection(offsetThreshold: offsetThreshold.map(Int64.init), timeThreshold: timeThreshold)
+            offsetResetProtection = OffsetResetProtection(
+                offsetThreshold: offsetThreshold.map(Int64.init), timeThreshold: timeThreshold)
         }
         let loaded = self
         try reader.validated { () throws(KafkaError) in try loaded.validate() }

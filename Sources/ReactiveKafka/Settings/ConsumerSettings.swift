@@ -53,7 +53,9 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var stallThreshold: Duration = .seconds(60)
 
     /// Settings that deserialise keys and values with the given deserialisers.
-    public init(keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]) {
+    public init(
+        keyDeserializer: Deserializer<Key>, valueDeserializer: Deserializer<Value>, properties: [String: String] = [:]
+    ) {
         self.keyDeserializer = keyDeserializer
         self.valueDeserializer = valueDeserializer
         self.properties = properties
@@ -93,19 +95,27 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     /// With a different batch size.
     public func withMaxBatchSize(_ records: Int) -> Self { with { $0.maxBatchSize = records } }
     /// With a different tolerance for an unreachable cluster (`nil`: wait forever).
-    public func withBrokerUnreachableTimeout(_ timeout: Duration?) -> Self { with { $0.brokerUnreachableTimeout = timeout } }
+    public func withBrokerUnreachableTimeout(_ timeout: Duration?) -> Self {
+        with { $0.brokerUnreachableTimeout = timeout }
+    }
     /// Collecting librdkafka statistics every `interval` (`nil` disables).
     public func withStatisticsInterval(_ interval: Duration?) -> Self { with { $0.statisticsInterval = interval } }
     /// With rebalance-safe commits waiting at most `timeout` (`nil` turns them off).
-    public func withRebalanceSafeCommitTimeout(_ timeout: Duration?) -> Self { with { $0.rebalanceSafeCommitTimeout = timeout } }
+    public func withRebalanceSafeCommitTimeout(_ timeout: Duration?) -> Self {
+        with { $0.rebalanceSafeCommitTimeout = timeout }
+    }
     /// With offset reset protection (`nil` turns it off).
-    public func withOffsetResetProtection(_ protection: OffsetResetProtection?) -> Self { with { $0.offsetResetProtection = protection } }
+    public func withOffsetResetProtection(_ protection: OffsetResetProtection?) -> Self {
+        with { $0.offsetResetProtection = protection }
+    }
     /// With different metrics settings (``KafkaMetricsSettings/disabled`` records none).
     public func withMetrics(_ metrics: KafkaMetricsSettings) -> Self { with { $0.metrics = metrics } }
     /// Reporting ``ConsumerHealth/stalled`` after `threshold` without progress while records wait.
     public func withStallThreshold(_ threshold: Duration) -> Self { with { $0.stallThreshold = threshold } }
     /// Warning when a partition assignment handler call takes longer than `threshold`.
-    public func withPartitionHandlerWarning(_ threshold: Duration) -> Self { with { $0.partitionHandlerWarning = threshold } }
+    public func withPartitionHandlerWarning(_ threshold: Duration) -> Self {
+        with { $0.partitionHandlerWarning = threshold }
+    }
 
     private func with(_ change: (inout Self) -> Void) -> Self {
         var copy = self
@@ -124,13 +134,18 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
         try check(closeTimeout >= .zero, "closeTimeout must not be negative, got \(closeTimeout)")
         try check(stopTimeout >= .zero, "stopTimeout must not be negative, got \(stopTimeout)")
         if let rebalanceSafeCommitTimeout {
-            try check(rebalanceSafeCommitTimeout > .zero, "rebalanceSafeCommitTimeout must be positive or nil (off), got \(rebalanceSafeCommitTimeout)")
+            try check(
+                rebalanceSafeCommitTimeout > .zero,
+                "rebalanceSafeCommitTimeout must be positive or nil (off), got \(rebalanceSafeCommitTimeout)")
         }
         try offsetResetProtection?.validate()
         try check(stallThreshold > .zero, "stallThreshold must be positive, got \(stallThreshold)")
-        try check(partitionHandlerWarning > .zero, "partitionHandlerWarning must be positive, got \(partitionHandlerWarning)")
+        try check(
+            partitionHandlerWarning > .zero, "partitionHandlerWarning must be positive, got \(partitionHandlerWarning)")
         if let brokerUnreachableTimeout {
-            try check(brokerUnreachableTimeout > .zero, "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
+            try check(
+                brokerUnreachableTimeout > .zero,
+                "brokerUnreachableTimeout must be positive or nil, got \(brokerUnreachableTimeout)")
         }
     }
 }

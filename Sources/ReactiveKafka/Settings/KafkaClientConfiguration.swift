@@ -28,7 +28,8 @@ enum KafkaClientConfiguration {
         let result = rd_kafka_conf_set(conf, key, value, &buffer, buffer.count)
         guard result != RD_KAFKA_CONF_OK else { return }
         let reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        throw rejection(key: key, value: value, unknown: result == RD_KAFKA_CONF_UNKNOWN, reason: reason, client: client)
+        throw rejection(
+            key: key, value: value, unknown: result == RD_KAFKA_CONF_UNKNOWN, reason: reason, client: client)
     }
 
     /// The error for a property librdkafka refused. It names the key and librdkafka's
@@ -57,7 +58,9 @@ enum KafkaClientConfiguration {
         guard let handle = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
             let reason = errstr.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw KafkaError(.invalidConfiguration, "librdkafka could not create the \(client): \(SecretProperties.scrub(reason, secretsOf: properties))")
+            throw KafkaError(
+                .invalidConfiguration,
+                "librdkafka could not create the \(client): \(SecretProperties.scrub(reason, secretsOf: properties))")
         }
         return handle
     }

@@ -2,11 +2,11 @@ import CRdKafka
 import Configuration
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The names of every configuration property the linked librdkafka knows,

@@ -21,8 +21,14 @@ public struct OffsetResetProtection: Sendable, Equatable {
     }
 
     func validate() throws(KafkaError) {
-        try check(offsetThreshold != nil || timeThreshold != nil, "offset reset protection needs an offsetThreshold or a timeThreshold")
-        if let offsetThreshold { try check(offsetThreshold >= 0, "offsetThreshold must not be negative, got \(offsetThreshold)") }
-        if let timeThreshold { try check(timeThreshold >= .zero, "timeThreshold must not be negative, got \(timeThreshold)") }
+        try check(
+            offsetThreshold != nil || timeThreshold != nil,
+            "offset reset protection needs an offsetThreshold or a timeThreshold")
+        if let offsetThreshold {
+            try check(offsetThreshold >= 0, "offsetThreshold must not be negative, got \(offsetThreshold)")
+        }
+        if let timeThreshold {
+            try check(timeThreshold >= .zero, "timeThreshold must not be negative, got \(timeThreshold)")
+        }
     }
 }

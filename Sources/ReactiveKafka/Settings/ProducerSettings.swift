@@ -36,7 +36,8 @@ public struct ProducerSettings<Key: Sendable, Value: Sendable>: Sendable {
     public var propagatesTraceContext: Bool = true
 
     /// Settings that serialise keys and values with the given serialisers.
-    public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:]) {
+    public init(keySerializer: Serializer<Key>, valueSerializer: Serializer<Value>, properties: [String: String] = [:])
+    {
         self.keySerializer = keySerializer
         self.valueSerializer = valueSerializer
         self.properties = properties

@@ -14,12 +14,16 @@ public enum SecretProperties {
     public static let redacted = "<redacted>"
 
     /// Name fragments that make a property secret (lowercase).
-    static let fragments = ["pass", "secret", "token", "jaas", "key.pem", "keystore", "credential", "sasl.oauthbearer.config"]
+    static let fragments = [
+        "pass", "secret", "token", "jaas", "key.pem", "keystore", "credential", "sasl.oauthbearer.config",
+    ]
 
     /// The secret properties librdkafka knows in this build, for catching misspellings
     /// of them and reading their values back from a client; computed once. Names with
     /// `_` are librdkafka's internal pointer properties (`oauthbearer_token_refresh_cb`).
-    static let knownSecretNames: [String] = KafkaClientPropertyNames.all.filter { containsSecretFragment($0) && !$0.contains("_") }
+    static let knownSecretNames: [String] = KafkaClientPropertyNames.all.filter {
+        containsSecretFragment($0) && !$0.contains("_")
+    }
 
     /// Whether the value of the property `key` must never be printed.
     public static func isSecret(_ key: String) -> Bool {
@@ -39,7 +43,9 @@ public enum SecretProperties {
     /// what settings' descriptions show.
     static func describe(_ properties: [String: String]) -> String {
         if properties.isEmpty { return "[:]" }
-        return "[" + redacting(properties).sorted { $0.key < $1.key }.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ") + "]"
+        return "["
+            + redacting(properties).sorted { $0.key < $1.key }.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(
+                separator: ", ") + "]"
     }
 
     /// `text` (a librdkafka error or log message) without any secret value of
@@ -68,7 +74,8 @@ public enum SecretProperties {
             needles.insert(value)
             // Words of three characters or more: shorter ones would blank out the message
             // while a two-letter fragment gives nothing away.
-            for word in value.split(whereSeparator: { $0.isWhitespace || ",;=:\"'".contains($0) }) where word.count >= 3 {
+            for word in value.split(whereSeparator: { $0.isWhitespace || ",;=:\"'".contains($0) }) where word.count >= 3
+            {
                 needles.insert(String(word))
             }
         }
@@ -83,7 +90,8 @@ public enum SecretProperties {
     /// Levenshtein distance between `a` and `b`, or a number above `limit` as soon as it
     /// is certain to exceed it (names of very different lengths are not compared at all).
     static func editDistance(_ a: String, _ b: String, atMost limit: Int) -> Int {
-        let a = Array(a.utf8), b = Array(b.utf8)
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
         if abs(a.count - b.count) > limit { return limit + 1 }
         if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
         var previous = Array(0...b.count)

@@ -1,9 +1,9 @@
 import CRdKafka
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// librdkafka's log output, with secrets scrubbed out.
@@ -22,7 +22,9 @@ enum SecretScrubbingLog {
 
     /// The line librdkafka's default logger would print, with the secret values
     /// configured in client `rk` replaced by ``SecretProperties/redacted``.
-    static func line(client rk: OpaquePointer?, level: Int32, facility: String, message: String, seconds: Int, milliseconds: Int) -> String {
+    static func line(
+        client rk: OpaquePointer?, level: Int32, facility: String, message: String, seconds: Int, milliseconds: Int
+    ) -> String {
         let name = rk.flatMap { rd_kafka_name($0) }.map { String(cString: $0) } ?? ""
         let scrubbed = rk.map { SecretProperties.scrub(message, removing: secretValues(of: $0)) } ?? message
         let millis = String(milliseconds)
@@ -55,6 +57,7 @@ private func secretScrubbingLogCallback(
     gettimeofday(&now, nil)
     var line = SecretScrubbingLog.line(
         client: rk, level: level, facility: facility.map { String(cString: $0) } ?? "",
-        message: message.map { String(cString: $0) } ?? "", seconds: Int(now.tv_sec), milliseconds: Int(now.tv_usec) / 1000)
+        message: message.map { String(cString: $0) } ?? "", seconds: Int(now.tv_sec),
+        milliseconds: Int(now.tv_usec) / 1000)
     line.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
 }

@@ -28,7 +28,9 @@ extension ConsumerSettings: CustomStringConvertible, CustomDebugStringConvertibl
     }
 
     /// Every field, secrets redacted.
-    public var description: String { SettingsDescription.render(customMirror, typeName: "ConsumerSettings<\(Key.self), \(Value.self)>") }
+    public var description: String {
+        SettingsDescription.render(customMirror, typeName: "ConsumerSettings<\(Key.self), \(Value.self)>")
+    }
     /// The same as ``description``: secrets are redacted here too.
     public var debugDescription: String { description }
 }
@@ -52,7 +54,9 @@ extension ProducerSettings: CustomStringConvertible, CustomDebugStringConvertibl
     }
 
     /// Every field, secrets redacted.
-    public var description: String { SettingsDescription.render(customMirror, typeName: "ProducerSettings<\(Key.self), \(Value.self)>") }
+    public var description: String {
+        SettingsDescription.render(customMirror, typeName: "ProducerSettings<\(Key.self), \(Value.self)>")
+    }
     /// The same as ``description``: secrets are redacted here too.
     public var debugDescription: String { description }
 }

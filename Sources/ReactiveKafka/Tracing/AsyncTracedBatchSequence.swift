@@ -38,7 +38,8 @@ extension Source where Element: Collection, Element.Element: KafkaConsumedMessag
         _ process: @escaping @Sendable (Element) async throws -> Output
     ) -> Source<AsyncTracedBatchSequence<Base, Output>, Materialized> {
         Source<AsyncTracedBatchSequence<Base, Output>, Materialized>(
-            AsyncTracedBatchSequence(base: base, consumerGroup: consumerGroup, process: process), materialized: materialized)
+            AsyncTracedBatchSequence(base: base, consumerGroup: consumerGroup, process: process),
+            materialized: materialized)
     }
 }
 
@@ -87,7 +88,9 @@ where Base.Element: Collection & Sendable, Base.Element.Element: KafkaConsumedMe
                 if group == nil { group = message.consumerGroupId }
             }
             let sequence = self.sequence
-            return try await withSpan(MessagingSpanAttributes.spanName(topic: fields.topic), ofKind: .consumer, isolation: actor) {
+            return try await withSpan(
+                MessagingSpanAttributes.spanName(topic: fields.topic), ofKind: .consumer, isolation: actor
+            ) {
                 [fields, group] span in
                 if span.isRecording {
                     MessagingSpanAttributes.set(on: span, batch: fields, consumerGroup: group)

@@ -93,10 +93,14 @@ where Base.Element: KafkaConsumedMessage {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> Output? {
             guard let message = try await base.next(isolation: actor) else { return nil }
             let record = message.consumedRecord
-            let fields = MessagingSpanAttributes.RecordFields(topic: record.topic, partition: record.partition, offset: record.offset)
+            let fields = MessagingSpanAttributes.RecordFields(
+                topic: record.topic, partition: record.partition, offset: record.offset)
             let parent = message.extractServiceContext(into: ServiceContext.current ?? .topLevel)
             let sequence = self.sequence
-            return try await withSpan(MessagingSpanAttributes.spanName(topic: fields.topic), context: parent, ofKind: .consumer, isolation: actor) {
+            return try await withSpan(
+                MessagingSpanAttributes.spanName(topic: fields.topic), context: parent, ofKind: .consumer,
+                isolation: actor
+            ) {
                 span in
                 if span.isRecording {
                     MessagingSpanAttributes.set(

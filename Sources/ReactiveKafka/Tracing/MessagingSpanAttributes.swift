@@ -31,7 +31,9 @@ enum MessagingSpanAttributes {
             common(&attributes, consumerGroup: consumerGroup)
             attributes["messaging.batch.message_count"] = batch.count
             if let topic = batch.topic { attributes["messaging.destination.name"] = topic }
-            if let partition = batch.partition { attributes["messaging.kafka.destination.partition"] = Int64(partition) }
+            if let partition = batch.partition {
+                attributes["messaging.kafka.destination.partition"] = Int64(partition)
+            }
         }
     }
 

@@ -46,7 +46,9 @@ struct ProducerTraceHeaders: Sendable {
     /// and is kept whole rather than mixed with it.
     @inlinable
     func add<Key, Value>(to record: inout ProducerRecord<Key, Value>) {
-        if !record.headers.isEmpty, record.headers.contains(where: { own in headers.contains { $0.key == own.key } }) { return }
+        if !record.headers.isEmpty, record.headers.contains(where: { own in headers.contains { $0.key == own.key } }) {
+            return
+        }
         record.headers.append(contentsOf: headers)
     }
 

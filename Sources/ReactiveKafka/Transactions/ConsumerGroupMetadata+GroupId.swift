@@ -7,7 +7,8 @@ extension ConsumerGroupMetadata {
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` for an empty group id.
     public convenience init(groupId: String) throws(KafkaError) {
         guard !groupId.isEmpty else {
-            throw KafkaError(.invalidConfiguration, "consumer group metadata needs a group id; pass the consumer's group.id")
+            throw KafkaError(
+                .invalidConfiguration, "consumer group metadata needs a group id; pass the consumer's group.id")
         }
         guard let pointer = rd_kafka_consumer_group_metadata_new(groupId) else {
             throw KafkaError(.fatal, "librdkafka could not create consumer group metadata for group \(groupId)")

@@ -34,7 +34,9 @@ public final class KafkaTransaction<Key: Sendable, Value: Sendable>: Sendable {
     /// hand-written consumer loop. Retriable failures are retried.
     /// - Throws: the typed error of the call (``KafkaError/Kind/transactionAborted`` when the
     ///   transaction can only be aborted: rethrow it), ``KafkaError/Kind/illegalState`` after the transaction ended.
-    public func sendOffsets(_ offsets: [TopicPartition: Int64], groupMetadata: ConsumerGroupMetadata) async throws(KafkaError) {
+    public func sendOffsets(_ offsets: [TopicPartition: Int64], groupMetadata: ConsumerGroupMetadata)
+        async throws(KafkaError)
+    {
         try checkOpen()
         try await producer.sendOffsets(offsets, group: groupMetadata)
     }
@@ -43,7 +45,8 @@ public final class KafkaTransaction<Key: Sendable, Value: Sendable>: Sendable {
 
     private func checkOpen() throws(KafkaError) {
         if ended.load(ordering: .acquiring) {
-            throw KafkaError(.illegalState, "this transaction has already ended; send inside the closure given to transaction { }")
+            throw KafkaError(
+                .illegalState, "this transaction has already ended; send inside the closure given to transaction { }")
         }
     }
 }

@@ -33,7 +33,9 @@ final class TransactionDeliveryRecorder: DeliveryReceiver {
             guard s.firstFailure == nil else { return }
             for report in reports where !report.succeeded && report.token == s.transaction {
                 // Purged records are the abort's doing, not a cause.
-                if report.error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || report.error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT { continue }
+                if report.error == RD_KAFKA_RESP_ERR__PURGE_QUEUE || report.error == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+                    continue
+                }
                 let code = Int32(report.error.rawValue)
                 s.firstFailure = KafkaError(
                     .deliveryFailed,

@@ -59,7 +59,10 @@ extension TransactionMachineHost {
                         error = await producer.sendOffsets(offsets, group: group)
                     } else {
                         error = TransactionError(
-                            kafkaError: KafkaError(.illegalState, "consumed offsets were added to the transaction without the consumer group metadata to commit them with"),
+                            kafkaError: KafkaError(
+                                .illegalState,
+                                "consumed offsets were added to the transaction without the consumer group metadata to commit them with"
+                            ),
                             isFatal: false, isAbortable: false, isRetriable: false)
                     }
                 } catch let refusal {
@@ -89,4 +92,3 @@ extension TransactionMachineHost {
         return outcome
     }
 }
-

@@ -17,7 +17,9 @@ struct TransactionError: Error, Equatable, Sendable {
     /// Classifies and destroys `error`, returned by the transactional call `call` of
     /// producer `rk`. A fatal error is reported with its original code (librdkafka's
     /// `rd_kafka_fatal_error`), so that fencing is recognised whichever call saw it first.
-    static func consuming(_ error: OpaquePointer, call: String, transactionalId: String, rk: OpaquePointer) -> TransactionError {
+    static func consuming(_ error: OpaquePointer, call: String, transactionalId: String, rk: OpaquePointer)
+        -> TransactionError
+    {
         defer { rd_kafka_error_destroy(error) }
         var code = rd_kafka_error_code(error)
         var reason = String(cString: rd_kafka_error_string(error))
@@ -46,7 +48,8 @@ struct TransactionError: Error, Equatable, Sendable {
         let name = KafkaError.codeName(raw) ?? "error \(raw)"
         let kafkaError: KafkaError
         if isFencing(code) {
-            kafkaError = fenced(transactionalId: transactionalId, detail: "\(call) failed with \(name): \(reason)", code: raw)
+            kafkaError = fenced(
+                transactionalId: transactionalId, detail: "\(call) failed with \(name): \(reason)", code: raw)
         } else if isFatal {
             kafkaError = KafkaError(
                 .fatal,
@@ -58,11 +61,15 @@ struct TransactionError: Error, Equatable, Sendable {
                 "the transaction of '\(transactionalId)' must be aborted (\(call) failed with \(name): \(reason)); nothing of it is committed, it can be retried",
                 code: raw)
         } else {
-            kafkaError = KafkaError(.kafka, "\(call) of transactional producer '\(transactionalId)' failed with \(name): \(reason)", code: raw)
+            kafkaError = KafkaError(
+                .kafka, "\(call) of transactional producer '\(transactionalId)' failed with \(name): \(reason)",
+                code: raw)
         }
         // A fenced producer can never recover, whatever flags librdkafka set.
         let fencedNow = isFencing(code)
-        return TransactionError(kafkaError: kafkaError, isFatal: isFatal || fencedNow, isAbortable: isAbortable && !fencedNow, isRetriable: isRetriable && !fencedNow)
+        return TransactionError(
+            kafkaError: kafkaError, isFatal: isFatal || fencedNow, isAbortable: isAbortable && !fencedNow,
+            isRetriable: isRetriable && !fencedNow)
     }
 
     /// The same failure of a `send_offsets_to_transaction` of `partitions`' offsets, naming them:
@@ -73,7 +80,8 @@ struct TransactionError: Error, Equatable, Sendable {
         let code = kafkaError.code.map { rd_kafka_resp_err_t($0) }
         let moved = code.map(Self.meansPartitionsMoved) ?? false
         let list = partitions.sorted().map(\.description).joined(separator: ", ")
-        let detail = moved
+        let detail =
+            moved
             ? "the offsets of \(list) were refused: they carry a member or generation of the group that a rebalance replaced (their partitions may have moved to another member): \(kafkaError.message)"
             : "the offsets of \(list) were not added to the transaction: \(kafkaError.message)"
         var named = self

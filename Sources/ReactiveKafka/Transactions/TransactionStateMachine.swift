@@ -181,7 +181,9 @@ struct TransactionStateMachine: Sendable {
     /// `send_offsets_to_transaction` will send them; the highest per partition wins.
     mutating func addOffsets(_ offsets: [TopicPartition: Int64]) -> [Action] {
         guard phase == .open || phase == .beginning else {
-            return [.fail(KafkaError(.illegalState, "offsets can only be added to an open transaction, not while \(phase)"))]
+            return [
+                .fail(KafkaError(.illegalState, "offsets can only be added to an open transaction, not while \(phase)"))
+            ]
         }
         for (partition, next) in offsets { record(partition, next: next) }
         return []

@@ -25,8 +25,10 @@ extension Transactional {
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
     ) -> Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
-        if let source: Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> = Consumer.forRawBytes(
-            settings, { bytesSource($0, subscription: subscription, logger: logger) }) {
+        if let source: Source<KafkaConsumerSequence<TransactionalMessage<Key, Value>>, ConsumerControl> =
+            Consumer.forRawBytes(
+                settings, { bytesSource($0, subscription: subscription, logger: logger) })
+        {
             return source
         }
         return makeSource(settings, subscription: subscription, logger: logger)
@@ -45,7 +47,10 @@ extension Transactional {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true) { index, chunk, engine in
+        return Consumer.makeSource(
+            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true,
+            transactional: true
+        ) { index, chunk, engine in
             try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
     }
@@ -57,12 +62,18 @@ extension Transactional {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: TransactionalOffset)>, ConsumerControl> {
+    ) -> Source<
+        KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: TransactionalOffset)>, ConsumerControl
+    > {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
-        return Consumer.makeSource(consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true) { index, chunk, engine in
-            let message = try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
+        return Consumer.makeSource(
+            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true,
+            transactional: true
+        ) { index, chunk, engine in
+            let message = try transactionalMessage(
+                index, chunk, key: keys, value: values, context: context, engine: engine)
             return (message.record, message.partitionOffset)
         }
     }
@@ -82,9 +93,11 @@ extension Transactional {
     ) -> Source<KafkaPartitionedSequence<TransactionalMessage<Key, Value>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
-        let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription, dropsFetchedOnRewind: false)
+        let (consumerSettings, transactionalSubscription, context) = prepare(
+            settings, subscription, dropsFetchedOnRewind: false)
         return Consumer.partitioned(
-            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true, transactional: true, offsetsOnAssign: nil
+            consumerSettings, subscription: transactionalSubscription, logger: logger, committable: true,
+            transactional: true, offsetsOnAssign: nil
         ) { index, chunk, engine in
             try transactionalMessage(index, chunk, key: keys, value: values, context: context, engine: engine)
         }
@@ -94,10 +107,12 @@ extension Transactional {
     @inline(__always)
     static func transactionalMessage<Key, Value>(
         _ index: Int, _ chunk: LentChunk,
-        key keys: Deserializer<Key>, value values: Deserializer<Value>, context: TransactionalSourceContext, engine: EngineReference
+        key keys: Deserializer<Key>, value values: Deserializer<Value>, context: TransactionalSourceContext,
+        engine: EngineReference
     ) throws -> TransactionalMessage<Key, Value> {
         let record = try RecordReader.record(index, chunk, key: keys, value: values)
-        let offset = TransactionalOffset(partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
+        let offset = TransactionalOffset(
+            partition: try context.emit(chunk.partition, record.offset, engine: engine), offset: record.offset)
         return TransactionalMessage(record: record, partitionOffset: offset)
     }
 
@@ -112,12 +127,14 @@ extension Transactional {
             dropsFetchedOnRewind: dropsFetchedOnRewind)
         // The engine's own rebalance-safe commits wait for consumer commits, which a
         // transactional stream never makes: the context drains through the sink instead.
-        let consumerSettings = settings
+        let consumerSettings =
+            settings
             .withProperty("isolation.level", "read_committed")
             .withRebalanceSafeCommitTimeout(nil)
         // The engine holds its handler for its whole life: through a forwarder that holds the
         // context weakly, since the context holds the engine (see TransactionalRebalanceForwarder).
-        let transactionalSubscription = subscription.isGroupSubscription
+        let transactionalSubscription =
+            subscription.isGroupSubscription
             ? subscription.withPartitionAssignmentHandler(TransactionalRebalanceForwarder(context)) : subscription
         return (consumerSettings, transactionalSubscription, context)
     }

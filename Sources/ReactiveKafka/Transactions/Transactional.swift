@@ -33,8 +33,10 @@ public enum Transactional {
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
     ) -> TransactionalSink<Key, Value> {
-        TransactionalSink(stage: TransactionalStage(
-            settings: settings, transactionalId: transactionalId, interval: eosCommitInterval ?? settings.eosCommitInterval, logger: logger))
+        TransactionalSink(
+            stage: TransactionalStage(
+                settings: settings, transactionalId: transactionalId,
+                interval: eosCommitInterval ?? settings.eosCommitInterval, logger: logger))
     }
 
     /// Like ``sink(_:transactionalId:eosCommitInterval:logger:)``, emitting a
@@ -46,8 +48,10 @@ public enum Transactional {
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
     ) -> TransactionalFlow<Key, Value> {
-        TransactionalFlow(stage: TransactionalStage(
-            settings: settings, transactionalId: transactionalId, interval: eosCommitInterval ?? settings.eosCommitInterval, logger: logger))
+        TransactionalFlow(
+            stage: TransactionalStage(
+                settings: settings, transactionalId: transactionalId,
+                interval: eosCommitInterval ?? settings.eosCommitInterval, logger: logger))
     }
 }
 
@@ -59,7 +63,8 @@ extension Transactional {
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
     ) -> SinkOf<(message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset), Void> {
-        let sink = Transactional.sink(settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
+        let sink = Transactional.sink(
+            settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
         return SinkOf { upstream in
             try await sink.run(upstream.map { @Sendable pair in withOffset(pair.message, pair.offset) })
         }
@@ -69,14 +74,20 @@ extension Transactional {
     public static func flowWithOffsetContext<Key, Value>(
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
-    ) -> FlowOf<(message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset), ProducerResult<Key, Value, TransactionalOffset>> {
-        let flow = Transactional.flow(settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
+    ) -> FlowOf<
+        (message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset),
+        ProducerResult<Key, Value, TransactionalOffset>
+    > {
+        let flow = Transactional.flow(
+            settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
         return FlowOf { upstream in
             flow.apply(upstream.map { @Sendable pair in withOffset(pair.message, pair.offset) })
         }
     }
 
-    private static func withOffset<Key, Value>(_ message: ProducerMessage<Key, Value, Void>, _ offset: TransactionalOffset) -> ProducerMessage<Key, Value, TransactionalOffset> {
+    private static func withOffset<Key, Value>(
+        _ message: ProducerMessage<Key, Value, Void>, _ offset: TransactionalOffset
+    ) -> ProducerMessage<Key, Value, TransactionalOffset> {
         switch message {
         case .single(let record, _): return .single(record, passThrough: offset)
         case .multi(let records, _): return .multi(records, passThrough: offset)
@@ -99,8 +110,11 @@ struct TransactionalStage<Key: Sendable, Value: Sendable>: Sendable {
         guard interval > .zero else {
             throw KafkaError(.invalidConfiguration, "eosCommitInterval must be positive, got \(interval)")
         }
-        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout, metrics: settings.metrics)
-        return TransactionalStageRun(settings: settings, producer: producer, interval: interval, emitsResults: emitsResults, logger: logger)
+        let producer = try TransactionalProducerEngine(
+            properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout,
+            metrics: settings.metrics)
+        return TransactionalStageRun(
+            settings: settings, producer: producer, interval: interval, emitsResults: emitsResults, logger: logger)
     }
 }
 
@@ -114,7 +128,8 @@ public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
     /// Writes every message of `upstream` in transactions; returns when the last is committed.
     // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
     @inlinable
-    public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws where Upstream.Element == Input {
+    public func run<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async throws
+    where Upstream.Element == Input {
         try await run(erased: AnyAsyncSequence(upstream))
     }
 
@@ -123,7 +138,9 @@ public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
         // Raw bytes take a path compiled for them: unspecialised generic code looks up type
         // metadata per message. Same behaviour.
         if let bytes = self as? TransactionalSink<KafkaBytes, KafkaBytes>,
-           let bytesMessages = messages as Any as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>> {
+            let bytesMessages = messages as Any
+                as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>
+        {
             try await bytes.runBytes(bytesMessages)
             return
         }
@@ -132,7 +149,9 @@ public struct TransactionalSink<Key: Sendable, Value: Sendable>: Sink {
 }
 
 extension TransactionalSink where Key == KafkaBytes, Value == KafkaBytes {
-    func runBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>) async throws {
+    func runBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>)
+        async throws
+    {
         let run: TransactionalStageRun<KafkaBytes, KafkaBytes> = try stage.makeRun(emitsResults: false)
         try await run.run(messages)
     }
@@ -148,7 +167,8 @@ public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
 
     // Inlinable, so the upstream is erased where its type is known (see `AnyAsyncSequence`).
     @inlinable
-    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output> where Upstream.Element == Input {
+    public func apply<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) -> AnyAsyncSequence<Output>
+    where Upstream.Element == Input {
         apply(erased: AnyAsyncSequence(upstream))
     }
 
@@ -156,8 +176,10 @@ public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
     func apply(erased messages: AnyAsyncSequence<Input>) -> AnyAsyncSequence<Output> {
         // Raw bytes take a path compiled for them (see TransactionalSink.run).
         if let bytes = self as? TransactionalFlow<KafkaBytes, KafkaBytes>,
-           let bytesMessages = messages as Any as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>,
-           let results = bytes.applyBytes(bytesMessages) as Any as? AnyAsyncSequence<Output> {
+            let bytesMessages = messages as Any
+                as? AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>,
+            let results = bytes.applyBytes(bytesMessages) as Any as? AnyAsyncSequence<Output>
+        {
             return results
         }
         return AnyAsyncSequence(TransactionalFlowSequence(stage: stage, upstream: messages))
@@ -165,7 +187,9 @@ public struct TransactionalFlow<Key: Sendable, Value: Sendable>: Flow {
 }
 
 extension TransactionalFlow where Key == KafkaBytes, Value == KafkaBytes {
-    func applyBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>) -> AnyAsyncSequence<Output> {
+    func applyBytes(_ messages: AnyAsyncSequence<ProducerMessage<KafkaBytes, KafkaBytes, TransactionalOffset>>)
+        -> AnyAsyncSequence<Output>
+    {
         AnyAsyncSequence(TransactionalFlowSequence<KafkaBytes, KafkaBytes>(stage: stage, upstream: messages))
     }
 }
@@ -189,7 +213,10 @@ struct TransactionalFlowSequence<Key: Sendable, Value: Sendable>: AsyncSequence,
         var index = 0
         var done = false
 
-        init(stage: TransactionalStage<Key, Value>, upstream: AnyAsyncSequence<ProducerMessage<Key, Value, TransactionalOffset>>) {
+        init(
+            stage: TransactionalStage<Key, Value>,
+            upstream: AnyAsyncSequence<ProducerMessage<Key, Value, TransactionalOffset>>
+        ) {
             self.stage = stage
             self.upstream = upstream
         }

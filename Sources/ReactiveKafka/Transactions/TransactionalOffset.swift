@@ -33,7 +33,8 @@ public struct TransactionalOffset: Sendable, CustomStringConvertible {
     public init(partitionOffset: PartitionOffset, groupMetadata: ConsumerGroupMetadata) {
         self.init(
             partition: TransactionalPartition(
-                partitionOffset.topicPartition, groupId: partitionOffset.groupId, groupMetadata: groupMetadata, source: nil),
+                partitionOffset.topicPartition, groupId: partitionOffset.groupId, groupMetadata: groupMetadata,
+                source: nil),
             offset: partitionOffset.offset)
     }
 
@@ -65,7 +66,10 @@ final class TransactionalPartition: Sendable {
     weak let source: (any TransactionalSourceLink)?
     private let ended = Atomic<Bool>(false)
 
-    init(_ topicPartition: TopicPartition, groupId: String, groupMetadata: ConsumerGroupMetadata, source: (any TransactionalSourceLink)?) {
+    init(
+        _ topicPartition: TopicPartition, groupId: String, groupMetadata: ConsumerGroupMetadata,
+        source: (any TransactionalSourceLink)?
+    ) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.initialMetadata = groupMetadata

@@ -47,11 +47,15 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
     ///     acknowledgements may block (commit and abort take the remaining
     ///     `transaction.timeout.ms`, as librdkafka advises).
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` for an empty id or a rejected setting.
-    public init(_ settings: ProducerSettings<Key, Value>, transactionalId: String, callTimeout: Duration = .seconds(30)) throws(KafkaError) {
+    public init(_ settings: ProducerSettings<Key, Value>, transactionalId: String, callTimeout: Duration = .seconds(30))
+        throws(KafkaError)
+    {
         try settings.validate()
         self.settings = settings
         self.transactionalId = transactionalId
-        let producer = try TransactionalProducerEngine(properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout, metrics: settings.metrics)
+        let producer = try TransactionalProducerEngine(
+            properties: settings.properties, transactionalId: transactionalId, callTimeout: callTimeout,
+            metrics: settings.metrics)
         self.transactionalProducer = producer
         do {
             self.receiverId = try producer.engine.register(recorder)
@@ -89,7 +93,9 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
             transaction.end()
             let outcome = await perform(withMachine { $0.abortRequested() })
             if let failure = outcome.failure {
-                logger.error("aborting the transaction after an error failed", metadata: ["error": "\(error)", "abort": "\(failure)"])
+                logger.error(
+                    "aborting the transaction after an error failed",
+                    metadata: ["error": "\(error)", "abort": "\(failure)"])
             }
             throw error
         }
@@ -97,7 +103,9 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         let outcome = await perform(withMachine { $0.commitDue() })
         if let failure = outcome.failure { throw failure }
         if outcome.aborted {
-            let cause = recorder.failure.map { "\($0.message)" } ?? outcome.lastError.map { $0.kafkaError.message } ?? "unknown cause"
+            let cause =
+                recorder.failure.map { "\($0.message)" } ?? outcome.lastError.map { $0.kafkaError.message }
+                ?? "unknown cause"
             throw KafkaError(
                 .transactionAborted,
                 "the transaction of '\(transactionalId)' could not be committed and was aborted (\(cause)); nothing of it is visible, run it again",
@@ -129,13 +137,16 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         let engine = transactionalProducer.engine
         let outcome = try await engine.produce(
             topic: record.topic, partition: record.partition, key: key, value: value, headers: record.headers,
-            timestamp: record.timestamp, opaque: ProducerOpaque(receiver: receiverId, token: sequence), cancellable: false)
+            timestamp: record.timestamp, opaque: ProducerOpaque(receiver: receiverId, token: sequence),
+            cancellable: false)
         switch outcome {
         case .enqueued:
             return
         case .rejected(let code):
-            throw DeliveryReport(token: sequence, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
-                .failure(topic: record.topic)
+            throw DeliveryReport(
+                token: sequence, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil
+            )
+            .failure(topic: record.topic)
         case .cancelled:
             throw KafkaError(.shutDown, "the producer closed while the record waited for queue space")
         }
@@ -166,7 +177,10 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         try await run(actions)
         if withMachine({ $0.phase }) == .failed {
             throw failure.withLock { $0 }
-                ?? KafkaError(.fatal, "the transactional producer '\(transactionalId)' failed earlier and cannot continue; close it and create a new one")
+                ?? KafkaError(
+                    .fatal,
+                    "the transactional producer '\(transactionalId)' failed earlier and cannot continue; close it and create a new one"
+                )
         }
     }
 
@@ -194,7 +208,9 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
             }
             switch entry {
             case .go(let sequence): return sequence
-            case .closed: throw KafkaError(.shutDown, "the transactional producer '\(transactionalId)' is closed; create a new one")
+            case .closed:
+                throw KafkaError(
+                    .shutDown, "the transactional producer '\(transactionalId)' is closed; create a new one")
             case .wait:
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = gate.withLock { g -> Bool in
@@ -208,7 +224,10 @@ public final class TransactionalProducer<Key: Sendable, Value: Sendable>: Transa
         }
     }
 
-    private enum GateEntry { case go(UInt64), wait, closed }
+    private enum GateEntry {
+        case go(UInt64)
+        case wait, closed
+    }
 
     private func release() {
         let waiters = gate.withLock { g -> [UnsafeContinuation<Void, Never>] in

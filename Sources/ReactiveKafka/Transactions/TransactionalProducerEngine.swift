@@ -25,25 +25,36 @@ final class TransactionalProducerEngine: Sendable {
     /// set otherwise in `properties`, unless to the same value).
     /// - Throws: ``KafkaError/Kind/invalidConfiguration`` for an empty id, a conflicting
     ///   property, or a property librdkafka rejects.
-    init(properties: [String: String], transactionalId: String, callTimeout: Duration, metrics: KafkaMetricsSettings = KafkaMetricsSettings()) throws(KafkaError) {
+    init(
+        properties: [String: String], transactionalId: String, callTimeout: Duration,
+        metrics: KafkaMetricsSettings = KafkaMetricsSettings()
+    ) throws(KafkaError) {
         guard !transactionalId.isEmpty else {
-            throw KafkaError(.invalidConfiguration, "a transactional producer needs a non-empty transactional id, unique per application instance")
+            throw KafkaError(
+                .invalidConfiguration,
+                "a transactional producer needs a non-empty transactional id, unique per application instance")
         }
         if let configured = properties["transactional.id"], configured != transactionalId {
             throw KafkaError(
                 .invalidConfiguration,
-                "the producer settings set transactional.id=\(configured) but the stage was given transactionalId \(transactionalId): remove the property or pass the same id")
+                "the producer settings set transactional.id=\(configured) but the stage was given transactionalId \(transactionalId): remove the property or pass the same id"
+            )
         }
         guard callTimeout > .zero else {
-            throw KafkaError(.invalidConfiguration, "the transactional call timeout must be positive, got \(callTimeout)")
+            throw KafkaError(
+                .invalidConfiguration, "the transactional call timeout must be positive, got \(callTimeout)")
         }
         var properties = properties
         properties["transactional.id"] = transactionalId
-        self.engine = try ProducerEngine(properties: properties, metrics: metrics, label: "reactive-kafka.transactional-producer")
-        self.instruments = TransactionInstruments(metrics, transactionalId: transactionalId, clientId: properties["client.id"])
+        self.engine = try ProducerEngine(
+            properties: properties, metrics: metrics, label: "reactive-kafka.transactional-producer")
+        self.instruments = TransactionInstruments(
+            metrics, transactionalId: transactionalId, clientId: properties["client.id"])
         self.transactionalId = transactionalId
         self.thread = BlockingCallThread(name: "rkafka-txn")
-        self.callTimeoutMs = Int32(clamping: callTimeout.components.seconds * 1000 + callTimeout.components.attoseconds / 1_000_000_000_000_000)
+        self.callTimeoutMs = Int32(
+            clamping: callTimeout.components.seconds * 1000 + callTimeout.components.attoseconds / 1_000_000_000_000_000
+        )
     }
 
     // The thread ends with the engine, even when nobody closed it.
@@ -71,7 +82,9 @@ final class TransactionalProducerEngine: Sendable {
             guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
             let fatal = rd_kafka_fatal_error(engine.handle, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR
             return TransactionError.classify(
-                code: err, reason: String(cString: rd_kafka_err2str(err)) + " (\(rd_kafka_outq_len(engine.handle)) records not acknowledged)",
+                code: err,
+                reason: String(cString: rd_kafka_err2str(err))
+                    + " (\(rd_kafka_outq_len(engine.handle)) records not acknowledged)",
                 call: "waiting for the transaction's acknowledgements", transactionalId: id,
                 isFatal: fatal, isAbortable: false, isRetriable: err == RD_KAFKA_RESP_ERR__TIMED_OUT && !fatal)
         }
@@ -84,7 +97,9 @@ final class TransactionalProducerEngine: Sendable {
         let error = await call("send_offsets_to_transaction") { rk, timeout in
             let list = PartitionList.make(positions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
-            return withExtendedLifetime(group) { rd_kafka_send_offsets_to_transaction(rk, list, group.pointer, timeout) }
+            return withExtendedLifetime(group) {
+                rd_kafka_send_offsets_to_transaction(rk, list, group.pointer, timeout)
+            }
         }
         return error.map { $0.refusing(Set(offsets.keys)) }
     }
@@ -95,7 +110,8 @@ final class TransactionalProducerEngine: Sendable {
         let error = await call("commit_transaction") { rk, _ in rd_kafka_commit_transaction(rk, -1) }
         if error == nil, let instruments {
             // The commit flushed: every record of the transaction is acknowledged by now.
-            let records = engine.acknowledgedRecords.load(ordering: .relaxed) - acknowledgedAtBegin.load(ordering: .relaxed)
+            let records =
+                engine.acknowledgedRecords.load(ordering: .relaxed) - acknowledgedAtBegin.load(ordering: .relaxed)
             instruments.committed(after: .now - started, recordCount: records)
         }
         return error
@@ -116,7 +132,9 @@ final class TransactionalProducerEngine: Sendable {
         await engine.close(timeout: timeout)
     }
 
-    private func call(_ name: String, _ body: @escaping @Sendable (OpaquePointer, Int32) -> OpaquePointer?) async -> TransactionError? {
+    private func call(_ name: String, _ body: @escaping @Sendable (OpaquePointer, Int32) -> OpaquePointer?) async
+        -> TransactionError?
+    {
         let (engine, timeout, id) = (self.engine, callTimeoutMs, transactionalId)
         return await thread.run { [self] in
             if closed.load(ordering: .acquiring) { return Self.closedError(id) }

@@ -110,7 +110,11 @@ final class TransactionalReadAhead<Element: Sendable>: @unchecked Sendable {
         }
     }
 
-    private enum Step { case taken, end(Result<Void, any Error>), wait, readSelf }
+    private enum Step {
+        case taken
+        case end(Result<Void, any Error>)
+        case wait, readSelf
+    }
 
     /// A commit closed the gate while the pump holds `element`: the reader takes over
     /// upstream (and the element, first in line) until ``commitEnded()``.

@@ -63,7 +63,10 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     /// Bumped on every commit the sink reports, read under `commits`.
     private var commitCount = 0
 
-    init(groupId: String, drainTimeout: Duration, userHandler: (any PartitionAssignmentHandler)?, dropsFetchedOnRewind: Bool = true) {
+    init(
+        groupId: String, drainTimeout: Duration, userHandler: (any PartitionAssignmentHandler)?,
+        dropsFetchedOnRewind: Bool = true
+    ) {
         self.groupId = groupId
         self.drainTimeout = drainTimeout
         self.userHandler = userHandler
@@ -76,7 +79,9 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
     /// ``TransactionalOffset`` shares with the partition's other offsets (with the group
     /// metadata to send). Within a run of one partition: a lock, an identity check, a store.
     @inline(__always)
-    func emit(_ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference) throws(KafkaError) -> TransactionalPartition {
+    func emit(_ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference) throws(KafkaError)
+        -> TransactionalPartition
+    {
         let emitted = state.withLock { s -> TransactionalPartition? in
             if s.lastConsumed === consumed, let last = s.last {
                 s.lastOffset = offset
@@ -98,7 +103,9 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     /// The record starts a run of another partition (or the first after a rebalance); nil
     /// while there is no group metadata yet.
-    private func switchPartition(_ s: inout State, _ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference) -> TransactionalPartition? {
+    private func switchPartition(
+        _ s: inout State, _ consumed: ConsumedPartition, _ offset: Int64, engine: EngineReference
+    ) -> TransactionalPartition? {
         guard let metadata = s.metadata else { return nil }
         s.foldLast()
         if s.engine == nil { s.engine = engine.engine }
@@ -106,7 +113,8 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         if let known = s.partitions[consumed.topicPartition], !known.hasEnded {
             partition = known
         } else {
-            partition = TransactionalPartition(consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self)
+            partition = TransactionalPartition(
+                consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self)
             s.partitions[consumed.topicPartition] = partition
         }
         s.lastConsumed = consumed
@@ -144,7 +152,9 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     func committed(_ offsets: [TopicPartition: Int64]) {
         state.withLock { s in
-            for (partition, next) in offsets { s.committedNext[partition] = max(s.committedNext[partition] ?? Int64.min, next) }
+            for (partition, next) in offsets {
+                s.committedNext[partition] = max(s.committedNext[partition] ?? Int64.min, next)
+            }
         }
         commitsChanged()
     }
@@ -161,7 +171,10 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         commitsChanged()
         guard let engine = state.withLock({ $0.engine }) else {
             // The offsets are of records this source emitted, and the first one set the engine.
-            throw KafkaError(.illegalState, "the transactional source cannot rewind \(offsets.keys.sorted()): it has emitted no record, so it has no consumer to seek")
+            throw KafkaError(
+                .illegalState,
+                "the transactional source cannot rewind \(offsets.keys.sorted()): it has emitted no record, so it has no consumer to seek"
+            )
         }
         try await engine.withConsumer { [self] consumer throws(KafkaError) in
             // Only partitions still assigned: a revoked one is read by its next owner from the committed offset.
@@ -210,11 +223,12 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         while true {
             let outstanding = state.withLock { s -> Set<TopicPartition> in
                 s.foldLast()
-                return Set(partitions.filter { p in s.emitted[p].map { (s.committedNext[p] ?? Int64.min) <= $0 } ?? false })
+                return Set(
+                    partitions.filter { p in s.emitted[p].map { (s.committedNext[p] ?? Int64.min) <= $0 } ?? false })
             }
             if outstanding.isEmpty { return }
             let sinks = sinks()
-            if sinks.isEmpty { return }  // nothing will ever commit them
+            if sinks.isEmpty { return } // nothing will ever commit them
             let now = ContinuousClock.now
             if now >= deadline {
                 Self.logger.warning(
@@ -227,7 +241,11 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
             commits.unlock()
             for sink in sinks { sink.requestCommitNow() }
             commits.lock()
-            let until = Date(timeIntervalSinceNow: min(0.1, Double((deadline - now).components.attoseconds) / 1e18 + Double((deadline - now).components.seconds)))
+            let until = Date(
+                timeIntervalSinceNow: min(
+                    0.1,
+                    Double((deadline - now).components.attoseconds) / 1e18 + Double((deadline - now).components.seconds)
+                ))
             while commitCount == seen, commits.wait(until: until) {}
             commits.unlock()
         }
@@ -278,18 +296,34 @@ final class TransactionalRebalanceForwarder: PartitionAssignmentHandler, @unchec
     }
 
     func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        if let context { context.onAssign(partitions, consumer: consumer) } else { userHandler?.onAssign(partitions, consumer: consumer) }
+        if let context {
+            context.onAssign(partitions, consumer: consumer)
+        } else {
+            userHandler?.onAssign(partitions, consumer: consumer)
+        }
     }
 
     func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        if let context { context.onRevoke(partitions, consumer: consumer) } else { userHandler?.onRevoke(partitions, consumer: consumer) }
+        if let context {
+            context.onRevoke(partitions, consumer: consumer)
+        } else {
+            userHandler?.onRevoke(partitions, consumer: consumer)
+        }
     }
 
     func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        if let context { context.onLost(partitions, consumer: consumer) } else { userHandler?.onLost(partitions, consumer: consumer) }
+        if let context {
+            context.onLost(partitions, consumer: consumer)
+        } else {
+            userHandler?.onLost(partitions, consumer: consumer)
+        }
     }
 
     func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
-        if let context { context.onStop(partitions, consumer: consumer) } else { userHandler?.onStop(partitions, consumer: consumer) }
+        if let context {
+            context.onStop(partitions, consumer: consumer)
+        } else {
+            userHandler?.onStop(partitions, consumer: consumer)
+        }
     }
 }

@@ -21,7 +21,9 @@ import Synchronization
 ///   stream keeping each partition's order between source and sink.
 /// - A flow emits each message's result once its transaction has committed
 ///   (never for an aborted one), in input order.
-final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryReceiver, TransactionalSinkHandle, TransactionMachineHost, @unchecked Sendable {
+final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryReceiver, TransactionalSinkHandle,
+    TransactionMachineHost, @unchecked Sendable
+{
     typealias Message = ProducerMessage<Key, Value, TransactionalOffset>
     typealias Result = ProducerResult<Key, Value, TransactionalOffset>
 
@@ -110,7 +112,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     private let spaceWaiting = Atomic<Bool>(false)
     private let receiver = Atomic<UInt16>(0)
 
-    init(settings: ProducerSettings<Key, Value>, producer: TransactionalProducerEngine, interval: Duration, emitsResults: Bool, logger: Logger) {
+    init(
+        settings: ProducerSettings<Key, Value>, producer: TransactionalProducerEngine, interval: Duration,
+        emitsResults: Bool, logger: Logger
+    ) {
         self.settings = settings
         self.interval = interval
         self.transactionalProducer = producer
@@ -169,7 +174,12 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             s.finished = true
             s.sleeper?.cancel()
             s.sleeper = nil
-            defer { s.downstream = nil; s.pump = nil; s.pumpSpace = nil; s.sources.removeAll() }
+            defer {
+                s.downstream = nil
+                s.pump = nil
+                s.pumpSpace = nil
+                s.sources.removeAll()
+            }
             return (s.downstream, s.pump, s.pumpSpace, Array(s.sources.values))
         }
         // A revoke must not wait for commits from a sink that is gone.
@@ -183,7 +193,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     func fail(_ error: any Error) {
         let (pump, space, committer, downstream, forPump) = state.withLock { s in
             if s.failure == nil { s.failure = error }
-            defer { s.pump = nil; s.pumpSpace = nil; s.committer = nil; s.downstream = nil; s.committerForPump = nil }
+            defer {
+                s.pump = nil
+                s.pumpSpace = nil
+                s.committer = nil
+                s.downstream = nil
+                s.committerForPump = nil
+            }
             return (s.pump, s.pumpSpace, s.committer, s.downstream, s.committerForPump)
         }
         pump?.resume()
@@ -231,7 +247,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         }
 
         /// Record `index` and its bytes.
-        func part(_ index: Int) -> (record: ProducerRecord<Key, Value>, bytes: (key: SerializedBytes?, value: SerializedBytes?)) {
+        func part(_ index: Int) -> (
+            record: ProducerRecord<Key, Value>, bytes: (key: SerializedBytes?, value: SerializedBytes?)
+        ) {
             kind == .single ? (record!, single!) : (records[index], serialized[index])
         }
     }
@@ -256,7 +274,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// transaction is open and librdkafka takes every record) needs no suspension, and a
     /// message kept across a suspension is copied (the whole message: a retain per reference
     /// it holds, and their releases). Only what must wait comes back here.
-    private func pump(_ readAhead: TransactionalReadAhead<Prepared>, _ pull: TransactionalReadAhead<Prepared>.Pull) async {
+    private func pump(_ readAhead: TransactionalReadAhead<Prepared>, _ pull: TransactionalReadAhead<Prepared>.Pull)
+        async
+    {
         var topicCache = ProducerEngine.TopicCache()
         do {
             pumping: while true {
@@ -270,7 +290,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 case .mustEnter(let current, let answer):
                     switch try await enter(current, first: answer) {
                     case .entered(let transaction, let firstRecord):
-                        produced = try await produceRecords(of: current, from: 0, transaction: transaction, firstRecord: firstRecord, cache: &topicCache)
+                        produced = try await produceRecords(
+                            of: current, from: 0, transaction: transaction, firstRecord: firstRecord, cache: &topicCache
+                        )
                     case .dropped:
                         continue pumping
                     case .stopped:
@@ -322,7 +344,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     /// The per-message path, synchronous: takes `current` through the gate and hands its
     /// records to librdkafka when nothing has to wait; otherwise gives it back with how far it got.
-    private func pumpWithoutWaiting(_ current: __owned Prepared, cache: inout ProducerEngine.TopicCache) throws -> Progress {
+    private func pumpWithoutWaiting(_ current: __owned Prepared, cache: inout ProducerEngine.TopicCache) throws
+        -> Progress
+    {
         let answer = gate(current)
         guard !answer.commitRequested, case .go(begin: false, let transaction, let firstRecord) = answer.gate else {
             return .mustEnter(current, answer)
@@ -330,13 +354,16 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         // Record by record in place (not through `part(_:)`, whose result is a copy).
         for i in 0..<current.recordCount {
             let token = token(transaction, firstRecord + i)
-            let started = current.kind == .single
+            let started =
+                current.kind == .single
                 ? try startProducing(current.record!, current.single!, token: token, cache: &cache)
                 : try startProducing(current.records[i], current.serialized[i], token: token, cache: &cache)
             if started.code != RD_KAFKA_RESP_ERR_NO_ERROR {
-                return .refused(current, Refusal(
-                    transaction: transaction, firstRecord: firstRecord, index: i,
-                    code: started.code, generation: started.generation, opaque: started.opaque))
+                return .refused(
+                    current,
+                    Refusal(
+                        transaction: transaction, firstRecord: firstRecord, index: i,
+                        code: started.code, generation: started.generation, opaque: started.opaque))
             }
         }
         leave()
@@ -344,24 +371,32 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     }
 
     /// Produces the refused record once librdkafka takes it, then the message's remaining records.
-    private func produceRefused(_ current: Prepared, _ refusal: Refusal, cache: inout ProducerEngine.TopicCache) async throws -> Bool {
+    private func produceRefused(_ current: Prepared, _ refusal: Refusal, cache: inout ProducerEngine.TopicCache)
+        async throws -> Bool
+    {
         let i = refusal.index
         let (record, bytes) = current.part(i)
         let token = token(refusal.transaction, refusal.firstRecord + i)
-        guard try await produceAgain(
-            record, bytes, token: token, opaque: refusal.opaque, code: refusal.code, generation: refusal.generation, cache: &cache)
+        guard
+            try await produceAgain(
+                record, bytes, token: token, opaque: refusal.opaque, code: refusal.code, generation: refusal.generation,
+                cache: &cache)
         else { return false }
-        return try await produceRecords(of: current, from: i + 1, transaction: refusal.transaction, firstRecord: refusal.firstRecord, cache: &cache)
+        return try await produceRecords(
+            of: current, from: i + 1, transaction: refusal.transaction, firstRecord: refusal.firstRecord, cache: &cache)
     }
 
     /// Produces `current`'s records from index `start` on, waiting for space when librdkafka's
     /// queue is full. False when one was not produced (see ``produce(_:_:token:cache:)``).
     private func produceRecords(
-        of current: Prepared, from start: Int, transaction: UInt64, firstRecord: Int, cache: inout ProducerEngine.TopicCache
+        of current: Prepared, from start: Int, transaction: UInt64, firstRecord: Int,
+        cache: inout ProducerEngine.TopicCache
     ) async throws -> Bool {
         for i in start..<current.recordCount {
             let (record, bytes) = current.part(i)
-            guard try await produce(record, bytes, token: token(transaction, firstRecord + i), cache: &cache) else { return false }
+            guard try await produce(record, bytes, token: token(transaction, firstRecord + i), cache: &cache) else {
+                return false
+            }
         }
         return true
     }
@@ -408,7 +443,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             if shared.hasEnded { return .drop }
             if !s.stale.isEmpty, let highest = s.stale[partition] {
                 if consumed > highest { return .drop }
-                s.stale[partition] = nil  // the replay has begun
+                s.stale[partition] = nil // the replay has begun
             }
             let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
             if windowFull && !s.held.isEmpty && !s.committing {
@@ -469,7 +504,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = state.withLock { s -> Bool in
                         let windowFull = emitsResults && s.held.count + s.ready.count >= lookAhead
-                        if s.failure != nil || s.finished || (!s.committing && !windowFull && s.machine.acceptsMessages) {
+                        if s.failure != nil || s.finished || (!s.committing && !windowFull && s.machine.acceptsMessages)
+                        {
                             return true
                         }
                         s.pump = continuation
@@ -479,7 +515,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 }
             case .go(let begin, let transaction, let firstRecord):
                 if begin {
-                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) { action, _ in
+                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) {
+                        action, _ in
                         if case .fail(let error) = action { self.fail(error) }
                     }
                     if let failure = outcome.failure { throw failure }
@@ -511,7 +548,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     ) async throws -> Bool {
         let started = try startProducing(record, bytes, token: token, cache: &cache)
         if started.code == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
-        return try await produceAgain(record, bytes, token: token, opaque: started.opaque, code: started.code, generation: started.generation, cache: &cache)
+        return try await produceAgain(
+            record, bytes, token: token, opaque: started.opaque, code: started.code, generation: started.generation,
+            cache: &cache)
     }
 
     /// Counts one record in flight and hands it to librdkafka once: its answer, and what
@@ -532,11 +571,14 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// Hands one record to librdkafka once, without waiting.
     @inline(__always)
     private func attempt(
-        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), opaque: ProducerOpaque,
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?),
+        opaque: ProducerOpaque,
         cache: inout ProducerEngine.TopicCache
     ) throws -> rd_kafka_resp_err_t {
         if record.headers.isEmpty, let rkt = try engine.resolveTopic(record.topic, cache: &cache) {
-            return try engine.tryProduce(rkt: rkt, partition: record.partition, key: bytes.key, value: bytes.value, timestamp: record.timestamp, opaque: opaque)
+            return try engine.tryProduce(
+                rkt: rkt, partition: record.partition, key: bytes.key, value: bytes.value, timestamp: record.timestamp,
+                opaque: opaque)
         }
         return try engine.tryProduce(
             topic: record.topic, partition: record.partition, key: bytes.key, value: bytes.value,
@@ -546,7 +588,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// ``produce(_:_:token:cache:)`` after librdkafka did not take the record at once
     /// (`code`): waits for space and tries again, or decides what the refusal means.
     private func produceAgain(
-        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64, opaque: ProducerOpaque,
+        _ record: ProducerRecord<Key, Value>, _ bytes: (key: SerializedBytes?, value: SerializedBytes?), token: UInt64,
+        opaque: ProducerOpaque,
         code first: rd_kafka_resp_err_t, generation firstGeneration: UInt64, cache: inout ProducerEngine.TopicCache
     ) async throws -> Bool {
         var code = first
@@ -576,8 +619,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 return false
             }
             // A record librdkafka can never take (unknown partition, too large, …): the stream cannot go on.
-            throw DeliveryReport(token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil)
-                .failure(topic: record.topic)
+            throw DeliveryReport(
+                token: token, error: code, partition: record.partition ?? -1, offset: -1, timestamp: nil
+            )
+            .failure(topic: record.topic)
         }
     }
 
@@ -587,7 +632,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s -> Bool in
                     spaceWaiting.store(true, ordering: .sequentiallyConsistent)
-                    if inFlight.load(ordering: .sequentiallyConsistent) < parallelism || s.failure != nil || s.finished {
+                    if inFlight.load(ordering: .sequentiallyConsistent) < parallelism || s.failure != nil || s.finished
+                    {
                         spaceWaiting.store(false, ordering: .relaxed)
                         return true
                     }
@@ -616,7 +662,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 for report in reports where report.token >> 32 == current {
                     if !report.succeeded {
                         // Records purged by an abort are its consequence, not its cause.
-                        if s.deliveryFailure == nil, report.error != RD_KAFKA_RESP_ERR__PURGE_QUEUE, report.error != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+                        if s.deliveryFailure == nil, report.error != RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+                            report.error != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT
+                        {
                             s.deliveryFailure = report
                         }
                         continue
@@ -624,13 +672,16 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                     guard emitsResults else { continue }
                     let index = Int(report.token & 0xFFFF_FFFF)
                     if index < s.outcomes.count {
-                        s.outcomes[index] = Outcome(partition: report.partition, offset: report.offset, timestamp: report.timestamp)
+                        s.outcomes[index] = Outcome(
+                            partition: report.partition, offset: report.offset, timestamp: report.timestamp)
                     }
                 }
             }
         }
         let remaining = inFlight.subtract(reports.count, ordering: .sequentiallyConsistent).newValue
-        if spaceWaiting.load(ordering: .sequentiallyConsistent), remaining < max(1, parallelism - max(1, parallelism / 4)) {
+        if spaceWaiting.load(ordering: .sequentiallyConsistent),
+            remaining < max(1, parallelism - max(1, parallelism / 4))
+        {
             let pump = state.withLock { s -> UnsafeContinuation<Void, Never>? in
                 spaceWaiting.store(false, ordering: .relaxed)
                 defer { s.pumpSpace = nil }
@@ -647,7 +698,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     private func fenceAware(_ error: KafkaError) -> KafkaError {
         if let code = error.code, TransactionError.isFencing(rd_kafka_resp_err_t(code)), error.kind != .fenced {
-            return TransactionError.fenced(transactionalId: transactionalProducer.transactionalId, detail: error.message, code: code)
+            return TransactionError.fenced(
+                transactionalId: transactionalProducer.transactionalId, detail: error.message, code: code)
         }
         return error
     }
@@ -730,7 +782,9 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             case .wait:
                 await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                     let resumeNow = state.withLock { s -> Bool in
-                        if s.failure != nil || s.finished || s.abortNow || s.commitNow || s.ending != nil { return true }
+                        if s.failure != nil || s.finished || s.abortNow || s.commitNow || s.ending != nil {
+                            return true
+                        }
                         if let deadline = s.deadline {
                             if deadline <= .now { return true }
                             if s.sleeper == nil {
@@ -785,7 +839,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 if resumeNow { continuation.resume() }
             }
         case .resumeDemand:
-            let (pump, readAhead) = state.withLock { s -> (UnsafeContinuation<Void, Never>?, TransactionalReadAhead<Prepared>?) in
+            let (pump, readAhead) = state.withLock {
+                s -> (UnsafeContinuation<Void, Never>?, TransactionalReadAhead<Prepared>?) in
                 s.committing = false
                 s.deadline = nil
                 defer { s.pump = nil }
@@ -794,7 +849,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             readAhead?.commitEnded()
             pump?.resume()
         case .committed(let offsets):
-            let (sources, downstream) = state.withLock { s -> ([any TransactionalSourceLink], UnsafeContinuation<Void, Never>?) in
+            let (sources, downstream) = state.withLock {
+                s -> ([any TransactionalSourceLink], UnsafeContinuation<Void, Never>?) in
                 if emitsResults {
                     s.ready.reserveCapacity(s.ready.count + s.held.count)
                     for held in s.held { s.ready.append(result(held, s.outcomes)) }
@@ -808,10 +864,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             for source in sources { source.committed(offsets) }
             downstream?.resume()
         case .rewindSource(let offsets):
-            let (sources, unrewindable, ending, delivery, aborts) = state.withLock { s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
+            let (sources, unrewindable, ending, delivery, aborts) = state.withLock {
+                s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
                 let unrewindable = s.unrewindable
                 let delivery = s.deliveryFailure.map { deliveryError($0, s) }
-                if let code = lastError?.kafkaError.code, TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code)) {
+                if let code = lastError?.kafkaError.code,
+                    TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code))
+                {
                     s.refusedMetadata = s.sentMetadata
                 }
                 s.deliveryFailure = nil
@@ -832,42 +891,50 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             let failure = delivery ?? lastError?.kafkaError
             switch ending {
             case .abort?:
-                return  // the stream ends with its own error: nothing is read again
+                return // the stream ends with its own error: nothing is read again
             case .complete?:
-                fail(KafkaError(
-                    .transactionAborted,
-                    "the last transaction of '\(id)' was aborted as the stream completed\(failure.map { " (\($0.message))" } ?? ""); "
-                        + "nothing of it was committed: its records are read again when the stream restarts from the committed offsets"))
+                fail(
+                    KafkaError(
+                        .transactionAborted,
+                        "the last transaction of '\(id)' was aborted as the stream completed\(failure.map { " (\($0.message))" } ?? ""); "
+                            + "nothing of it was committed: its records are read again when the stream restarts from the committed offsets"
+                    ))
                 return
             case nil:
                 break
             }
             if aborts > Self.maxConsecutiveAborts {
-                fail(KafkaError(
-                    .transactionAborted,
-                    "\(aborts) transactions of '\(id)' in a row were aborted without one committing; giving up. Nothing of them was committed"
-                        + (failure.map { ". The last was aborted because \($0.message)" } ?? ""),
-                    code: failure?.code, partitions: failure?.partitions ?? []))
+                fail(
+                    KafkaError(
+                        .transactionAborted,
+                        "\(aborts) transactions of '\(id)' in a row were aborted without one committing; giving up. Nothing of them was committed"
+                            + (failure.map { ". The last was aborted because \($0.message)" } ?? ""),
+                        code: failure?.code, partitions: failure?.partitions ?? []))
                 return
             }
             if unrewindable || sources.isEmpty {
-                fail(KafkaError(
-                    .transactionAborted,
-                    "a transaction of '\(id)' was aborted\(failure.map { " (\($0.message))" } ?? "") and its messages cannot be read again: they did not come from Transactional.source. "
-                        + "Nothing of it was committed; restart the stream from the committed offsets"))
+                fail(
+                    KafkaError(
+                        .transactionAborted,
+                        "a transaction of '\(id)' was aborted\(failure.map { " (\($0.message))" } ?? "") and its messages cannot be read again: they did not come from Transactional.source. "
+                            + "Nothing of it was committed; restart the stream from the committed offsets"))
                 return
             }
             for source in sources {
                 do {
                     try await source.rewind(offsets)
                 } catch {
-                    fail(KafkaError(error.kind, "rewinding the source after an aborted transaction failed: \(error.message)", code: error.code))
+                    fail(
+                        KafkaError(
+                            error.kind, "rewinding the source after an aborted transaction failed: \(error.message)",
+                            code: error.code))
                     return
                 }
             }
         case .fail(let error):
             fail(error)
-        case .releaseWaiters, .produce, .initTransactions, .beginTransaction, .flush, .sendOffsets, .commitTransaction, .abortTransaction:
+        case .releaseWaiters, .produce, .initTransactions, .beginTransaction, .flush, .sendOffsets, .commitTransaction,
+            .abortTransaction:
             break
         }
     }
@@ -879,9 +946,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     static func isPermanent(_ code: Int32?) -> Bool {
         guard let code else { return false }
         switch rd_kafka_resp_err_t(code) {
-        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-             RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
-             RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__INVALID_ARG:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+            RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR__INVALID_ARG:
             return true
         default:
             return false
@@ -895,7 +963,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         if let held = s.held.last(where: { $0.firstRecord <= index }) {
             switch held.message {
             case .single(let record, _): topic = record.topic
-            case .multi(let records, _): if index - held.firstRecord < records.count { topic = records[index - held.firstRecord].topic }
+            case .multi(let records, _):
+                if index - held.firstRecord < records.count { topic = records[index - held.firstRecord].topic }
             case .passThrough: break
             }
         }
@@ -948,13 +1017,15 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     private func result(_ held: Held, _ outcomes: [Outcome]) -> Result {
         func metadata(_ record: ProducerRecord<Key, Value>, _ index: Int) -> RecordMetadata {
             let outcome = index < outcomes.count ? outcomes[index] : Outcome()
-            return RecordMetadata(topic: record.topic, partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
+            return RecordMetadata(
+                topic: record.topic, partition: outcome.partition, offset: outcome.offset, timestamp: outcome.timestamp)
         }
         switch held.message {
         case .single(let record, let passThrough):
             return .single(metadata(record, held.firstRecord), record, passThrough: passThrough)
         case .multi(let records, let passThrough):
-            return .multi(records.enumerated().map { (metadata($1, held.firstRecord + $0), $1) }, passThrough: passThrough)
+            return .multi(
+                records.enumerated().map { (metadata($1, held.firstRecord + $0), $1) }, passThrough: passThrough)
         case .passThrough(let passThrough):
             return .passThrough(passThrough)
         }
@@ -962,7 +1033,11 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
     // MARK: Downstream (flows)
 
-    private enum DownstreamNext { case taken, done, failed(any Error), wait }
+    private enum DownstreamNext {
+        case taken, done
+        case failed(any Error)
+        case wait
+    }
 
     /// Moves the committed results into `buffer`; false once the run ended without more.
     /// - Throws: the stage's failure, after every result committed before it.
@@ -973,7 +1048,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 if !s.ready.isEmpty {
                     swap(&buffer, &s.ready)
                     s.ready.removeAll(keepingCapacity: true)
-                    if !s.committing { pump = s.pump; s.pump = nil }
+                    if !s.committing {
+                        pump = s.pump
+                        s.pump = nil
+                    }
                     return .taken
                 }
                 if let failure = s.failure { return .failed(failure) }
@@ -1010,10 +1088,14 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
 
 extension TransactionalStageRun.Prepared {
     /// Takes `message` apart and serialises its records.
-    init(_ message: __owned TransactionalStageRun.Message, _ settings: borrowing ProducerSettings<Key, Value>) throws(KafkaError) {
+    init(_ message: __owned TransactionalStageRun.Message, _ settings: borrowing ProducerSettings<Key, Value>)
+        throws(KafkaError)
+    {
         switch consume message {
         case .single(let record, let offset):
-            self.init(kind: .single, record: record, records: [], offset: offset, single: try settings.serialize(record), serialized: [])
+            self.init(
+                kind: .single, record: record, records: [], offset: offset, single: try settings.serialize(record),
+                serialized: [])
         case .multi(let records, let offset):
             var serialized: [(key: SerializedBytes?, value: SerializedBytes?)] = []
             serialized.reserveCapacity(records.count)

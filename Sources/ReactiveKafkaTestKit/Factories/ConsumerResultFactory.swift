@@ -16,7 +16,9 @@ public enum ConsumerResultFactory {
         timestamp: KafkaTimestamp? = nil, headers: [KafkaHeader] = []
     ) throws(KafkaError) -> ConsumerRecord<Key, Value> {
         try checkPosition(topic: topic, partition: partition, offset: offset)
-        return ConsumerRecord(topic: topic, partition: partition, offset: offset, timestamp: timestamp, key: key, value: value, headers: headers)
+        return ConsumerRecord(
+            topic: topic, partition: partition, offset: offset, timestamp: timestamp, key: key, value: value,
+            headers: headers)
     }
 
     /// The offset of the record at `offset` of `topic`-`partition`, read by `groupId`;
@@ -36,7 +38,8 @@ public enum ConsumerResultFactory {
         _ partitionOffset: PartitionOffset, metadata: String? = nil, committer: RecordingCommitter
     ) throws(KafkaError) -> CommittableOffset {
         try checkPosition(
-            topic: partitionOffset.topicPartition.topic, partition: partitionOffset.topicPartition.partition, offset: partitionOffset.offset)
+            topic: partitionOffset.topicPartition.topic, partition: partitionOffset.topicPartition.partition,
+            offset: partitionOffset.offset)
         return CommittableOffset(partitionOffset: partitionOffset, metadata: metadata, committer: committer)
     }
 
@@ -64,7 +67,8 @@ public enum ConsumerResultFactory {
     ) throws(KafkaError) -> TransactionalMessage<Key, Value> {
         try checkPosition(topic: record.topic, partition: record.partition, offset: record.offset)
         let offset = TransactionalOffset(
-            partitionOffset: PartitionOffset(groupId: groupId, topicPartition: record.topicPartition, offset: record.offset),
+            partitionOffset: PartitionOffset(
+                groupId: groupId, topicPartition: record.topicPartition, offset: record.offset),
             groupMetadata: try ConsumerGroupMetadata(groupId: groupId))
         return TransactionalMessage(record: record, partitionOffset: offset)
     }
@@ -72,10 +76,12 @@ public enum ConsumerResultFactory {
     static func checkPosition(topic: String, partition: Int32, offset: Int64) throws(KafkaError) {
         try TopicName.validate(topic)
         guard partition >= 0 else {
-            throw KafkaError(.invalidConfiguration, "partition \(partition) of \(topic) is negative: partitions are numbered from 0")
+            throw KafkaError(
+                .invalidConfiguration, "partition \(partition) of \(topic) is negative: partitions are numbered from 0")
         }
         guard offset >= 0 else {
-            throw KafkaError(.invalidConfiguration, "offset \(offset) of \(topic)-\(partition) is negative: offsets start at 0")
+            throw KafkaError(
+                .invalidConfiguration, "offset \(offset) of \(topic)-\(partition) is negative: offsets start at 0")
         }
     }
 }

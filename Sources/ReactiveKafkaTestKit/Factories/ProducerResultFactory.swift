@@ -9,7 +9,9 @@ public enum ProducerResultFactory {
     public static func recordMetadata<Key: Sendable, Value: Sendable>(
         _ record: ProducerRecord<Key, Value>, offset: Int64, timestamp: KafkaTimestamp? = nil
     ) -> RecordMetadata {
-        RecordMetadata(topic: record.topic, partition: record.partition ?? 0, offset: offset, timestamp: timestamp ?? record.timestamp)
+        RecordMetadata(
+            topic: record.topic, partition: record.partition ?? 0, offset: offset,
+            timestamp: timestamp ?? record.timestamp)
     }
 
     /// The result a producer stage emits for `message` once its records are written: the
@@ -21,7 +23,9 @@ public enum ProducerResultFactory {
         case .single(let record, let passThrough):
             return .single(recordMetadata(record, offset: offset), record, passThrough: passThrough)
         case .multi(let records, let passThrough):
-            let parts = records.enumerated().map { index, record in (recordMetadata(record, offset: offset + Int64(index)), record) }
+            let parts = records.enumerated().map { index, record in
+                (recordMetadata(record, offset: offset + Int64(index)), record)
+            }
             return .multi(parts, passThrough: passThrough)
         case .passThrough(let passThrough):
             return .passThrough(passThrough)
@@ -39,9 +43,11 @@ public enum ProducerResultFactory {
             return upstream.map { message -> ProducerResult<Key, Value, PassThrough> in
                 switch message {
                 case .single(let record, let passThrough):
-                    return .single(recordMetadata(record, offset: offsets.next(record)), record, passThrough: passThrough)
+                    return .single(
+                        recordMetadata(record, offset: offsets.next(record)), record, passThrough: passThrough)
                 case .multi(let records, let passThrough):
-                    return .multi(records.map { (recordMetadata($0, offset: offsets.next($0)), $0) }, passThrough: passThrough)
+                    return .multi(
+                        records.map { (recordMetadata($0, offset: offsets.next($0)), $0) }, passThrough: passThrough)
                 case .passThrough(let passThrough):
                     return .passThrough(passThrough)
                 }

@@ -89,7 +89,9 @@ public final class RecordingCommitter: Sendable {
     /// - Throws: ``KafkaError/Kind/commitTimeout`` when that did not happen within `timeout`
     ///   (naming what was expected and what was committed), ``KafkaError/Kind/cancelled``
     ///   when the waiting task is cancelled.
-    public func waitUntilCommitted(_ offsets: [TopicPartition: Int64], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+    public func waitUntilCommitted(_ offsets: [TopicPartition: Int64], timeout: Duration = .seconds(10))
+        async throws(KafkaError)
+    {
         let id = UUID()
         do {
             try await withTaskCancellationHandler {
@@ -108,9 +110,12 @@ public final class RecordingCommitter: Sendable {
                         let timer = Task { [weak self] in
                             do { try await Task.sleep(for: timeout) } catch { return }
                             guard let self else { return }
-                            self.resumeWaiter(id, with: KafkaError(
-                                .commitTimeout,
-                                "expected commits \(Self.describe(offsets)) within \(timeout); committed so far: \(Self.describe(self.committedOffsets))"))
+                            self.resumeWaiter(
+                                id,
+                                with: KafkaError(
+                                    .commitTimeout,
+                                    "expected commits \(Self.describe(offsets)) within \(timeout); committed so far: \(Self.describe(self.committedOffsets))"
+                                ))
                         }
                         let waiting = state.withLock { s -> Bool in
                             s.waiters[id]?.timer = timer
@@ -144,7 +149,12 @@ public final class RecordingCommitter: Sendable {
         let (failure, satisfied) = state.withLock { s -> (KafkaError?, [Waiter]) in
             if let failure = s.failure {
                 if let left = s.failuresLeft {
-                    if left <= 1 { s.failure = nil; s.failuresLeft = nil } else { s.failuresLeft = left - 1 }
+                    if left <= 1 {
+                        s.failure = nil
+                        s.failuresLeft = nil
+                    } else {
+                        s.failuresLeft = left - 1
+                    }
                 }
                 s.refused.append(commit)
                 return (failure, [])

@@ -59,7 +59,10 @@ final class TestSourceStandIn<Element: Sendable>: ConsumerControlStandIn {
         case .startStopped:
             return false
         case .alreadyClaimed:
-            throw KafkaError(.illegalState, "this test source is already running: a source can be run once, like a Kafka source; make a new one for another stream")
+            throw KafkaError(
+                .illegalState,
+                "this test source is already running: a source can be run once, like a Kafka source; make a new one for another stream"
+            )
         }
     }
 

@@ -5,7 +5,8 @@
 /// `shutdown()` the consumer sees the end, on `abort(error)` the error;
 /// either way the look-ahead is dropped and the upstream cancelled.
 /// Cancelling the consumer cancels the upstream too.
-public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
+public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable
+where Base.Element: Sendable {
     public typealias Element = Base.Element
     public typealias Failure = any Error
 
@@ -42,7 +43,8 @@ public struct AsyncKillableSequence<Base: AsyncSequence & Sendable>: AsyncSequen
 }
 
 /// Connects one iteration's pump to a kill switch, and cancels it when the iterator goes away.
-@usableFromInline final class KillableLifetime<Base: AsyncSequence & Sendable>: @unchecked Sendable where Base.Element: Sendable {
+@usableFromInline final class KillableLifetime<Base: AsyncSequence & Sendable>: @unchecked Sendable
+where Base.Element: Sendable {
     @usableFromInline let pump: Pump<Base>
     @usableFromInline let core: KillSwitchCore
     /// Set once by the consuming task on its first `next()`.
@@ -92,7 +94,10 @@ extension Source {
     }
 
     /// Lets a shared kill switch complete or fail this stream, keeping the materialized value.
-    @inlinable public func killable(by killSwitch: SharedKillSwitch) -> Source<AsyncKillableSequence<Base>, Materialized> {
-        Source<AsyncKillableSequence<Base>, Materialized>(AsyncKillableSequence(base: base, core: killSwitch.core), materialized: materialized)
+    @inlinable public func killable(by killSwitch: SharedKillSwitch) -> Source<
+        AsyncKillableSequence<Base>, Materialized
+    > {
+        Source<AsyncKillableSequence<Base>, Materialized>(
+            AsyncKillableSequence(base: base, core: killSwitch.core), materialized: materialized)
     }
 }

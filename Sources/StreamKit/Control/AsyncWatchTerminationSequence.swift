@@ -80,7 +80,9 @@ extension AsyncWatchTerminationSequence: Sendable where Base: Sendable {}
 
 /// A stream's termination that can be awaited: what ``Source/watchTermination()`` materializes.
 public final class TerminationWatcher: Sendable {
-    @usableFromInline let state = Mutex<(termination: StreamTermination?, waiters: [UnsafeContinuation<StreamTermination, Never>])>((nil, []))
+    @usableFromInline let state = Mutex<
+        (termination: StreamTermination?, waiters: [UnsafeContinuation<StreamTermination, Never>])
+    >((nil, []))
 
     @usableFromInline init() {}
 
@@ -129,7 +131,9 @@ extension Source {
     /// _ = graph.start()
     /// if case .failed(let error) = await watcher.termination() { … }
     /// ```
-    @inlinable public func watchTermination() -> Source<AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)> {
+    @inlinable public func watchTermination() -> Source<
+        AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)
+    > {
         let watcher = TerminationWatcher()
         return Source<AsyncWatchTerminationSequence<Base>, (Materialized, TerminationWatcher)>(
             base.watchTermination { watcher.complete($0) }, materialized: (materialized, watcher))

@@ -37,7 +37,9 @@ public struct AnyAsyncSequence<Element>: AsyncSequence, @unchecked Sendable {
         }
 
         /// Runs the upstream's `next` on the caller's executor: no executor hop per element.
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> Element? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws
+            -> Element?
+        {
             try await nextElement()
         }
     }

@@ -70,7 +70,8 @@ public final class ManualClock: Clock, Sendable {
         guard let id else { return }
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-                let (resumeNow, waiters): (Result<Void, any Error>?, [UnsafeContinuation<Void, Never>]) = state.withLock { state in
+                let (resumeNow, waiters): (Result<Void, any Error>?, [UnsafeContinuation<Void, Never>]) = state.withLock
+                { state in
                     if state.cancelledBeforeRegistration.remove(id) != nil {
                         return (.failure(CancellationError()), [])
                     }
@@ -129,7 +130,10 @@ public final class ManualClock: Clock, Sendable {
         let count = state.sleepers.count
         var ready: [UnsafeContinuation<Void, Never>] = []
         state.sleeperWaiters.removeAll { waiter in
-            if waiter.count <= count { ready.append(waiter.continuation); return true }
+            if waiter.count <= count {
+                ready.append(waiter.continuation)
+                return true
+            }
             return false
         }
         return ready

@@ -8,7 +8,8 @@
 /// ``to(_:)``. A `Source` is itself an `AsyncSequence`: `for try await` works,
 /// and every `AsyncSequence` operator applies (use ``transform(_:)`` to keep
 /// the materialized value while doing so).
-public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: AsyncSequence, Sendable where Base.Element: Sendable {
+public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: AsyncSequence, Sendable
+where Base.Element: Sendable {
     public typealias Element = Base.Element
 
     /// The elements.
@@ -53,11 +54,13 @@ public struct Source<Base: AsyncSequence & Sendable, Materialized: Sendable>: As
     public func compactMap<T: Sendable>(
         _ transform: @escaping @Sendable (Element) async throws -> T?
     ) -> Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized> {
-        Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized>(base.compactMap(transform), materialized: materialized)
+        Source<AsyncThrowingCompactMapSequence<Base, T>, Materialized>(
+            base.compactMap(transform), materialized: materialized)
     }
 
     /// Sends the elements through `flow`.
-    @inlinable public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized> where F.Input == Element, F.Output: Sendable {
+    @inlinable public func via<F: Flow>(_ flow: F) -> Source<AnyAsyncSequence<F.Output>, Materialized>
+    where F.Input == Element, F.Output: Sendable {
         Source<AnyAsyncSequence<F.Output>, Materialized>(flow.apply(base), materialized: materialized)
     }
 

@@ -27,7 +27,8 @@ public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidArgument(let message):
             return "invalid argument: \(message)"
         case .bufferOverflow(let size):
-            return "buffer overflow: buffer(size: \(size), overflow: .fail) was full; use a larger size or another overflow strategy"
+            return
+                "buffer overflow: buffer(size: \(size), overflow: .fail) was full; use a larger size or another overflow strategy"
         case .idleTimeout(let duration):
             return "no element within the idle timeout of \(duration)"
         case .completionTimeout(let duration):
@@ -54,11 +55,11 @@ func requireArgument(_ condition: Bool, _ message: @autoclosure () -> String) th
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func systemErrorMessage(_ code: Int32) -> String {

@@ -31,7 +31,9 @@ where Replacement.Element == Base.Element {
         @usableFromInline let maxAttempts: Int
         @usableFromInline let recover: @Sendable (any Error) -> Replacement?
 
-        @inlinable init(base: Base.AsyncIterator, maxAttempts: Int, recover: @escaping @Sendable (any Error) -> Replacement?) {
+        @inlinable init(
+            base: Base.AsyncIterator, maxAttempts: Int, recover: @escaping @Sendable (any Error) -> Replacement?
+        ) {
             self.base = base
             self.maxAttempts = maxAttempts
             self.recover = recover

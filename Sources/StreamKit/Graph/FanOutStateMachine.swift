@@ -140,7 +140,7 @@ import DequeModule
             guard branch >= 0 && branch < branchCount else {
                 return .failed(finish(StreamKitError.partitionIndexOutOfRange(index: branch, count: branchCount)))
             }
-            guard active[branch] else { break }  // that branch stopped consuming: its elements are dropped
+            guard active[branch] else { break } // that branch stopped consuming: its elements are dropped
             if queues[branch].count >= bufferSize && waiting[branch] == nil {
                 held = (branch, element)
             } else {
@@ -190,7 +190,9 @@ import DequeModule
     }
 
     /// Branch `branch` stopped consuming. Returns whether the whole stage should stop (no branch left) and the reader to resume.
-    @inlinable mutating func cancel(branch: Int) -> (stopUpstream: Bool, reader: ReaderContinuation?, waiting: BranchContinuation?) {
+    @inlinable mutating func cancel(branch: Int) -> (
+        stopUpstream: Bool, reader: ReaderContinuation?, waiting: BranchContinuation?
+    ) {
         guard active[branch] else { return (false, nil, nil) }
         active[branch] = false
         if case .balance = routing {} else { queues[branch].removeAll() }

@@ -27,7 +27,9 @@ import Synchronization
         case .suspend:
             result = await withTaskCancellationHandler {
                 await withUnsafeContinuation { (continuation: FanOutStateMachine<Element>.BranchContinuation) in
-                    if case .deliver(let value, let reader) = state.withLock({ $0.suspend(branch: branch, continuation) }) {
+                    if case .deliver(let value, let reader) = state.withLock({
+                        $0.suspend(branch: branch, continuation)
+                    }) {
                         reader?.resume(returning: true)
                         continuation.resume(returning: value)
                     }

@@ -46,7 +46,8 @@ extension AsyncSequence where Self: Sendable {
     /// try await numbers.writeLines(toFile: "numbers.txt")
     /// ```
     @discardableResult
-    public func writeLines(toFile path: String, append: Bool = false) async throws -> Int where Element: CustomStringConvertible {
+    public func writeLines(toFile path: String, append: Bool = false) async throws -> Int
+    where Element: CustomStringConvertible {
         try await Sinks.lines(toFile: path, append: append, Element.self).run(self)
     }
 }
@@ -86,9 +87,9 @@ private func writeFile<Upstream: AsyncSequence, Element>(
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

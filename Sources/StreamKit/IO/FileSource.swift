@@ -41,7 +41,8 @@ public struct FileSource: AsyncSequence, Sendable {
         public mutating func next() async throws -> [UInt8]? {
             if done { return nil }
             guard chunkSize >= 1 else {
-                throw StreamKitError.invalidArgument("FileSource(chunkSize: \(chunkSize)): chunkSize must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "FileSource(chunkSize: \(chunkSize)): chunkSize must be at least 1")
             }
             do {
                 if !opened {
@@ -120,9 +121,9 @@ public struct FileLineSequence: AsyncSequence, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

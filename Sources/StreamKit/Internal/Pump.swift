@@ -16,7 +16,9 @@ import Synchronization
 
     @usableFromInline let statisticsSink: BufferStatistics?
 
-    @inlinable init(_ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure, statistics: BufferStatistics? = nil) {
+    @inlinable init(
+        _ base: Base, capacity: Int, overflow: PumpOverflow = .backpressure, statistics: BufferStatistics? = nil
+    ) {
         self.base = base
         self.state = Mutex(PumpStateMachine(capacity: capacity, overflow: overflow))
         self.statisticsSink = statistics

@@ -58,7 +58,7 @@ import DequeModule
             return .event(.element(element), resumeProducer: resume)
         }
         if let terminal {
-            self.terminal = .some(nil)  // the error is delivered once
+            self.terminal = .some(nil) // the error is delivered once
             return .event(.finished(terminal), resumeProducer: nil)
         }
         if cancelled { return .event(.finished(nil), resumeProducer: nil) }
@@ -116,7 +116,10 @@ import DequeModule
             switch overflow {
             case .backpressure, .dropTail:
                 // .backpressure never gets here (the reader waited for room); kept total for safety.
-                if overflow == .dropTail { buffer.removeLast(); dropped += 1 }
+                if overflow == .dropTail {
+                    buffer.removeLast()
+                    dropped += 1
+                }
                 buffer.append(element)
             case .dropHead:
                 buffer.removeFirst()
@@ -166,7 +169,7 @@ import DequeModule
     /// elements are dropped and the consumer sees the end at once (a kill switch).
     @inlinable mutating func abort(_ error: (any Error)?) -> (ConsumerContinuation?, ProducerContinuation?) {
         let wasWaiting = consumer != nil
-        terminal = .some(wasWaiting ? nil : error)  // a waiting consumer gets it directly
+        terminal = .some(wasWaiting ? nil : error) // a waiting consumer gets it directly
         return cancel()
     }
 

@@ -15,7 +15,8 @@ public enum RestartFlow {
     /// Elements the failed flow had pulled but not emitted are lost (as in
     /// Akka). An upstream failure or completion is not restarted: it ends the
     /// stream. Cancelling the consumer cancels the flow and the upstream.
-    @inlinable public static func withBackoff<Input: Sendable, Output: Sendable, Downstream: AsyncSequence & Sendable, C: Clock>(
+    @inlinable
+    public static func withBackoff<Input: Sendable, Output: Sendable, Downstream: AsyncSequence & Sendable, C: Clock>(
         _ settings: RestartSettings, clock: C,
         _ makeFlow: @escaping @Sendable (AnyAsyncSequence<Input>) -> Downstream
     ) -> FlowOf<Input, Output> where Downstream.Element == Output, C: Sendable, C.Duration == Duration {
@@ -71,7 +72,8 @@ public enum RestartFlow {
 }
 
 /// The output of a restarting flow.
-@usableFromInline struct RestartFlowSequence<Input: Sendable, Downstream: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
+@usableFromInline
+struct RestartFlowSequence<Input: Sendable, Downstream: AsyncSequence & Sendable, C: Clock>: AsyncSequence, Sendable
 where C: Sendable, C.Duration == Duration {
     @usableFromInline typealias Element = Downstream.Element
     @usableFromInline typealias Failure = any Error
@@ -81,7 +83,10 @@ where C: Sendable, C.Duration == Duration {
     @usableFromInline let clock: C
     @usableFromInline let makeFlow: @Sendable (AnyAsyncSequence<Input>) -> Downstream
 
-    @inlinable init(upstream: AnyAsyncSequence<Input>, settings: RestartSettings, clock: C, makeFlow: @escaping @Sendable (AnyAsyncSequence<Input>) -> Downstream) {
+    @inlinable init(
+        upstream: AnyAsyncSequence<Input>, settings: RestartSettings, clock: C,
+        makeFlow: @escaping @Sendable (AnyAsyncSequence<Input>) -> Downstream
+    ) {
         self.upstream = upstream
         self.settings = settings
         self.clock = clock
@@ -114,4 +119,3 @@ where C: Sendable, C.Duration == Duration {
         }
     }
 }
-

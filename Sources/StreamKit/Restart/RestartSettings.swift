@@ -39,8 +39,11 @@ public struct RestartSettings: Sendable, Hashable {
 
     @usableFromInline func validate() throws(StreamKitError) {
         try requireArgument(minBackoff >= .zero, "RestartSettings(minBackoff: \(minBackoff)): must not be negative")
-        try requireArgument(maxBackoff >= minBackoff, "RestartSettings(maxBackoff: \(maxBackoff)): must be at least minBackoff (\(minBackoff))")
+        try requireArgument(
+            maxBackoff >= minBackoff,
+            "RestartSettings(maxBackoff: \(maxBackoff)): must be at least minBackoff (\(minBackoff))")
         try requireArgument(randomFactor >= 0, "RestartSettings(randomFactor: \(randomFactor)): must not be negative")
-        try requireArgument((maxRestarts ?? 0) >= 0, "RestartSettings(maxRestarts: \(maxRestarts ?? 0)): must not be negative")
+        try requireArgument(
+            (maxRestarts ?? 0) >= 0, "RestartSettings(maxRestarts: \(maxRestarts ?? 0)): must not be negative")
     }
 }

@@ -107,7 +107,9 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
                     return nil
                 }
                 // A healthy run (it emitted and lasted minBackoff) resets the backoff.
-                if emittedInRun, let runStarted, runStarted.duration(to: sequence.clock.now) >= sequence.settings.minBackoff {
+                if emittedInRun, let runStarted,
+                    runStarted.duration(to: sequence.clock.now) >= sequence.settings.minBackoff
+                {
                     restarts = 0
                 }
                 if let maxRestarts = sequence.settings.maxRestarts, restarts >= maxRestarts {
@@ -121,7 +123,7 @@ public struct AsyncRestartSequence<Upstream: AsyncSequence, C: Clock>: AsyncSequ
                     try await sequence.clock.sleep(until: sequence.clock.now.advanced(by: wait), tolerance: nil)
                 } catch {
                     done = true
-                    return nil  // cancelled while backing off
+                    return nil // cancelled while backing off
                 }
             }
         }

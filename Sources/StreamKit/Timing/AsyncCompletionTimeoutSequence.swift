@@ -13,7 +13,9 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .sinceFirstPull, outcome: .fail(.completionTimeout(timeout)))
+        race = DeadlineRace(
+            base: base, timeout: timeout, clock: clock, measure: .sinceFirstPull,
+            outcome: .fail(.completionTimeout(timeout)))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {
@@ -47,7 +49,9 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     }
 
     /// ``completionTimeout(_:clock:)`` on the continuous clock.
-    @inlinable public func completionTimeout(_ timeout: Duration) -> AsyncCompletionTimeoutSequence<Self, ContinuousClock> {
+    @inlinable public func completionTimeout(_ timeout: Duration) -> AsyncCompletionTimeoutSequence<
+        Self, ContinuousClock
+    > {
         AsyncCompletionTimeoutSequence(base: self, timeout: timeout, clock: ContinuousClock())
     }
 }

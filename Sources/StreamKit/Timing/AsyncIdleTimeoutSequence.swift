@@ -13,7 +13,8 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .sinceEachPull, outcome: .fail(.idleTimeout(timeout)))
+        race = DeadlineRace(
+            base: base, timeout: timeout, clock: clock, measure: .sinceEachPull, outcome: .fail(.idleTimeout(timeout)))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {

@@ -12,7 +12,9 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, timeout: Duration, clock: C) {
-        race = DeadlineRace(base: base, timeout: timeout, clock: clock, measure: .untilFirstElement, outcome: .fail(.initialTimeout(timeout)))
+        race = DeadlineRace(
+            base: base, timeout: timeout, clock: clock, measure: .untilFirstElement,
+            outcome: .fail(.initialTimeout(timeout)))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {

@@ -13,7 +13,8 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let race: DeadlineRace<Base, C>
 
     @inlinable init(base: Base, interval: Duration, clock: C, inject: @escaping @Sendable () -> Base.Element) {
-        race = DeadlineRace(base: base, timeout: interval, clock: clock, measure: .sinceEachPull, outcome: .emit(inject))
+        race = DeadlineRace(
+            base: base, timeout: interval, clock: clock, measure: .sinceEachPull, outcome: .emit(inject))
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {

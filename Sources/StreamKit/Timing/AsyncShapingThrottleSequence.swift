@@ -19,7 +19,9 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let clock: C
     @usableFromInline let costOf: @Sendable (Base.Element) -> Int
 
-    @inlinable init(base: Base, cost: Int, per: Duration, burst: Int, clock: C, costOf: @escaping @Sendable (Base.Element) -> Int) {
+    @inlinable init(
+        base: Base, cost: Int, per: Duration, burst: Int, clock: C, costOf: @escaping @Sendable (Base.Element) -> Int
+    ) {
         self.base = base
         self.cost = cost
         self.per = per
@@ -48,7 +50,8 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
         @inlinable public mutating func next() async throws -> Element? {
             guard sequence.cost >= 1, sequence.burst >= 1, sequence.per > .zero else {
                 throw StreamKitError.invalidArgument(
-                    "throttle(cost: \(sequence.cost), per: \(sequence.per), burst: \(sequence.burst)): cost and burst must be at least 1 and per positive")
+                    "throttle(cost: \(sequence.cost), per: \(sequence.per), burst: \(sequence.burst)): cost and burst must be at least 1 and per positive"
+                )
             }
             guard let element = try await base.next() else { return nil }
             let clock = sequence.clock
@@ -66,7 +69,7 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
                 let deadline = lastRefill!.advanced(by: .nanoseconds(Int64((wait * 1e9).rounded(.up))))
                 try await clock.sleep(until: deadline, tolerance: nil)
                 refill(now: clock.now, rate: ratePerSecond, capacity: capacity)
-                tokens = Swift.max(tokens, target)  // rounding must not make it wait twice
+                tokens = Swift.max(tokens, target) // rounding must not make it wait twice
             }
             tokens -= needed
             return element
@@ -109,6 +112,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
         cost: Int, per: Duration, burst: Int,
         costOf: @escaping @Sendable (Element) -> Int = { _ in 1 }
     ) -> AsyncShapingThrottleSequence<Self, ContinuousClock> {
-        AsyncShapingThrottleSequence(base: self, cost: cost, per: per, burst: burst, clock: ContinuousClock(), costOf: costOf)
+        AsyncShapingThrottleSequence(
+            base: self, cost: cost, per: per, burst: burst, clock: ContinuousClock(), costOf: costOf)
     }
 }

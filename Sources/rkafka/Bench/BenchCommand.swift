@@ -39,7 +39,10 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Value size in bytes.")
     var size: Int = 100
 
-    @Option(help: "Partitions of every benchmark topic. Default: 64, and \(LatencyBench.defaultPartitions) for \(LatencyBench.name).")
+    @Option(
+        help:
+            "Partitions of every benchmark topic. Default: 64, and \(LatencyBench.defaultPartitions) for \(LatencyBench.name)."
+    )
     var partitions: Int?
 
     /// The partitions of the throughput scenarios' topics.
@@ -63,8 +66,10 @@ struct BenchCommand: AsyncParsableCommand {
 
     /// The scenarios to run, in the order given, without duplicates.
     var scenarios: [String] {
-        let named = scenarioArguments.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            .filter { !$0.isEmpty }
+        let named = scenarioArguments.flatMap {
+            $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        .filter { !$0.isEmpty }
         var seen = Set<String>()
         return (named.isEmpty ? BenchScenarios.allNames : named).filter { seen.insert($0).inserted }
     }
@@ -72,7 +77,9 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         guard messages >= 1 else { throw ValidationError("--messages must be at least 1, got \(messages)") }
         guard size >= 0 else { throw ValidationError("--size must not be negative, got \(size)") }
-        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        if let partitions, partitions < 1 {
+            throw ValidationError("--partitions must be at least 1, got \(partitions)")
+        }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
         let known = BenchScenarios.allNames
         for name in scenarios where !known.contains(name) {
@@ -80,7 +87,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if scenarios.contains(LatencyBench.name), size < LatencyStamp.size {
             throw ValidationError(
-                "--size must be at least \(LatencyStamp.size) for the \(LatencyBench.name) scenario (each value carries its send time), got \(size)")
+                "--size must be at least \(LatencyStamp.size) for the \(LatencyBench.name) scenario (each value carries its send time), got \(size)"
+            )
         }
         let perPartitionBytes = Double(messages) * Double(size) / Double(topicPartitions)
         if cluster.bootstrapServers == nil, movesMessages, perPartitionBytes > 4_000_000 {
@@ -95,7 +103,8 @@ struct BenchCommand: AsyncParsableCommand {
         let parameters = BenchParameters(messages: messages, size: size, partitions: topicPartitions)
         if !AllocationCounterCheck.isWorking {
             let why = allocationCounterAvailable ? "" : " (a sanitizer build: the sanitizer owns malloc)"
-            printError("rkafka bench: the allocation counter does not count in this build\(why); allocs/msg is left out")
+            printError(
+                "rkafka bench: the allocation counter does not count in this build\(why); allocs/msg is left out")
         }
         if !json, movesMessages || scenarios.contains(where: { $0.hasPrefix("streamkit-") }) {
             print("rkafka bench: \(messages) messages of \(size) B over \(topicPartitions) partitions")
@@ -107,15 +116,16 @@ struct BenchCommand: AsyncParsableCommand {
                 if name.hasPrefix("streamkit-") {
                     line = try await StreamKitBenchShim.run(name, elements: messages)
                 } else if name == RebalanceBench.name {
-                    line = nil  // one line per assignment strategy, printed as each finishes
+                    line = nil // one line per assignment strategy, printed as each finishes
                     try await RebalanceBench.run(cluster: cluster, partitions: topicPartitions, size: size, json: json)
                 } else if name == ParallelBench.name {
-                    line = nil  // its own line: the parallel source next to the partition-bound baseline
+                    line = nil // its own line: the parallel source next to the partition-bound baseline
                     try await ParallelBench.run(cluster: cluster, messages: messages, json: json)
                 } else if name == LatencyBench.name {
-                    line = nil  // one line per linger.ms and rate, printed once every run is done
+                    line = nil // one line per linger.ms and rate, printed once every run is done
                     try await LatencyBench.run(
-                        cluster: cluster, size: size, partitions: partitions ?? LatencyBench.defaultPartitions, plan: latency.plan,
+                        cluster: cluster, size: size, partitions: partitions ?? LatencyBench.defaultPartitions,
+                        plan: latency.plan,
                         repeat: `repeat`, json: json)
                 } else if let scenario = BenchScenarios.kafkaScenario(named: name) {
                     var runs: [BenchLine] = []
@@ -126,7 +136,7 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 if let line {
                     print(json ? line.jsonLine() : line.humanLine())
-                    fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+                    fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
                 }
             } catch {
                 failures += 1
@@ -143,7 +153,9 @@ struct BenchCommand: AsyncParsableCommand {
         let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)
         if scenario.consumesSeededInput {
             progress("\(scenario.name): seeding \(env.inputTopic)")
-            _ = try await onDedicatedThread("rkafka-bench-seed") { try RawBaselines.produce(env, topic: env.inputTopic) }
+            _ = try await onDedicatedThread("rkafka-bench-seed") {
+                try RawBaselines.produce(env, topic: env.inputTopic)
+            }
         }
         progress("\(scenario.name): baseline")
         let baseline = try await onDedicatedThread("rkafka-bench-baseline") { try scenario.baseline(env) }

@@ -37,7 +37,9 @@ struct BenchEnvironment: Sendable {
     var bootstrapServers: String { connection.bootstrapServers }
 
     /// Topic and group names unique to `scenario` in this run; creates the topics.
-    static func make(scenario: String, parameters: BenchParameters, connection: ClusterConnection) throws(KafkaError) -> BenchEnvironment {
+    static func make(scenario: String, parameters: BenchParameters, connection: ClusterConnection) throws(KafkaError)
+        -> BenchEnvironment
+    {
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let prefix = "bench-\(scenario)-\(run)"
         let environment = BenchEnvironment(
@@ -51,7 +53,9 @@ struct BenchEnvironment: Sendable {
         )
         for topic in [environment.inputTopic, environment.baselineOutputTopic, environment.connectorOutputTopic] {
             if try !connection.createTopic(topic, partitions: parameters.partitions) {
-                printError("rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(parameters.partitions)")
+                printError(
+                    "rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(parameters.partitions)"
+                )
             }
         }
         return environment

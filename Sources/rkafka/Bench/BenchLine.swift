@@ -1,3 +1,4 @@
+import CAllocationCounter
 import Foundation
 
 /// One benchmark scenario's result: one JSON object a line with `--json`.
@@ -48,7 +49,10 @@ struct BenchLine: Codable, Sendable {
         let baseAllocs = baseline_allocs_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
         let cpu = cpu_us_per_msg.map { String(format: "  cpu/msg %.2f µs", $0) } ?? ""
         let baseCPU = baseline_cpu_us_per_msg.map { String(format: " (baseline %.2f)", $0) } ?? ""
-        let runs = ratio_runs.map { "  median of \($0.count) runs: " + $0.map { String(format: "%.2f", $0) }.joined(separator: " ") } ?? ""
+        let runs =
+            ratio_runs.map {
+                "  median of \($0.count) runs: " + $0.map { String(format: "%.2f", $0) }.joined(separator: " ")
+            } ?? ""
         return String(
             format: "%-30@ %10.0f msgs/s   baseline %10.0f msgs/s   ratio %.2f   peak RSS %.0f MB",
             scenario as NSString, msgs_per_sec, baseline_msgs_per_sec, ratio, peak_rss_mb
@@ -65,8 +69,6 @@ func peakRSSMegabytes() -> Double {
     }
     return 0
 }
-
-import CAllocationCounter
 
 /// Heap allocations made by the whole process so far (every thread).
 func allocationCount() -> UInt64 { allocation_counter_allocations() }

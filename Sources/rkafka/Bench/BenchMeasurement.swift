@@ -67,9 +67,9 @@ struct PhaseMeter: Sendable {
 func processCPUSeconds() -> Double {
     var usage = rusage()
     #if canImport(Glibc)
-    let who = RUSAGE_SELF.rawValue  // an enum in Glibc's module, a plain macro in Darwin's
+        let who = RUSAGE_SELF.rawValue // an enum in Glibc's module, a plain macro in Darwin's
     #else
-    let who = RUSAGE_SELF
+        let who = RUSAGE_SELF
     #endif
     guard getrusage(who, &usage) == 0 else { return 0 }
     func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }

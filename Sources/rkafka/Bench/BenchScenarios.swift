@@ -59,14 +59,18 @@ enum BenchScenarios {
             name: "at-least-once-pipeline",
             baselineDescription: "raw librdkafka consume → produce → commit-after-delivery loop",
             consumesSeededInput: true,
-            baseline: { env in try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic) },
+            baseline: { env in
+                try RawBaselines.pipeline(env, group: env.baselineGroup, outputTopic: env.baselineOutputTopic)
+            },
             connector: AtLeastOncePipelineBench()
         ),
         TransactionalBench.scenario,
     ]
 
     /// Every scenario name, Kafka ones first.
-    static var allNames: [String] { kafka.map(\.name) + [RebalanceBench.name, LatencyBench.name, ParallelBench.name] + StreamKitBenchShim.scenarios }
+    static var allNames: [String] {
+        kafka.map(\.name) + [RebalanceBench.name, LatencyBench.name, ParallelBench.name] + StreamKitBenchShim.scenarios
+    }
 
     static func kafkaScenario(named name: String) -> KafkaBenchScenario? { kafka.first { $0.name == name } }
 }

@@ -10,7 +10,8 @@ func verifyConnectorCommits(_ env: BenchEnvironment) throws -> String {
 /// Reads back `group`'s committed offsets of the input topic (after its consumer is closed);
 /// they must add up to `expected`.
 func verifyCommitted(_ env: BenchEnvironment, group: String, expected: Int) throws -> String {
-    let reader = try RawConsumer(env, group: group, topic: env.inputTopic, client: "bench commit reader", subscribe: false)
+    let reader = try RawConsumer(
+        env, group: group, topic: env.inputTopic, client: "bench commit reader", subscribe: false)
     defer { reader.close() }
     return try reader.verifyCommitted(partitions: env.parameters.partitions, expected: expected)
 }
@@ -27,7 +28,8 @@ func verifyOutputCount(_ env: BenchEnvironment, topic: String, expected: Int, re
         var high: Int64 = 0
         let err = rd_kafka_query_watermark_offsets(reader.handle, topic, partition, &low, &high, 30_000)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(.kafka, "end offsets of \(topic)-\(partition): \(RawClient.describe(err))", code: Int32(err.rawValue))
+            throw KafkaError(
+                .kafka, "end offsets of \(topic)-\(partition): \(RawClient.describe(err))", code: Int32(err.rawValue))
         }
         total += high
     }

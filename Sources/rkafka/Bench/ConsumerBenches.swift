@@ -25,7 +25,9 @@ struct PlainConsumeBench: ConnectorBenchmark {
         }
         let measurement = meter.finish(messages: got, notes: ["\(bytes) value bytes"])
         await source.materialized.shutdown()
-        guard got == expected else { throw BenchError("plain-consume: the source completed after \(got) of \(expected) records") }
+        guard got == expected else {
+            throw BenchError("plain-consume: the source completed after \(got) of \(expected) records")
+        }
         return measurement
     }
 }
@@ -91,7 +93,9 @@ struct AtLeastOncePipelineBench: ConnectorBenchmark {
             .map { message in
                 clock.mark()
                 return ProducerMessage.single(
-                    ProducerRecord(topic: output, partition: message.record.partition, key: message.record.key, value: message.record.value),
+                    ProducerRecord(
+                        topic: output, partition: message.record.partition, key: message.record.key,
+                        value: message.record.value),
                     passThrough: message.committableOffset)
             }
             .via(Producer.flexiFlow(producerSettings, producer: producer))
@@ -104,7 +108,9 @@ struct AtLeastOncePipelineBench: ConnectorBenchmark {
         let measurement: BenchMeasurement
         do {
             try await control.streamCompletion.value
-            measurement = clock.finish(messages: expected, notes: ["producer parallelism \(Self.parallelism); 1 warm-up record before the clock"])
+            measurement = clock.finish(
+                messages: expected,
+                notes: ["producer parallelism \(Self.parallelism); 1 warm-up record before the clock"])
         } catch {
             await control.shutdown()
             await producer.close()

@@ -27,7 +27,9 @@ enum ParallelBench {
         defer { connection.close() }
         let topic = "bench-parallel-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         if try !connection.createTopic(topic, partitions: partitions) {
-            printError("rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(partitions)")
+            printError(
+                "rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(partitions)"
+            )
         }
         if !json { printError("… \(name): seeding \(records) records of \(keys) keys") }
         try await TestData.produce(
@@ -38,25 +40,36 @@ enum ParallelBench {
             .withProperty("auto.offset.reset", "earliest")
             .withProperties(EmbeddedKafka.fastGroupProperties)
         if !json { printError("… \(name): baseline, \(baselineRecords) records") }
-        let baseline = try await measureBaseline(settings.withGroupId("\(topic)-baseline"), topic: topic, records: baselineRecords)
+        let baseline = try await measureBaseline(
+            settings.withGroupId("\(topic)-baseline"), topic: topic, records: baselineRecords)
         if !json { printError("… \(name): parallelSource, \(records) records") }
-        let parallel = try await measureParallel(settings.withGroupId("\(topic)-parallel"), topic: topic, records: records)
+        let parallel = try await measureParallel(
+            settings.withGroupId("\(topic)-parallel"), topic: topic, records: records)
         let speedUp = baseline.messagesPerSecond > 0 ? parallel.messagesPerSecond / baseline.messagesPerSecond : 0
         if json {
-            print(String(format: #"{"scenario":"%@","messages":%d,"msgs_per_sec":%.0f,"cpu_us_per_msg":%.2f,"baseline_messages":%d,"baseline_msgs_per_sec":%.0f,"baseline_cpu_us_per_msg":%.2f,"speedup":%.1f}"#,
-                         name, parallel.messages, parallel.messagesPerSecond, parallel.cpuMicrosecondsPerMessage,
-                         baseline.messages, baseline.messagesPerSecond, baseline.cpuMicrosecondsPerMessage, speedUp))
+            print(
+                String(
+                    format:
+                        #"{"scenario":"%@","messages":%d,"msgs_per_sec":%.0f,"cpu_us_per_msg":%.2f,"baseline_messages":%d,"baseline_msgs_per_sec":%.0f,"baseline_cpu_us_per_msg":%.2f,"speedup":%.1f}"#,
+                    name, parallel.messages, parallel.messagesPerSecond, parallel.cpuMicrosecondsPerMessage,
+                    baseline.messages, baseline.messagesPerSecond, baseline.cpuMicrosecondsPerMessage, speedUp))
         } else {
-            print(String(format: "%@: key-ordered parallelSource (maxConcurrency %d): %.0f rec/s, cpu/rec %.2f µs, %d records | "
-                         + "baseline committablePartitionedSource (1 in flight per partition): %.0f rec/s, cpu/rec %.2f µs, %d records | %.1f× the baseline",
-                         name, maxConcurrency, parallel.messagesPerSecond, parallel.cpuMicrosecondsPerMessage, parallel.messages,
-                         baseline.messagesPerSecond, baseline.cpuMicrosecondsPerMessage, baseline.messages, speedUp))
+            print(
+                String(
+                    format:
+                        "%@: key-ordered parallelSource (maxConcurrency %d): %.0f rec/s, cpu/rec %.2f µs, %d records | "
+                        + "baseline committablePartitionedSource (1 in flight per partition): %.0f rec/s, cpu/rec %.2f µs, %d records | %.1f× the baseline",
+                    name, maxConcurrency, parallel.messagesPerSecond, parallel.cpuMicrosecondsPerMessage,
+                    parallel.messages,
+                    baseline.messagesPerSecond, baseline.cpuMicrosecondsPerMessage, baseline.messages, speedUp))
         }
-        fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+        fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
     }
 
     /// One record in flight per partition: each partition's sub-stream sleeps per record, then commits.
-    static func measureBaseline(_ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, topic: String, records: Int) async throws -> BenchMeasurement {
+    static func measureBaseline(_ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, topic: String, records: Int)
+        async throws -> BenchMeasurement
+    {
         let progress = Progress(records: records)
         let source = Consumer.committablePartitionedSource(settings, subscription: .topics(topic))
         let control = source.materialized
@@ -81,11 +94,14 @@ enum ParallelBench {
     }
 
     /// The key-ordered parallel source at `maxConcurrency` 1,000.
-    static func measureParallel(_ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, topic: String, records: Int) async throws -> BenchMeasurement {
+    static func measureParallel(_ settings: ConsumerSettings<KafkaBytes, KafkaBytes>, topic: String, records: Int)
+        async throws -> BenchMeasurement
+    {
         let progress = Progress(records: records)
         let source = Consumer.parallelSource(
             settings, subscription: .topics(topic),
-            parallel: ParallelSettings(ordering: .key, maxConcurrency: maxConcurrency, maxBufferedPerPartition: 2 * maxConcurrency)
+            parallel: ParallelSettings(
+                ordering: .key, maxConcurrency: maxConcurrency, maxBufferedPerPartition: 2 * maxConcurrency)
         ) { _ in
             try await Task.sleep(for: work)
         }
@@ -112,7 +128,9 @@ enum ParallelBench {
         init(records: Int) { self.records = records }
 
         func begin() {
-            if !begun.load(ordering: .relaxed), begun.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            if !begun.load(ordering: .relaxed),
+                begun.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+            {
                 meter.withLock { $0.begin() }
             }
         }

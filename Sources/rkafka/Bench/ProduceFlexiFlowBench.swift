@@ -25,12 +25,14 @@ struct ProduceFlexiFlowBench: ConnectorBenchmark {
         let payload = KafkaBytes([UInt8](repeating: UInt8(ascii: "x"), count: p.size))
         _ = try await producer.send(ProducerRecord(topic: topic, partition: 0, value: payload))
 
-        let source = Source(RoundRobinMessages(topic: topic, value: payload, count: p.messages, partitions: Int32(p.partitions)))
+        let source = Source(
+            RoundRobinMessages(topic: topic, value: payload, count: p.messages, partitions: Int32(p.partitions)))
         var meter = PhaseMeter()
         meter.begin()
         var results = 0
         for try await _ in source.via(Producer.flexiFlow(settings, producer: producer)) { results += 1 }
-        let measurement = meter.finish(messages: results, notes: ["producer parallelism \(Self.parallelism); 1 warm-up record before the clock"])
+        let measurement = meter.finish(
+            messages: results, notes: ["producer parallelism \(Self.parallelism); 1 warm-up record before the clock"])
         await producer.close()
         guard results == p.messages else {
             throw BenchError("produce-flexiflow: \(results) results for \(p.messages) messages")

@@ -17,12 +17,14 @@ struct ProducePlainSinkBench: ConnectorBenchmark {
         let measurement: BenchMeasurement
         do {
             _ = try await producer.send(ProducerRecord(topic: topic, partition: 0, value: payload))
-            let source = Source(RoundRobinRecords(topic: topic, value: payload, count: p.messages, partitions: Int32(p.partitions)))
+            let source = Source(
+                RoundRobinRecords(topic: topic, value: payload, count: p.messages, partitions: Int32(p.partitions)))
             var meter = PhaseMeter()
             meter.begin()
             try await source.run(into: Producer.plainSink(settings, producer: producer))
             measurement = meter.finish(
-                messages: p.messages, notes: ["producer parallelism \(ProduceFlexiFlowBench.parallelism); 1 warm-up record before the clock"])
+                messages: p.messages,
+                notes: ["producer parallelism \(ProduceFlexiFlowBench.parallelism); 1 warm-up record before the clock"])
         } catch {
             await producer.close()
             throw error

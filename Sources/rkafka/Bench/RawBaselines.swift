@@ -63,12 +63,15 @@ enum RawBaselines {
 
     /// `rd_kafka_produceva`, serving delivery reports while the queue is full.
     @inline(__always)
-    static func produce(_ handle: OpaquePointer, _ vus: UnsafePointer<rd_kafka_vu_t>, _ count: Int, topic: String) throws(KafkaError) {
+    static func produce(_ handle: OpaquePointer, _ vus: UnsafePointer<rd_kafka_vu_t>, _ count: Int, topic: String)
+        throws(KafkaError)
+    {
         while let error = rd_kafka_produceva(handle, vus, count) {
             let code = rd_kafka_error_code(error)
             rd_kafka_error_destroy(error)
             guard code == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw KafkaError(.kafka, "producing to \(topic): \(RawClient.describe(code))", code: Int32(code.rawValue))
+                throw KafkaError(
+                    .kafka, "producing to \(topic): \(RawClient.describe(code))", code: Int32(code.rawValue))
             }
             rd_kafka_poll(handle, 1)
         }
@@ -106,7 +109,9 @@ enum RawBaselines {
                     rd_kafka_message_destroy(message)
                 }
             }
-            try checkProgress(got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k, stall: p.stallTimeout, errors: errors)
+            try checkProgress(
+                got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k,
+                stall: p.stallTimeout, errors: errors)
         }
         var notes = ["\(bytes) value bytes"]
         notes += errors.notes
@@ -152,7 +157,9 @@ enum RawBaselines {
                     rd_kafka_message_destroy(message)
                 }
             }
-            try checkProgress(got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k, stall: p.stallTimeout, errors: errors)
+            try checkProgress(
+                got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k,
+                stall: p.stallTimeout, errors: errors)
         }
         let finalError = offsets.commit(consumer.handle, async: false)
         var measurement = meter.finish(messages: got, notes: errors.notes)
@@ -195,14 +202,18 @@ enum RawBaselines {
                 if got < p.messages { batches.commitCompleted(consumer.handle) }
             }
             try batches.checkDeliveries()
-            try checkProgress(got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k, stall: p.stallTimeout, errors: errors)
+            try checkProgress(
+                got: got, of: p.messages, topic: env.inputTopic, lastProgress: &lastProgress, k: k,
+                stall: p.stallTimeout, errors: errors)
         }
         rd_kafka_flush(handle, 120_000)
         try batches.checkDeliveries()
         let finalError = batches.commitCompleted(consumer.handle, async: false)
         var measurement = meter.finish(messages: got, notes: errors.notes)
         if let finalError { throw KafkaError(.commitFailed, "final commit: \(RawClient.describe(finalError))") }
-        guard batches.allCommitted else { throw KafkaError(.deliveryFailed, "pipeline: batches still unacknowledged after flushing") }
+        guard batches.allCommitted else {
+            throw KafkaError(.deliveryFailed, "pipeline: batches still unacknowledged after flushing")
+        }
         try producer.deliveries.check(expected: got, topic: outputTopic)
         try consumer.commitFailures.check()
         measurement.notes.append(try consumer.verifyCommitted(partitions: p.partitions, expected: p.messages))
@@ -238,7 +249,9 @@ final class DeliveryCounter {
     func check(expected: Int, topic: String) throws(KafkaError) {
         if failed > 0 || delivered != expected {
             let reason = firstError.map(RawClient.describe) ?? "not acknowledged in time"
-            throw KafkaError(.deliveryFailed, "\(topic): \(delivered) of \(expected) messages delivered, \(failed) failed: \(reason)")
+            throw KafkaError(
+                .deliveryFailed, "\(topic): \(delivered) of \(expected) messages delivered, \(failed) failed: \(reason)"
+            )
         }
     }
 }
@@ -258,7 +271,9 @@ final class RawProducer {
     var deliveries: DeliveryCounter { context.takeUnretainedValue().deliveries }
 
     /// `overrides` are set after the environment's producer properties.
-    init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil, overrides: [(String, String)] = []) throws(KafkaError) {
+    init(_ env: BenchEnvironment, client: String, pipeline: PipelineBatches? = nil, overrides: [(String, String)] = [])
+        throws(KafkaError)
+    {
         let conf = try RawClient.conf(env.producerProperties + overrides, client: client)
         // Balanced by the release in deinit or in the failure path below.
         context = Unmanaged.passRetained(Context(pipeline: pipeline))
@@ -316,7 +331,9 @@ final class RawConsumer {
         var count = 0
         var first: rd_kafka_resp_err_t?
         func check() throws(KafkaError) {
-            if let first { throw KafkaError(.commitFailed, "\(count) asynchronous commit(s) failed: \(RawClient.describe(first))") }
+            if let first {
+                throw KafkaError(.commitFailed, "\(count) asynchronous commit(s) failed: \(RawClient.describe(first))")
+            }
         }
     }
 
@@ -332,7 +349,9 @@ final class RawConsumer {
     /// `subscribe: false` gives a handle that never joins the group: it reads the group's
     /// committed offsets without waiting for a rebalance against members leaving it, or is
     /// assigned partitions (`assign(partitions:at:)`).
-    init(_ env: BenchEnvironment, group: String, topic: String, client: String, subscribe: Bool = true) throws(KafkaError) {
+    init(_ env: BenchEnvironment, group: String, topic: String, client: String, subscribe: Bool = true)
+        throws(KafkaError)
+    {
         let conf = try RawClient.conf(env.consumerProperties(group: group), client: client)
         // Balanced by the release in close() or in the failure path below.
         failures = Unmanaged.passRetained(CommitFailures())
@@ -389,7 +408,9 @@ final class RawConsumer {
             throw KafkaError(.kafka, "reading committed offsets: \(RawClient.describe(err))", code: Int32(err.rawValue))
         }
         var total: Int64 = 0
-        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset > 0 { total += list.pointee.elems[i].offset }
+        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset > 0 {
+            total += list.pointee.elems[i].offset
+        }
         guard total == Int64(expected) else {
             throw KafkaError(.commitFailed, "committed offsets of \(topic) add up to \(total), expected \(expected)")
         }
@@ -493,7 +514,8 @@ final class PipelineBatches {
         let index = (slot.tag - 1) % capacity
         let p = Int(partition)
         guard p < offsets[index].count else {
-            throw KafkaError(.invalidConfiguration, "\(topic) has more partitions than --partitions \(offsets[index].count)")
+            throw KafkaError(
+                .invalidConfiguration, "\(topic) has more partitions than --partitions \(offsets[index].count)")
         }
         remaining[index] += 1
         if offset > offsets[index][p] { offsets[index][p] = offset }
@@ -515,7 +537,8 @@ final class PipelineBatches {
     /// A failed delivery ends the run: committing past it would lose the message.
     func checkDeliveries() throws(KafkaError) {
         if let firstFailure {
-            throw KafkaError(.deliveryFailed, "pipeline: \(failures) deliveries failed: \(RawClient.describe(firstFailure))")
+            throw KafkaError(
+                .deliveryFailed, "pipeline: \(failures) deliveries failed: \(RawClient.describe(firstFailure))")
         }
     }
 

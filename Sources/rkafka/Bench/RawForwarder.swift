@@ -41,7 +41,8 @@ final class RawForwarder {
     /// were records (error events go to `errors`). While every batch slot is in flight it serves
     /// delivery reports and commits what completed, on `consumer`.
     func forward(
-        _ messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int, consumer: OpaquePointer,
+        _ messages: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>, count: Int,
+        consumer: OpaquePointer,
         errors: inout ConsumeErrors
     ) throws(KafkaError) -> Int {
         let handle = producer.handle

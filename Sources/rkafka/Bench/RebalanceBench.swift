@@ -35,9 +35,10 @@ enum RebalanceBench {
             do {
                 let connection = try cluster.connect()
                 defer { connection.close() }
-                let result = try await measure(strategy: strategy, connection: connection, partitions: partitions, size: size)
+                let result = try await measure(
+                    strategy: strategy, connection: connection, partitions: partitions, size: size)
                 print(json ? result.jsonLine() : result.humanLine())
-                fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+                fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
             } catch {
                 printError("rkafka bench: \(name) \(strategy) failed: \(error)")
                 failed.append(strategy)
@@ -46,14 +47,19 @@ enum RebalanceBench {
         if !failed.isEmpty { throw BenchError("\(name) failed for \(failed.joined(separator: ", "))") }
     }
 
-    static func measure(strategy: String, connection: ClusterConnection, partitions: Int, size: Int) async throws -> RebalanceBenchLine {
+    static func measure(strategy: String, connection: ClusterConnection, partitions: Int, size: Int) async throws
+        -> RebalanceBenchLine
+    {
         let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let topic = "bench-rebalance-\(strategy)-\(run)"
         if try !connection.createTopic(topic, partitions: partitions) {
-            printError("rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(partitions)")
+            printError(
+                "rkafka bench: the cluster cannot create topics; \(topic) is auto-created with its default partition count, not \(partitions)"
+            )
         }
         let recorder = RebalanceRecorder(partitions: partitions)
-        let producer = SteadyProducer(bootstrapServers: connection.bootstrapServers, topic: topic, partitions: partitions, size: size, rate: rate)
+        let producer = SteadyProducer(
+            bootstrapServers: connection.bootstrapServers, topic: topic, partitions: partitions, size: size, rate: rate)
         let producing = Task { try await producer.run() }
         let settings = ConsumerSettings<KafkaBytes, KafkaBytes>(keyDeserializer: .bytes, valueDeserializer: .bytes)
             .withBootstrapServers(connection.bootstrapServers)
@@ -62,13 +68,16 @@ enum RebalanceBench {
             .withProperties(EmbeddedKafka.fastGroupProperties)
             .withProperty("partition.assignment.strategy", strategy)
         func member(_ index: Int) -> DrainingControl<Void> {
-            Consumer.committableSource(settings, subscription: .topics(topic), logger: Logger(label: "rkafka.bench.rebalance.\(index == 0 ? "A" : "B")"))
-                .map { message in
-                    recorder.record(member: index, partition: message.record.partition, offset: message.record.offset)
-                    return message.committableOffset
-                }
-                .to(Committer.sink(CommitterSettings()))
-                .run()
+            Consumer.committableSource(
+                settings, subscription: .topics(topic),
+                logger: Logger(label: "rkafka.bench.rebalance.\(index == 0 ? "A" : "B")")
+            )
+            .map { message in
+                recorder.record(member: index, partition: message.record.partition, offset: message.record.offset)
+                return message.committableOffset
+            }
+            .to(Committer.sink(CommitterSettings()))
+            .run()
         }
 
         let a = member(0)
@@ -85,7 +94,9 @@ enum RebalanceBench {
             producer.stop()
             let produced = try await producing.value
             do {
-                try await recorder.wait(for: "all \(produced) records", timeout: .seconds(60)) { $0.distinct >= produced }
+                try await recorder.wait(for: "all \(produced) records", timeout: .seconds(60)) {
+                    $0.distinct >= produced
+                }
             } catch {
                 throw BenchError("\(error); behind: \(recorder.snapshot.behind(produced: produced))")
             }
@@ -142,8 +153,10 @@ struct RebalanceBenchLine: Codable, Sendable {
 
     func humanLine() -> String {
         String(
-            format: "%-30@ longest pause %6lld ms   flowing again after %6lld ms   new member's first record after %6lld ms   duplicates %d   lost %d   (%d records)",
-            "\(scenario) \(assignment)" as NSString, longest_pause_ms, flowing_again_ms, new_member_first_record_ms, duplicates, lost, produced)
+            format:
+                "%-30@ longest pause %6lld ms   flowing again after %6lld ms   new member's first record after %6lld ms   duplicates %d   lost %d   (%d records)",
+            "\(scenario) \(assignment)" as NSString, longest_pause_ms, flowing_again_ms, new_member_first_record_ms,
+            duplicates, lost, produced)
     }
 }
 
@@ -172,21 +185,27 @@ final class RebalanceRecorder: Sendable {
             return (0..<count).compactMap { p in
                 let end = (produced - p + count - 1) / count
                 let read = seen[p].prefix(end).filter { $0 > 0 }.count
-                return read < end ? "\(p): \(read)/\(end) (\(lastMember[p] < 0 ? "none" : lastMember[p] == 0 ? "A" : "B"))" : nil
+                return read < end
+                    ? "\(p): \(read)/\(end) (\(lastMember[p] < 0 ? "none" : lastMember[p] == 0 ? "A" : "B"))" : nil
             }
         }
     }
 
     private struct State {
         var snapshot: Snapshot
-        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] = [:]
+        var waiters: [Int: (condition: @Sendable (Snapshot) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+            [:]
         var nextWaiter = 0
     }
 
     private let state: Mutex<State>
 
     init(partitions: Int) {
-        state = Mutex(State(snapshot: Snapshot(seen: Array(repeating: [], count: partitions), lastMember: Array(repeating: -1, count: partitions))))
+        state = Mutex(
+            State(
+                snapshot: Snapshot(
+                    seen: Array(repeating: [], count: partitions), lastMember: Array(repeating: -1, count: partitions)))
+        )
     }
 
     var snapshot: Snapshot { state.withLock { $0.snapshot } }
@@ -201,7 +220,8 @@ final class RebalanceRecorder: Sendable {
     func record(member: Int, partition: Int32, offset: Int64) {
         let now = ContinuousClock.now
         let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            let p = Int(partition), o = Int(offset)
+            let p = Int(partition)
+            let o = Int(offset)
             if s.snapshot.seen[p].count <= o {
                 s.snapshot.seen[p].append(contentsOf: repeatElement(0, count: o + 1 - s.snapshot.seen[p].count))
             }
@@ -217,7 +237,9 @@ final class RebalanceRecorder: Sendable {
                     s.snapshot.longestPause = pause
                     s.snapshot.longestPauseEnd = now
                 }
-                if let firstB = s.snapshot.firstRecord[1], now - firstB >= s.snapshot.window { s.snapshot.windowClosed = true }
+                if let firstB = s.snapshot.firstRecord[1], now - firstB >= s.snapshot.window {
+                    s.snapshot.windowClosed = true
+                }
             }
             s.snapshot.lastRecord = now
             let ready = s.waiters.filter { $0.value.condition(s.snapshot) }
@@ -228,7 +250,8 @@ final class RebalanceRecorder: Sendable {
     }
 
     /// Suspends until `condition` holds; throws a ``BenchError`` naming `what` after `timeout`.
-    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws {
+    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws
+    {
         let reached = await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.waitUntil(condition) }
             group.addTask {
@@ -241,7 +264,9 @@ final class RebalanceRecorder: Sendable {
         }
         if !reached {
             let s = snapshot
-            throw BenchError("\(RebalanceBench.name): no \(what) within \(timeout) (\(s.distinct) distinct records, per member \(s.perMember))")
+            throw BenchError(
+                "\(RebalanceBench.name): no \(what) within \(timeout) (\(s.distinct) distinct records, per member \(s.perMember))"
+            )
         }
     }
 
@@ -299,8 +324,13 @@ final class SteadyProducer: Sendable {
             while !stopped.load(ordering: .acquiring) {
                 let due = start + .milliseconds(20 * tick)
                 let wait = due - .now
-                if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.attoseconds) / 1e18 + Double(wait.components.seconds)) }
-                try producer.produce(topic: topic, indices: produced..<(produced + chunk), roundRobinOver: Int32(partitions)) { _ in value }
+                if wait > .zero {
+                    Thread.sleep(
+                        forTimeInterval: Double(wait.components.attoseconds) / 1e18 + Double(wait.components.seconds))
+                }
+                try producer.produce(
+                    topic: topic, indices: produced..<(produced + chunk), roundRobinOver: Int32(partitions)
+                ) { _ in value }
                 produced += chunk
                 tick += 1
             }

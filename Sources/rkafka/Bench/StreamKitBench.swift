@@ -34,7 +34,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-mapasync":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop awaiting the same async function", notes: "parallelism 8") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop awaiting the same async function",
+                notes: "parallelism 8"
+            ) {
                 var sum = 0
                 for try await x in source.mapAsync(parallelism: 8, { await triple($0) }) { sum &+= x }
                 return sum
@@ -44,9 +47,14 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-groupedwithin":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop collecting arrays of 100", notes: "count 100, duration 1 s") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop collecting arrays of 100",
+                notes: "count 100, duration 1 s"
+            ) {
                 var sum = 0
-                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) { sum &+= work(group.count) }
+                for try await group in source.groupedWithin(count: 100, duration: .seconds(1)) {
+                    sum &+= work(group.count)
+                }
                 return sum
             } baselineBody: {
                 var sum = 0
@@ -64,7 +72,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-buffer":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop (no buffer)", notes: "size 1024, backpressure; producer and consumer on separate tasks") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop (no buffer)",
+                notes: "size 1024, backpressure; producer and consumer on separate tasks"
+            ) {
                 var sum = 0
                 for try await x in source.buffer(size: 1024, overflow: .backpressure) { sum &+= work(x) }
                 return sum
@@ -74,7 +85,10 @@ enum StreamKitBench {
                 return sum
             }
         case "streamkit-broadcast":
-            return try await compare(scenario, n, baseline: "hand-written for-await loop summing twice", notes: "2 consumers, buffer 256 each") {
+            return try await compare(
+                scenario, n, baseline: "hand-written for-await loop summing twice",
+                notes: "2 consumers, buffer 256 each"
+            ) {
                 let branches = source.broadcast(count: 2, bufferSize: 256)
                 return try await withThrowingTaskGroup(of: Int.self) { group in
                     for branch in branches {
@@ -96,7 +110,8 @@ enum StreamKitBench {
                 return first &+ second
             }
         default:
-            throw StreamKitError.invalidArgument("unknown StreamKit bench scenario \(scenario); known: \(scenarios.joined(separator: ", "))")
+            throw StreamKitError.invalidArgument(
+                "unknown StreamKit bench scenario \(scenario); known: \(scenarios.joined(separator: ", "))")
         }
     }
 
@@ -150,7 +165,8 @@ enum StreamKitBench {
         let (baselineSeconds, baselineAllocs, expected) = try await measureBest(baselineBody)
         let (seconds, allocs, got) = try await measureBest(body)
         guard got == expected else {
-            throw StreamKitError.invalidArgument("\(scenario): operator result \(got) differs from baseline \(expected)")
+            throw StreamKitError.invalidArgument(
+                "\(scenario): operator result \(got) differs from baseline \(expected)")
         }
         let rate = Double(n) / seconds
         let baselineRate = Double(n) / baselineSeconds

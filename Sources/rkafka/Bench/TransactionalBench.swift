@@ -13,7 +13,8 @@ enum TransactionalBench {
 
     static let scenario = KafkaBenchScenario(
         name: "transactional-pipeline",
-        baselineDescription: "the at-least-once connector pipeline (committableSource → map → flexiFlow → Committer.sink)",
+        baselineDescription:
+            "the at-least-once connector pipeline (committableSource → map → flexiFlow → Committer.sink)",
         consumesSeededInput: true,
         baseline: { env in try atLeastOncePipeline(env) },
         connector: TransactionalPipelineBench()
@@ -30,7 +31,9 @@ enum TransactionalBench {
         let done = DispatchSemaphore(value: 0)
         Task {
             let result: Result<BenchMeasurement, any Error>
-            do { result = .success(try await AtLeastOncePipelineBench().run(baselineSide)) } catch { result = .failure(error) }
+            do { result = .success(try await AtLeastOncePipelineBench().run(baselineSide)) } catch {
+                result = .failure(error)
+            }
             outcome.withLock { $0 = result }
             done.signal()
         }
@@ -63,22 +66,36 @@ struct TransactionalPipelineBench: ConnectorBenchmark {
             .map { message in
                 clock.mark()
                 return ProducerMessage.single(
-                    ProducerRecord(topic: output, partition: message.record.partition, key: message.record.key, value: message.record.value),
+                    ProducerRecord(
+                        topic: output, partition: message.record.partition, key: message.record.key,
+                        value: message.record.value),
                     passThrough: message.partitionOffset)
             }
-            .to(Transactional.sink(producerSettings, transactionalId: "\(env.connectorGroup)-txn", eosCommitInterval: TransactionalBench.interval))
+            .to(
+                Transactional.sink(
+                    producerSettings, transactionalId: "\(env.connectorGroup)-txn",
+                    eosCommitInterval: TransactionalBench.interval)
+            )
             .run()
         let measurement: BenchMeasurement
         do {
             try await control.streamCompletion.value
-            measurement = clock.finish(messages: expected, notes: ["transactions every \(TransactionalBench.interval)", "producer parallelism \(TransactionalPipelineBench.parallelism)"])
+            measurement = clock.finish(
+                messages: expected,
+                notes: [
+                    "transactions every \(TransactionalBench.interval)",
+                    "producer parallelism \(TransactionalPipelineBench.parallelism)",
+                ])
         } catch {
             await control.shutdown()
             throw error
         }
         await control.shutdown()
         var result = measurement
-        result.notes.append(try await onDedicatedThread("rkafka-bench-verify") { try verifyOutputCount(env, topic: output, expected: expected, reader: "\(env.connectorGroup)-verify") })
+        result.notes.append(
+            try await onDedicatedThread("rkafka-bench-verify") {
+                try verifyOutputCount(env, topic: output, expected: expected, reader: "\(env.connectorGroup)-verify")
+            })
         return result
     }
 }

@@ -40,10 +40,11 @@ struct BrokerCommand: AsyncParsableCommand {
             try kafka.createTopic(topic.name, partitions: topic.partitions, replicationFactor: min(3, brokers))
         }
         print("bootstrap.servers=\(kafka.bootstrapServers)")
-        fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+        fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
         let topicList = topics.map { "\($0.name) (\($0.partitions) partitions)" }.joined(separator: ", ")
-        printError("rkafka broker: \(brokers) broker(s) at \(kafka.bootstrapServers)"
-            + (topics.isEmpty ? "" : "; topics: \(topicList)") + ". Stop with Ctrl-C or SIGTERM.")
+        printError(
+            "rkafka broker: \(brokers) broker(s) at \(kafka.bootstrapServers)"
+                + (topics.isEmpty ? "" : "; topics: \(topicList)") + ". Stop with Ctrl-C or SIGTERM.")
 
         let signal = await waitForTerminationSignal()
         printError("rkafka broker: \(signalName(signal)) received, stopping the cluster")

@@ -16,15 +16,20 @@ struct TopicSpec: Equatable, Sendable {
             name = text[..<colon]
             let count = text[text.index(after: colon)...]
             guard let parsed = Int(count), parsed >= 1 else {
-                throw TopicSpecError("\"\(text)\": the partition count after ':' must be a whole number ≥ 1, got \"\(count)\"")
+                throw TopicSpecError(
+                    "\"\(text)\": the partition count after ':' must be a whole number ≥ 1, got \"\(count)\"")
             }
             partitions = parsed
         } else {
             name = text[...]
         }
-        guard !name.isEmpty else { throw TopicSpecError("\"\(text)\": the topic name is empty; write NAME[:PARTITIONS], e.g. orders:8") }
+        guard !name.isEmpty else {
+            throw TopicSpecError("\"\(text)\": the topic name is empty; write NAME[:PARTITIONS], e.g. orders:8")
+        }
         guard name.count <= 249 else { throw TopicSpecError("\"\(text)\": a topic name has at most 249 characters") }
-        let legal = name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
+        let legal = name.allSatisfy {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-")
+        }
         guard legal, name != ".", name != ".." else {
             throw TopicSpecError("\"\(name)\" is not a legal topic name: use letters, digits, '.', '_' and '-' only")
         }

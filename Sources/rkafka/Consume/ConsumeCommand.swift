@@ -67,7 +67,8 @@ struct ConsumeCommand: AsyncParsableCommand {
             var result: [String: String] = [:]
             for argument in propertyArguments {
                 guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex else {
-                    throw ValidationError("--property must be KEY=VALUE (a librdkafka consumer property), got \"\(argument)\"")
+                    throw ValidationError(
+                        "--property must be KEY=VALUE (a librdkafka consumer property), got \"\(argument)\"")
                 }
                 let key = String(argument[..<equals]).trimmingCharacters(in: .whitespaces)
                 if let reason = Self.reservedProperties[key] {
@@ -101,35 +102,43 @@ struct ConsumeCommand: AsyncParsableCommand {
         if connection.embedded != nil {
             // An empty embedded cluster has no topic yet: create it so the consumer can subscribe.
             try connection.createTopic(topic, partitions: 1)
-            printError("rkafka consume: no --bootstrap-servers given, reading from an empty embedded cluster at "
-                + "\(connection.bootstrapServers) (topic \(topic) created with 1 partition): use `rkafka broker` and "
-                + "pass its address to read real data")
+            printError(
+                "rkafka consume: no --bootstrap-servers given, reading from an empty embedded cluster at "
+                    + "\(connection.bootstrapServers) (topic \(topic) created with 1 partition): use `rkafka broker` and "
+                    + "pass its address to read real data")
         }
         // stdout closed by its reader must fail the write (and stop before committing), not kill the process.
         signal(SIGPIPE, SIG_IGN)
 
         let reportsLag = lagInterval.duration > .zero
         let settings = Self.settings(
-            bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning, properties: try properties)
-            .withStatisticsInterval(reportsLag ? min(lagInterval.duration, .seconds(1)) : nil)
+            bootstrapServers: connection.bootstrapServers, group: group, fromBeginning: fromBeginning,
+            properties: try properties
+        )
+        .withStatisticsInterval(reportsLag ? min(lagInterval.duration, .seconds(1)) : nil)
         let logger = Logger(label: "rkafka.consume") { StreamLogHandler.standardError(label: $0) }
         let writer = OutputWriter()
         let run = ConsumeRun(writer: writer, format: format.lineFormat, limit: count)
 
         let graph = Self.graph(settings, topic: topic, committable: group != nil, run: run, logger: logger)
         let service = KafkaStreamService(graph)
-        let lagReporter = reportsLag ? Task { await Self.reportLag(of: service.control, run: run, every: lagInterval.duration) } : nil
+        let lagReporter =
+            reportsLag ? Task { await Self.reportLag(of: service.control, run: run, every: lagInterval.duration) } : nil
         defer { lagReporter?.cancel() }
         let quiet = Logger(label: "rkafka.consume.lifecycle") { _ in SwiftLogNoOpLogHandler() }
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         do {
             try await serviceGroup.run()
         } catch {
             printError("rkafka consume: stopped after \(run.written) record(s): \(error)")
             throw ExitCode.failure
         }
-        printError("rkafka consume: \(run.written) record(s) written" + (group.map { ", offsets committed for group \($0)" } ?? ""))
+        printError(
+            "rkafka consume: \(run.written) record(s) written"
+                + (group.map { ", offsets committed for group \($0)" } ?? ""))
     }
 }
 
@@ -171,14 +180,18 @@ extension ConsumeCommand {
         if committable {
             let source = Consumer.committableSource(settings, subscription: .topics(topic), logger: logger)
             let control = source.materialized
-            return source
+            return
+                source
                 .groupedWithin(count: 1000, duration: .milliseconds(50))
-                .map { batch in try await run.write(batch.map(\.record), offsets: batch.map(\.committableOffset), control: control) }
+                .map { batch in
+                    try await run.write(batch.map(\.record), offsets: batch.map(\.committableOffset), control: control)
+                }
                 .to(Sinks.ignore())
         }
         let source = Consumer.plainSource(settings, subscription: .topics(topic), logger: logger)
         let control = source.materialized
-        return source
+        return
+            source
             .groupedWithin(count: 1000, duration: .milliseconds(50))
             .map { batch in try await run.write(batch, offsets: [], control: control) }
             .to(Sinks.ignore())

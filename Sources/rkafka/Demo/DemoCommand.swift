@@ -30,7 +30,10 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         // The mock broker keeps at most 5 MB per partition: partitions scale with the data set.
         if events < 100 { throw ValidationError("--events must be at least 100, got \(events)") }
-        if events > 5_000_000 { throw ValidationError("--events must be at most 5,000,000 (the embedded broker keeps data in memory), got \(events)") }
+        if events > 5_000_000 {
+            throw ValidationError(
+                "--events must be at most 5,000,000 (the embedded broker keeps data in memory), got \(events)")
+        }
     }
 
     func run() async throws {
@@ -45,10 +48,15 @@ struct DemoCommand: AsyncParsableCommand {
         if let kafka = connection.embedded {
             try kafka.createTopic(topics.input, partitions: partitions, replicationFactor: 3)
             try kafka.createTopic(topics.output, partitions: partitions, replicationFactor: 3)
-            say("cluster: embedded, 3 brokers at \(connection.bootstrapServers); \(topics.input) and \(topics.output): \(partitions) partitions, replication 3")
+            say(
+                "cluster: embedded, 3 brokers at \(connection.bootstrapServers); \(topics.input) and \(topics.output): \(partitions) partitions, replication 3"
+            )
         } else {
-            for topic in [topics.input, topics.output] where try !connection.createTopic(topic, partitions: partitions) {
-                printError("rkafka demo: the cluster cannot create topics remotely; \(topic) is auto-created with its default partition count")
+            for topic in [topics.input, topics.output] where try !connection.createTopic(topic, partitions: partitions)
+            {
+                printError(
+                    "rkafka demo: the cluster cannot create topics remotely; \(topic) is auto-created with its default partition count"
+                )
             }
             say("cluster: \(connection.bootstrapServers); topics \(topics.input), \(topics.output)")
         }
@@ -61,20 +69,25 @@ struct DemoCommand: AsyncParsableCommand {
         say("run 1: consume → enrich → produce → commit; draining at \(target) processed (\(target * 100 / events)%)")
         let first = try await environment.runPipeline(run: 1, drainAt: target)
         let committedAfterDrain = try await environment.committedInputOffsets()
-        say("run 1: drained: consumed=\(first.consumed) produced=\(first.produced) committed=\(committedAfterDrain) "
-            + "(\(committedAfterDrain * 100 / Int64(events))%) in \(first.elapsed.seconds) s")
+        say(
+            "run 1: drained: consumed=\(first.consumed) produced=\(first.produced) committed=\(committedAfterDrain) "
+                + "(\(committedAfterDrain * 100 / Int64(events))%) in \(first.elapsed.seconds) s")
         let remaining = events - Int(committedAfterDrain)
         say("run 2: restart from the committed offsets, \(remaining) left")
         let second = try await environment.runPipeline(run: 2, drainAt: remaining)
         let committed = try await environment.committedInputOffsets()
-        say("run 2: done: consumed=\(second.consumed) produced=\(second.produced) committed=\(committed) in \(second.elapsed.seconds) s")
+        say(
+            "run 2: done: consumed=\(second.consumed) produced=\(second.produced) committed=\(committed) in \(second.elapsed.seconds) s"
+        )
 
         let check = try await environment.verifyOutput()
-        say("verify: read \(check.records) records from \(topics.output) in \(check.elapsed.seconds) s; "
-            + "\(events - check.tally.lost) of \(events) input ids present, unexpected=\(check.tally.unexpected)")
+        say(
+            "verify: read \(check.records) records from \(topics.output) in \(check.elapsed.seconds) s; "
+                + "\(events - check.tally.lost) of \(events) input ids present, unexpected=\(check.tally.unexpected)")
         say("total time \((ContinuousClock.now - started).seconds) s")
-        say("summary: consumed=\(first.consumed + second.consumed) produced=\(check.records) committed=\(committed) "
-            + "lost=\(check.tally.lost) duplicated=\(check.tally.duplicated)")
+        say(
+            "summary: consumed=\(first.consumed + second.consumed) produced=\(check.records) committed=\(committed) "
+                + "lost=\(check.tally.lost) duplicated=\(check.tally.duplicated)")
         if check.tally.lost > 0 { throw ExitCode.failure }
     }
 }

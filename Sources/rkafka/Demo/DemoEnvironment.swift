@@ -117,7 +117,11 @@ struct DemoEnvironment: Sendable {
             }
         }
         let reached = await produced.wait(for: drainAt, timeout: .seconds(60))
-        if !reached { printError("rkafka demo: run \(run) processed only \(produced.value) of \(drainAt) records in 60 s; draining anyway") }
+        if !reached {
+            printError(
+                "rkafka demo: run \(run) processed only \(produced.value) of \(drainAt) records in 60 s; draining anyway"
+            )
+        }
         // Graceful: stop consuming, finish and commit what is in flight, leave the group.
         let drainStarted = ContinuousClock.now
         try await control.drainAndShutdown()
@@ -130,7 +134,8 @@ struct DemoEnvironment: Sendable {
     /// The sum of the group's committed offsets over the input partitions.
     func committedInputOffsets() async throws -> Int64 {
         let partitions = Int32(max(12, (events + 24_999) / 25_000))
-        let offsets = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: group, topic: topics.input, partitions: partitions)
+        let offsets = try await TestData.committedOffsets(
+            bootstrapServers: bootstrapServers, group: group, topic: topics.input, partitions: partitions)
         return offsets.values.reduce(0, +)
     }
 
@@ -139,7 +144,8 @@ struct DemoEnvironment: Sendable {
         let started = ContinuousClock.now
         let ids = Mutex<[Int]>([])
         let failures = Atomic<Int>(0)
-        let count = try await DemoOutputReader.readAll(topic: topics.output, bootstrapServers: bootstrapServers) { values in
+        let count = try await DemoOutputReader.readAll(topic: topics.output, bootstrapServers: bootstrapServers) {
+            values in
             let decoder = JSONDecoder()
             var batch: [Int] = []
             batch.reserveCapacity(values.count)

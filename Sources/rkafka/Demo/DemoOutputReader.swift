@@ -14,9 +14,11 @@ enum DemoOutputReader {
     ) async throws(KafkaError) -> Int {
         let result: Result<Int, KafkaError> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: Result { () throws(KafkaError) -> Int in
-                    try readBlocking(topic: topic, bootstrapServers: bootstrapServers, timeout: timeout, handle: handle)
-                })
+                continuation.resume(
+                    returning: Result { () throws(KafkaError) -> Int in
+                        try readBlocking(
+                            topic: topic, bootstrapServers: bootstrapServers, timeout: timeout, handle: handle)
+                    })
             }
             thread.name = "rkafka-demo-reader"
             thread.start()
@@ -28,10 +30,11 @@ enum DemoOutputReader {
         topic: String, bootstrapServers: String, timeout: Duration, handle: ([[UInt8]]) -> Void
     ) throws(KafkaError) -> Int {
         let deadline = ContinuousClock.now + timeout
-        let conf = try RawClient.conf([
-            ("bootstrap.servers", bootstrapServers), ("group.id", "rkafka-demo-verify-\(UUID().uuidString)"),
-            ("enable.auto.commit", "false"), ("enable.partition.eof", "false"), ("log_level", "3"),
-        ], client: "verification reader")
+        let conf = try RawClient.conf(
+            [
+                ("bootstrap.servers", bootstrapServers), ("group.id", "rkafka-demo-verify-\(UUID().uuidString)"),
+                ("enable.auto.commit", "false"), ("enable.partition.eof", "false"), ("log_level", "3"),
+            ], client: "verification reader")
         let rk = try RawClient.client(RD_KAFKA_CONSUMER, conf, client: "verification reader")
         defer {
             rd_kafka_consumer_close(rk)
@@ -54,14 +57,18 @@ enum DemoOutputReader {
         }
         guard !remaining.isEmpty else { return 0 }
         let err = rd_kafka_assign(rk, assignment)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(.kafka, "assigning \(topic): \(RawClient.describe(err))") }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(.kafka, "assigning \(topic): \(RawClient.describe(err))")
+        }
         guard let queue = rd_kafka_queue_get_consumer(rk) else { throw KafkaError(.fatal, "no consumer queue") }
         defer { rd_kafka_queue_destroy(queue) }
         var messages = [UnsafeMutablePointer<rd_kafka_message_t>?](repeating: nil, count: 4096)
         var count = 0
         while !remaining.isEmpty {
             guard ContinuousClock.now < deadline else {
-                throw KafkaError(.brokerUnreachable, "reading \(topic) timed out; partitions not read to the end: \(remaining.keys.sorted())")
+                throw KafkaError(
+                    .brokerUnreachable,
+                    "reading \(topic) timed out; partitions not read to the end: \(remaining.keys.sorted())")
             }
             let n = rd_kafka_consume_batch_queue(queue, 100, &messages, messages.count)
             guard n > 0 else { continue }
@@ -86,7 +93,8 @@ enum DemoOutputReader {
         return count
     }
 
-    private static func partitionCount(_ rk: OpaquePointer, topic: String, timeoutMs: Int32) throws(KafkaError) -> Int32 {
+    private static func partitionCount(_ rk: OpaquePointer, topic: String, timeoutMs: Int32) throws(KafkaError) -> Int32
+    {
         let rkt = rd_kafka_topic_new(rk, topic, nil)
         defer { rd_kafka_topic_destroy(rkt) }
         var metadata: UnsafePointer<rd_kafka_metadata>?

@@ -46,14 +46,21 @@ struct LagCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("property"),
-        help: ArgumentHelp("A librdkafka client property, KEY=VALUE (repeatable), e.g. security settings.", valueName: "key=value")
+        help: ArgumentHelp(
+            "A librdkafka client property, KEY=VALUE (repeatable), e.g. security settings.", valueName: "key=value")
     )
     var propertyArguments: [String] = []
 
     func validate() throws {
-        if interval.duration < .milliseconds(10) { throw ValidationError("--interval must be at least 10ms, got \(interval)") }
-        if let timeout, timeout.duration < .milliseconds(10) { throw ValidationError("--timeout must be at least 10ms, got \(timeout)") }
-        if window < 2 { throw ValidationError("--window must be at least 2 samples (two are needed to interpolate), got \(window)") }
+        if interval.duration < .milliseconds(10) {
+            throw ValidationError("--interval must be at least 10ms, got \(interval)")
+        }
+        if let timeout, timeout.duration < .milliseconds(10) {
+            throw ValidationError("--timeout must be at least 10ms, got \(timeout)")
+        }
+        if window < 2 {
+            throw ValidationError("--window must be at least 2 samples (two are needed to interpolate), got \(window)")
+        }
         if clusterName.isEmpty { throw ValidationError("--cluster-name must not be empty") }
         do { _ = try filters } catch { throw ValidationError("\(error.message)") }
         _ = try properties
@@ -77,7 +84,9 @@ struct LagCommand: AsyncParsableCommand {
                     throw ValidationError("--property must be KEY=VALUE (a librdkafka property), got \"\(argument)\"")
                 }
                 let key = String(argument[..<equals]).trimmingCharacters(in: .whitespaces)
-                if key == "bootstrap.servers" { throw ValidationError("--property bootstrap.servers is not allowed: use --bootstrap-servers") }
+                if key == "bootstrap.servers" {
+                    throw ValidationError("--property bootstrap.servers is not allowed: use --bootstrap-servers")
+                }
                 result[key] = String(argument[argument.index(after: equals)...])
             }
             return result
@@ -88,20 +97,24 @@ struct LagCommand: AsyncParsableCommand {
     func collectorConfiguration() throws(KafkaError) -> LagCollector.Configuration {
         let (groups, topics) = try filters
         let timeout = timeout?.duration ?? min(interval.duration, .seconds(10))
-        return LagCollector.Configuration(groups: groups, topics: topics, interval: interval.duration, timeout: timeout, windowSize: window)
+        return LagCollector.Configuration(
+            groups: groups, topics: topics, interval: interval.duration, timeout: timeout, windowSize: window)
     }
 
     func run() async throws {
         let connection = try cluster.connect()
         defer { connection.close() }
         if connection.embedded != nil {
-            printError("rkafka lag: no --bootstrap-servers given, watching an empty embedded cluster at \(connection.bootstrapServers): "
-                + "pass a cluster's address (e.g. `rkafka broker`'s) to see real lag")
+            printError(
+                "rkafka lag: no --bootstrap-servers given, watching an empty embedded cluster at \(connection.bootstrapServers): "
+                    + "pass a cluster's address (e.g. `rkafka broker`'s) to see real lag")
         }
-        let settings = ConsumerSettings<KafkaBytes?, KafkaBytes?>(keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes)
-            .withProperties(try properties)
-            .withBootstrapServers(connection.bootstrapServers)
-            .withProperty("log_level", "3")
+        let settings = ConsumerSettings<KafkaBytes?, KafkaBytes?>(
+            keyDeserializer: .optionalBytes, valueDeserializer: .optionalBytes
+        )
+        .withProperties(try properties)
+        .withBootstrapServers(connection.bootstrapServers)
+        .withProperty("log_level", "3")
         let logger = Logger(label: "rkafka.lag") { StreamLogHandler.standardError(label: $0) }
         let collector = try LagCollector(settings, configuration: try collectorConfiguration(), logger: logger)
         let exporter = LagExporter(collector: collector, clusterName: clusterName)
@@ -112,7 +125,9 @@ struct LagCommand: AsyncParsableCommand {
             printError("rkafka lag: cannot listen on \(listen): \(error)")
             throw ExitCode.failure
         }
-        say("rkafka lag: serving http://\(server.address)/metrics and /health; reading \(connection.bootstrapServers) every \(interval)")
+        say(
+            "rkafka lag: serving http://\(server.address)/metrics and /health; reading \(connection.bootstrapServers) every \(interval)"
+        )
         let collecting = Task { try await collector.run() }
         let reporting = Task { await Self.reportTransitions(collector) }
         let signal = await waitForTerminationSignal()
@@ -130,7 +145,9 @@ struct LagCommand: AsyncParsableCommand {
             wasUp = status.isUp
             if let snapshot = status.snapshot {
                 let partitions = Set(snapshot.groups.flatMap { $0.partitions.map(\.topicPartition) }).count
-                say("rkafka lag: up: \(snapshot.groups.count) group(s) on \(partitions) partition(s), round took \(status.duration.map { String(format: "%.3f", $0.inSeconds) } ?? "?") s")
+                say(
+                    "rkafka lag: up: \(snapshot.groups.count) group(s) on \(partitions) partition(s), round took \(status.duration.map { String(format: "%.3f", $0.inSeconds) } ?? "?") s"
+                )
             } else {
                 say("rkafka lag: down: \(status.error?.message ?? "no answer")")
             }

@@ -27,11 +27,15 @@ final class LagExporter: Sendable {
             return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metricsPage())
         case "/health":
             if let problem = collector.status.problem(at: .now, maxAge: maxAge) {
-                return .init(status: .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: Array("unhealthy: \(problem)\n".utf8))
+                return .init(
+                    status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
+                    body: Array("unhealthy: \(problem)\n".utf8))
             }
             return .init(status: .ok, contentType: "text/plain; charset=utf-8", body: Array("ok\n".utf8))
         default:
-            return .init(status: .notFound, contentType: "text/plain; charset=utf-8", body: Array("not found: try /metrics or /health\n".utf8))
+            return .init(
+                status: .notFound, contentType: "text/plain; charset=utf-8",
+                body: Array("not found: try /metrics or /health\n".utf8))
         }
     }
 

@@ -17,7 +17,8 @@ enum LagMetrics {
     static func render(snapshot: LagSnapshot?, roundDuration: Duration?, clusterName: String) -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
         func gauge(_ name: String, _ labels: [(String, String)], _ help: String) -> Gauge {
-            registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+            registry.makeGauge(
+                descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
         }
         let cluster = ("cluster_name", clusterName)
         gauge("kafka_lag_exporter_up", [cluster], "1 when the last collection round read the cluster, else 0")
@@ -28,7 +29,9 @@ enum LagMetrics {
         }
         guard let snapshot else { return registry.emitToBuffer() }
         for p in snapshot.partitions {
-            let labels = [cluster, ("topic", p.topicPartition.topic), ("partition", String(p.topicPartition.partition))]
+            let labels = [
+                cluster, ("topic", p.topicPartition.topic), ("partition", String(p.topicPartition.partition)),
+            ]
             gauge("kafka_partition_latest_offset", labels, "Latest offset of a partition").set(p.latest)
             if let earliest = p.earliest {
                 gauge("kafka_partition_earliest_offset", labels, "Earliest offset of a partition").set(earliest)
@@ -42,17 +45,24 @@ enum LagMetrics {
                 .set(to: group.maxLagSeconds ?? .nan)
             gauge("kafka_consumergroup_group_sum_lag", groupLabels, "Sum of group offset lag").set(group.sumLag)
             for (topic, lag) in group.topicSumLag {
-                gauge("kafka_consumergroup_group_topic_sum_lag", groupLabels + [("topic", topic)], "Sum of group offset lag across topic partitions")
-                    .set(lag)
+                gauge(
+                    "kafka_consumergroup_group_topic_sum_lag", groupLabels + [("topic", topic)],
+                    "Sum of group offset lag across topic partitions"
+                )
+                .set(lag)
             }
             for p in group.partitions {
-                let labels = groupLabels + [
-                    ("topic", p.topicPartition.topic), ("partition", String(p.topicPartition.partition)),
-                    ("member_host", p.member?.host ?? ""), ("consumer_id", p.member?.consumerId ?? ""), ("client_id", p.member?.clientId ?? ""),
-                ]
-                gauge("kafka_consumergroup_group_offset", labels, "Last group consumed offset of a partition").set(p.committedOffset)
+                let labels =
+                    groupLabels + [
+                        ("topic", p.topicPartition.topic), ("partition", String(p.topicPartition.partition)),
+                        ("member_host", p.member?.host ?? ""), ("consumer_id", p.member?.consumerId ?? ""),
+                        ("client_id", p.member?.clientId ?? ""),
+                    ]
+                gauge("kafka_consumergroup_group_offset", labels, "Last group consumed offset of a partition").set(
+                    p.committedOffset)
                 gauge("kafka_consumergroup_group_lag", labels, "Group offset lag of a partition").set(p.lag)
-                gauge("kafka_consumergroup_group_lag_seconds", labels, "Group time lag of a partition").set(to: p.lagSeconds ?? .nan)
+                gauge("kafka_consumergroup_group_lag_seconds", labels, "Group time lag of a partition").set(
+                    to: p.lagSeconds ?? .nan)
             }
         }
         return registry.emitToBuffer()

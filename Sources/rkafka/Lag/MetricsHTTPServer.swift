@@ -42,7 +42,8 @@ final class MetricsHTTPServer: Sendable {
                 }
                 .bind(host: address.host, port: address.port).get()
             let port = channel.localAddress?.port ?? address.port
-            return MetricsHTTPServer(group: group, channel: channel, address: ListenAddress(host: address.host, port: port))
+            return MetricsHTTPServer(
+                group: group, channel: channel, address: ListenAddress(host: address.host, port: port))
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -86,14 +87,18 @@ private final class RequestHandler: ChannelInboundHandler {
         if head.method == .GET || head.method == .HEAD {
             response = responder(String(head.uri.prefix { $0 != "?" }))
         } else {
-            response = .init(status: .methodNotAllowed, contentType: "text/plain; charset=utf-8", body: Array("only GET and HEAD are served\n".utf8))
+            response = .init(
+                status: .methodNotAllowed, contentType: "text/plain; charset=utf-8",
+                body: Array("only GET and HEAD are served\n".utf8))
         }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))),
+            promise: nil)
         if head.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         }

@@ -19,10 +19,15 @@ struct ProduceCommand: AsyncParsableCommand {
     @Option(help: "The topic to write to.")
     var topic: String
 
-    @Option(help: ArgumentHelp("Split each line into key and value at the first occurrence of this text.", valueName: "separator"))
+    @Option(
+        help: ArgumentHelp(
+            "Split each line into key and value at the first occurrence of this text.", valueName: "separator"))
     var keySeparator: String?
 
-    @Option(help: "Create the topic with this many partitions first (ignored if it exists; the mock cluster of `rkafka broker` cannot create topics remotely, use its --topic).")
+    @Option(
+        help:
+            "Create the topic with this many partitions first (ignored if it exists; the mock cluster of `rkafka broker` cannot create topics remotely, use its --topic)."
+    )
     var partitions: Int?
 
     @Option(help: "How long to wait at the end for outstanding acknowledgements, in seconds.")
@@ -31,7 +36,9 @@ struct ProduceCommand: AsyncParsableCommand {
     func validate() throws {
         do { _ = try TopicSpec(parsing: topic) } catch { throw ValidationError("--topic: \(error)") }
         if let keySeparator, keySeparator.isEmpty { throw ValidationError("--key-separator must not be empty") }
-        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1, got \(partitions)") }
+        if let partitions, partitions < 1 {
+            throw ValidationError("--partitions must be at least 1, got \(partitions)")
+        }
         if flushTimeout < 0 { throw ValidationError("--flush-timeout must not be negative") }
     }
 
@@ -39,13 +46,16 @@ struct ProduceCommand: AsyncParsableCommand {
         let connection = try cluster.connect()
         defer { connection.close() }
         if connection.embedded != nil {
-            printError("rkafka produce: no --bootstrap-servers given, writing to an embedded cluster at "
-                + "\(connection.bootstrapServers): its data is gone when rkafka exits (use `rkafka broker` for a lasting one)")
+            printError(
+                "rkafka produce: no --bootstrap-servers given, writing to an embedded cluster at "
+                    + "\(connection.bootstrapServers): its data is gone when rkafka exits (use `rkafka broker` for a lasting one)"
+            )
         }
         if let partitions {
             if try !connection.createTopic(topic, partitions: partitions) {
-                printError("rkafka produce: the cluster cannot create topics remotely (CreateTopics unsupported); "
-                    + "\(topic) is auto-created with the broker's default partition count instead of \(partitions)")
+                printError(
+                    "rkafka produce: the cluster cannot create topics remotely (CreateTopics unsupported); "
+                        + "\(topic) is auto-created with the broker's default partition count instead of \(partitions)")
             }
         }
 

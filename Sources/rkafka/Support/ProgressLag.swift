@@ -32,7 +32,8 @@ struct ProgressLag {
             if position >= 0 { positions[partition] = position }
         }
         guard !positions.isEmpty else { return nil }
-        let reading = LagReading(groups: [LagReading.Group(name: "consumer", committed: positions)], earliest: [:], latest: ends)
+        let reading = LagReading(
+            groups: [LagReading.Group(name: "consumer", committed: positions)], earliest: [:], latest: ends)
         guard let lag = tracker.update(reading, at: now).group("consumer") else { return Lag(records: 0, seconds: 0) }
         return Lag(records: lag.sumLag, seconds: lag.maxLagSeconds)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct CommitterBatchingStateMachineTests {
@@ -7,8 +8,11 @@ import Testing
     private let p0 = TopicPartition("t", 0)
     private let p1 = TopicPartition("t", 1)
 
-    private func machine(_ configure: (CommitterSettings) -> CommitterSettings = { $0 }) -> CommitterBatchingStateMachine {
-        CommitterBatchingStateMachine(settings: configure(CommitterSettings().withMaxBatch(3).withMaxInterval(.seconds(1))))
+    private func machine(_ configure: (CommitterSettings) -> CommitterSettings = { $0 })
+        -> CommitterBatchingStateMachine
+    {
+        CommitterBatchingStateMachine(
+            settings: configure(CommitterSettings().withMaxBatch(3).withMaxInterval(.seconds(1))))
     }
 
     @Test func fullBatchIsReturnedAtMaxBatch() throws {

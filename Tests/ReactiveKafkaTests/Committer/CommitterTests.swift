@@ -1,5 +1,6 @@
 import StreamKit
 import Testing
+
 @testable import ReactiveKafka
 
 private struct UpstreamFailure: Error, Equatable {}
@@ -21,11 +22,12 @@ private struct UpstreamFailure: Error, Equatable {}
 
         input.finish()
         try await valueWithin(sink)
-        #expect(fake.calls == [
-            .commit([p0: 5, p1: 5]),
-            .commit([p0: 10, p1: 10]),
-            .commit([p0: 13, p1: 12]),
-        ])
+        #expect(
+            fake.calls == [
+                .commit([p0: 5, p1: 5]),
+                .commit([p0: 10, p1: 10]),
+                .commit([p0: 13, p1: 12]),
+            ])
     }
 
     @Test func flushesByTimeWhileUpstreamIsOpenAndIdle() async throws {

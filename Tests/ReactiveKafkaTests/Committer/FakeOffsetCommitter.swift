@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+
 @testable import ReactiveKafka
 
 /// An `OffsetCommitter` standing in for the consumer engine: records every
@@ -105,7 +106,8 @@ final class FakeOffsetCommitter: OffsetCommitter {
 
     func offset(_ partition: Int32, _ offset: Int64, topic: String = "t") -> CommittableOffset {
         CommittableOffset(
-            partitionOffset: PartitionOffset(groupId: "g", topicPartition: TopicPartition(topic, partition), offset: offset),
+            partitionOffset: PartitionOffset(
+                groupId: "g", topicPartition: TopicPartition(topic, partition), offset: offset),
             committer: self)
     }
 }
@@ -119,7 +121,8 @@ struct TestTimeout: Error, CustomStringConvertible {
 enum TestTimeScale {
     static let factor: Double = {
         guard let text = ProcessInfo.processInfo.environment["REACTIVE_KAFKA_TEST_TIME_SCALE"],
-              let value = Double(text), value >= 1 else { return 1 }
+            let value = Double(text), value >= 1
+        else { return 1 }
         return value
     }()
 }
@@ -170,10 +173,14 @@ private final class FirstOutcome<T: Sendable>: Sendable {
     }
 
     func resume(_ result: Result<T, any Error>) {
-        let (continuation, cleanup) = state.withLock { s -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+        let (continuation, cleanup) = state.withLock {
+            s -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
             guard !s.done else { return (nil, nil) }
             s.done = true
-            defer { s.continuation = nil; s.cleanup = nil }
+            defer {
+                s.continuation = nil
+                s.cleanup = nil
+            }
             return (s.continuation, s.cleanup)
         }
         continuation?.resume(with: result)
@@ -184,14 +191,22 @@ private final class FirstOutcome<T: Sendable>: Sendable {
 /// The value of `task`, within a generous bound; on timeout the task is cancelled too.
 func valueWithin<T: Sendable>(_ task: Task<T, any Error>, seconds: Double = 5) async throws -> T {
     try await withTimeout(seconds: seconds) {
-        try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 }
 
 /// The completion of `task`, within a generous bound; on timeout the task is cancelled too.
 func valueWithin(_ task: Task<Void, Never>, seconds: Double = 5) async throws {
     try await withTimeout(seconds: seconds) {
-        await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 }
 
@@ -202,4 +217,3 @@ func finiteStream<Element: Sendable>(_ elements: [Element]) -> AsyncStream<Eleme
     continuation.finish()
     return stream
 }
-

@@ -7,9 +7,13 @@ import Testing
 /// what a missing key or value reads as must not change, and a custom deserialiser of the
 /// same type must still be called.
 @Suite(.serialized) struct BytesDeserializerTests {
-    static let written: [(key: String?, value: String?)] = [("k0", "v0"), (nil, "no key"), ("no value", nil), (nil, nil), ("", "")]
+    static let written: [(key: String?, value: String?)] = [
+        ("k0", "v0"), (nil, "no key"), ("no value", nil), (nil, nil), ("", ""),
+    ]
 
-    static func consume<K: Sendable, V: Sendable>(_ kafka: EmbeddedKafka, group: String, _ keys: Deserializer<K>, _ values: Deserializer<V>) async throws -> [(K, V)] {
+    static func consume<K: Sendable, V: Sendable>(
+        _ kafka: EmbeddedKafka, group: String, _ keys: Deserializer<K>, _ values: Deserializer<V>
+    ) async throws -> [(K, V)] {
         let settings = ConsumerSettings(keyDeserializer: keys, valueDeserializer: values)
             .withBootstrapServers(kafka.bootstrapServers).withGroupId(group)
             .withProperty("auto.offset.reset", "earliest").withProperties(EmbeddedKafka.fastGroupProperties)
@@ -28,14 +32,19 @@ import Testing
         try kafka.createTopic("bytes-in", partitions: 1)
         let producerSettings = ProducerSettings(keySerializer: .string, valueSerializer: .string)
             .withBootstrapServers(kafka.bootstrapServers).withProperty("linger.ms", "1")
-        let records = Self.written.map { ProducerRecord<String, String>(topic: "bytes-in", partition: 0, key: $0.key, value: $0.value) }
+        let records = Self.written.map {
+            ProducerRecord<String, String>(topic: "bytes-in", partition: 0, key: $0.key, value: $0.value)
+        }
         try await Source.from(records).run(into: Producer.plainSink(producerSettings))
 
-        let empty = try await Self.consume(kafka, group: "g-bytes", Deserializer<KafkaBytes>.bytes, Deserializer<KafkaBytes>.bytes)
+        let empty = try await Self.consume(
+            kafka, group: "g-bytes", Deserializer<KafkaBytes>.bytes, Deserializer<KafkaBytes>.bytes)
         #expect(empty.map(\.0.string) == Self.written.map { $0.key ?? "" })
         #expect(empty.map(\.1.string) == Self.written.map { $0.value ?? "" })
 
-        let optional = try await Self.consume(kafka, group: "g-optional", Deserializer<KafkaBytes?>.optionalBytes, Deserializer<KafkaBytes?>.optionalBytes)
+        let optional = try await Self.consume(
+            kafka, group: "g-optional", Deserializer<KafkaBytes?>.optionalBytes, Deserializer<KafkaBytes?>.optionalBytes
+        )
         #expect(optional.map { $0.0?.string } == Self.written.map(\.key))
         #expect(optional.map { $0.1?.string } == Self.written.map(\.value))
 

@@ -19,7 +19,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("plain", partitions: 4)
         let input = (0..<2000).map { (key: "k\($0 % 7)", value: "v\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "plain", records: input, roundRobinOver: 4)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "plain", records: input, roundRobinOver: 4)
 
         let source = Consumer.plainSource(Self.settings(kafka, group: "g-plain"), subscription: .topics("plain"))
         var seen: [Int32: [Int64]] = [:]
@@ -39,27 +40,33 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 3)
         let input = (0..<3000).map { (key: nil as String?, value: "o\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders", records: input, roundRobinOver: 3)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "orders", records: input, roundRobinOver: 3)
 
         let counter = Counter()
-        let control = Consumer.committableSource(Self.settings(kafka, group: "g-orders"), subscription: .topics("orders"))
-            .map { message in
-                counter.add(message.record.value)
-                return message.committableOffset
-            }
-            .to(Committer.sink(CommitterSettings().withMaxBatch(100)))
-            .run()
+        let control = Consumer.committableSource(
+            Self.settings(kafka, group: "g-orders"), subscription: .topics("orders")
+        )
+        .map { message in
+            counter.add(message.record.value)
+            return message.committableOffset
+        }
+        .to(Committer.sink(CommitterSettings().withMaxBatch(100)))
+        .run()
         try await counter.waitFor(count: input.count)
         try await control.drainAndShutdown()
         #expect(control.isShutdown)
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-orders", topic: "orders", partitions: 3)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-orders", topic: "orders", partitions: 3)
         #expect(committed == [0: 1000, 1: 1000, 2: 1000])
     }
 
     @Test func plainSourceWithAutoCommitCommitsWhatItRead() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("auto", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "auto", records: (0..<200).map { (nil, "a\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "auto", records: (0..<200).map { (nil, "a\($0)") },
+            roundRobinOver: 2)
         let settings = Self.settings(kafka, group: "g-auto")
             .withProperty("enable.auto.commit", "true").withProperty("auto.commit.interval.ms", "100")
         let source = Consumer.plainSource(settings, subscription: .topics("auto"))
@@ -70,14 +77,19 @@ import Testing
             count += 1
             if count == 200 { source.materialized.stop() }
         }
-        await source.materialized.shutdown()  // librdkafka commits stored offsets on close
-        #expect(try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-auto", topic: "auto", partitions: 2) == [0: 100, 1: 100])
+        await source.materialized.shutdown() // librdkafka commits stored offsets on close
+        #expect(
+            try await TestData.committedOffsets(
+                bootstrapServers: kafka.bootstrapServers, group: "g-auto", topic: "auto", partitions: 2) == [
+                    0: 100, 1: 100,
+                ])
     }
 
     @Test func undeserialisableRecordFailsTheStreamWithATypedError() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("json", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "json", records: [(nil, #"{"id":1}"#), (nil, "not json")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "json", records: [(nil, #"{"id":1}"#), (nil, "not json")])
         struct Event: Codable, Sendable { var id: Int }
         let settings = ConsumerSettings(keyDeserializer: .optionalString, valueDeserializer: .json(Event.self))
             .withBootstrapServers(kafka.bootstrapServers).withGroupId("g-json")
@@ -95,7 +107,8 @@ import Testing
     }
 
     @Test func badPropertyFailsTheStreamWithATypedError() async throws {
-        let settings = ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g").withProperty("fetch.wait.max.ms", "banana")
+        let settings = ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g").withProperty(
+            "fetch.wait.max.ms", "banana")
         let source = Consumer.plainSource(settings, subscription: .topics("t"))
         await #expect {
             for try await _ in source {}
@@ -140,7 +153,9 @@ final class Counter: Sendable {
 
     /// Suspends until `count` distinct values were added, or records an issue after `timeout`.
     func waitFor(count: Int, timeout: Duration = .seconds(30)) async throws {
-        if await !gate.wait(for: count, timeout: timeout) { Issue.record("timed out waiting for \(count) records, saw \(distinct)") }
+        if await !gate.wait(for: count, timeout: timeout) {
+            Issue.record("timed out waiting for \(count) records, saw \(distinct)")
+        }
     }
 }
 
@@ -149,9 +164,12 @@ final class Counter: Sendable {
         let kafka = try EmbeddedKafka()
         for topic in ["orders-eu", "orders-us", "payments"] { try kafka.createTopic(topic, partitions: 2) }
         for topic in ["orders-eu", "orders-us", "payments"] {
-            try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: (0..<50).map { (nil, "\(topic)-\($0)") })
+            try await TestData.produce(
+                bootstrapServers: kafka.bootstrapServers, topic: topic,
+                records: (0..<50).map { (nil, "\(topic)-\($0)") })
         }
-        let source = Consumer.plainSource(ConsumerEndToEndTests.settings(kafka, group: "g-pattern"), subscription: .topicPattern("^orders-.*"))
+        let source = Consumer.plainSource(
+            ConsumerEndToEndTests.settings(kafka, group: "g-pattern"), subscription: .topicPattern("^orders-.*"))
         var byTopic: [String: Int] = [:]
         for try await record in source {
             byTopic[record.topic, default: 0] += 1
@@ -162,7 +180,9 @@ final class Counter: Sendable {
     }
 
     @Test func anInvalidPatternIsATypedError() async throws {
-        let source = Consumer.plainSource(ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g"), subscription: .topicPattern("^orders-[unclosed"))
+        let source = Consumer.plainSource(
+            ConsumerSettings().withBootstrapServers("127.0.0.1:1").withGroupId("g"),
+            subscription: .topicPattern("^orders-[unclosed"))
         await #expect {
             for try await _ in source {}
         } throws: { error in

@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// Several members of one group, in one process, joining and leaving while
 /// records flow: with rebalance-safe commits and graceful changes, every
@@ -62,19 +63,24 @@ import Testing
     }
 
     static func plainMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger) -> Member {
-        let control = Consumer.committableSource(settings(setup, strategy: strategy), subscription: .topics(setup.topic))
-            .map { message in
-                try await process(message.record.offset)
-                ledger.record(message.committableOffset.partitionOffset.topicPartition, message.record.offset, by: name)
-                return message.committableOffset
-            }
-            .to(Committer.sink(CommitterSettings()))
-            .run()
+        let control = Consumer.committableSource(
+            settings(setup, strategy: strategy), subscription: .topics(setup.topic)
+        )
+        .map { message in
+            try await process(message.record.offset)
+            ledger.record(message.committableOffset.partitionOffset.topicPartition, message.record.offset, by: name)
+            return message.committableOffset
+        }
+        .to(Committer.sink(CommitterSettings()))
+        .run()
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
-    static func partitionedMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger) -> Member {
-        let source = Consumer.committablePartitionedSource(settings(setup, strategy: strategy), subscription: .topics(setup.topic))
+    static func partitionedMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger)
+        -> Member
+    {
+        let source = Consumer.committablePartitionedSource(
+            settings(setup, strategy: strategy), subscription: .topics(setup.topic))
         let stream = Task {
             // Each partition's sub-stream runs in its own task, committing through its own committer.
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -83,7 +89,9 @@ import Testing
                         try await subStream
                             .map { message in
                                 try await process(message.record.offset)
-                                ledger.record(message.committableOffset.partitionOffset.topicPartition, message.record.offset, by: name)
+                                ledger.record(
+                                    message.committableOffset.partitionOffset.topicPartition, message.record.offset,
+                                    by: name)
                                 return message.committableOffset
                             }
                             .run(into: Committer.sink(CommitterSettings()))
@@ -97,7 +105,9 @@ import Testing
 
     /// Writes `<partition>:<offset>` of each record to the output topic in transactions that
     /// carry its offsets: exactly-once shows as each record once in the output's committed records.
-    static func transactionalMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger) -> Member {
+    static func transactionalMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger)
+        -> Member
+    {
         let flow = Transactional.flow(
             setup.kafka.producerSettings().withProperty("transaction.timeout.ms", "10000"),
             transactionalId: "\(setup.group)-\(name)", eosCommitInterval: .milliseconds(100))
@@ -107,7 +117,8 @@ import Testing
                 let partition = TopicPartition(setup.topic, message.record.partition)
                 ledger.record(partition, message.record.offset, by: name)
                 return ProducerMessage<String, String, TransactionalOffset>.single(
-                    ProducerRecord(topic: setup.output, value: "\(message.record.partition):\(message.record.offset)"), passThrough: message.partitionOffset)
+                    ProducerRecord(topic: setup.output, value: "\(message.record.partition):\(message.record.offset)"),
+                    passThrough: message.partitionOffset)
             }
             .via(flow)
             .to(Sinks.ignore())
@@ -115,8 +126,11 @@ import Testing
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
-    static func transactionalPartitionedMember(_ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger) -> Member {
-        let source = Transactional.partitionedSource(settings(setup, strategy: strategy), subscription: .topics(setup.topic))
+    static func transactionalPartitionedMember(
+        _ name: String, _ setup: Setup, _ strategy: Strategy, _ ledger: OffsetLedger
+    ) -> Member {
+        let source = Transactional.partitionedSource(
+            settings(setup, strategy: strategy), subscription: .topics(setup.topic))
         let flow = Transactional.flow(
             setup.kafka.producerSettings().withProperty("transaction.timeout.ms", "10000"),
             transactionalId: "\(setup.group)-\(name)", eosCommitInterval: .milliseconds(100))
@@ -125,12 +139,16 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { for try await _ in merge.elements.via(flow) {} }
                 for try await (_, subStream) in source {
-                    merge.add(subStream.map { message in
-                        try await process(message.record.offset)
-                        ledger.record(TopicPartition(setup.topic, message.record.partition), message.record.offset, by: name)
-                        return .single(
-                            ProducerRecord(topic: setup.output, value: "\(message.record.partition):\(message.record.offset)"), passThrough: message.partitionOffset)
-                    })
+                    merge.add(
+                        subStream.map { message in
+                            try await process(message.record.offset)
+                            ledger.record(
+                                TopicPartition(setup.topic, message.record.partition), message.record.offset, by: name)
+                            return .single(
+                                ProducerRecord(
+                                    topic: setup.output, value: "\(message.record.partition):\(message.record.offset)"),
+                                passThrough: message.partitionOffset)
+                        })
                 }
                 merge.finish()
                 try await group.waitForAll()
@@ -152,13 +170,22 @@ import Testing
     @discardableResult
     func run(strategy: Strategy, shape: Shape) async throws -> Outcome {
         let kafka = try TestCluster()
-        var setup = Setup(kafka: kafka, topic: try kafka.createTopic("rb", partitions: Int(Self.partitions)), group: kafka.name("g-rebalance"))
+        var setup = Setup(
+            kafka: kafka, topic: try kafka.createTopic("rb", partitions: Int(Self.partitions)),
+            group: kafka.name("g-rebalance"))
         if shape.isTransactional { setup.output = try kafka.createTopic("rb-out", partitions: Int(Self.partitions)) }
         let input = (0..<Self.records).map { (key: nil as String?, value: "v\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: setup.topic, records: input, roundRobinOver: Self.partitions)
-        let end = Dictionary(uniqueKeysWithValues: (0..<Self.partitions).map {
-            (TopicPartition(setup.topic, $0), Int64(Self.records) / Int64(Self.partitions) + (Int64($0) < Int64(Self.records) % Int64(Self.partitions) ? 1 : 0))
-        })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: setup.topic, records: input,
+            roundRobinOver: Self.partitions)
+        let end = Dictionary(
+            uniqueKeysWithValues: (0..<Self.partitions).map {
+                (
+                    TopicPartition(setup.topic, $0),
+                    Int64(Self.records) / Int64(Self.partitions)
+                        + (Int64($0) < Int64(Self.records) % Int64(Self.partitions) ? 1 : 0)
+                )
+            })
         let ledger = OffsetLedger()
         let start = { [setup] (name: String) in
             switch shape {
@@ -171,7 +198,9 @@ import Testing
         var members: [String: Member] = [:]
         var changes = 0
         func step(atDistinct count: Int, _ change: () async throws -> Void) async throws {
-            #expect(await ledger.waitFor(distinct: count), "stalled at \(ledger.distinct) records before change \(changes + 1)")
+            #expect(
+                await ledger.waitFor(distinct: count),
+                "stalled at \(ledger.distinct) records before change \(changes + 1)")
             try await change()
             changes += 1
         }
@@ -183,7 +212,9 @@ import Testing
         try await step(atDistinct: 52_000) { members["d"] = start("d") }
         try await step(atDistinct: 66_000) { try await members.removeValue(forKey: "b")!.drain() }
         let flowedUntilTheLastChange = ledger.distinct < Self.records
-        #expect(await ledger.waitFor(distinct: Self.records, timeout: .seconds(90)), "only \(ledger.distinct) of \(Self.records) records processed")
+        #expect(
+            await ledger.waitFor(distinct: Self.records, timeout: .seconds(90)),
+            "only \(ledger.distinct) of \(Self.records) records processed")
         for (_, member) in members { try await member.drain() }
 
         #expect(changes >= 5)
@@ -195,21 +226,28 @@ import Testing
         // staying members' revoke-time commits cannot land there and some records are read again:
         // at-least-once is what this cluster can show. Zero duplicates with rebalance-safe commits
         // are shown by `rebalanceSafeCommitsLeaveNothingToReprocess`, where the coordinator accepts them.
-        var outcome = Outcome(changes: changes, duplicates: ledger.duplicates.count, duplicatesBySameMember: ledger.duplicatesBySameMember.count, missing: missing.count)
+        var outcome = Outcome(
+            changes: changes, duplicates: ledger.duplicates.count,
+            duplicatesBySameMember: ledger.duplicatesBySameMember.count, missing: missing.count)
         if shape.isTransactional {
             // Exactly-once is what the transactions committed: each record once in the output,
             // whatever an aborted transaction made a member process again.
             let written = try await TopicReader.allValues(
-                topic: setup.output, partitions: Self.partitions, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+                topic: setup.output, partitions: Self.partitions, bootstrapServers: kafka.bootstrapServers,
+                isolation: .readCommitted)
             let distinct = Set(written)
             let expected = Set(end.flatMap { partition, count in (0..<count).map { "\(partition.partition):\($0)" } })
-            print("\(strategy) rebalancing, \(shape) sources: \(outcome.duplicates) records processed twice (aborted transactions replayed)")
+            print(
+                "\(strategy) rebalancing, \(shape) sources: \(outcome.duplicates) records processed twice (aborted transactions replayed)"
+            )
             outcome.duplicates = written.count - distinct.count
             outcome.duplicatesBySameMember = 0
             outcome.missing = expected.subtracting(distinct).count
             #expect(outcome.missing == 0, "\(outcome.missing) records missing from the output")
         }
-        print("\(strategy) rebalancing, \(shape) sources, \(kafka.isExternal ? "external" : "embedded") cluster, \(changes) membership changes: \(outcome.duplicates) of \(Self.records) records processed twice (\(outcome.duplicatesBySameMember) by the same member), \(outcome.missing) lost\(outcome.duplicates == 0 ? "" : "; twice: " + ledger.duplicateRanges().prefix(10).joined(separator: ", "))")
+        print(
+            "\(strategy) rebalancing, \(shape) sources, \(kafka.isExternal ? "external" : "embedded") cluster, \(changes) membership changes: \(outcome.duplicates) of \(Self.records) records processed twice (\(outcome.duplicatesBySameMember) by the same member), \(outcome.missing) lost\(outcome.duplicates == 0 ? "" : "; twice: " + ledger.duplicateRanges().prefix(10).joined(separator: ", "))"
+        )
         return outcome
     }
 
@@ -225,13 +263,17 @@ import Testing
     /// change exact, eager or cooperative: no record processed twice, none lost; transactional
     /// sources commit each record's result exactly once. (The embedded mock refuses those
     /// commits, mishandles cooperative-sticky and does not store transactional offsets.)
-    @Test(.enabled(if: TestClusterMode.isExternal, "needs a Kafka broker: KAFKA_BOOTSTRAP_SERVERS"),
-          arguments: Strategy.allCases, Shape.allCases)
+    @Test(
+        .enabled(if: TestClusterMode.isExternal, "needs a Kafka broker: KAFKA_BOOTSTRAP_SERVERS"),
+        arguments: Strategy.allCases, Shape.allCases)
     func gracefulMembershipChangesProcessEveryRecordOnce(strategy: Strategy, shape: Shape) async throws {
         let outcome = try await run(strategy: strategy, shape: shape)
         #expect(outcome.changes >= 5)
         #expect(outcome.missing == 0)
-        #expect(outcome.duplicates == 0, "\(outcome.duplicates) records processed twice, \(outcome.duplicatesBySameMember) of them by the same member")
+        #expect(
+            outcome.duplicates == 0,
+            "\(outcome.duplicates) records processed twice, \(outcome.duplicatesBySameMember) of them by the same member"
+        )
     }
 
     /// A member rejoins on its own (its pattern subscription matches a new topic), so the
@@ -244,7 +286,8 @@ import Testing
         try kafka.createTopic(named: first, partitions: 4)
         let records = 20_000
         let input = (0..<records).map { (key: nil as String?, value: "v\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: first, records: input, roundRobinOver: 4)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: first, records: input, roundRobinOver: 4)
         let ledger = OffsetLedger()
         let events = Locked<[RebalanceEvent]>([])
         let settings = Self.settings(Setup(kafka: kafka, topic: first, group: kafka.name("g-rsc")), strategy: .eager)
@@ -267,8 +310,11 @@ import Testing
         _ = try await control.drainAndShutdown()
         await observer.value
         let seen = events.withLock { $0 }
-        #expect(seen.contains { if case .revoked = $0 { return true } else { return false } }, "the member rejoined: \(seen)")
-        let end = Dictionary(uniqueKeysWithValues: (0..<4).map { (TopicPartition(first, Int32($0)), Int64(records / 4)) })
+        #expect(
+            seen.contains { if case .revoked = $0 { return true } else { return false } },
+            "the member rejoined: \(seen)")
+        let end = Dictionary(
+            uniqueKeysWithValues: (0..<4).map { (TopicPartition(first, Int32($0)), Int64(records / 4)) })
         return (ledger.duplicates.count, ledger.missing(end).count)
     }
 
@@ -292,15 +338,22 @@ import Testing
         let kafka = try TestCluster()
         let partitions: Int32 = 4
         let records = 4_000
-        let setup = Setup(kafka: kafka, topic: try kafka.createTopic("rb-drain", partitions: Int(partitions)), group: kafka.name("g-rb-drain"))
+        let setup = Setup(
+            kafka: kafka, topic: try kafka.createTopic("rb-drain", partitions: Int(partitions)),
+            group: kafka.name("g-rb-drain"))
         try await TestData.produce(
             bootstrapServers: kafka.bootstrapServers, topic: setup.topic,
             records: (0..<records).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: partitions)
-        let end = Dictionary(uniqueKeysWithValues: (0..<partitions).map { (TopicPartition(setup.topic, $0), Int64(records) / Int64(partitions)) })
+        let end = Dictionary(
+            uniqueKeysWithValues: (0..<partitions).map {
+                (TopicPartition(setup.topic, $0), Int64(records) / Int64(partitions))
+            })
         let ledger = OffsetLedger()
-        let first = Consumer.committableSource(Self.settings(setup, strategy: .eager), subscription: .topics(setup.topic))
+        let first = Consumer.committableSource(
+            Self.settings(setup, strategy: .eager), subscription: .topics(setup.topic))
         // Each record spends 3 s in flight; the committer commits only when asked (a revoke, the end).
-        let firstControl = first
+        let firstControl =
+            first
             .mapAsync(parallelism: 200) { message in
                 try await Task.sleep(for: .seconds(3))
                 ledger.record(message.committableOffset.partitionOffset.topicPartition, message.record.offset, by: "a")
@@ -314,10 +367,14 @@ import Testing
         // A member joins meanwhile: the draining member's partitions are revoked.
         let second = Self.plainMember("b", setup, .eager, ledger)
         try await drain.value
-        #expect(await ledger.waitFor(distinct: records, timeout: .seconds(60)), "only \(ledger.distinct) of \(records) records processed")
+        #expect(
+            await ledger.waitFor(distinct: records, timeout: .seconds(60)),
+            "only \(ledger.distinct) of \(records) records processed")
         try await second.drain()
         let missing = ledger.missing(end)
         #expect(missing.isEmpty, "lost \(missing.count)")
-        #expect(ledger.duplicates.isEmpty, "\(ledger.duplicates.count) records processed twice: \(ledger.duplicateRanges().prefix(5))")
+        #expect(
+            ledger.duplicates.isEmpty,
+            "\(ledger.duplicates.count) records processed twice: \(ledger.duplicateRanges().prefix(5))")
     }
 }

@@ -33,7 +33,9 @@ import Testing
         var values: [ConsumerHealth] { seen.values.withLock { $0 } }
 
         /// Waits (bounded) until `health` was reported after the first `index` reports.
-        func waitFor(_ health: ConsumerHealth, after index: Int = 0, within limit: Duration = .seconds(20)) async throws -> Bool {
+        func waitFor(_ health: ConsumerHealth, after index: Int = 0, within limit: Duration = .seconds(20)) async throws
+            -> Bool
+        {
             let deadline = ContinuousClock.now + limit
             while !values.dropFirst(index).contains(health) {
                 if ContinuousClock.now >= deadline { return false }
@@ -46,8 +48,11 @@ import Testing
     @Test func aConsumerGoesThroughStartingConsumingStalledRebalancingAndStopped() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("h-states", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "h-states", records: (0..<400).map { (nil, "h\($0)") }, roundRobinOver: 2)
-        let source = Consumer.plainSource(Self.settings(kafka, group: "g-h-states").withMaxBatchSize(10), subscription: .topics("h-states"))
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "h-states", records: (0..<400).map { (nil, "h\($0)") },
+            roundRobinOver: 2)
+        let source = Consumer.plainSource(
+            Self.settings(kafka, group: "g-h-states").withMaxBatchSize(10), subscription: .topics("h-states"))
         let control = source.materialized
         #expect(control.health == .starting, "not pulled yet")
         let log = HealthLog(control.healthChanges())
@@ -75,7 +80,7 @@ import Testing
         #expect(control.health == .consuming)
         await control.shutdown()
         #expect(try await log.waitFor(.stopped))
-        await log.task.value  // the stream finishes once the consumer closed
+        await log.task.value // the stream finishes once the consumer closed
         #expect(log.values.first == .starting)
         #expect(log.values.last == .stopped)
         otherTask.cancel()
@@ -112,7 +117,9 @@ import Testing
     }
 
     @Test func aSourceStoppedBeforeItStartedIsStopped() {
-        let source = Consumer.plainSource(ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string).withGroupId("g"), subscription: .topics("t"))
+        let source = Consumer.plainSource(
+            ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string).withGroupId("g"),
+            subscription: .topics("t"))
         source.materialized.stop()
         #expect(source.materialized.health == .stopped)
     }

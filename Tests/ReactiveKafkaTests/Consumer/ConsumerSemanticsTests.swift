@@ -1,11 +1,12 @@
 import Foundation
 import Logging
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import ServiceLifecycle
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// At-least-once, back-pressure, shutdown and failure semantics on the embedded cluster.
 @Suite(.serialized) struct ConsumerSemanticsTests {
@@ -19,7 +20,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("redeliver", partitions: 2)
         let input = (0..<1000).map { (key: nil as String?, value: "r\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "redeliver", records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "redeliver", records: input, roundRobinOver: 2)
 
         // First run: commit only the first 100 records of each partition, then die without draining.
         let first = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
@@ -30,14 +32,20 @@ import Testing
             if seen == 600 { break }
         }
         await first.materialized.shutdown()
-        #expect(try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-r", topic: "redeliver", partitions: 2) == [0: 100, 1: 100])
+        #expect(
+            try await TestData.committedOffsets(
+                bootstrapServers: kafka.bootstrapServers, group: "g-r", topic: "redeliver", partitions: 2) == [
+                    0: 100, 1: 100,
+                ])
 
         // Restart: every uncommitted record comes back, starting right after the last commit.
         let second = Consumer.committableSource(Self.settings(kafka, group: "g-r"), subscription: .topics("redeliver"))
         var firstOffset: [Int32: Int64] = [:]
         var values = Set<String>()
         for try await message in second {
-            if firstOffset[message.record.partition] == nil { firstOffset[message.record.partition] = message.record.offset }
+            if firstOffset[message.record.partition] == nil {
+                firstOffset[message.record.partition] = message.record.offset
+            }
             values.insert(message.record.value)
             if values.count == 800 { break }
         }
@@ -51,10 +59,13 @@ import Testing
         // which keeps those objects while it runs: that cycle must end with the engine's thread.
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("release", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "release", records: (0..<50).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "release",
+            records: (0..<50).map { (key: nil as String?, value: "v\($0)") }, roundRobinOver: 2)
         weak var engine: AnyObject?
         do {
-            let source = Consumer.committableSource(Self.settings(kafka, group: "g-release"), subscription: .topics("release"))
+            let source = Consumer.committableSource(
+                Self.settings(kafka, group: "g-release"), subscription: .topics("release"))
             var read = 0
             for try await message in source {
                 engine = message.committableOffset.committer as AnyObject
@@ -74,7 +85,8 @@ import Testing
         try kafka.createTopic("slow", partitions: 16)
         let value = String(repeating: "x", count: 1000)
         let input = (0..<2400).map { (key: nil as String?, value: "\($0)-" + value) }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "slow", records: input, roundRobinOver: 16)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "slow", records: input, roundRobinOver: 16)
         let budget = 256 * 1024
         let settings = Self.settings(kafka, group: "g-slow").withMaxBufferedBytes(budget).withMaxBatchSize(32)
             // librdkafka's own prefetch limit set far above the topic (2.4 MB), so that only the
@@ -131,7 +143,10 @@ import Testing
         // Paused at half the budget (~128 records of 1 KiB) plus fetch responses already under
         // way; without pausing librdkafka received all 2,400 records within the 3 s.
         let received = try #require(receivedWhileHeld, "no statistics to read librdkafka's received count from")
-        #expect(received > 0 && received <= Int64(input.count / 2), "librdkafka received \(received) of \(input.count) records while the stream held its first one for 3 s: fetching did not stop")
+        #expect(
+            received > 0 && received <= Int64(input.count / 2),
+            "librdkafka received \(received) of \(input.count) records while the stream held its first one for 3 s: fetching did not stop"
+        )
         #expect(maxFetchQueueBytes > 0, "no fetch queue figures in librdkafka's statistics")
     }
 
@@ -151,7 +166,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("drain", partitions: 4)
         let input = (0..<4000).map { (key: nil as String?, value: "d\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "drain", records: input, roundRobinOver: 4)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "drain", records: input, roundRobinOver: 4)
         let settings = Self.settings(kafka, group: "g-drain")
         let processed = Mutex<[Int32: Int64]>([:])
         let counter = Counter()
@@ -159,7 +175,9 @@ import Testing
             .map { message in
                 // Slow enough that the drain starts mid-stream.
                 if message.record.offset % 100 == 0 { try await Task.sleep(for: .milliseconds(2)) }
-                processed.withLock { $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset) }
+                processed.withLock {
+                    $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset)
+                }
                 counter.add(message.record.value)
                 return message.committableOffset
             }
@@ -169,7 +187,8 @@ import Testing
         try await control.drainAndShutdown()
         #expect(control.isShutdown)
         let expected = processed.withLock { $0.mapValues { $0 + 1 } }
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-drain", topic: "drain", partitions: 4)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-drain", topic: "drain", partitions: 4)
         #expect(committed == expected, "every processed record is committed, nothing more")
 
         // librdkafka's consumer close completed: the member sent LeaveGroup instead of timing out.
@@ -180,13 +199,16 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("svc", partitions: 2)
         let input = (0..<2000).map { (key: nil as String?, value: "s\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "svc", records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "svc", records: input, roundRobinOver: 2)
         let processed = Mutex<[Int32: Int64]>([:])
         let counter = Counter()
         let graph = Consumer.committableSource(Self.settings(kafka, group: "g-svc"), subscription: .topics("svc"))
             .map { message in
                 if message.record.offset % 100 == 0 { try await Task.sleep(for: .milliseconds(2)) }
-                processed.withLock { $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset) }
+                processed.withLock {
+                    $0[message.record.partition] = max($0[message.record.partition] ?? -1, message.record.offset)
+                }
                 counter.add(message.record.value)
                 return message.committableOffset
             }
@@ -202,14 +224,16 @@ import Testing
         }
         #expect(service.control.isShutdown)
         let expected = processed.withLock { $0.mapValues { $0 + 1 } }
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-svc", topic: "svc", partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-svc", topic: "svc", partitions: 2)
         #expect(committed == expected)
     }
 
     @Test func anUnreachableClusterFailsTheStreamWithAClearError() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("outage", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "outage", records: [(nil, "before")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "outage", records: [(nil, "before")])
         let settings = Self.settings(kafka, group: "g-outage").withBrokerUnreachableTimeout(.seconds(2))
         let source = Consumer.plainSource(settings, subscription: .topics("outage"))
         var values: [String] = []
@@ -238,7 +262,8 @@ import Testing
                 try kafka.brokerDown(1)
                 try await Task.sleep(for: .seconds(2))
                 try kafka.brokerUp(1)
-                try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
+                try await TestData.produce(
+                    bootstrapServers: kafka.bootstrapServers, topic: "blip", records: [(nil, "after")])
             }
             if record.value == "after" { break }
         }
@@ -253,7 +278,9 @@ import Testing
     @Test func metricsReportLibrdkafkaStatisticsAndLag() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("stats", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "stats", records: (0..<100).map { (nil, "m\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "stats", records: (0..<100).map { (nil, "m\($0)") },
+            roundRobinOver: 2)
         let settings = Self.settings(kafka, group: "g-stats").withStatisticsInterval(.milliseconds(100))
         let source = Consumer.committableSource(settings, subscription: .topics("stats"))
         // A known backlog: commit up to offset 10 of partition 0 and offset 20 of partition 1
@@ -286,7 +313,9 @@ import Testing
         #expect(reflectsTheCommit(metrics), "committed \(committed), statistics say \(metrics.partitions)")
         // Lag is the end of each partition minus its committed offset: 50 records each, 70 in all.
         for p: Int32 in 0..<2 {
-            #expect(metrics.partitions[TopicPartition("stats", p)]?.consumerLag == 50 - committed[p]!, "partition \(p): \(metrics.partitions)")
+            #expect(
+                metrics.partitions[TopicPartition("stats", p)]?.consumerLag == 50 - committed[p]!,
+                "partition \(p): \(metrics.partitions)")
         }
         #expect(metrics.totalLag == 70)
     }

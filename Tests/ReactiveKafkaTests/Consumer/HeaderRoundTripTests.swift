@@ -13,7 +13,9 @@ import Testing
         let records = (0..<20).map { i in
             ProducerRecord<String, String>(
                 topic: "hdr", key: "k\(i)", value: "v\(i)",
-                headers: i % 2 == 0 ? [KafkaHeader(key: "trace", value: KafkaBytes("t\(i)")), KafkaHeader(key: "empty", value: nil)] : [])
+                headers: i % 2 == 0
+                    ? [KafkaHeader(key: "trace", value: KafkaBytes("t\(i)")), KafkaHeader(key: "empty", value: nil)]
+                    : [])
         }
         try await Source.from(records).run(into: Producer.plainSink(producerSettings))
 
@@ -25,12 +27,15 @@ import Testing
             if seen.count == 20 { break }
         }
         await plain.materialized.shutdown()
-        #expect(seen["v0"] == [KafkaHeader(key: "trace", value: KafkaBytes("t0")), KafkaHeader(key: "empty", value: nil)])
+        #expect(
+            seen["v0"] == [KafkaHeader(key: "trace", value: KafkaBytes("t0")), KafkaHeader(key: "empty", value: nil)])
         #expect(seen["v1"] == [])
         #expect(seen["v18"]?.first?.value?.string == "t18")
 
-        let bytes = Consumer.committableSource(ConsumerSettings().withBootstrapServers(kafka.bootstrapServers).withGroupId("g-hdr-bytes")
-            .withProperty("auto.offset.reset", "earliest").withProperties(EmbeddedKafka.fastGroupProperties), subscription: .topics("hdr"))
+        let bytes = Consumer.committableSource(
+            ConsumerSettings().withBootstrapServers(kafka.bootstrapServers).withGroupId("g-hdr-bytes")
+                .withProperty("auto.offset.reset", "earliest").withProperties(EmbeddedKafka.fastGroupProperties),
+            subscription: .topics("hdr"))
         var count = 0
         for try await message in bytes {
             let even = message.record.offset % 2 == 0

@@ -1,11 +1,12 @@
 import CoreMetrics
 import Foundation
 import MetricsTestKit
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// The process's metrics backend, bootstrapped once (swift-metrics allows one bootstrap per
 /// process; nothing else in the tests bootstraps one).
@@ -31,8 +32,11 @@ enum TestMetricsBackend {
         try await StreamEndTests.seeded(topic, partitions: partitions, records: records)
     }
 
-    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) async throws -> [Int32: Int64] {
-        try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
+    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) async throws
+        -> [Int32: Int64]
+    {
+        try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
     }
 
     /// Member A read records of both partitions of a 2-partition topic and holds their
@@ -50,8 +54,11 @@ enum TestMetricsBackend {
         let owned: TopicPartition
         let moved: TopicPartition
 
-        init(kafka: EmbeddedKafka, topic: String, group: String, first: ConsumerControl, second: ConsumerControl,
-             runs: [Task<Void, any Error>], held: [TopicPartition: [CommittableOffset]], owned: TopicPartition, moved: TopicPartition) {
+        init(
+            kafka: EmbeddedKafka, topic: String, group: String, first: ConsumerControl, second: ConsumerControl,
+            runs: [Task<Void, any Error>], held: [TopicPartition: [CommittableOffset]], owned: TopicPartition,
+            moved: TopicPartition
+        ) {
             self.kafka = kafka
             self.topic = topic
             self.group = group
@@ -84,7 +91,10 @@ enum TestMetricsBackend {
         let seen = Locked<[TopicPartition: [CommittableOffset]]>([:])
         let firstRun = Task {
             for try await message in first {
-                seen.withLock { $0[message.committableOffset.partitionOffset.topicPartition, default: []].append(message.committableOffset) }
+                seen.withLock {
+                    $0[message.committableOffset.partitionOffset.topicPartition, default: []].append(
+                        message.committableOffset)
+                }
             }
         }
         let bothSeen = try await StreamEndTests.eventually(within: .seconds(20)) {
@@ -105,10 +115,12 @@ enum TestMetricsBackend {
             if firstHas.count == 1, secondHas.count == 1, firstHas != secondHas { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        try #require(firstHas.count == 1 && secondHas.count == 1 && firstHas != secondHas,
-                     "the group settled with one partition each: A \(firstHas), B \(secondHas)")
-        return Revoked(kafka: kafka, topic: topic, group: group, first: first.materialized, second: second.materialized,
-                       runs: [firstRun, secondRun], held: held, owned: firstHas.first!, moved: secondHas.first!)
+        try #require(
+            firstHas.count == 1 && secondHas.count == 1 && firstHas != secondHas,
+            "the group settled with one partition each: A \(firstHas), B \(secondHas)")
+        return Revoked(
+            kafka: kafka, topic: topic, group: group, first: first.materialized, second: second.materialized,
+            runs: [firstRun, secondRun], held: held, owned: firstHas.first!, moved: secondHas.first!)
     }
 
     // MARK: CommittableOffset and CommittableOffsetBatch
@@ -127,7 +139,9 @@ enum TestMetricsBackend {
         let ownedOffset = try #require(r.held[r.owned]?.last)
         try await ownedOffset.commit()
         let committed = try await r.committed()
-        #expect(committed[r.moved.partition] == nil, "an offset was committed for \(r.moved), which A no longer owns: \(committed)")
+        #expect(
+            committed[r.moved.partition] == nil,
+            "an offset was committed for \(r.moved), which A no longer owns: \(committed)")
         #expect(committed[r.owned.partition] == ownedOffset.partitionOffset.offset + 1, "\(committed)")
         await r.end()
     }
@@ -146,7 +160,9 @@ enum TestMetricsBackend {
         }
         let committed = try await r.committed()
         #expect(committed[r.moved.partition] == nil, "\(committed)")
-        #expect(committed[r.owned.partition] == ownedOffset.partitionOffset.offset + 1, "the owned partition of the batch was committed: \(committed)")
+        #expect(
+            committed[r.owned.partition] == ownedOffset.partitionOffset.offset + 1,
+            "the owned partition of the batch was committed: \(committed)")
         await r.end()
     }
 
@@ -167,12 +183,15 @@ enum TestMetricsBackend {
         }
         let settings = CommitterSettings().withMaxBatch(1).withDelivery(.waitForAck).withNotAssignedOffsets(.skip)
         let batches = Locked<[CommittableOffsetBatch]>([])
-        for try await batch in Source(upstream).via(Committer.batchFlow(settings)) { batches.withLock { $0.append(batch) } }
+        for try await batch in Source(upstream).via(Committer.batchFlow(settings)) {
+            batches.withLock { $0.append(batch) }
+        }
         let committedBatches = batches.withLock { $0 }
         #expect(metrics.counterTotal(label: label) - before == 1, "one partition's offsets skipped and counted")
         #expect(!committedBatches.contains { $0.offsets[r.moved] != nil }, "no batch reported \(r.moved) committed")
-        #expect(committedBatches.compactMap { $0.offsets[r.owned] }.max() == owned.last!.partitionOffset.offset + 1,
-                "the committer went on committing \(r.owned) after the skip")
+        #expect(
+            committedBatches.compactMap { $0.offsets[r.owned] }.max() == owned.last!.partitionOffset.offset + 1,
+            "the committer went on committing \(r.owned) after the skip")
         let committed = try await r.committed()
         #expect(committed[r.moved.partition] == nil, "\(committed)")
         #expect(committed[r.owned.partition] == owned.last!.partitionOffset.offset + 1, "\(committed)")
@@ -234,9 +253,15 @@ enum TestMetricsBackend {
 
     /// A consumer that read one record of a 1-partition topic and holds its offset.
     static func oneRecordRead(_ name: String, commitTimeout: Duration = .seconds(15)) async throws
-        -> (EmbeddedKafka, Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>, CommittableOffset, Task<Void, any Error>) {
+        -> (
+            EmbeddedKafka, Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>,
+            CommittableOffset, Task<Void, any Error>
+        )
+    {
         let kafka = try await seeded("hc-\(name)", partitions: 1, records: 20)
-        let source = Consumer.committableSource(settings(kafka, group: "g-hc-\(name)").withCommitTimeout(commitTimeout), subscription: .topics("hc-\(name)"))
+        let source = Consumer.committableSource(
+            settings(kafka, group: "g-hc-\(name)").withCommitTimeout(commitTimeout), subscription: .topics("hc-\(name)")
+        )
         let first = Locked<CommittableOffset?>(nil)
         let run = Task {
             for try await message in source { first.withLock { if $0 == nil { $0 = message.committableOffset } } }
@@ -259,7 +284,8 @@ enum TestMetricsBackend {
             #expect(error.code == KafkaErrorCode.groupAuthorizationFailed.rawValue, "\(error)")
             #expect(error.partitions == [TopicPartition("hc-refused", 0)], "the refusal names the partition: \(error)")
         }
-        #expect(ContinuousClock.now - started < .seconds(10), "a refusal is reported at once, not at the commit timeout")
+        #expect(
+            ContinuousClock.now - started < .seconds(10), "a refusal is reported at once, not at the commit timeout")
         // commitSync meets the same refusal.
         do {
             try await source.materialized.withConsumer { try $0.commitSync([TopicPartition("hc-refused", 0): 1]) }
@@ -274,7 +300,9 @@ enum TestMetricsBackend {
     }
 
     @Test(arguments: [KafkaErrorCode.requestTimedOut, .coordinatorLoadInProgress, .rebalanceInProgress])
-    func aCommitTheCoordinatorKeepsRefusingWithARetriableErrorFailsWithTheRefusalNotATimeout(code: KafkaErrorCode) async throws {
+    func aCommitTheCoordinatorKeepsRefusingWithARetriableErrorFailsWithTheRefusalNotATimeout(code: KafkaErrorCode)
+        async throws
+    {
         let name = "retried-\(code.rawValue)"
         let (kafka, source, offset, run) = try await Self.oneRecordRead(name, commitTimeout: .seconds(3))
         try kafka.failNextRequests(.offsetCommit, with: Array(repeating: code, count: 100_000))
@@ -306,8 +334,12 @@ enum TestMetricsBackend {
         let topic = "hc-amo"
         let records = 600
         let kafka = try await Self.seeded(topic, partitions: 4, records: records)
-        let settings = Self.settings(kafka, group: "g-hc-amo").withRebalanceSafeCommitTimeout(.seconds(2)).withCommitTimeout(.seconds(10))
-        struct Read: Hashable { let partition: Int32; let offset: Int64 }
+        let settings = Self.settings(kafka, group: "g-hc-amo").withRebalanceSafeCommitTimeout(.seconds(2))
+            .withCommitTimeout(.seconds(10))
+        struct Read: Hashable {
+            let partition: Int32
+            let offset: Int64
+        }
         let byA = Locked<[Read]>([])
         let byB = Locked<[Read]>([])
         let a = Consumer.atMostOnceSource(settings, subscription: .topics(topic))
@@ -339,9 +371,15 @@ enum TestMetricsBackend {
         let readByA = byA.withLock { $0 }
         let readByB = byB.withLock { $0 }
         let both = Set(readByA).intersection(readByB)
-        #expect(both.isEmpty, "\(both.count) records read by both members, e.g. \(both.sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }.prefix(5))")
-        #expect(Set(readByA).count == readByA.count && Set(readByB).count == readByB.count, "a member read a record twice")
+        #expect(
+            both.isEmpty,
+            "\(both.count) records read by both members, e.g. \(both.sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }.prefix(5))"
+        )
+        #expect(
+            Set(readByA).count == readByA.count && Set(readByB).count == readByB.count, "a member read a record twice")
         #expect(!readByB.isEmpty, "B took partitions and read from them")
-        print("at-most-once with commit failures during a join: A read \(readByA.count), B read \(readByB.count), both \(both.count), missing \(records - Set(readByA).union(readByB).count); A ended \(aResult), B ended \(bResult)")
+        print(
+            "at-most-once with commit failures during a join: A read \(readByA.count), B read \(readByB.count), both \(both.count), missing \(records - Set(readByA).union(readByB).count); A ended \(aResult), B ended \(bResult)"
+        )
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// Nothing hangs (issue 12, item 4): every public async call returns or throws a typed error
 /// within a bound when raced against `shutdown()`, and a call waiting for the consumer's
@@ -31,7 +32,9 @@ import Testing
     }
 
     /// `operation`'s outcome, within the bound: nil (and an issue recorded) if it hung.
-    static func outcome<T: Sendable>(_ what: String, run: Int, _ operation: @escaping @Sendable () async throws -> T) async -> Result<T, any Error>? {
+    static func outcome<T: Sendable>(_ what: String, run: Int, _ operation: @escaping @Sendable () async throws -> T)
+        async -> Result<T, any Error>?
+    {
         let result = await within(bound) { () async -> Result<T, any Error> in
             do { return .success(try await operation()) } catch { return .failure(error) }
         }
@@ -42,7 +45,9 @@ import Testing
     /// A refusal after (or during) shutdown is typed: `.shutDown`.
     static func expectShutDownIfFailed<T>(_ result: Result<T, any Error>?, _ what: String) {
         if case .failure(let error) = result {
-            #expect((error as? KafkaError)?.kind == .shutDown, "\(what): a refused call says the consumer shut down, got \(error)")
+            #expect(
+                (error as? KafkaError)?.kind == .shutDown,
+                "\(what): a refused call says the consumer shut down, got \(error)")
         }
     }
 
@@ -70,8 +75,13 @@ import Testing
     }
 
     /// A plain source on a manual assignment (no group: no join to wait for) that read one record.
-    static func reading(_ kafka: EmbeddedKafka, _ topic: String) async throws -> (Source<KafkaConsumerSequence<ConsumerRecord<String, String>>, ConsumerControl>, KafkaConsumerSequence<ConsumerRecord<String, String>>.Iterator) {
-        let source = Consumer.plainSource(SourceKindsTests.settings(kafka), subscription: .assignment(TopicPartition(topic, 0), TopicPartition(topic, 1)))
+    static func reading(_ kafka: EmbeddedKafka, _ topic: String) async throws -> (
+        Source<KafkaConsumerSequence<ConsumerRecord<String, String>>, ConsumerControl>,
+        KafkaConsumerSequence<ConsumerRecord<String, String>>.Iterator
+    ) {
+        let source = Consumer.plainSource(
+            SourceKindsTests.settings(kafka),
+            subscription: .assignment(TopicPartition(topic, 0), TopicPartition(topic, 1)))
         var iterator = source.makeAsyncIterator()
         _ = try await iterator.next()
         return (source, iterator)
@@ -85,11 +95,16 @@ import Testing
         for run in 0..<(Self.runs * 5) {
             let (source, iterator) = try await Self.reading(kafka, "nh-with")
             let control = source.materialized
-            async let command = Self.outcome("withConsumer", run: run) { try await control.withConsumer { try $0.assignment() } }
+            async let command = Self.outcome("withConsumer", run: run) {
+                try await control.withConsumer { try $0.assignment() }
+            }
             await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             Self.expectShutDownIfFailed(await command, "withConsumer")
             // After the close, at once.
-            Self.expectShutDownIfFailed(await Self.outcome("withConsumer after close", run: run) { try await control.withConsumer { try $0.assignment() } }, "withConsumer after close")
+            Self.expectShutDownIfFailed(
+                await Self.outcome("withConsumer after close", run: run) {
+                    try await control.withConsumer { try $0.assignment() }
+                }, "withConsumer after close")
             _ = iterator
         }
     }
@@ -100,7 +115,9 @@ import Testing
             let (source, iterator) = try await Self.reading(kafka, "nh-rewind")
             let control = source.materialized
             let engine = try #require(try control.subStreamEngine())
-            async let rewound = Self.outcome("rewind", run: run) { try await engine.rewind([TopicPartition("nh-rewind", 0): 0]) }
+            async let rewound = Self.outcome("rewind", run: run) {
+                try await engine.rewind([TopicPartition("nh-rewind", 0): 0])
+            }
             await Self.shutDownAfterJitter("shutdown", run: run) { await control.shutdown() }
             Self.expectShutDownIfFailed(await rewound, "rewind")
             _ = iterator
@@ -136,7 +153,8 @@ import Testing
             let (source, iterator) = try await Self.reading(kafka, "nh-events")
             let control = source.materialized
             let before = control.rebalanceEvents()
-            async let observed = Self.outcome("rebalanceEvents asked for before shutdown", run: run) { () async -> Int in
+            async let observed = Self.outcome("rebalanceEvents asked for before shutdown", run: run) {
+                () async -> Int in
                 var count = 0
                 for await _ in before { count += 1 }
                 return count
@@ -162,7 +180,8 @@ import Testing
         let kafka = try await Self.seeded("nh-detach")
         for run in 0..<Self.runs {
             let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
-            let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-detach", 0)))
+            let source = Consumer.plainExternalSource(
+                consumer, subscription: .assignment(TopicPartition("nh-detach", 0)))
             var iterator = source.makeAsyncIterator()
             _ = try await iterator.next()
             let control = source.materialized
@@ -180,7 +199,8 @@ import Testing
         var outcomes: [String: Int] = [:]
         for run in 0..<Self.runs {
             let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
-            let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-attach", 1)))
+            let source = Consumer.plainExternalSource(
+                consumer, subscription: .assignment(TopicPartition("nh-attach", 1)))
             // The first pull attaches the source's partitions on the consumer's thread.
             async let first = Self.outcome("an external source's attach", run: run) { () async throws -> String? in
                 var iterator = source.makeAsyncIterator()
@@ -209,7 +229,8 @@ import Testing
         let kafka = try await Self.seeded("nh-attach-queued")
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
         let blocker = try await Self.blockTheConsumerThread(consumer.control, for: 1.0)
-        let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-attach-queued", 1)))
+        let source = Consumer.plainExternalSource(
+            consumer, subscription: .assignment(TopicPartition("nh-attach-queued", 1)))
         async let first = Self.outcome("a queued attach", run: 0) { () async throws -> String? in
             var iterator = source.makeAsyncIterator()
             return try await iterator.next()?.value
@@ -221,7 +242,9 @@ import Testing
         let result = await first
         #expect(result != nil, "the attach queued when the consumer closed was never answered")
         Self.expectShutDownIfFailed(result, "queued attach")
-        if case .success(let value) = result { #expect(value == nil, "the source completes: its consumer closed before it attached") }
+        if case .success(let value) = result {
+            #expect(value == nil, "the source completes: its consumer closed before it attached")
+        }
         _ = await blocker.result
     }
 
@@ -229,7 +252,9 @@ import Testing
 
     /// Keeps the consumer's thread busy for `duration` (a command that blocks it), so that
     /// what is queued next waits.
-    static func blockTheConsumerThread(_ control: ConsumerControl, for duration: TimeInterval) async throws -> Task<Void, any Error> {
+    static func blockTheConsumerThread(_ control: ConsumerControl, for duration: TimeInterval) async throws -> Task<
+        Void, any Error
+    > {
         let running = Atomic<Bool>(false)
         let blocker = Task {
             try await control.withConsumer { _ in
@@ -244,7 +269,9 @@ import Testing
 
     /// `operation`, started while the consumer's thread is blocked for 5 s and cancelled 100 ms
     /// later, ends with `CancellationError` within 2 s (long before the thread is free).
-    static func expectCancelledPromptly(_ what: String, _ operation: @escaping @Sendable () async throws -> Void) async throws {
+    static func expectCancelledPromptly(_ what: String, _ operation: @escaping @Sendable () async throws -> Void)
+        async throws
+    {
         let task = Task { try await operation() }
         try await Task.sleep(for: .milliseconds(100))
         let cancelledAt = ContinuousClock.now
@@ -255,7 +282,8 @@ import Testing
             Issue.record("\(what) ignored its task's cancellation and did not return within 10 s")
             return
         }
-        #expect(took < .seconds(2), "\(what) returned \(took) after its cancellation: it waited for the consumer's thread")
+        #expect(
+            took < .seconds(2), "\(what) returned \(took) after its cancellation: it waited for the consumer's thread")
         switch result {
         case .success: Issue.record("\(what) completed although cancelled while the consumer's thread was busy")
         case .failure(let error):
@@ -268,7 +296,9 @@ import Testing
         let (source, iterator) = try await Self.reading(kafka, "nh-cancel-with")
         let control = source.materialized
         let blocker = try await Self.blockTheConsumerThread(control, for: 5)
-        try await Self.expectCancelledPromptly("withConsumer") { _ = try await control.withConsumer { try $0.assignment() } }
+        try await Self.expectCancelledPromptly("withConsumer") {
+            _ = try await control.withConsumer { try $0.assignment() }
+        }
         _ = await blocker.result
         // The consumer still serves commands afterwards.
         #expect(try await control.withConsumer { try $0.assignment() }.count == 2)
@@ -282,7 +312,9 @@ import Testing
         let control = source.materialized
         let engine = try #require(try control.subStreamEngine())
         let blocker = try await Self.blockTheConsumerThread(control, for: 5)
-        try await Self.expectCancelledPromptly("rewind") { try await engine.rewind([TopicPartition("nh-cancel-rewind", 0): 0]) }
+        try await Self.expectCancelledPromptly("rewind") {
+            try await engine.rewind([TopicPartition("nh-cancel-rewind", 0): 0])
+        }
         _ = await blocker.result
         await control.shutdown()
         _ = iterator
@@ -292,7 +324,8 @@ import Testing
         let kafka = try await Self.seeded("nh-cancel-attach")
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka))
         let blocker = try await Self.blockTheConsumerThread(consumer.control, for: 5)
-        let source = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("nh-cancel-attach", 0)))
+        let source = Consumer.plainExternalSource(
+            consumer, subscription: .assignment(TopicPartition("nh-cancel-attach", 0)))
         try await Self.expectCancelledPromptly("an external source's attach") {
             for try await _ in source {}
         }
@@ -301,7 +334,8 @@ import Testing
     }
 
     @Test func aCommitWaitingForARefusingCoordinatorHonoursCancellation() async throws {
-        let (kafka, source, offset, run) = try await HonestCommitTests.oneRecordRead("nh-cancel-commit", commitTimeout: .seconds(30))
+        let (kafka, source, offset, run) = try await HonestCommitTests.oneRecordRead(
+            "nh-cancel-commit", commitTimeout: .seconds(30))
         // Refused (retriable) until the commit timeout: the commit waits.
         try kafka.failNextRequests(.offsetCommit, with: Array(repeating: .requestTimedOut, count: 100_000))
         try await Self.expectCancelledPromptly("commit()") { try await offset.commit() }

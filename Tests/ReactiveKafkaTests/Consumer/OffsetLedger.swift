@@ -56,7 +56,9 @@ final class OffsetLedger: Sendable {
                 var i = 0
                 while i < dups.count {
                     var j = i
-                    while j + 1 < dups.count, dups[j + 1] == dups[j] + 1, s.processors[p]?[dups[j + 1]] == s.processors[p]?[dups[i]] { j += 1 }
+                    while j + 1 < dups.count, dups[j + 1] == dups[j] + 1,
+                        s.processors[p]?[dups[j + 1]] == s.processors[p]?[dups[i]]
+                    { j += 1 }
                     out.append("\(p)@\(dups[i])...\(dups[j]) (\(j - i + 1)) by \(s.processors[p]?[dups[i]] ?? [])")
                     i = j + 1
                 }

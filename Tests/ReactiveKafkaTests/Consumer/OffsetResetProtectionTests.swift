@@ -1,8 +1,9 @@
 import Logging
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// A fetch that falls out of range makes librdkafka reset the partition to
 /// `auto.offset.reset` (here the start of the log): with protection the
@@ -11,7 +12,8 @@ import Testing
     /// Consumes 2,000 records, forcing an offset reset after the first 1,000; returns the offsets emitted in order.
     func consumeThroughAReset(protection: OffsetResetProtection?, logs: CapturedLogs) async throws -> [Int64] {
         let kafka = try await SourceKindsTests.seeded("reset", partitions: 1, records: 1_000)
-        let settings = SourceKindsTests.settings(kafka, group: "g-reset").withMaxBatchSize(100).withOffsetResetProtection(protection)
+        let settings = SourceKindsTests.settings(kafka, group: "g-reset").withMaxBatchSize(100)
+            .withOffsetResetProtection(protection)
         let logger = Logger(label: "test.reset") { _ in CapturingLogHandler(logs: logs) }
         let emitted = Locked<[Int64]>([])
         let ledger = OffsetLedger()
@@ -27,7 +29,9 @@ import Testing
         #expect(await ledger.waitFor(distinct: 1_000))
         // The next fetches answer "out of range": librdkafka resets the partition to offset 0.
         try kafka.failNextRequests(.fetch, with: [.offsetOutOfRange, .offsetOutOfRange])
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "reset", records: (1_000..<2_000).map { (nil, "reset-\($0)") }, partition: 0)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "reset",
+            records: (1_000..<2_000).map { (nil, "reset-\($0)") }, partition: 0)
         #expect(await ledger.waitFor(distinct: 2_000, timeout: .seconds(60)))
         _ = try await control.drainAndShutdown()
         return emitted.withLock { $0 }
@@ -35,7 +39,8 @@ import Testing
 
     @Test func aResetToTheStartIsSoughtBackToTheCommittedOffset() async throws {
         let logs = CapturedLogs()
-        let offsets = try await consumeThroughAReset(protection: OffsetResetProtection(offsetThreshold: 100), logs: logs)
+        let offsets = try await consumeThroughAReset(
+            protection: OffsetResetProtection(offsetThreshold: 100), logs: logs)
         let jumpsBack = zip(offsets, offsets.dropFirst()).filter { $1 < $0 }
         // At most a bounded step back (records emitted but not yet committed), never to the start.
         #expect(jumpsBack.allSatisfy { $0.0 - $0.1 <= 100 + 20 + 100 }, "jumped back: \(jumpsBack.prefix(5))")
@@ -45,11 +50,17 @@ import Testing
 
     @Test func withoutProtectionTheResetReprocessesTheTopic() async throws {
         let offsets = try await consumeThroughAReset(protection: nil, logs: CapturedLogs())
-        #expect(zip(offsets, offsets.dropFirst()).contains { $1 == 0 && $0 >= 999 }, "the reset moved the consumer back to offset 0")
+        #expect(
+            zip(offsets, offsets.dropFirst()).contains { $1 == 0 && $0 >= 999 },
+            "the reset moved the consumer back to offset 0")
     }
 
     @Test func protectionNeedsAThreshold() async throws {
-        #expect(throws: KafkaError.self) { try ConsumerSettings().withOffsetResetProtection(OffsetResetProtection()).validate() }
-        #expect(throws: KafkaError.self) { try ConsumerSettings().withOffsetResetProtection(OffsetResetProtection(offsetThreshold: -1)).validate() }
+        #expect(throws: KafkaError.self) {
+            try ConsumerSettings().withOffsetResetProtection(OffsetResetProtection()).validate()
+        }
+        #expect(throws: KafkaError.self) {
+            try ConsumerSettings().withOffsetResetProtection(OffsetResetProtection(offsetThreshold: -1)).validate()
+        }
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// Rebalance hooks: the synchronous handler with its restricted consumer, the
 /// asynchronous event stream, and what is (not) emitted around a revoke.
@@ -25,7 +26,10 @@ import Testing
         func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
             owned.withLock { $0.formUnion(partitions) }
             calls.withLock { $0.append("assign \(partitions.count)") }
-            if let delay { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
+            if let delay {
+                Thread.sleep(
+                    forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            }
             do {
                 let end = try consumer.endOffsets(partitions)
                 let committed = try consumer.committed(partitions)
@@ -64,7 +68,8 @@ import Testing
         let kafka = try await SourceKindsTests.seeded("hooks", partitions: 2, records: 200)
         let handler = RecordingHandler(seekTo: 60)
         let source = Consumer.plainSource(
-            Self.settings(kafka, group: "g-hooks"), subscription: .topics("hooks").withPartitionAssignmentHandler(handler))
+            Self.settings(kafka, group: "g-hooks"),
+            subscription: .topics("hooks").withPartitionAssignmentHandler(handler))
         // Subscribed before the first pull starts the consumer: a subscription made inside the
         // task could come after the assignment (it did, under the sanitizers' slowdown).
         let observed = source.materialized.rebalanceEvents()
@@ -85,7 +90,8 @@ import Testing
         // The seek in onAssign happened before any record was emitted.
         #expect(first == [0: 60, 1: 60])
         #expect(handler.calls.withLock { $0 } == ["assign 2", "stop 2", "revoke 2"])
-        #expect(handler.lookups.withLock { $0["end"] } == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 100) }))
+        #expect(
+            handler.lookups.withLock { $0["end"] } == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 100) }))
         #expect(handler.lookups.withLock { $0["committed"] } == [:])
         #expect(handler.lookups.withLock { $0["assignment"].map { Set($0.keys) } } == partitions)
         // Observers saw the same, and their stream finished with the consumer.
@@ -98,11 +104,13 @@ import Testing
         let logger = Logger(label: "test.slow-handler") { _ in CapturingLogHandler(logs: logs) }
         let source = Consumer.plainSource(
             Self.settings(kafka, group: "g-slowhook").withPartitionHandlerWarning(.milliseconds(100)),
-            subscription: .topics("slowhook").withPartitionAssignmentHandler(RecordingHandler(delay: .milliseconds(300))),
+            subscription: .topics("slowhook").withPartitionAssignmentHandler(
+                RecordingHandler(delay: .milliseconds(300))),
             logger: logger)
         for try await record in source where record.offset == 9 { break }
         await source.materialized.shutdown()
-        #expect(logs.messages.contains { $0.level == .warning && $0.message.contains("onAssign took") }, "\(logs.messages)")
+        #expect(
+            logs.messages.contains { $0.level == .warning && $0.message.contains("onAssign took") }, "\(logs.messages)")
     }
 
     @Test func recordsOfRevokedPartitionsAreNeverEmittedAfterTheRevoke() async throws {
@@ -119,7 +127,9 @@ import Testing
                 let partition = message.committableOffset.partitionOffset.topicPartition
                 // Emitted now: its partition must be one this member holds.
                 if !handler.owned.withLock({ $0.contains(partition) }) {
-                    violations.withLock { $0.append("\(name) emitted \(partition)@\(message.record.offset) after its revoke") }
+                    violations.withLock {
+                        $0.append("\(name) emitted \(partition)@\(message.record.offset) after its revoke")
+                    }
                 }
                 ledger.record(partition, message.record.offset)
                 if message.record.offset % 20 == 0 { try await Task.sleep(for: .milliseconds(5)) }
@@ -158,7 +168,10 @@ struct CapturingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+        function: String, line: UInt
+    ) {
         logs.append(level, message.description)
     }
 }

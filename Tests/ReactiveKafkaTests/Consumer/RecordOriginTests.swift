@@ -41,7 +41,8 @@ import Testing
             #expect(record.topicPartition == TopicPartition(writtenTopic, record.partition))
             #expect(record.headers == [KafkaHeader(key: "from", value: KafkaBytes(writtenTopic))])
         }
-        let given = ConsumerRecord(topic: "given", partition: 1, offset: 2, key: "k", value: "v", headers: [KafkaHeader(key: "h", value: nil)])
+        let given = ConsumerRecord(
+            topic: "given", partition: 1, offset: 2, key: "k", value: "v", headers: [KafkaHeader(key: "h", value: nil)])
         #expect(given.topic == "given")
         #expect(given.headers == [KafkaHeader(key: "h", value: nil)])
     }

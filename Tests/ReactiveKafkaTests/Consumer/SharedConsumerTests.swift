@@ -1,17 +1,21 @@
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// Several sources over one shared consumer (Alpakka's external sources).
 @Suite(.serialized) struct SharedConsumerTests {
     @Test func sourcesSharingAConsumerReadTheirOwnPartitionsAndCommit() async throws {
         let kafka = try await SourceKindsTests.seeded("shared", partitions: 4, records: 400)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared"))
-        let low = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared", 0), TopicPartition("shared", 1)))
-        let high = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("shared", 2), TopicPartition("shared", 3)))
+        let low = Consumer.committableExternalSource(
+            consumer, subscription: .assignment(TopicPartition("shared", 0), TopicPartition("shared", 1)))
+        let high = Consumer.plainExternalSource(
+            consumer, subscription: .assignment(TopicPartition("shared", 2), TopicPartition("shared", 3)))
         let lowCounter = Counter()
-        let lowControl = low
+        let lowControl =
+            low
             .map { message in
                 #expect(message.record.partition < 2)
                 lowCounter.add(message.record.value)
@@ -32,7 +36,8 @@ import Testing
         // The other source is unaffected by this one's end.
         try await lowCounter.waitFor(count: 200)
         _ = try await lowControl.drainAndShutdown()
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared", topic: "shared", partitions: 4)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-shared", topic: "shared", partitions: 4)
         #expect(committed == [0: 100, 1: 100])
         await consumer.shutdown()
     }
@@ -43,10 +48,14 @@ import Testing
     @Test func aSharedSourceEndedByTakeKeepsItsPartitionsUntilItsOffsetsAreCommitted() async throws {
         let kafka = try await SourceKindsTests.seeded("shared-take", partitions: 2, records: 1_000)
         let consumer = try KafkaConsumer(SourceKindsTests.settings(kafka, group: "g-shared-take"))
-        let source = Consumer.committableExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0), TopicPartition("shared-take", 1)))
+        let source = Consumer.committableExternalSource(
+            consumer, subscription: .assignment(TopicPartition("shared-take", 0), TopicPartition("shared-take", 1)))
         try await StreamEndTests.takeAheadOfASlowStageAndACommitter(source)
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
-        #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-shared-take", topic: "shared-take", partitions: 2)
+        #expect(
+            committed.values.reduce(0) { $0 + max(0, $1) } == 300,
+            "every offset emitted before the stream ended is committed: \(committed)")
         // Then the partitions go: another source can take them.
         let next = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("shared-take", 0)))
         var iterator = next.makeAsyncIterator()
@@ -84,7 +93,8 @@ import Testing
         // The first source keeps reading (its iterator alive): ending its stream would let partition 0 go.
         var reading = first.makeAsyncIterator()
         _ = try await reading.next()
-        let second = Consumer.plainExternalSource(consumer, subscription: .assignment(TopicPartition("overlap", 0), TopicPartition("overlap", 1)))
+        let second = Consumer.plainExternalSource(
+            consumer, subscription: .assignment(TopicPartition("overlap", 0), TopicPartition("overlap", 1)))
         do {
             for try await _ in second {}
             Issue.record("a second source on the same partition must fail")

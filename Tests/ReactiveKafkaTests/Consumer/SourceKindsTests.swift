@@ -1,11 +1,12 @@
 import CRdKafka
 import Foundation
 import Logging
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// The sources beyond plain and committable: manual assignments, metadata
 /// commits, at-most-once, offset contexts, partitioned and manual-offset sources.
@@ -14,7 +15,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic(topic, partitions: Int(partitions))
         let input = (0..<records).map { (key: nil as String?, value: "\(topic)-\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: topic, records: input, roundRobinOver: partitions)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: topic, records: input, roundRobinOver: partitions)
         return kafka
     }
 
@@ -29,7 +31,8 @@ import Testing
 
     @Test func aManualAssignmentReadsExactlyItsPartitionsWithoutAGroup() async throws {
         let kafka = try await Self.seeded("manual", partitions: 4, records: 400)
-        let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignment(TopicPartition("manual", 1), TopicPartition("manual", 3)))
+        let source = Consumer.plainSource(
+            Self.settings(kafka), subscription: .assignment(TopicPartition("manual", 1), TopicPartition("manual", 3)))
         var perPartition: [Int32: [Int64]] = [:]
         var count = 0
         for try await record in source {
@@ -67,7 +70,8 @@ import Testing
         // among the records is checked against a real broker: see
         // anAssignmentFromATimeAmongTheRecordsStartsAtTheFirstRecordAtOrAfterIt.)
         try kafka.failNextRequests(.listOffsets, with: Array(repeating: .topicAuthorizationFailed, count: 10))
-        let refused = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): 1]))
+        let refused = Consumer.plainSource(
+            Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): 1]))
         // Bounded: a source that never asks would wait at the end for records that never come.
         let watchdog = Task {
             try await Task.sleep(for: .seconds(15))
@@ -85,7 +89,8 @@ import Testing
 
         // Then a time after every record: only records written from now on are read.
         let future = Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000
-        let source = Consumer.plainSource(Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): future]))
+        let source = Consumer.plainSource(
+            Self.settings(kafka), subscription: .assignmentOffsetsForTimes([TopicPartition("times", 0): future]))
         let reader = Task {
             var values: [String] = []
             for try await record in source {
@@ -99,7 +104,9 @@ import Testing
         let writer = Task {
             var i = 0
             while !Task.isCancelled {
-                try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "times", records: [(nil, "new-\(i)")], partition: 0)
+                try await TestData.produce(
+                    bootstrapServers: kafka.bootstrapServers, topic: "times", records: [(nil, "new-\(i)")], partition: 0
+                )
                 i += 1
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -115,23 +122,30 @@ import Testing
     /// timestamp is at or after it. librdkafka's mock cluster answers every look-up by time
     /// with "none" (`rdkafka_mock_handlers.c`: "FIXME: by timestamp"), so this runs only
     /// against a Kafka-faithful broker: `KAFKA_BOOTSTRAP_SERVERS=host:port swift test`.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"] != nil, "needs a Kafka-faithful broker in KAFKA_BOOTSTRAP_SERVERS"))
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"] != nil,
+            "needs a Kafka-faithful broker in KAFKA_BOOTSTRAP_SERVERS"))
     func anAssignmentFromATimeAmongTheRecordsStartsAtTheFirstRecordAtOrAfterIt() async throws {
         let servers = try #require(ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"])
         let topic = "times-mid-\(UUID().uuidString.prefix(8))"
         // 20 records one second apart, into a topic the broker creates on first use.
         let base: Int64 = 1_700_000_000_000
-        let producer = try KafkaProducer(ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(servers))
+        let producer = try KafkaProducer(
+            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(servers))
         for i in 0..<20 {
-            _ = try await producer.send(ProducerRecord(
-                topic: topic, partition: 0, value: "t\(i)", timestamp: KafkaTimestamp(milliseconds: base + Int64(i) * 1000)))
+            _ = try await producer.send(
+                ProducerRecord(
+                    topic: topic, partition: 0, value: "t\(i)",
+                    timestamp: KafkaTimestamp(milliseconds: base + Int64(i) * 1000)))
         }
         await producer.close()
         let settings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(servers).withProperty("auto.offset.reset", "earliest")
         // Between two records, exactly on one, before all of them.
         for (time, firstOffset) in [(base + 12_500, Int64(13)), (base + 5_000, Int64(5)), (base - 1, Int64(0))] {
-            let source = Consumer.plainSource(settings, subscription: .assignmentOffsetsForTimes([TopicPartition(topic, 0): time]))
+            let source = Consumer.plainSource(
+                settings, subscription: .assignmentOffsetsForTimes([TopicPartition(topic, 0): time]))
             let watchdog = Task {
                 try await Task.sleep(for: .seconds(30))
                 await source.materialized.shutdown()
@@ -149,13 +163,16 @@ import Testing
 
     @Test func invalidAssignmentsAreTypedErrors() async throws {
         let kafka = try EmbeddedKafka()
-        for subscription in [Subscription.assignment([]), .assignmentWithOffset([TopicPartition("t", 0): -5]),
-                             .assignmentOffsetsForTimes([TopicPartition("t", -1): 0])] {
+        for subscription in [
+            Subscription.assignment([]), .assignmentWithOffset([TopicPartition("t", 0): -5]),
+            .assignmentOffsetsForTimes([TopicPartition("t", -1): 0]),
+        ] {
             let source = Consumer.plainSource(Self.settings(kafka), subscription: subscription)
             await #expect(throws: KafkaError.self) { for try await _ in source {} }
         }
         // Committing needs a group even with a manual assignment.
-        let committable = Consumer.committableSource(Self.settings(kafka), subscription: .assignment(TopicPartition("t", 0)))
+        let committable = Consumer.committableSource(
+            Self.settings(kafka), subscription: .assignment(TopicPartition("t", 0)))
         do {
             for try await _ in committable {}
             Issue.record("a committable source without a group must fail")
@@ -167,7 +184,9 @@ import Testing
 
     @Test func commitWithMetadataStoresTheMetadataWithTheOffset() async throws {
         let kafka = try await Self.seeded("meta", partitions: 1, records: 20)
-        let source = Consumer.commitWithMetadataSource(Self.settings(kafka, group: "g-meta"), subscription: .topics("meta")) { record in
+        let source = Consumer.commitWithMetadataSource(
+            Self.settings(kafka, group: "g-meta"), subscription: .topics("meta")
+        ) { record in
             "processed-by-test:\(record.offset)"
         }
         // Committed while the stream runs: ending it (the break) closes its consumer.
@@ -188,7 +207,8 @@ import Testing
         for try await record in source {
             offsets.append(record.offset)
             // Already committed when it arrives: a crash now would not read it again.
-            let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-amo", topic: "amo", partitions: 1)
+            let committed = try await TestData.committedOffsets(
+                bootstrapServers: kafka.bootstrapServers, group: "g-amo", topic: "amo", partitions: 1)
             #expect(committed[0] == record.offset + 1)
             if offsets.count == 5 { break }
         }
@@ -199,22 +219,26 @@ import Testing
     @Test func anOffsetContextTravelsWithTheRecordAndCommits() async throws {
         let kafka = try await Self.seeded("ctx", partitions: 2, records: 100)
         let counter = Counter()
-        let control = Consumer.sourceWithOffsetContext(Self.settings(kafka, group: "g-ctx"), subscription: .topics("ctx"))
-            .map { element in
-                counter.add(element.record.value.uppercased())
-                return element.offset
-            }
-            .to(Committer.sink(CommitterSettings().withMaxBatch(10)))
-            .run()
+        let control = Consumer.sourceWithOffsetContext(
+            Self.settings(kafka, group: "g-ctx"), subscription: .topics("ctx")
+        )
+        .map { element in
+            counter.add(element.record.value.uppercased())
+            return element.offset
+        }
+        .to(Committer.sink(CommitterSettings().withMaxBatch(10)))
+        .run()
         try await counter.waitFor(count: 100)
         _ = try await control.drainAndShutdown()
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-ctx", topic: "ctx", partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-ctx", topic: "ctx", partitions: 2)
         #expect(committed == [0: 50, 1: 50])
     }
 
     @Test func aPartitionedSourceGivesEachPartitionItsOwnOrderedSubStream() async throws {
         let kafka = try await Self.seeded("parts", partitions: 3, records: 300)
-        let source = Consumer.plainPartitionedSource(Self.settings(kafka, group: "g-parts"), subscription: .topics("parts"))
+        let source = Consumer.plainPartitionedSource(
+            Self.settings(kafka, group: "g-parts"), subscription: .topics("parts"))
         let seen = Locked<[TopicPartition: [Int64]]>([:])
         let subStreams = Locked<[TopicPartition]>([])
         let counter = Counter()
@@ -236,7 +260,10 @@ import Testing
         try await counter.waitFor(count: 300)
         try await source.materialized.drainAndShutdown(stream)
         #expect(subStreams.withLock { $0.sorted() } == (0..<3).map { TopicPartition("parts", $0) })
-        #expect(seen.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<3).map { (TopicPartition("parts", $0), Array(Int64(0)..<100)) }))
+        #expect(
+            seen.withLock { $0 }
+                == Dictionary(
+                    uniqueKeysWithValues: (0..<3).map { (TopicPartition("parts", $0), Array(Int64(0)..<100)) }))
     }
 
     @Test func aManualOffsetPartitionedSourceResumesFromTheOffsetsItIsGiven() async throws {
@@ -248,7 +275,7 @@ import Testing
             Self.settings(kafka, group: "g-stored"), subscription: .topics("stored"),
             getOffsetsOnAssign: { partitions in
                 asked.withLock { $0.formUnion(partitions) }
-                try await Task.sleep(for: .milliseconds(50))  // a database round trip
+                try await Task.sleep(for: .milliseconds(50)) // a database round trip
                 return stored.filter { partitions.contains($0.key) }
             })
         let first = Locked<[TopicPartition: Int64]>([:])
@@ -273,7 +300,9 @@ import Testing
         #expect(counter.total == 105, "nothing before the stored offsets is emitted")
     }
 
-    static func committedWithMetadata(_ kafka: EmbeddedKafka, group: String, _ partition: TopicPartition) throws -> (offset: Int64, metadata: String?)? {
+    static func committedWithMetadata(_ kafka: EmbeddedKafka, group: String, _ partition: TopicPartition) throws -> (
+        offset: Int64, metadata: String?
+    )? {
         var errstr = [CChar](repeating: 0, count: 512)
         let conf = rd_kafka_conf_new()!
         for (k, v) in ["bootstrap.servers": kafka.bootstrapServers, "group.id": group, "log_level": "0"] {
@@ -287,7 +316,9 @@ import Testing
         #expect(rd_kafka_committed(consumer, list, 10_000) == RD_KAFKA_RESP_ERR_NO_ERROR)
         let element = list.pointee.elems[0]
         guard element.offset >= 0 else { return nil }
-        let metadata = element.metadata.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: element.metadata_size), as: UTF8.self) }
+        let metadata = element.metadata.map {
+            String(decoding: UnsafeRawBufferPointer(start: $0, count: element.metadata_size), as: UTF8.self)
+        }
         return (element.offset, metadata)
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// A stream's end is its consumer's end: however a stream ends, its consumer
 /// leaves the group promptly and its threads end; nothing queued waits forever.
@@ -43,7 +44,9 @@ import Testing
         case breakOutOfTheLoop, takeN, cancelTheTask, dropTheIterator
     }
 
-    static func run(_ ending: Ending, _ source: Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>) async throws {
+    static func run(
+        _ ending: Ending, _ source: Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>
+    ) async throws {
         switch ending {
         case .breakOutOfTheLoop:
             for try await _ in source { break }
@@ -58,7 +61,8 @@ import Testing
             task.cancel()
             _ = await task.result
         case .dropTheIterator:
-            var iterator: KafkaConsumerSequence<CommittableMessage<String, String>>.Iterator? = source.makeAsyncIterator()
+            var iterator: KafkaConsumerSequence<CommittableMessage<String, String>>.Iterator? =
+                source.makeAsyncIterator()
             _ = try await iterator!.next()
             iterator = nil
         }
@@ -89,7 +93,9 @@ import Testing
             assigned = (try? await control.withConsumer { try $0.assignment() }) ?? []
             if assigned.count < 4 { try await Task.sleep(for: .milliseconds(100)) }
         }
-        #expect(assigned.count == 4, "the second member has \(assigned.count) of 4 partitions after the first stream ended (\(ending))")
+        #expect(
+            assigned.count == 4,
+            "the second member has \(assigned.count) of 4 partitions after the first stream ended (\(ending))")
         await control.shutdown()
         _ = await secondRun.result
     }
@@ -97,7 +103,9 @@ import Testing
     /// Runs `source.take(300)` into a stage holding each record 500 ms, then a `Committer`: take(300)
     /// ends the source at once (mapAsync pulls all 300 ahead), while every offset is still in the
     /// slow stage, so no committer has seen one yet when the stream ends.
-    static func takeAheadOfASlowStageAndACommitter(_ source: Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>) async throws {
+    static func takeAheadOfASlowStageAndACommitter(
+        _ source: Source<KafkaConsumerSequence<CommittableMessage<String, String>>, ConsumerControl>
+    ) async throws {
         try await source.take(300)
             .mapAsync(parallelism: 300) { message in
                 try await Task.sleep(for: .milliseconds(500))
@@ -108,10 +116,14 @@ import Testing
 
     @Test func aStreamEndedByTakeStaysUntilTheOffsetsStillOnTheirWayAreCommitted() async throws {
         let kafka = try await Self.seeded("take-commit", partitions: 2, records: 1_000)
-        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
+        let source = Consumer.committableSource(
+            Self.settings(kafka, group: "g-take-commit"), subscription: .topics("take-commit"))
         try await Self.takeAheadOfASlowStageAndACommitter(source)
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
-        #expect(committed.values.reduce(0) { $0 + max(0, $1) } == 300, "every offset emitted before the stream ended is committed: \(committed)")
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-take-commit", topic: "take-commit", partitions: 2)
+        #expect(
+            committed.values.reduce(0) { $0 + max(0, $1) } == 300,
+            "every offset emitted before the stream ended is committed: \(committed)")
         let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }
         #expect(closed, "the consumer closes once the offsets are committed")
         #expect(source.materialized.leftGroupCleanly)
@@ -119,7 +131,8 @@ import Testing
 
     @Test func anEndedStreamWhoseOffsetsAreDroppedUncommittedClosesAtOnce() async throws {
         let kafka = try await Self.seeded("take-drop", partitions: 2, records: 200)
-        let source = Consumer.committableSource(Self.settings(kafka, group: "g-take-drop"), subscription: .topics("take-drop"))
+        let source = Consumer.committableSource(
+            Self.settings(kafka, group: "g-take-drop"), subscription: .topics("take-drop"))
         var kept: [CommittableOffset] = []
         for try await message in source.take(10) { kept.append(message.committableOffset) }
         let heldOpen = try await Self.eventually(within: .seconds(2)) { source.materialized.isShutdown }
@@ -133,11 +146,14 @@ import Testing
     @Test func streamsThatEndWithoutShutdownLeaveNoThreadsBehind() async throws {
         let kafka = try await Self.seeded("threads", partitions: 2, records: 200)
         // One stream first, so that threads started once per process (the cooperative pool) are counted in the baseline.
-        try await Self.run(.breakOutOfTheLoop, Consumer.committableSource(Self.settings(kafka, group: "g-threads-0"), subscription: .topics("threads")))
+        try await Self.run(
+            .breakOutOfTheLoop,
+            Consumer.committableSource(Self.settings(kafka, group: "g-threads-0"), subscription: .topics("threads")))
         let before = Self.threadCount()
         var controls: [ConsumerControl] = []
         for i in 1...5 {
-            let source = Consumer.committableSource(Self.settings(kafka, group: "g-threads-\(i)"), subscription: .topics("threads"))
+            let source = Consumer.committableSource(
+                Self.settings(kafka, group: "g-threads-\(i)"), subscription: .topics("threads"))
             try await Self.run(Ending.allCases[i % Ending.allCases.count], source)
             controls.append(source.materialized)
         }
@@ -153,7 +169,10 @@ import Testing
         let settings = Self.settings(kafka, group: "g-restart")
         let controls = Mutex<[ConsumerControl]>([])
         let restarts = Atomic<Int>(0)
-        let restarting = RestartSource.onFailuresWithBackoff(RestartSettings(minBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), randomFactor: 0, maxRestarts: 3)) {
+        let restarting = RestartSource.onFailuresWithBackoff(
+            RestartSettings(
+                minBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), randomFactor: 0, maxRestarts: 3)
+        ) {
             let source = Consumer.committableSource(settings, subscription: .topics("restart"))
             controls.withLock { $0.append(source.materialized) }
             // Each run fails after its first record, as a processing error would.
@@ -166,7 +185,9 @@ import Testing
         let all = controls.withLock { $0 }
         #expect(all.count == 4, "the first run and three restarts")
         let closed = try await Self.eventually(within: .seconds(10)) { all.allSatisfy(\.isShutdown) }
-        #expect(closed, "a member leaked per restart: \(all.filter { !$0.isShutdown }.count) of \(all.count) consumers still open")
+        #expect(
+            closed,
+            "a member leaked per restart: \(all.filter { !$0.isShutdown }.count) of \(all.count) consumers still open")
     }
 
     @Test func withConsumerQueuedAgainstShutdownAlwaysReturns() async throws {
@@ -177,13 +198,18 @@ import Testing
             _ = try await iterator.next()
             let control = source.materialized
             // Race a command against the close; each must return or throw, never hang.
-            async let command: Result<Set<TopicPartition>, any Error> = { () async -> Result<Set<TopicPartition>, any Error> in
-                do { return .success(try await control.withConsumer { try $0.assignment() }) } catch { return .failure(error) }
+            async let command: Result<Set<TopicPartition>, any Error> = {
+                () async -> Result<Set<TopicPartition>, any Error> in
+                do { return .success(try await control.withConsumer { try $0.assignment() }) } catch {
+                    return .failure(error)
+                }
             }()
             await control.shutdown()
             let outcome = await command
             if case .failure(let error) = outcome {
-                #expect((error as? KafkaError)?.kind == .shutDown, "a refused command says the consumer shut down, got \(error)")
+                #expect(
+                    (error as? KafkaError)?.kind == .shutDown,
+                    "a refused command says the consumer shut down, got \(error)")
             }
             _ = iterator
         }
@@ -201,7 +227,8 @@ import Testing
 
     @Test func thePartitionedOuterIteratorThrowsCancellationError() async throws {
         let kafka = try await Self.seeded("pcancel", partitions: 2, records: 10)
-        let source = Consumer.plainPartitionedSource(Self.settings(kafka, group: "g-pcancel"), subscription: .topics("pcancel"))
+        let source = Consumer.plainPartitionedSource(
+            Self.settings(kafka, group: "g-pcancel"), subscription: .topics("pcancel"))
         let gotOne = Counter()
         let task = Task {
             // Take the sub-streams, then wait for more partitions that never come.
@@ -224,7 +251,8 @@ import Testing
         #expect(emitted == 1_000)
         let closed = try await Self.eventually(within: .seconds(10)) { source.materialized.isShutdown }
         #expect(closed)
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-plain-ac", topic: "plain-ac", partitions: 4)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "g-plain-ac", topic: "plain-ac", partitions: 4)
         let total = Int(committed.values.reduce(0) { $0 + max(0, $1) })
         // Whole batches emitted were stored (the one in hand when take ended was not): never past the 1,000.
         #expect(total <= 1_000, "auto-commit ran ahead of the stream: \(total) committed after 1,000 emitted")

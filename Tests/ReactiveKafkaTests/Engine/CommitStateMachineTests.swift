@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct CommitStateMachineTests {
@@ -42,14 +43,21 @@ import Testing
         machine.enqueue(request(3, [p0: 12]))
         let send = try #require(machine.nextSend(assigned: [p0, p1]).send)
         #expect(send.offsets == positions([p0: 12, p1: 9]))
-        #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1, 2, 3]))
+        #expect(
+            machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1, 2, 3]))
         #expect(machine.isIdle)
     }
 
     @Test func mergingKeepsTheMetadataOfTheWinningOffset() throws {
         var machine = CommitStateMachine()
-        machine.enqueue(.init(id: 1, offsets: [p0: CommitPosition(nextOffset: 5, metadata: "old")], deadline: start + .seconds(1), started: start))
-        machine.enqueue(.init(id: 2, offsets: [p0: CommitPosition(nextOffset: 6, metadata: "new")], deadline: start + .seconds(1), started: start))
+        machine.enqueue(
+            .init(
+                id: 1, offsets: [p0: CommitPosition(nextOffset: 5, metadata: "old")], deadline: start + .seconds(1),
+                started: start))
+        machine.enqueue(
+            .init(
+                id: 2, offsets: [p0: CommitPosition(nextOffset: 6, metadata: "new")], deadline: start + .seconds(1),
+                started: start))
         let send = try #require(machine.nextSend(assigned: [p0]).send)
         #expect(send.offsets[p0] == CommitPosition(nextOffset: 6, metadata: "new"))
     }
@@ -67,7 +75,8 @@ import Testing
         let second = try #require(machine.nextSend(assigned: [p0, p1]).send)
         #expect(second.sendID != first.sendID)
         #expect(second.offsets == positions([p0: 2, p1: 3]))
-        #expect(machine.completed(sendID: second.sendID, error: nil, retriable: false, now: start) == .succeeded([2, 3]))
+        #expect(
+            machine.completed(sendID: second.sendID, error: nil, retriable: false, now: start) == .succeeded([2, 3]))
         #expect(machine.isIdle)
     }
 
@@ -81,7 +90,9 @@ import Testing
         let send = try #require(next.send)
         #expect(send.offsets == positions([p0: 10]))
         // Request 1 is acknowledged for p0 only: p1 is reported as not committed.
-        #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1], notAssigned: [1: [p1]]))
+        #expect(
+            machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start)
+                == .succeeded([1], notAssigned: [1: [p1]]))
     }
 
     @Test func requestsOfOnlyUnassignedPartitionsAreRefusedWithoutASend() {
@@ -102,11 +113,17 @@ import Testing
         var machine = CommitStateMachine()
         machine.enqueue(request(1, [p0: 10, p1: 4]))
         let first = try #require(machine.nextSend(assigned: [p0, p1]).send)
-        #expect(machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start + .milliseconds(10)) == .retrying)
+        #expect(
+            machine.completed(
+                sendID: first.sendID, error: retriableError, retriable: true, now: start + .milliseconds(10))
+                == .retrying)
         // The rebalance took p1 away: the retry sends p0 only, and the request learns p1 was not committed.
         let retry = try #require(machine.nextSend(assigned: [p0]).send)
         #expect(retry.offsets == positions([p0: 10]))
-        #expect(machine.completed(sendID: retry.sendID, error: retriableError, retriable: true, now: start + .milliseconds(20)) == .retrying)
+        #expect(
+            machine.completed(
+                sendID: retry.sendID, error: retriableError, retriable: true, now: start + .milliseconds(20))
+                == .retrying)
         let expired = machine.expire(now: start + .seconds(3600))
         #expect(expired.map(\.id) == [1])
         #expect(expired.first?.lastRefusal == retriableError)
@@ -118,12 +135,16 @@ import Testing
         machine.enqueue(request(1, [p0: 10]))
         let first = try #require(machine.nextSend(assigned: [p0, p1]).send)
         machine.enqueue(request(2, [p1: 4]))
-        #expect(machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start + .seconds(1)) == .retrying)
+        #expect(
+            machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start + .seconds(1))
+                == .retrying)
         #expect(machine.hasWork)
 
         let retry = try #require(machine.nextSend(assigned: [p0, p1]).send)
         #expect(retry.offsets == positions([p0: 10, p1: 4]))
-        #expect(machine.completed(sendID: retry.sendID, error: nil, retriable: false, now: start + .seconds(2)) == .succeeded([1, 2]))
+        #expect(
+            machine.completed(sendID: retry.sendID, error: nil, retriable: false, now: start + .seconds(2))
+                == .succeeded([1, 2]))
     }
 
     @Test func retriedOffsetsDoNotOverwriteNewerOnes() throws {
@@ -131,7 +152,8 @@ import Testing
         machine.enqueue(request(1, [p0: 10]))
         let first = try #require(machine.nextSend(assigned: [p0]).send)
         machine.enqueue(request(2, [p0: 20]))
-        #expect(machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start) == .retrying)
+        #expect(
+            machine.completed(sendID: first.sendID, error: retriableError, retriable: true, now: start) == .retrying)
         let retry = try #require(machine.nextSend(assigned: [p0]).send)
         #expect(retry.offsets == positions([p0: 20]))
     }
@@ -141,7 +163,8 @@ import Testing
         machine.enqueue(request(1, [p0: 10], timeout: .seconds(1)))
         machine.enqueue(request(2, [p1: 10], timeout: .seconds(5)))
         let send = try #require(machine.nextSend(assigned: [p0, p1]).send)
-        let outcome = machine.completed(sendID: send.sendID, error: retriableError, retriable: true, now: start + .seconds(2))
+        let outcome = machine.completed(
+            sendID: send.sendID, error: retriableError, retriable: true, now: start + .seconds(2))
         #expect(outcome == .failed([1], retriableError))
         // The request still within its deadline is retried.
         let retry = try #require(machine.nextSend(assigned: [p0, p1]).send)
@@ -153,7 +176,9 @@ import Testing
         machine.enqueue(request(1, [p0: 10]))
         machine.enqueue(request(2, [p1: 10]))
         let send = try #require(machine.nextSend(assigned: [p0, p1]).send)
-        #expect(machine.completed(sendID: send.sendID, error: fatalError, retriable: false, now: start) == .failed([1, 2], fatalError))
+        #expect(
+            machine.completed(sendID: send.sendID, error: fatalError, retriable: false, now: start)
+                == .failed([1, 2], fatalError))
         #expect(machine.isIdle)
         #expect(machine.nextSend(assigned: [p0, p1]).send == nil)
     }
@@ -173,7 +198,9 @@ import Testing
         #expect(machine.earliestDeadline == start + .seconds(10))
 
         // The late answer completes only what was not expired.
-        #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start + .seconds(3)) == .succeeded([2]))
+        #expect(
+            machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start + .seconds(3))
+                == .succeeded([2]))
         let next = try #require(machine.nextSend(assigned: [p0, p1]).send)
         #expect(next.offsets == positions([p1: 2]))
     }
@@ -187,10 +214,14 @@ import Testing
         machine.enqueue(request(2, [p0: 5]))
         #expect(machine.nextSend(assigned: [p0]).send == nil)
 
-        #expect(machine.completed(sendID: send.sendID, error: retriableError, retriable: true, now: start + .seconds(3)) == .retrying)
+        #expect(
+            machine.completed(sendID: send.sendID, error: retriableError, retriable: true, now: start + .seconds(3))
+                == .retrying)
         let next = try #require(machine.nextSend(assigned: [p0]).send)
         #expect(next.offsets == positions([p0: 5]))
-        #expect(machine.completed(sendID: next.sendID, error: nil, retriable: false, now: start + .seconds(3)) == .succeeded([2]))
+        #expect(
+            machine.completed(sendID: next.sendID, error: nil, retriable: false, now: start + .seconds(3))
+                == .succeeded([2]))
         #expect(machine.isIdle)
     }
 
@@ -198,7 +229,9 @@ import Testing
         var machine = CommitStateMachine()
         machine.enqueue(request(1, [p0: 1]))
         let send = try #require(machine.nextSend(assigned: [p0]).send)
-        #expect(machine.completed(sendID: send.sendID + 100, error: fatalError, retriable: false, now: start) == .succeeded([]))
+        #expect(
+            machine.completed(sendID: send.sendID + 100, error: fatalError, retriable: false, now: start)
+                == .succeeded([]))
         #expect(machine.hasWork)
         #expect(machine.completed(sendID: send.sendID, error: nil, retriable: false, now: start) == .succeeded([1]))
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 /// A run of records for the buffer tests: `records` records of `bytes` bytes in total.
@@ -47,7 +48,7 @@ private struct TestChunk: BufferedChunk, Equatable {
     }
 
     @Test func resumesOnlyOnceDrainedToTheResumeThreshold() {
-        var buffer = Buffer(maxBufferedBytes: 1000)  // pause at 500, resume at 250
+        var buffer = Buffer(maxBufferedBytes: 1000) // pause at 500, resume at 250
         _ = buffer.append(TestChunk(0, bytes: 200, tag: 1))
         _ = buffer.append(TestChunk(0, bytes: 200, tag: 2))
         _ = buffer.append(TestChunk(0, bytes: 100, tag: 3))
@@ -159,7 +160,7 @@ private struct TestChunk: BufferedChunk, Equatable {
     }
 
     @Test func tinyBudgetStillPausesAndResumes() {
-        var buffer = Buffer(maxBufferedBytes: 1)  // pause at 1 byte, resume at 0
+        var buffer = Buffer(maxBufferedBytes: 1) // pause at 1 byte, resume at 0
         #expect(buffer.append(TestChunk(0, bytes: 1)) == .pauseAll)
         #expect(buffer.take(maxRecords: 1).flowControl == .resumeAll)
     }

@@ -1,5 +1,6 @@
-@testable import ReactiveKafka
 import Testing
+
+@testable import ReactiveKafka
 
 /// The consumer's lifecycle alone: who holds it, and what each ending does.
 @Suite struct ConsumerLifecycleStateMachineTests {
@@ -11,11 +12,23 @@ import Testing
 
     @Test func theLastLeaseEndingWhileRunningCompletesTheSourcesAndClosesAtOnce() {
         var m = Machine(endsWithItsSources: true)
-        do { let taken = m.leaseTaken(); #expect(taken) }
-        do { let taken = m.leaseTaken(); #expect(taken) }
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .none) }
+        do {
+            let taken = m.leaseTaken()
+            #expect(taken)
+        }
+        do {
+            let taken = m.leaseTaken()
+            #expect(taken)
+        }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .none)
+        }
         #expect(m.phase == .running)
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .completeSourcesAndClose) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .completeSourcesAndClose)
+        }
         #expect(m.phase == .closing)
         m.closed()
         #expect(m.phase == .closed)
@@ -26,10 +39,19 @@ import Testing
         let committer = ObjectIdentifier(Committer())
         _ = m.leaseTaken()
         m.committerAttached(committer)
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .completeSources) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .completeSources)
+        }
         #expect(m.phase == .stopped)
-        do { let action = m.tick(now: t0 + .seconds(1)); #expect(action == .none) }
-        do { let action = m.committerDetached(committer); #expect(action == .close) }
+        do {
+            let action = m.tick(now: t0 + .seconds(1))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.committerDetached(committer)
+            #expect(action == .close)
+        }
         #expect(m.phase == .closing)
     }
 
@@ -38,8 +60,14 @@ import Testing
         _ = m.leaseTaken()
         m.committerAttached(ObjectIdentifier(Committer()))
         _ = m.leaseReleased(now: t0, committerGrace: grace)
-        do { let action = m.tick(now: t0 + grace - .milliseconds(1)); #expect(action == .none) }
-        do { let action = m.tick(now: t0 + grace); #expect(action == .close) }
+        do {
+            let action = m.tick(now: t0 + grace - .milliseconds(1))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.tick(now: t0 + grace)
+            #expect(action == .close)
+        }
     }
 
     @Test func stopKeepsTheConsumerForCommitsInFlightUntilShutdown() {
@@ -47,58 +75,103 @@ import Testing
         let committer = ObjectIdentifier(Committer())
         _ = m.leaseTaken()
         m.committerAttached(committer)
-        do { let action = m.stop(now: t0, closeAfter: .seconds(30)); #expect(action == .completeSources) }
+        do {
+            let action = m.stop(now: t0, closeAfter: .seconds(30))
+            #expect(action == .completeSources)
+        }
         #expect(m.phase == .stopped)
         // The stream completes and its committer flushes; records still held downstream may be
         // committed by hand: the consumer stays until shutdown or the stop timeout.
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .none) }
-        do { let action = m.committerDetached(committer); #expect(action == .none) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .none)
+        }
+        do {
+            let action = m.committerDetached(committer)
+            #expect(action == .none)
+        }
         #expect(m.phase == .stopped)
-        do { let action = m.shutdown(); #expect(action == .close) }
+        do {
+            let action = m.shutdown()
+            #expect(action == .close)
+        }
     }
 
     @Test func aStoppedConsumerThatIsStillHeldClosesAtTheStopTimeout() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
         _ = m.stop(now: t0, closeAfter: .seconds(30))
-        do { let action = m.tick(now: t0 + .seconds(29)); #expect(action == .none) }
-        do { let action = m.tick(now: t0 + .seconds(30)); #expect(action == .close) }
+        do {
+            let action = m.tick(now: t0 + .seconds(29))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.tick(now: t0 + .seconds(30))
+            #expect(action == .close)
+        }
     }
 
     @Test func aDrainHasNoStopTimeout() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
         _ = m.stop(now: t0, closeAfter: nil)
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .none) }
-        do { let action = m.tick(now: t0 + .seconds(3600)); #expect(action == .none) }
-        do { let action = m.shutdown(); #expect(action == .close) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .none)
+        }
+        do {
+            let action = m.tick(now: t0 + .seconds(3600))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.shutdown()
+            #expect(action == .close)
+        }
     }
 
     @Test func aDrainAfterAPlainStopTakesTheStopTimerOver() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
         _ = m.stop(now: t0, closeAfter: .seconds(30))
-        do { let action = m.stop(now: t0, closeAfter: nil); #expect(action == .none) }
-        do { let action = m.tick(now: t0 + .seconds(31)); #expect(action == .none) }
+        do {
+            let action = m.stop(now: t0, closeAfter: nil)
+            #expect(action == .none)
+        }
+        do {
+            let action = m.tick(now: t0 + .seconds(31))
+            #expect(action == .none)
+        }
     }
 
     @Test func shutdownClosesWhateverHoldsTheConsumer() {
         var running = Machine(endsWithItsSources: true)
         _ = running.leaseTaken()
         running.committerAttached(ObjectIdentifier(Committer()))
-        do { let action = running.shutdown(); #expect(action == .completeSourcesAndClose) }
-        do { let action = running.shutdown(); #expect(action == .none) }
+        do {
+            let action = running.shutdown()
+            #expect(action == .completeSourcesAndClose)
+        }
+        do {
+            let action = running.shutdown()
+            #expect(action == .none)
+        }
 
         var stopped = Machine(endsWithItsSources: true)
         _ = stopped.leaseTaken()
         _ = stopped.stop(now: t0, closeAfter: nil)
-        do { let action = stopped.shutdown(); #expect(action == .close) }
+        do {
+            let action = stopped.shutdown()
+            #expect(action == .close)
+        }
     }
 
     @Test func aClosingConsumerRefusesNewLeasesAndCommitters() {
         var m = Machine(endsWithItsSources: true)
         _ = m.shutdown()
-        do { let taken = m.leaseTaken(); #expect(!taken) }
+        do {
+            let taken = m.leaseTaken()
+            #expect(!taken)
+        }
         m.committerAttached(ObjectIdentifier(Committer()))
         #expect(m.committers.isEmpty)
         #expect(m.isEnding)
@@ -107,10 +180,19 @@ import Testing
     @Test func aSharedConsumerOutlivesItsSourcesUntilItsOwnerShutsItDown() {
         var m = Machine(endsWithItsSources: false)
         _ = m.leaseTaken()
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace); #expect(action == .none) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace)
+            #expect(action == .none)
+        }
         #expect(m.phase == .running)
-        do { let action = m.tick(now: t0 + .seconds(3600)); #expect(action == .none) }
-        do { let action = m.shutdown(); #expect(action == .completeSourcesAndClose) }
+        do {
+            let action = m.tick(now: t0 + .seconds(3600))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.shutdown()
+            #expect(action == .completeSourcesAndClose)
+        }
     }
 
     @Test func aConsumerNeverLeasedDoesNotCloseWhenACommitterDetaches() {
@@ -118,20 +200,32 @@ import Testing
         let committer = ObjectIdentifier(Committer())
         m.committerAttached(committer)
         _ = m.stop(now: t0, closeAfter: nil)
-        do { let action = m.committerDetached(committer); #expect(action == .none) }
+        do {
+            let action = m.committerDetached(committer)
+            #expect(action == .none)
+        }
         #expect(m.phase == .stopped)
     }
 
     @Test func anEndedStreamWaitsForEmittedOffsetsStillAliveDownstream() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
-        do { let action = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true); #expect(action == .completeSources) }
+        do {
+            let action = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true)
+            #expect(action == .completeSources)
+        }
         #expect(m.phase == .stopped)
         // A committer that attaches late (the offsets were in a flow) and flushes, while offsets are still alive.
         let committer = ObjectIdentifier(Committer())
         m.committerAttached(committer)
-        do { let action = m.committerDetached(committer, offsetsOutstanding: true); #expect(action == .none) }
-        do { let action = m.emittedOffsetsReleased(); #expect(action == .close) }
+        do {
+            let action = m.committerDetached(committer, offsetsOutstanding: true)
+            #expect(action == .none)
+        }
+        do {
+            let action = m.emittedOffsetsReleased()
+            #expect(action == .close)
+        }
         #expect(m.phase == .closing)
     }
 
@@ -141,26 +235,44 @@ import Testing
         let committer = ObjectIdentifier(Committer())
         m.committerAttached(committer)
         _ = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true)
-        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
-        do { let action = m.committerDetached(committer, offsetsOutstanding: false); #expect(action == .close) }
+        do {
+            let action = m.emittedOffsetsReleased()
+            #expect(action == .none)
+        }
+        do {
+            let action = m.committerDetached(committer, offsetsOutstanding: false)
+            #expect(action == .close)
+        }
     }
 
     @Test func offsetsStillAliveHoldTheConsumerOnlyUntilTheGraceEnds() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
         _ = m.leaseReleased(now: t0, committerGrace: grace, offsetsOutstanding: true)
-        do { let action = m.tick(now: t0 + grace - .milliseconds(1)); #expect(action == .none) }
-        do { let action = m.tick(now: t0 + grace); #expect(action == .close) }
+        do {
+            let action = m.tick(now: t0 + grace - .milliseconds(1))
+            #expect(action == .none)
+        }
+        do {
+            let action = m.tick(now: t0 + grace)
+            #expect(action == .close)
+        }
     }
 
     @Test func releasedOffsetsMeanNothingWhileRunningOrAfterAStop() {
         var m = Machine(endsWithItsSources: true)
         _ = m.leaseTaken()
-        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
+        do {
+            let action = m.emittedOffsetsReleased()
+            #expect(action == .none)
+        }
         #expect(m.phase == .running)
         _ = m.stop(now: t0, closeAfter: .seconds(30))
         // A stop keeps the consumer until shutdown or its own deadline, whatever downstream holds.
-        do { let action = m.emittedOffsetsReleased(); #expect(action == .none) }
+        do {
+            let action = m.emittedOffsetsReleased()
+            #expect(action == .none)
+        }
         #expect(m.phase == .stopped)
     }
 }

@@ -1,5 +1,6 @@
-@testable import ReactiveKafka
 import Testing
+
+@testable import ReactiveKafka
 
 /// What the sources emitted and what of it is committed, alone: the rules a graceful revoke
 /// waits on, and what a plain source's auto-commit may store.

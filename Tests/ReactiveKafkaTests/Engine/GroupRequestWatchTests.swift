@@ -1,8 +1,9 @@
 import CRdKafka
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// When commits may go out without racing a rejoin of the group (librdkafka 2.0.x answers a commit
 /// queued behind a JoinGroup with ILLEGAL_GENERATION and declares the whole assignment lost).

@@ -1,11 +1,12 @@
 import CRdKafka
 import Foundation
 import Logging
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// Each unchecked construct in Sources/ (`unowned(unsafe)`, `unsafelyUnwrapped`, `Unmanaged`,
 /// `@exclusivity(unchecked)`, `nonisolated(unsafe)`) rests on an invariant stated next to it.
@@ -21,7 +22,9 @@ import Testing
         var isGone: Bool { object == nil }
     }
 
-    static func settings<K, V>(_ kafka: EmbeddedKafka, group: String, key: Deserializer<K>, value: Deserializer<V>) -> ConsumerSettings<K, V> {
+    static func settings<K, V>(_ kafka: EmbeddedKafka, group: String, key: Deserializer<K>, value: Deserializer<V>)
+        -> ConsumerSettings<K, V>
+    {
         ConsumerSettings(keyDeserializer: key, valueDeserializer: value)
             .withBootstrapServers(kafka.bootstrapServers)
             .withGroupId(group)
@@ -56,7 +59,8 @@ import Testing
         try kafka.createTopic("ui-lent", partitions: 2)
         let padding = String(repeating: "p", count: 200)
         let input = (0..<120).map { (key: "k\($0)" as String?, value: "v\($0)-\(padding)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ui-lent", records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "ui-lent", records: input, roundRobinOver: 2)
 
         let messages = try await consumeCommittable(kafka, count: input.count)
         // The engine's thread drops its partition objects right after the close it reported.
@@ -70,7 +74,9 @@ import Testing
             let record = message.record
             let key = String(decoding: record.key, as: UTF8.self)
             let value = String(decoding: record.value, as: UTF8.self)
-            #expect(expected.remove("\(key)=\(value)") != nil, "record \(record.partition)@\(record.offset) read as \(key)=\(value.prefix(12))…")
+            #expect(
+                expected.remove("\(key)=\(value)") != nil,
+                "record \(record.partition)@\(record.offset) read as \(key)=\(value.prefix(12))…")
             #expect(record.topic == "ui-lent")
             let offset = message.committableOffset
             #expect(offset.partitionOffset.topicPartition == record.topicPartition)
@@ -86,7 +92,9 @@ import Testing
     /// Reads `count` committable messages in small batches (many chunks, each let go as the
     /// iterator moves on), shuts the consumer down and lets go of the source.
     @inline(never)
-    private func consumeCommittable(_ kafka: EmbeddedKafka, count: Int) async throws -> [CommittableMessage<KafkaBytes, KafkaBytes>] {
+    private func consumeCommittable(_ kafka: EmbeddedKafka, count: Int) async throws -> [CommittableMessage<
+        KafkaBytes, KafkaBytes
+    >] {
         let settings = Self.settings(kafka, group: "g-ui-lent", key: .bytes, value: .bytes).withMaxBatchSize(7)
         let source = Consumer.committableSource(settings, subscription: .topics("ui-lent"))
         var messages: [CommittableMessage<KafkaBytes, KafkaBytes>] = []
@@ -115,8 +123,11 @@ import Testing
         }
         try await Source.from(records).run(into: Producer.plainSink(kafka.producerSettings()))
 
-        let (read, engine) = try await consumePlain(kafka, topic: "ui-headers", group: "g-ui-headers", count: records.count, maxBatchSize: 50)
-        #expect(try await Self.eventually(within: .seconds(10)) { engine.isGone }, "the consumer engine outlived its stream and control")
+        let (read, engine) = try await consumePlain(
+            kafka, topic: "ui-headers", group: "g-ui-headers", count: records.count, maxBatchSize: 50)
+        #expect(
+            try await Self.eventually(within: .seconds(10)) { engine.isGone },
+            "the consumer engine outlived its stream and control")
         #expect(read.count == records.count)
 
         let mismatches = await withTaskGroup(of: Int.self) { group in
@@ -125,7 +136,11 @@ import Testing
                     var wrong = 0
                     for record in read {
                         let index = String(record.value.dropFirst())
-                        if record.headers != [KafkaHeader(key: "index", value: KafkaBytes(index)), KafkaHeader(key: "none", value: nil)] { wrong += 1 }
+                        if record.headers != [
+                            KafkaHeader(key: "index", value: KafkaBytes(index)), KafkaHeader(key: "none", value: nil),
+                        ] {
+                            wrong += 1
+                        }
                         if record.topic != "ui-headers" || record.key != "k\(index)" { wrong += 1 }
                     }
                     return wrong
@@ -190,13 +205,17 @@ import Testing
         ) { control in
             if control.metrics.statisticsJSON != nil { sawStatistics.store(true, ordering: .relaxed) }
         }
-        #expect(try await Self.eventually(within: .seconds(10)) { engine.isGone }, "the consumer engine outlived its stream and control")
+        #expect(
+            try await Self.eventually(within: .seconds(10)) { engine.isGone },
+            "the consumer engine outlived its stream and control")
         let loggedBeforeFree = logs.messages.count
 
         // The handle lives on in the records' batches: make librdkafka raise errors for it.
         try kafka.brokerDown(1)
         try await Task.sleep(for: .milliseconds(300))
-        #expect(Set(read.map(\.value)) == Set((0..<60).map { "v\($0)" }), "records read while their handle outlives the engine")
+        #expect(
+            Set(read.map(\.value)) == Set((0..<60).map { "v\($0)" }),
+            "records read while their handle outlives the engine")
         read.removeAll()
         // The last batch is gone: the handle's owner destroys it (and serves its queued
         // callbacks) on a thread of its own. Give it time to finish within this test.
@@ -206,7 +225,9 @@ import Testing
         let statisticsSeen = sawStatistics.load(ordering: .relaxed)
         #expect(statisticsSeen, "the statistics callback reached the engine while it ran")
         let afterFree = logs.messages.dropFirst(loggedBeforeFree)
-        #expect(!afterFree.contains { $0.message.contains("kafka error") }, "a callback reached an engine that was already freed")
+        #expect(
+            !afterFree.contains { $0.message.contains("kafka error") },
+            "a callback reached an engine that was already freed")
     }
 
     /// A consumer whose creation fails after its callbacks and wake-up descriptor were given to
@@ -231,7 +252,9 @@ import Testing
         } catch {
             failure = error
         }
-        #expect(failure?.message.contains("subscribing to") == true, "creation failed at the subscription: \(String(describing: failure))")
+        #expect(
+            failure?.message.contains("subscribing to") == true,
+            "creation failed at the subscription: \(String(describing: failure))")
         // Likely the number the engine's eventfd had: librdkafka must not write to it.
         let reused = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         defer { close(reused) }
@@ -240,7 +263,9 @@ import Testing
         var value: UInt64 = 0
         let n = read(reused, &value, 8)
         let readError = errno
-        #expect(n < 0 && readError == EAGAIN, "librdkafka wrote to a descriptor the failed consumer had closed (read \(n), value \(value))")
+        #expect(
+            n < 0 && readError == EAGAIN,
+            "librdkafka wrote to a descriptor the failed consumer had closed (read \(n), value \(value))")
     }
 
     // MARK: KafkaConsumerSequence.Iterator: engine and current unsafelyUnwrapped
@@ -257,7 +282,9 @@ import Testing
             records: (0..<10).map { (key: nil as String?, value: $0 == 4 ? "bad" : "v\($0)") }, partition: 0)
 
         // Stopped before it started: no engine, ever.
-        let stopped = Consumer.plainSource(Self.settings(kafka, group: "g-ui-stopped", key: .string, value: .string), subscription: .topics("ui-iterator"))
+        let stopped = Consumer.plainSource(
+            Self.settings(kafka, group: "g-ui-stopped", key: .string, value: .string),
+            subscription: .topics("ui-iterator"))
         stopped.materialized.stop()
         var neverStarted = stopped.makeAsyncIterator()
         #expect(try await neverStarted.next() == nil)
@@ -270,7 +297,9 @@ import Testing
             guard text != "bad" else { throw KafkaError(.deserialization, "bad value") }
             return text
         }
-        let failing = Consumer.plainSource(Self.settings(kafka, group: "g-ui-failing", key: .string, value: strict), subscription: .topics("ui-iterator"))
+        let failing = Consumer.plainSource(
+            Self.settings(kafka, group: "g-ui-failing", key: .string, value: strict),
+            subscription: .topics("ui-iterator"))
         var iterator = failing.makeAsyncIterator()
         var values: [String] = []
         var thrown: (any Error)?
@@ -342,12 +371,18 @@ import Testing
                 }
             }
             publish(0..<5)
-            guard case .emitted(5) = ring.pop(into: buffer) else { Issue.record("five complete messages"); return }
+            guard case .emitted(5) = ring.pop(into: buffer) else {
+                Issue.record("five complete messages")
+                return
+            }
             for _ in 0..<2 { if let result = buffer.take() { taken.append(result.passThrough.id) } }
             ring.giveBack()
             // Three results wait from index 2 on; six more make the buffer grow with some taken.
             publish(5..<11)
-            guard case .emitted(6) = ring.pop(into: buffer) else { Issue.record("six more complete messages"); return }
+            guard case .emitted(6) = ring.pop(into: buffer) else {
+                Issue.record("six more complete messages")
+                return
+            }
             for _ in 0..<5 { if let result = buffer.take() { taken.append(result.passThrough.id) } }
             let gone = weak.filter { $0.isGone }.count
             #expect(gone == 7, "taken results are released once dropped, waiting ones are kept")
@@ -373,14 +408,16 @@ import Testing
         let (upstream, feed) = AsyncStream<Message>.makeStream()
         let feeder = Task {
             for i in 0..<total {
-                feed.yield(.single(ProducerRecord(topic: "ui-handover", key: "k\(i % 5)", value: "v\(i)"), passThrough: i))
+                feed.yield(
+                    .single(ProducerRecord(topic: "ui-handover", key: "k\(i % 5)", value: "v\(i)"), passThrough: i))
                 // Idle upstream: the pump parks with records collected, the poll thread takes them.
                 if i % 40 == 39 { try? await Task.sleep(for: .milliseconds(3)) }
             }
             feed.finish()
         }
         var passed: [Int] = []
-        for try await result in Source(upstream).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(100))) {
+        for try await result in Source(upstream).via(Producer.flexiFlow(kafka.producerSettings().withParallelism(100)))
+        {
             passed.append(result.passThrough)
         }
         await feeder.value
@@ -463,12 +500,16 @@ import Testing
         var producer: BulkProducer? = try BulkProducer(bootstrapServers: kafka.bootstrapServers)
         var failure: KafkaError?
         do {
-            try producer?.produce(topic: "ui-bulk", indices: 0..<20, roundRobinOver: 4, timeout: .seconds(20)) { "v\($0)" }
+            try producer?.produce(topic: "ui-bulk", indices: 0..<20, roundRobinOver: 4, timeout: .seconds(20)) {
+                "v\($0)"
+            }
         } catch {
             failure = error
         }
         #expect(failure?.kind == .deliveryFailed)
-        #expect(failure?.message.contains("delivery to ui-bulk failed: partition") == true, "\(String(describing: failure))")
+        #expect(
+            failure?.message.contains("delivery to ui-bulk failed: partition") == true, "\(String(describing: failure))"
+        )
         // The first failure was taken: a good run reports none.
         try producer?.produce(topic: "ui-bulk", indices: 0..<20, roundRobinOver: 1) { "w\($0)" }
         producer = nil

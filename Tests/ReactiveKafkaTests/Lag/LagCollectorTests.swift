@@ -6,17 +6,25 @@ import Testing
 /// The collector against the embedded cluster: committed offsets and end offsets read through
 /// librdkafka, lag computed, failures bounded by the round's timeout.
 @Suite(.serialized) struct LagCollectorTests {
-    static func collector(_ servers: String, groups: [String], topics: [String] = [], interval: Duration = .milliseconds(200), timeout: Duration = .seconds(5)) throws -> LagCollector {
+    static func collector(
+        _ servers: String, groups: [String], topics: [String] = [], interval: Duration = .milliseconds(200),
+        timeout: Duration = .seconds(5)
+    ) throws -> LagCollector {
         let settings = ConsumerSettings().withBootstrapServers(servers).withProperty("log_level", "0")
-        return try LagCollector(settings, configuration: .init(
-            groups: try NameFilter(groups), topics: try NameFilter(topics), interval: interval, timeout: timeout))
+        return try LagCollector(
+            settings,
+            configuration: .init(
+                groups: try NameFilter(groups), topics: try NameFilter(topics), interval: interval, timeout: timeout))
     }
 
     @Test func readsAGroupsLagByItsLiteralName() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("lag-orders", partitions: 3)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<30).map { (nil, "o\($0)") }, roundRobinOver: 3)
-        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-lag", topic: "lag-orders", offsets: [0: 4, 1: 10, 2: 0])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<30).map { (nil, "o\($0)") },
+            roundRobinOver: 3)
+        try await TestData.commit(
+            bootstrapServers: kafka.bootstrapServers, group: "g-lag", topic: "lag-orders", offsets: [0: 4, 1: 10, 2: 0])
         let collector = try Self.collector(kafka.bootstrapServers, groups: ["g-lag", "nobody"], topics: ["lag-.*"])
 
         let first = await collector.collect()
@@ -30,7 +38,9 @@ import Testing
         #expect(snapshot.partitions.map(\.latest) == [10, 10, 10])
         #expect(snapshot.partitions.map(\.earliest) == [0, 0, 0])
 
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<5).map { (nil, "late\($0)") }, partition: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "lag-orders", records: (0..<5).map { (nil, "late\($0)") },
+            partition: 2)
         let second = await collector.collect()
         let p2 = try #require(second.snapshot?.group("g-lag")?.partitions.last)
         #expect(p2.lag == 15)
@@ -42,16 +52,20 @@ import Testing
         #expect(seconds > 0)
         // Partition 0 has ended at 10 since the first round: the group at 4 is behind by at least the time between the rounds.
         let between = try #require(second.snapshot?.time) - snapshot.time
-        #expect(second.snapshot?.group("g-lag")?.partitions.first?.timeLag == .atLeast(seconds: between.inSecondsForTest))
+        #expect(
+            second.snapshot?.group("g-lag")?.partitions.first?.timeLag == .atLeast(seconds: between.inSecondsForTest))
     }
 
     @Test func aTopicFilterLeavesOtherTopicsOut() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("watched", partitions: 1)
         try kafka.createTopic("ignored", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "ignored", records: [(nil, "x")], partition: 0)
-        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-filter", topic: "ignored", offsets: [0: 0])
-        let status = await (try Self.collector(kafka.bootstrapServers, groups: ["g-filter"], topics: ["watched"])).collect()
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "ignored", records: [(nil, "x")], partition: 0)
+        try await TestData.commit(
+            bootstrapServers: kafka.bootstrapServers, group: "g-filter", topic: "ignored", offsets: [0: 0])
+        let status = await (try Self.collector(kafka.bootstrapServers, groups: ["g-filter"], topics: ["watched"]))
+            .collect()
         #expect(status.isUp)
         #expect(status.snapshot?.groups.isEmpty == true)
         let all = await (try Self.collector(kafka.bootstrapServers, groups: ["g-filter"])).collect()
@@ -83,8 +97,10 @@ import Testing
     @Test func aBrokerGoingDownTurnsTheCollectorDownThenItRecovers() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("flaky", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "flaky", records: [(nil, "a"), (nil, "b")], partition: 0)
-        try await TestData.commit(bootstrapServers: kafka.bootstrapServers, group: "g-flaky", topic: "flaky", offsets: [0: 1])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "flaky", records: [(nil, "a"), (nil, "b")], partition: 0)
+        try await TestData.commit(
+            bootstrapServers: kafka.bootstrapServers, group: "g-flaky", topic: "flaky", offsets: [0: 1])
         let collector = try Self.collector(kafka.bootstrapServers, groups: ["g-flaky"], timeout: .seconds(1))
         #expect(await collector.collect().snapshot?.group("g-flaky")?.sumLag == 1)
 
@@ -115,7 +131,9 @@ import Testing
         let two = await collector.firstStatus(within: .seconds(10)) { $0.rounds >= 2 }
         #expect(two?.isUp == true)
         running.cancel()
-        #expect(await BoundedWait.within(.seconds(10)) { _ = await running.result } != nil, "run() returned after cancellation")
+        #expect(
+            await BoundedWait.within(.seconds(10)) { _ = await running.result } != nil,
+            "run() returned after cancellation")
         #expect(await BoundedWait.within(.seconds(10)) { await ended.value } != nil, "the statuses stream finished")
         #expect(seen.load(ordering: .relaxed) >= 2)
     }

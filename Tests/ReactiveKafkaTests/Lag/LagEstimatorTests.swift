@@ -22,7 +22,9 @@ import Testing
     @Test func atOrPastTheNewestEndIsCaughtUp() {
         let estimator = window([(100, 0), (200, 10)])
         #expect(estimator.estimate(offset: 200, at: at(20)) == .caughtUp)
-        #expect(estimator.estimate(offset: 250, at: at(20)) == .caughtUp, "a commit read after the end offset can be past it")
+        #expect(
+            estimator.estimate(offset: 250, at: at(20)) == .caughtUp,
+            "a commit read after the end offset can be past it")
         #expect(window([(100, 0)]).estimate(offset: 100, at: at(5)) == .caughtUp, "one sample is enough to see no lag")
         #expect(LagEstimator.Estimate.caughtUp.seconds == 0)
     }
@@ -82,7 +84,11 @@ import Testing
         estimator.record(endOffset: 150, at: at(5))
         #expect(estimator.samples.map(\.endOffset) == [100, 150, 150], "a new flat stretch starts with two samples")
         estimator.record(endOffset: 150, at: at(6))
-        #expect(estimator.samples == [.init(endOffset: 100, time: at(3)), .init(endOffset: 150, time: at(4)), .init(endOffset: 150, time: at(6))])
+        #expect(
+            estimator.samples == [
+                .init(endOffset: 100, time: at(3)), .init(endOffset: 150, time: at(4)),
+                .init(endOffset: 150, time: at(6)),
+            ])
     }
 
     @Test func samplesOutOfOrderAreIgnored() {

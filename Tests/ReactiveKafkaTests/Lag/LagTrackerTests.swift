@@ -7,13 +7,20 @@ import Testing
     func at(_ seconds: Double) -> ContinuousClock.Instant { t0 + .milliseconds(Int64(seconds * 1000)) }
     let p0 = TopicPartition("orders", 0), p1 = TopicPartition("orders", 1), q0 = TopicPartition("audit", 0)
 
-    func reading(_ groups: [String: [TopicPartition: Int64]], latest: [TopicPartition: Int64], earliest: [TopicPartition: Int64] = [:]) -> LagReading {
-        LagReading(groups: groups.map { LagReading.Group(name: $0.key, committed: $0.value) }, earliest: earliest, latest: latest)
+    func reading(
+        _ groups: [String: [TopicPartition: Int64]], latest: [TopicPartition: Int64],
+        earliest: [TopicPartition: Int64] = [:]
+    ) -> LagReading {
+        LagReading(
+            groups: groups.map { LagReading.Group(name: $0.key, committed: $0.value) }, earliest: earliest,
+            latest: latest)
     }
 
     @Test func lagPerPartitionAndItsSumsAndMaxima() throws {
         var tracker = LagTracker()
-        let snapshot = tracker.update(reading(["billing": [p0: 60, p1: 95, q0: 7]], latest: [p0: 100, p1: 100, q0: 10], earliest: [p0: 0]), at: at(0))
+        let snapshot = tracker.update(
+            reading(["billing": [p0: 60, p1: 95, q0: 7]], latest: [p0: 100, p1: 100, q0: 10], earliest: [p0: 0]),
+            at: at(0))
         let billing = try #require(snapshot.group("billing"))
         #expect(billing.partitions.map(\.topicPartition) == [q0, p0, p1], "in topic and partition order")
         #expect(billing.partitions.map(\.lag) == [3, 40, 5])
@@ -23,7 +30,9 @@ import Testing
         #expect(billing.partitions.map(\.committedOffset) == [7, 60, 95])
         #expect(snapshot.partitions.map(\.topicPartition) == [q0, p0, p1])
         #expect(snapshot.partitions.first { $0.topicPartition == p0 }?.earliest == 0)
-        #expect(snapshot.partitions.first { $0.topicPartition == p1 }?.earliest == nil, "a start offset that was not read is unknown")
+        #expect(
+            snapshot.partitions.first { $0.topicPartition == p1 }?.earliest == nil,
+            "a start offset that was not read is unknown")
         // One sample each so far: lag in time not known yet, except where there is none.
         #expect(billing.maxLagSeconds == nil)
         #expect(billing.partitions.allSatisfy { $0.timeLag == .unknown })
@@ -96,8 +105,12 @@ import Testing
         var tracker = LagTracker()
         let member = GroupMember(consumerId: "c-1", clientId: "rkafka", host: "/10.0.0.1")
         let snapshot = tracker.update(
-            LagReading(groups: [LagReading.Group(name: "g", isSimpleConsumer: false, committed: [p0: 1, p1: 1], members: [p0: member])],
-                       earliest: [:], latest: [p0: 5, p1: 5]),
+            LagReading(
+                groups: [
+                    LagReading.Group(
+                        name: "g", isSimpleConsumer: false, committed: [p0: 1, p1: 1], members: [p0: member])
+                ],
+                earliest: [:], latest: [p0: 5, p1: 5]),
             at: at(0))
         #expect(snapshot.group("g")?.isSimpleConsumer == false)
         #expect(snapshot.group("g")?.partitions.map(\.member) == [member, nil])

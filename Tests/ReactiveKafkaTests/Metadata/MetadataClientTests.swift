@@ -6,7 +6,9 @@ import Testing
     @Test func answersTopicsPartitionsOffsetsAndCommits() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("meta", partitions: 3)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "meta", records: (0..<30).map { (nil, "m\($0)") }, roundRobinOver: 3)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "meta", records: (0..<30).map { (nil, "m\($0)") },
+            roundRobinOver: 3)
         let settings = ConsumerSettings().withBootstrapServers(kafka.bootstrapServers).withGroupId("g-meta")
         let client = try MetadataClient(settings)
         defer { client.close() }
@@ -14,15 +16,19 @@ import Testing
         #expect(try await client.partitions(of: "meta") == [0, 1, 2])
         #expect(try await client.topics().contains(MetadataClient.Topic(name: "meta", partitions: [0, 1, 2])))
         let partitions = (0..<3).map { TopicPartition("meta", Int32($0)) }
-        #expect(try await client.endOffsets(partitions) == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 10) }))
-        #expect(try await client.beginningOffsets(partitions) == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 0) }))
+        #expect(
+            try await client.endOffsets(partitions) == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 10) }))
+        #expect(
+            try await client.beginningOffsets(partitions)
+                == Dictionary(uniqueKeysWithValues: partitions.map { ($0, 0) }))
         #expect(try await client.committedOffsets(partitions).isEmpty)
         // offsetsForTimes is not checked here: the mock cluster does not answer ListOffsets by timestamp.
     }
 
     @Test func unknownTopicAndClosedClientAreTypedErrors() async throws {
         let kafka = try EmbeddedKafka()
-        let client = try MetadataClient(ConsumerSettings().withBootstrapServers(kafka.bootstrapServers), timeout: .seconds(2))
+        let client = try MetadataClient(
+            ConsumerSettings().withBootstrapServers(kafka.bootstrapServers), timeout: .seconds(2))
         // (The mock auto-creates unknown topics on a metadata request, so use an invalid name.)
         await #expect(throws: KafkaError.self) { try await client.partitions(of: "") }
         client.close()
@@ -36,7 +42,8 @@ import Testing
     @Test func offsetsOfManyPartitionsShareOneTimeout() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("meta-slow", partitions: 16)
-        let client = try MetadataClient(ConsumerSettings().withBootstrapServers(kafka.bootstrapServers), timeout: .seconds(2))
+        let client = try MetadataClient(
+            ConsumerSettings().withBootstrapServers(kafka.bootstrapServers), timeout: .seconds(2))
         defer { client.close() }
         #expect(try await client.partitions(of: "meta-slow").count == 16)
         // Every request now takes 600 ms: sixteen partitions one after the other need over 9 s
@@ -53,6 +60,7 @@ import Testing
         }
         let elapsed = ContinuousClock.now - start
         // The 2 s timeout plus room for a loaded machine and the sanitizers' slowdown (3.8 s seen under TSan).
-        #expect(elapsed < .seconds(6), "answered or failed within the 2 s timeout (and some scheduling), took \(elapsed)")
+        #expect(
+            elapsed < .seconds(6), "answered or failed within the 2 s timeout (and some scheduling), took \(elapsed)")
     }
 }

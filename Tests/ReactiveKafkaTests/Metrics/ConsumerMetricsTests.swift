@@ -8,7 +8,9 @@ import Testing
 /// The consumer's swift-metrics, read from a `TestMetrics` factory of the test's own
 /// (settings' ``KafkaMetricsSettings/factory``), after runs whose figures are known.
 @Suite(.serialized) struct ConsumerMetricsTests {
-    static func settings(_ kafka: EmbeddedKafka, group: String, metrics: TestMetrics) -> ConsumerSettings<String, String> {
+    static func settings(_ kafka: EmbeddedKafka, group: String, metrics: TestMetrics) -> ConsumerSettings<
+        String, String
+    > {
         var metricsSettings = KafkaMetricsSettings()
         metricsSettings.factory = metrics
         return ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
@@ -41,9 +43,11 @@ import Testing
         try kafka.createTopic("m-count", partitions: 2)
         // 600 records of 10-byte values, no keys: 300 per partition, 3,000 bytes each.
         let input = (0..<600).map { (key: nil as String?, value: String(format: "value%05d", $0)) }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-count", records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "m-count", records: input, roundRobinOver: 2)
         let metrics = TestMetrics()
-        let source = Consumer.plainSource(Self.settings(kafka, group: "g-m-count", metrics: metrics), subscription: .topics("m-count"))
+        let source = Consumer.plainSource(
+            Self.settings(kafka, group: "g-m-count", metrics: metrics), subscription: .topics("m-count"))
         var seen = 0
         for try await _ in source {
             seen += 1
@@ -53,21 +57,32 @@ import Testing
         #expect(metrics.counterTotal(label: MessagingMetric.consumedMessages) == 600)
         #expect(metrics.counterTotal(label: MessagingMetric.consumedBytes) == 6000)
         for partition in 0..<2 {
-            let dims = [(MessagingMetric.system, "kafka"), (MessagingMetric.consumerGroup, "g-m-count"),
-                        (MessagingMetric.destination, "m-count"), (MessagingMetric.partition, String(partition))]
+            let dims = [
+                (MessagingMetric.system, "kafka"), (MessagingMetric.consumerGroup, "g-m-count"),
+                (MessagingMetric.destination, "m-count"), (MessagingMetric.partition, String(partition)),
+            ]
             #expect(try metrics.expectCounter(MessagingMetric.consumedMessages, dims).totalValue == 300)
         }
         // One rebalance assigned both partitions; leaving revoked them.
-        #expect(metrics.counterTotal(label: MessagingMetric.rebalances, dimensions: [("messaging.kafka.rebalance.kind", "assigned")]) == 1)
-        #expect(metrics.counterTotal(label: MessagingMetric.rebalancePartitions, dimensions: [("messaging.kafka.rebalance.kind", "assigned")]) == 2)
-        #expect(metrics.counterTotal(label: MessagingMetric.rebalancePartitions, dimensions: [("messaging.kafka.rebalance.kind", "revoked")]) == 2)
+        #expect(
+            metrics.counterTotal(
+                label: MessagingMetric.rebalances, dimensions: [("messaging.kafka.rebalance.kind", "assigned")]) == 1)
+        #expect(
+            metrics.counterTotal(
+                label: MessagingMetric.rebalancePartitions, dimensions: [("messaging.kafka.rebalance.kind", "assigned")]
+            ) == 2)
+        #expect(
+            metrics.counterTotal(
+                label: MessagingMetric.rebalancePartitions, dimensions: [("messaging.kafka.rebalance.kind", "revoked")])
+                == 2)
         #expect(metrics.timers(label: MessagingMetric.rebalanceDuration).first?.values.count == 2)
     }
 
     @Test func lagIsTheBacklogBehindWhatTheStreamTookAndFallsToZeroOnceCaughtUp() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-lag", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-lag", records: (0..<1000).map { (nil, "r\($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "m-lag", records: (0..<1000).map { (nil, "r\($0)") })
         let metrics = TestMetrics()
         // One record a batch: the stream has taken exactly the records it emitted.
         let settings = Self.settings(kafka, group: "g-m-lag", metrics: metrics).withMaxBatchSize(1)
@@ -77,7 +92,10 @@ import Testing
         let lagged = try await Self.eventually(within: .seconds(10)) {
             Self.gauge(metrics, MessagingMetric.consumerLag, topic: "m-lag", partition: 0) == 900
         }
-        #expect(lagged, "lag \(String(describing: Self.gauge(metrics, MessagingMetric.consumerLag, topic: "m-lag", partition: 0))), expected 900")
+        #expect(
+            lagged,
+            "lag \(String(describing: Self.gauge(metrics, MessagingMetric.consumerLag, topic: "m-lag", partition: 0))), expected 900"
+        )
         // While the stream stands still, the last record it took ages: lag in seconds grows.
         let aged = try await Self.eventually(within: .seconds(10)) {
             (Self.gauge(metrics, MessagingMetric.consumerLagSeconds, topic: "m-lag", partition: 0) ?? 0) >= 1
@@ -98,13 +116,16 @@ import Testing
     @Test func withoutPerPartitionLabelsLagIsSummedPerTopic() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-topic-lag", partitions: 3)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-topic-lag", records: (0..<300).map { (nil, "r\($0)") }, roundRobinOver: 3)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "m-topic-lag", records: (0..<300).map { (nil, "r\($0)") },
+            roundRobinOver: 3)
         let metrics = TestMetrics()
         var metricsSettings = KafkaMetricsSettings()
         metricsSettings.factory = metrics
         metricsSettings.perPartitionLabels = false
         let source = Consumer.plainSource(
-            Self.settings(kafka, group: "g-m-topic-lag", metrics: metrics).withMaxBatchSize(1).withMetrics(metricsSettings),
+            Self.settings(kafka, group: "g-m-topic-lag", metrics: metrics).withMaxBatchSize(1).withMetrics(
+                metricsSettings),
             subscription: .topics("m-topic-lag"))
         var iterator = source.makeAsyncIterator()
         for _ in 0..<30 { _ = try await iterator.next() }
@@ -113,25 +134,32 @@ import Testing
         }
         #expect(summed)
         #expect(metrics.recorders(label: MessagingMetric.consumerLag).count == 1)
-        #expect(metrics.recorders(label: MessagingMetric.consumerLag).first?.dimensions.contains { $0.0 == MessagingMetric.partition } == false)
+        #expect(
+            metrics.recorders(label: MessagingMetric.consumerLag).first?.dimensions.contains {
+                $0.0 == MessagingMetric.partition
+            } == false)
         await source.materialized.shutdown()
     }
 
     @Test func commitsAndTheCommitterAreCounted() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-commit", partitions: 2)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-commit", records: (0..<500).map { (nil, "c\($0)") }, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "m-commit", records: (0..<500).map { (nil, "c\($0)") },
+            roundRobinOver: 2)
         let metrics = TestMetrics()
         var metricsSettings = KafkaMetricsSettings()
         metricsSettings.factory = metrics
         let seen = Counter()
-        let control = Consumer.committableSource(Self.settings(kafka, group: "g-m-commit", metrics: metrics), subscription: .topics("m-commit"))
-            .map { message in
-                seen.add(message.record.value)
-                return message.committableOffset
-            }
-            .to(Committer.sink(CommitterSettings().withMaxBatch(100).withMetrics(metricsSettings)))
-            .run()
+        let control = Consumer.committableSource(
+            Self.settings(kafka, group: "g-m-commit", metrics: metrics), subscription: .topics("m-commit")
+        )
+        .map { message in
+            seen.add(message.record.value)
+            return message.committableOffset
+        }
+        .to(Committer.sink(CommitterSettings().withMaxBatch(100).withMetrics(metricsSettings)))
+        .run()
         try await seen.waitFor(count: 500)
         try await control.drainAndShutdown()
         // Every offset went through a batch; each batch committed at most both partitions.
@@ -140,20 +168,25 @@ import Testing
         let committedOffsets = metrics.counterTotal(label: MessagingMetric.committerOffsets)
         #expect(committedOffsets >= 2 && committedOffsets <= 2 * Int64(batchSizes.count))
         // Batches queued together go out as one commit request.
-        let successes = metrics.counterTotal(label: MessagingMetric.commits, dimensions: [("messaging.kafka.commit.outcome", "success")])
+        let successes = metrics.counterTotal(
+            label: MessagingMetric.commits, dimensions: [("messaging.kafka.commit.outcome", "success")])
         #expect(successes >= 1 && successes <= Int64(batchSizes.count))
-        let commitTimers = metrics.timers(label: MessagingMetric.operationDuration).filter { $0.dimensions.contains { $0 == (MessagingMetric.operationName, "commit") } }
+        let commitTimers = metrics.timers(label: MessagingMetric.operationDuration).filter {
+            $0.dimensions.contains { $0 == (MessagingMetric.operationName, "commit") }
+        }
         #expect(commitTimers.first.map { Int64($0.values.count) } == successes)
     }
 
     @Test func disabledMetricsRecordNothing() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("m-off", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "m-off", records: (0..<50).map { (nil, "x\($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "m-off", records: (0..<50).map { (nil, "x\($0)") })
         let metrics = TestMetrics()
         var off = KafkaMetricsSettings.disabled
         off.factory = metrics
-        let source = Consumer.plainSource(Self.settings(kafka, group: "g-m-off", metrics: metrics).withMetrics(off), subscription: .topics("m-off"))
+        let source = Consumer.plainSource(
+            Self.settings(kafka, group: "g-m-off", metrics: metrics).withMetrics(off), subscription: .topics("m-off"))
         var seen = 0
         for try await _ in source {
             seen += 1

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct KeySchedulerTests {
@@ -11,7 +12,7 @@ import Testing
         let (second, t2) = s.take()!
         #expect([first, second] == [1, 3])
         let v1 = s.take()
-        #expect(v1 == nil)  // 2 waits for 1
+        #expect(v1 == nil) // 2 waits for 1
         s.finished(t1)
         let (third, t3) = s.take()!
         #expect(third == 2)

@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// A revoke commits a parallel source's progress exactly, against a Kafka broker
 /// (`KAFKA_BOOTSTRAP_SERVERS=host:port make test-external`): librdkafka's mock cluster refuses
@@ -32,7 +33,11 @@ struct ParallelRebalanceTests {
             }
         }
         func open() {
-            for waiter in state.withLock({ s in s.open = true; defer { s.waiters = [] }; return s.waiters }) { waiter.resume() }
+            for waiter in state.withLock({ s in
+                s.open = true
+                defer { s.waiters = [] }
+                return s.waiters
+            }) { waiter.resume() }
         }
     }
 
@@ -60,7 +65,9 @@ struct ParallelRebalanceTests {
         }
         let parallel = ParallelSettings(ordering: .key, maxConcurrency: 6, drainTimeout: .milliseconds(500))
         func member() -> (ConsumerControl, Task<Void, any Error>) {
-            let source = Consumer.parallelSource(settings, subscription: .topics(topic), parallel: parallel) { try await handle($0) }
+            let source = Consumer.parallelSource(settings, subscription: .topics(topic), parallel: parallel) {
+                try await handle($0)
+            }
             return (source.materialized, Task { for try await _ in source {} })
         }
         let a = member()
@@ -70,17 +77,26 @@ struct ParallelRebalanceTests {
         // B joined once records are processed by both again after the rebalance.
         #expect(try await StreamEndTests.eventually(within: .seconds(60)) { ledger.total >= bStarted + 400 })
         gate.open()
-        #expect(try await StreamEndTests.eventually(within: .seconds(60)) {
-            ledger.counts.withLock { c in c.values.reduce(0) { $0 + $1.count } } == 2 * Int(perPartition)
-        })
-        #expect(try await StreamEndTests.eventually(within: .seconds(20)) {
-            (try? TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)) == [0: perPartition, 1: perPartition]
-        })
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(60)) {
+                ledger.counts.withLock { c in c.values.reduce(0) { $0 + $1.count } } == 2 * Int(perPartition)
+            })
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(20)) {
+                (try? TestData.committedOffsets(
+                    bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)) == [
+                        0: perPartition, 1: perPartition,
+                    ]
+            })
         _ = try? await a.0.drainAndShutdown(a.1)
         _ = try? await b.0.drainAndShutdown(b.1)
         // Only the stuck records may run twice (the stale run finishes after its partition moved);
         // every other record ran once: the new owner skipped what A completed above the gap.
-        let duplicates = ledger.counts.withLock { c in c.flatMap { p, offsets in offsets.filter { $0.value > 1 }.map { TopicPartition(p.topic, p.partition).description + "@\($0.key)" } } }
+        let duplicates = ledger.counts.withLock { c in
+            c.flatMap { p, offsets in
+                offsets.filter { $0.value > 1 }.map { TopicPartition(p.topic, p.partition).description + "@\($0.key)" }
+            }
+        }
         #expect(duplicates.allSatisfy { $0.hasSuffix("@10") }, "processed twice: \(duplicates.sorted())")
     }
 }

@@ -1,10 +1,14 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct ParallelSettingsTests {
     @Test func backoffDoublesUpToItsCap() {
         let retry = ParallelRetry(maxAttempts: 10, initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500))
-        #expect((1...5).map { retry.backoff(after: $0) } == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(500), .milliseconds(500)])
+        #expect(
+            (1...5).map { retry.backoff(after: $0) } == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(500), .milliseconds(500),
+            ])
     }
 
     @Test(arguments: [

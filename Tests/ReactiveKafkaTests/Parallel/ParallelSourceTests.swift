@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// The parallel source on the embedded cluster: key order under concurrency, exact commits
 /// with completed offsets carried in metadata across a restart, dead letters, bounded buffering.
@@ -14,8 +15,11 @@ import Testing
         ConsumerEndToEndTests.settings(kafka, group: group)
     }
 
-    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) async throws -> [Int32: Int64] {
-        try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
+    static func committed(_ kafka: EmbeddedKafka, group: String, topic: String, partitions: Int32) async throws
+        -> [Int32: Int64]
+    {
+        try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: partitions)
     }
 
     /// Runs `source` in a task counting what it emits; `stop` drains it once `condition` holds.
@@ -48,7 +52,8 @@ import Testing
     @Test func keyOrderHoldsUnderRandomLatency() async throws {
         // 20,000 records of 1,000 keys (the 100,000 take too long for the suite; the
         // bench runs the larger shape).
-        let count = 20_000, keys = 1_000
+        let count = 20_000
+        let keys = 1_000
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("par-order", partitions: 6)
         try await TestData.produce(
@@ -63,7 +68,8 @@ import Testing
         ) { record in
             let key = record.key ?? ""
             let sequence = Int(record.value) ?? -1
-            let ok = running.withLock { $0.insert(key).inserted }
+            let ok =
+                running.withLock { $0.insert(key).inserted }
                 && lastSeen.withLock { seen in
                     defer { seen[key] = sequence }
                     return sequence == (seen[key] ?? -1) + 1
@@ -78,7 +84,9 @@ import Testing
         #expect(violations.load(ordering: .relaxed) == 0)
         #expect(lastSeen.withLock { $0.count } == keys)
         #expect(lastSeen.withLock { $0.values.allSatisfy { $0 == count / keys - 1 } })
-        #expect(try await Self.committed(kafka, group: "g-par-order", topic: "par-order", partitions: 6).values.reduce(0, +) == Int64(count))
+        #expect(
+            try await Self.committed(kafka, group: "g-par-order", topic: "par-order", partitions: 6).values.reduce(0, +)
+                == Int64(count))
     }
 
     @Test func aRestartSkipsRecordsCompletedAboveAGapAndProcessesTheGap() async throws {
@@ -90,23 +98,29 @@ import Testing
         let settings = Self.settings(kafka, group: "g-par-gap")
         let parallel = ParallelSettings(ordering: .key, maxConcurrency: 8, drainTimeout: .milliseconds(300))
         // First run: offset 5 never completes (stuck until cancelled); the others do.
-        let first = Running(Consumer.parallelSource(settings, subscription: .topics(["par-gap"]), parallel: parallel) { record in
-            if record.offset == 5 { try await Task.sleep(for: .seconds(300)) }
-            return record.offset
-        })
+        let first = Running(
+            Consumer.parallelSource(settings, subscription: .topics(["par-gap"]), parallel: parallel) { record in
+                if record.offset == 5 { try await Task.sleep(for: .seconds(300)) }
+                return record.offset
+            })
         #expect(try await first.waitFor(19))
         _ = try await first.drain()
         #expect(try await Self.committed(kafka, group: "g-par-gap", topic: "par-gap", partitions: 1) == [0: 5])
 
         // Second run: only the gap is processed; 6..<20 were done, read back from the metadata.
         let processed = Mutex<[Int64]>([])
-        let second = Running(Consumer.parallelSource(settings, subscription: .topics(["par-gap"]), parallel: parallel) { record in
-            processed.withLock { $0.append(record.offset) }
-        })
+        let second = Running(
+            Consumer.parallelSource(settings, subscription: .topics(["par-gap"]), parallel: parallel) { record in
+                processed.withLock { $0.append(record.offset) }
+            })
         #expect(try await second.waitFor(1))
-        #expect(try await StreamEndTests.eventually(within: .seconds(10)) {
-            (try? TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-par-gap", topic: "par-gap", partitions: 1)) == [0: 20]
-        })
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(10)) {
+                (try? TestData.committedOffsets(
+                    bootstrapServers: kafka.bootstrapServers, group: "g-par-gap", topic: "par-gap", partitions: 1)) == [
+                        0: 20
+                    ]
+            })
         _ = try await second.drain()
         #expect(processed.withLock { $0 } == [5])
     }
@@ -122,24 +136,29 @@ import Testing
         let attempts = Atomic<Int>(0)
         let producer = ProducerSettings(keySerializer: Serializer<String>.string, valueSerializer: .string)
             .withBootstrapServers(kafka.bootstrapServers)
-        let run = Running(Consumer.parallelSource(
-            Self.settings(kafka, group: "g-par-dlq"), subscription: .topics(["par-dlq-in"]),
-            parallel: ParallelSettings(retry: ParallelRetry(maxAttempts: 3, initialBackoff: .milliseconds(10))),
-            onFailure: .deadLetter(topic: "par-dlq", producer: producer)
-        ) { record in
-            if record.value == "v3" {
-                attempts.add(1, ordering: .relaxed)
-                throw Poison()
-            }
-        })
+        let run = Running(
+            Consumer.parallelSource(
+                Self.settings(kafka, group: "g-par-dlq"), subscription: .topics(["par-dlq-in"]),
+                parallel: ParallelSettings(retry: ParallelRetry(maxAttempts: 3, initialBackoff: .milliseconds(10))),
+                onFailure: .deadLetter(topic: "par-dlq", producer: producer)
+            ) { record in
+                if record.value == "v3" {
+                    attempts.add(1, ordering: .relaxed)
+                    throw Poison()
+                }
+            })
         #expect(try await run.waitFor(9))
-        #expect(try await StreamEndTests.eventually(within: .seconds(10)) {
-            (try? TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "g-par-dlq", topic: "par-dlq-in", partitions: 1)) == [0: 10]
-        })
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(10)) {
+                (try? TestData.committedOffsets(
+                    bootstrapServers: kafka.bootstrapServers, group: "g-par-dlq", topic: "par-dlq-in", partitions: 1))
+                    == [0: 10]
+            })
         #expect(try await run.drain() == 9)
         #expect(attempts.load(ordering: .relaxed) == 3)
 
-        let reader = Consumer.plainSource(Self.settings(kafka, group: "g-par-dlq-reader"), subscription: .topics(["par-dlq"]))
+        let reader = Consumer.plainSource(
+            Self.settings(kafka, group: "g-par-dlq-reader"), subscription: .topics(["par-dlq"]))
         var iterator = reader.makeAsyncIterator()
         let dead = try #require(try await iterator.next())
         await reader.materialized.shutdown()
@@ -182,19 +201,21 @@ import Testing
         let otherKeysOfPartition0 = Atomic<Int>(0)
         let partition1 = Atomic<Int>(0)
         let limit = 50
-        let run = Running(Consumer.parallelSource(
-            Self.settings(kafka, group: "g-par-stuck"), subscription: .topics(["par-stuck"]),
-            parallel: ParallelSettings(ordering: .key, maxConcurrency: 20, maxBufferedPerPartition: limit)
-        ) { record in
-            if record.key == "stuck" && record.offset == 0 && !released.load(ordering: .acquiring) {
-                await withCheckedContinuation { c in release.withLock { $0 = c } }
-            } else if record.partition == 0 && record.key != "stuck" {
-                otherKeysOfPartition0.add(1, ordering: .relaxed)
-            } else if record.partition == 1 {
-                partition1.add(1, ordering: .relaxed)
-            }
-        })
-        #expect(try await StreamEndTests.eventually(within: .seconds(30)) { partition1.load(ordering: .relaxed) == 1_000 })
+        let run = Running(
+            Consumer.parallelSource(
+                Self.settings(kafka, group: "g-par-stuck"), subscription: .topics(["par-stuck"]),
+                parallel: ParallelSettings(ordering: .key, maxConcurrency: 20, maxBufferedPerPartition: limit)
+            ) { record in
+                if record.key == "stuck" && record.offset == 0 && !released.load(ordering: .acquiring) {
+                    await withCheckedContinuation { c in release.withLock { $0 = c } }
+                } else if record.partition == 0 && record.key != "stuck" {
+                    otherKeysOfPartition0.add(1, ordering: .relaxed)
+                } else if record.partition == 1 {
+                    partition1.add(1, ordering: .relaxed)
+                }
+            })
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(30)) { partition1.load(ordering: .relaxed) == 1_000 })
         // Let partition 0's reader run into its bound.
         try await Task.sleep(for: .seconds(1))
         let whileStuck = otherKeysOfPartition0.load(ordering: .relaxed)
@@ -213,7 +234,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         let source = Consumer.parallelSource(
             Self.settings(kafka, group: "g-par-invalid"), subscription: .topics(["none"]),
-            parallel: ParallelSettings(maxConcurrency: 0)) { _ in }
+            parallel: ParallelSettings(maxConcurrency: 0)
+        ) { _ in }
         await #expect(throws: KafkaError.self) { for try await _ in source {} }
         await source.materialized.shutdown()
     }

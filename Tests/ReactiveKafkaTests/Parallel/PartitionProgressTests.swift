@@ -1,4 +1,5 @@
 import Testing
+
 @testable import ReactiveKafka
 
 @Suite struct PartitionProgressTests {

@@ -43,12 +43,14 @@ import Testing
         let aIn = try kafka.createTopic("a-in", partitions: 4)
         let aOut = try kafka.createTopic("a-out", partitions: 3)
         let input = (0..<4000).map { (key: "k\($0 % 13)", value: "v\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: aIn, records: input, roundRobinOver: 4)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: aIn, records: input, roundRobinOver: 4)
 
         let counter = Counter()
         let control = Self.pipeline(kafka, group: groupA, topic: aIn) { message in
-            .single(ProducerRecord(topic: aOut, key: message.record.key, value: "enriched-" + message.record.value),
-                    passThrough: message.committableOffset)
+            .single(
+                ProducerRecord(topic: aOut, key: message.record.key, value: "enriched-" + message.record.value),
+                passThrough: message.committableOffset)
         } onResult: { result in
             if case .single(_, let record, _) = result { counter.add(record.value!) }
         }
@@ -61,7 +63,8 @@ import Testing
         // Keys travel with their records.
         let keyByValue = Dictionary(uniqueKeysWithValues: input.map { ("enriched-" + $0.value, $0.key) })
         #expect(output.allSatisfy { keyByValue[$0.valueString ?? ""] == $0.keyString })
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupA, topic: aIn, partitions: 4)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: groupA, topic: aIn, partitions: 4)
         #expect(committed == [0: 1000, 1: 1000, 2: 1000, 3: 1000])
     }
 
@@ -77,8 +80,9 @@ import Testing
 
         let counter = Counter()
         let control = Self.pipeline(kafka, group: groupB, topic: bIn) { message in
-            .single(ProducerRecord(topic: bOut, key: message.record.key, value: message.record.value),
-                    passThrough: message.committableOffset)
+            .single(
+                ProducerRecord(topic: bOut, key: message.record.key, value: message.record.value),
+                passThrough: message.committableOffset)
         } onResult: { result in
             if case .single(_, let record, _) = result { counter.add(record.key! + "/" + record.value!) }
         }
@@ -103,7 +107,8 @@ import Testing
         let cLeft = try kafka.createTopic("c-left", partitions: 2)
         let cRight = try kafka.createTopic("c-right", partitions: 2)
         let input = (0..<1500).map { (key: nil as String?, value: "m\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: cIn, records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: cIn, records: input, roundRobinOver: 2)
 
         let counter = Counter()
         let kinds = Mutex((multi: 0, passThrough: 0))
@@ -111,10 +116,11 @@ import Testing
             let value = message.record.value
             // Every third record is filtered out: nothing produced, offset still committed.
             if Int(value.dropFirst())! % 3 == 0 { return .passThrough(message.committableOffset) }
-            return .multi([
-                ProducerRecord(topic: cLeft, value: "L-" + value),
-                ProducerRecord(topic: cRight, value: "R-" + value),
-            ], passThrough: message.committableOffset)
+            return .multi(
+                [
+                    ProducerRecord(topic: cLeft, value: "L-" + value),
+                    ProducerRecord(topic: cRight, value: "R-" + value),
+                ], passThrough: message.committableOffset)
         } onResult: { result in
             switch result {
             case .multi(let parts, let offset):
@@ -139,7 +145,8 @@ import Testing
         #expect(right.count == kept.count)
         #expect(Set(left.compactMap(\.valueString)) == Set(kept.map { "L-" + $0 }))
         #expect(Set(right.compactMap(\.valueString)) == Set(kept.map { "R-" + $0 }))
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupC, topic: cIn, partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: groupC, topic: cIn, partitions: 2)
         #expect(committed == [0: 750, 1: 750], "filtered records are committed too")
     }
 
@@ -152,7 +159,8 @@ import Testing
         let dIn = try kafka.createTopic("d-in", partitions: 2)
         let dOut = try kafka.createTopic("d-out", partitions: 3)
         let input = (0..<1500).map { (key: "k\($0 % 7)" as String?, value: "m\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: 2)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: 2)
 
         let control = Consumer.committableSource(Self.settings(kafka, group: groupD), subscription: .topics(dIn))
             .take(input.count)
@@ -160,15 +168,22 @@ import Testing
                 let value = message.record.value
                 switch Int(value.dropFirst())! % 3 {
                 case 0: return .passThrough(message.committableOffset)
-                case 1: return .single(ProducerRecord(topic: dOut, key: message.record.key, value: "S-" + value), passThrough: message.committableOffset)
+                case 1:
+                    return .single(
+                        ProducerRecord(topic: dOut, key: message.record.key, value: "S-" + value),
+                        passThrough: message.committableOffset)
                 default:
-                    return .multi([
-                        ProducerRecord(topic: dOut, key: message.record.key, value: "A-" + value),
-                        ProducerRecord(topic: dOut, key: message.record.key, value: "B-" + value),
-                    ], passThrough: message.committableOffset)
+                    return .multi(
+                        [
+                            ProducerRecord(topic: dOut, key: message.record.key, value: "A-" + value),
+                            ProducerRecord(topic: dOut, key: message.record.key, value: "B-" + value),
+                        ], passThrough: message.committableOffset)
                 }
             }
-            .to(Producer.committableSink(kafka.producerSettings(), committerSettings: CommitterSettings().withMaxBatch(100)))
+            .to(
+                Producer.committableSink(
+                    kafka.producerSettings(), committerSettings: CommitterSettings().withMaxBatch(100))
+            )
             .run()
         try await control.streamCompletion.value
         await control.shutdown()
@@ -184,7 +199,8 @@ import Testing
         #expect(output.compactMap(\.valueString).sorted() == expected.sorted(), "each record written once")
         let keyByValue = Dictionary(uniqueKeysWithValues: input.map { ($0.value, $0.key) })
         #expect(output.allSatisfy { keyByValue[String(($0.valueString ?? "").dropFirst(2))] == $0.keyString })
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: 2)
         #expect(committed == [0: 750, 1: 750], "every offset committed, filtered ones too")
     }
 
@@ -197,28 +213,35 @@ import Testing
         let total = 20_000
         // Round-robin: record i is at partition i % 4, offset i / 4.
         let input = (0..<total).map { (key: nil as String?, value: "d\($0)") }
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: partitions)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: dIn, records: input, roundRobinOver: partitions)
 
         let envelope: @Sendable (Message) async throws -> Envelope = { message in
             // Slow enough that the drain lands mid-stream.
             if message.record.offset % 100 == 0 { try await Task.sleep(for: .milliseconds(2)) }
-            return .single(ProducerRecord(topic: dOut, value: "out-" + message.record.value), passThrough: message.committableOffset)
+            return .single(
+                ProducerRecord(topic: dOut, value: "out-" + message.record.value),
+                passThrough: message.committableOffset)
         }
         // Long interval: only the batch size and the drain trigger commits.
         let committer = CommitterSettings().withMaxBatch(500).withMaxInterval(.seconds(60))
 
         let processed = Mutex<[Int32: Int64]>([:])
         let first = Counter()
-        let firstRun = Self.pipeline(kafka, group: groupD, topic: dIn, committer: committer, envelope: envelope) { result in
+        let firstRun = Self.pipeline(kafka, group: groupD, topic: dIn, committer: committer, envelope: envelope) {
+            result in
             let offset = result.passThrough.partitionOffset
-            processed.withLock { $0[offset.topicPartition.partition] = max($0[offset.topicPartition.partition] ?? -1, offset.offset) }
+            processed.withLock {
+                $0[offset.topicPartition.partition] = max($0[offset.topicPartition.partition] ?? -1, offset.offset)
+            }
             first.add("\(offset.topicPartition)@\(offset.offset)")
         }
         try await first.waitFor(count: 6000)
         try await firstRun.drainAndShutdown()
         #expect(firstRun.isShutdown)
 
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
         let lastProcessed = processed.withLock { $0 }
         #expect(committed == lastProcessed.mapValues { $0 + 1 }, "the drain commits exactly what was processed")
         let committedCount = committed.values.reduce(0, +)
@@ -226,10 +249,12 @@ import Testing
         #expect(committedCount < Int64(total), "the drain happened mid-stream")
 
         // No loss: every committed input has its output.
-        let afterDrain = Set(try await RawKafka.readAll(topic: dOut, bootstrapServers: kafka.bootstrapServers).compactMap(\.valueString))
+        let afterDrain = Set(
+            try await RawKafka.readAll(topic: dOut, bootstrapServers: kafka.bootstrapServers).compactMap(\.valueString))
         var missing = 0
         for (partition, next) in committed {
-            for offset in 0..<next where !afterDrain.contains("out-d\(Int(offset) * Int(partitions) + Int(partition))") { missing += 1 }
+            for offset in 0..<next where !afterDrain.contains("out-d\(Int(offset) * Int(partitions) + Int(partition))")
+            { missing += 1 }
         }
         #expect(missing == 0, "\(missing) committed inputs have no output")
 
@@ -237,25 +262,31 @@ import Testing
         let remaining = total - Int(committedCount)
         let second = Counter()
         let firstOffsetAfterRestart = Mutex<[Int32: Int64]>([:])
-        let secondRun = Self.pipeline(kafka, group: groupD, topic: dIn, committer: committer, envelope: envelope) { result in
+        let secondRun = Self.pipeline(kafka, group: groupD, topic: dIn, committer: committer, envelope: envelope) {
+            result in
             let offset = result.passThrough.partitionOffset
             firstOffsetAfterRestart.withLock { first in
-                if first[offset.topicPartition.partition] == nil { first[offset.topicPartition.partition] = offset.offset }
+                if first[offset.topicPartition.partition] == nil {
+                    first[offset.topicPartition.partition] = offset.offset
+                }
             }
             second.add("\(offset.topicPartition)@\(offset.offset)")
         }
         try await second.waitFor(count: remaining)
         try await secondRun.drainAndShutdown()
         let restartedAt = firstOffsetAfterRestart.withLock { $0 }
-        #expect(restartedAt.filter { committed[$0.key] != nil } == committed.filter { restartedAt[$0.key] != nil },
-                "the restart resumes at the committed offsets")
+        #expect(
+            restartedAt.filter { committed[$0.key] != nil } == committed.filter { restartedAt[$0.key] != nil },
+            "the restart resumes at the committed offsets")
 
-        let output = try await RawKafka.readAll(topic: dOut, bootstrapServers: kafka.bootstrapServers).compactMap(\.valueString)
+        let output = try await RawKafka.readAll(topic: dOut, bootstrapServers: kafka.bootstrapServers).compactMap(
+            \.valueString)
         let expected = Set(input.map { "out-" + $0.value })
         #expect(Set(output) == expected, "lost: \(expected.subtracting(output).count)")
         // Everything uncommitted at the drain was also unproduced, so nothing is written twice.
         #expect(output.count == total, "duplicated: \(output.count - Set(output).count)")
-        let finalCommits = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
+        let finalCommits = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: groupD, topic: dIn, partitions: partitions)
         #expect(finalCommits == [0: 5000, 1: 5000, 2: 5000, 3: 5000])
     }
 }

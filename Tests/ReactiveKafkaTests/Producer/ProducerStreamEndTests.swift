@@ -1,9 +1,10 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Synchronization
 import Testing
+
+@testable import ReactiveKafka
 
 /// A stream's end is the end of the clients its stages created (issue 12): a flow or sink that
 /// made its own producer closes it when its stream ends, however it ends; a shared
@@ -31,7 +32,10 @@ import Testing
     /// Established TCP connections from this process to `kafka`'s brokers (Linux: /proc/self/net/tcp{,6};
     /// the client's side of a connection is the one whose remote port is a broker's).
     static func connections(to kafka: EmbeddedKafka) -> Int {
-        let ports = Set(kafka.bootstrapServers.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { Int($0) } })
+        let ports = Set(
+            kafka.bootstrapServers.split(separator: ",").compactMap {
+                $0.split(separator: ":").last.flatMap { Int($0) }
+            })
         var count = 0
         for file in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
             // Read to the end: a /proc file has no size for `String(contentsOfFile:)` to go by.
@@ -42,7 +46,8 @@ import Testing
                 // sl local_address rem_address st …: addresses are hex ip:port, state 01 is ESTABLISHED.
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 guard fields.count > 3, fields[3] == "01",
-                      let port = fields[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) }) else { continue }
+                    let port = fields[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) })
+                else { continue }
                 if ports.contains(port) { count += 1 }
             }
         }
@@ -52,7 +57,9 @@ import Testing
     /// No client of `kafka` is left: every connection to it is closed.
     static func expectDisconnected(_ kafka: EmbeddedKafka, _ what: String) async throws {
         let disconnected = try await eventually(within: .seconds(10)) { connections(to: kafka) == 0 }
-        #expect(disconnected, "\(what): \(connections(to: kafka)) connections to the cluster are still open: a client was not closed")
+        #expect(
+            disconnected,
+            "\(what): \(connections(to: kafka)) connections to the cluster are still open: a client was not closed")
     }
 
     /// Runs one stream (`warmUp`, which also brings up threads started once per process), then
@@ -75,7 +82,9 @@ import Testing
     static func expectReleased(_ kafka: EmbeddedKafka, threadsBefore baseline: Int, _ what: String) async throws {
         try await expectDisconnected(kafka, what)
         _ = try await eventually(within: .seconds(5)) { threadCount() <= baseline + 2 }
-        if threadCount() > baseline + 2 { print("\(what): threads before \(baseline), after \(threadCount()) (other suites run alongside)") }
+        if threadCount() > baseline + 2 {
+            print("\(what): threads before \(baseline), after \(threadCount()) (other suites run alongside)")
+        }
     }
 
     // MARK: Upstreams
@@ -99,7 +108,8 @@ import Testing
                 if index < feed.count {
                     defer { index += 1 }
                     feed.pulled?.add("\(index)")
-                    return .single(ProducerRecord(topic: feed.topic, value: "m\(index)"), passThrough: feed.passThrough(index))
+                    return .single(
+                        ProducerRecord(topic: feed.topic, value: "m\(index)"), passThrough: feed.passThrough(index))
                 }
                 if feed.failsAtEnd { throw KafkaError(.illegalState, "upstream failed") }
                 if feed.endless { try await Task.sleep(for: .seconds(3600)) }
@@ -122,7 +132,8 @@ import Testing
 
     /// Runs the results of a flow over `upstream(endless)` until `ending` ends them.
     static func run<PassThrough: Sendable>(
-        _ ending: FlowEnding, _ results: @Sendable (_ endless: Bool) -> AnyAsyncSequence<ProducerResult<String, String, PassThrough>>
+        _ ending: FlowEnding,
+        _ results: @Sendable (_ endless: Bool) -> AnyAsyncSequence<ProducerResult<String, String, PassThrough>>
     ) async throws {
         switch ending {
         case .takeN:
@@ -136,7 +147,10 @@ import Testing
             let stream = results(true)
             let task = Task {
                 var n = 0
-                for try await _ in stream { n += 1; received.add("\(n)") }
+                for try await _ in stream {
+                    n += 1
+                    received.add("\(n)")
+                }
             }
             try await received.waitFor(count: 1)
             task.cancel()
@@ -158,7 +172,8 @@ import Testing
             try await sink(Feed(topic: topic, count: 20, endless: false, passThrough: passThrough))
         case .upstreamFails:
             await #expect(throws: KafkaError.self) {
-                try await sink(Feed(topic: topic, count: 20, endless: false, failsAtEnd: true, passThrough: passThrough))
+                try await sink(
+                    Feed(topic: topic, count: 20, endless: false, failsAtEnd: true, passThrough: passThrough))
             }
         case .cancelTheTask:
             let pulled = Counter()
@@ -186,12 +201,16 @@ import Testing
 
     /// Offsets made by hand for transactional stages (of a topic created for them, as a broker
     /// refuses TxnOffsetCommit for an unknown one).
-    static func handMadeOffsets(_ kafka: EmbeddedKafka, _ base: String) throws -> @Sendable (Int) -> TransactionalOffset {
+    static func handMadeOffsets(_ kafka: EmbeddedKafka, _ base: String) throws -> @Sendable (Int) -> TransactionalOffset
+    {
         let group = try ConsumerGroupMetadata(groupId: base + "-g")
         try kafka.createTopic(base + "-up", partitions: 1)
         let topic = base + "-up"
         return { i in
-            TransactionalOffset(partitionOffset: PartitionOffset(groupId: base + "-g", topicPartition: TopicPartition(topic, 0), offset: Int64(i)), groupMetadata: group)
+            TransactionalOffset(
+                partitionOffset: PartitionOffset(
+                    groupId: base + "-g", topicPartition: TopicPartition(topic, 0), offset: Int64(i)),
+                groupMetadata: group)
         }
     }
 
@@ -209,7 +228,8 @@ import Testing
             Feed<Int>(topic: topic, count: 20, endless: endless, passThrough: { $0 }).via(Producer.flexiFlow(settings))
         }
         try await Self.expectStreamsRelease(
-            kafka, "flexiFlows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) }, each: { try await Self.run(ending, flow) })
+            kafka, "flexiFlows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) },
+            each: { try await Self.run(ending, flow) })
     }
 
     @Test(arguments: SinkEnding.allCases)
@@ -228,14 +248,16 @@ import Testing
     }
 
     @Test(arguments: [SinkEnding.upstreamCompletes, .cancelTheTask])
-    func aCommittableSinkReleasesItsOwnProducerAndItsSourceItsConsumerWhenTheStreamEnds(ending: SinkEnding) async throws {
+    func aCommittableSinkReleasesItsOwnProducerAndItsSourceItsConsumerWhenTheStreamEnds(ending: SinkEnding) async throws
+    {
         let input = "cs-\(ending.rawValue)"
         let kafka = try await StreamEndTests.seeded(input, partitions: 2, records: 500)
         let output = input + "-out"
         try kafka.createTopic(output, partitions: 1)
         let settings = Self.settings(kafka)
         func stream(_ i: Int, _ ending: SinkEnding) async throws {
-            let source = Consumer.committableSource(StreamEndTests.settings(kafka, group: "g-\(input)-\(i)"), subscription: .topics(input))
+            let source = Consumer.committableSource(
+                StreamEndTests.settings(kafka, group: "g-\(input)-\(i)"), subscription: .topics(input))
             let messages = { @Sendable (message: CommittableMessage<String, String>) in
                 ProducerMessage<String, String, CommittableOffset>.single(
                     ProducerRecord(topic: output, value: message.record.value), passThrough: message.committableOffset)
@@ -247,10 +269,11 @@ import Testing
             case .cancelTheTask:
                 let seen = Counter()
                 let task = Task {
-                    try await sink.run(source.map { message in
-                        seen.add(message.record.value)
-                        return messages(message)
-                    })
+                    try await sink.run(
+                        source.map { message in
+                            seen.add(message.record.value)
+                            return messages(message)
+                        })
                 }
                 try await seen.waitFor(count: 20)
                 task.cancel()
@@ -282,7 +305,8 @@ import Testing
                 .via(Transactional.flow(settings, transactionalId: id, eosCommitInterval: .milliseconds(50)))
         }
         try await Self.expectStreamsRelease(
-            kafka, "transactional flows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) }, each: { try await Self.run(ending, flow) })
+            kafka, "transactional flows ended by \(ending)", warmUp: { try await Self.run(.upstreamCompletes, flow) },
+            each: { try await Self.run(ending, flow) })
     }
 
     @Test(arguments: SinkEnding.allCases)
@@ -313,7 +337,8 @@ import Testing
         let settings = Self.settings(kafka)
         let producer = try KafkaProducer(settings)
         let flow = { @Sendable (endless: Bool) in
-            Feed<Int>(topic: topic, count: 20, endless: endless, passThrough: { $0 }).via(Producer.flexiFlow(settings, producer: producer))
+            Feed<Int>(topic: topic, count: 20, endless: endless, passThrough: { $0 }).via(
+                Producer.flexiFlow(settings, producer: producer))
         }
         for _ in 0..<3 { try await Self.run(ending, flow) }
         // A plain sink over it ends too (its upstream completes).
@@ -325,13 +350,16 @@ import Testing
         #expect(Self.connections(to: kafka) > 0, "the shared producer is connected after the streams over it ended")
         let metadata = try await producer.send(ProducerRecord(topic: topic, value: "after the streams"))
         #expect(metadata.offset >= 0)
-        let values = try await TopicReader.allValues(topic: topic, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        let values = try await TopicReader.allValues(
+            topic: topic, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
         #expect(values.last == "after the streams", "the record sent after the streams ended arrived")
         #expect(values.filter { $0 == "m0" }.count == 4, "each of the four streams wrote its first message")
 
         // Only its own close ends it.
         await producer.close()
-        await #expect(throws: KafkaError.self) { _ = try await producer.send(ProducerRecord(topic: topic, value: "after close")) }
+        await #expect(throws: KafkaError.self) {
+            _ = try await producer.send(ProducerRecord(topic: topic, value: "after close"))
+        }
         let disconnected = try await Self.eventually(within: .seconds(10)) { Self.connections(to: kafka) == 0 }
         #expect(disconnected, "close() closed the shared producer")
     }
@@ -342,7 +370,10 @@ import Testing
         case takeN, breakOutOfTheLoop, cancelTheTask
     }
 
-    static func run(_ ending: SourceEnding, _ source: Source<KafkaConsumerSequence<TransactionalMessage<String, String>>, ConsumerControl>) async throws {
+    static func run(
+        _ ending: SourceEnding,
+        _ source: Source<KafkaConsumerSequence<TransactionalMessage<String, String>>, ConsumerControl>
+    ) async throws {
         switch ending {
         case .takeN:
             for try await _ in source.take(5) {}
@@ -372,7 +403,9 @@ import Testing
             try await Self.run(ending, source)
             let closed = try await Self.eventually(within: .seconds(8)) { source.materialized.isShutdown }
             #expect(closed, "the transactional source's consumer is still open after its stream ended (\(ending))")
-            #expect(source.materialized.leftGroupCleanly, "the transactional source's consumer did not leave its group (\(ending))")
+            #expect(
+                source.materialized.leftGroupCleanly,
+                "the transactional source's consumer did not leave its group (\(ending))")
         }
         try await Self.expectReleased(kafka, threadsBefore: before, "3 transactional sources ended by \(ending)")
     }
@@ -381,7 +414,8 @@ import Testing
     func aTransactionalPartitionedSourceWhoseStreamEndsClosesItsConsumer(ending: SourceEnding) async throws {
         let topic = "tpsrc-\(ending.rawValue)"
         let kafka = try await StreamEndTests.seeded(topic, partitions: 2, records: 200)
-        let source = Transactional.partitionedSource(StreamEndTests.settings(kafka, group: "g-\(topic)"), subscription: .topics(topic))
+        let source = Transactional.partitionedSource(
+            StreamEndTests.settings(kafka, group: "g-\(topic)"), subscription: .topics(topic))
         switch ending {
         case .breakOutOfTheLoop:
             // Out of a sub-stream after its first record, then out of the outer stream.
@@ -410,7 +444,8 @@ import Testing
         // Its context keeps the last partition it emitted from: counting that as an emitted offset
         // still to be committed by a committer (there is none: the producer's transaction commits
         // it) held the consumer for closeTimeout after the stream ended.
-        #expect(closed, "the transactional partitioned source's consumer is still open after its stream ended (\(ending))")
+        #expect(
+            closed, "the transactional partitioned source's consumer is still open after its stream ended (\(ending))")
         #expect(source.materialized.leftGroupCleanly, "it did not leave its group (\(ending))")
         #expect(disconnected, "\(Self.connections(to: kafka)) connections to the cluster are still open")
         await source.materialized.shutdown()
@@ -420,7 +455,10 @@ import Testing
         let kafka = try await StreamEndTests.seeded("trestart", partitions: 2, records: 200)
         let settings = StreamEndTests.settings(kafka, group: "g-trestart")
         let controls = Mutex<[ConsumerControl]>([])
-        let restarting = RestartSource.onFailuresWithBackoff(RestartSettings(minBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), randomFactor: 0, maxRestarts: 3)) {
+        let restarting = RestartSource.onFailuresWithBackoff(
+            RestartSettings(
+                minBackoff: .milliseconds(10), maxBackoff: .milliseconds(50), randomFactor: 0, maxRestarts: 3)
+        ) {
             let source = Transactional.source(settings, subscription: .topics("trestart"))
             controls.withLock { $0.append(source.materialized) }
             // Each run fails after its first record, as a processing error would.
@@ -430,9 +468,12 @@ import Testing
         let all = controls.withLock { $0 }
         #expect(all.count == 4, "the first run and three restarts")
         let closed = try await Self.eventually(within: .seconds(10)) { all.allSatisfy(\.isShutdown) }
-        #expect(closed, "a member leaked per restart: \(all.filter { !$0.isShutdown }.count) of \(all.count) consumers still open")
+        #expect(
+            closed,
+            "a member leaked per restart: \(all.filter { !$0.isShutdown }.count) of \(all.count) consumers still open")
         #expect(all.allSatisfy { $0.leftGroupCleanly }, "every restarted member left its group")
         let disconnected = try await Self.eventually(within: .seconds(10)) { Self.connections(to: kafka) == 0 }
-        #expect(disconnected, "\(Self.connections(to: kafka)) connections to the cluster are still open after the restarts")
+        #expect(
+            disconnected, "\(Self.connections(to: kafka)) connections to the cluster are still open after the restarts")
     }
 }

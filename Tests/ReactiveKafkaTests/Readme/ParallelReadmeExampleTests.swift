@@ -10,8 +10,9 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 3)
         try kafka.createTopic("orders-dlq", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
-                                   records: (0..<600).map { (key: "customer-\($0 % 50)", value: "order \($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "orders",
+            records: (0..<600).map { (key: "customer-\($0 % 50)", value: "order \($0)") })
         let bootstrapServers = kafka.bootstrapServers
         let saved = Mutex<[String: [String]]>([:])
         @Sendable func saveOrder(_ customer: String, _ order: String) async throws {
@@ -31,7 +32,7 @@ import Testing
             parallel: ParallelSettings(ordering: .key, maxConcurrency: 1_000),
             onFailure: .deadLetter(topic: "orders-dlq", producer: producerSettings)
         ) { record in
-            try await saveOrder(record.key, record.value)  // one customer's orders in offset order
+            try await saveOrder(record.key, record.value) // one customer's orders in offset order
         }
         let stream = Task { for try await _ in source {} }
         // README parallel: end
@@ -39,7 +40,8 @@ import Testing
         var committed = 0
         for _ in 0..<200 where committed < 600 {
             try await Task.sleep(for: .milliseconds(100))
-            let offsets = try await TestData.committedOffsets(bootstrapServers: bootstrapServers, group: "order-savers", topic: "orders", partitions: 3)
+            let offsets = try await TestData.committedOffsets(
+                bootstrapServers: bootstrapServers, group: "order-savers", topic: "orders", partitions: 3)
             committed = Int(offsets.values.reduce(0, +))
         }
         try await source.materialized.drainAndShutdown(stream)

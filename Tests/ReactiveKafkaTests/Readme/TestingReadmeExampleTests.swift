@@ -41,7 +41,8 @@ actor WordCounter {
         try (0..<6).map { i in
             try ConsumerResultFactory.committableMessage(
                 ConsumerResultFactory.record(
-                    topic: "orders", partition: Int32(i % 2), offset: Int64(i / 2), key: "customer-\(i)", value: "two words"),
+                    topic: "orders", partition: Int32(i % 2), offset: Int64(i / 2), key: "customer-\(i)",
+                    value: "two words"),
                 committer: committer)
         }
     }
@@ -60,7 +61,9 @@ actor WordCounter {
         let committer = RecordingCommitter()
         // Like a Kafka source, this one waits for more after its last element.
         let source = ConsumerControlFactory.source(try Self.orders(committer), completion: .whenStopped)
-        let control = countWords(source, into: WordCounter(), committing: CommitterSettings().withMaxInterval(.milliseconds(10))).run()
+        let control = countWords(
+            source, into: WordCounter(), committing: CommitterSettings().withMaxInterval(.milliseconds(10))
+        ).run()
         try await committer.waitUntilCommitted([TopicPartition("orders", 0): 3, TopicPartition("orders", 1): 3])
         #expect(control.health == .consuming)
 

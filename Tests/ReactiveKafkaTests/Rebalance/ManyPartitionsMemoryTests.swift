@@ -6,9 +6,9 @@ import ReactiveKafkaTestKit
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Memory is bounded by `maxBufferedBytes` whatever the partition count (fs2-kafka and
@@ -38,46 +38,52 @@ import Darwin
     func aSlowConsumerOfAThousandPartitionsStaysWithinItsByteBudget(_ kind: SourceKind) async throws {
         let environment = ProcessInfo.processInfo.environment
         #if os(Linux)
-        if let childKind = environment[Self.childKindVariable] {
-            // The child: this kind alone, nothing else in the process.
-            guard childKind == kind.rawValue else { return }
-            let growth = try await Self.readAThousandPartitionsSlowly(kind)
-            try String(growth).write(toFile: try #require(environment[Self.childReportVariable]), atomically: true, encoding: .utf8)
-            // This process exits right after this test. The consumer's handle is destroyed on a
-            // thread of its own once its last batch is gone: wait for librdkafka to finish
-            // destroying every client, or the exit cuts that short (ThreadSanitizer reports the
-            // librdkafka threads that ended but were not joined yet as leaked).
-            let destroyed = await Self.onOwnThread { rd_kafka_wait_destroyed(30_000) }
-            #expect(destroyed == 0, "librdkafka's clients were not all destroyed within 30 s")
-            return
-        }
-        // RSS is the whole process's, and other suites run beside this one in the test process
-        // (they added up to +75 MiB in a full run), so RSS is measured in a child process of this
-        // test bundle that runs this test alone. The child also checks everything else.
-        let child = try await ChildTestRun.run(
-            test: "ManyPartitionsMemoryTests/aSlowConsumerOfAThousandPartitionsStaysWithinItsByteBudget",
-            environment: [Self.childKindVariable: kind.rawValue], reportVariable: Self.childReportVariable, timeout: .seconds(300))
-        #expect(child.status == 0, "the child's own expectations failed:\n\(child.output.suffix(4000))")
-        let growth = try #require(Int(child.report), "no RSS figure from the child:\n\(child.output.suffix(4000))")
-        // The process must not take on the topic (~50 MB): librdkafka's prefetch is bounded too
-        // (queued.max.messages.kbytes, derived from the budget, plus fetch responses). Measured
-        // alone: +11 to +13 MiB; +65 to +75 MiB with a budget large enough to buffer the topic.
-        let topicBytes = Self.partitions * kind.recordsPerPartition * Self.valueSize
-        // Under the sanitizers RSS is mostly their own memory: ThreadSanitizer's shadow of every
-        // byte touched, AddressSanitizer's quarantine of freed blocks (256 MB by default), so it
-        // grows with the bytes read whatever the library holds (TSan: +40 MiB). There the child
-        // checks the engine's byte budget and the order, not the process.
-        if !Self.isSanitizerBuild {
-            #expect(growth < topicBytes / 2, "RSS grew by \(growth >> 20) MiB while reading a \(topicBytes >> 20) MiB topic")
-            if kind == .downstreamBuffer {
-                // Without counting what the buffer holds it took the whole topic (~100 MiB); the bound
-                // stated in the README is the budget plus librdkafka's fixed cost of 1,000 partitions.
-                #expect(growth < 32 * 1024 * 1024, "RSS grew by \(growth >> 20) MiB with a 100,000-record buffer downstream")
+            if let childKind = environment[Self.childKindVariable] {
+                // The child: this kind alone, nothing else in the process.
+                guard childKind == kind.rawValue else { return }
+                let growth = try await Self.readAThousandPartitionsSlowly(kind)
+                try String(growth).write(
+                    toFile: try #require(environment[Self.childReportVariable]), atomically: true, encoding: .utf8)
+                // This process exits right after this test. The consumer's handle is destroyed on a
+                // thread of its own once its last batch is gone: wait for librdkafka to finish
+                // destroying every client, or the exit cuts that short (ThreadSanitizer reports the
+                // librdkafka threads that ended but were not joined yet as leaked).
+                let destroyed = await Self.onOwnThread { rd_kafka_wait_destroyed(30_000) }
+                #expect(destroyed == 0, "librdkafka's clients were not all destroyed within 30 s")
+                return
             }
-        }
+            // RSS is the whole process's, and other suites run beside this one in the test process
+            // (they added up to +75 MiB in a full run), so RSS is measured in a child process of this
+            // test bundle that runs this test alone. The child also checks everything else.
+            let child = try await ChildTestRun.run(
+                test: "ManyPartitionsMemoryTests/aSlowConsumerOfAThousandPartitionsStaysWithinItsByteBudget",
+                environment: [Self.childKindVariable: kind.rawValue], reportVariable: Self.childReportVariable,
+                timeout: .seconds(300))
+            #expect(child.status == 0, "the child's own expectations failed:\n\(child.output.suffix(4000))")
+            let growth = try #require(Int(child.report), "no RSS figure from the child:\n\(child.output.suffix(4000))")
+            // The process must not take on the topic (~50 MB): librdkafka's prefetch is bounded too
+            // (queued.max.messages.kbytes, derived from the budget, plus fetch responses). Measured
+            // alone: +11 to +13 MiB; +65 to +75 MiB with a budget large enough to buffer the topic.
+            let topicBytes = Self.partitions * kind.recordsPerPartition * Self.valueSize
+            // Under the sanitizers RSS is mostly their own memory: ThreadSanitizer's shadow of every
+            // byte touched, AddressSanitizer's quarantine of freed blocks (256 MB by default), so it
+            // grows with the bytes read whatever the library holds (TSan: +40 MiB). There the child
+            // checks the engine's byte budget and the order, not the process.
+            if !Self.isSanitizerBuild {
+                #expect(
+                    growth < topicBytes / 2,
+                    "RSS grew by \(growth >> 20) MiB while reading a \(topicBytes >> 20) MiB topic")
+                if kind == .downstreamBuffer {
+                    // Without counting what the buffer holds it took the whole topic (~100 MiB); the bound
+                    // stated in the README is the budget plus librdkafka's fixed cost of 1,000 partitions.
+                    #expect(
+                        growth < 32 * 1024 * 1024,
+                        "RSS grew by \(growth >> 20) MiB with a 100,000-record buffer downstream")
+                }
+            }
         #else
-        // No /proc to read RSS from, nor a way to rerun this bundle alone: the engine's own bound only.
-        _ = try await Self.readAThousandPartitionsSlowly(kind)
+            // No /proc to read RSS from, nor a way to rerun this bundle alone: the engine's own bound only.
+            _ = try await Self.readAThousandPartitionsSlowly(kind)
         #endif
     }
 
@@ -103,7 +109,9 @@ import Darwin
         // ~50 MB, generated per record so that seeding leaves no topic-sized heap behind.
         let padding = String(repeating: "x", count: Self.valueSize)
         let producer = try BulkProducer(bootstrapServers: kafka.bootstrapServers)
-        try producer.produce(topic: topic, indices: 0..<total, roundRobinOver: Int32(Self.partitions)) { "\($0):" + padding }
+        try producer.produce(topic: topic, indices: 0..<total, roundRobinOver: Int32(Self.partitions)) {
+            "\($0):" + padding
+        }
         producer.close()
 
         let settings = ConsumerSettings<KafkaBytes, KafkaBytes>(keyDeserializer: .bytes, valueDeserializer: .bytes)
@@ -129,21 +137,29 @@ import Darwin
         case .downstreamBuffer:
             let source = Consumer.plainSource(settings, subscription: .topics(topic))
             let buffered = source.buffer(size: 100_000, overflow: .backpressure)
-            read = try await Self.readSlowly(buffered, total: total, rssBefore: rssBefore, holdFirst: .seconds(5)) { $0 }
+            read = try await Self.readSlowly(buffered, total: total, rssBefore: rssBefore, holdFirst: .seconds(5)) {
+                $0
+            }
             metrics = source.materialized.metrics
             await source.materialized.shutdown()
         }
 
         #expect(read.count == total)
-        #expect(read.outOfOrder.isEmpty, "every partition is read once, in order from offset 0; first departures: \(read.outOfOrder)")
+        #expect(
+            read.outOfOrder.isEmpty,
+            "every partition is read once, in order from offset 0; first departures: \(read.outOfOrder)")
         #expect(read.nextOffsets.allSatisfy { $0 == Int64(kind.recordsPerPartition) })
         #expect(read.valueBytes > 20 * Self.budget)
         #expect(metrics.bufferedBytesHighWater > 0)
-        #expect(metrics.bufferedBytesHighWater <= Self.budget, "buffered \(metrics.bufferedBytesHighWater) bytes, budget \(Self.budget)")
+        #expect(
+            metrics.bufferedBytesHighWater <= Self.budget,
+            "buffered \(metrics.bufferedBytesHighWater) bytes, budget \(Self.budget)")
         let growth = read.rssPeak - rssBefore
-        print("ManyPartitionsMemoryTests(\(kind)): \(read.count) records, \(read.valueBytes >> 20) MiB in \(read.elapsed); buffered high water \(metrics.bufferedBytesHighWater) B of \(Self.budget); RSS +\(growth >> 20) MiB")
+        print(
+            "ManyPartitionsMemoryTests(\(kind)): \(read.count) records, \(read.valueBytes >> 20) MiB in \(read.elapsed); buffered high water \(metrics.bufferedBytesHighWater) B of \(Self.budget); RSS +\(growth >> 20) MiB"
+        )
         #if os(Linux)
-        #expect(rssBefore > 0, "no resident set size to measure (/proc/self/statm)")
+            #expect(rssBefore > 0, "no resident set size to measure (/proc/self/statm)")
         #endif
         return growth
     }
@@ -165,7 +181,8 @@ import Darwin
     /// `holdFirst`, nothing more is read for that long after the first record (what runs
     /// upstream, a buffer, fills meanwhile as far as it may), and the RSS is taken then.
     static func readSlowly<S: AsyncSequence>(
-        _ source: S, total: Int, rssBefore: Int, holdFirst: Duration? = nil, record: (S.Element) -> ConsumerRecord<KafkaBytes, KafkaBytes>
+        _ source: S, total: Int, rssBefore: Int, holdFirst: Duration? = nil,
+        record: (S.Element) -> ConsumerRecord<KafkaBytes, KafkaBytes>
     ) async throws -> ReadOutcome {
         var outcome = ReadOutcome(rssPeak: rssBefore)
         var slowUntil: ContinuousClock.Instant?
@@ -213,11 +230,11 @@ enum ResidentMemory {
     /// freed earlier (e.g. while seeding) cannot absorb, and hide, growth measured from here.
     static func afterReturningFreePages() -> Int {
         #if canImport(Glibc)
-        // glibc's malloc_trim (the Glibc module does not export it) also releases free pages inside arenas.
-        typealias MallocTrim = @convention(c) (Int) -> Int32
-        if let symbol = dlsym(nil, "malloc_trim") {
-            _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
-        }
+            // glibc's malloc_trim (the Glibc module does not export it) also releases free pages inside arenas.
+            typealias MallocTrim = @convention(c) (Int) -> Int32
+            if let symbol = dlsym(nil, "malloc_trim") {
+                _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+            }
         #endif
         return current()
     }

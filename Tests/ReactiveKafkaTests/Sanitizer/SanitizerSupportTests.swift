@@ -1,7 +1,7 @@
 import CSanitizerSupport
 import Foundation
-import Synchronization
 import ReactiveKafkaTestKit
+import Synchronization
 import Testing
 
 /// In sanitizer builds (`make sanitize`), librdkafka's C11 threads and locks must reach the
@@ -18,8 +18,9 @@ import Testing
         let kafka = try EmbeddedKafka()
         defer { kafka.stop() }
         try kafka.createTopic("sanitizer-route", partitions: 1)
-        #expect(rkafka_sanitizer_routed_threads() > threadsBefore,
-                "librdkafka's thrd_create calls reached the executable's definition (pthread_create)")
+        #expect(
+            rkafka_sanitizer_routed_threads() > threadsBefore,
+            "librdkafka's thrd_create calls reached the executable's definition (pthread_create)")
         #expect(rkafka_sanitizer_routed_locks() > locksBefore, "and so did its mtx_lock calls")
     }
 
@@ -56,7 +57,9 @@ import Testing
             try await group.waitForAll()
         }
         #expect(shared.counter.withLock { $0 } == 4 * perThread)
-        #expect(rkafka_sanitizer_annotated_mutex_slow_paths() > before, "four threads contended: some hand-overs took the slow path")
+        #expect(
+            rkafka_sanitizer_annotated_mutex_slow_paths() > before,
+            "four threads contended: some hand-overs took the slow path")
     }
 
     @Test(.enabled(if: !isThreadSanitizerBuild, "ThreadSanitizer builds annotate it"))

@@ -11,7 +11,9 @@ enum OpenSSLTool {
 
     private static func executable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 
     /// Runs `openssl arguments…` in `directory` and returns once it exited, throwing its error output if it failed.
@@ -24,7 +26,8 @@ enum OpenSSLTool {
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
-        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+        let status = try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<Int32, any Error>) in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
         }
@@ -56,20 +59,33 @@ struct TestCertificates: Sendable {
         func run(_ arguments: String...) async throws { try await OpenSSLTool.run(arguments, in: directory) }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         for ca in ["ca", "other-ca"] {
-            try await OpenSSLTool.run(["req", "-x509"] + ec + ["-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=rk-test-\(ca)"], in: directory)
+            try await OpenSSLTool.run(
+                ["req", "-x509"] + ec + [
+                    "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=rk-test-\(ca)",
+                ], in: directory)
         }
-        let signed = [("localhost", "DNS:localhost,IP:127.0.0.1"), ("elsewhere", "DNS:elsewhere.example"), ("client", nil)]
+        let signed = [
+            ("localhost", "DNS:localhost,IP:127.0.0.1"), ("elsewhere", "DNS:elsewhere.example"), ("client", nil),
+        ]
         for (name, altNames) in signed {
-            let subject = name == "client" ? "/CN=rk-test-client" : "/CN=\(name == "localhost" ? "localhost" : "elsewhere.example")"
-            try await OpenSSLTool.run(["req"] + ec + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject], in: directory)
-            var sign = ["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2"]
+            let subject =
+                name == "client"
+                ? "/CN=rk-test-client" : "/CN=\(name == "localhost" ? "localhost" : "elsewhere.example")"
+            try await OpenSSLTool.run(
+                ["req"] + ec + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject], in: directory)
+            var sign = [
+                "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+                "\(name).pem", "-days", "2",
+            ]
             if let altNames {
-                try "subjectAltName=\(altNames)\n".write(to: directory.appendingPathComponent("\(name).ext"), atomically: true, encoding: .utf8)
+                try "subjectAltName=\(altNames)\n".write(
+                    to: directory.appendingPathComponent("\(name).ext"), atomically: true, encoding: .utf8)
                 sign += ["-extfile", "\(name).ext"]
             }
             try await OpenSSLTool.run(sign, in: directory)
         }
-        try await run("pkcs8", "-topk8", "-in", "client.key", "-out", "client-encrypted.key", "-passout", "pass:\(keyPassword)")
+        try await run(
+            "pkcs8", "-topk8", "-in", "client.key", "-out", "client-encrypted.key", "-passout", "pass:\(keyPassword)")
         return TestCertificates(directory: directory)
     }
 }
@@ -94,13 +110,18 @@ final class OpenSSLServer: Sendable {
     }
 
     static func start(certificate: String, key: String, clientCA: String? = nil) async throws -> OpenSSLServer {
-        guard let stdbuf = OpenSSLTool.stdbuf, let openssl = OpenSSLTool.openssl else { throw ToolFailure(description: "openssl or stdbuf missing") }
+        guard let stdbuf = OpenSSLTool.stdbuf, let openssl = OpenSSLTool.openssl else {
+            throw ToolFailure(description: "openssl or stdbuf missing")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: stdbuf)
-        var arguments = ["-o0", "-e0", openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key]
+        var arguments = [
+            "-o0", "-e0", openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key,
+        ]
         if let clientCA { arguments += ["-Verify", "1", "-verify_return_error", "-CAfile", clientCA] }
         process.arguments = arguments
-        let input = Pipe(), out = Pipe()
+        let input = Pipe()
+        let out = Pipe()
         let collector = OutputCollector()
         process.standardInput = input
         process.standardOutput = out
@@ -120,7 +141,8 @@ final class OpenSSLServer: Sendable {
             await server.stop()
             throw error
         }
-        guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {
+        guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
+        else {
             await server.stop()
             throw ToolFailure(description: "s_server printed no port: \(line)")
         }
@@ -200,7 +222,10 @@ final class OutputCollector: Sendable {
     }
 
     func line(containing needle: String) async throws -> String {
-        enum Outcome { case found(String), cancelled, waiting }
+        enum Outcome {
+            case found(String)
+            case cancelled, waiting
+        }
         let id = UUID()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
@@ -226,7 +251,7 @@ final class OutputCollector: Sendable {
         guard let range = text.range(of: needle) else { return nil }
         let start = text[..<range.lowerBound].lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex
         let end = text[range.upperBound...].firstIndex(of: "\n") ?? text.endIndex
-        guard end != text.endIndex else { return nil }  // the line is not complete yet
+        guard end != text.endIndex else { return nil } // the line is not complete yet
         return String(text[start..<end])
     }
 }

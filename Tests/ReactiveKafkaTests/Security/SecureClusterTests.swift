@@ -24,9 +24,11 @@ struct SecureCluster: Sendable {
         let environment = ProcessInfo.processInfo.environment
         guard let servers = environment["KAFKA_SECURE_BOOTSTRAP_SERVERS"], !servers.isEmpty else { return nil }
         let tls = environment["KAFKA_SECURE_CA_FILE"].map { ca in
-            KafkaTLS(trust: .file(ca), clientIdentity: environment["KAFKA_SECURE_CLIENT_CERT_FILE"].flatMap { certificate in
-                environment["KAFKA_SECURE_CLIENT_KEY_FILE"].map { .files(certificate: certificate, key: $0) }
-            })
+            KafkaTLS(
+                trust: .file(ca),
+                clientIdentity: environment["KAFKA_SECURE_CLIENT_CERT_FILE"].flatMap { certificate in
+                    environment["KAFKA_SECURE_CLIENT_KEY_FILE"].map { .files(certificate: certificate, key: $0) }
+                })
         }
         let sasl = environment["KAFKA_SECURE_SASL"].flatMap { text -> KafkaSASL? in
             let parts = text.split(separator: ":", maxSplits: 2).map(String.init)
@@ -55,18 +57,23 @@ struct SecureCluster: Sendable {
 /// (`KAFKA_SECURE_BOOTSTRAP_SERVERS=… make test`; see the README's Security section for one
 /// run locally): records produced and consumed, offsets committed, and the failures a wrong
 /// password or an untrusted broker cause.
-@Suite(.serialized, .enabled(if: SecureCluster.configured != nil, "needs a TLS/SASL listener: KAFKA_SECURE_BOOTSTRAP_SERVERS"))
+@Suite(
+    .serialized,
+    .enabled(if: SecureCluster.configured != nil, "needs a TLS/SASL listener: KAFKA_SECURE_BOOTSTRAP_SERVERS"))
 struct SecureClusterTests {
     @Test func recordsTravelOverTheSecuredListenerAndOffsetsAreCommitted() async throws {
         let cluster = try #require(SecureCluster.configured)
         let topic = "secure-\(TestClusterMode.runID)"
-        try KafkaAdmin.createTopic(topic, partitions: 2, bootstrapServers: cluster.bootstrapServers, clientProperties: try cluster.security.properties())
+        try KafkaAdmin.createTopic(
+            topic, partitions: 2, bootstrapServers: cluster.bootstrapServers,
+            clientProperties: try cluster.security.properties())
         let producer = try ProducerSettings(keySerializer: .string, valueSerializer: .string)
             .withBootstrapServers(cluster.bootstrapServers)
             .withSecurity(cluster.security)
         let values = (0..<200).map { "secure-\($0)" }
         try await withTimeout(seconds: 60) {
-            try await Source(finiteStream(values)).map { ProducerRecord(topic: topic, key: $0, value: $0) }.run(into: Producer.plainSink(producer))
+            try await Source(finiteStream(values)).map { ProducerRecord(topic: topic, key: $0, value: $0) }.run(
+                into: Producer.plainSink(producer))
         }
 
         let group = "secure-g-\(TestClusterMode.runID)"
@@ -99,9 +106,13 @@ struct SecureClusterTests {
         case .oauthBearer: return
         }
         let logs = LogLines()
-        let settings = try cluster.consumer(group: "secure-wrong-\(TestClusterMode.runID)", security: .sasl(wrong, tls: cluster.tls))
-            .withCloseTimeout(.seconds(2))
-        let source = Consumer.plainSource(settings, subscription: .topics("secure-none"), logger: Logger(label: "secure") { _ in LogLinesHandler(lines: logs) })
+        let settings = try cluster.consumer(
+            group: "secure-wrong-\(TestClusterMode.runID)", security: .sasl(wrong, tls: cluster.tls)
+        )
+        .withCloseTimeout(.seconds(2))
+        let source = Consumer.plainSource(
+            settings, subscription: .topics("secure-none"),
+            logger: Logger(label: "secure") { _ in LogLinesHandler(lines: logs) })
         let running = source.to(Sinks.ignore()).start()
         // Kafka answers SASL_AUTHENTICATION_FAILED; kfake closes the connection instead. librdkafka
         // reports either as a SASL authentication error, and retries.
@@ -119,8 +130,11 @@ struct SecureClusterTests {
         tls.trust = .system
         let logs = LogLines()
         let security: KafkaSecurity = cluster.sasl.map { .sasl($0, tls: tls) } ?? .tls(tls)
-        let settings = try cluster.consumer(group: "secure-untrusted-\(TestClusterMode.runID)", security: security).withCloseTimeout(.seconds(2))
-        let source = Consumer.plainSource(settings, subscription: .topics("secure-none"), logger: Logger(label: "secure") { _ in LogLinesHandler(lines: logs) })
+        let settings = try cluster.consumer(group: "secure-untrusted-\(TestClusterMode.runID)", security: security)
+            .withCloseTimeout(.seconds(2))
+        let source = Consumer.plainSource(
+            settings, subscription: .topics("secure-none"),
+            logger: Logger(label: "secure") { _ in LogLinesHandler(lines: logs) })
         let running = source.to(Sinks.ignore()).start()
         let failure = try await logs.waitFor("SSL handshake failed", seconds: 30)
         await source.materialized.shutdown()

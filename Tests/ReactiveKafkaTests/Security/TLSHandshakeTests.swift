@@ -21,7 +21,9 @@ final class TLSHandshakeTests {
     deinit { try? FileManager.default.removeItem(at: certificates.directory) }
 
     /// A consumer of `security` connecting to `server`, its librdkafka errors captured in `logs`.
-    static func connect(to server: OpenSSLServer, with security: KafkaSecurity, logs: LogLines) throws -> ConsumerControl {
+    static func connect(to server: OpenSSLServer, with security: KafkaSecurity, logs: LogLines) throws
+        -> ConsumerControl
+    {
         let settings = try ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers("localhost:\(server.port)")
             .withProperty("broker.address.family", "v4")
@@ -29,7 +31,8 @@ final class TLSHandshakeTests {
             .withCloseTimeout(.seconds(2))
             .withSecurity(security)
         let source = Consumer.plainSource(
-            settings, subscription: .assignment(TopicPartition("tls", 0)), logger: Logger(label: "tls-test") { _ in LogLinesHandler(lines: logs) })
+            settings, subscription: .assignment(TopicPartition("tls", 0)),
+            logger: Logger(label: "tls-test") { _ in LogLinesHandler(lines: logs) })
         _ = source.to(Sinks.ignore()).start()
         return source.materialized
     }
@@ -60,7 +63,9 @@ final class TLSHandshakeTests {
     }
 
     @Test func aBrokerSignedByTheTrustedCACompletesTheHandshake() async throws {
-        try await withHandshake(server: "localhost", security: .tls(KafkaTLS(trust: .pem(try certificates.text("ca.pem"))))) { server, logs in
+        try await withHandshake(
+            server: "localhost", security: .tls(KafkaTLS(trust: .pem(try certificates.text("ca.pem"))))
+        ) { server, logs in
             _ = try await server.waitFor("CIPHER is ")
             #expect(!logs.contains("SSL handshake failed"), "\(logs.all)")
         }
@@ -89,7 +94,9 @@ final class TLSHandshakeTests {
     }
 
     @Test func aBrokerSignedByAnotherCAIsRefused() async throws {
-        try await withHandshake(server: "localhost", security: .tls(KafkaTLS(trust: .pem(try certificates.text("other-ca.pem"))))) { server, logs in
+        try await withHandshake(
+            server: "localhost", security: .tls(KafkaTLS(trust: .pem(try certificates.text("other-ca.pem"))))
+        ) { server, logs in
             let failure = try await logs.waitFor("SSL handshake failed")
             #expect(failure.contains("certificate verify failed"), "\(failure)")
             #expect(!server.printed.contains("CIPHER is "))
@@ -103,14 +110,18 @@ final class TLSHandshakeTests {
             #expect(failure.contains("certificate verify failed"), "\(failure)")
             #expect(!server.printed.contains("CIPHER is "))
         }
-        try await withHandshake(server: "elsewhere", security: .tls(KafkaTLS(trust: .pem(ca), verifiesHostname: false))) { server, logs in
+        try await withHandshake(server: "elsewhere", security: .tls(KafkaTLS(trust: .pem(ca), verifiesHostname: false)))
+        { server, logs in
             _ = try await server.waitFor("CIPHER is ")
             #expect(!logs.contains("SSL handshake failed"), "\(logs.all)")
         }
     }
 
     @Test func aListenerAskingForAClientCertificateRefusesAClientWithout() async throws {
-        try await withHandshake(server: "localhost", clientCA: "ca.pem", security: .tls(KafkaTLS(trust: .pem(try certificates.text("ca.pem"))))) { server, logs in
+        try await withHandshake(
+            server: "localhost", clientCA: "ca.pem",
+            security: .tls(KafkaTLS(trust: .pem(try certificates.text("ca.pem"))))
+        ) { server, logs in
             // TLS 1.3: the client learns of it from the listener's alert, after its own side of the handshake.
             let failure = try await logs.waitFor("alert certificate required")
             #expect(failure.contains("kafka error"), "\(failure)")
@@ -121,14 +132,18 @@ final class TLSHandshakeTests {
     /// A producer's settings go through the same mapping: its client presents its certificate too.
     @Test func aProducerPresentsItsClientCertificate() async throws {
         let server = try await OpenSSLServer.start(
-            certificate: certificates.path("localhost.pem"), key: certificates.path("localhost.key"), clientCA: certificates.path("ca.pem"))
+            certificate: certificates.path("localhost.pem"), key: certificates.path("localhost.key"),
+            clientCA: certificates.path("ca.pem"))
         do {
             let settings = try ProducerSettings(keySerializer: .string, valueSerializer: .string)
                 .withBootstrapServers("localhost:\(server.port)")
                 .withProperty("broker.address.family", "v4")
-                .withSecurity(.tls(KafkaTLS(
-                    trust: .file(certificates.path("ca.pem")),
-                    clientIdentity: .files(certificate: certificates.path("client.pem"), key: certificates.path("client.key")))))
+                .withSecurity(
+                    .tls(
+                        KafkaTLS(
+                            trust: .file(certificates.path("ca.pem")),
+                            clientIdentity: .files(
+                                certificate: certificates.path("client.pem"), key: certificates.path("client.key")))))
             let producer = try KafkaProducer(settings)
             let subject = try await server.waitFor("subject=")
             await producer.close(timeout: .seconds(1))
@@ -167,7 +182,8 @@ struct LogLinesHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: " ")
         lines.append("\(event.level) \(event.message) \(fields)".replacingOccurrences(of: "\n", with: " "))
     }
 }

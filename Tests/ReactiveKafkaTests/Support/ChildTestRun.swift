@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One test of this test bundle run again, alone, in a child process: for measurements of
@@ -20,7 +20,9 @@ struct ChildTestRun {
     /// Runs the tests `filter` selects (a Swift Testing `--filter`) in a new process of this
     /// bundle, with `environment` added and `reportVariable` naming a file the child may write
     /// its figures to. After `timeout` the child is killed (its status then says so).
-    static func run(test filter: String, environment: [String: String], reportVariable: String, timeout: Duration) async throws -> ChildTestRun {
+    static func run(test filter: String, environment: [String: String], reportVariable: String, timeout: Duration)
+        async throws -> ChildTestRun
+    {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("child-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -56,6 +58,7 @@ struct ChildTestRun {
         return ChildTestRun(
             status: status,
             output: (try? String(contentsOf: outputFile, encoding: .utf8)) ?? "",
-            report: ((try? String(contentsOf: reportFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines))
+            report: ((try? String(contentsOf: reportFile, encoding: .utf8)) ?? "").trimmingCharacters(
+                in: .whitespacesAndNewlines))
     }
 }

@@ -3,7 +3,8 @@ import Synchronization
 /// A count that only grows, and tasks waiting for it to reach a target, without polling:
 /// the waiting half of the tests' collectors (`Counter`, `OffsetLedger`, `CommittedResults`).
 final class CountGate: Sendable {
-    private let state = Mutex<(count: Int, waiters: [(target: Int, continuation: CheckedContinuation<Void, Never>)])>((0, []))
+    private let state = Mutex<(count: Int, waiters: [(target: Int, continuation: CheckedContinuation<Void, Never>)])>(
+        (0, []))
 
     /// The count is now `count` (a lower count reported late is ignored): resumes every waiter it satisfies.
     func reached(_ count: Int) {

@@ -45,10 +45,15 @@ enum RawKafka {
 
     /// Every record of `topic`, ordered by partition then offset.
     /// - Parameter timeout: how long to wait for metadata and for the records up to the watermarks.
-    static func readAll(topic: String, bootstrapServers: String, timeout: Duration = .seconds(10)) async throws -> [Record] {
+    static func readAll(topic: String, bootstrapServers: String, timeout: Duration = .seconds(10)) async throws
+        -> [Record]
+    {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result { try readAllBlocking(topic: topic, bootstrapServers: bootstrapServers, timeout: timeout) })
+                continuation.resume(
+                    with: Result {
+                        try readAllBlocking(topic: topic, bootstrapServers: bootstrapServers, timeout: timeout)
+                    })
             }
             thread.name = "raw-kafka-reader"
             thread.start()
@@ -56,12 +61,17 @@ enum RawKafka {
     }
 
     /// The records of `topic` grouped by partition, in offset order.
-    static func readByPartition(topic: String, bootstrapServers: String, timeout: Duration = .seconds(10)) async throws -> [Int32: [Record]] {
-        Dictionary(grouping: try await readAll(topic: topic, bootstrapServers: bootstrapServers, timeout: timeout), by: \.partition)
+    static func readByPartition(topic: String, bootstrapServers: String, timeout: Duration = .seconds(10)) async throws
+        -> [Int32: [Record]]
+    {
+        Dictionary(
+            grouping: try await readAll(topic: topic, bootstrapServers: bootstrapServers, timeout: timeout),
+            by: \.partition)
     }
 
     private static func readAllBlocking(topic: String, bootstrapServers: String, timeout: Duration) throws -> [Record] {
-        let timeoutMs = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let timeoutMs = Int32(
+            timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let deadline = ContinuousClock.now + timeout
         let rk = try makeConsumer(bootstrapServers: bootstrapServers)
         defer {
@@ -69,7 +79,7 @@ enum RawKafka {
             rd_kafka_destroy(rk)
         }
         let partitions = try partitionCount(rk, topic: topic, timeoutMs: timeoutMs)
-        var remaining: [Int32: Int64] = [:]  // partition -> high watermark
+        var remaining: [Int32: Int64] = [:] // partition -> high watermark
         let assignment = rd_kafka_topic_partition_list_new(partitions)!
         defer { rd_kafka_topic_partition_list_destroy(assignment) }
         for p in 0..<partitions {
@@ -90,7 +100,10 @@ enum RawKafka {
         }
         while !remaining.isEmpty {
             guard ContinuousClock.now < deadline else {
-                throw ReadError(description: "timed out reading \(topic); partitions not read to their watermark: \(remaining.keys.sorted())")
+                throw ReadError(
+                    description:
+                        "timed out reading \(topic); partitions not read to their watermark: \(remaining.keys.sorted())"
+                )
             }
             guard let message = rd_kafka_consumer_poll(rk, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
@@ -110,12 +123,13 @@ enum RawKafka {
         var errstr = [CChar](repeating: 0, count: 512)
         let properties = [
             "bootstrap.servers": bootstrapServers,
-            "group.id": "raw-kafka-\(UUID().uuidString)",  // required for assign; nothing is committed
+            "group.id": "raw-kafka-\(UUID().uuidString)", // required for assign; nothing is committed
             "enable.auto.commit": "false",
             "enable.partition.eof": "false",
             "log_level": "0",
         ]
-        for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        for (key, value) in properties
+        where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
             throw ReadError(description: "raw reader config \(key): \(String(cString: errstr))")
         }
@@ -156,7 +170,10 @@ enum RawKafka {
             var value: UnsafeRawPointer?
             var size = 0
             while rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                headers.append(Record.Header(key: String(cString: name!), value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                headers.append(
+                    Record.Header(
+                        key: String(cString: name!),
+                        value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
                 i += 1
             }
         }

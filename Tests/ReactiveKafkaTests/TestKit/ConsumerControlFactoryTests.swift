@@ -27,7 +27,8 @@ import Testing
         let committer = RecordingCommitter()
         let messages = try (0..<10).map { i in
             try ConsumerResultFactory.committableMessage(
-                ConsumerResultFactory.record(topic: "orders", partition: Int32(i % 2), offset: Int64(i / 2), key: "k", value: "v\(i)"),
+                ConsumerResultFactory.record(
+                    topic: "orders", partition: Int32(i % 2), offset: Int64(i / 2), key: "k", value: "v\(i)"),
                 committer: committer)
         }
         let (processed, processing) = AsyncStream<Void>.makeStream()
@@ -120,7 +121,9 @@ import Testing
         var second = source.makeAsyncIterator()
         let error = await #expect(throws: KafkaError.self) { try await second.next() }
         #expect(error?.kind == .illegalState)
-        let noConsumer = await #expect(throws: KafkaError.self) { try await source.materialized.withConsumer { _ in 1 } }
+        let noConsumer = await #expect(throws: KafkaError.self) {
+            try await source.materialized.withConsumer { _ in 1 }
+        }
         #expect(noConsumer?.kind == .illegalState)
         await source.materialized.shutdown()
         // The rebalance stream of a closed stand-in finishes at once, empty.

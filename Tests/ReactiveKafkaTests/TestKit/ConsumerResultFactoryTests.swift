@@ -21,31 +21,44 @@ import Testing
     @Test func aCommittableMessageCommitsTheNextOffsetWithItsMetadataToItsCommitter() async throws {
         let committer = RecordingCommitter()
         let record = try ConsumerResultFactory.record(topic: "orders", partition: 1, offset: 9, key: "k", value: "v")
-        let message = try ConsumerResultFactory.committableMessage(record, groupId: "billing", metadata: "m-9", committer: committer)
+        let message = try ConsumerResultFactory.committableMessage(
+            record, groupId: "billing", metadata: "m-9", committer: committer)
         #expect(message.record.value == "v")
-        #expect(message.committableOffset.partitionOffset == PartitionOffset(groupId: "billing", topicPartition: TopicPartition("orders", 1), offset: 9))
+        #expect(
+            message.committableOffset.partitionOffset
+                == PartitionOffset(groupId: "billing", topicPartition: TopicPartition("orders", 1), offset: 9))
         try await message.committableOffset.commit()
-        #expect(committer.commits == [RecordingCommitter.Commit(
-            offsets: [TopicPartition("orders", 1): 10], metadata: [TopicPartition("orders", 1): "m-9"], awaited: true)])
+        #expect(
+            committer.commits == [
+                RecordingCommitter.Commit(
+                    offsets: [TopicPartition("orders", 1): 10], metadata: [TopicPartition("orders", 1): "m-9"],
+                    awaited: true)
+            ])
     }
 
     @Test func offsetsBatchedAndSentWithoutWaitingAreRecordedAsSuch() throws {
         let committer = RecordingCommitter()
         var batch = CommittableOffsetBatch()
         for offset in [3, 5, 4] as [Int64] {
-            batch.add(try ConsumerResultFactory.committableOffset(topic: "t", partition: 0, offset: offset, committer: committer))
+            batch.add(
+                try ConsumerResultFactory.committableOffset(
+                    topic: "t", partition: 0, offset: offset, committer: committer))
         }
-        batch.add(try ConsumerResultFactory.committableOffset(topic: "t", partition: 1, offset: 0, committer: committer))
+        batch.add(
+            try ConsumerResultFactory.committableOffset(topic: "t", partition: 1, offset: 0, committer: committer))
         batch.commitAndForget()
         #expect(committer.commits.map(\.offsets) == [[TopicPartition("t", 0): 6, TopicPartition("t", 1): 1]])
         #expect(committer.commits.map(\.awaited) == [false])
     }
 
     @Test func aTransactionalMessageCarriesItsGroupAndOffset() throws {
-        let record = try ConsumerResultFactory.record(topic: "payments", partition: 3, offset: 100, key: "k", value: "v")
+        let record = try ConsumerResultFactory.record(
+            topic: "payments", partition: 3, offset: 100, key: "k", value: "v")
         let message = try ConsumerResultFactory.transactionalMessage(record, groupId: "ledger")
         #expect(message.record.offset == 100)
-        #expect(message.partitionOffset.partitionOffset == PartitionOffset(groupId: "ledger", topicPartition: TopicPartition("payments", 3), offset: 100))
+        #expect(
+            message.partitionOffset.partitionOffset
+                == PartitionOffset(groupId: "ledger", topicPartition: TopicPartition("payments", 3), offset: 100))
     }
 
     @Test func badInputIsATypedErrorSayingWhatIsWrong() throws {
@@ -64,7 +77,9 @@ import Testing
         }
         #expect(negativePartition?.message.contains("partition -2 of t is negative") == true)
         let record = try ConsumerResultFactory.record(topic: "t", offset: 0, key: "k", value: "v")
-        let noGroup = #expect(throws: KafkaError.self) { try ConsumerResultFactory.transactionalMessage(record, groupId: "") }
+        let noGroup = #expect(throws: KafkaError.self) {
+            try ConsumerResultFactory.transactionalMessage(record, groupId: "")
+        }
         #expect(noGroup?.kind == .invalidConfiguration)
         #expect(committer.commits.isEmpty)
     }

@@ -6,19 +6,25 @@ import Testing
 /// ``RecordingCommitter``: commits through the Committer recorded in order, refusals on
 /// request, and waiting for commits (satisfied, timed out, cancelled).
 @Suite struct RecordingCommitterTests {
-    static func offsets(_ committer: RecordingCommitter, topic: String = "t", _ positions: [(Int32, Int64)]) throws -> [CommittableOffset] {
-        try positions.map { try ConsumerResultFactory.committableOffset(topic: topic, partition: $0.0, offset: $0.1, committer: committer) }
+    static func offsets(_ committer: RecordingCommitter, topic: String = "t", _ positions: [(Int32, Int64)]) throws
+        -> [CommittableOffset]
+    {
+        try positions.map {
+            try ConsumerResultFactory.committableOffset(
+                topic: topic, partition: $0.0, offset: $0.1, committer: committer)
+        }
     }
 
     @Test func theCommitterSinkCommitsTheHighestOffsetPerPartitionInBatches() async throws {
         let committer = RecordingCommitter()
         let offsets = try Self.offsets(committer, [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)])
         try await Source(finiteStream(offsets)).run(into: Committer.sink(CommitterSettings().withMaxBatch(2)))
-        #expect(committer.commits.map(\.offsets) == [
-            [TopicPartition("t", 0): 1, TopicPartition("t", 1): 1],
-            [TopicPartition("t", 0): 2, TopicPartition("t", 1): 2],
-            [TopicPartition("t", 0): 3, TopicPartition("t", 1): 3],
-        ])
+        #expect(
+            committer.commits.map(\.offsets) == [
+                [TopicPartition("t", 0): 1, TopicPartition("t", 1): 1],
+                [TopicPartition("t", 0): 2, TopicPartition("t", 1): 2],
+                [TopicPartition("t", 0): 3, TopicPartition("t", 1): 3],
+            ])
         #expect(committer.committedOffsets == [TopicPartition("t", 0): 3, TopicPartition("t", 1): 3])
         #expect(committer.commits.map(\.awaited) == [true, true, true])
     }
@@ -58,7 +64,9 @@ import Testing
     @Test func waitingReturnsOnceEveryPartitionReachedItsOffset() async throws {
         let committer = RecordingCommitter()
         let offsets = try Self.offsets(committer, [(0, 4), (1, 9)])
-        let waiter = Task { try await committer.waitUntilCommitted([TopicPartition("t", 0): 5, TopicPartition("t", 1): 10]) }
+        let waiter = Task {
+            try await committer.waitUntilCommitted([TopicPartition("t", 0): 5, TopicPartition("t", 1): 10])
+        }
         try await offsets[0].commit()
         try await offsets[1].commit()
         try await waiter.value
@@ -79,10 +87,11 @@ import Testing
 
     @Test func waitingEndsWhenItsTaskIsCancelled() async throws {
         let committer = RecordingCommitter()
-        let waiter = Task { try await committer.waitUntilCommitted([TopicPartition("t", 0): 1], timeout: .seconds(600)) }
+        let waiter = Task {
+            try await committer.waitUntilCommitted([TopicPartition("t", 0): 1], timeout: .seconds(600))
+        }
         waiter.cancel()
         let error = await #expect(throws: KafkaError.self) { try await waiter.value }
         #expect(error?.kind == .cancelled)
     }
 }
-

@@ -15,22 +15,26 @@ import Testing
         #expect(sync?.kind == .invalidConfiguration)
         #expect(sync?.message.contains("\"bad topic!\" is not a valid topic name") == true)
         let async = await #expect(throws: KafkaError.self) {
-            try await TestData.produce(bootstrapServers: Self.unreachable, topic: String(repeating: "x", count: 250), records: [(nil, "v")])
+            try await TestData.produce(
+                bootstrapServers: Self.unreachable, topic: String(repeating: "x", count: 250), records: [(nil, "v")])
         }
         #expect(async?.kind == .invalidConfiguration)
         let offsets = await #expect(throws: KafkaError.self) {
-            try await TestData.committedOffsets(bootstrapServers: Self.unreachable, group: "g", topic: "", partitions: 1)
+            try await TestData.committedOffsets(
+                bootstrapServers: Self.unreachable, group: "g", topic: "", partitions: 1)
         }
         #expect(offsets?.kind == .invalidConfiguration)
     }
 
     @Test func impossiblePartitionsAndGroupsAreTypedErrors() async throws {
         let negative = await #expect(throws: KafkaError.self) {
-            try await TestData.produce(bootstrapServers: Self.unreachable, topic: "t", records: [(nil, "v")], partition: -1)
+            try await TestData.produce(
+                bootstrapServers: Self.unreachable, topic: "t", records: [(nil, "v")], partition: -1)
         }
         #expect(negative?.message.contains("partition -1 of t is negative") == true)
         let none = await #expect(throws: KafkaError.self) {
-            try await TestData.produce(bootstrapServers: Self.unreachable, topic: "t", records: [(nil, "v")], roundRobinOver: 0)
+            try await TestData.produce(
+                bootstrapServers: Self.unreachable, topic: "t", records: [(nil, "v")], roundRobinOver: 0)
         }
         #expect(none?.message.contains("roundRobinOver needs at least 1 partition, got 0") == true)
         let noGroup = #expect(throws: KafkaError.self) {
@@ -38,7 +42,8 @@ import Testing
         }
         #expect(noGroup?.kind == .invalidConfiguration)
         let noPartitions = await #expect(throws: KafkaError.self) {
-            try await TestData.committedOffsets(bootstrapServers: Self.unreachable, group: "g", topic: "t", partitions: 0)
+            try await TestData.committedOffsets(
+                bootstrapServers: Self.unreachable, group: "g", topic: "t", partitions: 0)
         }
         #expect(noPartitions?.kind == .invalidConfiguration)
     }
@@ -47,7 +52,10 @@ import Testing
     /// the probe task queued after them could not run until their flushes gave up (30 s).
     @Test func blockedProducersLeaveThePoolFreeAndEndWhenCancelled() async throws {
         let producers = (0..<8).map { i in
-            Task { try await TestData.produce(bootstrapServers: Self.unreachable, topic: "nowhere", records: [(nil, "v\(i)")]) }
+            Task {
+                try await TestData.produce(
+                    bootstrapServers: Self.unreachable, topic: "nowhere", records: [(nil, "v\(i)")])
+            }
         }
         let probe = Task { 42 }
         #expect(try await withTimeout(seconds: 5) { await probe.value } == 42)

@@ -1,5 +1,6 @@
-@testable import ReactiveKafkaTestKit
 import Testing
+
+@testable import ReactiveKafkaTestKit
 
 /// ``TestSourceStateMachine`` case by case: what each pull, stop, shutdown and stream end does
 /// in each phase. Waiters are plain integers here.

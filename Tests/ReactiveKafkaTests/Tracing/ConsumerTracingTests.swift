@@ -12,7 +12,9 @@ import Tracing
     typealias Message = ProducerMessage<String, String, Void>
 
     /// Produces `value` to `topic`, inside the current span if any.
-    static func produce(_ settings: ProducerSettings<String, String>, _ topic: String, key: String = "k", _ value: String) async throws {
+    static func produce(
+        _ settings: ProducerSettings<String, String>, _ topic: String, key: String = "k", _ value: String
+    ) async throws {
         let message = Message.single(ProducerRecord(topic: topic, key: key, value: value), passThrough: ())
         for try await _ in Source.from([message]).via(Producer.flexiFlow(settings)) {}
     }
@@ -29,11 +31,13 @@ import Tracing
                 return try span.inMemory
             }
             // The pipeline: consume → process in a consumer span → produce what it built there.
-            let source = Consumer.committableSource(ConsumerEndToEndTests.settings(kafka, group: "g-traced"), subscription: .topics("tc-in"))
+            let source = Consumer.committableSource(
+                ConsumerEndToEndTests.settings(kafka, group: "g-traced"), subscription: .topics("tc-in"))
             let pipeline = source.take(1)
                 .traced(messageKey: { $0.record.key }) { message in
                     ProducerMessage.single(
-                        ProducerRecord<String, String>(topic: "tc-out", value: "out-" + message.record.value).withTraceContext(),
+                        ProducerRecord<String, String>(topic: "tc-out", value: "out-" + message.record.value)
+                            .withTraceContext(),
                         passThrough: message.committableOffset)
                 }
                 .via(Producer.flexiFlow(settings))
@@ -63,22 +67,28 @@ import Tracing
 
         let out = try #require(try await TracedTopic.records(kafka, "tc-out", count: 1).first)
         #expect(out.value == "out-v0")
-        #expect(out.headerBytes("traceparent") == Array("00-\(spanA.traceID)-\(span.spanID)-01".utf8),
-                "the record built in the consumer span carries that span on")
+        #expect(
+            out.headerBytes("traceparent") == Array("00-\(spanA.traceID)-\(span.spanID)-01".utf8),
+            "the record built in the consumer span carries that span on")
     }
 
     @Test func recordsWithoutTraceContextAreProcessedInChildSpansOfTheCurrentSpan() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("tc-plain", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tc-plain", records: [(key: "a", value: "1"), (key: "b", value: "2")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "tc-plain",
+            records: [(key: "a", value: "1"), (key: "b", value: "2")])
         let tracer = W3CInMemoryTracer()
         let (spanC, values) = try await withTracer(tracer) {
             try await withSpan("C") { span in
-                let source = Consumer.plainSource(ConsumerEndToEndTests.settings(kafka, group: "g-plain"), subscription: .topics("tc-plain"))
+                let source = Consumer.plainSource(
+                    ConsumerEndToEndTests.settings(kafka, group: "g-plain"), subscription: .topics("tc-plain"))
                 var values: [String] = []
                 do {
                     let traced = source.take(2).traced(consumerGroup: "named") { record in record.value }
-                    for try await value in traced.transform({ $0.completionTimeout(.seconds(30)) }) { values.append(value) }
+                    for try await value in traced.transform({ $0.completionTimeout(.seconds(30)) }) {
+                        values.append(value)
+                    }
                 } catch {
                     await source.materialized.shutdown()
                     throw error
@@ -92,7 +102,8 @@ import Tracing
         let spans = tracer.finishedSpans.filter { $0.kind == .consumer }
         #expect(spans.count == 2)
         for span in spans {
-            #expect(span.traceID == spanC.traceID && span.parentSpanID == spanC.spanID, "no producer context: a child of C")
+            #expect(
+                span.traceID == spanC.traceID && span.parentSpanID == spanC.spanID, "no producer context: a child of C")
             #expect(span.attributes.get("messaging.kafka.consumer.group") == .string("named"))
             #expect(span.attributes.get("messaging.kafka.message.key") == nil, "keys only when asked for")
         }
@@ -116,12 +127,15 @@ import Tracing
             }
             try await Self.produce(settings, "tc-batch", "none")
             return try await withSpan("C") { span in
-                let source = Consumer.committableSource(ConsumerEndToEndTests.settings(kafka, group: "g-batch"), subscription: .topics("tc-batch"))
+                let source = Consumer.committableSource(
+                    ConsumerEndToEndTests.settings(kafka, group: "g-batch"), subscription: .topics("tc-batch"))
                 var batches: [[String]] = []
                 do {
                     let traced = source.take(3).groupedWithin(count: 3, duration: .seconds(10))
                         .traced { batch in batch.map(\.record.value) }
-                    for try await batch in traced.transform({ $0.completionTimeout(.seconds(30)) }) { batches.append(batch) }
+                    for try await batch in traced.transform({ $0.completionTimeout(.seconds(30)) }) {
+                        batches.append(batch)
+                    }
                 } catch {
                     await source.materialized.shutdown()
                     throw error
@@ -135,10 +149,13 @@ import Tracing
         let spans = tracer.finishedSpans.filter { $0.kind == .consumer }
         try #require(spans.count == 1, "one span for the batch, none per record")
         let span = spans[0]
-        #expect(span.traceID == spanC.traceID && span.parentSpanID == spanC.spanID, "a child of the consuming task's span")
+        #expect(
+            span.traceID == spanC.traceID && span.parentSpanID == spanC.spanID, "a child of the consuming task's span")
         #expect(span.operationName == "process tc-batch")
         let linked = span.links.compactMap { $0.context.inMemorySpanContext }
-        #expect(linked.map(\.traceID) == producers.map(\.traceID), "a link to A and to B, in record order; none for the untraced record")
+        #expect(
+            linked.map(\.traceID) == producers.map(\.traceID),
+            "a link to A and to B, in record order; none for the untraced record")
         #expect(linked.map(\.spanID) == producers.map(\.spanID))
         #expect(span.attributes.get("messaging.system") == .string("kafka"))
         #expect(span.attributes.get("messaging.batch.message_count") == .int64(3))
@@ -161,9 +178,15 @@ import Tracing
         var base = ServiceContext.topLevel
         base.traceState = "base"
         let (extracted, untouched) = withTracer(tracer) {
-            (record.extractServiceContext(), ConsumerRecord(topic: "t", partition: 0, offset: 1, key: "k", value: "v").extractServiceContext(into: base))
+            (
+                record.extractServiceContext(),
+                ConsumerRecord(topic: "t", partition: 0, offset: 1, key: "k", value: "v").extractServiceContext(
+                    into: base)
+            )
         }
-        #expect(extracted.inMemorySpanContext == InMemorySpanContext(traceID: trace, spanID: "0000000000000002", parentSpanID: nil))
+        #expect(
+            extracted.inMemorySpanContext
+                == InMemorySpanContext(traceID: trace, spanID: "0000000000000002", parentSpanID: nil))
         #expect(extracted.traceState == "vendor=x")
         #expect(untouched.inMemorySpanContext == nil)
         #expect(untouched.traceState == "base", "the base comes back unchanged")

@@ -35,8 +35,11 @@ import Tracing
         #expect(records.map(\.value) == ["single", "multi-0", "multi-1", "sink"])
         for record in records {
             let header = try #require(record.headerBytes("traceparent"), "\(record.value) carries a traceparent")
-            #expect(header == traceparent(of: spanA), "\(record.value): 00-<A's trace id>-<A's span id>-01, byte for byte")
-            #expect(TraceParent(String(decoding: header, as: UTF8.self)) != nil, "version-traceid-spanid-flags in lower-case hex")
+            #expect(
+                header == traceparent(of: spanA), "\(record.value): 00-<A's trace id>-<A's span id>-01, byte for byte")
+            #expect(
+                TraceParent(String(decoding: header, as: UTF8.self)) != nil,
+                "version-traceid-spanid-flags in lower-case hex")
             #expect(record.headers.count == 1, "no tracestate: A's context has none")
         }
     }
@@ -51,7 +54,9 @@ import Tracing
                 var context = try #require(ServiceContext.current)
                 context.traceState = "vendor=a1b2"
                 _ = try await ServiceContext.withValue(context) {
-                    try await producer.send(ProducerRecord(topic: "tr-send", value: "sent", headers: [KafkaHeader(key: "own", value: "kept")]))
+                    try await producer.send(
+                        ProducerRecord(
+                            topic: "tr-send", value: "sent", headers: [KafkaHeader(key: "own", value: "kept")]))
                 }
                 return try span.inMemory
             }
@@ -59,7 +64,9 @@ import Tracing
         await producer.close()
 
         let record = try #require(try await TracedTopic.records(kafka, "tr-send", count: 1).first)
-        #expect(record.headers.map(\.key) == ["own", "traceparent", "tracestate"], "the record's own header first, then the injected ones")
+        #expect(
+            record.headers.map(\.key) == ["own", "traceparent", "tracestate"],
+            "the record's own header first, then the injected ones")
         #expect(record.headerBytes("traceparent") == traceparent(of: spanA))
         #expect(record.headerBytes("tracestate") == Array("vendor=a1b2".utf8))
     }
@@ -68,16 +75,22 @@ import Tracing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("tr-tx-in", partitions: 1)
         try kafka.createTopic("tr-tx-out", partitions: 1)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "tr-tx-in", records: [(key: "k", value: "in")])
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "tr-tx-in", records: [(key: "k", value: "in")])
         let settings = kafka.producerSettings().withProperty("transaction.timeout.ms", "10000")
         let producer = try TransactionalProducer(settings, transactionalId: "tr-tx-send")
-        let source = Transactional.source(ConsumerEndToEndTests.settings(kafka, group: "tr-tx"), subscription: .topics("tr-tx-in"))
+        let source = Transactional.source(
+            ConsumerEndToEndTests.settings(kafka, group: "tr-tx"), subscription: .topics("tr-tx-in"))
         let tracer = W3CInMemoryTracer()
         let spanA = try await withTracer(tracer) {
             try await withSpan("A") { span in
-                try await producer.transaction { transaction in try await transaction.send(Self.record("tr-tx-out", "send")) }
+                try await producer.transaction { transaction in
+                    try await transaction.send(Self.record("tr-tx-out", "send"))
+                }
                 let flow = source.take(1)
-                    .map { message in ProducerMessage.single(Self.record("tr-tx-out", "flow"), passThrough: message.partitionOffset) }
+                    .map { message in
+                        ProducerMessage.single(Self.record("tr-tx-out", "flow"), passThrough: message.partitionOffset)
+                    }
                     .via(Transactional.flow(settings, transactionalId: "tr-tx-flow"))
                 for try await _ in flow {}
                 return try span.inMemory
@@ -89,7 +102,8 @@ import Tracing
         let records = try await TracedTopic.records(kafka, "tr-tx-out", count: 2)
         #expect(Set(records.map(\.value)) == ["send", "flow"])
         for record in records {
-            #expect(record.headerBytes("traceparent") == traceparent(of: spanA), "\(record.value) carries A's traceparent")
+            #expect(
+                record.headerBytes("traceparent") == traceparent(of: spanA), "\(record.value) carries A's traceparent")
         }
     }
 
@@ -101,11 +115,15 @@ import Tracing
         let tracer = W3CInMemoryTracer()
         try await withTracer(tracer) {
             // No ServiceContext at all, then one that holds no span.
-            for try await _ in Source.from([ProducerMessage.single(Self.record("tr-none", "flow"), passThrough: ())]).via(Producer.flexiFlow(settings)) {}
+            for try await _ in Source.from([ProducerMessage.single(Self.record("tr-none", "flow"), passThrough: ())])
+                .via(Producer.flexiFlow(settings))
+            {}
             _ = try await producer.send(Self.record("tr-none", "send"))
             try await ServiceContext.withValue(.topLevel) {
-                for try await _ in Source.from([ProducerMessage.single(Self.record("tr-none", "flow-empty"), passThrough: ())])
-                    .via(Producer.flexiFlow(settings)) {}
+                for try await _ in Source.from([
+                    ProducerMessage.single(Self.record("tr-none", "flow-empty"), passThrough: ())
+                ])
+                .via(Producer.flexiFlow(settings)) {}
                 _ = try await producer.send(Self.record("tr-none", "send-empty"))
             }
         }
@@ -128,7 +146,9 @@ import Tracing
         let tracer = W3CInMemoryTracer()
         try await withTracer(tracer) {
             try await withSpan("A") { _ in
-                for try await _ in Source.from([ProducerMessage.single(Self.record("tr-off", "flow"), passThrough: ())]).via(Producer.flexiFlow(settings)) {}
+                for try await _ in Source.from([ProducerMessage.single(Self.record("tr-off", "flow"), passThrough: ())])
+                    .via(Producer.flexiFlow(settings))
+                {}
                 _ = try await producer.send(Self.record("tr-off", "send"))
             }
         }
@@ -165,19 +185,27 @@ import Tracing
         let records = try await TracedTopic.records(kafka, "tr-own", count: 3)
         #expect(records.map(\.value) == ["own", "replaced", "run"])
         #expect(records[0].headerBytes("traceparent") == traceparent(of: spanB), "the record's own context is kept")
-        #expect(records[1].headers == [KafkaHeader(key: "traceparent", value: KafkaBytes(traceparent(of: spanB)))],
-                "withTraceContext replaces a stale header of the same name")
+        #expect(
+            records[1].headers == [KafkaHeader(key: "traceparent", value: KafkaBytes(traceparent(of: spanB)))],
+            "withTraceContext replaces a stale header of the same name")
         #expect(records[2].headerBytes("traceparent") == traceparent(of: spanA), "a record without one gets the run's")
     }
 
     @Test func propagationIsReadFromConfiguration() throws {
-        let offText = try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": "False"])))
+        let offText = try ProducerSettings(
+            config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": "False"])))
         #expect(!offText.propagatesTraceContext, "text, any case")
-        let offBool = try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": false])))
+        let offBool = try ProducerSettings(
+            config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": false])))
         #expect(!offBool.propagatesTraceContext, "a boolean")
-        #expect(try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: [:]))).propagatesTraceContext, "on by default")
-        #expect(throws: KafkaError(.invalidConfiguration, "propagate-trace-context: \"sometimes\" is not true or false")) {
-            try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": "sometimes"])))
+        #expect(
+            try ProducerSettings(config: ConfigReader(provider: InMemoryProvider(values: [:]))).propagatesTraceContext,
+            "on by default")
+        #expect(
+            throws: KafkaError(.invalidConfiguration, "propagate-trace-context: \"sometimes\" is not true or false")
+        ) {
+            try ProducerSettings(
+                config: ConfigReader(provider: InMemoryProvider(values: ["propagate-trace-context": "sometimes"])))
         }
     }
 }

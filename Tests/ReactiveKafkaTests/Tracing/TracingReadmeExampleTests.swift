@@ -34,12 +34,15 @@ import Tracing
 
             // Each record processed in a consumer span, a child of the span that produced it. A record built
             // inside carries the consumer span on with `withTraceContext()`.
-            let control = Consumer
+            let control =
+                Consumer
                 .committableSource(consumerSettings, subscription: .topics("orders"))
                 .traced { message in
                     ProducerMessage.single(
-                        ProducerRecord(topic: "enriched", key: message.record.key, value: message.record.value.uppercased())
-                            .withTraceContext(),
+                        ProducerRecord(
+                            topic: "enriched", key: message.record.key, value: message.record.value.uppercased()
+                        )
+                        .withTraceContext(),
                         passThrough: message.committableOffset)
                 }
                 .via(Producer.flexiFlow(producerSettings))
@@ -48,7 +51,8 @@ import Tracing
                 .run()
 
             // A busy stream: one span per batch, linked to the span that produced each of its records.
-            let archive = Consumer
+            let archive =
+                Consumer
                 .committableSource(consumerSettings.withGroupId("archiver"), subscription: .topics("orders"))
                 .groupedWithin(count: 500, duration: .milliseconds(50))
                 .traced { batch in
@@ -71,19 +75,23 @@ import Tracing
         let checkout = try #require(tracer.finishedSpans.first { $0.operationName == "checkout" })
         let consumerSpans = tracer.finishedSpans.filter { $0.kind == .consumer }
         let perRecord = try #require(consumerSpans.first { $0.attributes.get("messaging.batch.message_count") == nil })
-        let perBatch = try #require(consumerSpans.first { $0.attributes.get("messaging.batch.message_count") == .int64(1) })
+        let perBatch = try #require(
+            consumerSpans.first { $0.attributes.get("messaging.batch.message_count") == .int64(1) })
         #expect(consumerSpans.count == 2, "one span for the record, one for its batch")
 
-        #expect(perRecord.traceID == checkout.traceID && perRecord.parentSpanID == checkout.spanID, "a child of checkout")
+        #expect(
+            perRecord.traceID == checkout.traceID && perRecord.parentSpanID == checkout.spanID, "a child of checkout")
         #expect(perRecord.operationName == "process orders")
         #expect(perRecord.attributes.get("messaging.kafka.consumer.group") == .string("enricher"))
         #expect(enriched.map(\.value) == ["ORDER 42"])
-        #expect(enriched.first?.headerBytes("traceparent") == Array("00-\(checkout.traceID)-\(perRecord.spanID)-01".utf8),
-                "the enriched record carries the consumer span on")
+        #expect(
+            enriched.first?.headerBytes("traceparent") == Array("00-\(checkout.traceID)-\(perRecord.spanID)-01".utf8),
+            "the enriched record carries the consumer span on")
 
         #expect(firstBatch == ["order 42"])
         #expect(perBatch.parentSpanID == nil, "no span around the archive stream: a root span")
-        #expect(perBatch.links.map { $0.context.inMemorySpanContext?.spanID } == [checkout.spanID], "linked to checkout")
+        #expect(
+            perBatch.links.map { $0.context.inMemorySpanContext?.spanID } == [checkout.spanID], "linked to checkout")
         #expect(perBatch.attributes.get("messaging.kafka.consumer.group") == .string("archiver"))
     }
 }

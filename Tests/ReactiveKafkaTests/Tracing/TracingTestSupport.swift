@@ -9,11 +9,16 @@ import Tracing
 enum TracedTopic {
     /// The first `count` records of `topic`, read from the earliest offset by a group of their
     /// own; fails after 30 s rather than wait for records that never came.
-    static func records(_ kafka: EmbeddedKafka, _ topic: String, count: Int) async throws -> [ConsumerRecord<String, String>] {
-        let source = Consumer.plainSource(ConsumerEndToEndTests.settings(kafka, group: "read-\(topic)"), subscription: .topics(topic))
+    static func records(_ kafka: EmbeddedKafka, _ topic: String, count: Int) async throws -> [ConsumerRecord<
+        String, String
+    >] {
+        let source = Consumer.plainSource(
+            ConsumerEndToEndTests.settings(kafka, group: "read-\(topic)"), subscription: .topics(topic))
         var records: [ConsumerRecord<String, String>] = []
         do {
-            for try await record in source.take(count).transform({ $0.completionTimeout(.seconds(30)) }) { records.append(record) }
+            for try await record in source.take(count).transform({ $0.completionTimeout(.seconds(30)) }) {
+                records.append(record)
+            }
         } catch {
             await source.materialized.shutdown()
             throw error

@@ -17,7 +17,9 @@ struct W3CInMemoryTracer: Tracer {
         _ operationName: String, context: @autoclosure () -> ServiceContext, ofKind kind: SpanKind,
         at instant: @autoclosure () -> Instant, function: String, file fileID: String, line: UInt
     ) -> InMemorySpan {
-        recorder.startSpan(operationName, context: context(), ofKind: kind, at: instant(), function: function, file: fileID, line: line)
+        recorder.startSpan(
+            operationName, context: context(), ofKind: kind, at: instant(), function: function, file: fileID, line: line
+        )
     }
 
     func activeSpan(identifiedBy context: ServiceContext) -> InMemorySpan? {
@@ -28,17 +30,24 @@ struct W3CInMemoryTracer: Tracer {
 
     var finishedSpans: [FinishedInMemorySpan] { recorder.finishedSpans }
 
-    func inject<Carrier, Inject: Injector>(_ context: ServiceContext, into carrier: inout Carrier, using injector: Inject)
+    func inject<Carrier, Inject: Injector>(
+        _ context: ServiceContext, into carrier: inout Carrier, using injector: Inject
+    )
     where Inject.Carrier == Carrier {
         guard let span = context.inMemorySpanContext else { return }
         injector.inject("00-\(span.traceID)-\(span.spanID)-01", forKey: "traceparent", into: &carrier)
         if let state = context.traceState { injector.inject(state, forKey: "tracestate", into: &carrier) }
     }
 
-    func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract)
+    func extract<Carrier, Extract: Extractor>(
+        _ carrier: Carrier, into context: inout ServiceContext, using extractor: Extract
+    )
     where Extract.Carrier == Carrier {
-        guard let parent = extractor.extract(key: "traceparent", from: carrier).flatMap(TraceParent.init) else { return }
-        context.inMemorySpanContext = InMemorySpanContext(traceID: parent.traceID, spanID: parent.spanID, parentSpanID: nil)
+        guard let parent = extractor.extract(key: "traceparent", from: carrier).flatMap(TraceParent.init) else {
+            return
+        }
+        context.inMemorySpanContext = InMemorySpanContext(
+            traceID: parent.traceID, spanID: parent.spanID, parentSpanID: nil)
         context.traceState = extractor.extract(key: "tracestate", from: carrier)
     }
 }
@@ -54,7 +63,9 @@ struct TraceParent: Equatable {
     init?(_ text: String) {
         let fields = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         guard fields.count == 4,
-              zip(fields, [2, 32, 16, 2]).allSatisfy({ field, length in field.count == length && field.allSatisfy(\.isLowercaseHex) })
+            zip(fields, [2, 32, 16, 2]).allSatisfy({ field, length in
+                field.count == length && field.allSatisfy(\.isLowercaseHex)
+            })
         else { return nil }
         (version, traceID, spanID, flags) = (fields[0], fields[1], fields[2], fields[3])
     }

@@ -20,13 +20,17 @@ enum TopicReader {
 
     /// The values (as strings) of every record of `topic` the reader sees, by partition in offset order.
     static func values(
-        topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation, timeout: Duration = .seconds(15)
+        topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation,
+        timeout: Duration = .seconds(15)
     ) async throws -> [Int32: [String]] {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    try read(topic: topic, partitions: partitions, bootstrapServers: bootstrapServers, isolation: isolation, timeout: timeout)
-                })
+                continuation.resume(
+                    with: Result {
+                        try read(
+                            topic: topic, partitions: partitions, bootstrapServers: bootstrapServers,
+                            isolation: isolation, timeout: timeout)
+                    })
             }
             thread.name = "topic-reader"
             thread.start()
@@ -34,7 +38,9 @@ enum TopicReader {
     }
 
     /// All values of `topic` the reader sees, in no particular order across partitions.
-    static func allValues(topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation) async throws -> [String] {
+    static func allValues(topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation) async throws
+        -> [String]
+    {
         try await values(topic: topic, partitions: partitions, bootstrapServers: bootstrapServers, isolation: isolation)
             .sorted { $0.key < $1.key }.flatMap(\.value)
     }
@@ -43,21 +49,24 @@ enum TopicReader {
     static func endOffsets(topic: String, partitions: Int32, bootstrapServers: String) async throws -> [Int32: Int64] {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
-                continuation.resume(with: Result {
-                    let rk = try makeConsumer(bootstrapServers: bootstrapServers, isolation: .readUncommitted)
-                    defer { rd_kafka_destroy(rk) }
-                    var result: [Int32: Int64] = [:]
-                    for p in 0..<partitions {
-                        var low: Int64 = 0
-                        var high: Int64 = 0
-                        let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10_000)
-                        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                            throw ReadError(description: "watermarks of \(topic)-\(p): \(String(cString: rd_kafka_err2str(err)))")
+                continuation.resume(
+                    with: Result {
+                        let rk = try makeConsumer(bootstrapServers: bootstrapServers, isolation: .readUncommitted)
+                        defer { rd_kafka_destroy(rk) }
+                        var result: [Int32: Int64] = [:]
+                        for p in 0..<partitions {
+                            var low: Int64 = 0
+                            var high: Int64 = 0
+                            let err = rd_kafka_query_watermark_offsets(rk, topic, p, &low, &high, 10_000)
+                            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                                throw ReadError(
+                                    description:
+                                        "watermarks of \(topic)-\(p): \(String(cString: rd_kafka_err2str(err)))")
+                            }
+                            result[p] = high
                         }
-                        result[p] = high
-                    }
-                    return result
-                })
+                        return result
+                    })
             }
             thread.name = "topic-reader"
             thread.start()
@@ -75,7 +84,8 @@ enum TopicReader {
             "isolation.level": isolation.rawValue,
             "log_level": "0",
         ]
-        for (key, value) in properties where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
+        for (key, value) in properties
+        where rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
             throw ReadError(description: "reader config \(key): \(String(cString: errstr))")
         }
@@ -87,7 +97,9 @@ enum TopicReader {
         return rk
     }
 
-    private static func read(topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation, timeout: Duration) throws -> [Int32: [String]] {
+    private static func read(
+        topic: String, partitions: Int32, bootstrapServers: String, isolation: Isolation, timeout: Duration
+    ) throws -> [Int32: [String]] {
         let rk = try makeConsumer(bootstrapServers: bootstrapServers, isolation: isolation)
         defer {
             rd_kafka_consumer_close(rk)
@@ -104,7 +116,10 @@ enum TopicReader {
         let deadline = ContinuousClock.now + timeout
         while ended.count < Int(partitions) {
             guard ContinuousClock.now < deadline else {
-                throw ReadError(description: "timed out reading \(topic) (\(isolation.rawValue)); partitions not at their end: \(Set(0..<partitions).subtracting(ended).sorted())")
+                throw ReadError(
+                    description:
+                        "timed out reading \(topic) (\(isolation.rawValue)); partitions not at their end: \(Set(0..<partitions).subtracting(ended).sorted())"
+                )
             }
             guard let message = rd_kafka_consumer_poll(rk, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
@@ -116,7 +131,8 @@ enum TopicReader {
             guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw ReadError(description: "reading \(topic): \(String(cString: rd_kafka_err2str(m.err)))")
             }
-            let value = m.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.len), as: UTF8.self) } ?? ""
+            let value =
+                m.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.len), as: UTF8.self) } ?? ""
             result[m.partition, default: []].append(value)
         }
         return result

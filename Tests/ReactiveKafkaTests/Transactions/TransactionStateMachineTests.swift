@@ -1,5 +1,6 @@
-@testable import ReactiveKafka
 import Testing
+
+@testable import ReactiveKafka
 
 /// A producer that performs the state machine's actions at once, records the
 /// calls in order, and fails the calls a test chooses.
@@ -28,7 +29,9 @@ private struct FakeTransactionalProducer {
                 calls.append("flush")
                 perform(machine.flushed(error: nextFailure("flush")))
             case .sendOffsets(let offsets):
-                calls.append("sendOffsets \(offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))")
+                calls.append(
+                    "sendOffsets \(offsets.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))"
+                )
                 perform(machine.offsetsSent(error: nextFailure("sendOffsets")))
             case .commitTransaction:
                 calls.append("commit")
@@ -60,10 +63,13 @@ private struct FakeTransactionalProducer {
     mutating func tick() { perform(machine.commitDue()) }
 }
 
-private let abortable = TransactionError(kafkaError: KafkaError(.transactionAborted, "abortable"), isFatal: false, isAbortable: true, isRetriable: false)
-private let retriable = TransactionError(kafkaError: KafkaError(.kafka, "timed out"), isFatal: false, isAbortable: false, isRetriable: true)
+private let abortable = TransactionError(
+    kafkaError: KafkaError(.transactionAborted, "abortable"), isFatal: false, isAbortable: true, isRetriable: false)
+private let retriable = TransactionError(
+    kafkaError: KafkaError(.kafka, "timed out"), isFatal: false, isAbortable: false, isRetriable: true)
 private let fenced = TransactionError(
-    kafkaError: KafkaError(.fenced, "another producer with the same transactional.id took over"), isFatal: true, isAbortable: false, isRetriable: false)
+    kafkaError: KafkaError(.fenced, "another producer with the same transactional.id took over"), isFatal: true,
+    isAbortable: false, isRetriable: false)
 
 @Suite struct TransactionStateMachineTests {
     @Test func callsHappenInKafkasOrderAtEachInterval() {
@@ -75,10 +81,11 @@ private let fenced = TransactionError(
         p.tick()
         p.message(3, "in", 1, 4)
         p.tick()
-        #expect(p.calls == [
-            "init", "begin", "produce 0", "produce 1", "produce 2", "flush", "sendOffsets in-0:7,in-1:4", "commit",
-            "begin", "produce 3", "flush", "sendOffsets in-1:5", "commit",
-        ])
+        #expect(
+            p.calls == [
+                "init", "begin", "produce 0", "produce 1", "produce 2", "flush", "sendOffsets in-0:7,in-1:4", "commit",
+                "begin", "produce 3", "flush", "sendOffsets in-1:5", "commit",
+            ])
         #expect(p.commits == [[TopicPartition("in", 0): 7, TopicPartition("in", 1): 4], [TopicPartition("in", 1): 5]])
         #expect(!p.demandSuspended)
         #expect(p.failure == nil)
@@ -88,7 +95,10 @@ private let fenced = TransactionError(
         var m = TransactionStateMachine()
         _ = m.start()
         _ = m.initialized(error: nil)
-        #expect(m.message(index: 0, consumed: (TopicPartition("in", 0), 0)) == [.beginTransaction, .produce(messageIndex: 0)])
+        #expect(
+            m.message(index: 0, consumed: (TopicPartition("in", 0), 0)) == [
+                .beginTransaction, .produce(messageIndex: 0),
+            ])
         #expect(!m.acceptsMessages, "no message may come while begin_transaction runs")
         _ = m.began(error: nil)
         #expect(m.commitDue() == [.suspendDemand, .flush])
@@ -115,14 +125,16 @@ private let fenced = TransactionError(
         var p = FakeTransactionalProducer()
         p.start()
         p.message(0, "in", 0, 0)
-        p.tick()  // commits in-0:1
+        p.tick() // commits in-0:1
         p.message(1, "in", 0, 1)
-        p.message(2, "in", 1, 7)  // never committed before: rewinds to its first offset in the transaction
+        p.message(2, "in", 1, 7) // never committed before: rewinds to its first offset in the transaction
         p.failures["commit"] = [abortable]
         p.tick()
         #expect(Array(p.calls.suffix(3)) == ["sendOffsets in-0:2,in-1:8", "commit", "abort"])
         #expect(p.rewinds == [[TopicPartition("in", 0): 1, TopicPartition("in", 1): 7]])
-        #expect(p.commits == [[TopicPartition("in", 0): 1]], "the aborted transaction's offsets are never reported committed")
+        #expect(
+            p.commits == [[TopicPartition("in", 0): 1]],
+            "the aborted transaction's offsets are never reported committed")
         #expect(!p.demandSuspended)
         // The stream goes on: the rewound records come again in a new transaction.
         p.message(3, "in", 0, 1)
@@ -191,7 +203,10 @@ private let fenced = TransactionError(
         p.start()
         p.message(0, "in", 0, 3)
         p.tick()
-        #expect(Array(p.calls.dropFirst(3)) == ["flush", "sendOffsets in-0:4", "sendOffsets in-0:4", "commit", "commit", "commit"])
+        #expect(
+            Array(p.calls.dropFirst(3)) == [
+                "flush", "sendOffsets in-0:4", "sendOffsets in-0:4", "commit", "commit", "commit",
+            ])
         #expect(p.commits == [[TopicPartition("in", 0): 4]])
         #expect(p.failure == nil)
     }
@@ -243,8 +258,12 @@ private let fenced = TransactionError(
         p.perform(p.machine.addOffsets([TopicPartition("in", 0): 8, TopicPartition("in", 1): 2]))
         p.perform(p.machine.addOffsets([TopicPartition("in", 0): 5]))
         p.tick()
-        #expect(p.calls == ["init", "begin", "produce 0", "flush", "sendOffsets in-0:8,in-1:2", "commit"], "the highest offset per partition wins")
-        #expect(p.machine.begin().first.map { if case .fail = $0 { false } else { true } } == true, "a new transaction can begin")
+        #expect(
+            p.calls == ["init", "begin", "produce 0", "flush", "sendOffsets in-0:8,in-1:2", "commit"],
+            "the highest offset per partition wins")
+        #expect(
+            p.machine.begin().first.map { if case .fail = $0 { false } else { true } } == true,
+            "a new transaction can begin")
     }
 
     @Test func offsetsOfInterleavedPartitionsAreEachTheHighestSeen() {

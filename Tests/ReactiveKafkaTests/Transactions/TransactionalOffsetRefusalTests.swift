@@ -44,8 +44,9 @@ import Testing
         let settings = kafka.consumerSettings(group: group).withRebalanceSafeCommitTimeout(nil)
         let first = Consumer.committableSource(settings, subscription: .topics(topic))
         let firstRun = Task { for try await _ in first {} }
-        try #require(try await Self.eventually(within: .seconds(30)) { await Self.assignment(first.materialized) == both },
-                     "member A was assigned both partitions")
+        try #require(
+            try await Self.eventually(within: .seconds(30)) { await Self.assignment(first.materialized) == both },
+            "member A was assigned both partitions")
         let stale = try await first.materialized.withConsumer { try $0.groupMetadata() }
 
         // Member B joins: the group rebalances into a new generation, one partition each.
@@ -61,7 +62,8 @@ import Testing
         if let embedded = kafka.embedded {
             try embedded.failNextRequests(.txnOffsetCommit, with: Array(repeating: .illegalGeneration, count: 20))
         }
-        let producer = try TransactionalProducer(Self.producerSettings(kafka), transactionalId: kafka.name("txo-stale-tx"))
+        let producer = try TransactionalProducer(
+            Self.producerSettings(kafka), transactionalId: kafka.name("txo-stale-tx"))
         let output = try kafka.createTopic("txo-stale-out", partitions: 1)
         let offsets: [TopicPartition: Int64] = [TopicPartition(topic, 0): 7, TopicPartition(topic, 1): 7]
         var refusal: KafkaError?
@@ -87,10 +89,12 @@ import Testing
         // Nothing of the transaction is visible (the mock does not filter aborted records from
         // read_committed readers, so only a broker can show it), and the group's offsets did not move.
         if kafka.isExternal {
-            let visible = try await TopicReader.allValues(topic: output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+            let visible = try await TopicReader.allValues(
+                topic: output, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
             #expect(visible.isEmpty, "\(visible)")
         }
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)
         #expect(committed.isEmpty, "the refused offsets were not committed: \(committed)")
 
         await first.materialized.shutdown()

@@ -24,11 +24,15 @@ import Testing
         }
         #expect(sent == 600, "the closure's result is returned")
         // A second transaction on the same producer.
-        try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-a", partition: 0, value: "second")) }
+        try await producer.transaction { t in
+            try await t.send(ProducerRecord(topic: "tp-a", partition: 0, value: "second"))
+        }
         await producer.close()
 
-        let a = try await TopicReader.allValues(topic: "tp-a", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
-        let b = try await TopicReader.allValues(topic: "tp-b", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let a = try await TopicReader.allValues(
+            topic: "tp-a", partitions: 3, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let b = try await TopicReader.allValues(
+            topic: "tp-b", partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(Set(a) == Set((0..<600).filter { $0 % 2 == 0 }.map { "v\($0)" } + ["second"]))
         #expect(Set(b) == Set((0..<600).filter { $0 % 2 == 1 }.map { "v\($0)" }))
         #expect(a.count + b.count == 601, "each record once")
@@ -48,7 +52,8 @@ import Testing
         // The producer goes on: the next transaction commits.
         try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-abort", value: "committed")) }
         await producer.close()
-        let uncommitted = try await TopicReader.allValues(topic: "tp-abort", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
+        let uncommitted = try await TopicReader.allValues(
+            topic: "tp-abort", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readUncommitted)
         #expect(uncommitted.contains("committed"))
     }
 
@@ -71,14 +76,17 @@ import Testing
         // Adding the partition to the next transaction is refused: librdkafka makes the transaction abortable.
         try kafka.failNextRequests(.addPartitionsToTxn, with: [.topicAuthorizationFailed])
         do {
-            try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-abortable", value: "refused")) }
+            try await producer.transaction { t in
+                try await t.send(ProducerRecord(topic: "tp-abortable", value: "refused"))
+            }
             Issue.record("the commit should have failed")
         } catch let error as KafkaError {
             #expect(error.kind == .transactionAborted, "\(error)")
         }
         try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-abortable", value: "third")) }
         await producer.close()
-        let values = try await TopicReader.allValues(topic: "tp-abortable", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(
+            topic: "tp-abortable", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.contains("first") && values.contains("third"))
     }
 
@@ -90,11 +98,14 @@ import Testing
         try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-fenced", value: "before")) }
         try kafka.failNextRequests(.endTxn, with: [code])
         do {
-            try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-fenced", value: "fenced")) }
+            try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-fenced", value: "fenced"))
+            }
             Issue.record("the commit should have failed")
         } catch let error as KafkaError {
             #expect(error.kind == .fenced, "\(error)")
-            #expect(error.message.contains("another instance with the same transactional id 'tp-fenced' took over"), "\(error)")
+            #expect(
+                error.message.contains("another instance with the same transactional id 'tp-fenced' took over"),
+                "\(error)")
         }
         do {
             try await producer.transaction { t in try await t.send(ProducerRecord(topic: "tp-fenced", value: "after")) }
@@ -114,7 +125,8 @@ import Testing
         // Accepted: a transaction that sends offsets commits, and its record is visible.
         try await producer.transaction { t in
             try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "x"))
-            try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 5, TopicPartition("tp-offsets-in", 1): 7], groupMetadata: group)
+            try await t.sendOffsets(
+                [TopicPartition("tp-offsets-in", 0): 5, TopicPartition("tp-offsets-in", 1): 7], groupMetadata: group)
         }
         let committedRecords = try await TopicReader.allValues(
             topic: "tp-offsets-out", partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
@@ -127,17 +139,22 @@ import Testing
         let refused = await #expect(throws: KafkaError.self) {
             try await producer.transaction { t in
                 try await t.send(ProducerRecord(topic: "tp-offsets-out", value: "refused"))
-                try await t.sendOffsets([TopicPartition("tp-offsets-in", 0): 9, TopicPartition("tp-offsets-in", 1): 11], groupMetadata: group)
+                try await t.sendOffsets(
+                    [TopicPartition("tp-offsets-in", 0): 9, TopicPartition("tp-offsets-in", 1): 11],
+                    groupMetadata: group)
             }
         }
-        #expect(refused?.partitions == [TopicPartition("tp-offsets-in", 0), TopicPartition("tp-offsets-in", 1)], "the refusal names the partitions: \(String(describing: refused))")
+        #expect(
+            refused?.partitions == [TopicPartition("tp-offsets-in", 0), TopicPartition("tp-offsets-in", 1)],
+            "the refusal names the partitions: \(String(describing: refused))")
         #expect(refused?.code == KafkaErrorCode.groupAuthorizationFailed.rawValue)
         await producer.close()
 
         // The mock cluster accepts TxnOffsetCommit but does not store the offsets (a documented
         // limit): the group holds the offsets of the committed transaction or none, never those
         // of the refused one.
-        let committed = try await TestData.committedOffsets(bootstrapServers: kafka.bootstrapServers, group: "tp-offsets-group", topic: "tp-offsets-in", partitions: 2)
+        let committed = try await TestData.committedOffsets(
+            bootstrapServers: kafka.bootstrapServers, group: "tp-offsets-group", topic: "tp-offsets-in", partitions: 2)
         #expect(committed == [0: 5, 1: 7] || committed.isEmpty, "\(committed)")
     }
 
@@ -145,7 +162,8 @@ import Testing
         let kafka = try EmbeddedKafka()
         #expect(throws: KafkaError.self) { try TransactionalProducer(Self.settings(kafka), transactionalId: "") }
         #expect(throws: KafkaError.self) {
-            try TransactionalProducer(Self.settings(kafka).withProperty("transactional.id", "other"), transactionalId: "mine")
+            try TransactionalProducer(
+                Self.settings(kafka).withProperty("transactional.id", "other"), transactionalId: "mine")
         }
     }
 }

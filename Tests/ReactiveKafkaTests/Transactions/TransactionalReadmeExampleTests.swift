@@ -9,8 +9,9 @@ import Testing
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 4)
         try kafka.createTopic("enriched", partitions: 4)
-        try await TestData.produce(bootstrapServers: kafka.bootstrapServers, topic: "orders",
-                                   records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "orders",
+            records: (0..<500).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
         let bootstrapServers = kafka.bootstrapServers
         let consumerSettings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
             .withBootstrapServers(bootstrapServers)
@@ -25,11 +26,13 @@ import Testing
         let watching = Task { for try await message in watcher { output.add(message.record.value) } }
 
         // README: begin
-        let control = Transactional
+        let control =
+            Transactional
             .source(consumerSettings, subscription: .topics("orders"))
             .map { message in
                 ProducerMessage.single(
-                    ProducerRecord(topic: "enriched", key: message.record.key, value: message.record.value.uppercased()),
+                    ProducerRecord(
+                        topic: "enriched", key: message.record.key, value: message.record.value.uppercased()),
                     passThrough: message.partitionOffset)
             }
             .to(Transactional.sink(producerSettings, transactionalId: "enricher-1"))

@@ -1,8 +1,9 @@
 import Foundation
-@testable import ReactiveKafka
 import ReactiveKafkaTestKit
 import StreamKit
 import Testing
+
+@testable import ReactiveKafka
 
 /// A transactional source's consumer engine is freed once its stream ended and was shut
 /// down. The source's context (its rebalance handler, which the engine holds for life)
@@ -23,7 +24,10 @@ import Testing
         // The engine's thread lets go of it right after closing; allow it a moment.
         let deadline = ContinuousClock.now + .seconds(10)
         while !weak.isGone, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(weak.isGone, "the transactional source's consumer engine is still alive after its stream ended and shut down: a reference cycle leaks it")
+        #expect(
+            weak.isGone,
+            "the transactional source's consumer engine is still alive after its stream ended and shut down: a reference cycle leaks it"
+        )
     }
 
     /// Runs source → Transactional.flow → collector until every record committed, shuts it
@@ -34,9 +38,12 @@ import Testing
         let weak = WeakEngine()
         let seen = Counter()
         let committed = CommittedResults()
-        let control = TransactionalPipelineTests.pipeline(kafka, input: input, group: kafka.name("tlife-g"), transactionalId: "tlife", committed: committed) { message in
+        let control = TransactionalPipelineTests.pipeline(
+            kafka, input: input, group: kafka.name("tlife-g"), transactionalId: "tlife", committed: committed
+        ) { message in
             seen.add(message.record.value)
-            return .single(ProducerRecord(topic: output, value: message.record.value), passThrough: message.partitionOffset)
+            return .single(
+                ProducerRecord(topic: output, value: message.record.value), passThrough: message.partitionOffset)
         }
         try await seen.waitFor(count: 100)
         weak.engine = try control.control.subStreamEngine()

@@ -22,7 +22,8 @@ import Testing
         let kafka = try TestCluster()
         let names = try await EOSNames(kafka, "tps", partitions: 3, count: 1500, outputPartitions: 3)
         let (tpsGroup, tpsId, tpsIn, tpsOut) = (names.group, names.transactionalId, names.input, names.output)
-        let source = Transactional.partitionedSource(Self.settings(kafka, group: tpsGroup), subscription: .topics(tpsIn))
+        let source = Transactional.partitionedSource(
+            Self.settings(kafka, group: tpsGroup), subscription: .topics(tpsIn))
         let committed = CommittedResults()
         let injected = Mutex(false)
         let merge = DynamicMerge<Envelope>(bufferSize: 64)
@@ -30,19 +31,31 @@ import Testing
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await result in merge.elements.via(
-                        Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tpsId, eosCommitInterval: .milliseconds(100))
+                        Transactional.flow(
+                            TransactionalPipelineTests.producerSettings(kafka), transactionalId: tpsId,
+                            eosCommitInterval: .milliseconds(100))
                     ) {
                         committed.add(result)
                     }
                 }
                 for try await (_, subStream) in source {
-                    merge.add(subStream.map { message -> Envelope in
-                        if message.record.value == "v600", !injected.withLock({ let was = $0; $0 = true; return was }) {
-                            try kafka.requireEmbedded().failNextRequests(.produce, with: [KafkaErrorCode(rawValue: 59)])  // UNKNOWN_PRODUCER_ID: abortable
-                        }
-                        try await Task.sleep(for: .microseconds(300))
-                        return .single(ProducerRecord(topic: tpsOut, key: message.record.key, value: message.record.value), passThrough: message.partitionOffset)
-                    })
+                    merge.add(
+                        subStream.map { message -> Envelope in
+                            if message.record.value == "v600",
+                                !injected.withLock({
+                                    let was = $0
+                                    $0 = true
+                                    return was
+                                })
+                            {
+                                try kafka.requireEmbedded().failNextRequests(
+                                    .produce, with: [KafkaErrorCode(rawValue: 59)]) // UNKNOWN_PRODUCER_ID: abortable
+                            }
+                            try await Task.sleep(for: .microseconds(300))
+                            return .single(
+                                ProducerRecord(topic: tpsOut, key: message.record.key, value: message.record.value),
+                                passThrough: message.partitionOffset)
+                        })
                 }
                 merge.finish()
                 try await group.waitForAll()
@@ -51,8 +64,9 @@ import Testing
         try await committed.waitFor(total: 1500)
         try await source.materialized.drainAndShutdown(stream)
         #expect(injected.withLock { $0 })
-        #expect(committed.offsetsByPartition() == [0: Array(0..<500), 1: Array(0..<500), 2: Array(0..<500)],
-                "each partition was read again in its own sub-stream: every offset committed exactly once, in order")
+        #expect(
+            committed.offsetsByPartition() == [0: Array(0..<500), 1: Array(0..<500), 2: Array(0..<500)],
+            "each partition was read again in its own sub-stream: every offset committed exactly once, in order")
     }
 
     @Test func theOffsetContextPairWritesEveryRecordOnce() async throws {
@@ -60,18 +74,27 @@ import Testing
         let names = try await EOSNames(kafka, "tctx", partitions: 2, count: 400, outputPartitions: 2)
         let (tctxGroup, tctxId, tctxIn, tctxOut) = (names.group, names.transactionalId, names.input, names.output)
         let seen = Counter()
-        let control = Transactional.sourceWithOffsetContext(Self.settings(kafka, group: tctxGroup), subscription: .topics(tctxIn))
-            .map { pair in
-                seen.add(pair.record.value)
-                return (message: ProducerMessage<String, String, Void>.single(
-                            ProducerRecord(topic: tctxOut, key: pair.record.key, value: pair.record.value.uppercased()), passThrough: ()),
-                        offset: pair.offset)
-            }
-            .to(Transactional.sinkWithOffsetContext(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tctxId))
-            .run()
+        let control = Transactional.sourceWithOffsetContext(
+            Self.settings(kafka, group: tctxGroup), subscription: .topics(tctxIn)
+        )
+        .map { pair in
+            seen.add(pair.record.value)
+            return (
+                message: ProducerMessage<String, String, Void>.single(
+                    ProducerRecord(topic: tctxOut, key: pair.record.key, value: pair.record.value.uppercased()),
+                    passThrough: ()),
+                offset: pair.offset
+            )
+        }
+        .to(
+            Transactional.sinkWithOffsetContext(
+                TransactionalPipelineTests.producerSettings(kafka), transactionalId: tctxId)
+        )
+        .run()
         try await seen.waitFor(count: 400)
         try await control.drainAndShutdown()
-        let values = try await TopicReader.allValues(topic: tctxOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(
+            topic: tctxOut, partitions: 2, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.sorted() == (0..<400).map { "V\($0)" }.sorted())
     }
 
@@ -85,9 +108,14 @@ import Testing
         let control = Transactional.source(Self.settings(kafka, group: tshutGroup), subscription: .topics(tshutIn))
             .map { message -> Envelope in
                 seen.add(message.record.value)
-                return .single(ProducerRecord(topic: tshutOut, value: message.record.value), passThrough: message.partitionOffset)
+                return .single(
+                    ProducerRecord(topic: tshutOut, value: message.record.value), passThrough: message.partitionOffset)
             }
-            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: tshutId, eosCommitInterval: .seconds(600)))
+            .via(
+                Transactional.flow(
+                    TransactionalPipelineTests.producerSettings(kafka), transactionalId: tshutId,
+                    eosCommitInterval: .seconds(600))
+            )
             .to(Sinks.forEach { committed.add($0) })
             .run()
         try await seen.waitFor(count: 200)
@@ -95,7 +123,8 @@ import Testing
         try await control.drainAndShutdown()
         #expect(committed.total == 200, "drainAndShutdown committed the open transaction")
         #expect(committed.offsetsByPartition() == [0: Array(0..<100), 1: Array(0..<100)])
-        let values = try await TopicReader.allValues(topic: tshutOut, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
+        let values = try await TopicReader.allValues(
+            topic: tshutOut, partitions: 1, bootstrapServers: kafka.bootstrapServers, isolation: .readCommitted)
         #expect(values.count == 200)
     }
 
@@ -118,7 +147,10 @@ import Testing
             guard secondJoined.load(ordering: .acquiring) else { return }
             let emitted = Set(seen.withLock { s in partitions.flatMap { p in (s[p] ?? []).map { "\(p):\($0)" } } })
             func uncommitted() -> Int {
-                let done = Set(committed.results().map(\.passThrough.partitionOffset).filter { partitions.contains($0.topicPartition) }.map { "\($0.topicPartition):\($0.offset)" })
+                let done = Set(
+                    committed.results().map(\.passThrough.partitionOffset).filter {
+                        partitions.contains($0.topicPartition)
+                    }.map { "\($0.topicPartition):\($0.offset)" })
                 return emitted.subtracting(done).count
             }
             let deadline = ContinuousClock.now + .seconds(2)
@@ -126,17 +158,28 @@ import Testing
             checked.withLock { $0.append((partitions, uncommitted(), emitted.count)) }
             revokedContinuation.yield()
         }
-        let control = Transactional.source(Self.settings(kafka, group: trevGroup), subscription: .topics(trevIn).withPartitionAssignmentHandler(observer))
-            .map { message -> Envelope in
-                seen.withLock { _ = $0[message.partitionOffset.partitionOffset.topicPartition, default: []].insert(message.record.offset) }
-                seenCount.add(message.record.value)
-                try await Task.sleep(for: .milliseconds(1))
-                return .single(ProducerRecord(topic: trevOut, value: message.record.value), passThrough: message.partitionOffset)
+        let control = Transactional.source(
+            Self.settings(kafka, group: trevGroup),
+            subscription: .topics(trevIn).withPartitionAssignmentHandler(observer)
+        )
+        .map { message -> Envelope in
+            seen.withLock {
+                _ = $0[message.partitionOffset.partitionOffset.topicPartition, default: []].insert(
+                    message.record.offset)
             }
-            // A long interval: only the revoke (and shutdown) make it commit.
-            .via(Transactional.flow(TransactionalPipelineTests.producerSettings(kafka), transactionalId: trevId, eosCommitInterval: .seconds(600)))
-            .to(Sinks.forEach { committed.add($0) })
-            .run()
+            seenCount.add(message.record.value)
+            try await Task.sleep(for: .milliseconds(1))
+            return .single(
+                ProducerRecord(topic: trevOut, value: message.record.value), passThrough: message.partitionOffset)
+        }
+        // A long interval: only the revoke (and shutdown) make it commit.
+        .via(
+            Transactional.flow(
+                TransactionalPipelineTests.producerSettings(kafka), transactionalId: trevId,
+                eosCommitInterval: .seconds(600))
+        )
+        .to(Sinks.forEach { committed.add($0) })
+        .run()
         try await seenCount.waitFor(count: 100)
         // A second member joins: the first one's partitions are revoked.
         secondJoined.store(true, ordering: .releasing)
@@ -150,8 +193,12 @@ import Testing
         let revokes = checked.withLock { $0 }
         #expect(!revokes.isEmpty)
         for revoke in revokes {
-            #expect(revoke.emitted > 0 || revoke.revoked.isEmpty, "records had been emitted for \(revoke.revoked.sorted())")
-            #expect(revoke.uncommitted == 0, "\(revoke.uncommitted) of \(revoke.emitted) records emitted for \(revoke.revoked.sorted()) were not committed before the partitions moved")
+            #expect(
+                revoke.emitted > 0 || revoke.revoked.isEmpty, "records had been emitted for \(revoke.revoked.sorted())")
+            #expect(
+                revoke.uncommitted == 0,
+                "\(revoke.uncommitted) of \(revoke.emitted) records emitted for \(revoke.revoked.sorted()) were not committed before the partitions moved"
+            )
         }
     }
 }

@@ -21,7 +21,8 @@ public enum KafkaSASL: Sendable, Equatable {
 
     var properties: [String: String] {
         switch self {
-        case .plain(let username, let password), .scramSHA256(let username, let password), .scramSHA512(let username, let password):
+        case .plain(let username, let password), .scramSHA256(let username, let password),
+            .scramSHA512(let username, let password):
             return ["sasl.mechanism": mechanism, "sasl.username": username, "sasl.password": password]
         case .oauthBearer(let bearer):
             return bearer.properties.merging(["sasl.mechanism": mechanism]) { _, new in new }
@@ -30,7 +31,8 @@ public enum KafkaSASL: Sendable, Equatable {
 
     func validate() throws(KafkaError) {
         switch self {
-        case .plain(let username, let password), .scramSHA256(let username, let password), .scramSHA512(let username, let password):
+        case .plain(let username, let password), .scramSHA256(let username, let password),
+            .scramSHA512(let username, let password):
             try SecurityCheck.present(username, "the SASL username", for: mechanism)
             try SecurityCheck.present(password, "the SASL password", for: mechanism, secret: true)
         case .oauthBearer(let bearer):
@@ -44,11 +46,15 @@ public enum KafkaOAuthBearer: Sendable, Equatable {
     /// librdkafka's unsecured JSON Web Tokens, made up by the client for `principal`: for
     /// development and tests against brokers that accept unsecured tokens, never in production.
     /// `extensions` are SASL extensions (RFC 7628) sent with the token.
-    case unsecuredJWT(principal: String, scopes: [String] = [], lifetime: Duration = .seconds(3600), extensions: [String: String] = [:])
+    case unsecuredJWT(
+        principal: String, scopes: [String] = [], lifetime: Duration = .seconds(3600),
+        extensions: [String: String] = [:])
     /// OpenID Connect client credentials: librdkafka fetches tokens from `tokenEndpoint` and
     /// refreshes them before they expire. Needs a librdkafka built with libcurl (Debian's
     /// 2.0.2 is not: ``ConsumerSettings/withSecurity(_:)`` then says so).
-    case oidc(clientId: String, clientSecret: String, tokenEndpoint: String, scopes: [String] = [], extensions: [String: String] = [:])
+    case oidc(
+        clientId: String, clientSecret: String, tokenEndpoint: String, scopes: [String] = [],
+        extensions: [String: String] = [:])
 
     var properties: [String: String] {
         switch self {
@@ -57,7 +63,10 @@ public enum KafkaOAuthBearer: Sendable, Equatable {
             if !scopes.isEmpty { config.append("scope=\(scopes.joined(separator: ","))") }
             config.append("lifeSeconds=\(max(1, Int(lifetime.components.seconds)))")
             config += extensions.sorted { $0.key < $1.key }.map { "extension_\($0.key)=\($0.value)" }
-            return ["enable.sasl.oauthbearer.unsecure.jwt": "true", "sasl.oauthbearer.config": config.joined(separator: " ")]
+            return [
+                "enable.sasl.oauthbearer.unsecure.jwt": "true",
+                "sasl.oauthbearer.config": config.joined(separator: " "),
+            ]
         case .oidc(let clientId, let clientSecret, let tokenEndpoint, let scopes, let extensions):
             var properties = [
                 "sasl.oauthbearer.method": "oidc",
@@ -67,7 +76,9 @@ public enum KafkaOAuthBearer: Sendable, Equatable {
             ]
             if !scopes.isEmpty { properties["sasl.oauthbearer.scope"] = scopes.joined(separator: " ") }
             if !extensions.isEmpty {
-                properties["sasl.oauthbearer.extensions"] = extensions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                properties["sasl.oauthbearer.extensions"] = extensions.sorted { $0.key < $1.key }.map {
+                    "\($0.key)=\($0.value)"
+                }.joined(separator: ",")
             }
             return properties
         }
@@ -81,7 +92,9 @@ public enum KafkaOAuthBearer: Sendable, Equatable {
             try SecurityCheck.token(principal, "the principal", forbidding: " =")
             for scope in scopes { try SecurityCheck.token(scope, "the scope \"\(scope)\"", forbidding: " =,") }
             guard lifetime >= .seconds(1) else {
-                throw KafkaError(.invalidConfiguration, "OAUTHBEARER (unsecured JWT): the token lifetime must be at least 1 second, got \(lifetime)")
+                throw KafkaError(
+                    .invalidConfiguration,
+                    "OAUTHBEARER (unsecured JWT): the token lifetime must be at least 1 second, got \(lifetime)")
             }
             try SecurityCheck.extensions(extensions, valuesForbidding: " ")
         case .oidc(let clientId, let clientSecret, let tokenEndpoint, let scopes, let extensions):

@@ -69,8 +69,11 @@ public struct KafkaTLS: Sendable, Equatable {
             try PEMCheck.certificates(certificate, what: "the client certificate (clientIdentity: .pem)")
             try PEMCheck.privateKey(key, what: "the client key (clientIdentity: .pem)", password: password)
         case .files(let certificate, let key, let password)?:
-            try PEMCheck.certificates(try PEMCheck.readFile(certificate, what: "client certificate"), what: "the client certificate file \(certificate)")
-            try PEMCheck.privateKey(try PEMCheck.readFile(key, what: "client key"), what: "the client key file \(key)", password: password)
+            try PEMCheck.certificates(
+                try PEMCheck.readFile(certificate, what: "client certificate"),
+                what: "the client certificate file \(certificate)")
+            try PEMCheck.privateKey(
+                try PEMCheck.readFile(key, what: "client key"), what: "the client key file \(key)", password: password)
         }
     }
 }
@@ -78,17 +81,20 @@ public struct KafkaTLS: Sendable, Equatable {
 extension KafkaTLS: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The settings with the private key and its password shown as ``SecretProperties/redacted``.
     public var description: String {
-        let trusted = switch trust {
-        case .system: "system"
-        case .pem(let pem): "pem(\(PEMCheck.count("CERTIFICATE", in: pem)) certificates)"
-        case .file(let path): "file(\(path))"
-        }
-        let identity = switch clientIdentity {
-        case nil: "none"
-        case .pem(_, _, let password)?: "pem(certificate, key: \(SecretProperties.redacted)\(password == nil ? "" : ", keyPassword: \(SecretProperties.redacted)"))"
-        case .files(let certificate, let key, let password)?:
-            "files(certificate: \(certificate), key: \(key)\(password == nil ? "" : ", keyPassword: \(SecretProperties.redacted)"))"
-        }
+        let trusted =
+            switch trust {
+            case .system: "system"
+            case .pem(let pem): "pem(\(PEMCheck.count("CERTIFICATE", in: pem)) certificates)"
+            case .file(let path): "file(\(path))"
+            }
+        let identity =
+            switch clientIdentity {
+            case nil: "none"
+            case .pem(_, _, let password)?:
+                "pem(certificate, key: \(SecretProperties.redacted)\(password == nil ? "" : ", keyPassword: \(SecretProperties.redacted)"))"
+            case .files(let certificate, let key, let password)?:
+                "files(certificate: \(certificate), key: \(key)\(password == nil ? "" : ", keyPassword: \(SecretProperties.redacted)"))"
+            }
         return "KafkaTLS(trust: \(trusted), clientIdentity: \(identity), verifiesHostname: \(verifiesHostname))"
     }
 

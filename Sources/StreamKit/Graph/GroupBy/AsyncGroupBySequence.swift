@@ -35,7 +35,8 @@ where Base.Element: Sendable {
         Iterator(
             maxSubstreams: maxSubstreams,
             lifetime: maxSubstreams >= 1
-                ? GroupByOuterLifetime(GroupByStorage(base: base, maxSubstreams: maxSubstreams, bufferSize: bufferSize, key: key))
+                ? GroupByOuterLifetime(
+                    GroupByStorage(base: base, maxSubstreams: maxSubstreams, bufferSize: bufferSize, key: key))
                 : nil
         )
     }
@@ -52,7 +53,8 @@ where Base.Element: Sendable {
 
         @inlinable public mutating func next() async throws -> AsyncGroupBySubstream<Key, Base.Element>? {
             guard let lifetime else {
-                throw StreamKitError.invalidArgument("groupBy(maxSubstreams: \(maxSubstreams)): maxSubstreams must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "groupBy(maxSubstreams: \(maxSubstreams)): maxSubstreams must be at least 1")
             }
             guard let (key, id) = try await lifetime.storage.nextSubstream() else { return nil }
             return AsyncGroupBySubstream(key: key, handle: GroupBySubstreamHandle(storage: lifetime.storage, id: id))

@@ -119,7 +119,7 @@ import DequeModule
     }
 
     @inlinable mutating func deliver(_ element: Element, to id: Int, _ deliveries: inout Deliveries) {
-        guard subs[id].active else { return }  // that sub-stream's consumer stopped: drop
+        guard subs[id].active else { return } // that sub-stream's consumer stopped: drop
         if let waiting = subs[id].waiting {
             subs[id].waiting = nil
             deliveries.append { waiting.resume(returning: .success(element)) }
@@ -139,7 +139,7 @@ import DequeModule
             }
             return (deliveries, false)
         }
-        guard outerActive else { return ([], false) }  // nobody takes new sub-streams: drop
+        guard outerActive else { return ([], false) } // nobody takes new sub-streams: drop
         guard ids.count < maxSubstreams else {
             return (finish(StreamKitError.tooManySubstreams(max: maxSubstreams)), true)
         }
@@ -214,7 +214,10 @@ import DequeModule
         if let reader = readerIfUnblocked() { deliveries.append { reader.resume(returning: true) } }
         if nothingConsumes {
             cancelled = true
-            if let reader { self.reader = nil; deliveries.append { reader.resume(returning: false) } }
+            if let reader {
+                self.reader = nil
+                deliveries.append { reader.resume(returning: false) }
+            }
             return (true, deliveries)
         }
         return (false, deliveries)

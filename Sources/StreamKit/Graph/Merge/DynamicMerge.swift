@@ -21,7 +21,8 @@ public final class DynamicMerge<Element: Sendable>: Sendable {
     }
 
     /// Adds `upstream`: its elements join ``elements`` from now on.
-    @inlinable public func add<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) where Upstream.Element == Element {
+    @inlinable public func add<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream)
+    where Upstream.Element == Element {
         storage.add(upstream)
     }
 

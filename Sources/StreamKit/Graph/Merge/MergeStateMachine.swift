@@ -92,7 +92,9 @@ import DequeModule
         return (.wait, element)
     }
 
-    @inlinable mutating func park(_ element: Element, _ continuation: ProducerContinuation) -> (resumeNow: Bool?, consumer: ConsumerContinuation?, element: Element?) {
+    @inlinable mutating func park(_ element: Element, _ continuation: ProducerContinuation) -> (
+        resumeNow: Bool?, consumer: ConsumerContinuation?, element: Element?
+    ) {
         if cancelled || failure != nil { return (false, nil, nil) }
         if let consumer {
             self.consumer = nil
@@ -107,7 +109,9 @@ import DequeModule
     }
 
     /// A producer's upstream ended. Returns the consumer to resume with the end, if that was the last.
-    @inlinable mutating func producerFinished(_ error: (any Error)?) -> (ConsumerContinuation, Result<Element?, any Error>)? {
+    @inlinable mutating func producerFinished(_ error: (any Error)?) -> (
+        ConsumerContinuation, Result<Element?, any Error>
+    )? {
         activeProducers -= 1
         if let error, failure == nil, !cancelled { failure = error }
         guard let consumer else { return nil }

@@ -57,7 +57,8 @@ import Synchronization
         for task in tasks.withLock({ Array($0.values) }) { task.cancel() }
     }
 
-    @inlinable func produce<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async where Upstream.Element == Element {
+    @inlinable func produce<Upstream: AsyncSequence & Sendable>(_ upstream: Upstream) async
+    where Upstream.Element == Element {
         var iterator = upstream.makeAsyncIterator()
         do {
             while let element = try await iterator.next() {

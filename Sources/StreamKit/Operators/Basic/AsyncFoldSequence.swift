@@ -12,7 +12,9 @@ public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
     @usableFromInline let initial: Result
     @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-    @inlinable init(base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+    @inlinable init(
+        base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+    ) {
         self.base = base
         self.initial = initial
         self.accumulate = accumulate
@@ -28,7 +30,10 @@ public struct AsyncFoldSequence<Base: AsyncSequence, Result>: AsyncSequence {
         @usableFromInline var initial: Result?
         @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-        @inlinable init(base: Base.AsyncIterator, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+        @inlinable init(
+            base: Base.AsyncIterator, initial: Result,
+            accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+        ) {
             self.base = base
             self.initial = initial
             self.accumulate = accumulate

@@ -13,7 +13,9 @@ public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
     @usableFromInline let initial: Result
     @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-    @inlinable init(base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+    @inlinable init(
+        base: Base, initial: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+    ) {
         self.base = base
         self.initial = initial
         self.accumulate = accumulate
@@ -30,7 +32,10 @@ public struct AsyncScanSequence<Base: AsyncSequence, Result>: AsyncSequence {
         @usableFromInline var emittedInitial = false
         @usableFromInline let accumulate: @Sendable (Result, Base.Element) throws -> Result
 
-        @inlinable init(base: Base.AsyncIterator, current: Result, accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result) {
+        @inlinable init(
+            base: Base.AsyncIterator, current: Result,
+            accumulate: @escaping @Sendable (Result, Base.Element) throws -> Result
+        ) {
             self.base = base
             self.current = current
             self.accumulate = accumulate

@@ -12,7 +12,10 @@ public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>
     @usableFromInline let initial: @Sendable () -> State
     @usableFromInline let transform: @Sendable (inout State, Base.Element) throws -> [Output]
 
-    @inlinable init(base: Base, initial: @escaping @Sendable () -> State, transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]) {
+    @inlinable init(
+        base: Base, initial: @escaping @Sendable () -> State,
+        transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]
+    ) {
         self.base = base
         self.initial = initial
         self.transform = transform
@@ -29,7 +32,10 @@ public struct AsyncStatefulMapConcatSequence<Base: AsyncSequence, State, Output>
         @usableFromInline let transform: @Sendable (inout State, Base.Element) throws -> [Output]
         @usableFromInline var pending: IndexingIterator<[Output]> = [Output]().makeIterator()
 
-        @inlinable init(base: Base.AsyncIterator, state: State, transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]) {
+        @inlinable init(
+            base: Base.AsyncIterator, state: State,
+            transform: @escaping @Sendable (inout State, Base.Element) throws -> [Output]
+        ) {
             self.base = base
             self.state = state
             self.transform = transform

@@ -36,7 +36,9 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
             return nil
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Base.Element? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Base
+            .Element?
+        {
             while let element = try await base.next(isolation: actor) {
                 if isIncluded(element) { return element }
             }
@@ -46,4 +48,3 @@ public struct AsyncSyncFilterSequence<Base: AsyncSequence>: AsyncSequence {
 }
 
 extension AsyncSyncFilterSequence: Sendable where Base: Sendable {}
-

@@ -36,7 +36,9 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
             return transform(element)
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Output? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure)
+            -> Output?
+        {
             guard let element = try await base.next(isolation: actor) else { return nil }
             return transform(element)
         }
@@ -44,4 +46,3 @@ public struct AsyncSyncMapSequence<Base: AsyncSequence, Output>: AsyncSequence {
 }
 
 extension AsyncSyncMapSequence: Sendable where Base: Sendable {}
-

@@ -39,7 +39,9 @@ public struct AsyncTakeSequence<Base: AsyncSequence>: AsyncSequence {
             try await next(isolation: nil)
         }
 
-        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure) -> Element? {
+        @inlinable public mutating func next(isolation actor: isolated (any Actor)?) async throws(Base.Failure)
+            -> Element?
+        {
             guard remaining > 0 else { return nil }
             guard let element = try await base.next(isolation: actor) else {
                 remaining = 0

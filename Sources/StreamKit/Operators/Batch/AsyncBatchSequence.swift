@@ -21,7 +21,10 @@ where Base.Element: Sendable {
     @usableFromInline let seed: @Sendable (Base.Element) -> Aggregate
     @usableFromInline let aggregate: @Sendable (Aggregate, Base.Element) -> Aggregate
 
-    @inlinable init(base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate, aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate) {
+    @inlinable init(
+        base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate,
+        aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate
+    ) {
         self.base = base
         self.max = max
         self.seed = seed
@@ -29,7 +32,10 @@ where Base.Element: Sendable {
     }
 
     @inlinable public func makeAsyncIterator() -> Iterator {
-        Iterator(max: max, lifetime: max >= 1 ? BatchLifetime(BatchStorage(base: base, max: max, seed: seed, aggregate: aggregate)) : nil)
+        Iterator(
+            max: max,
+            lifetime: max >= 1
+                ? BatchLifetime(BatchStorage(base: base, max: max, seed: seed, aggregate: aggregate)) : nil)
     }
 
     /// The iterator of ``AsyncBatchSequence``.
@@ -43,14 +49,17 @@ where Base.Element: Sendable {
         }
 
         @inlinable public mutating func next() async throws -> Aggregate? {
-            guard let lifetime else { throw StreamKitError.invalidArgument("batch(max: \(max)): max must be at least 1") }
+            guard let lifetime else {
+                throw StreamKitError.invalidArgument("batch(max: \(max)): max must be at least 1")
+            }
             return try await lifetime.storage.next()
         }
     }
 }
 
 /// The async shell of ``AsyncBatchSequence``.
-@usableFromInline final class BatchStorage<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class BatchStorage<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline typealias Machine = BatchStateMachine<Aggregate>
     @usableFromInline let state: Mutex<Machine>
     @usableFromInline let base: Base
@@ -58,7 +67,10 @@ where Base.Element: Sendable {
     @usableFromInline let aggregate: @Sendable (Aggregate, Base.Element) -> Aggregate
     @usableFromInline let readerTask = Mutex<Task<Void, Never>?>(nil)
 
-    @inlinable init(base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate, aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate) {
+    @inlinable init(
+        base: Base, max: Int, seed: @escaping @Sendable (Base.Element) -> Aggregate,
+        aggregate: @escaping @Sendable (Aggregate, Base.Element) -> Aggregate
+    ) {
         self.base = base
         self.seed = seed
         self.aggregate = aggregate
@@ -121,7 +133,9 @@ where Base.Element: Sendable {
             }
             do {
                 guard let element = try await iterator.next() else {
-                    if let (consumer, result) = state.withLock({ $0.finish(nil) }) { consumer.resume(returning: result) }
+                    if let (consumer, result) = state.withLock({ $0.finish(nil) }) {
+                        consumer.resume(returning: result)
+                    }
                     return
                 }
                 let current = state.withLock { $0.beginExtend() }
@@ -138,7 +152,8 @@ where Base.Element: Sendable {
 }
 
 /// Cancels a batch stage when its iterator goes away.
-@usableFromInline final class BatchLifetime<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class BatchLifetime<Base: AsyncSequence & Sendable, Aggregate: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline let storage: BatchStorage<Base, Aggregate>
     @inlinable init(_ storage: BatchStorage<Base, Aggregate>) { self.storage = storage }
     deinit { storage.cancel() }

@@ -97,7 +97,10 @@
     @inlinable mutating func cancel() -> (ConsumerContinuation?, ReaderContinuation?) {
         cancelled = true
         aggregate = nil
-        defer { consumer = nil; reader = nil }
+        defer {
+            consumer = nil
+            reader = nil
+        }
         return (consumer, reader)
     }
 }

@@ -17,7 +17,9 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
     @usableFromInline let clock: C
     @usableFromInline let cost: @Sendable (Base.Element) -> Int
 
-    @inlinable init(base: Base, weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Base.Element) -> Int) {
+    @inlinable init(
+        base: Base, weight: Int, duration: Duration, clock: C, cost: @escaping @Sendable (Base.Element) -> Int
+    ) {
         self.base = base
         self.weight = weight
         self.duration = duration
@@ -43,10 +45,12 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
 
         @inlinable public mutating func next() async throws -> [Base.Element]? {
             guard sequence.weight >= 1 else {
-                throw StreamKitError.invalidArgument("groupedWeightedWithin(weight: \(sequence.weight)): weight must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "groupedWeightedWithin(weight: \(sequence.weight)): weight must be at least 1")
             }
             guard sequence.duration > .zero else {
-                throw StreamKitError.invalidArgument("groupedWeightedWithin(duration: \(sequence.duration)): duration must be positive")
+                throw StreamKitError.invalidArgument(
+                    "groupedWeightedWithin(duration: \(sequence.duration)): duration must be positive")
             }
             if let pendingEnd {
                 self.pendingEnd = .some(nil)
@@ -68,11 +72,12 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
                 if total >= sequence.weight { return group }
             }
             while true {
-                let event = if let deadline {
-                    await lifetime.pump.next(wakeAt: deadline, clock: sequence.clock)
-                } else {
-                    await lifetime.pump.next()
-                }
+                let event =
+                    if let deadline {
+                        await lifetime.pump.next(wakeAt: deadline, clock: sequence.clock)
+                    } else {
+                        await lifetime.pump.next()
+                    }
                 switch event {
                 case .element(let element):
                     if let deadline, sequence.clock.now >= deadline {
@@ -119,6 +124,7 @@ extension AsyncSequence where Self: Sendable, Element: Sendable {
     @inlinable public func groupedWeightedWithin(
         weight: Int, duration: Duration, cost: @escaping @Sendable (Element) -> Int
     ) -> AsyncGroupedWeightedWithinSequence<Self, ContinuousClock> {
-        AsyncGroupedWeightedWithinSequence(base: self, weight: weight, duration: duration, clock: ContinuousClock(), cost: cost)
+        AsyncGroupedWeightedWithinSequence(
+            base: self, weight: weight, duration: duration, clock: ContinuousClock(), cost: cost)
     }
 }

@@ -69,11 +69,12 @@ where Base.Element: Sendable, C: Sendable, C.Duration == Duration {
                 if group.count == count { return group }
             }
             while true {
-                let event = if let deadline {
-                    await lifetime.pump.next(wakeAt: deadline, clock: clock)
-                } else {
-                    await lifetime.pump.next()
-                }
+                let event =
+                    if let deadline {
+                        await lifetime.pump.next(wakeAt: deadline, clock: clock)
+                    } else {
+                        await lifetime.pump.next()
+                    }
                 switch event {
                 case .element(let element):
                     if let deadline, clock.now >= deadline {

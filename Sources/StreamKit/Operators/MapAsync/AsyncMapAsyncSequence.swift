@@ -17,7 +17,8 @@ where Base.Element: Sendable {
     @usableFromInline let parallelism: Int
     @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output)
+    {
         self.base = base
         self.parallelism = parallelism
         self.transform = transform
@@ -32,16 +33,22 @@ where Base.Element: Sendable {
         @usableFromInline let lifetime: MapAsyncLifetime<Base, Output>?
         @usableFromInline let parallelism: Int
 
-        @inlinable init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+        @inlinable init(
+            base: Base, parallelism: Int, ordered: Bool,
+            transform: @escaping @Sendable (Base.Element) async throws -> Output
+        ) {
             self.parallelism = parallelism
-            self.lifetime = parallelism >= 1
-                ? MapAsyncLifetime(MapAsyncStorage(base: base, parallelism: parallelism, ordered: ordered, transform: transform))
+            self.lifetime =
+                parallelism >= 1
+                ? MapAsyncLifetime(
+                    MapAsyncStorage(base: base, parallelism: parallelism, ordered: ordered, transform: transform))
                 : nil
         }
 
         @inlinable public mutating func next() async throws -> Output? {
             guard let lifetime else {
-                throw StreamKitError.invalidArgument("mapAsync(parallelism: \(parallelism)): parallelism must be at least 1")
+                throw StreamKitError.invalidArgument(
+                    "mapAsync(parallelism: \(parallelism)): parallelism must be at least 1")
             }
             return try await lifetime.storage.next()
         }
@@ -52,7 +59,8 @@ where Base.Element: Sendable {
 }
 
 /// Ends a `mapAsync` stage when its iterator goes away.
-@usableFromInline final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable where Base.Element: Sendable {
+@usableFromInline final class MapAsyncLifetime<Base: AsyncSequence & Sendable, Output: Sendable>: Sendable
+where Base.Element: Sendable {
     @usableFromInline let storage: MapAsyncStorage<Base, Output>
     @inlinable init(_ storage: MapAsyncStorage<Base, Output>) { self.storage = storage }
     deinit { storage.terminate() }

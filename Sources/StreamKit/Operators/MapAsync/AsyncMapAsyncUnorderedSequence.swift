@@ -14,13 +14,15 @@ where Base.Element: Sendable {
     @usableFromInline let parallelism: Int
     @usableFromInline let transform: @Sendable (Base.Element) async throws -> Output
 
-    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output) {
+    @inlinable init(base: Base, parallelism: Int, transform: @escaping @Sendable (Base.Element) async throws -> Output)
+    {
         self.base = base
         self.parallelism = parallelism
         self.transform = transform
     }
 
     @inlinable public func makeAsyncIterator() -> AsyncMapAsyncSequence<Base, Output>.Iterator {
-        AsyncMapAsyncSequence<Base, Output>.Iterator(base: base, parallelism: parallelism, ordered: false, transform: transform)
+        AsyncMapAsyncSequence<Base, Output>.Iterator(
+            base: base, parallelism: parallelism, ordered: false, transform: transform)
     }
 }

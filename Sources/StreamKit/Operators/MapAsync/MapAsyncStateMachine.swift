@@ -54,7 +54,9 @@ import DequeModule
         @usableFromInline var spawnWorker = false
         @usableFromInline var consumer: ConsumerContinuation? = nil
         @inlinable static var none: Wake { Wake() }
-        @inlinable init(worker: WorkerContinuation? = nil, spawnWorker: Bool = false, consumer: ConsumerContinuation? = nil) {
+        @inlinable init(
+            worker: WorkerContinuation? = nil, spawnWorker: Bool = false, consumer: ConsumerContinuation? = nil
+        ) {
             self.worker = worker
             self.spawnWorker = spawnWorker
             self.consumer = consumer
@@ -261,7 +263,9 @@ import DequeModule
     }
 
     /// The upstream ended. Returns the parked workers (to let them exit) and the consumer to wake.
-    @inlinable mutating func upstreamEnded(_ error: (any Error)?) -> (workers: [WorkerContinuation], consumer: ConsumerContinuation?) {
+    @inlinable mutating func upstreamEnded(_ error: (any Error)?) -> (
+        workers: [WorkerContinuation], consumer: ConsumerContinuation?
+    ) {
         upstream = error.map { .failed($0) } ?? .finished
         let workers = idleWorkers
         idleWorkers = []

@@ -14,7 +14,9 @@ where Base.Element: Sendable {
     @usableFromInline var iterator: Base.AsyncIterator?
     @usableFromInline let workers = Mutex<[Task<Void, Never>]>([])
 
-    @inlinable init(base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Input) async throws -> Output) {
+    @inlinable init(
+        base: Base, parallelism: Int, ordered: Bool, transform: @escaping @Sendable (Input) async throws -> Output
+    ) {
         self.base = base
         self.transform = transform
         self.state = Mutex(Machine(parallelism: parallelism, ordered: ordered))
@@ -93,10 +95,11 @@ where Base.Element: Sendable {
         do { result = .success(try await transform(input)) } catch { result = .failure(error) }
         // A transform that returns within a few microseconds gains nothing from other threads.
         let cheap = clock.now - start < .microseconds(5)
-        perform(state.withLock {
-            $0.inlineIsCheap = cheap
-            return $0.completed(index: index, result)
-        })
+        perform(
+            state.withLock {
+                $0.inlineIsCheap = cheap
+                return $0.completed(index: index, result)
+            })
     }
 
     @inlinable func perform(_ wake: Machine.Wake) {

@@ -21,7 +21,8 @@ final class ConnectorRelay: Sendable {
             .withParallelism(AtLeastOncePipelineBench.parallelism)
         let producer = try KafkaProducer(producerSettings)
         do {
-            _ = try await producer.send(ProducerRecord(topic: output, partition: 0, value: KafkaBytes([UInt8(ascii: "w")])))
+            _ = try await producer.send(
+                ProducerRecord(topic: output, partition: 0, value: KafkaBytes([UInt8(ascii: "w")])))
         } catch {
             await producer.close()
             throw error
@@ -31,11 +32,13 @@ final class ConnectorRelay: Sendable {
         let control = Consumer.committableSource(env.connectorConsumerSettings, subscription: .assignment(partitions))
             .map { message in
                 ProducerMessage.single(
-                    ProducerRecord(topic: output, partition: message.record.partition, key: message.record.key, value: message.record.value),
+                    ProducerRecord(
+                        topic: output, partition: message.record.partition, key: message.record.key,
+                        value: message.record.value),
                     passThrough: message.committableOffset)
             }
             .via(Producer.flexiFlow(producerSettings, producer: producer))
-            .map { $0.passThrough }  // a closure, not a key path: see AtLeastOncePipelineBench
+            .map { $0.passThrough } // a closure, not a key path: see AtLeastOncePipelineBench
             .to(Committer.sink(CommitterSettings()))
             .run()
         return ConnectorRelay(control: control, producer: producer)

@@ -29,7 +29,9 @@ enum LatencyBench {
 
     /// Runs every `linger.ms` `repeat` times and prints, per `linger.ms` and rate, the run with
     /// the median Δp99 with every run's Δp99.
-    static func run(cluster: ClusterOptions, size: Int, partitions: Int, plan: LatencyPlan, repeat: Int, json: Bool) async throws {
+    static func run(cluster: ClusterOptions, size: Int, partitions: Int, plan: LatencyPlan, repeat: Int, json: Bool)
+        async throws
+    {
         var lines: [LatencyLine] = []
         for _ in 0..<`repeat` {
             for linger in plan.lingers {
@@ -42,7 +44,7 @@ enum LatencyBench {
         }
         for line in LatencyLine.medians(of: lines) {
             print(json ? line.jsonLine() : line.humanLine())
-            fflush(nil)  // all output streams: stdout is a C global Swift 6 will not touch
+            fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
         }
     }
 
@@ -58,7 +60,8 @@ enum LatencyBench {
         ) async throws -> (T, [String]) {
             progress("\(side), \(label)")
             let parameters = BenchParameters(messages: plan.maximumProbeMessages, size: size, partitions: partitions)
-            var env = try BenchEnvironment.make(scenario: "\(name)-linger\(linger)-\(slug)-\(side)", parameters: parameters, connection: connection)
+            var env = try BenchEnvironment.make(
+                scenario: "\(name)-linger\(linger)-\(slug)-\(side)", parameters: parameters, connection: connection)
             env.producerOverrides = [("linger.ms", String(linger))]
             env.consumerOverrides = plan.consumerProperties
             let session = try await LatencySession.start(side, env: env, clock: clock, plan: plan)
@@ -73,19 +76,29 @@ enum LatencyBench {
         }
 
         let probe = "maximum (\(plan.maximumProbeMessages) records unpaced)"
-        let (connectorMaximum, _) = try await point(.connector, "max", probe) { try await $0.measureMaximum(messages: plan.maximumProbeMessages) }
-        let (rawMaximum, _) = try await point(.raw, "max", probe) { try await $0.measureMaximum(messages: plan.maximumProbeMessages) }
+        let (connectorMaximum, _) = try await point(.connector, "max", probe) {
+            try await $0.measureMaximum(messages: plan.maximumProbeMessages)
+        }
+        let (rawMaximum, _) = try await point(.raw, "max", probe) {
+            try await $0.measureMaximum(messages: plan.maximumProbeMessages)
+        }
         let half = max(1, Int(connectorMaximum / 2))
         var lines: [LatencyLine] = []
         for (basis, slug, rate) in [("fixed", "fixed", plan.rate), ("50% of max", "half", half)] {
-            let (connector, connectorNotes) = try await point(.connector, slug, "\(rate) msgs/s") { try await $0.measure(rate: rate) }
+            let (connector, connectorNotes) = try await point(.connector, slug, "\(rate) msgs/s") {
+                try await $0.measure(rate: rate)
+            }
             let (raw, rawNotes) = try await point(.raw, slug, "\(rate) msgs/s") { try await $0.measure(rate: rate) }
-            var notes = ["\(size) B over \(partitions) partitions", "load generator linger.ms \(LoadGenerator.lingerMilliseconds)"]
+            var notes = [
+                "\(size) B over \(partitions) partitions",
+                "load generator linger.ms \(LoadGenerator.lingerMilliseconds)",
+            ]
             notes += plan.consumerProperties.map { "consumers \($0.0)=\($0.1)" }
             notes += connectorNotes.map { "connector: \($0)" } + rawNotes.map { "raw: \($0)" }
             let lateness = max(connector.generatorLateness, raw.generatorLateness)
             if lateness > .milliseconds(1) {
-                notes.append(String(format: "load generator up to %.1f ms late for a deadline", lateness.inSeconds * 1000))
+                notes.append(
+                    String(format: "load generator up to %.1f ms late for a deadline", lateness.inSeconds * 1000))
             }
             lines.append(
                 LatencyLine(

@@ -89,10 +89,17 @@ struct LatencyLine: Codable, Sendable {
         func side(_ p: Percentiles) -> String {
             String(format: "p50 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", p.p50_ms, p.p99_ms, p.p99_9_ms, p.max_ms)
         }
-        let runs = delta_p99_runs.map { "  median of \($0.count) runs: " + $0.map { String(format: "%+.2f", $0) }.joined(separator: " ") } ?? ""
+        let runs =
+            delta_p99_runs.map {
+                "  median of \($0.count) runs: " + $0.map { String(format: "%+.2f", $0) }.joined(separator: " ")
+            } ?? ""
         return String(format: "%-30@ ", "latency linger.ms \(linger_ms)" as NSString)
             + "\(offered_msgs_per_sec) msgs/s (\(rate_basis))   connector \(side(connector))   raw \(side(raw))   "
-            + String(format: "Δp99 %+.2f ms (target ≤ +%.0f ms: %@)", delta_p99_ms, Self.targetDeltaP99Milliseconds, target_met ? "met" : "missed")
-            + String(format: "   max msgs/s: connector %.0f, raw %.0f", connector_max_msgs_per_sec, raw_max_msgs_per_sec) + runs
+            + String(
+                format: "Δp99 %+.2f ms (target ≤ +%.0f ms: %@)", delta_p99_ms, Self.targetDeltaP99Milliseconds,
+                target_met ? "met" : "missed")
+            + String(
+                format: "   max msgs/s: connector %.0f, raw %.0f", connector_max_msgs_per_sec, raw_max_msgs_per_sec)
+            + runs
     }
 }

@@ -2,12 +2,16 @@ import ArgumentParser
 
 /// The options of `rkafka bench --scenario latency`.
 struct LatencyOptions: ParsableArguments {
-    @Option(help: "latency: the fixed offered rate, msgs/s (the scenario also offers 50% of the connector pipeline's measured maximum).")
+    @Option(
+        help:
+            "latency: the fixed offered rate, msgs/s (the scenario also offers 50% of the connector pipeline's measured maximum)."
+    )
     var rate: Int = 50_000
 
     @Option(
         name: .customLong("linger-ms"),
-        help: ArgumentHelp("latency: linger.ms of the pipelines' producers, one run each (comma-separated).", valueName: "ms[,ms…]")
+        help: ArgumentHelp(
+            "latency: linger.ms of the pipelines' producers, one run each (comma-separated).", valueName: "ms[,ms…]")
     )
     var lingerList: String = "0,5"
 
@@ -24,7 +28,8 @@ struct LatencyOptions: ParsableArguments {
     func validate() throws {
         guard rate >= 1 else { throw ValidationError("--rate must be at least 1 msg/s, got \(rate)") }
         guard lingers != nil else {
-            throw ValidationError("--linger-ms takes whole milliseconds ≥ 0 separated by commas (e.g. 0,5), got \"\(lingerList)\"")
+            throw ValidationError(
+                "--linger-ms takes whole milliseconds ≥ 0 separated by commas (e.g. 0,5), got \"\(lingerList)\"")
         }
         guard pointSeconds > 0, pointSeconds <= 3600 else {
             throw ValidationError("--point-seconds must be more than 0 and at most 3600, got \(pointSeconds)")

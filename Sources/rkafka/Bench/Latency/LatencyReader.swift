@@ -31,7 +31,8 @@ final class LatencyReader: @unchecked Sendable {
     /// Reads until ``stop()``; returns notes on consumer error events. Blocking: run it on a
     /// dedicated thread.
     func run() throws -> [String] {
-        let consumer = try RawConsumer(env, group: "\(topic)-reader", topic: topic, client: "latency reader", subscribe: false)
+        let consumer = try RawConsumer(
+            env, group: "\(topic)-reader", topic: topic, client: "latency reader", subscribe: false)
         defer { consumer.close() }
         try consumer.assign(partitions: env.parameters.partitions, at: Int64(RD_KAFKA_OFFSET_BEGINNING))
         let capacity = RawBaselines.consumeBatchSize
@@ -40,7 +41,7 @@ final class LatencyReader: @unchecked Sendable {
         let stamps = UnsafeMutableBufferPointer<(sent: Int64, point: UInt32)>.allocate(capacity: capacity)
         defer { stamps.deallocate() }
         wakeup.enable(consumer.queue)
-        defer { wakeup.disable(consumer.queue) }  // before the consumer closes (the defer above)
+        defer { wakeup.disable(consumer.queue) } // before the consumer closes (the defer above)
 
         var errors = ConsumeErrors()
         while !stopped.load(ordering: .acquiring) {
@@ -68,7 +69,8 @@ final class LatencyReader: @unchecked Sendable {
                 }
                 rd_kafka_message_destroy(message)
             }
-            recorder.record(readAt: readAt, stamps: UnsafeBufferPointer(rebasing: stamps[..<stamped]), unstamped: unstamped)
+            recorder.record(
+                readAt: readAt, stamps: UnsafeBufferPointer(rebasing: stamps[..<stamped]), unstamped: unstamped)
         }
         return errors.notes
     }

@@ -11,7 +11,8 @@ final class LatencyRecorder: Sendable {
     /// One measuring point's records, as read so far.
     struct Point: Sendable {
         var count = 0
-        var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highestMicroseconds)
+        var histogram = Histogram<UInt64>(
+            lowestDiscernibleValue: 1, highestTrackableValue: LatencyRecorder.highestMicroseconds)
         /// When the reader consumed the point's first and last record (``LatencyClock`` nanoseconds).
         var firstRead: Int64 = 0
         var lastRead: Int64 = 0
@@ -58,7 +59,8 @@ final class LatencyRecorder: Sendable {
                     continue
                 }
                 // Modified in place: the histogram is not copied.
-                s.snapshot.points[stamp.point, default: Point(firstRead: readAt)].record(sent: stamp.sent, readAt: readAt)
+                s.snapshot.points[stamp.point, default: Point(firstRead: readAt)].record(
+                    sent: stamp.sent, readAt: readAt)
             }
             let ready = s.waiters.filter { $0.value.condition(s.snapshot) }
             for id in ready.keys { s.waiters.removeValue(forKey: id) }
@@ -68,7 +70,8 @@ final class LatencyRecorder: Sendable {
     }
 
     /// Suspends until `condition` holds; throws a ``BenchError`` naming `what` after `timeout`.
-    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws {
+    func wait(for what: String, timeout: Duration, until condition: @escaping @Sendable (Snapshot) -> Bool) async throws
+    {
         let reached = await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.waitUntil(condition) }
             group.addTask {
@@ -82,7 +85,9 @@ final class LatencyRecorder: Sendable {
         guard reached else {
             let s = snapshot
             let counts = s.points.keys.sorted().map { "point \($0): \(s.points[$0]!.count)" }
-            throw BenchError("latency: no \(what) within \(timeout) (read: \(s.unmeasured) unmeasured, \(counts.joined(separator: ", ")))")
+            throw BenchError(
+                "latency: no \(what) within \(timeout) (read: \(s.unmeasured) unmeasured, \(counts.joined(separator: ", ")))"
+            )
         }
     }
 

@@ -55,7 +55,9 @@ final class LatencySession {
     }
 
     /// Starts the reader, the generator and the pipeline, and returns once records flow through it.
-    static func start(_ side: Side, env: BenchEnvironment, clock: LatencyClock, plan: LatencyPlan) async throws -> LatencySession {
+    static func start(_ side: Side, env: BenchEnvironment, clock: LatencyClock, plan: LatencyPlan) async throws
+        -> LatencySession
+    {
         let output = side == .connector ? env.connectorOutputTopic : env.baselineOutputTopic
         let recorder = LatencyRecorder()
         let reader = try LatencyReader(env, topic: output, recorder: recorder, clock: clock)
@@ -63,7 +65,9 @@ final class LatencySession {
         let generator: LoadGenerator
         let relay: Relay
         do {
-            generator = try await onDedicatedThread("rkafka-bench-latency-generator") { try LoadGenerator(env, clock: clock) }
+            generator = try await onDedicatedThread("rkafka-bench-latency-generator") {
+                try LoadGenerator(env, clock: clock)
+            }
             switch side {
             case .connector:
                 relay = .connector(try await ConnectorRelay.start(env))
@@ -88,10 +92,13 @@ final class LatencySession {
             throw error
         }
         let session = LatencySession(
-            side: side, env: env, plan: plan, recorder: recorder, reader: reader, readerTask: readerTask, generator: generator, relay: relay)
+            side: side, env: env, plan: plan, recorder: recorder, reader: reader, readerTask: readerTask,
+            generator: generator, relay: relay)
         do {
             try await onDedicatedThread("rkafka-bench-latency-generator") {
-                try generator.warmUp(rate: 1_000, timeout: plan.readyTimeout) { recorder.snapshot.unmeasured > 0 || relay.ended != nil }
+                try generator.warmUp(rate: 1_000, timeout: plan.readyTimeout) {
+                    recorder.snapshot.unmeasured > 0 || relay.ended != nil
+                }
             }
             if let ended = relay.ended { throw BenchError("latency: \(ended) before relaying anything") }
         } catch {
@@ -106,7 +113,9 @@ final class LatencySession {
     func measureMaximum(messages: Int) async throws -> Double {
         let point = takePoint()
         let generator = self.generator
-        let started = try await onDedicatedThread("rkafka-bench-latency-generator") { try generator.unpaced(count: messages, point: point) }
+        let started = try await onDedicatedThread("rkafka-bench-latency-generator") {
+            try generator.unpaced(count: messages, point: point)
+        }
         try await waitForRecords("\(side) maximum: all \(messages) records") { $0.count(of: point) >= messages }
         let lastRead = recorder.snapshot.points[point]?.lastRead ?? started
         return Double(messages) / max(1e-9, Double(lastRead - started) / 1e9)
@@ -120,8 +129,12 @@ final class LatencySession {
         let paced = try await onDedicatedThread("rkafka-bench-latency-generator") {
             try generator.paced(rate: rate, warmUp: plan.warmUp, measured: plan.measured, point: point)
         }
-        try await waitForRecords("\(side) at \(rate) msgs/s: all \(paced.measured) records") { $0.count(of: point) >= paced.measured }
-        let histogram = recorder.snapshot.points[point]?.histogram ?? Histogram(highestTrackableValue: LatencyRecorder.highestMicroseconds)
+        try await waitForRecords("\(side) at \(rate) msgs/s: all \(paced.measured) records") {
+            $0.count(of: point) >= paced.measured
+        }
+        let histogram =
+            recorder.snapshot.points[point]?.histogram
+            ?? Histogram(highestTrackableValue: LatencyRecorder.highestMicroseconds)
         return Sample(offeredRate: rate, histogram: histogram, generatorLateness: paced.worstLateness)
     }
 
@@ -152,7 +165,10 @@ final class LatencySession {
         if read > produced { notes.append("\(read - produced) records read twice") }
         let group = side == .connector ? env.connectorGroup : env.baselineGroup
         let env = self.env
-        notes.append(try await onDedicatedThread("rkafka-bench-verify") { try verifyCommitted(env, group: group, expected: produced) })
+        notes.append(
+            try await onDedicatedThread("rkafka-bench-verify") {
+                try verifyCommitted(env, group: group, expected: produced)
+            })
         return notes
     }
 
@@ -170,7 +186,9 @@ final class LatencySession {
     }
 
     /// Waits for the reader's records; a relay that ended meanwhile is the reason given if they do not come.
-    private func waitForRecords(_ what: String, until condition: @escaping @Sendable (LatencyRecorder.Snapshot) -> Bool) async throws {
+    private func waitForRecords(_ what: String, until condition: @escaping @Sendable (LatencyRecorder.Snapshot) -> Bool)
+        async throws
+    {
         do {
             try await recorder.wait(for: what, timeout: plan.drainTimeout, until: condition)
         } catch {

@@ -41,9 +41,12 @@ final class LoadGenerator: @unchecked Sendable {
 
     init(_ env: BenchEnvironment, clock: LatencyClock) throws {
         guard env.parameters.size >= LatencyStamp.size else {
-            throw BenchError("latency: values of \(env.parameters.size) B cannot hold the \(LatencyStamp.size)-byte stamp: pass --size \(LatencyStamp.size) or more")
+            throw BenchError(
+                "latency: values of \(env.parameters.size) B cannot hold the \(LatencyStamp.size)-byte stamp: pass --size \(LatencyStamp.size) or more"
+            )
         }
-        producer = try RawProducer(env, client: "latency load generator", overrides: [("linger.ms", String(Self.lingerMilliseconds))])
+        producer = try RawProducer(
+            env, client: "latency load generator", overrides: [("linger.ms", String(Self.lingerMilliseconds))])
         self.clock = clock
         topic = env.inputTopic
         partitions = Int32(env.parameters.partitions)
@@ -77,7 +80,9 @@ final class LoadGenerator: @unchecked Sendable {
             let measuredRecord = due >= warmUpSeconds
             if measuredRecord { result.measured += 1 }
             return measuredRecord ? point : 0
-        } lateness: { result.worstLateness = max(result.worstLateness, $0) }
+        } lateness: {
+            result.worstLateness = max(result.worstLateness, $0)
+        }
         try flush()
         return result
     }
@@ -86,10 +91,12 @@ final class LoadGenerator: @unchecked Sendable {
     /// throws once `timeout` passed without it.
     func warmUp(rate: Int, timeout: Duration, until ready: () -> Bool) throws {
         var isReady = false
-        try pace(rate: rate, until: { elapsed in
-            isReady = ready()
-            return isReady || elapsed >= timeout
-        }, point: { _ in 0 }, lateness: { _ in })
+        try pace(
+            rate: rate,
+            until: { elapsed in
+                isReady = ready()
+                return isReady || elapsed >= timeout
+            }, point: { _ in 0 }, lateness: { _ in })
         try flush()
         guard isReady else { throw BenchError("latency: the pipeline relayed nothing within \(timeout) of starting") }
     }
@@ -146,7 +153,9 @@ final class LoadGenerator: @unchecked Sendable {
     private func flush() throws(KafkaError) {
         let err = rd_kafka_flush(producer.handle, 60_000)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            throw KafkaError(.deliveryFailed, "latency load generator: \(topic) not acknowledged within 60 s: \(RawClient.describe(err))")
+            throw KafkaError(
+                .deliveryFailed,
+                "latency load generator: \(topic) not acknowledged within 60 s: \(RawClient.describe(err))")
         }
         try producer.deliveries.check(expected: produced, topic: topic)
     }

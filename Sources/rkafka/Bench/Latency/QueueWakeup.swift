@@ -2,9 +2,9 @@ import CRdKafka
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A non-blocking pipe that librdkafka writes to when one of the raw loops' queues becomes

@@ -35,13 +35,15 @@ final class RawRelay: @unchecked Sendable {
     func run() throws -> (relayed: Int, notes: [String]) {
         let batches = PipelineBatches(partitions: env.parameters.partitions, topic: env.inputTopic)
         let producer = try RawProducer(env, client: "latency raw relay producer", pipeline: batches)
-        let consumer = try RawConsumer(env, group: group, topic: env.inputTopic, client: "latency raw relay consumer", subscribe: false)
+        let consumer = try RawConsumer(
+            env, group: group, topic: env.inputTopic, client: "latency raw relay consumer", subscribe: false)
         defer { consumer.close() }
         // From the group's committed offsets (none: the earliest), as the connector's assigned source.
         try consumer.assign(partitions: env.parameters.partitions, at: Int64(RD_KAFKA_OFFSET_INVALID))
         try producer.learnMetadata(of: outputTopic)
         let forwarder = RawForwarder(producer: producer, batches: batches, outputTopic: outputTopic)
-        let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: RawBaselines.consumeBatchSize)
+        let batch = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(
+            capacity: RawBaselines.consumeBatchSize)
         defer { batch.deallocate() }
         let reports = rd_kafka_queue_get_main(producer.handle)!
         wakeup.enable(consumer.queue)
@@ -51,7 +53,7 @@ final class RawRelay: @unchecked Sendable {
             wakeup.disable(reports)
             wakeup.disable(consumer.queue)
             rd_kafka_queue_destroy(reports)
-            withExtendedLifetime(producer) {}  // the queue is the producer's: destroyed first
+            withExtendedLifetime(producer) {} // the queue is the producer's: destroyed first
         }
 
         var relayed = 0
@@ -65,7 +67,7 @@ final class RawRelay: @unchecked Sendable {
             if k > 0 {
                 relayed += try forwarder.forward(batch, count: k, consumer: consumer.handle, errors: &errors)
                 batches.commitCompleted(consumer.handle)
-                continue  // more may be queued
+                continue // more may be queued
             }
             // Bounded, so that a missed signal costs at most this; any record or report wakes it at once.
             wakeup.wait(timeoutMilliseconds: 100)
@@ -75,7 +77,9 @@ final class RawRelay: @unchecked Sendable {
         if let err = batches.commitCompleted(consumer.handle, async: false) {
             throw KafkaError(.commitFailed, "latency raw relay: final commit: \(RawClient.describe(err))")
         }
-        guard batches.allCommitted else { throw KafkaError(.deliveryFailed, "latency raw relay: batches still unacknowledged after flushing") }
+        guard batches.allCommitted else {
+            throw KafkaError(.deliveryFailed, "latency raw relay: batches still unacknowledged after flushing")
+        }
         try producer.deliveries.check(expected: relayed, topic: outputTopic)
         try consumer.commitFailures.check()
         return (relayed, errors.notes)
