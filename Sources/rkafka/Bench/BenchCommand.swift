@@ -12,7 +12,10 @@ struct BenchCommand: AsyncParsableCommand {
             Kafka scenarios: \(BenchScenarios.kafka.map(\.name).joined(separator: ", ")), \(RebalanceBench.name) \
             (a member joining a group: pause, time to first record, duplicates, per assignment strategy), and \
             \(LatencyBench.name) (end-to-end latency of the at-least-once pipeline at an offered rate next to a raw \
-            relay loop's: p50, p99, p99.9, max; --rate, --linger-ms, --point-seconds; --messages does not apply). \
+            relay loop's: p50, p99, p99.9, max; --rate, --linger-ms, --point-seconds; --messages does not apply), and \
+            \(ParallelBench.name) (Consumer.parallelSource ordered by key at maxConcurrency 1,000 against \
+            committablePartitionedSource with one record in flight per partition; 12 partitions, 10,000 keys, 1 ms of \
+            work a record; at most 200,000 records, the baseline 24,000). \
             StreamKit scenarios (streamkit-…) compare operators to hand-written loops. \
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
             consuming scenarios first seed a topic (not measured). Consumers are timed from \
@@ -124,6 +127,9 @@ struct BenchCommand: AsyncParsableCommand {
                 } else if name == RebalanceBench.name {
                     line = nil // one line per assignment strategy, printed as each finishes
                     try await RebalanceBench.run(cluster: cluster, partitions: topicPartitions, size: size, json: json)
+                } else if name == ParallelBench.name {
+                    line = nil // its own line: the parallel source next to the partition-bound baseline
+                    try await ParallelBench.run(cluster: cluster, messages: messages, json: json)
                 } else if name == LatencyBench.name {
                     line = nil // one line per linger.ms and rate, printed once every run is done
                     try await LatencyBench.run(

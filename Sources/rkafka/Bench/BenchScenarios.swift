@@ -70,7 +70,7 @@ enum BenchScenarios {
 
     /// Every scenario name, Kafka ones first.
     static var allNames: [String] {
-        kafka.map(\.name) + [RebalanceBench.name, LatencyBench.name] + StreamKitBenchShim.scenarios
+        kafka.map(\.name) + [RebalanceBench.name, LatencyBench.name, ParallelBench.name] + StreamKitBenchShim.scenarios
     }
 
     static func kafkaScenario(named name: String) -> KafkaBenchScenario? { kafka.first { $0.name == name } }
