@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import ReactiveKafka
 import Synchronization
 
@@ -59,7 +60,17 @@ public final class EmbeddedKafka: Sendable {
         self.handles = Mutex(Handles(owner: owner, cluster: cluster))
     }
 
-    deinit { stop() }
+    /// Destroys the cluster on a thread of its own: destroying joins librdkafka's broker threads,
+    /// which can take seconds under load, and the last reference is usually dropped by a task on
+    /// Swift's cooperative pool, which must not block. The thread ends with the destruction, and a
+    /// process's exit waits for it under the sanitizers (`rd_kafka_wait_destroyed`).
+    deinit {
+        let taken = takeHandles()
+        guard taken.cluster != nil || taken.owner != nil else { return }
+        let thread = Thread { Self.destroy(taken) }
+        thread.name = "embedded-kafka-stop"
+        thread.start()
+    }
 
     /// Creates `topic` with `partitions` partitions.
     public func createTopic(_ topic: String, partitions: Int, replicationFactor: Int = 1) throws(KafkaError) {
@@ -130,12 +141,37 @@ public final class EmbeddedKafka: Sendable {
     }
 
     /// Stops the cluster; connected clients see the brokers go away. Idempotent.
+    ///
+    /// Blocks until librdkafka has joined the brokers' threads: from async code use
+    /// ``shutdown()``, which waits on a thread of its own.
     public func stop() {
-        let taken = handles.withLock { h -> Handles in
+        Self.destroy(takeHandles())
+    }
+
+    /// Stops the cluster like ``stop()``, without holding a thread of Swift's cooperative pool
+    /// while librdkafka joins the brokers' threads. Idempotent; returns once the cluster is gone.
+    public func shutdown() async {
+        let taken = takeHandles()
+        guard taken.cluster != nil || taken.owner != nil else { return }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread {
+                Self.destroy(taken)
+                done.resume()
+            }
+            thread.name = "embedded-kafka-stop"
+            thread.start()
+        }
+    }
+
+    private func takeHandles() -> Handles {
+        handles.withLock { h -> Handles in
             let old = h
             h = Handles(owner: nil, cluster: nil)
             return old
         }
+    }
+
+    private static func destroy(_ taken: Handles) {
         if let cluster = taken.cluster { rd_kafka_mock_cluster_destroy(cluster) }
         if let owner = taken.owner { rd_kafka_destroy(owner) }
     }
