@@ -1,0 +1,14 @@
+import Foundation
+import FraudDetection
+import ReactiveKafkaTestKit
+
+// The fraud-detection example on an embedded cluster: logins and payments in, customer
+// profiles in a table, alerts and per-minute spend out, exactly once across a kill and a
+// restart, checked against a reference computed from the input. `rkafka demo --stateful`
+// runs the same scenario.
+let kafka = try EmbeddedKafka(brokers: 1)
+let scenario = FraudScenario(input: FraudInput(customers: 40, payments: 6_000, minutes: 30))
+let report = try await scenario.run(on: kafka) { print($0) }
+print(report.summary)
+kafka.stop()
+if !report.verified { exit(1) }
