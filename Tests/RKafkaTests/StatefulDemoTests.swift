@@ -29,7 +29,10 @@ import Testing
     @Test func aDetectorKilledMidWayAndRestartedWritesEachAlertAndWindowOnce() async throws {
         let kafka = try EmbeddedKafka()
         let scenario = FraudScenario(input: Self.input)
-        let report = try await scenario.run(on: kafka) { _ in }
+        let report = try await scenario.run(
+            on: kafka,
+            kill: .childProcess(executable: try RKafkaExecutable.url(), arguments: ["demo", "--stateful-detector"])
+        ) { _ in }
         let total = report.alerts.expected + report.windows.expected
         let atKill = report.killedAfter.alerts + report.killedAfter.windows
         #expect(atKill > 0 && atKill < total, "the kill falls mid-way: \(atKill) of \(total) outputs committed")
@@ -56,9 +59,17 @@ import Testing
         #expect(!comparison.isEqual && comparison.duplicated == report.alerts.expected && comparison.missing == 0)
     }
 
+    @Test func anInProcessKillIsRecoveredToo() async throws {
+        let kafka = try EmbeddedKafka()
+        let report = try await FraudScenario(input: Self.input).run(on: kafka, kill: .inProcess) { _ in }
+        #expect(report.verified, "\(report.summary)")
+    }
+
     @Test func rkafkaDemoStatefulRunsTheScenarioAndSucceeds() async throws {
         let command = try DemoCommand.parse(["--stateful", "--payments", "2000"])
-        try await command.run()
+        #expect(command.stateful && command.payments == 2_000)
+        // What `rkafka demo --stateful` runs, with this bundle's rkafka for the child process.
+        try await StatefulDemo.run(payments: command.payments, executable: try RKafkaExecutable.url())
     }
 
     @Test func theStatefulDemoRefusesAnExternalCluster() {

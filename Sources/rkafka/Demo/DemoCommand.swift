@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FraudDetection
 import Logging
 import ReactiveKafka
 import ReactiveKafkaTestKit
@@ -36,7 +37,17 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "With --stateful: how many payments to generate (a quarter as many logins).")
     var payments: Int = 6_000
 
+    /// The child process of `--stateful`'s first run: BOOTSTRAP OUTPUTS (see StatefulDemo).
+    @Option(name: .customLong("stateful-detector"), parsing: .upToNextOption, help: .hidden)
+    var statefulDetector: [String] = []
+
     func validate() throws {
+        if !statefulDetector.isEmpty {
+            guard statefulDetector.count == 2, Int(statefulDetector[1]) != nil else {
+                throw ValidationError("--stateful-detector takes BOOTSTRAP_SERVERS OUTPUTS, got \(statefulDetector)")
+            }
+            return
+        }
         if stateful {
             if cluster.bootstrapServers != nil {
                 throw ValidationError(
@@ -57,8 +68,13 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if !statefulDetector.isEmpty {
+            try await FraudScenario.runDetectorThenKillThisProcess(
+                bootstrapServers: statefulDetector[0], afterOutputs: Int(statefulDetector[1]) ?? 0)
+            return
+        }
         if stateful {
-            try await StatefulDemo.run(payments: payments)
+            try await StatefulDemo.run(payments: payments, executable: StatefulDemo.thisExecutable)
             return
         }
         let started = ContinuousClock.now

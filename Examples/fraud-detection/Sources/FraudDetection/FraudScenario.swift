@@ -94,8 +94,22 @@ public struct FraudScenario: Sendable {
         self.input = input
     }
 
-    /// Runs it on `kafka`, saying what happens through `say`.
-    public func run(on kafka: EmbeddedKafka, say: @escaping @Sendable (String) -> Void) async throws -> Report {
+    /// How the first run dies.
+    public enum Kill: Sendable {
+        /// The first run is a child process, `executable` with `arguments` followed by the
+        /// bootstrap servers and the number of outputs to pass; it must call
+        /// ``FraudScenario/runDetectorThenKillThisProcess(bootstrapServers:afterOutputs:)``
+        /// with them, which sends itself SIGKILL: no flush, no close, nothing drained.
+        case childProcess(executable: URL, arguments: [String])
+        /// In this process: the first run fails with an error thrown right after a commit
+        /// (its clients are then closed, as a crash would not do).
+        case inProcess
+    }
+
+    /// Runs it on `kafka`, killing the first run as `kill` says, saying what happens through `say`.
+    public func run(on kafka: EmbeddedKafka, kill: Kill, say: @escaping @Sendable (String) -> Void) async throws
+        -> Report
+    {
         for topic in [topics.logins, topics.payments, topics.profiles, topics.alerts, topics.spend, topics.checkpoints]
         {
             try kafka.createTopic(topic, partitions: 1)
@@ -109,19 +123,28 @@ public struct FraudScenario: Sendable {
 
         let detector = FraudDetector(bootstrapServers: kafka.bootstrapServers, topics: topics)
         let half = (alerts.count + spend.count) / 2
-        say("run 1: the detector starts; it is killed after the first transaction that takes it past \(half) outputs")
         let killedAfter: FraudCheckpoint
-        do {
-            _ = try await detector.run { checkpoint in
-                if checkpoint.alerts + checkpoint.windows >= half { throw Killed(after: checkpoint) }
+        switch kill {
+        case .childProcess(let executable, let arguments):
+            say(
+                "run 1: the detector starts in a child process, which SIGKILLs itself after the first commit past \(half) outputs"
+            )
+            killedAfter = try await Self.runKilledChild(
+                executable, arguments + [kafka.bootstrapServers, String(half)])
+        case .inProcess:
+            say("run 1: the detector starts; its run is abandoned after the first commit past \(half) outputs")
+            do {
+                _ = try await detector.run { checkpoint in
+                    if checkpoint.alerts + checkpoint.windows >= half { throw Killed(after: checkpoint) }
+                }
+                throw FraudScenarioError("run 1 ended without being killed: fewer outputs than expected")
+            } catch let killed as Killed {
+                killedAfter = killed.after
             }
-            throw FraudScenarioError("run 1 ended without being killed: fewer outputs than expected")
-        } catch let killed as Killed {
-            killedAfter = killed.after
         }
         say(
             "run 1: killed after transaction \(killedAfter.transactions): \(killedAfter.alerts) alerts and "
-                + "\(killedAfter.windows) windows committed; open windows and partial matches lost")
+                + "\(killedAfter.windows) windows committed; its open windows and partial matches are lost")
 
         let second = try await detector.run()
         say(
