@@ -84,6 +84,9 @@ public struct FraudScenario: Sendable {
         }
     }
 
+    /// How long a run of the detector may take before the scenario gives up on it (``StreamKitError/askTimeout(_:)``).
+    static let runLimit: Duration = .seconds(120)
+
     /// Thrown by the first run's commit hook: the kill.
     struct Killed: Error {
         var after: FraudCheckpoint
@@ -134,8 +137,10 @@ public struct FraudScenario: Sendable {
         case .inProcess:
             say("run 1: the detector starts; its run is abandoned after the first commit past \(half) outputs")
             do {
-                _ = try await detector.run { checkpoint in
-                    if checkpoint.alerts + checkpoint.windows >= half { throw Killed(after: checkpoint) }
+                _ = try await ask(timeout: Self.runLimit) {
+                    try await detector.run { checkpoint in
+                        if checkpoint.alerts + checkpoint.windows >= half { throw Killed(after: checkpoint) }
+                    }
                 }
                 throw FraudScenarioError("run 1 ended without being killed: fewer outputs than expected")
             } catch let killed as Killed {
@@ -146,7 +151,7 @@ public struct FraudScenario: Sendable {
             "run 1: killed after transaction \(killedAfter.transactions): \(killedAfter.alerts) alerts and "
                 + "\(killedAfter.windows) windows committed; its open windows and partial matches are lost")
 
-        let second = try await detector.run()
+        let second = try await ask(timeout: Self.runLimit) { try await detector.run() }
         say(
             "run 2: restarted from the checkpoint (\(second.resumedFrom.alerts) alerts, \(second.resumedFrom.windows) windows), "
                 + "replayed \(second.inputRecords) input records to rebuild its state, committed up to "
