@@ -159,8 +159,7 @@ public struct FraudDetector: Sendable {
         var committed = resumedFrom
         for try await batch in numbered.groupedWithin(count: 100, duration: .milliseconds(50)) {
             guard let last = batch.last else { continue }
-            let checkpoint = FraudCheckpoint(
-                alerts: last.counts.alerts, windows: last.counts.windows, transactions: committed.transactions + 1)
+            let checkpoint = committed.next(counted: last.counts)
             try await producer.transaction { transaction in
                 for item in batch { try await transaction.send(item.output.record(topics)) }
                 try await transaction.send(

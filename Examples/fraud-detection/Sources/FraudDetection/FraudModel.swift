@@ -152,4 +152,12 @@ public struct FraudCheckpoint: Codable, Sendable, Hashable {
         self.windows = windows
         self.transactions = transactions
     }
+
+    /// The checkpoint of the next transaction, whose last output brought the run's counts to
+    /// `counted`. One kind may still be skipping what an earlier run committed while the other
+    /// writes, so a count never goes below what is already committed.
+    func next(counted: FraudCheckpoint) -> FraudCheckpoint {
+        FraudCheckpoint(
+            alerts: max(alerts, counted.alerts), windows: max(windows, counted.windows), transactions: transactions + 1)
+    }
 }

@@ -113,11 +113,7 @@ public struct FraudScenario: Sendable {
     public func run(on kafka: EmbeddedKafka, kill: Kill, say: @escaping @Sendable (String) -> Void) async throws
         -> Report
     {
-        for topic in [topics.logins, topics.payments, topics.profiles, topics.alerts, topics.spend, topics.checkpoints]
-        {
-            try kafka.createTopic(topic, partitions: 1)
-        }
-        try await produceInput(kafka.bootstrapServers)
+        try await prepare(on: kafka)
         let alerts = input.expectedAlerts()
         let spend = input.expectedSpend()
         say(
@@ -165,6 +161,15 @@ public struct FraudScenario: Sendable {
             killedAfter: killedAfter, resumedFrom: second.resumedFrom, final: second.committed,
             alerts: Comparison(expected: alerts, read: readAlerts),
             windows: Comparison(expected: spend, read: readSpend))
+    }
+
+    /// Creates the topics (one partition each) and writes the input.
+    func prepare(on kafka: EmbeddedKafka) async throws {
+        for topic in [topics.logins, topics.payments, topics.profiles, topics.alerts, topics.spend, topics.checkpoints]
+        {
+            try kafka.createTopic(topic, partitions: 1)
+        }
+        try await produceInput(kafka.bootstrapServers)
     }
 
     /// Writes the profiles, then the logins and payments with their event times as timestamps.
