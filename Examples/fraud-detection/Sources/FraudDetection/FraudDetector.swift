@@ -71,16 +71,20 @@ public struct FraudDetector: Sendable {
     public func run(
         afterCommit: @escaping @Sendable (FraudCheckpoint) async throws -> Void = { _ in }
     ) async throws -> FraudRun {
-        let resumedFrom = try await lastCheckpoint()
+        let producer = try TransactionalProducer(
+            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(bootstrapServers),
+            transactionalId: transactionalId)
         let profiles = try KafkaTable(
             topic: topics.profiles,
             settings: ConsumerSettings(keyDeserializer: .string, valueDeserializer: .json(Profile.self))
                 .withBootstrapServers(bootstrapServers))
         let profilesRunning = Task { try await profiles.run() }
-        let producer = try TransactionalProducer(
-            ProducerSettings(keySerializer: .string, valueSerializer: .string).withBootstrapServers(bootstrapServers),
-            transactionalId: transactionalId)
         do {
+            // The first transaction initialises the producer: on a broker that fences an
+            // earlier instance and aborts its open transaction, which would otherwise hold
+            // `read_committed` readers of the checkpoints back until it timed out.
+            try await producer.transaction { _ in }
+            let resumedFrom = try await lastCheckpoint()
             try await profiles.ready()
             let result = try await process(
                 profiles: profiles, producer: producer, resumedFrom: resumedFrom, afterCommit: afterCommit)
