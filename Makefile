@@ -6,7 +6,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps demo test test-external external-cluster bench build clean sanitize sanitize-thread sanitize-address format lint docs
+.PHONY: deps demo demo-stateful test test-external external-cluster bench build clean sanitize sanitize-thread sanitize-address format lint docs
 
 deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists rdkafka; then \
@@ -27,6 +27,10 @@ build: deps
 
 demo: build
 	.build/release/rkafka demo
+
+# The stateful example (Examples/fraud-detection): table, pattern, windows, exactly-once outputs, kill, restart, verify.
+demo-stateful: build
+	.build/release/rkafka demo --stateful
 
 test: deps lint
 	$(SWIFT) test

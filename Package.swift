@@ -72,6 +72,7 @@ let package = Package(
             name: "rkafka",
             dependencies: [
                 "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit", "CRdKafka", "CAllocationCounter",
+                "FraudDetection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +93,20 @@ let package = Package(
             name: "backpressure-demo",
             dependencies: ["StreamKit"],
             path: "Examples/backpressure-demo"
+        ),
+        // The fraud-detection example: the library part is shared with `rkafka demo --stateful`.
+        .target(
+            name: "FraudDetection",
+            dependencies: [
+                "ReactiveKafka", "ReactiveKafkaTestKit", "StreamKit",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
+            path: "Examples/fraud-detection/Sources/FraudDetection"
+        ),
+        .executableTarget(
+            name: "fraud-detection",
+            dependencies: ["FraudDetection", "ReactiveKafkaTestKit"],
+            path: "Examples/fraud-detection/Sources/fraud-detection"
         ),
         .testTarget(
             name: "StreamKitTests",
@@ -115,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "RKafkaTests",
             dependencies: [
-                "rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka",
+                "rkafka", "ReactiveKafka", "ReactiveKafkaTestKit", "CRdKafka", "FraudDetection",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),

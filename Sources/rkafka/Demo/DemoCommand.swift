@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FraudDetection
 import Logging
 import ReactiveKafka
 import ReactiveKafkaTestKit
@@ -27,7 +28,37 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "How many sample events to produce.")
     var events: Int = 200_000
 
+    @Flag(
+        help:
+            "Run the stateful fraud-detection example instead (Examples/fraud-detection): table, pattern, windows, exactly-once outputs, a kill and a restart, checked against a reference."
+    )
+    var stateful = false
+
+    @Option(help: "With --stateful: how many payments to generate (a quarter as many logins).")
+    var payments: Int = 6_000
+
+    /// The child process of `--stateful`'s first run: BOOTSTRAP OUTPUTS (see StatefulDemo).
+    @Option(name: .customLong("stateful-detector"), parsing: .upToNextOption, help: .hidden)
+    var statefulDetector: [String] = []
+
     func validate() throws {
+        if !statefulDetector.isEmpty {
+            guard statefulDetector.count == 2, Int(statefulDetector[1]) != nil else {
+                throw ValidationError("--stateful-detector takes BOOTSTRAP_SERVERS OUTPUTS, got \(statefulDetector)")
+            }
+            return
+        }
+        if stateful {
+            if cluster.bootstrapServers != nil {
+                throw ValidationError(
+                    "--stateful runs on an embedded cluster it starts itself (it creates its topics through the mock cluster); drop --bootstrap-servers"
+                )
+            }
+            if payments < 100 || payments > 1_000_000 {
+                throw ValidationError("--payments must be between 100 and 1,000,000, got \(payments)")
+            }
+            return
+        }
         // The mock broker keeps at most 5 MB per partition: partitions scale with the data set.
         if events < 100 { throw ValidationError("--events must be at least 100, got \(events)") }
         if events > 5_000_000 {
@@ -37,6 +68,15 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if !statefulDetector.isEmpty {
+            try await FraudScenario.runDetectorThenKillThisProcess(
+                bootstrapServers: statefulDetector[0], afterOutputs: Int(statefulDetector[1]) ?? 0)
+            return
+        }
+        if stateful {
+            try await StatefulDemo.run(payments: payments, executable: StatefulDemo.thisExecutable)
+            return
+        }
         let started = ContinuousClock.now
         let connection = try cluster.connect(brokers: 3)
         defer { connection.close() }
