@@ -38,6 +38,22 @@ extension Consumer {
         logger: Logger = Logger(label: "reactive-kafka.parallel"),
         process: @escaping @Sendable (ConsumerRecord<Key, Value>) async throws -> Output
     ) -> Source<ParallelSequence<Output>, ConsumerControl> {
+        parallelSource(
+            settings, subscription: subscription, parallel: parallel, onFailure: onFailure, logger: logger,
+            makeProcess: { () throws(KafkaError) in (process, {}) })
+    }
+
+    /// A parallel source whose run calls the `process` (and afterwards `end`) that `makeProcess`
+    /// gives it: made once per iteration, so that what it uses (a producer) belongs to that run.
+    /// A `makeProcess` that throws fails the stream on its first pull.
+    static func parallelSource<Key, Value, Output: Sendable>(
+        _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, parallel: ParallelSettings,
+        onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger,
+        makeProcess:
+            @escaping @Sendable () throws(KafkaError) -> (
+                process: @Sendable (ConsumerRecord<Key, Value>) async throws -> Output, end: @Sendable () async -> Void
+            )
+    ) -> Source<ParallelSequence<Output>, ConsumerControl> {
         let engineBox = EngineReference()
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
@@ -45,7 +61,20 @@ extension Consumer {
             settings, subscription: subscription, logger: logger,
             kind: SourceKind(committable: true, partitioned: true), engineBox: engineBox)
         let sequence = ParallelSequence<Output> {
-            let run = ParallelRun(settings: parallel, onFailure: onFailure, logger: logger, process: process)
+            typealias Process = @Sendable (ConsumerRecord<Key, Value>) async throws -> Output
+            let made: Result<(process: Process, end: @Sendable () async -> Void), KafkaError> = Result {
+                () throws(KafkaError) in
+                try parallel.validate()
+                return try makeProcess()
+            }
+            // A run that never starts (the first pull throws `made`'s error) needs no process.
+            let (process, end): (Process, @Sendable () async -> Void) =
+                switch made {
+                case .success(let made): (made.process, made.end)
+                case .failure: ({ @Sendable _ in throw CancellationError() }, { @Sendable in })
+                }
+            let run = ParallelRun(
+                settings: parallel, onFailure: onFailure, logger: logger, process: process, ending: end)
             let records = KafkaPartitionedSequence<CommittableMessage<Key, Value>>(
                 control: control,
                 makeElement: { index, chunk in try committableMessage(index, chunk, key: keys, value: values) },
@@ -58,13 +87,9 @@ extension Consumer {
                     run.remember(positions)
                     return [:]
                 })
-            let validation: KafkaError? = { () -> KafkaError? in
-                do throws(KafkaError) { try parallel.validate() } catch { return error }
-                return nil
-            }()
             return ParallelRunHandle(
                 next: {
-                    if let validation { throw validation }
+                    if case .failure(let error) = made { throw error }
                     run.start(records, engineBox: engineBox)
                     return try await run.nextOutput()
                 },

@@ -29,6 +29,7 @@ extension ParallelRun {
             }
         }
         await deadLetters?.close()
+        await ending()
         observed?.removeCommitRequestObserver(ObjectIdentifier(self))
         finish()
     }

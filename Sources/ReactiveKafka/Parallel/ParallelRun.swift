@@ -78,14 +78,17 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     let process: Process
     let failurePolicy: ParallelFailurePolicy<Key, Value>
     let logger: Logger
+    /// Releases what `process` uses (an output producer the run owns), once no worker runs.
+    let ending: @Sendable () async -> Void
     let state: Mutex<State>
 
     init(
         settings: ParallelSettings, onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger,
-        process: @escaping Process
+        process: @escaping Process, ending: @escaping @Sendable () async -> Void = {}
     ) {
         self.settings = settings
         self.process = process
+        self.ending = ending
         self.failurePolicy = onFailure
         self.logger = logger
         self.state = Mutex(State(scheduler: KeyScheduler(maxConcurrency: settings.maxConcurrency)))

@@ -34,6 +34,15 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
     ///   ``KafkaError/Kind/deliveryFailed`` when the record was not written,
     ///   ``KafkaError/Kind/shutDown`` after ``close()``, ``KafkaError/Kind/fatal`` after a fatal error.
     public func send(_ record: ProducerRecord<Key, Value>) async throws(KafkaError) -> RecordMetadata {
+        let token = try await enqueue(record)
+        return try await delivery(of: token, record)
+    }
+
+    /// Hands `record` to librdkafka (with the caller's trace context, as ``send(_:)``) and returns
+    /// the token its delivery report comes with; every token must be waited for with
+    /// ``delivery(of:_:)``. Split from ``send(_:)`` so that several records go out before the
+    /// first acknowledgement is awaited (the records a parallel source's handler returns).
+    func enqueue(_ record: ProducerRecord<Key, Value>) async throws(KafkaError) -> UInt64 {
         var record = record
         ProducerTraceHeaders.ofCurrentTask(enabled: settings.propagatesTraceContext)?.add(to: &record)
         let (key, value) = try settings.serialize(record)
@@ -51,7 +60,7 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
         }
         switch outcome {
         case .enqueued:
-            break
+            return token
         case .rejected(let code):
             direct.release(token)
             throw DeliveryReport(
@@ -62,7 +71,11 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
             direct.release(token)
             throw ProducerEngine.shutDownError
         }
-        let report = try await direct.wait(token).get()
+    }
+
+    /// Waits for the acknowledgement of `record`, enqueued with `token` by ``enqueue(_:)``.
+    func delivery(of token: UInt64, _ record: ProducerRecord<Key, Value>) async throws(KafkaError) -> RecordMetadata {
+        let report = try await engine.direct.wait(token).get()
         guard report.succeeded else {
             // After a fatal error librdkafka fails queued records with the underlying code.
             throw engine.fatalError ?? report.failure(topic: record.topic)
