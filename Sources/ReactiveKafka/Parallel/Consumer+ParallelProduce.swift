@@ -9,8 +9,9 @@ extension Consumer {
     /// Delivery: at-least-once, end to end. A record counts as done (its offset committable, exactly
     /// as in ``parallelSource(_:subscription:parallel:onFailure:logger:process:)``) only once every
     /// record of its message was acknowledged by the broker (per `acks`); a record whose outputs were
-    /// not all acknowledged is never committed past. After a crash, the records that were running
-    /// are processed again, and their outputs may then be written twice.
+    /// not all acknowledged is never committed past. After a crash, the records in flight or done
+    /// since the last commit (``ParallelSettings/commitInterval``) are processed again and their
+    /// outputs written twice; a drain, a revoke and a stream failure commit what was acknowledged first.
     ///
     /// Order: a record keeps its slot and its key (or partition) until its outputs are acknowledged,
     /// so with ``ParallelOrdering/key`` the outputs of one key are produced in offset order (one

@@ -326,4 +326,53 @@ import Testing
         #expect(first.emitted.count + second.emitted.count == count)
         #expect(try await Self.outputs(cluster, output).map { Int($0)! }.sorted() == Array(0..<count))
     }
+
+    @Test func theReadmeShowsTheExampleVerbatim() throws {
+        try ReadmeBlocks.expectInReadme(markers: ["README parallel produce"])
+    }
+
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "the README's topic names are fixed"))
+    func theReadmeExampleWritesAQuotePerOrderInEachCustomersOrder() async throws {
+        let cluster = try TestCluster()
+        try cluster.createTopic("orders", partitions: 3)
+        try cluster.createTopic("quotes", partitions: 2)
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: "orders",
+            records: (0..<60).map { (key: "customer-\($0 % 6)", value: "\($0)") })
+        let consumerSettings = Self.consumer(cluster, group: "quoting")
+        let producerSettings = Self.producer(cluster)
+        @Sendable func quote(_ order: String) async throws -> String {
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...2_000)))
+            return "quote for \(order)"
+        }
+
+        // README parallel produce: begin
+        let quotes = Consumer.parallelSource(
+            consumerSettings, subscription: .topics("orders"),
+            parallel: ParallelSettings(ordering: .key, maxConcurrency: 1_000),
+            producerSettings: producerSettings
+        ) { record in
+            let quote = try await quote(record.value) // one customer's quotes written in order
+            return .single(ProducerRecord(topic: "quotes", key: record.key, value: quote), passThrough: record.offset)
+        }
+        let stream = Task { for try await _ in quotes {} }
+        // README parallel produce: end
+
+        #expect(
+            try await StreamEndTests.eventually(within: .seconds(30)) {
+                (try? TestData.committedOffsets(
+                    bootstrapServers: cluster.bootstrapServers, group: "quoting", topic: "orders", partitions: 3))?
+                    .values.reduce(0, +) == 60
+            })
+        try await quotes.materialized.drainAndShutdown(stream)
+        var byCustomer: [String: [Int]] = [:]
+        for record in try await RawKafka.readAll(topic: "quotes", bootstrapServers: cluster.bootstrapServers) {
+            byCustomer[record.keyString!, default: []].append(Int(record.valueString!.dropFirst("quote for ".count))!)
+        }
+        #expect(byCustomer.count == 6)
+        #expect(
+            byCustomer.allSatisfy { customer, orders in
+                orders == Array(stride(from: Int(customer.dropFirst("customer-".count))!, to: 60, by: 6))
+            })
+    }
 }
