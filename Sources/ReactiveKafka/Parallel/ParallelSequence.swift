@@ -1,9 +1,12 @@
 /// The results of a parallel source, as they are taken downstream: what
-/// ``Consumer/parallelSource(_:subscription:parallel:onFailure:logger:process:)`` emits.
+/// ``Consumer/parallelSource(_:subscription:parallel:onFailure:logger:process:)`` emits (and, with
+/// a ``ProducerResult`` per record once its outputs were acknowledged,
+/// ``Consumer/parallelSource(_:subscription:parallel:producerSettings:onFailure:logger:process:)``).
 ///
 /// Results of one key (or partition, with ``ParallelOrdering/partition``) come out in offset
 /// order; others in the order they complete. A record counts as done, and its offset as
-/// committable, once `process` returned (do the work that must not be lost there). Results wait
+/// committable, once `process` returned (do the work that must not be lost there; with a
+/// producer, once its outputs were acknowledged). Results wait
 /// for the downstream in a buffer of `maxConcurrency`; when it is full, workers wait with theirs,
 /// so a slow downstream slows the source (back-pressure). The stream completes when
 /// the consumer stops (``ConsumerControl/drainAndShutdown(_:)``), after what completed was

@@ -154,6 +154,36 @@ import Testing
         #expect(sequences.values.allSatisfy { $0 == Array(0..<(count / keys)) })
     }
 
+    @Test func withPartitionOrderingOnePartitionsOutputsAreProducedInOffsetOrder() async throws {
+        let cluster = try TestCluster()
+        let input = try cluster.createTopic("pp-porder-in", partitions: 3)
+        let output = try cluster.createTopic("pp-porder-out", partitions: 1)
+        let group = cluster.name("g-pp-porder")
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: input,
+            records: (0..<600).map { (key: "k\($0)", value: "\($0)") }, roundRobinOver: 3)
+        let run = Running(
+            Consumer.parallelSource(
+                Self.consumer(cluster, group: group), subscription: .topics(input),
+                parallel: ParallelSettings(ordering: .partition, maxConcurrency: 50),
+                producerSettings: Self.producer(cluster)
+            ) { record in
+                try await Task.sleep(for: .microseconds(Int.random(in: 0...1_000)))
+                let value = "\(record.partition):\(record.offset)"
+                return .single(ProducerRecord(topic: output, key: record.key, value: value), passThrough: Input(record))
+            })
+        #expect(try await run.waitFor(600))
+        try await run.drain()
+        // One output partition: the order the outputs were written in, each input partition's in offset order.
+        var written: [Int32: [Int64]] = [:]
+        for value in try await Self.outputs(cluster, output) {
+            let parts = value.split(separator: ":")
+            written[Int32(parts[0])!, default: []].append(Int64(parts[1])!)
+        }
+        #expect(written.count == 3)
+        #expect(written.values.allSatisfy { $0 == Array(0..<200) })
+    }
+
     @Test func aRefusedOutputIsRetriedThenItsInputDeadLetteredNeverSkipped() async throws {
         let cluster = try TestCluster()
         let input = try cluster.createTopic("pp-dlq-in", partitions: 1)
