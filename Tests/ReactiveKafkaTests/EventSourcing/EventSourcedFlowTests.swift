@@ -90,6 +90,30 @@ final class Balances: Sendable {
         return balances.current
     }
 
+    @Test func aRunThatNeverReceivedARecordDrainsAndShutsDown() async throws {
+        let kafka = try TestCluster()
+        let changelog = try kafka.createTopic("es-idle-changelog", partitions: 2)
+        let input = try kafka.createTopic("es-idle-in", partitions: 2)
+        let consumer = kafka.consumerSettings(group: kafka.name("es-idle-g"))
+        let control = try Transactional.source(consumer, subscription: .topics(input))
+            .via(
+                EventSourced.flow(
+                    Ledger.behavior, settings: .json(changelogTopic: changelog), consumerSettings: consumer,
+                    producerSettings: kafka.producerSettings().withProperty("transaction.timeout.ms", "10000"),
+                    transactionalId: kafka.name("es-idle-t"))
+            )
+            .to(Sinks.forEach { _ in })
+            .run()
+        let assigned = try await Eventually.within(.seconds(30)) {
+            ((try? await control.control.withConsumer { try $0.assignment() }) ?? []).count == 2
+        }
+        #expect(assigned)
+        let drained = await BoundedWait.within(.seconds(30)) { () -> Bool in
+            (try? await control.drainAndShutdown()) != nil
+        }
+        #expect(drained == true, "drainAndShutdown of an idle event-sourced run returns")
+    }
+
     @Test(arguments: [false, true])
     func aSecondRunRecoversTheStateFromTheChangelogAndGoesOn(withSnapshots: Bool) async throws {
         let kafka = try TestCluster()
