@@ -31,12 +31,7 @@ import Testing
 
     /// Waits (bounded) until `condition` holds; false if it never did.
     static func eventually(within limit: Duration, _ condition: () -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while !condition() {
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return true
+        try await Eventually.within(limit, condition)
     }
 
     /// The ways a stream can end without `shutdown()`.

@@ -20,14 +20,9 @@ import Testing
         (try? await control.withConsumer { try $0.assignment() }) ?? []
     }
 
-    /// Waits (bounded) until `condition` holds, checking it every 100 ms.
+    /// Waits (bounded) until `condition` holds.
     static func eventually(within limit: Duration, _ condition: () async -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while await !condition() {
-            if ContinuousClock.now >= deadline { return false }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return true
+        try await Eventually.within(limit, condition)
     }
 
     @Test func offsetsOfPartitionsThisMemberNoLongerOwnsAreRefusedNamingThem() async throws {
