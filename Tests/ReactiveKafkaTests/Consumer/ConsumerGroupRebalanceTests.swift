@@ -87,7 +87,7 @@ import Testing
             return message.committableOffset
         }
         .to(Committer.sink(CommitterSettings()))
-        .run()
+        .start()
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
@@ -137,7 +137,7 @@ import Testing
             }
             .via(flow)
             .to(Sinks.ignore())
-            .run()
+            .start()
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
@@ -321,7 +321,7 @@ import Testing
             }
             // Commits rarely on their own: only the revoke makes the committer commit early.
             .to(Committer.sink(CommitterSettings().withMaxBatch(100_000).withMaxInterval(.seconds(60))))
-        let control = graph.run()
+        let control = graph.start()
         let observer = Task {
             for await event in control.control.rebalanceEvents() { events.withLock { $0.append(event) } }
         }
@@ -381,7 +381,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(100_000).withMaxInterval(.seconds(60))))
-            .run()
+            .start()
         #expect(await ledger.waitFor(distinct: 200))
         // Draining: the source stops with up to 200 records still in the slow stage.
         let drain = Task { _ = try await firstControl.drainAndShutdown() }

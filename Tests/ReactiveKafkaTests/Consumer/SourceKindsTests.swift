@@ -227,7 +227,7 @@ import Testing
             return element.offset
         }
         .to(Committer.sink(CommitterSettings().withMaxBatch(10)))
-        .run()
+        .start()
         try await counter.waitFor(count: 100)
         _ = try await control.drainAndShutdown()
         let committed = try await TestData.committedOffsets(

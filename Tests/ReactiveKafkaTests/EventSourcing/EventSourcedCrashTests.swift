@@ -76,7 +76,7 @@ import Testing
                 return count
             }
             if count == 100 { throw Injected() }
-        }.to(Sinks.forEach { _ in }).run()
+        }.to(Sinks.forEach { _ in }).start()
         await #expect(throws: Injected.self) { try await failing.streamCompletion.value }
         await failing.shutdown()
         try await Self.killedChild(names, after: 120)
@@ -92,7 +92,7 @@ import Testing
                     if outcome.input.offset == last[partition] { finished.add("\(partition)") }
                 }
             )
-            .run()
+            .start()
         try await finished.waitFor(count: 2, timeout: .seconds(120))
         try await control.drainAndShutdown()
 
@@ -170,7 +170,7 @@ import Testing
                     kill(getpid(), SIGKILL)
                 }
             )
-            .run()
+            .start()
         try await control.streamCompletion.value
     }
 }

@@ -84,7 +84,7 @@ final class Balances: Sendable {
                     transactionalId: transactionalId)
             )
             .to(Sinks.forEach { balances.add($0) })
-            .run()
+            .start()
         try await balances.committed.waitFor(count: count)
         try await control.drainAndShutdown()
         return balances.current

@@ -34,7 +34,7 @@ import Testing
                 return result.passThrough
             }
             .to(Committer.sink(committer))
-            .run()
+            .start()
     }
 
     @Test func everyRecordIsProducedAndEveryProcessedOffsetCommitted() async throws {
@@ -184,7 +184,7 @@ import Testing
                 Producer.committableSink(
                     kafka.producerSettings(), committerSettings: CommitterSettings().withMaxBatch(100))
             )
-            .run()
+            .start()
         try await control.streamCompletion.value
         await control.shutdown()
 

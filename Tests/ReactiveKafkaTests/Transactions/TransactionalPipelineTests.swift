@@ -38,7 +38,7 @@ import Testing
                     producer ?? producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval)
             )
             .to(Sinks.forEach { committed.add($0) })
-            .run()
+            .start()
     }
 
     /// Creates a topic named after `base` holding `count` records `v0`, `v1`, … round-robin; returns its name.

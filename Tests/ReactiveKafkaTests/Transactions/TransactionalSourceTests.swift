@@ -90,7 +90,7 @@ import Testing
             Transactional.sinkWithOffsetContext(
                 TransactionalPipelineTests.producerSettings(kafka), transactionalId: tctxId)
         )
-        .run()
+        .start()
         try await seen.waitFor(count: 400)
         try await control.drainAndShutdown()
         let values = try await TopicReader.allValues(
@@ -117,7 +117,7 @@ import Testing
                     eosCommitInterval: .seconds(600))
             )
             .to(Sinks.forEach { committed.add($0) })
-            .run()
+            .start()
         try await seen.waitFor(count: 200)
         #expect(committed.total == 0, "nothing is committed before the interval or shutdown")
         try await control.drainAndShutdown()
@@ -179,7 +179,7 @@ import Testing
                 eosCommitInterval: .seconds(600))
         )
         .to(Sinks.forEach { committed.add($0) })
-        .run()
+        .start()
         try await seenCount.waitFor(count: 100)
         // A second member joins: the first one's partitions are revoked.
         secondJoined.store(true, ordering: .releasing)
