@@ -99,7 +99,8 @@ import Testing
         let stream = Task {
             // Each partition's sub-stream runs in its own task, committing through its own committer.
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     group.addTask {
                         try await subStream
                             .map { message in
@@ -153,7 +154,8 @@ import Testing
             let merge = DynamicMerge<ProducerMessage<String, String, TransactionalOffset>>(bufferSize: 64)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { for try await _ in merge.elements.via(flow) {} }
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     merge.add(
                         subStream.map { message in
                             try await process(message.record.offset)

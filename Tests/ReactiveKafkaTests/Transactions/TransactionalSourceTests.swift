@@ -38,7 +38,8 @@ import Testing
                         committed.add(result)
                     }
                 }
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     merge.add(
                         subStream.map { message -> Envelope in
                             if message.record.value == "v600",
@@ -79,12 +80,10 @@ import Testing
         )
         .map { pair in
             seen.add(pair.record.value)
-            return (
-                message: ProducerMessage<String, String, Void>.single(
+            return pair.producing(
+                .single(
                     ProducerRecord(topic: tctxOut, key: pair.record.key, value: pair.record.value.uppercased()),
-                    passThrough: ()),
-                offset: pair.offset
-            )
+                    passThrough: ()))
         }
         .to(
             Transactional.sinkWithOffsetContext(
