@@ -112,7 +112,7 @@ import Testing
         let kinds = committed.results().map { result -> Int in
             switch result {
             case .single: return 0
-            case .multi(let parts, _): return parts.count == 2 && parts.allSatisfy { $0.0.offset >= 0 } ? 1 : -1
+            case .multi(let parts, _): return parts.count == 2 && parts.allSatisfy { $0.metadata.offset >= 0 } ? 1 : -1
             case .passThrough: return 2
             }
         }
