@@ -5,7 +5,7 @@ import StreamKit
 /// records: what ``Consumer/plainPartitionedSource(_:subscription:logger:)``
 /// and its kin emit.
 ///
-/// An element is emitted when a partition is assigned; its sub-stream emits
+/// An element, a ``PartitionSource``, is emitted when a partition is assigned; its sub-stream emits
 /// that partition's records in order and completes when the partition is
 /// revoked or lost (a later assignment of the same partition is a new
 /// element), or when the consumer stops. Run the sub-streams concurrently
