@@ -27,7 +27,7 @@ import Testing
         let run = ConsumeRun(writer: OutputWriter(descriptor: fd), format: .json, limit: limit)
         let control = ConsumeCommand.graph(
             settings(kafka, group: group), topic: topic, committable: committable, run: run
-        ).run()
+        ).start()
         // Reaching the limit stops the source; the stream then completes on its own.
         try await control.streamCompletion.value
         await control.shutdown()

@@ -82,7 +82,7 @@ import Testing
         try #require(fd >= 0)
         defer { close(fd) }
         let run = ConsumeRun(writer: OutputWriter(descriptor: fd), format: .json, limit: count)
-        let control = ConsumeCommand.graph(settings, topic: topic, committable: true, run: run).run()
+        let control = ConsumeCommand.graph(settings, topic: topic, committable: true, run: run).start()
         try await control.streamCompletion.value
         await control.shutdown()
         #expect(run.written == count)

@@ -68,9 +68,9 @@ import Testing
             Issue.record("expected a multi result, got \(results[1])")
             return
         }
-        #expect(parts.map(\.0.partition) == [0, 1, 2])
-        #expect(parts.map(\.1.value) == ["many-0", "many-1", "many-2"])
-        #expect(parts.allSatisfy { $0.0.offset >= 0 })
+        #expect(parts.map(\.metadata.partition) == [0, 1, 2])
+        #expect(parts.map(\.record.value) == ["many-0", "many-1", "many-2"])
+        #expect(parts.allSatisfy { $0.metadata.offset >= 0 })
         guard case .passThrough(3) = results[2] else {
             Issue.record("expected a pass-through result, got \(results[2])")
             return

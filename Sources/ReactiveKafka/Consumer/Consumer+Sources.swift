@@ -26,14 +26,13 @@ extension Consumer {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: CommittableOffset)>, ConsumerControl>
-    {
+    ) -> Source<KafkaConsumerSequence<RecordWithOffset<Key, Value, CommittableOffset>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         return makeSource(settings, subscription: subscription, logger: logger, committable: true) {
             index, chunk, engine in
             let message = try committableMessage(index, chunk, key: keys, value: values)
-            return (record: message.record, offset: message.committableOffset)
+            return RecordWithOffset(record: message.record, offset: message.committableOffset)
         }
     }
 
@@ -48,11 +47,7 @@ extension Consumer {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<
-        AsyncThrowingCompactMapSequence<
-            KafkaConsumerSequence<CommittableMessage<Key, Value>>, ConsumerRecord<Key, Value>
-        >, ConsumerControl
-    > {
+    ) -> Source<some AsyncSequence<ConsumerRecord<Key, Value>, any Error> & Sendable, ConsumerControl> {
         committableSource(settings, subscription: subscription, logger: logger).compactMap {
             message async throws -> ConsumerRecord<Key, Value>? in
             do {

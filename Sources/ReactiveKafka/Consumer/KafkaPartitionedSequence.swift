@@ -5,7 +5,7 @@ import StreamKit
 /// records: what ``Consumer/plainPartitionedSource(_:subscription:logger:)``
 /// and its kin emit.
 ///
-/// An element is emitted when a partition is assigned; its sub-stream emits
+/// An element, a ``PartitionSource``, is emitted when a partition is assigned; its sub-stream emits
 /// that partition's records in order and completes when the partition is
 /// revoked or lost (a later assignment of the same partition is a new
 /// element), or when the consumer stops. Run the sub-streams concurrently
@@ -21,7 +21,8 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
     /// The error the sequence may end with.
     public typealias Failure = any Error
     /// A partition and the source of its records.
-    public typealias SubSource = (partition: TopicPartition, source: Source<KafkaConsumerSequence<Record>, Void>)
+    @available(*, deprecated, renamed: "PartitionSource")
+    public typealias SubSource = PartitionSource<Record>
 
     let control: ConsumerControl
     let makeElement: @Sendable (Int, LentChunk) throws -> Record
@@ -45,7 +46,7 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
         init(sequence: KafkaPartitionedSequence) { self.sequence = sequence }
 
         /// The next element, or `nil` once the sequence has ended.
-        public mutating func next() async throws -> SubSource? {
+        public mutating func next() async throws -> PartitionSource<Record>? {
             if finished { return nil }
             do {
                 if engine == nil {
@@ -73,7 +74,7 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
             let subStream = KafkaConsumerSequence<Record>(
                 control: sequence.control, reader: .partition(next.partition), since: next.epoch,
                 makeElement: sequence.makeElement)
-            return (next.partition, Source(subStream))
+            return PartitionSource(partition: next.partition, source: Source(subStream))
         }
 
         private mutating func end() {

@@ -7,7 +7,7 @@ import StreamKit
 /// let control = Consumer.committableSource(settings, subscription: .topics("orders"))
 ///     .map { ... }
 ///     .to(Committer.sink(CommitterSettings()))
-///     .run()
+///     .start()
 /// // on SIGTERM:
 /// try await control.drainAndShutdown()
 /// ```
@@ -50,9 +50,23 @@ public struct DrainingControl<Result: Sendable>: Sendable {
 }
 
 extension RunnableGraph where Materialized == ConsumerControl {
-    /// Starts the stream in a new task and returns its draining control.
-    public func run() -> DrainingControl<Result> {
-        let running = start()
+    /// Starts the stream in a new task and returns its draining control: Alpakka's
+    /// `toMat(sink)(DrainingControl.apply).run()`. To run it to its end in the calling task
+    /// instead, `try await graph.run()`; to run it as a service, ``KafkaStreamService``.
+    ///
+    /// A Kafka source runs once: starting the same graph again fails the second stream with
+    /// ``KafkaError/Kind/illegalState``.
+    public func start() -> DrainingControl<Result> {
+        let running: RunningGraph<ConsumerControl, Result> = start()
         return DrainingControl(control: running.materialized, streamCompletion: running.completion)
+    }
+
+    /// Starts the stream in a new task and returns its draining control.
+    @available(
+        *, deprecated, renamed: "start()",
+        message: "start() starts a stream and returns its DrainingControl; run() runs it to its end in the calling task"
+    )
+    public func run() -> DrainingControl<Result> {
+        start()
     }
 }

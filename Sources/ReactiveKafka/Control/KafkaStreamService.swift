@@ -34,7 +34,7 @@ public struct KafkaStreamService<Result: Sendable>: Service {
         let control = graph.materialized
         do {
             try await withGracefulShutdownHandler {
-                _ = try await graph.runHere()
+                _ = try await graph.run()
             } onGracefulShutdown: {
                 control.drainRequested()
             }

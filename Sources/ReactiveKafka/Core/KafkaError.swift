@@ -5,40 +5,75 @@ import CRdKafka
 /// Every error the library raises is a `KafkaError`. Its ``description``
 /// says what happened and how to fix it; ``kind`` lets code branch on it.
 public struct KafkaError: Error, Sendable, CustomStringConvertible, Equatable {
-    /// What kind of failure this is.
-    public enum Kind: Sendable, Equatable {
+    /// What kind of failure this is. Switch over it with a `default:` case.
+    ///
+    /// Kinds are an open set: a minor release may add one. A library built without library
+    /// evolution cannot declare a non-frozen enum, and adding a case to a public enum breaks
+    /// every exhaustive `switch`, so `Kind` is a struct with a static member per kind (as
+    /// swift-nio's and the AWS SDK's error codes are). `case .commitTimeout:` matches a member;
+    /// the compiler asks for `default:`.
+    ///
+    /// ```swift
+    /// switch error.kind {
+    /// case .notAssigned, .commitTimeout: retryLater()
+    /// case .fenced: exit(1)
+    /// default: throw error
+    /// }
+    /// ```
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+
+        private init(_ name: String) { self.name = name }
+
+        /// The kind's name, as descriptions and logs show it.
+        public var description: String { name }
+
         /// A librdkafka property or a connector setting was rejected.
-        case invalidConfiguration
+        public static let invalidConfiguration = Kind("invalidConfiguration")
+
         /// A record's key or value could not be deserialised.
-        case deserialization
+        public static let deserialization = Kind("deserialization")
+
         /// A key or value could not be serialised.
-        case serialization
+        public static let serialization = Kind("serialization")
+
         /// Committing offsets did not complete within the commit timeout.
-        case commitTimeout
+        public static let commitTimeout = Kind("commitTimeout")
+
         /// The broker refused a commit with a non-retriable error.
-        case commitFailed
+        public static let commitFailed = Kind("commitFailed")
+
         /// A produced record could not be delivered.
-        case deliveryFailed
+        public static let deliveryFailed = Kind("deliveryFailed")
+
         /// librdkafka reported a fatal error; the client cannot continue.
-        case fatal
+        public static let fatal = Kind("fatal")
+
         /// No broker could be reached.
-        case brokerUnreachable
+        public static let brokerUnreachable = Kind("brokerUnreachable")
+
         /// The operation needs a client that is still running.
-        case shutDown
+        public static let shutDown = Kind("shutDown")
+
         /// The stream was used in a way it does not support (for example iterated twice).
-        case illegalState
+        public static let illegalState = Kind("illegalState")
+
         /// Any other librdkafka error.
-        case kafka
+        public static let kafka = Kind("kafka")
+
         /// A transaction was taken over by another producer with the same transactional id.
-        case fenced
+        public static let fenced = Kind("fenced")
+
         /// A transaction failed and was aborted; it can be retried.
-        case transactionAborted
+        public static let transactionAborted = Kind("transactionAborted")
+
         /// Offsets of partitions this consumer does not own (any more): they were not
         /// committed, and the partitions' next owner reads those records again.
         /// ``KafkaError/partitions`` names them.
-        case notAssigned
+        public static let notAssigned = Kind("notAssigned")
+
         /// The calling task was cancelled before the operation completed.
-        case cancelled
+        public static let cancelled = Kind("cancelled")
     }
 
     /// What kind of failure this is.

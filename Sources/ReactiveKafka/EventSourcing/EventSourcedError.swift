@@ -1,19 +1,32 @@
 /// Why an event-sourced stage failed.
 public struct EventSourcedError: Error, Sendable, CustomStringConvertible {
-    /// The kind of failure.
-    public enum Kind: Sendable, Hashable {
+    /// The kind of failure. An open set, like ``KafkaError/Kind``: switch over it with a
+    /// `default:` case, since a minor release may add a kind.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+
+        private init(_ name: String) { self.name = name }
+
+        /// The kind's name, as descriptions and logs show it.
+        public var description: String { name }
+
         /// The settings cannot work; the message says which and how to fix it.
-        case invalidSettings
+        public static let invalidSettings = Kind("invalidSettings")
+
         /// A changelog record or an input has no key, or its key or event cannot be decoded.
-        case undeserializable
+        public static let undeserializable = Kind("undeserializable")
+
         /// The changelog topic cannot be read (missing, too few partitions, broker failure).
-        case changelog
+        public static let changelog = Kind("changelog")
+
         /// The snapshot file is not one this stage wrote (another format or changelog topic).
-        case foreignStore
+        public static let foreignStore = Kind("foreignStore")
+
         /// The snapshot file cannot be read, or a snapshot in it cannot be decoded.
-        case corruptStore
+        public static let corruptStore = Kind("corruptStore")
+
         /// Reading or writing the snapshot file failed.
-        case storeFailure
+        public static let storeFailure = Kind("storeFailure")
     }
 
     /// The kind of failure.

@@ -90,6 +90,8 @@ public final class LagCollector: Service, Sendable {
         var tracker: LagTracker
         var subscribers: [Int: AsyncStream<Status>.Continuation] = [:]
         var nextSubscriber = 0
+        /// Whether ``LagCollector/run()`` was called: its end closes the client, so it runs once.
+        var ran = false
     }
 
     /// How this collector watches.
@@ -132,8 +134,18 @@ public final class LagCollector: Service, Sendable {
 
     /// Runs a round every ``Configuration/interval`` until the task is cancelled or a graceful
     /// shutdown begins (a round under way finishes first, within ``Configuration/timeout``),
-    /// then closes the client. Call it once.
+    /// then closes the client. A collector runs once: a second call throws
+    /// ``KafkaError/Kind/illegalState`` (make a new collector).
     public func run() async throws {
+        let first = state.withLock { s in
+            defer { s.ran = true }
+            return !s.ran
+        }
+        guard first else {
+            throw KafkaError(
+                .illegalState,
+                "this LagCollector already ran and closed its client: a collector runs once; create a new one")
+        }
         defer {
             reader.close()
             let subscribers = state.withLock { s in

@@ -95,10 +95,12 @@ extension KafkaProducer {
                     break
                 }
             }
-            var written: [(RecordMetadata, ProducerRecord<Key, Value>)] = []
+            var written: [ProducedRecord<Key, Value>] = []
             written.reserveCapacity(tokens.count)
             for (token, record) in zip(tokens, records) {
-                do throws(KafkaError) { written.append((try await delivery(of: token, record), record)) } catch {
+                do throws(KafkaError) {
+                    written.append(ProducedRecord(metadata: try await delivery(of: token, record), record: record))
+                } catch {
                     failure = failure ?? error
                 }
             }

@@ -42,7 +42,8 @@ extension ParallelRun {
         await withTaskGroup(of: Void.self, returning: ConsumerEngine?.self) { readers in
             var observed: ConsumerEngine?
             do {
-                for try await (partition, records) in source {
+                for try await assigned in source {
+                    let (partition, records) = (assigned.partition, assigned.source)
                     if observed == nil, let engine = engineBox.engine {
                         observed = engine
                         engine.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.revokeStarting()

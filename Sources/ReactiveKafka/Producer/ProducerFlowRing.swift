@@ -429,10 +429,13 @@ final class ProducerFlowRing<Key: Sendable, Value: Sendable, PassThrough: Sendab
         case .single(let record, let passThrough):
             return .single(metadata(record, first, topics), record, passThrough: passThrough)
         case .multi(let records, let passThrough):
-            var parts: [(RecordMetadata, ProducerRecord<Key, Value>)] = []
+            var parts: [ProducedRecord<Key, Value>] = []
             parts.reserveCapacity(records.count)
             for (i, record) in records.enumerated() {
-                parts.append((metadata(record, i == 0 ? first : rest?.outcomes[i - 1] ?? Outcome(), topics), record))
+                parts.append(
+                    ProducedRecord(
+                        metadata: metadata(record, i == 0 ? first : rest?.outcomes[i - 1] ?? Outcome(), topics),
+                        record: record))
             }
             return .multi(parts, passThrough: passThrough)
         case .passThrough(let passThrough):

@@ -36,7 +36,7 @@ public enum ProducerResult<Key: Sendable, Value: Sendable, PassThrough: Sendable
     /// The record of a `single` message was written.
     case single(RecordMetadata, ProducerRecord<Key, Value>, passThrough: PassThrough)
     /// Every record of a `multi` message was written.
-    case multi([(RecordMetadata, ProducerRecord<Key, Value>)], passThrough: PassThrough)
+    case multi([ProducedRecord<Key, Value>], passThrough: PassThrough)
     /// A `passThrough` message passed.
     case passThrough(PassThrough)
 
@@ -51,7 +51,7 @@ public enum ProducerResult<Key: Sendable, Value: Sendable, PassThrough: Sendable
     public var metadata: [RecordMetadata] {
         switch self {
         case .single(let m, _, _): return [m]
-        case .multi(let parts, _): return parts.map(\.0)
+        case .multi(let parts, _): return parts.map(\.metadata)
         case .passThrough: return []
         }
     }

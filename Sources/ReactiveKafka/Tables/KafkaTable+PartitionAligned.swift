@@ -34,7 +34,8 @@ extension KafkaTable {
         }
         guard lifecycle.withLock({ $0.attach(source.materialized) }) else { return }
         try await withThrowingDiscardingTaskGroup { group in
-            for try await (_, partition) in source {
+            for try await assigned in source {
+                let partition = assigned.source
                 group.addTask { try await self.follow(partition) }
             }
         }

@@ -3,22 +3,36 @@
 /// Each error says what was wrong and how to fix it; a record that could not be
 /// deserialised is named by ``topic``, ``partition`` and ``offset``.
 public struct KafkaTableError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure.
-    public enum Kind: Sendable, Equatable {
+    /// What kind of failure. An open set, like ``KafkaError/Kind``: switch over it with a
+    /// `default:` case, since a minor release may add a kind.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+
+        private init(_ name: String) { self.name = name }
+
+        /// The kind's name, as descriptions and logs show it.
+        public var description: String { name }
+
         /// A record's key or value could not be deserialised (and the table is set to fail).
-        case deserialization
+        public static let deserialization = Kind("deserialization")
+
         /// The persistent store's file is not a readable SQLite database, or its rows cannot be read back.
-        case corruptStore
+        public static let corruptStore = Kind("corruptStore")
+
         /// The persistent store's file was written by something else, or for another topic or format version.
-        case foreignStore
+        public static let foreignStore = Kind("foreignStore")
+
         /// Reading or writing the persistent store failed (disk full, permissions, …).
-        case storeFailure
+        public static let storeFailure = Kind("storeFailure")
+
         /// The consumer or the cluster failed (see ``KafkaTable/run()``'s underlying ``KafkaError``).
-        case kafka
+        public static let kafka = Kind("kafka")
+
         /// The table was closed (or never started) before it was ready.
-        case closed
+        public static let closed = Kind("closed")
+
         /// The table's settings are inconsistent (for example partition-aligned without a group).
-        case invalidConfiguration
+        public static let invalidConfiguration = Kind("invalidConfiguration")
     }
 
     /// What kind of failure.

@@ -13,9 +13,9 @@ extension Source {
     /// ```
     public func join<Table: KafkaTableView>(
         _ table: Table, key: @escaping @Sendable (Element) -> Table.Key
-    ) -> Source<AsyncThrowingCompactMapSequence<Base, (record: Element, value: Table.Value)>, Materialized> {
+    ) -> Source<AsyncThrowingCompactMapSequence<Base, JoinedRecord<Element, Table.Value>>, Materialized> {
         compactMap { element in
-            table.value(for: key(element)).map { (record: element, value: $0) }
+            table.value(for: key(element)).map { JoinedRecord(record: element, value: $0) }
         }
     }
 
@@ -23,7 +23,7 @@ extension Source {
     /// (Kafka Streams' `leftJoin`).
     public func leftJoin<Table: KafkaTableView>(
         _ table: Table, key: @escaping @Sendable (Element) -> Table.Key
-    ) -> Source<AsyncSyncMapSequence<Base, (record: Element, value: Table.Value?)>, Materialized> {
-        map { element in (record: element, value: table.value(for: key(element))) }
+    ) -> Source<AsyncSyncMapSequence<Base, JoinedRecord<Element, Table.Value?>>, Materialized> {
+        map { element in JoinedRecord(record: element, value: table.value(for: key(element))) }
     }
 }

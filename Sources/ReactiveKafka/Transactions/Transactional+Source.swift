@@ -62,9 +62,7 @@ extension Transactional {
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
         logger: Logger = Logger(label: "reactive-kafka.consumer")
-    ) -> Source<
-        KafkaConsumerSequence<(record: ConsumerRecord<Key, Value>, offset: TransactionalOffset)>, ConsumerControl
-    > {
+    ) -> Source<KafkaConsumerSequence<RecordWithOffset<Key, Value, TransactionalOffset>>, ConsumerControl> {
         let keys = settings.keyDeserializer
         let values = settings.valueDeserializer
         let (consumerSettings, transactionalSubscription, context) = prepare(settings, subscription)
@@ -74,7 +72,7 @@ extension Transactional {
         ) { index, chunk, engine in
             let message = try transactionalMessage(
                 index, chunk, key: keys, value: values, context: context, engine: engine)
-            return (message.record, message.partitionOffset)
+            return RecordWithOffset(record: message.record, offset: message.partitionOffset)
         }
     }
 

@@ -58,13 +58,13 @@ public enum Transactional {
 }
 
 extension Transactional {
-    /// ``sink(_:transactionalId:eosCommitInterval:logger:)`` for pairs of what to produce and
+    /// ``sink(_:transactionalId:eosCommitInterval:logger:)`` for ``MessageWithOffset`` pairs of what to produce and
     /// the consumed offset it came from, as ``sourceWithOffsetContext(_:subscription:logger:)``
     /// emits them after a transformation: Alpakka's `sinkWithOffsetContext`.
     public static func sinkWithOffsetContext<Key, Value>(
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
-    ) -> SinkOf<(message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset), Void> {
+    ) -> SinkOf<MessageWithOffset<Key, Value, TransactionalOffset>, Void> {
         let sink = Transactional.sink(
             settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
         return SinkOf { upstream in
@@ -72,14 +72,11 @@ extension Transactional {
         }
     }
 
-    /// ``flow(_:transactionalId:eosCommitInterval:logger:)`` for (message, offset) pairs: Alpakka's `flowWithOffsetContext`.
+    /// ``flow(_:transactionalId:eosCommitInterval:logger:)`` for ``MessageWithOffset`` pairs: Alpakka's `flowWithOffsetContext`.
     public static func flowWithOffsetContext<Key, Value>(
         _ settings: ProducerSettings<Key, Value>, transactionalId: String, eosCommitInterval: Duration? = nil,
         logger: Logger = Logger(label: "reactive-kafka.transactional")
-    ) -> FlowOf<
-        (message: ProducerMessage<Key, Value, Void>, offset: TransactionalOffset),
-        ProducerResult<Key, Value, TransactionalOffset>
-    > {
+    ) -> FlowOf<MessageWithOffset<Key, Value, TransactionalOffset>, ProducerResult<Key, Value, TransactionalOffset>> {
         let flow = Transactional.flow(
             settings, transactionalId: transactionalId, eosCommitInterval: eosCommitInterval, logger: logger)
         return FlowOf { upstream in

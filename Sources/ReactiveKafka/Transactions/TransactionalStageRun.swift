@@ -1025,7 +1025,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             return .single(metadata(record, held.firstRecord), record, passThrough: passThrough)
         case .multi(let records, let passThrough):
             return .multi(
-                records.enumerated().map { (metadata($1, held.firstRecord + $0), $1) }, passThrough: passThrough)
+                records.enumerated().map { ProducedRecord(metadata: metadata($1, held.firstRecord + $0), record: $1) },
+                passThrough: passThrough)
         case .passThrough(let passThrough):
             return .passThrough(passThrough)
         }

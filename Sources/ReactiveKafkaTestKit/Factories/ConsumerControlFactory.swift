@@ -14,7 +14,7 @@ import StreamKit
 /// let control = ConsumerControlFactory.source(messages)
 ///     .map(\.committableOffset)
 ///     .to(Committer.sink(CommitterSettings()))
-///     .run()
+///     .start()
 /// try await control.streamCompletion.value
 /// committer.committedOffsets // [orders-0: 3]
 /// ```
@@ -22,7 +22,7 @@ public enum ConsumerControlFactory {
     /// A source emitting `elements` in order, materialising a control that stands in for a
     /// consumer: `ConsumerControl.stop()` completes the source (its "consumer" stays open,
     /// so offsets in flight can be committed) until `ConsumerControl.shutdown()`, which
-    /// closes it; `ConsumerControl.drainAndShutdown(_:)` and `RunnableGraph.run()`'s
+    /// closes it; `ConsumerControl.drainAndShutdown(_:)` and `RunnableGraph.start()`'s
     /// `DrainingControl` work as with a Kafka source. With `completion`
     /// ``TestSourceCompletion/afterLastElement`` it completes after the last element, with
     /// ``TestSourceCompletion/whenStopped`` it waits for a stop like a Kafka source.

@@ -24,7 +24,7 @@ public enum ProducerResultFactory {
             return .single(recordMetadata(record, offset: offset), record, passThrough: passThrough)
         case .multi(let records, let passThrough):
             let parts = records.enumerated().map { index, record in
-                (recordMetadata(record, offset: offset + Int64(index)), record)
+                ProducedRecord(metadata: recordMetadata(record, offset: offset + Int64(index)), record: record)
             }
             return .multi(parts, passThrough: passThrough)
         case .passThrough(let passThrough):
@@ -47,7 +47,10 @@ public enum ProducerResultFactory {
                         recordMetadata(record, offset: offsets.next(record)), record, passThrough: passThrough)
                 case .multi(let records, let passThrough):
                     return .multi(
-                        records.map { (recordMetadata($0, offset: offsets.next($0)), $0) }, passThrough: passThrough)
+                        records.map {
+                            ProducedRecord(metadata: recordMetadata($0, offset: offsets.next($0)), record: $0)
+                        },
+                        passThrough: passThrough)
                 case .passThrough(let passThrough):
                     return .passThrough(passThrough)
                 }

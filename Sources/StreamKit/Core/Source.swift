@@ -66,14 +66,15 @@ where Base.Element: Sendable {
         Source<AnyAsyncSequence<F.Output>, Materialized>(flow.apply(base), materialized: materialized)
     }
 
-    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/runHere()`` or
-    /// ``RunnableGraph/start()`` runs.
+    /// Connects this source to `sink`, giving a graph that ``RunnableGraph/run()`` runs in the
+    /// calling task or ``RunnableGraph/start()`` starts in a new one.
     @inlinable public func to<S: Sink>(_ sink: S) -> RunnableGraph<Materialized, S.Result> where S.Input == Element {
         let base = self.base
         return RunnableGraph(materialized: materialized) { try await sink.run(base) }
     }
 
-    /// Runs this source into `sink` in the current task and returns the sink's result.
+    /// Runs this source into `sink` in the calling task and returns the sink's result:
+    /// `to(sink).run()` in one step.
     @inlinable public func run<S: Sink>(into sink: S) async throws -> S.Result where S.Input == Element {
         try await sink.run(base)
     }
@@ -99,13 +100,25 @@ public struct RunnableGraph<Materialized: Sendable, Result: Sendable>: Sendable 
         self.body = body
     }
 
-    /// Runs the graph to completion in the current task (structured concurrency).
-    /// Cancelling the task cancels the whole graph.
-    public func runHere() async throws -> Result {
+    /// Runs the graph to its end in the calling task (structured concurrency) and returns the
+    /// sink's result. Cancelling the task cancels the whole graph.
+    ///
+    /// `run()` is the one verb for "run to the end here" across StreamKit and ReactiveKafka
+    /// (as swift-service-lifecycle's `Service.run()`); ``start()`` is the one for "start in a
+    /// new task and hand me its control".
+    public func run() async throws -> Result {
         try await body()
     }
 
-    /// Starts the graph in a new task and returns at once.
+    /// Runs the graph to completion in the current task.
+    @available(*, deprecated, renamed: "run()", message: "run() now runs a graph in the calling task")
+    public func runHere() async throws -> Result {
+        try await run()
+    }
+
+    /// Starts the graph in a new task and returns at once with its materialized value and
+    /// completion. A graph over a source that can run once (a Kafka source) fails the second
+    /// time it runs, with that source's error.
     public func start() -> RunningGraph<Materialized, Result> {
         RunningGraph(materialized: materialized, completion: Task { try await body() })
     }

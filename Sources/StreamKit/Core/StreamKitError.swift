@@ -1,5 +1,9 @@
 /// Errors raised by StreamKit operators themselves (as opposed to errors of the
 /// user's upstream or closures, which pass through unchanged).
+///
+/// Switch over it with a `default:` case: new operators bring new cases in minor releases
+/// (the compiler cannot insist on `default:` for a library enum built without library
+/// evolution, so this is a documented rule, unlike `KafkaError.Kind`, which is a struct).
 public enum StreamKitError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An operator was given a parameter it cannot work with; the message says which and what to pass.
     case invalidArgument(String)

@@ -49,7 +49,7 @@ struct CommittableConsumeCommitBench: ConnectorBenchmark {
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         let measurement: BenchMeasurement
         do {
             try await control.streamCompletion.value
@@ -104,7 +104,7 @@ struct AtLeastOncePipelineBench: ConnectorBenchmark {
             // whole produce step (0.19 µs per element; see the README's performance notes).
             .map { $0.passThrough }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         let measurement: BenchMeasurement
         do {
             try await control.streamCompletion.value

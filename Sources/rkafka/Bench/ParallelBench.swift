@@ -75,7 +75,8 @@ enum ParallelBench {
         let control = source.materialized
         let stream = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await (_, partition) in source {
+                for try await assigned in source {
+                    let partition = assigned.source
                     group.addTask {
                         try await partition.map { message in
                             progress.begin()

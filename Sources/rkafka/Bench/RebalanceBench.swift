@@ -80,7 +80,7 @@ enum RebalanceBench {
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         }
 
         let a = member(0)

@@ -76,7 +76,7 @@ struct TransactionalPipelineBench: ConnectorBenchmark {
                     producerSettings, transactionalId: "\(env.connectorGroup)-txn",
                     eosCommitInterval: TransactionalBench.interval)
             )
-            .run()
+            .start()
         let measurement: BenchMeasurement
         do {
             try await control.streamCompletion.value

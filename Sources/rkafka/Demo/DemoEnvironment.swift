@@ -100,7 +100,7 @@ struct DemoEnvironment: Sendable {
                 return result.passThrough
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(5000).withMaxInterval(.milliseconds(200))))
-            .run()
+            .start()
 
         let reporter = Task {
             var last = (count: 0, at: ContinuousClock.now)

@@ -52,7 +52,7 @@ import Testing
             return message.committableOffset
         }
         .to(Committer.sink(CommitterSettings().withMaxBatch(100)))
-        .run()
+        .start()
         try await counter.waitFor(count: input.count)
         try await control.drainAndShutdown()
         #expect(control.isShutdown)

@@ -87,7 +87,7 @@ import Testing
             return message.committableOffset
         }
         .to(Committer.sink(CommitterSettings()))
-        .run()
+        .start()
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
@@ -99,7 +99,8 @@ import Testing
         let stream = Task {
             // Each partition's sub-stream runs in its own task, committing through its own committer.
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     group.addTask {
                         try await subStream
                             .map { message in
@@ -137,7 +138,7 @@ import Testing
             }
             .via(flow)
             .to(Sinks.ignore())
-            .run()
+            .start()
         return Member(name: name) { _ = try await control.drainAndShutdown() }
     }
 
@@ -153,7 +154,8 @@ import Testing
             let merge = DynamicMerge<ProducerMessage<String, String, TransactionalOffset>>(bufferSize: 64)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { for try await _ in merge.elements.via(flow) {} }
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     merge.add(
                         subStream.map { message in
                             try await process(message.record.offset)
@@ -321,7 +323,7 @@ import Testing
             }
             // Commits rarely on their own: only the revoke makes the committer commit early.
             .to(Committer.sink(CommitterSettings().withMaxBatch(100_000).withMaxInterval(.seconds(60))))
-        let control = graph.run()
+        let control = graph.start()
         let observer = Task {
             for await event in control.control.rebalanceEvents() { events.withLock { $0.append(event) } }
         }
@@ -381,7 +383,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(100_000).withMaxInterval(.seconds(60))))
-            .run()
+            .start()
         #expect(await ledger.waitFor(distinct: 200))
         // Draining: the source stops with up to 200 records still in the slow stage.
         let drain = Task { _ = try await firstControl.drainAndShutdown() }

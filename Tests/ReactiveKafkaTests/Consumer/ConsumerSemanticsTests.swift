@@ -182,7 +182,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(50).withMaxInterval(.seconds(60))))
-            .run()
+            .start()
         try await counter.waitFor(count: 1500)
         try await control.drainAndShutdown()
         #expect(control.isShutdown)

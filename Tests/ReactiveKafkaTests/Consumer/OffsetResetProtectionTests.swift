@@ -25,7 +25,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(20)))
-            .run()
+            .start()
         #expect(await ledger.waitFor(distinct: 1_000))
         // The next fetches answer "out of range": librdkafka resets the partition to offset 0.
         try kafka.failNextRequests(.fetch, with: [.offsetOutOfRange, .offsetOutOfRange])

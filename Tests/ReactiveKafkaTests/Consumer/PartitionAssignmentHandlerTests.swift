@@ -136,7 +136,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
             return (handler, control)
         }
         let a = member("a")

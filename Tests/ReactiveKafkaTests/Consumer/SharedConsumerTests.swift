@@ -22,7 +22,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings().withMaxBatch(25)))
-            .run()
+            .start()
         var highPartitions: Set<Int32> = []
         var highCount = 0
         for try await record in high {

@@ -227,7 +227,7 @@ import Testing
             return element.offset
         }
         .to(Committer.sink(CommitterSettings().withMaxBatch(10)))
-        .run()
+        .start()
         try await counter.waitFor(count: 100)
         _ = try await control.drainAndShutdown()
         let committed = try await TestData.committedOffsets(
@@ -244,7 +244,8 @@ import Testing
         let counter = Counter()
         let stream = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await (partition, subStream) in source {
+                for try await assigned in source {
+                    let (partition, subStream) = (assigned.partition, assigned.source)
                     subStreams.withLock { $0.append(partition) }
                     group.addTask {
                         for try await record in subStream {
@@ -282,7 +283,8 @@ import Testing
         let counter = Counter()
         let stream = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for try await (partition, subStream) in source {
+                for try await assigned in source {
+                    let (partition, subStream) = (assigned.partition, assigned.source)
                     group.addTask {
                         for try await message in subStream {
                             first.withLock { if $0[partition] == nil { $0[partition] = message.record.offset } }

@@ -227,7 +227,10 @@ import Testing
         let gotOne = Counter()
         let task = Task {
             // Take the sub-streams, then wait for more partitions that never come.
-            for try await (partition, _) in source { gotOne.add(partition.description) }
+            for try await assigned in source {
+                let partition = assigned.partition
+                gotOne.add(partition.description)
+            }
         }
         try await gotOne.waitFor(count: 2)
         task.cancel()

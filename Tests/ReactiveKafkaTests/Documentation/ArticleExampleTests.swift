@@ -30,6 +30,7 @@ private struct OffsetStore: Sendable {
         "ReactiveKafka/ReactiveKafka.docc/ConsumerGroupsAndRebalancing.md": ["seek handler", "rebalance events"],
         "ReactiveKafka/ReactiveKafka.docc/MigratingFromSwiftKafkaClient.md": ["consumer loop", "send"],
         "ReactiveKafkaTestKit/ReactiveKafkaTestKit.docc/TestingAgainstACluster.md": ["embedded cluster"],
+        "ReactiveKafka/ReactiveKafka.docc/RunningAStream.md": ["run verbs"],
     ]
 
     @Test func theArticlesShowThisCodeVerbatim() throws {
@@ -92,7 +93,7 @@ private struct OffsetStore: Sendable {
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         // article at least once: end
         return control
     }
@@ -161,5 +162,34 @@ private struct OffsetStore: Sendable {
         // article embedded cluster: end
         #expect(settings.groupId == "enricher")
         #expect(committed.isEmpty, "nothing ran, so nothing is committed")
+    }
+
+    @Test func runRunsHereAndStartHandsBackAControl() async throws {
+        let kafka = try EmbeddedKafka()
+        try kafka.createTopic("orders", partitions: 1)
+        try await TestData.produce(
+            bootstrapServers: kafka.bootstrapServers, topic: "orders",
+            records: (0..<150).map { (key: "customer-\($0 % 10)", value: "order \($0)") })
+        let settings = ConsumerSettings(keyDeserializer: .string, valueDeserializer: .string)
+            .withBootstrapServers(kafka.bootstrapServers)
+            .withGroupId("runner")
+            .withProperty("auto.offset.reset", "earliest")
+            .withProperties(EmbeddedKafka.fastGroupProperties)
+        // article run verbs: begin
+        // Run to the end in this task: the sink's result.
+        let counted = try await Consumer.plainSource(settings, subscription: .topics("orders"))
+            .take(100)
+            .to(Sinks.collect())
+            .run()
+
+        // Start, keep the control, drain on shutdown.
+        let control = Consumer.committableSource(settings, subscription: .topics("orders"))
+            .map(\.committableOffset)
+            .to(Committer.sink(CommitterSettings()))
+            .start()
+        try await control.drainAndShutdown()
+        // article run verbs: end
+        #expect(counted.map(\.value) == (0..<100).map { "order \($0)" })
+        #expect(control.isShutdown)
     }
 }

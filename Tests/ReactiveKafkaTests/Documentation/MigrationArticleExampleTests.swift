@@ -73,7 +73,7 @@ private struct Progress: Sendable {
         let graph = Self.anatomy(consumerSettings, producerSettings, committerSettings, topic1: topic1)
 
         // As in the talk, the graph copies topic1 into itself: commits pass the 50 seeded records and go on.
-        let control = graph.run()
+        let control = graph.start()
         var committed: Int64 = 0
         for _ in 0..<300 where committed < 50 {
             try await Task.sleep(for: .milliseconds(100))
@@ -128,7 +128,7 @@ private struct Progress: Sendable {
                 return message.committableOffset
             }
             .to(Committer.sink(committerSettings))
-            .run()
+            .start()
         // article committable sink: end
         return control
     }
@@ -197,7 +197,7 @@ private struct Progress: Sendable {
                     passThrough: message.partitionOffset)
             }
             .to(Transactional.sink(producerSettings, transactionalId: "transactional-id"))
-            .run()
+            .start()
         // article transactions: end
         return control
     }
@@ -217,7 +217,7 @@ private struct Progress: Sendable {
             }
             .map { _, offset in offset }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         // article actor: end
         return control
     }

@@ -75,7 +75,7 @@ import Testing
         // In this process: the output function fails at the 100th input, so the stream fails
         // with a transaction open, which is aborted.
         let failing = try Self.pipeline(kafka, names, onInput: Self.failing(at: 100) { throw Injected() })
-            .to(Sinks.forEach { _ in }).run()
+            .to(Sinks.forEach { _ in }).start()
         let failure = await BoundedWait.within(.seconds(120)) { () -> (any Error)? in
             do {
                 try await failing.streamCompletion.value
@@ -94,7 +94,7 @@ import Testing
         // them all already: each ran ahead of its slow sink by up to a buffer of inputs.
         let inputs = Dictionary(grouping: commands, by: { Int32((Int($0.key.dropFirst(4)) ?? 0) % 2) })
             .mapValues { Int64($0.count) }
-        let control = try Self.pipeline(kafka, names) { _ in }.to(Sinks.forEach { _ in }).run()
+        let control = try Self.pipeline(kafka, names) { _ in }.to(Sinks.forEach { _ in }).start()
         let committedAll = try await Eventually.within(.seconds(120)) {
             let committed = try await TestData.committedOffsets(
                 bootstrapServers: kafka.bootstrapServers, group: names.group, topic: names.input, partitions: 2)
@@ -169,7 +169,7 @@ import Testing
             }
             kill(getpid(), SIGKILL)
         }
-        let control = try pipeline(kafka, names, onInput: killing).to(Sinks.forEach { _ in }).run()
+        let control = try pipeline(kafka, names, onInput: killing).to(Sinks.forEach { _ in }).start()
         try await control.streamCompletion.value
     }
 

@@ -84,7 +84,7 @@ final class Balances: Sendable {
                     transactionalId: transactionalId)
             )
             .to(Sinks.forEach { balances.add($0) })
-            .run()
+            .start()
         try await balances.committed.waitFor(count: count)
         try await control.drainAndShutdown()
         return balances.current
@@ -103,7 +103,7 @@ final class Balances: Sendable {
                     transactionalId: kafka.name("es-idle-t"))
             )
             .to(Sinks.forEach { _ in })
-            .run()
+            .start()
         let assigned = try await Eventually.within(.seconds(30)) {
             ((try? await control.control.withConsumer { try $0.assignment() }) ?? []).count == 2
         }

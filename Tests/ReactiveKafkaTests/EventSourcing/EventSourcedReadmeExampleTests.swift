@@ -94,7 +94,7 @@ final class PrintedLines: Sendable {
                 }
             )
             .to(Sinks.forEach { outcome in print("\(outcome.key): \(outcome.state)") }) // once committed
-            .run()
+            .start()
         // README event sourcing flow: end
 
         #expect(await printed.wait(for: 4), "the example did not print 4 committed outcomes within 60 s")

@@ -24,7 +24,7 @@ struct LagCollectorExternalTests {
         )
         .map(\.committableOffset)
         .to(Committer.sink(CommitterSettings().withMaxInterval(.milliseconds(50))))
-        .run()
+        .start()
 
         let collector = try LagCollector(
             ConsumerSettings().withBootstrapServers(kafka.bootstrapServers),

@@ -136,6 +136,12 @@ import Testing
             "run() returned after cancellation")
         #expect(await BoundedWait.within(.seconds(10)) { await ended.value } != nil, "the statuses stream finished")
         #expect(seen.load(ordering: .relaxed) >= 2)
+        // Its client is closed: a second run is refused at once, saying so.
+        await #expect {
+            try await collector.run()
+        } throws: { error in
+            (error as? KafkaError)?.kind == .illegalState && "\(error)".contains("a collector runs once")
+        }
     }
 }
 

@@ -154,7 +154,7 @@ import Testing
             return message.committableOffset
         }
         .to(Committer.sink(CommitterSettings().withMaxBatch(100).withMetrics(metricsSettings)))
-        .run()
+        .start()
         try await seen.waitFor(count: 500)
         try await control.drainAndShutdown()
         // Every offset went through a batch; each batch committed at most both partitions.

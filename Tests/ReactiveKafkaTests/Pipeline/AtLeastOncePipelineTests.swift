@@ -34,7 +34,7 @@ import Testing
                 return result.passThrough
             }
             .to(Committer.sink(committer))
-            .run()
+            .start()
     }
 
     @Test func everyRecordIsProducedAndEveryProcessedOffsetCommitted() async throws {
@@ -125,7 +125,7 @@ import Testing
             switch result {
             case .multi(let parts, let offset):
                 kinds.withLock { $0.multi += 1 }
-                #expect(parts.map(\.1.topic) == [cLeft, cRight])
+                #expect(parts.map(\.record.topic) == [cLeft, cRight])
                 counter.add("\(offset.partitionOffset.topicPartition)@\(offset.partitionOffset.offset)")
             case .passThrough(let offset):
                 kinds.withLock { $0.passThrough += 1 }
@@ -184,7 +184,7 @@ import Testing
                 Producer.committableSink(
                     kafka.producerSettings(), committerSettings: CommitterSettings().withMaxBatch(100))
             )
-            .run()
+            .start()
         try await control.streamCompletion.value
         await control.shutdown()
 

@@ -419,7 +419,8 @@ import Testing
         switch ending {
         case .breakOutOfTheLoop:
             // Out of a sub-stream after its first record, then out of the outer stream.
-            for try await (_, subStream) in source {
+            for try await assigned in source {
+                let subStream = assigned.source
                 for try await _ in subStream { break }
                 break
             }
@@ -427,7 +428,8 @@ import Testing
             let seen = Counter()
             let task = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    for try await (_, subStream) in source {
+                    for try await assigned in source {
+                        let subStream = assigned.source
                         group.addTask { for try await message in subStream { seen.add(message.record.value) } }
                     }
                     try await group.waitForAll()

@@ -34,7 +34,7 @@ import Testing
             .via(Producer.flexiFlow(producerSettings))
             .map(\.passThrough)
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         // README: end
 
         // Wait until everything consumed is committed, then drain as on SIGTERM.

@@ -27,7 +27,7 @@ actor WordCounter {
 }
 
 // In production:
-// let control = countWords(Consumer.committableSource(settings, subscription: .topics("orders")), into: counter).run()
+// let control = countWords(Consumer.committableSource(settings, subscription: .topics("orders")), into: counter).start()
 // README testing pipeline: end
 
 @Suite struct TestingReadmeExampleTests {
@@ -50,7 +50,7 @@ actor WordCounter {
     @Test func countsEveryOrderAndCommitsItsOffset() async throws {
         let committer = RecordingCommitter()
         let counter = WordCounter()
-        let control = countWords(ConsumerControlFactory.source(try Self.orders(committer)), into: counter).run()
+        let control = countWords(ConsumerControlFactory.source(try Self.orders(committer)), into: counter).start()
         try await control.streamCompletion.value // the source completes after its last element
 
         #expect(await counter.words == 12)
@@ -63,7 +63,7 @@ actor WordCounter {
         let source = ConsumerControlFactory.source(try Self.orders(committer), completion: .whenStopped)
         let control = countWords(
             source, into: WordCounter(), committing: CommitterSettings().withMaxInterval(.milliseconds(10))
-        ).run()
+        ).start()
         try await committer.waitUntilCommitted([TopicPartition("orders", 0): 3, TopicPartition("orders", 1): 3])
         #expect(control.health == .consuming)
 
@@ -74,7 +74,7 @@ actor WordCounter {
     @Test func aFailedCommitFailsTheStream() async throws {
         let committer = RecordingCommitter()
         committer.failCommits(with: KafkaError(.commitFailed, "the coordinator moved"))
-        let control = countWords(ConsumerControlFactory.source(try Self.orders(committer)), into: WordCounter()).run()
+        let control = countWords(ConsumerControlFactory.source(try Self.orders(committer)), into: WordCounter()).start()
 
         await #expect(throws: KafkaError.self) { try await control.streamCompletion.value }
         #expect(committer.committedOffsets.isEmpty)

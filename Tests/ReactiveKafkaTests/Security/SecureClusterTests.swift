@@ -85,7 +85,7 @@ struct SecureClusterTests {
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         try await withTimeout(seconds: 60) { try await control.streamCompletion.value }
         #expect(Set(received.withLock { $0 }) == Set(values))
 
@@ -118,7 +118,7 @@ struct SecureClusterTests {
         // reports either as a SASL authentication error, and retries.
         let failure = try await logs.waitFor("SASL authentication error", seconds: 30)
         await source.materialized.shutdown()
-        _ = await running.completion.result
+        _ = await running.streamCompletion.result
         #expect(failure.contains("kafka error"), "\(failure)")
         #expect(!logs.all.contains("-wrong"), "a password reached the log: \(logs.all)")
     }
@@ -138,7 +138,7 @@ struct SecureClusterTests {
         let running = source.to(Sinks.ignore()).start()
         let failure = try await logs.waitFor("SSL handshake failed", seconds: 30)
         await source.materialized.shutdown()
-        _ = await running.completion.result
+        _ = await running.streamCompletion.result
         #expect(failure.contains("certificate verify failed"), "\(failure)")
     }
 }

@@ -17,7 +17,7 @@ import Testing
     @Test func itCompletesAfterItsLastElementAndClosesItsConsumer() async throws {
         let source = ConsumerControlFactory.source(["a", "b", "c"])
         #expect(source.materialized.health == .starting)
-        let control = source.to(Sinks.collect(String.self)).run()
+        let control = source.to(Sinks.collect(String.self)).start()
         #expect(try await valueWithin(control.streamCompletion) == ["a", "b", "c"])
         #expect(control.isShutdown)
         #expect(control.health == .stopped)
@@ -39,7 +39,7 @@ import Testing
                 return message.committableOffset
             }
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         // The source waits for a stop after its last element, like a Kafka source.
         try await withTimeout {
             var count = 0
@@ -77,7 +77,7 @@ import Testing
         let running = source.to(Sinks.collect(String.self)).start()
         try await Self.waitUntilConsuming(source.materialized)
         await source.materialized.shutdown()
-        #expect(try await valueWithin(running.completion) == [])
+        #expect(try await valueWithin(running.streamCompletion) == [])
         #expect(source.materialized.isShutdown)
         // The health stream finishes once the consumer closed.
         var last: ConsumerHealth?
@@ -109,8 +109,8 @@ import Testing
         let source = ConsumerControlFactory.source([Int](), completion: .whenStopped)
         let running = source.to(Sinks.ignore(Int.self)).start()
         try await Self.waitUntilConsuming(source.materialized)
-        running.completion.cancel()
-        await #expect(throws: CancellationError.self) { try await valueWithin(running.completion) }
+        running.streamCompletion.cancel()
+        await #expect(throws: CancellationError.self) { try await valueWithin(running.streamCompletion) }
         #expect(source.materialized.isShutdown)
     }
 

@@ -48,7 +48,7 @@ import Tracing
                 .via(Producer.flexiFlow(producerSettings))
                 .map(\.passThrough)
                 .to(Committer.sink(CommitterSettings()))
-                .run()
+                .start()
 
             // A busy stream: one span per batch, linked to the span that produced each of its records.
             let archive =
@@ -60,7 +60,7 @@ import Tracing
                     try await CommittableOffsetBatch(batch.map(\.committableOffset)).commit()
                 }
                 .to(Sinks.ignore())
-                .run()
+                .start()
             // README: end
 
             let enriched = try await TracedTopic.records(kafka, "enriched", count: 1)

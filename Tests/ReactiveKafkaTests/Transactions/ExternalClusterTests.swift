@@ -46,7 +46,7 @@ struct ExternalClusterTests {
                     producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: .milliseconds(100))
             )
             .to(Sinks.forEach { committed.add($0) })
-            .run()
+            .start()
     }
 
     struct SimulatedCrash: Error {}

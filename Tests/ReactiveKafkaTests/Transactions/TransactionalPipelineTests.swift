@@ -38,7 +38,7 @@ import Testing
                     producer ?? producerSettings(kafka), transactionalId: transactionalId, eosCommitInterval: interval)
             )
             .to(Sinks.forEach { committed.add($0) })
-            .run()
+            .start()
     }
 
     /// Creates a topic named after `base` holding `count` records `v0`, `v1`, … round-robin; returns its name.
@@ -112,7 +112,7 @@ import Testing
         let kinds = committed.results().map { result -> Int in
             switch result {
             case .single: return 0
-            case .multi(let parts, _): return parts.count == 2 && parts.allSatisfy { $0.0.offset >= 0 } ? 1 : -1
+            case .multi(let parts, _): return parts.count == 2 && parts.allSatisfy { $0.metadata.offset >= 0 } ? 1 : -1
             case .passThrough: return 2
             }
         }

@@ -36,7 +36,7 @@ import Testing
                     passThrough: message.partitionOffset)
             }
             .to(Transactional.sink(producerSettings, transactionalId: "enricher-1"))
-            .run()
+            .start()
         // README: end
 
         // The README drains on SIGTERM; here, once the output is complete.

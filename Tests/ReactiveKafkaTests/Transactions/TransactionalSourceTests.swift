@@ -38,7 +38,8 @@ import Testing
                         committed.add(result)
                     }
                 }
-                for try await (_, subStream) in source {
+                for try await assigned in source {
+                    let subStream = assigned.source
                     merge.add(
                         subStream.map { message -> Envelope in
                             if message.record.value == "v600",
@@ -79,18 +80,16 @@ import Testing
         )
         .map { pair in
             seen.add(pair.record.value)
-            return (
-                message: ProducerMessage<String, String, Void>.single(
+            return pair.producing(
+                .single(
                     ProducerRecord(topic: tctxOut, key: pair.record.key, value: pair.record.value.uppercased()),
-                    passThrough: ()),
-                offset: pair.offset
-            )
+                    passThrough: ()))
         }
         .to(
             Transactional.sinkWithOffsetContext(
                 TransactionalPipelineTests.producerSettings(kafka), transactionalId: tctxId)
         )
-        .run()
+        .start()
         try await seen.waitFor(count: 400)
         try await control.drainAndShutdown()
         let values = try await TopicReader.allValues(
@@ -117,7 +116,7 @@ import Testing
                     eosCommitInterval: .seconds(600))
             )
             .to(Sinks.forEach { committed.add($0) })
-            .run()
+            .start()
         try await seen.waitFor(count: 200)
         #expect(committed.total == 0, "nothing is committed before the interval or shutdown")
         try await control.drainAndShutdown()
@@ -179,7 +178,7 @@ import Testing
                 eosCommitInterval: .seconds(600))
         )
         .to(Sinks.forEach { committed.add($0) })
-        .run()
+        .start()
         try await seenCount.waitFor(count: 100)
         // A second member joins: the first one's partitions are revoked.
         secondJoined.store(true, ordering: .releasing)

@@ -40,7 +40,7 @@ final class ConnectorRelay: Sendable {
             .via(Producer.flexiFlow(producerSettings, producer: producer))
             .map { $0.passThrough } // a closure, not a key path: see AtLeastOncePipelineBench
             .to(Committer.sink(CommitterSettings()))
-            .run()
+            .start()
         return ConnectorRelay(control: control, producer: producer)
     }
 
