@@ -44,6 +44,31 @@ private struct OffsetStore: Sendable {
         }
     }
 
+    /// The stateful-streams article repeats the README's stateful examples: each must be the block its test runs.
+    @Test func theStatefulStreamsArticleShowsTheTestedReadmeBlocks() throws {
+        let article = try String(
+            contentsOf: Self.catalogues.appendingPathComponent("ReactiveKafka/ReactiveKafka.docc/StatefulStreams.md"),
+            encoding: .utf8)
+        let tests = ReadmeBlocks.root.appendingPathComponent("Tests/ReactiveKafkaTests")
+        let shown: [String: [String]] = [
+            "Tables/TableReadmeExampleTests.swift": ["README tables"],
+            "Readme/EventTimeReadmeExampleTests.swift": [
+                "README windows", "README join", "README pattern", "README merge", "README kafka event time",
+                "README actors",
+            ],
+            "EventSourcing/EventSourcedReadmeExampleTests.swift": [
+                "README event sourcing behaviour", "README event sourcing flow",
+            ],
+        ]
+        for (file, markers) in shown {
+            let source = try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8)
+            for marker in markers {
+                let block = try #require(ReadmeBlocks.block(marker, in: source), "no \(marker) block in \(file)")
+                #expect(article.contains(block), "StatefulStreams.md does not show the \(marker) block verbatim")
+            }
+        }
+    }
+
     @Test func aProducerSendsAndCloses() async throws {
         let kafka = try EmbeddedKafka()
         try kafka.createTopic("orders", partitions: 1)
