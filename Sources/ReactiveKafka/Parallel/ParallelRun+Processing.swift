@@ -45,6 +45,7 @@ extension ParallelRun {
                 for try await (partition, records) in source {
                     if observed == nil, let engine = engineBox.engine {
                         observed = engine
+                        state.withLock { $0.engine = engine }
                         engine.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.revokeStarting()
                         }
                     }
@@ -101,7 +102,7 @@ extension ParallelRun {
             do {
                 return .success(try await process(record))
             } catch {
-                if Task.isCancelled { return .failure(CancellationError()) }
+                if Task.isCancelled || error is ParallelRecordWithdrawn { return .failure(CancellationError()) }
                 if attempt >= settings.retry.maxAttempts { return .failure(error) }
                 logger.debug(
                     "processing a record failed: retrying",
