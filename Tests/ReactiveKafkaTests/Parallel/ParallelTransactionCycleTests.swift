@@ -104,6 +104,8 @@ struct ParallelTransactionCycleTests {
         _ = cycle.positionsTaken([:])
         _ = cycle.transactionCommitted(error: nil)
         #expect(cycle.enter(p) == .withdraw)
+        #expect(cycle.enter(q) == .prepare(.beginTransaction))
+        #expect(cycle.began(error: nil) == [.openGate])
         #expect(cycle.enter(q) == .send)
         cycle.readmit(p)
         #expect(cycle.enter(p) == .send)
@@ -167,10 +169,12 @@ struct ParallelTransactionCycleTests {
 
     @Test func closingReportsAnOpenTransactionAndWithdrawsLaterOutputs() {
         var cycle = open()
-        #expect(cycle.close())
+        let wasOpen = cycle.close()
+        #expect(wasOpen)
         #expect(cycle.enter(p) == .withdraw)
         #expect(cycle.commitRequested() == [.commitFinished])
         var idle = Cycle()
-        #expect(!idle.close())
+        let idleWasOpen = idle.close()
+        #expect(!idleWasOpen)
     }
 }
