@@ -111,18 +111,15 @@ import Testing
     }
 }
 
-/// A crash of the exactly-once parallel source, against a Kafka broker: the first run commits
-/// transactions with a gap (a stuck record) and records done above it in the metadata, then an
-/// output is refused, the open transaction aborts and the stream fails. The second run
-/// processes the gap and what the aborted transaction held, nothing else, and read_committed
-/// readers see every input's output once.
+/// The exactly-once parallel source against a Kafka broker: a crash after transactions with
+/// a gap and an aborted one, and a rebalance, each leaving every input's output once.
 @Suite(
     .serialized,
     .enabled(
         if: TestClusterMode.isExternal,
         "the mock cluster neither stores transactional offsets nor hides aborted records: needs KAFKA_BOOTSTRAP_SERVERS"
     ))
-struct ParallelTransactionalRestartTests {
+struct ParallelTransactionalBrokerTests {
     /// Opens once; waiters before and after go on.
     final class Latch: Sendable {
         private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
@@ -157,6 +154,48 @@ struct ParallelTransactionalRestartTests {
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
+    }
+
+    @Test func aMemberJoiningMidStreamTakesPartitionsWithoutAnyOutputWrittenTwice() async throws {
+        let cluster = try TestCluster()
+        let input = try cluster.createTopic("ptx-join-in", partitions: 4)
+        let output = try cluster.createTopic("ptx-join-out", partitions: 2)
+        let group = cluster.name("g-ptx-join")
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: input,
+            records: (0..<400).map { (key: "k\($0 % 40)", value: "\($0)") }, roundRobinOver: 4)
+        // The first member holds its records after its 60th until the second member emitted:
+        // the join revokes partitions with records running (and waiting past `drainTimeout`).
+        let hold = Latch()
+        let started = Atomic<Int>(0)
+        func member(_ id: String, holding: Bool) -> ParallelProduceTests.Running {
+            ParallelProduceTests.Running(
+                Transactional.parallelSource(
+                    ParallelProduceTests.consumer(cluster, group: group), subscription: .topics(input),
+                    parallel: ParallelSettings(ordering: .key, maxConcurrency: 20, drainTimeout: .seconds(2)),
+                    producerSettings: ParallelTransactionalTests.producer(cluster), transactionalId: cluster.name(id),
+                    eosCommitInterval: .milliseconds(100)
+                ) { record in
+                    if holding, started.add(1, ordering: .relaxed).newValue > 60 { await hold.wait() }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 1...5)))
+                    return .single(
+                        ProducerRecord(topic: output, key: record.key, value: record.value),
+                        passThrough: ParallelProduceTests.Input(record))
+                })
+        }
+        let first = member("ptx-join-a", holding: true)
+        #expect(try await first.waitFor(60))
+        let second = member("ptx-join-b", holding: false)
+        #expect(try await second.waitFor(1))
+        hold.open()
+        #expect(
+            await Self.committedReaches(
+                [0: 100, 1: 100, 2: 100, 3: 100], cluster, group: group, topic: input, within: .seconds(90)))
+        try await first.drain()
+        try await second.drain()
+        let values = try await TopicReader.allValues(
+            topic: output, partitions: 2, bootstrapServers: cluster.bootstrapServers, isolation: .readCommitted)
+        #expect(values.sorted() == (0..<400).map { "\($0)" }.sorted(), "every input's output once")
     }
 
     @Test func aRestartAfterAnAbortedTransactionProcessesTheGapAndTheAbortedRecordsOnly() async throws {
