@@ -26,7 +26,6 @@ extension ParallelRun {
             s.lanes[lane] = Lane(partition: partition, previous: s.previous.removeValue(forKey: partition))
             return lane
         }
-        transactions?.readmit(partition)
         do {
             for try await message in records { await received(message, lane: lane) }
         } catch is CancellationError {
@@ -43,7 +42,7 @@ extension ParallelRun {
             return (s.scheduler.running(lane) > 0, s.lanes[lane]?.partition)
         }
         // Exactly-once: its records produce no more (their outputs would commit without their offsets).
-        if let transactions, let letting { transactions.withdraw([letting]) }
+        transactions?.withdraw([lane])
         if running { await drain(lane) }
         if let transactions {
             await transactions.commit(engine: engine) { acknowledged in self.transactionalPositions(acknowledged) }
@@ -175,13 +174,13 @@ extension ParallelRun {
     /// Exactly-once: every partition's position (those letting go too) with `acknowledged`
     /// (offsets whose outputs are in the open transaction) completed first, where it moved since
     /// the last transaction. Called with the send gate closed and quiet.
-    func transactionalPositions(_ acknowledged: [TopicPartition: [Int64]]) -> [TopicPartition: CommitPosition] {
+    func transactionalPositions(_ acknowledged: [UInt64: [Int64]]) -> [TopicPartition: CommitPosition] {
         state.withLock { s in
             s.dirty = false
             var positions: [TopicPartition: CommitPosition] = [:]
             for (id, lane) in s.lanes where lane.progress != nil {
                 // In place, as in `received`; completing again when the worker settles is a no-op.
-                for offset in acknowledged[lane.partition] ?? [] { s.lanes[id]!.progress!.complete(offset) }
+                for offset in acknowledged[id] ?? [] { s.lanes[id]!.progress!.complete(offset) }
                 let position = self.position(s.lanes[id]!.progress!)
                 if position != lane.sent {
                     positions[lane.partition] = position

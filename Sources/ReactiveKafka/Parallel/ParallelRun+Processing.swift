@@ -66,7 +66,14 @@ extension ParallelRun {
         var next = await nextWork()
         while let (work, ticket) = next {
             let record = work.message.record
-            switch await attempt(record) {
+            // Exactly-once: the gate knows the record's lane (refused once its partition is let go).
+            let outcome =
+                transactions == nil
+                ? await attempt(record)
+                : await ParallelLane.$current.withValue(work.lane) {
+                    await attempt(record)
+                }
+            switch outcome {
             case .success(let output):
                 next = await completedThenNext(ticket, offset: record.offset, output: output)
             case .failure(let error) where error is CancellationError:

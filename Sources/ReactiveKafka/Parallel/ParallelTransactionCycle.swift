@@ -3,8 +3,10 @@
 /// and the commit cycle that closes it.
 ///
 /// A worker enters the gate (``enter(_:)``), produces, waits for the acknowledgements and
-/// leaves (``left(_:offset:acknowledged:)``): its input offset then belongs to the open
-/// transaction. The first to enter initialises the producer and begins the transaction
+/// leaves (``left(_:offset:acknowledged:failure:)``): its input offset then belongs to the open
+/// transaction. Records are told apart by their lane (one partition's reading, from its
+/// assignment to its revoke): a partition assigned again reads in a new lane, so records of
+/// its previous lane still running stay refused. The first to enter initialises the producer and begins the transaction
 /// (lazily: a source with nothing to produce opens none). A commit (``commitRequested(revoking:)``)
 /// closes the gate, waits until nothing is in flight, takes every partition's position with
 /// the acknowledged offsets added (``positionsTaken(_:)``: the shell computes them), sends them
@@ -22,7 +24,7 @@ struct ParallelTransactionCycle: Sendable {
         case beginTransaction
         /// The gate is quiet: compute the positions (progress with these offsets, acknowledged
         /// in the open transaction, added) and report them with ``positionsTaken(_:)``.
-        case takePositions([TopicPartition: [Int64]])
+        case takePositions([UInt64: [Int64]])
         case sendOffsets([TopicPartition: CommitPosition])
         case commitTransaction
         case abortTransaction
@@ -38,14 +40,14 @@ struct ParallelTransactionCycle: Sendable {
 
     /// What ``enter(_:)`` decided for a worker.
     enum Entry: Equatable, Sendable {
-        /// Produce into the open transaction, then report ``left(_:offset:acknowledged:)``.
+        /// Produce into the open transaction, then report ``left(_:offset:acknowledged:failure:)``.
         case send
         /// Wait until the gate opens (``Action/openGate``), then enter again.
         case wait
         /// Perform this call (init or begin), report it, then enter again.
         case prepare(Action)
-        /// Do not produce: the record's partition was revoked, or the stream fails. It is
-        /// processed again by the partition's next reader.
+        /// Do not produce: the record's lane ended (its partition was revoked), or the stream
+        /// fails. It is processed again by the partition's next reader.
         case withdraw
     }
 
@@ -54,12 +56,12 @@ struct ParallelTransactionCycle: Sendable {
     }
 
     private(set) var phase: Phase = .uninitialized
-    /// Records producing (between ``enter(_:)`` answering `.send` and ``left(_:offset:acknowledged:)``).
+    /// Records producing (between ``enter(_:)`` answering `.send` and ``left(_:offset:acknowledged:failure:)``).
     private(set) var inFlight = 0
-    /// Input offsets whose outputs were acknowledged in the open transaction.
-    private(set) var acknowledged: [TopicPartition: [Int64]] = [:]
-    /// Partitions whose records may not enter (revoked); a new assignment readmits them.
-    private(set) var refused: Set<TopicPartition> = []
+    /// Input offsets whose outputs were acknowledged in the open transaction, per lane.
+    private(set) var acknowledged: [UInt64: [Int64]] = [:]
+    /// Lanes whose records may not enter (their partitions were revoked).
+    private(set) var refused: Set<UInt64> = []
     /// A commit was requested and has not finished: the gate is closed.
     private(set) var commitActive = false
     /// The positions the commit sends, once taken.
@@ -71,9 +73,9 @@ struct ParallelTransactionCycle: Sendable {
     /// Whether a worker may pass the gate now.
     var gateOpen: Bool { !commitActive && phase != .failed && phase != .closed }
 
-    /// A worker whose record (of `partition`) has outputs wants to produce them.
-    mutating func enter(_ partition: TopicPartition) -> Entry {
-        if phase == .failed || phase == .closed || abortCause != nil || refused.contains(partition) { return .withdraw }
+    /// A worker whose record (read in `lane`) has outputs wants to produce them.
+    mutating func enter(_ lane: UInt64) -> Entry {
+        if phase == .failed || phase == .closed || abortCause != nil || refused.contains(lane) { return .withdraw }
         if commitActive { return .wait }
         switch phase {
         case .uninitialized:
@@ -92,16 +94,14 @@ struct ParallelTransactionCycle: Sendable {
 
     /// A worker's outputs were all acknowledged (`acknowledged`), or one failed: the open
     /// transaction then aborts at the next commit, and the stream fails with `failure`.
-    mutating func left(_ partition: TopicPartition, offset: Int64, acknowledged ok: Bool, failure: KafkaError? = nil)
-        -> [Action]
-    {
+    mutating func left(_ lane: UInt64, offset: Int64, acknowledged ok: Bool, failure: KafkaError? = nil) -> [Action] {
         inFlight -= 1
         if ok {
-            acknowledged[partition, default: []].append(offset)
+            acknowledged[lane, default: []].append(offset)
         } else if abortCause == nil {
             abortCause =
                 failure
-                ?? KafkaError(.deliveryFailed, "an output of \(partition) offset \(offset) was not acknowledged")
+                ?? KafkaError(.deliveryFailed, "an output of the record at offset \(offset) was not acknowledged")
         }
         return quiet()
     }
@@ -129,9 +129,9 @@ struct ParallelTransactionCycle: Sendable {
         return commitActive ? quiet() : [.openGate]
     }
 
-    /// Commit the open transaction now, and refuse `revoking`'s records from now on (they were
-    /// dropped: their partitions' next readers process them). One commit at a time.
-    mutating func commitRequested(revoking: Set<TopicPartition> = []) -> [Action] {
+    /// Commit the open transaction now, and refuse the records of the lanes `revoking` from now
+    /// on (their partitions' next readers process them). One commit at a time.
+    mutating func commitRequested(revoking: Set<UInt64> = []) -> [Action] {
         refused.formUnion(revoking)
         guard !commitActive else {
             return [.fail(KafkaError(.illegalState, "a parallel source's transaction commit was requested twice"))]
@@ -141,9 +141,9 @@ struct ParallelTransactionCycle: Sendable {
         return quiet()
     }
 
-    /// Refuses `partitions`' records from now on (they are being revoked).
-    mutating func refuse(_ partitions: Set<TopicPartition>) {
-        refused.formUnion(partitions)
+    /// Refuses the records of `lanes` from now on (their partitions are being revoked).
+    mutating func refuse(_ lanes: Set<UInt64>) {
+        refused.formUnion(lanes)
     }
 
     /// The run ended: nothing enters any more. Returns whether a transaction is open (with
@@ -152,11 +152,6 @@ struct ParallelTransactionCycle: Sendable {
         let open = phase == .open
         phase = .closed
         return open
-    }
-
-    /// `partition` was assigned again: its records may enter.
-    mutating func readmit(_ partition: TopicPartition) {
-        refused.remove(partition)
     }
 
     /// The shell computed the positions to commit (every partition whose position moved).

@@ -5,15 +5,13 @@ import Synchronization
 protocol ParallelTransactionCommitter: AnyObject, Sendable {
     /// Where a failure of the transactions goes (the run's `fail`).
     func attach(fail: @escaping @Sendable (any Error) -> Void)
-    /// Refuses `partitions`' records at the gate from now on (their partitions are being revoked).
-    func withdraw(_ partitions: Set<TopicPartition>)
-    /// Lets `partition`'s records in again (it was assigned anew).
-    func readmit(_ partition: TopicPartition)
+    /// Refuses the records read in `lanes` at the gate from now on (their partitions are being revoked).
+    func withdraw(_ lanes: Set<UInt64>)
     /// Commits the open transaction with the positions `positions` computes once nothing is in
-    /// flight (given the offsets acknowledged in it). Returns once committed, or failed.
+    /// flight (given the offsets acknowledged in it, per lane). Returns once committed, or failed.
     func commit(
         engine: ConsumerEngine?,
-        positions: @escaping @Sendable ([TopicPartition: [Int64]]) -> [TopicPartition: CommitPosition]
+        positions: @escaping @Sendable ([UInt64: [Int64]]) -> [TopicPartition: CommitPosition]
     ) async
 }
 
@@ -24,7 +22,7 @@ protocol ParallelTransactionCommitter: AnyObject, Sendable {
 final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransactionCommitter, Sendable {
     /// What a commit waiting for the gate learns: the acknowledged offsets, or that it is over.
     private enum Quiet {
-        case acknowledged([TopicPartition: [Int64]])
+        case acknowledged([UInt64: [Int64]])
         case finished
     }
 
@@ -62,29 +60,33 @@ final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransa
 
     // MARK: The gate
 
-    /// Produces `message` into the open transaction as the output of `partition`'s record at
-    /// `offset`, waiting while the gate is closed; returns once every record was acknowledged.
+    /// Produces `message` into the open transaction as the output of the record at `offset`
+    /// (read in the worker's ``ParallelLane/current``), waiting while the gate is closed; returns
+    /// once every record was acknowledged.
     /// - Throws: ``ParallelRecordWithdrawn`` when the record must not produce (its partition is
     ///   being revoked, the stream fails, or an output was refused: the stream then fails with it).
-    func produce<PassThrough>(
-        _ message: ProducerMessage<Key, Value, PassThrough>, from partition: TopicPartition, offset: Int64
-    ) async throws -> ProducerResult<Key, Value, PassThrough> {
+    func produce<PassThrough>(_ message: ProducerMessage<Key, Value, PassThrough>, offset: Int64) async throws
+        -> ProducerResult<Key, Value, PassThrough>
+    {
+        guard let lane = ParallelLane.current else {
+            throw KafkaError(.illegalState, "an exactly-once parallel source produced outside of its workers")
+        }
         while true {
             // A cancelled worker's record is processed again later: it must not produce now.
             if Task.isCancelled { throw ParallelRecordWithdrawn() }
-            switch state.withLock({ $0.cycle.enter(partition) }) {
+            switch state.withLock({ $0.cycle.enter(lane) }) {
             case .send:
                 let result: ProducerResult<Key, Value, PassThrough>
                 do throws(KafkaError) {
                     result = try await producer.produce(message)
                 } catch {
                     perform(
-                        state.withLock { $0.cycle.left(partition, offset: offset, acknowledged: false, failure: error) }
+                        state.withLock { $0.cycle.left(lane, offset: offset, acknowledged: false, failure: error) }
                     )
                     reportFailure(error)
                     throw ParallelRecordWithdrawn()
                 }
-                perform(state.withLock { $0.cycle.left(partition, offset: offset, acknowledged: true) })
+                perform(state.withLock { $0.cycle.left(lane, offset: offset, acknowledged: true) })
                 return result
             case .wait:
                 await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
@@ -105,25 +107,21 @@ final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransa
         }
     }
 
-    func withdraw(_ partitions: Set<TopicPartition>) {
-        // A commit with nothing to do would refuse them too; here they are refused at once.
+    func withdraw(_ lanes: Set<UInt64>) {
+        // Woken, the waiting workers enter again: those of `lanes` are refused.
         let waiters = state.withLock { s in
-            s.cycle.refuse(partitions)
+            s.cycle.refuse(lanes)
             defer { s.gateWaiters.removeAll() }
             return s.gateWaiters
         }
         for waiter in waiters { waiter.resume() }
     }
 
-    func readmit(_ partition: TopicPartition) {
-        state.withLock { $0.cycle.readmit(partition) }
-    }
-
     // MARK: Commits
 
     func commit(
         engine: ConsumerEngine?,
-        positions: @escaping @Sendable ([TopicPartition: [Int64]]) -> [TopicPartition: CommitPosition]
+        positions: @escaping @Sendable ([UInt64: [Int64]]) -> [TopicPartition: CommitPosition]
     ) async {
         await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
             let now = state.withLock { s -> Bool in
@@ -263,6 +261,12 @@ final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransa
         if let metadata = engine.groupRequests.groupMetadata { return metadata }
         return try await engine.withConsumer { consumer throws(KafkaError) in try consumer.groupMetadata() }
     }
+}
+
+/// The lane (one partition's reading) of the record a parallel source's worker processes: the
+/// gate of an exactly-once source refuses records of lanes that ended.
+enum ParallelLane {
+    @TaskLocal static var current: UInt64?
 }
 
 /// Thrown by an exactly-once parallel source's gate: the record is not produced (its

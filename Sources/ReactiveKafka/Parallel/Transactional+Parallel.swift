@@ -64,8 +64,7 @@ extension Transactional {
                 let transactions = try ParallelTransactions(producerSettings, transactionalId: transactionalId)
                 return (
                     { record in
-                        try await transactions.produce(
-                            try await process(record), from: record.topicPartition, offset: record.offset)
+                        try await transactions.produce(try await process(record), offset: record.offset)
                     },
                     { await transactions.close() }, transactions
                 )

@@ -34,7 +34,8 @@ import Testing
         let run = Running(
             Transactional.parallelSource(
                 ParallelProduceTests.consumer(cluster, group: group), subscription: .topics(input),
-                parallel: ParallelSettings(ordering: .key, maxConcurrency: 50), producerSettings: Self.producer(cluster),
+                parallel: ParallelSettings(ordering: .key, maxConcurrency: 50),
+                producerSettings: Self.producer(cluster),
                 transactionalId: cluster.name("ptx-exact"), eosCommitInterval: .milliseconds(50)
             ) { record in
                 handled.withLock { $0.append(Input(record)) }
@@ -82,7 +83,8 @@ import Testing
                 producerSettings: Self.producer(cluster), transactionalId: id, eosCommitInterval: .milliseconds(50)
             ) { record in
                 handled.list.withLock { $0.append(Input(record)) }
-                return .single(ProducerRecord(topic: output, key: record.key, value: record.value), passThrough: Input(record))
+                return .single(
+                    ProducerRecord(topic: output, key: record.key, value: record.value), passThrough: Input(record))
             }
         }
         let first = Handled()
