@@ -111,6 +111,59 @@ import Testing
             #expect(Set(values) == Set((0..<50).map { "\($0)" }))
         }
     }
+
+    @Test func theReadmeShowsTheExampleVerbatim() throws {
+        try ReadmeBlocks.expectInReadme(markers: ["README parallel exactly-once"])
+    }
+
+    @Test(.enabled(if: TestClusterMode.isEmbedded, "the README's topic names are fixed"))
+    func theReadmeExampleWritesAnInvoicePerOrderOnceInEachCustomersOrder() async throws {
+        let cluster = try TestCluster()
+        try cluster.createTopic("orders", partitions: 3)
+        try cluster.createTopic("invoices", partitions: 2)
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: "orders",
+            records: (0..<60).map { (key: "customer-\($0 % 6)", value: "\($0)") })
+        let consumerSettings = ParallelProduceTests.consumer(cluster, group: "invoicing")
+        let producerSettings = Self.producer(cluster)
+        @Sendable func invoice(_ order: String) async throws -> String {
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...2_000)))
+            return "invoice for \(order)"
+        }
+
+        // README parallel exactly-once: begin
+        let invoices = Transactional.parallelSource(
+            consumerSettings, subscription: .topics("orders"),
+            parallel: ParallelSettings(ordering: .key, maxConcurrency: 1_000),
+            producerSettings: producerSettings, transactionalId: "invoicing-1"
+        ) { record in
+            let invoice = try await invoice(record.value) // written once, with the order's offset
+            return .single(
+                ProducerRecord(topic: "invoices", key: record.key, value: invoice), passThrough: record.offset)
+        }
+        let stream = Task { for try await _ in invoices {} }
+        // README parallel exactly-once: end
+
+        var written: [String] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            written = try await TopicReader.allValues(
+                topic: "invoices", partitions: 2, bootstrapServers: cluster.bootstrapServers, isolation: .readCommitted)
+            if written.count >= 60 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await invoices.materialized.drainAndShutdown(stream)
+        #expect(written.sorted() == (0..<60).map { "invoice for \($0)" }.sorted())
+        var byCustomer: [String: [Int]] = [:]
+        for record in try await RawKafka.readAll(topic: "invoices", bootstrapServers: cluster.bootstrapServers) {
+            guard let value = record.valueString else { continue }
+            byCustomer[record.keyString!, default: []].append(Int(value.dropFirst("invoice for ".count))!)
+        }
+        #expect(
+            byCustomer.allSatisfy { customer, orders in
+                orders == Array(stride(from: Int(customer.dropFirst("customer-".count))!, to: 60, by: 6))
+            })
+    }
 }
 
 /// The exactly-once parallel source against a Kafka broker: a crash after transactions with
