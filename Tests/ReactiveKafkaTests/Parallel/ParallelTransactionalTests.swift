@@ -211,11 +211,12 @@ struct ParallelTransactionalBrokerTests {
         return false
     }
 
-    @Test func aMemberJoiningMidStreamTakesPartitionsWithoutAnyOutputWrittenTwice() async throws {
+    @Test(arguments: ["range", "cooperative-sticky"])
+    func aMemberJoiningMidStreamTakesPartitionsWithoutAnyOutputWrittenTwice(assignor: String) async throws {
         let cluster = try TestCluster()
-        let input = try cluster.createTopic("ptx-join-in", partitions: 4)
-        let output = try cluster.createTopic("ptx-join-out", partitions: 2)
-        let group = cluster.name("g-ptx-join")
+        let input = try cluster.createTopic("ptx-join-\(assignor)-in", partitions: 4)
+        let output = try cluster.createTopic("ptx-join-\(assignor)-out", partitions: 2)
+        let group = cluster.name("g-ptx-join-\(assignor)")
         try await TestData.produce(
             bootstrapServers: cluster.bootstrapServers, topic: input,
             records: (0..<400).map { (key: "k\($0 % 40)", value: "\($0)") }, roundRobinOver: 4)
@@ -226,9 +227,12 @@ struct ParallelTransactionalBrokerTests {
         func member(_ id: String, holding: Bool) -> ParallelProduceTests.Running {
             ParallelProduceTests.Running(
                 Transactional.parallelSource(
-                    ParallelProduceTests.consumer(cluster, group: group), subscription: .topics(input),
+                    ParallelProduceTests.consumer(cluster, group: group)
+                        .withProperty("partition.assignment.strategy", assignor),
+                    subscription: .topics(input),
                     parallel: ParallelSettings(ordering: .key, maxConcurrency: 20, drainTimeout: .seconds(2)),
-                    producerSettings: ParallelTransactionalTests.producer(cluster), transactionalId: cluster.name(id),
+                    producerSettings: ParallelTransactionalTests.producer(cluster),
+                    transactionalId: cluster.name("\(id)-\(assignor)"),
                     eosCommitInterval: .milliseconds(100)
                 ) { record in
                     if holding, started.add(1, ordering: .relaxed).newValue > 60 { await hold.wait() }
