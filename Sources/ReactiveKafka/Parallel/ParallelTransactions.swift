@@ -1,3 +1,4 @@
+import CRdKafka
 import Synchronization
 
 /// What an exactly-once ``ParallelRun`` commits through instead of the consumer: the
@@ -80,10 +81,11 @@ final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransa
                 do throws(KafkaError) {
                     result = try await producer.produce(message)
                 } catch {
+                    let failure = fencing(error)
                     perform(
-                        state.withLock { $0.cycle.left(lane, offset: offset, acknowledged: false, failure: error) }
+                        state.withLock { $0.cycle.left(lane, offset: offset, acknowledged: false, failure: failure) }
                     )
-                    reportFailure(error)
+                    reportFailure(failure)
                     throw ParallelRecordWithdrawn()
                 }
                 perform(state.withLock { $0.cycle.left(lane, offset: offset, acknowledged: true) })
@@ -233,6 +235,14 @@ final class ParallelTransactions<Key: Sendable, Value: Sendable>: ParallelTransa
                 break
             }
         }
+    }
+
+    /// `error` of a produce, as ``KafkaError/Kind/fenced`` when another instance with the same
+    /// transactional id took over (librdkafka reports it to produce calls as a fatal error).
+    private func fencing(_ error: KafkaError) -> KafkaError {
+        guard let code = error.code, TransactionError.isFencing(rd_kafka_resp_err_t(code)) else { return error }
+        return TransactionError.fenced(
+            transactionalId: transactional.transactionalId, detail: "producing failed: \(error.message)", code: code)
     }
 
     /// Tells the commit waiting for the gate (if one is) what it waited for.

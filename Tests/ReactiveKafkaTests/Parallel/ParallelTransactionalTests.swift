@@ -112,6 +112,31 @@ import Testing
         }
     }
 
+    @Test func anOutputRefusedByTheProducerFailsTheStreamWithItsError() async throws {
+        let cluster = try TestCluster()
+        let input = try cluster.createTopic("ptx-refused-in", partitions: 1)
+        let output = try cluster.createTopic("ptx-refused-out", partitions: 1)
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: input,
+            records: (0..<10).map { (key: "k\($0)", value: "\($0)") }, partition: 0)
+        let handled = Handled()
+        let run = Running(
+            Transactional.parallelSource(
+                ParallelProduceTests.consumer(cluster, group: cluster.name("g-ptx-refused")),
+                subscription: .topics(input),
+                producerSettings: Self.producer(cluster).withProperty("message.max.bytes", "1000"),
+                transactionalId: cluster.name("ptx-refused")
+            ) { record in
+                handled.list.withLock { $0.append(Input(record)) }
+                let value = record.offset == 3 ? String(repeating: "x", count: 5_000) : record.value
+                return .single(ProducerRecord(topic: output, key: record.key, value: value), passThrough: Input(record))
+            })
+        let error = await #expect(throws: KafkaError.self) { try await run.task.value }
+        #expect(error?.kind == .deliveryFailed)
+        // Not retried: its transaction aborts, and it is processed again when the stream restarts.
+        #expect(handled.list.withLock { $0.filter { $0.offset == 3 }.count } == 1)
+    }
+
     @Test func theReadmeShowsTheExampleVerbatim() throws {
         try ReadmeBlocks.expectInReadme(markers: ["README parallel exactly-once"])
     }
@@ -255,6 +280,39 @@ struct ParallelTransactionalBrokerTests {
         let values = try await TopicReader.allValues(
             topic: output, partitions: 2, bootstrapServers: cluster.bootstrapServers, isolation: .readCommitted)
         #expect(values.sorted() == (0..<400).map { "\($0)" }.sorted(), "every input's output once")
+    }
+
+    @Test func aSecondInstanceWithTheSameTransactionalIdFencesTheFirst() async throws {
+        let cluster = try TestCluster()
+        let input = try cluster.createTopic("ptx-fence-in", partitions: 1)
+        let output = try cluster.createTopic("ptx-fence-out", partitions: 1)
+        try await TestData.produce(
+            bootstrapServers: cluster.bootstrapServers, topic: input,
+            records: (0..<2_000).map { (key: "k\($0)", value: "\($0)") }, partition: 0)
+        let id = cluster.name("ptx-fence")
+        // Two groups, so that both instances read the partition; one transactional id.
+        func instance(_ group: String) -> ParallelProduceTests.Running {
+            ParallelProduceTests.Running(
+                Transactional.parallelSource(
+                    ParallelProduceTests.consumer(cluster, group: cluster.name(group)), subscription: .topics(input),
+                    parallel: ParallelSettings(maxConcurrency: 4),
+                    producerSettings: ParallelTransactionalTests.producer(cluster),
+                    transactionalId: id, eosCommitInterval: .milliseconds(50)
+                ) { record in
+                    try await Task.sleep(for: .milliseconds(5))
+                    return .single(
+                        ProducerRecord(topic: output, key: record.key, value: record.value),
+                        passThrough: ParallelProduceTests.Input(record))
+                })
+        }
+        let first = instance("g-ptx-fence-a")
+        #expect(try await first.waitFor(20))
+        let second = instance("g-ptx-fence-b")
+        let error = await #expect(throws: KafkaError.self) { try await first.task.value }
+        #expect(error?.kind == .fenced)
+        #expect(try await second.waitFor(20))
+        second.task.cancel()
+        _ = try? await second.task.value
     }
 
     @Test func aRestartAfterAnAbortedTransactionProcessesTheGapAndTheAbortedRecordsOnly() async throws {
