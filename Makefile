@@ -36,7 +36,7 @@ test: deps lint
 	$(SWIFT) test
 
 # The suites that exercise what a real broker does differently from librdkafka's mock cluster.
-EXTERNAL_SUITES := ConsumerGroupRebalanceTests|AtLeastOncePipelineTests|MultiProcessRebalanceTests|TransactionalPipelineTests|TransactionalSourceTests|ExternalClusterTests|LagCollectorExternalTests|KafkaTableTests|PersistentTableTests|TableJoinTests|TableBadInputTests|PartitionAlignedTableTests|TransactionalTopicTableTests|EventSourcedFlowTests|EventSourcedCrashTests|ParallelRebalanceTests|ParallelProduceTests
+EXTERNAL_SUITES := ConsumerGroupRebalanceTests|AtLeastOncePipelineTests|MultiProcessRebalanceTests|TransactionalPipelineTests|TransactionalSourceTests|ExternalClusterTests|LagCollectorExternalTests|KafkaTableTests|PersistentTableTests|TableJoinTests|TableBadInputTests|PartitionAlignedTableTests|TransactionalTopicTableTests|EventSourcedFlowTests|EventSourcedCrashTests|ParallelRebalanceTests|ParallelProduceTests|ParallelTransactionalTests|ParallelTransactionalBrokerTests
 
 test-external: external-cluster deps
 	$(SWIFT) test --filter '$(EXTERNAL_SUITES)'

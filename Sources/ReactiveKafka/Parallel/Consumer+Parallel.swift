@@ -40,18 +40,20 @@ extension Consumer {
     ) -> Source<ParallelSequence<Output>, ConsumerControl> {
         parallelSource(
             settings, subscription: subscription, parallel: parallel, onFailure: onFailure, logger: logger,
-            makeProcess: { () throws(KafkaError) in (process, {}) })
+            makeProcess: { () throws(KafkaError) in (process, {}, nil) })
     }
 
     /// A parallel source whose run calls the `process` (and afterwards `end`) that `makeProcess`
     /// gives it: made once per iteration, so that what it uses (a producer) belongs to that run.
+    /// With `transactions`, completed offsets are committed in them (exactly-once), not by the consumer.
     /// A `makeProcess` that throws fails the stream on its first pull.
     static func parallelSource<Key, Value, Output: Sendable>(
         _ settings: ConsumerSettings<Key, Value>, subscription: Subscription, parallel: ParallelSettings,
         onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger,
         makeProcess:
             @escaping @Sendable () throws(KafkaError) -> (
-                process: @Sendable (ConsumerRecord<Key, Value>) async throws -> Output, end: @Sendable () async -> Void
+                process: @Sendable (ConsumerRecord<Key, Value>) async throws -> Output, end: @Sendable () async -> Void,
+                transactions: (any ParallelTransactionCommitter)?
             )
     ) -> Source<ParallelSequence<Output>, ConsumerControl> {
         let engineBox = EngineReference()
@@ -62,19 +64,27 @@ extension Consumer {
             kind: SourceKind(committable: true, partitioned: true), engineBox: engineBox)
         let sequence = ParallelSequence<Output> {
             typealias Process = @Sendable (ConsumerRecord<Key, Value>) async throws -> Output
-            let made: Result<(process: Process, end: @Sendable () async -> Void), KafkaError> = Result {
-                () throws(KafkaError) in
-                try parallel.validate()
-                return try makeProcess()
-            }
-            // A run that never starts (the first pull throws `made`'s error) needs no process.
-            let (process, end): (Process, @Sendable () async -> Void) =
-                switch made {
-                case .success(let made): (made.process, made.end)
-                case .failure: ({ @Sendable _ in throw CancellationError() }, { @Sendable in })
+            let made:
+                Result<
+                    (
+                        process: Process, end: @Sendable () async -> Void,
+                        transactions: (any ParallelTransactionCommitter)?
+                    ), KafkaError
+                > = Result {
+                    () throws(KafkaError) in
+                    try parallel.validate()
+                    return try makeProcess()
                 }
+            // A run that never starts (the first pull throws `made`'s error) needs no process.
+            let (process, end, transactions):
+                (Process, @Sendable () async -> Void, (any ParallelTransactionCommitter)?) =
+                    switch made {
+                    case .success(let made): (made.process, made.end, made.transactions)
+                    case .failure: ({ @Sendable _ in throw CancellationError() }, { @Sendable in }, nil)
+                    }
             let run = ParallelRun(
-                settings: parallel, onFailure: onFailure, logger: logger, process: process, ending: end)
+                settings: parallel, onFailure: onFailure, logger: logger, process: process, ending: end,
+                transactions: transactions)
             let records = KafkaPartitionedSequence<CommittableMessage<Key, Value>>(
                 control: control,
                 makeElement: { index, chunk in try committableMessage(index, chunk, key: keys, value: values) },

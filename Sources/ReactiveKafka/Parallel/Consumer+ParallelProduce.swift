@@ -46,7 +46,9 @@ extension Consumer {
             settings, subscription: subscription, parallel: parallel, onFailure: onFailure, logger: logger,
             makeProcess: { () throws(KafkaError) in
                 let producer = try KafkaProducer(producerSettings)
-                return ({ record in try await producer.produce(try await process(record)) }, { await producer.close() })
+                return (
+                    { record in try await producer.produce(try await process(record)) }, { await producer.close() }, nil
+                )
             })
     }
 
@@ -67,7 +69,7 @@ extension Consumer {
         parallelSource(
             settings, subscription: subscription, parallel: parallel, onFailure: onFailure, logger: logger,
             makeProcess: { () throws(KafkaError) in
-                ({ record in try await producer.produce(try await process(record)) }, {})
+                ({ record in try await producer.produce(try await process(record)) }, {}, nil)
             })
     }
 }

@@ -36,12 +36,23 @@ extension ParallelRun {
     }
 
     private func letGo(_ lane: UInt64, engine: ConsumerEngine?) async {
-        let running = state.withLock { s -> Bool in
+        let (running, letting) = state.withLock { s -> (Bool, TopicPartition?) in
             s.lanes[lane]?.ending = true
             _ = s.scheduler.removeLane(lane)
-            return s.scheduler.running(lane) > 0
+            return (s.scheduler.running(lane) > 0, s.lanes[lane]?.partition)
         }
+        // Exactly-once: its records produce no more (their outputs would commit without their offsets).
+        transactions?.withdraw([lane])
         if running { await drain(lane) }
+        if let transactions {
+            await transactions.commit(engine: engine) { acknowledged in self.transactionalPositions(acknowledged) }
+            let committed = state.withLock { s in s.lanes.removeValue(forKey: lane)?.sent }
+            if let letting, let committed {
+                engine?.readerDropped(
+                    .partition(letting), firstUnemitted: [letting: committed.nextOffset], stillHolding: [])
+            }
+            return
+        }
         let (partition, position, committer) = state.withLock {
             s -> (TopicPartition?, CommitPosition?, (any OffsetCommitter)?) in
             guard let l = s.lanes.removeValue(forKey: lane) else { return (nil, nil, nil) }
@@ -139,6 +150,11 @@ extension ParallelRun {
 
     /// Commits the partitions whose position moved since their last commit.
     func commitNow() async {
+        if let transactions {
+            let engine = state.withLock { $0.engine }
+            await transactions.commit(engine: engine) { acknowledged in self.transactionalPositions(acknowledged) }
+            return
+        }
         let (positions, committer) = state.withLock { s -> ([TopicPartition: CommitPosition], (any OffsetCommitter)?) in
             s.dirty = false
             var positions: [TopicPartition: CommitPosition] = [:]
@@ -153,6 +169,26 @@ extension ParallelRun {
             return (positions, s.committer)
         }
         if let committer { await commit(positions, committer) }
+    }
+
+    /// Exactly-once: every partition's position (those letting go too) with `acknowledged`
+    /// (offsets whose outputs are in the open transaction) completed first, where it moved since
+    /// the last transaction. Called with the send gate closed and quiet.
+    func transactionalPositions(_ acknowledged: [UInt64: [Int64]]) -> [TopicPartition: CommitPosition] {
+        state.withLock { s in
+            s.dirty = false
+            var positions: [TopicPartition: CommitPosition] = [:]
+            for (id, lane) in s.lanes where lane.progress != nil {
+                // In place, as in `received`; completing again when the worker settles is a no-op.
+                for offset in acknowledged[id] ?? [] { s.lanes[id]!.progress!.complete(offset) }
+                let position = self.position(s.lanes[id]!.progress!)
+                if position != lane.sent {
+                    positions[lane.partition] = position
+                    s.lanes[id]!.sent = position
+                }
+            }
+            return positions
+        }
     }
 
     /// A revoke waits for commits (the consumer's thread; kept short): readers waiting for room

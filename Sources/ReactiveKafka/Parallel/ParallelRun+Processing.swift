@@ -46,6 +46,7 @@ extension ParallelRun {
                     let (partition, records) = (assigned.partition, assigned.source)
                     if observed == nil, let engine = engineBox.engine {
                         observed = engine
+                        state.withLock { $0.engine = engine }
                         engine.addCommitRequestObserver(ObjectIdentifier(self)) { [weak self] in self?.revokeStarting()
                         }
                     }
@@ -66,7 +67,14 @@ extension ParallelRun {
         var next = await nextWork()
         while let (work, ticket) = next {
             let record = work.message.record
-            switch await attempt(record) {
+            // Exactly-once: the gate knows the record's lane (refused once its partition is let go).
+            let outcome =
+                transactions == nil
+                ? await attempt(record)
+                : await ParallelLane.$current.withValue(work.lane) {
+                    await attempt(record)
+                }
+            switch outcome {
             case .success(let output):
                 next = await completedThenNext(ticket, offset: record.offset, output: output)
             case .failure(let error) where error is CancellationError:
@@ -102,7 +110,7 @@ extension ParallelRun {
             do {
                 return .success(try await process(record))
             } catch {
-                if Task.isCancelled { return .failure(CancellationError()) }
+                if Task.isCancelled || error is ParallelRecordWithdrawn { return .failure(CancellationError()) }
                 if attempt >= settings.retry.maxAttempts { return .failure(error) }
                 logger.debug(
                     "processing a record failed: retrying",

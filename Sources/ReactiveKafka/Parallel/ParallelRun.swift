@@ -58,6 +58,8 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
         var dirty = false
         var commitWaiter: UnsafeContinuation<Void, Never>?
         var committer: (any OffsetCommitter)?
+        /// The run's consumer (for the group metadata a transaction sends its offsets with).
+        var engine: ConsumerEngine?
         var supervisor: Task<Void, Never>?
     }
 
@@ -81,17 +83,23 @@ final class ParallelRun<Key: Sendable, Value: Sendable, Output: Sendable>: Senda
     /// Releases what `process` uses (an output producer the run owns), once no worker runs.
     let ending: @Sendable () async -> Void
     let state: Mutex<State>
+    /// Exactly-once: completed offsets are committed in the output producer's transactions,
+    /// never by the consumer.
+    let transactions: (any ParallelTransactionCommitter)?
 
     init(
         settings: ParallelSettings, onFailure: ParallelFailurePolicy<Key, Value>, logger: Logger,
-        process: @escaping Process, ending: @escaping @Sendable () async -> Void = {}
+        process: @escaping Process, ending: @escaping @Sendable () async -> Void = {},
+        transactions: (any ParallelTransactionCommitter)? = nil
     ) {
         self.settings = settings
         self.process = process
         self.ending = ending
+        self.transactions = transactions
         self.failurePolicy = onFailure
         self.logger = logger
         self.state = Mutex(State(scheduler: KeyScheduler(maxConcurrency: settings.maxConcurrency)))
+        transactions?.attach(fail: { [weak self] error in self?.fail(error) })
     }
 
     /// A partition reader waiting for room reads on once its backlog is down to this.

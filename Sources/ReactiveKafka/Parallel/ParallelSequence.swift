@@ -1,7 +1,8 @@
 /// The results of a parallel source, as they are taken downstream: what
 /// ``Consumer/parallelSource(_:subscription:parallel:onFailure:logger:process:)`` emits (and, with
 /// a ``ProducerResult`` per record once its outputs were acknowledged,
-/// ``Consumer/parallelSource(_:subscription:parallel:producerSettings:onFailure:logger:process:)``).
+/// ``Consumer/parallelSource(_:subscription:parallel:producerSettings:onFailure:logger:process:)``, and in
+/// transactions, ``Transactional/parallelSource(_:subscription:parallel:producerSettings:transactionalId:eosCommitInterval:onFailure:logger:process:)``).
 ///
 /// Results of one key (or partition, with ``ParallelOrdering/partition``) come out in offset
 /// order; others in the order they complete. A record counts as done, and its offset as

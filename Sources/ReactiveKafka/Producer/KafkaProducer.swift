@@ -21,6 +21,13 @@ public final class KafkaProducer<Key: Sendable, Value: Sendable>: Sendable {
         self.engine = try ProducerEngine(properties: settings.properties, metrics: settings.metrics)
     }
 
+    /// A producer over `engine`, owned by its creator (a transactional producer's engine, its
+    /// records produced into the open transaction).
+    init(_ settings: ProducerSettings<Key, Value>, engine: ProducerEngine) {
+        self.settings = settings
+        self.engine = engine
+    }
+
     deinit { engine.beginClose(timeout: settings.closeTimeout) }
 
     /// Sends one record and waits for the broker's acknowledgement.

@@ -93,7 +93,14 @@ final class TransactionalProducerEngine: Sendable {
     /// `rd_kafka_send_offsets_to_transaction`: the next offsets to read, per partition, of `group`.
     /// A failure names the partitions whose offsets were not added (librdkafka's error does not).
     func sendOffsets(_ offsets: [TopicPartition: Int64], group: ConsumerGroupMetadata) async -> TransactionError? {
-        let positions = offsets.mapValues { CommitPosition(nextOffset: $0, metadata: nil) }
+        await sendOffsets(positions: offsets.mapValues { CommitPosition(nextOffset: $0, metadata: nil) }, group: group)
+    }
+
+    /// ``sendOffsets(_:group:)`` with each partition's commit metadata (a parallel source's
+    /// completed offsets above the committed one), committed with the transaction.
+    func sendOffsets(positions: [TopicPartition: CommitPosition], group: ConsumerGroupMetadata) async
+        -> TransactionError?
+    {
         let error = await call("send_offsets_to_transaction") { rk, timeout in
             let list = PartitionList.make(positions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -101,7 +108,7 @@ final class TransactionalProducerEngine: Sendable {
                 rd_kafka_send_offsets_to_transaction(rk, list, group.pointer, timeout)
             }
         }
-        return error.map { $0.refusing(Set(offsets.keys)) }
+        return error.map { $0.refusing(Set(positions.keys)) }
     }
 
     /// `rd_kafka_commit_transaction` (flushes first), with the remaining transaction time.
