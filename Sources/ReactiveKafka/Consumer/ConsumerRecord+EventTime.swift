@@ -4,7 +4,7 @@ extension ConsumerRecord {
     /// The record's timestamp as event time, for StreamKit's event-time operators (windows,
     /// joins, patterns, ``Consumer/mergedByTimestamp(_:bufferSize:idleTimeout:)``).
     ///
-    /// A record without a timestamp (old message formats) is at ``EventTime/min``: behind any
+    /// A record without a timestamp (old message formats) is at `EventTime.min`: behind any
     /// watermark, so windows put it in their side output instead of guessing a time.
     public var eventTime: EventTime {
         timestamp.map { EventTime(milliseconds: $0.milliseconds) } ?? .min
@@ -25,7 +25,7 @@ extension Consumer {
     /// The slowest source holds the merge back, so a consumer lagging on one partition does not
     /// let the others' later records overtake its earlier ones; a source with nothing to read
     /// for `idleTimeout` stops holding it back until it has records again. Back-pressure,
-    /// bounds and cancellation: ``AsyncEventTimeMergeSequence`` (`bufferSize` records per source).
+    /// bounds and cancellation: StreamKit's `AsyncEventTimeMergeSequence` (`bufferSize` records per source).
     public static func mergedByTimestamp<Records: AsyncSequence & Sendable, Key, Value>(
         _ sources: [Records], bufferSize: Int = 16, idleTimeout: Duration?
     ) -> AsyncEventTimeMergeSequence<Records, ContinuousClock> where Records.Element == ConsumerRecord<Key, Value> {
@@ -34,8 +34,8 @@ extension Consumer {
 }
 
 extension AsyncSequence {
-    /// Per-key event-time windows over Kafka records, by their timestamps; see
-    /// ``StreamKit/AsyncWindowedSequence``.
+    /// Per-key event-time windows over Kafka records, by their timestamps; see StreamKit's
+    /// `AsyncWindowedSequence`.
     ///
     /// ```swift
     /// let perMinute = records.windowed(.tumbling(.seconds(60)), key: \.key, outOfOrderness: .seconds(5), aggregate: .count)
@@ -53,8 +53,8 @@ extension AsyncSequence {
             earlyUpdates: earlyUpdates, aggregate: aggregate)
     }
 
-    /// The occurrences of `pattern` per key in Kafka records, in timestamp order; see
-    /// ``StreamKit/AsyncPatternMatchSequence``.
+    /// The occurrences of `pattern` per key in Kafka records, in timestamp order; see StreamKit's
+    /// `AsyncPatternMatchSequence`.
     public func matching<RecordKey, RecordValue, Key: Hashable>(
         _ pattern: EventPattern<Element>, key: @escaping @Sendable (Element) -> Key, outOfOrderness: Duration = .zero
     ) -> AsyncPatternMatchSequence<Self, Key> where Element == ConsumerRecord<RecordKey, RecordValue> {

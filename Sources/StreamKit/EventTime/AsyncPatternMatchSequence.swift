@@ -8,7 +8,7 @@
 /// every pending absence matches.
 ///
 /// Back-pressure: pull-through, one upstream pull when no output is waiting. Memory: see
-/// ``PatternStateMachine`` (bounded by `outOfOrderness` and the pattern's `within`).
+/// `PatternStateMachine` (bounded by `outOfOrderness` and the pattern's `within`).
 /// Cancellation: nothing runs between pulls. An upstream error ends the sequence after the
 /// outputs before it.
 public struct AsyncPatternMatchSequence<Base: AsyncSequence, Key: Hashable>: AsyncSequence {

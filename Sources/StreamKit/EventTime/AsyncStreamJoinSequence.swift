@@ -1,5 +1,5 @@
 /// A stream–stream inner join within an event-time window: pairs of a left and a right element
-/// with the same key at most `window` apart; see ``StreamJoinStateMachine``.
+/// with the same key at most `window` apart; see `StreamJoinStateMachine`.
 ///
 /// The base is the two inputs merged (``eventTimeJoin(_:_:leftKey:rightKey:leftTime:rightTime:within:outOfOrderness:bufferSize:idleTimeout:)``
 /// merges them in event-time order, so the slower input holds the watermark back and each side's

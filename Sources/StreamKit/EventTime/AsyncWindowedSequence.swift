@@ -11,7 +11,7 @@ import DequeModule
 /// order of its end. Windows of different keys closing at once come out in order of closing time.
 ///
 /// Back-pressure: pull-through, one upstream pull when no result is waiting. Memory: the open
-/// windows (see ``WindowingStateMachine``) plus the results one element released.
+/// windows (see `WindowingStateMachine`) plus the results one element released.
 /// Cancellation: nothing runs between pulls; cancelling the consumer cancels the upstream's pull.
 /// An upstream error ends the sequence after the results before it (open windows are dropped).
 public struct AsyncWindowedSequence<Base: AsyncSequence, Key: Hashable, Value>: AsyncSequence {

@@ -83,7 +83,7 @@ public struct PatternMatch<Key, Element> {
 extension PatternMatch: Sendable where Key: Sendable, Element: Sendable {}
 extension PatternMatch: Equatable where Key: Equatable, Element: Equatable {}
 
-/// What ``AsyncSequence/matching(_:key:time:outOfOrderness:)`` emits.
+/// What ``_Concurrency/AsyncSequence/matching(_:key:time:outOfOrderness:)`` emits.
 public enum PatternOutput<Key, Element> {
     /// The pattern occurred.
     case match(PatternMatch<Key, Element>)

@@ -2,7 +2,8 @@
 /// record timestamps.
 ///
 /// Event time is when something happened, as the element says, as opposed to
-/// when the stream sees it. The event-time operators (``AsyncSequence/windowed(_:key:time:outOfOrderness:allowedLateness:earlyUpdates:aggregate:)``,
+/// when the stream sees it. The event-time operators
+/// (``_Concurrency/AsyncSequence/windowed(_:key:time:outOfOrderness:allowedLateness:earlyUpdates:aggregate:)``,
 /// `joined`, `matching`, ``eventTimeMerge(_:time:bufferSize:idleTimeout:clock:)``) read it
 /// from each element through an extractor closure. Arithmetic saturates at
 /// ``min`` and ``max`` instead of overflowing.

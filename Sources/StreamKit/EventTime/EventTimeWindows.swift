@@ -1,4 +1,4 @@
-/// How ``AsyncSequence/windowed(_:key:time:outOfOrderness:allowedLateness:earlyUpdates:aggregate:)``
+/// How ``_Concurrency/AsyncSequence/windowed(_:key:time:outOfOrderness:allowedLateness:earlyUpdates:aggregate:)``
 /// groups elements by event time. Sizes are whole milliseconds (event time's unit).
 public struct EventTimeWindows: Sendable, Hashable {
     @usableFromInline enum Kind: Sendable, Hashable {
