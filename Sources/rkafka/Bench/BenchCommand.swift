@@ -145,6 +145,8 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 if let line {
                     print(json ? line.jsonLine() : line.humanLine())
+                    // What the scenario verified and measured besides the rates (open windows, recovery phases).
+                    if !json, let notes = line.notes { print("    " + notes) }
                     fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
                 }
             } catch {
@@ -161,7 +163,10 @@ struct BenchCommand: AsyncParsableCommand {
         let connection = try cluster.connect()
         defer { connection.close() }
         let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)
-        if scenario.consumesSeededInput {
+        if let seed = scenario.seed {
+            progress("\(scenario.name): seeding \(env.inputTopic)")
+            try await onDedicatedThread("rkafka-bench-seed") { try seed(env) }
+        } else if scenario.consumesSeededInput {
             progress("\(scenario.name): seeding \(env.inputTopic)")
             _ = try await onDedicatedThread("rkafka-bench-seed") {
                 try RawBaselines.produce(env, topic: env.inputTopic)
