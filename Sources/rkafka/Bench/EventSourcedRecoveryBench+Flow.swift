@@ -28,7 +28,7 @@ extension EventSourcedRecoveryBench {
                 _ = try env.connection.createTopic(topic, partitions: partitions)
             }
             // One command per partition, to a key whose events are in that partition.
-            let owners = (0..<min(partitions, EventSourcedRecoveryBench.keys)).map { $0 }
+            let owners = Array(0..<min(partitions, EventSourcedRecoveryBench.keys))
             let producer = try KafkaProducer(
                 ProducerSettings(
                     keySerializer: .string, valueSerializer: .string, properties: env.producerSettingsProperties))
@@ -101,7 +101,13 @@ extension EventSourcedRecoveryBench {
                 defer { outcomes.end() }
                 for try await outcome in flowing { outcomes.add(outcome.key, outcome.state) }
             }
-            let states = try await outcomes.wait(timeout: env.parameters.stallTimeout)
+            let states: [String: Int]
+            do {
+                states = try await outcomes.wait(timeout: env.parameters.stallTimeout)
+            } catch {
+                _ = try? await source.materialized.drainAndShutdown(stream)
+                throw error
+            }
             let measurement = meter.finish(messages: events)
             _ = try await source.materialized.drainAndShutdown(stream)
             guard states.count == keys.count else {
