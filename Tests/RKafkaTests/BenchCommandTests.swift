@@ -22,7 +22,8 @@ import Testing
             Set(BenchScenarios.kafka.map(\.name))
                 == [
                     "plain-consume", "committable-consume-commit", "produce-flexiflow", "produce-plainsink",
-                    "at-least-once-pipeline", "transactional-pipeline", "table-join",
+                    "at-least-once-pipeline", "transactional-pipeline", "table-join", "table-lookup",
+                    "event-sourced-recovery",
                 ])
     }
 

@@ -133,7 +133,8 @@ actor EventSourcedCore<
             }
         }
         var replay = EventSourcedReplay<Key, State, Event>(
-            initialState: behavior.initialState, evolve: behavior.evolve, snapshots: snapshots, from: from)
+            initialState: behavior.initialState, evolve: behavior.evolve, snapshots: snapshots, from: from,
+            tracksLedger: store != nil)
         let (keys, events, topic) = (settings.keyDeserializer, settings.eventDeserializer, settings.changelogTopic)
         try await reader.read(number, from: from) { record in
             let key: Key

@@ -16,7 +16,14 @@ struct BenchCommand: AsyncParsableCommand {
             \(ParallelBench.name) (Consumer.parallelSource ordered by key at maxConcurrency 1,000 against \
             committablePartitionedSource with one record in flight per partition; 12 partitions, 10,000 keys, 1 ms of \
             work a record; at most 200,000 records, the baseline 24,000). \
-            StreamKit scenarios (streamkit-…) compare operators to hand-written loops. \
+            Stateful: table-join (a source left-joined with a 10,000-row KafkaTable against a raw consume loop \
+            with a dictionary look-up), table-lookup (table[key] in a restored in-memory table against the same \
+            look-ups in a Swift dictionary; --messages look-ups, no record moves), event-sourced-recovery \
+            (EventSourced.flow recovering a changelog of --messages events over 10,000 keys, seeded first: timed \
+            from the flow's start to the outcomes of one command per partition, next to the same flow over an empty \
+            changelog and a raw librdkafka read of the changelog; partitions are recovered one after the other). \
+            StreamKit scenarios (streamkit-…) compare operators to hand-written loops; streamkit-windowed-count \
+            (tumbling 1 s windows, 10,000 keys) also checks how many windows are open at once against its bound. \
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
             consuming scenarios first seed a topic (not measured). Consumers are timed from \
             their first record. peak RSS is the whole process's during the measured phase, \
@@ -145,6 +152,8 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 if let line {
                     print(json ? line.jsonLine() : line.humanLine())
+                    // What the scenario verified and measured besides the rates (open windows, recovery phases).
+                    if !json, let notes = line.notes { print("    " + notes) }
                     fflush(nil) // all output streams: stdout is a C global Swift 6 will not touch
                 }
             } catch {
@@ -161,7 +170,10 @@ struct BenchCommand: AsyncParsableCommand {
         let connection = try cluster.connect()
         defer { connection.close() }
         let env = try BenchEnvironment.make(scenario: scenario.name, parameters: parameters, connection: connection)
-        if scenario.consumesSeededInput {
+        if let seed = scenario.seed {
+            progress("\(scenario.name): seeding \(env.inputTopic)")
+            try await onDedicatedThread("rkafka-bench-seed") { try seed(env) }
+        } else if scenario.consumesSeededInput {
             progress("\(scenario.name): seeding \(env.inputTopic)")
             _ = try await onDedicatedThread("rkafka-bench-seed") {
                 try RawBaselines.produce(env, topic: env.inputTopic)

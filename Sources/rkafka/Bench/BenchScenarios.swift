@@ -22,6 +22,8 @@ struct KafkaBenchScenario: Sendable {
     /// The raw loop; blocking, run on a dedicated thread.
     let baseline: @Sendable (BenchEnvironment) throws -> BenchMeasurement
     let connector: any ConnectorBenchmark
+    /// Writes what the scenario reads instead of the default seeding (`consumesSeededInput`); not measured.
+    var seed: (@Sendable (BenchEnvironment) throws -> Void)? = nil
 }
 
 /// Every scenario `rkafka bench` knows.
@@ -66,6 +68,8 @@ enum BenchScenarios {
         ),
         TransactionalBench.scenario,
         TableJoinBench.scenario,
+        TableLookupBench.scenario,
+        EventSourcedRecoveryBench.scenario,
     ]
 
     /// Every scenario name, Kafka ones first.

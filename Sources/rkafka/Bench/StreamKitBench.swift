@@ -113,10 +113,11 @@ enum StreamKitBench {
         case "streamkit-windowed-count":
             // Element x happens at x / 100 ms, for key x % 10,000: every one-second window holds
             // 100,000 elements over the 10,000 keys, so 10,000 windows are open at a time.
+            let state = try await WindowStateCheck.run(source)
             return try await compare(
                 scenario, n,
                 baseline: "hand-written for-await loop counting per key in a dictionary, flushed at each window end",
-                notes: "tumbling 1 s, 10,000 keys, in order"
+                notes: "tumbling 1 s, 10,000 keys, in order; " + state
             ) {
                 var sum = 0
                 let windows = source.windowed(
@@ -192,8 +193,8 @@ enum StreamKitBench {
         // Warm up both paths so neither pays first-use costs.
         _ = try await baselineBody()
         _ = try await body()
-        let (baselineSeconds, baselineAllocs, expected) = try await measureBest(baselineBody)
-        let (seconds, allocs, got) = try await measureBest(body)
+        let (baselineSeconds, baselineAllocs, baselineCPU, expected) = try await measureBest(baselineBody)
+        let (seconds, allocs, cpu, got) = try await measureBest(body)
         guard got == expected else {
             throw StreamKitError.invalidArgument(
                 "\(scenario): operator result \(got) differs from baseline \(expected)")
@@ -205,14 +206,15 @@ enum StreamKitBench {
             ratio: rate / baselineRate, peak_rss_mb: peakRSSMegabytes(),
             allocs_per_msg: AllocationCounterCheck.isWorking ? Double(allocs) / Double(n) : nil,
             baseline_allocs_per_msg: AllocationCounterCheck.isWorking ? Double(baselineAllocs) / Double(n) : nil,
-            baseline: baseline, notes: notes
+            baseline: baseline, notes: notes,
+            cpu_us_per_msg: cpu * 1e6 / Double(n), baseline_cpu_us_per_msg: baselineCPU * 1e6 / Double(n)
         )
     }
 
     /// Runs that finish in a few milliseconds are at the mercy of the scheduler on a shared
     /// machine: repeat them (at most 20 times, until 0.25 s were spent) and keep the fastest run.
     /// Both sides of a scenario are measured the same way.
-    private static func measureBest(_ body: () async throws -> Int) async throws -> (Double, UInt64, Int) {
+    private static func measureBest(_ body: () async throws -> Int) async throws -> (Double, UInt64, Double, Int) {
         var best = try await measure(body)
         var spent = best.0
         var runs = 1
@@ -225,13 +227,16 @@ enum StreamKitBench {
         return best
     }
 
-    private static func measure(_ body: () async throws -> Int) async throws -> (Double, UInt64, Int) {
+    /// Wall-clock seconds, allocations, CPU seconds (the whole process) and the result of one run.
+    private static func measure(_ body: () async throws -> Int) async throws -> (Double, UInt64, Double, Int) {
         let allocsBefore = allocationCount()
+        let cpuBefore = processCPUSeconds()
         let start = ContinuousClock.now
         let result = try await body()
         let elapsed = ContinuousClock.now - start
+        let cpu = processCPUSeconds() - cpuBefore
         let allocs = allocationCount() - allocsBefore
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return (max(seconds, 1e-9), allocs, result)
+        return (max(seconds, 1e-9), allocs, cpu, result)
     }
 }

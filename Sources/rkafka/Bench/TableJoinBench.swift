@@ -57,7 +57,7 @@ enum TableJoinBench {
     /// The connector side: restores the table (not measured), then joins the input with it.
     struct Connector: ConnectorBenchmark {
         func run(_ env: BenchEnvironment) async throws -> BenchMeasurement {
-            let table = try await restoredTable(env)
+            let table = try await TableJoinBench.restoredTable(env)
             let running = Task { try await table.run() }
             defer { table.close() }
             try await table.ready()
@@ -85,34 +85,35 @@ enum TableJoinBench {
             guard hits == expected else { throw BenchError("table-join: \(hits) hits for \(expected) messages") }
             return measurement
         }
+    }
 
-        /// A table of `keys` rows (key: the decimal number), written to a topic of its own.
-        private func restoredTable(_ env: BenchEnvironment) async throws -> KafkaTable<Int64, KafkaBytes> {
-            let topic = "\(env.inputTopic)-table"
-            _ = try env.connection.createTopic(topic, partitions: env.parameters.partitions)
-            let producer = try KafkaProducer(
-                ProducerSettings(
-                    keySerializer: .string, valueSerializer: .string, properties: env.producerSettingsProperties))
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for key in 0..<TableJoinBench.keys {
-                    group.addTask {
-                        _ = try await producer.send(
-                            ProducerRecord(topic: topic, key: "\(key)", value: "customer-\(key)"))
-                    }
+    /// A table of `keys` rows (key: the decimal number, value "customer-<key>"), written to a
+    /// topic of its own; not yet running.
+    static func restoredTable(_ env: BenchEnvironment) async throws -> KafkaTable<Int64, KafkaBytes> {
+        let topic = "\(env.inputTopic)-table"
+        _ = try env.connection.createTopic(topic, partitions: env.parameters.partitions)
+        let producer = try KafkaProducer(
+            ProducerSettings(
+                keySerializer: .string, valueSerializer: .string, properties: env.producerSettingsProperties))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for key in 0..<TableJoinBench.keys {
+                group.addTask {
+                    _ = try await producer.send(
+                        ProducerRecord(topic: topic, key: "\(key)", value: "customer-\(key)"))
                 }
-                try await group.waitForAll()
             }
-            await producer.close()
-            let settings = ConsumerSettings(
-                keyDeserializer: Deserializer<Int64> { bytes in
-                    guard let text = bytes?.string, let key = Int64(text) else {
-                        throw DeserializationFailure("not a decimal key")
-                    }
-                    return key
-                },
-                valueDeserializer: .bytes,
-                properties: env.consumerSettingsProperties(group: env.connectorGroup))
-            return try KafkaTable(topic: topic, settings: settings)
+            try await group.waitForAll()
         }
+        await producer.close()
+        let settings = ConsumerSettings(
+            keyDeserializer: Deserializer<Int64> { bytes in
+                guard let text = bytes?.string, let key = Int64(text) else {
+                    throw DeserializationFailure("not a decimal key")
+                }
+                return key
+            },
+            valueDeserializer: .bytes,
+            properties: env.consumerSettingsProperties(group: env.connectorGroup))
+        return try KafkaTable(topic: topic, settings: settings)
     }
 }
