@@ -53,17 +53,19 @@ extension ParallelRun {
             }
             return
         }
-        let (partition, position, committer) = state.withLock {
-            s -> (TopicPartition?, CommitPosition?, (any OffsetCommitter)?) in
-            guard let l = s.lanes.removeValue(forKey: lane) else { return (nil, nil, nil) }
-            guard let progress = l.progress else { return (l.partition, nil, nil) }
+        let (partition, position, committed, committer) = state.withLock {
+            s -> (TopicPartition?, CommitPosition?, Bool, (any OffsetCommitter)?) in
+            guard let l = s.lanes.removeValue(forKey: lane) else { return (nil, nil, true, nil) }
+            guard let progress = l.progress else { return (l.partition, nil, true, nil) }
             let position = self.position(progress)
-            return (l.partition, position == l.sent ? nil : position, s.committer)
+            return (l.partition, position, position == l.sent, s.committer)
         }
-        guard let partition, let position, let committer else { return }
+        guard let partition, let position else { return }
         // A revoke waits for the records emitted for the partition to be committed: those
-        // dropped from the queue never will be, so it is told where completion stops.
+        // dropped from the queue never will be, so it is told where completion stops, also
+        // when that position was committed already (else it waits out its timeout).
         engine?.readerDropped(.partition(partition), firstUnemitted: [partition: position.nextOffset], stillHolding: [])
+        guard !committed, let committer else { return }
         await commit([partition: position], committer)
     }
 

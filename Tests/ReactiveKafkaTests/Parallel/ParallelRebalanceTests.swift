@@ -99,4 +99,42 @@ struct ParallelRebalanceTests {
         }
         #expect(duplicates.allSatisfy { $0.hasSuffix("@10") }, "processed twice: \(duplicates.sorted())")
     }
+
+    /// A revoke of a partition whose queued records made no progress since the last commit tells
+    /// the engine where completion stops, so the group moves on without waiting out
+    /// `rebalanceSafeCommitTimeout` (60 s here) for records that will never be committed.
+    @Test func aRevokeWithNoProgressSinceTheLastCommitDoesNotWaitForTheSafeCommitTimeout() async throws {
+        let kafka = try TestCluster()
+        let topic = try kafka.createTopic("par-stall", partitions: 2)
+        for partition: Int32 in 0..<2 {
+            try await TestData.produce(
+                bootstrapServers: kafka.bootstrapServers, topic: topic,
+                records: (0..<50).map { (key: "key-\(partition)", value: "v\($0)") }, partition: partition)
+        }
+        let group = kafka.name("g-par-stall")
+        let settings = kafka.consumerSettings(group: group).withRebalanceSafeCommitTimeout(.seconds(60))
+        let parallel = ParallelSettings(
+            ordering: .key, maxConcurrency: 6, commitInterval: .milliseconds(100), drainTimeout: .milliseconds(300))
+        let stuck = Gate()
+        let seenByB = Ledger()
+        // A is stuck at offset 10 of both partitions, with the rest of each key queued behind it.
+        let sourceA = Consumer.parallelSource(settings, subscription: .topics(topic), parallel: parallel) { record in
+            if record.offset == 10 { await stuck.wait() }
+        }
+        let runA = Task { for try await _ in sourceA {} }
+        let committedTen = try await Eventually.within(.seconds(30)) {
+            (try await TestData.committedOffsets(
+                bootstrapServers: kafka.bootstrapServers, group: group, topic: topic, partitions: 2)) == [0: 10, 1: 10]
+        }
+        #expect(committedTen, "A committed up to its stuck records")
+        let sourceB = Consumer.parallelSource(settings, subscription: .topics(topic), parallel: parallel) { record in
+            seenByB.add(record)
+        }
+        let runB = Task { for try await _ in sourceB {} }
+        let moved = try await Eventually.within(.seconds(15)) { seenByB.total > 0 }
+        #expect(moved, "B got partitions well before the 60 s safe-commit timeout")
+        stuck.open()
+        _ = try? await sourceA.materialized.drainAndShutdown(runA)
+        _ = try? await sourceB.materialized.drainAndShutdown(runB)
+    }
 }
