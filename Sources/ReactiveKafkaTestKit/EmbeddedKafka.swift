@@ -65,11 +65,7 @@ public final class EmbeddedKafka: Sendable {
     /// Swift's cooperative pool, which must not block. The thread ends with the destruction, and a
     /// process's exit waits for it under the sanitizers (`rd_kafka_wait_destroyed`).
     deinit {
-        let taken = takeHandles()
-        guard taken.cluster != nil || taken.owner != nil else { return }
-        let thread = Thread { Self.destroy(taken) }
-        thread.name = "embedded-kafka-stop"
-        thread.start()
+        Self.destroyOnAThreadOfItsOwn(takeHandles()) {}
     }
 
     /// Creates `topic` with `partitions` partitions.
@@ -152,14 +148,8 @@ public final class EmbeddedKafka: Sendable {
     /// while librdkafka joins the brokers' threads. Idempotent; returns once the cluster is gone.
     public func shutdown() async {
         let taken = takeHandles()
-        guard taken.cluster != nil || taken.owner != nil else { return }
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            let thread = Thread {
-                Self.destroy(taken)
-                done.resume()
-            }
-            thread.name = "embedded-kafka-stop"
-            thread.start()
+            Self.destroyOnAThreadOfItsOwn(taken) { done.resume() }
         }
     }
 
@@ -169,6 +159,17 @@ public final class EmbeddedKafka: Sendable {
             h = Handles(owner: nil, cluster: nil)
             return old
         }
+    }
+
+    /// Destroys `taken` on a new thread, then calls `done` there; nothing to destroy calls `done` at once.
+    private static func destroyOnAThreadOfItsOwn(_ taken: Handles, then done: @escaping @Sendable () -> Void) {
+        guard taken.cluster != nil || taken.owner != nil else { return done() }
+        let thread = Thread {
+            destroy(taken)
+            done()
+        }
+        thread.name = "embedded-kafka-stop"
+        thread.start()
     }
 
     private static func destroy(_ taken: Handles) {

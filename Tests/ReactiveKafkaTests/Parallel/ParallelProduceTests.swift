@@ -81,6 +81,25 @@ import Testing
             .compactMap(\.valueString)
     }
 
+    /// The order numbers written to `topic` per customer key, in the order they were written
+    /// (values are `prefix` and the order's number; the README examples' output).
+    static func ordersByCustomer(_ cluster: TestCluster, topic: String, prefix: String) async throws -> [String: [Int]]
+    {
+        var byCustomer: [String: [Int]] = [:]
+        for record in try await RawKafka.readAll(topic: topic, bootstrapServers: cluster.bootstrapServers) {
+            guard let key = record.keyString, let value = record.valueString else { continue }
+            byCustomer[key, default: []].append(Int(value.dropFirst(prefix.count)) ?? -1)
+        }
+        return byCustomer
+    }
+
+    /// Whether each `customer-N` got exactly its orders N, N + 6, … below `orders`, in that order.
+    static func eachCustomersOrdersAreInOrder(_ byCustomer: [String: [Int]], orders: Int) -> Bool {
+        byCustomer.allSatisfy { customer, list in
+            list == Array(stride(from: Int(customer.dropFirst("customer-".count)) ?? -1, to: orders, by: 6))
+        }
+    }
+
     static func committed(_ cluster: TestCluster, group: String, topic: String, partitions: Int32) async throws
         -> [Int32: Int64]
     {
@@ -395,14 +414,8 @@ import Testing
                     .values.reduce(0, +) == 60
             })
         try await quotes.materialized.drainAndShutdown(stream)
-        var byCustomer: [String: [Int]] = [:]
-        for record in try await RawKafka.readAll(topic: "quotes", bootstrapServers: cluster.bootstrapServers) {
-            byCustomer[record.keyString!, default: []].append(Int(record.valueString!.dropFirst("quote for ".count))!)
-        }
+        let byCustomer = try await Self.ordersByCustomer(cluster, topic: "quotes", prefix: "quote for ")
         #expect(byCustomer.count == 6)
-        #expect(
-            byCustomer.allSatisfy { customer, orders in
-                orders == Array(stride(from: Int(customer.dropFirst("customer-".count))!, to: 60, by: 6))
-            })
+        #expect(Self.eachCustomersOrdersAreInOrder(byCustomer, orders: 60))
     }
 }

@@ -169,25 +169,18 @@ import Testing
         let stream = Task { for try await _ in invoices {} }
         // README parallel exactly-once: end
 
-        var written: [String] = []
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            written = try await TopicReader.allValues(
+        let written = Mutex<[String]>([])
+        _ = try await Eventually.within(.seconds(30)) {
+            let values = try await TopicReader.allValues(
                 topic: "invoices", partitions: 2, bootstrapServers: cluster.bootstrapServers, isolation: .readCommitted)
-            if written.count >= 60 { break }
-            try await Task.sleep(for: .milliseconds(100))
+            written.withLock { $0 = values }
+            return values.count >= 60
         }
         try await invoices.materialized.drainAndShutdown(stream)
-        #expect(written.sorted() == (0..<60).map { "invoice for \($0)" }.sorted())
-        var byCustomer: [String: [Int]] = [:]
-        for record in try await RawKafka.readAll(topic: "invoices", bootstrapServers: cluster.bootstrapServers) {
-            guard let value = record.valueString else { continue }
-            byCustomer[record.keyString!, default: []].append(Int(value.dropFirst("invoice for ".count))!)
-        }
-        #expect(
-            byCustomer.allSatisfy { customer, orders in
-                orders == Array(stride(from: Int(customer.dropFirst("customer-".count))!, to: 60, by: 6))
-            })
+        #expect(written.withLock { $0 }.sorted() == (0..<60).map { "invoice for \($0)" }.sorted())
+        let byCustomer = try await ParallelProduceTests.ordersByCustomer(
+            cluster, topic: "invoices", prefix: "invoice for ")
+        #expect(ParallelProduceTests.eachCustomersOrdersAreInOrder(byCustomer, orders: 60))
     }
 }
 
@@ -226,14 +219,12 @@ struct ParallelTransactionalBrokerTests {
     static func committedReaches(
         _ expected: [Int32: Int64], _ cluster: TestCluster, group: String, topic: String, within limit: Duration
     ) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
+        let reached = try? await Eventually.within(limit) {
             let committed = try? await ParallelProduceTests.committed(
                 cluster, group: group, topic: topic, partitions: Int32(expected.count))
-            if committed == expected { return true }
-            try? await Task.sleep(for: .milliseconds(100))
+            return committed == expected
         }
-        return false
+        return reached ?? false
     }
 
     @Test(arguments: ["range", "cooperative-sticky"])
