@@ -48,7 +48,7 @@ final class ChildProcess: @unchecked Sendable {
     ) throws {
         self.name = name
         self.stderrFile = directory.appendingPathComponent("\(name).stderr")
-        FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
         process.executableURL = executable
         process.arguments = arguments
         let stdout = Pipe()

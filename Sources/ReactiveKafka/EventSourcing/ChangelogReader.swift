@@ -1,9 +1,9 @@
 import Logging
 import Synchronization
 
-/// Reads one changelog partition from an offset to its end (read_committed: records of
+/// Reads changelog partitions from an offset to their ends (read_committed: records of
 /// aborted transactions are skipped), for a recovery. Its consumer has no group and commits
-/// nothing; it is closed before ``read(_:from:apply:)`` returns, however that ends.
+/// nothing; it is closed before ``read(_:apply:)`` returns, however that ends.
 struct ChangelogReader: Sendable {
     let settings: ConsumerSettings<KafkaBytes?, KafkaBytes?>
     let topic: String
@@ -24,24 +24,24 @@ struct ChangelogReader: Sendable {
         self.logger = logger
     }
 
-    /// Applies every record of `partition` from `from` up to the partition's end as seen when
-    /// the consumer reaches it (the last stable offset, past any transaction marker).
+    /// Applies every record of each partition of `partitions` from its offset up to the
+    /// partition's end as seen when the consumer reaches it (the last stable offset, past any
+    /// transaction marker); the partitions are read at once, by one consumer.
     ///
     /// The records are read straight from the source (a recovery reads every event: no
-    /// hand-over between tasks per record); the end, which the consumer reports on its own
-    /// thread, is checked after each record and, when every record before it is applied
-    /// already, completes the source so that the waiting read returns.
+    /// hand-over between tasks per record); the ends, which the consumer reports on its own
+    /// thread, are checked after each record and, when every record before every end is
+    /// applied, complete the source so that the waiting read returns.
     func read(
-        _ partition: Int32, from: Int64, apply: (ConsumerRecord<KafkaBytes?, KafkaBytes?>) throws -> Void
+        _ partitions: [Int32: Int64], apply: (ConsumerRecord<KafkaBytes?, KafkaBytes?>) throws -> Void
     ) async throws {
-        let watch = EndWatch(next: from)
+        guard !partitions.isEmpty else { return }
+        let watch = EndWatch(from: partitions)
+        var assignment: [TopicPartition: Int64] = [:]
+        for (partition, from) in partitions { assignment[TopicPartition(topic, partition)] = from }
         let source = Consumer.makeSource(
-            settings, subscription: .assignmentWithOffset([TopicPartition(topic, partition): from]), logger: logger,
-            committable: false,
-            onPartitionEnd: { tp, _, afterLastRecord in
-                guard tp.partition == partition else { return }
-                watch.ended(at: afterLastRecord ?? from)
-            }
+            settings, subscription: .assignmentWithOffset(assignment), logger: logger, committable: false,
+            onPartitionEnd: { tp, _, afterLastRecord in watch.ended(tp.partition, at: afterLastRecord) }
         ) { index, chunk, _ in
             try RecordReader.record(index, chunk, key: Deserializer<KafkaBytes?>.optionalBytes, value: .optionalBytes)
         }
@@ -50,7 +50,7 @@ struct ChangelogReader: Sendable {
         do {
             for try await record in source.base {
                 try apply(record)
-                if watch.applied(through: record.offset) { break }
+                if watch.applied(record.partition, through: record.offset) { break }
             }
         } catch {
             failure = error
@@ -62,50 +62,71 @@ struct ChangelogReader: Sendable {
         guard watch.reachedEnd else {
             throw EventSourcedError(
                 .changelog,
-                "reading \(topic)-\(partition) for a recovery: the consumer stopped before the partition's end")
+                "reading \(topic) partitions \(partitions.keys.sorted()) for a recovery: the consumer stopped before their ends"
+            )
         }
     }
 }
 
-/// Where a changelog read is: the next offset to apply and the end the consumer reported.
-/// The end arrives on the consumer's thread, the records on the reading task.
+/// Where a changelog read is, per partition: the next offset to apply and the end the consumer
+/// reported. The ends arrive on the consumer's thread, the records on the reading task.
 final class EndWatch: Sendable {
     private struct State {
-        var next: Int64
-        var end: Int64?
+        var next: [Int32: Int64]
+        var end: [Int32: Int64] = [:]
+        /// Partitions whose end is not reached yet (end unknown, or records before it unapplied).
+        var open: Int
         var control: ConsumerControl?
-        var reached: Bool { end.map { next >= $0 } ?? false }
+
+        func reached(_ partition: Int32) -> Bool {
+            guard let end = end[partition], let next = next[partition] else { return false }
+            return next >= end
+        }
+
+        /// Recounts the open partitions after `partition`'s next offset or end moved (a later
+        /// end can reopen a partition reached before).
+        mutating func update(_ partition: Int32, wasReached: Bool) {
+            let now = reached(partition)
+            if now != wasReached { open += now ? -1 : 1 }
+        }
     }
 
     private let state: Mutex<State>
 
-    init(next: Int64) { state = Mutex(State(next: next)) }
+    init(from partitions: [Int32: Int64]) { state = Mutex(State(next: partitions, open: partitions.count)) }
 
-    /// The source to complete once the end is reached with every record before it applied.
+    /// The source to complete once every end is reached with every record before it applied.
     func attach(_ control: ConsumerControl) {
         let reached = state.withLock { s in
             s.control = control
-            return s.reached
+            return s.open == 0
         }
         if reached { control.stop() }
     }
 
-    /// The consumer reached the end: every record before it ends before `end`.
-    func ended(at end: Int64) {
+    /// The consumer reached `partition`'s end: every record of it ends before `end` (nil: no
+    /// record was read from it, so its end is where the read started).
+    func ended(_ partition: Int32, at end: Int64?) {
         let control = state.withLock { s -> ConsumerControl? in
-            s.end = max(s.end ?? end, end)
-            return s.reached ? s.control : nil
+            guard let next = s.next[partition] else { return nil }
+            let was = s.reached(partition)
+            let at = end ?? next
+            s.end[partition] = max(s.end[partition] ?? at, at)
+            s.update(partition, wasReached: was)
+            return s.open == 0 ? s.control : nil
         }
         control?.stop()
     }
 
-    /// The record at `offset` is applied; true once the end is reached.
-    func applied(through offset: Int64) -> Bool {
+    /// The record of `partition` at `offset` is applied; true once every end is reached.
+    func applied(_ partition: Int32, through offset: Int64) -> Bool {
         state.withLock { s in
-            s.next = offset + 1
-            return s.reached
+            let was = s.reached(partition)
+            s.next[partition] = offset + 1
+            s.update(partition, wasReached: was)
+            return s.open == 0
         }
     }
 
-    var reachedEnd: Bool { state.withLock { $0.reached } }
+    var reachedEnd: Bool { state.withLock { $0.open == 0 } }
 }

@@ -59,7 +59,8 @@ public enum EventSourced {
         let reader = ChangelogReader(consumerSettings, topic: settings.changelogTopic, logger: logger)
         return FlowOf { upstream in
             let core = EventSourcedCore(
-                behavior: behavior, settings: settings, producer: producerSettings, reader: reader, output: output)
+                behavior: behavior, settings: settings, producer: producerSettings, reader: reader,
+                metrics: consumerSettings.metrics, logger: logger, output: output)
             let messages = upstream.map { @Sendable message in try await core.handle(message) }
             return transactional.apply(messages).compactMap { @Sendable result in try await core.committed(result) }
         }

@@ -24,6 +24,13 @@ actor EventSourcedCore<
         var nextInput: Int64
     }
 
+    /// A partition's recovered state, not yet taken by an input.
+    private struct Recovered {
+        let replay: EventSourcedReplay<Key, State, Event>
+        /// The period of ownership it was recovered in: only an input of the same one may take it.
+        let ownership: UInt64?
+    }
+
     /// An input handled but not yet committed.
     private struct Pending {
         let outcome: Outcome
@@ -40,17 +47,23 @@ actor EventSourcedCore<
     private var partitions: [Int32: Partition] = [:]
     private var ledgers: [Int32: SnapshotLedger<Key>] = [:]
     private var pending: [Int32: [Int64: Pending]] = [:]
+    /// Partitions recovered with another one, before any input of theirs.
+    private var prefetched: [Int32: Recovered] = [:]
+    private let instruments: RecoveryInstruments?
+    private let logger: Logger
 
     init(
         behavior: EventSourcedBehavior<State, Command, Event, Rejection>,
         settings: EventSourcedSettings<Key, State, Event>, producer: ProducerSettings<OutKey, OutValue>,
-        reader: ChangelogReader, output: @escaping Output
+        reader: ChangelogReader, metrics: KafkaMetricsSettings, logger: Logger, output: @escaping Output
     ) {
         self.behavior = behavior
         self.settings = settings
         self.producer = producer
         self.reader = reader
         self.output = output
+        self.logger = logger
+        instruments = RecoveryInstruments(metrics, changelogTopic: settings.changelogTopic)
         store = settings.snapshotStorePath.map { SnapshotStore(path: $0, topic: settings.changelogTopic) }
     }
 
@@ -115,28 +128,67 @@ actor EventSourcedCore<
     /// Closes the snapshot store.
     func close() async { await store?.close() }
 
-    /// Rebuilds partition `number`'s entities from its snapshots and its changelog.
+    /// Rebuilds partition `number`'s entities from its snapshots and its changelog, unless a
+    /// recovery for the same period of ownership already did (see `prefetched`).
+    ///
+    /// A member is assigned its partitions together, and each partition's first input would
+    /// otherwise wait for a consumer of its own: the partitions of the input topic that the
+    /// source owns and that no input has needed yet are recovered with it, by one reader.
     private func recover(_ number: Int32, period: TransactionalPartition) async throws {
-        var snapshots: [Key: EntitySnapshot<State>] = [:]
-        var from: Int64 = 0
-        if let store {
-            if !storeOpened {
-                try await store.open()
-                storeOpened = true
-            }
-            let loaded = try await store.load(number)
-            from = loaded.replayFrom ?? 0
-            for row in loaded.rows {
-                let key = try decode(settings.keyDeserializer, row.key, "key", number)
-                snapshots[key] = EntitySnapshot(
-                    state: try decode(settings.stateDeserializer, row.state, "state", number), offset: row.offset)
+        if let ownership = period.ownership, let ready = prefetched.removeValue(forKey: number),
+            ready.ownership == ownership
+        {
+            install(ready, as: number, period: period)
+            return
+        }
+        let owned = period.ownership == nil ? [:] : period.source?.ownedPartitions ?? [:]
+        let topic = period.topicPartition.topic
+        // A prefetched partition that was revoked since is recovered again by whoever owns it.
+        prefetched = prefetched.filter { owned[TopicPartition(topic, $0.key)] == $0.value.ownership }
+        var batch: [Int32: UInt64?] = [number: period.ownership]
+        for (partition, ownership) in owned where partition.topic == topic && partition.partition != number {
+            let known = partitions[partition.partition].map { !$0.period.hasEnded } ?? false
+            if !known && prefetched[partition.partition] == nil { batch[partition.partition] = ownership }
+        }
+        for (partition, recovered) in try await recoverAll(batch) {
+            if partition == number {
+                install(recovered, as: number, period: period)
+            } else {
+                prefetched[partition] = recovered
             }
         }
-        var replay = EventSourcedReplay<Key, State, Event>(
-            initialState: behavior.initialState, evolve: behavior.evolve, snapshots: snapshots, from: from,
-            tracksLedger: store != nil)
+    }
+
+    private func install(_ recovered: Recovered, as number: Int32, period: TransactionalPartition) {
+        var entities = EventSourcedEntities<Key, State, Command, Event, Rejection>(
+            behavior: behavior, snapshotEvery: settings.snapshotEvery)
+        for (key, entity) in recovered.replay.recovered {
+            entities.restore(key, .init(state: entity.state, eventsSinceSnapshot: entity.eventsSinceSnapshot))
+        }
+        partitions[number] = Partition(entities: entities, period: period, nextInput: 0)
+        ledgers[number] = recovered.replay.ledger
+    }
+
+    /// Replays the changelog partitions of `batch` (with their periods of ownership) onto
+    /// their snapshots, reading them at once.
+    private func recoverAll(_ batch: [Int32: UInt64?]) async throws -> [Int32: Recovered] {
+        let started = ContinuousClock.now
+        var replays: [EventSourcedReplay<Key, State, Event>] = []
+        var index: [Int32: Int] = [:]
+        var from: [Int32: Int64] = [:]
+        for number in batch.keys.sorted() {
+            let (snapshots, start) = try await loadSnapshots(number)
+            index[number] = replays.count
+            from[number] = start
+            replays.append(
+                EventSourcedReplay(
+                    initialState: behavior.initialState, evolve: behavior.evolve, snapshots: snapshots, from: start,
+                    tracksLedger: store != nil))
+        }
         let (keys, events, topic) = (settings.keyDeserializer, settings.eventDeserializer, settings.changelogTopic)
-        try await reader.read(number, from: from) { record in
+        // Records come in runs of one partition: the replay's index is looked up once a run.
+        var (current, at, count) = (Int32(-1), 0, 0)
+        try await reader.read(from) { record in
             let key: Key
             let event: Event
             do {
@@ -148,15 +200,43 @@ actor EventSourcedCore<
                     "the changelog record at \(topic)-\(record.partition)@\(record.offset) cannot be decoded (\(error)); was it written by this stage with these settings?"
                 )
             }
-            replay.apply(event, of: key, at: record.offset)
+            if record.partition != current {
+                guard let found = index[record.partition] else { return }
+                (current, at) = (record.partition, found)
+            }
+            replays[at].apply(event, of: key, at: record.offset)
+            count += 1
         }
-        var entities = EventSourcedEntities<Key, State, Command, Event, Rejection>(
-            behavior: behavior, snapshotEvery: settings.snapshotEvery)
-        for (key, entity) in replay.recovered {
-            entities.restore(key, .init(state: entity.state, eventsSinceSnapshot: entity.eventsSinceSnapshot))
+        let elapsed = ContinuousClock.now - started
+        instruments?.recovered(events: count, after: elapsed)
+        logger.debug(
+            "recovered the state of changelog partitions from snapshots and events",
+            metadata: [
+                "changelog": "\(topic)", "partitions": "\(batch.keys.sorted())", "events": "\(count)",
+                "duration": "\(elapsed)",
+            ])
+        var recovered: [Int32: Recovered] = [:]
+        for (number, ownership) in batch {
+            recovered[number] = Recovered(replay: replays[index[number]!], ownership: ownership)
         }
-        partitions[number] = Partition(entities: entities, period: period, nextInput: 0)
-        ledgers[number] = replay.ledger
+        return recovered
+    }
+
+    /// Partition `number`'s snapshots and the offset its replay starts at.
+    private func loadSnapshots(_ number: Int32) async throws -> ([Key: EntitySnapshot<State>], Int64) {
+        guard let store else { return ([:], 0) }
+        if !storeOpened {
+            try await store.open()
+            storeOpened = true
+        }
+        let loaded = try await store.load(number)
+        var snapshots: [Key: EntitySnapshot<State>] = [:]
+        for row in loaded.rows {
+            let key = try decode(settings.keyDeserializer, row.key, "key", number)
+            snapshots[key] = EntitySnapshot(
+                state: try decode(settings.stateDeserializer, row.state, "state", number), offset: row.offset)
+        }
+        return (snapshots, loaded.replayFrom ?? 0)
     }
 
     private func changelogRecords(_ outcome: Outcome, partition: Int32) throws -> [ProducerRecord<

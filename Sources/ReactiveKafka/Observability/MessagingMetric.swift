@@ -42,7 +42,9 @@ public enum MessagingMetric {
     // Shared
     /// Timer: a client operation's duration, by `messaging.operation.name`:
     /// `send` (enqueue → acknowledgement, sampled once per delivery batch), `commit`
-    /// (offset commit request → answer), `commit_transaction`.
+    /// (offset commit request → answer), `commit_transaction`, `recover_state` (an
+    /// ``EventSourced`` flow rebuilding the state of newly assigned partitions from snapshots
+    /// and the changelog, before their first input).
     public static let operationDuration = "messaging.client.operation.duration"
 
     // Committer
@@ -56,6 +58,10 @@ public enum MessagingMetric {
     public static let transactions = "messaging.kafka.transactions"
     /// Recorder: records per committed transaction.
     public static let transactionRecords = "messaging.kafka.transaction.records"
+
+    // Event sourcing
+    /// Counter: changelog events an ``EventSourced`` flow replayed to recover state.
+    public static let recoveredEvents = "messaging.kafka.event_sourced.recovered.events"
 
     // Attributes
     /// `kafka`, on every metric.

@@ -65,16 +65,21 @@ final class TransactionalPartition: Sendable {
     /// Weak: the source keeps its partitions (a strong reference would be a cycle); a sink
     /// that commits them holds the source itself once it saw it.
     weak let source: (any TransactionalSourceLink)?
+    /// Which of the source's periods of ownership of the partition this is (see
+    /// ``TransactionalSourceLink/ownedPartitions``); nil for a partition no rebalance assigned
+    /// (a manual assignment, or an offset built by hand).
+    let ownership: UInt64?
     private let ended = Atomic<Bool>(false)
 
     init(
         _ topicPartition: TopicPartition, groupId: String, groupMetadata: ConsumerGroupMetadata,
-        source: (any TransactionalSourceLink)?
+        source: (any TransactionalSourceLink)?, ownership: UInt64? = nil
     ) {
         self.topicPartition = topicPartition
         self.groupId = groupId
         self.initialMetadata = groupMetadata
         self.source = source
+        self.ownership = ownership
     }
 
     /// The metadata to send this partition's offsets with: the source's current generation.
@@ -91,6 +96,10 @@ final class TransactionalPartition: Sendable {
 protocol TransactionalSourceLink: AnyObject, Sendable {
     /// The consumer group metadata of the source's current generation (nil before it has any).
     var currentGroupMetadata: ConsumerGroupMetadata? { get }
+    /// The partitions the source's member owns now, each with the number of its current period
+    /// of ownership (unique per source, never reused: a partition revoked and assigned again
+    /// gets a new one). Empty for a manual assignment.
+    var ownedPartitions: [TopicPartition: UInt64] { get }
     /// Returns once the source's consumer is not rejoining its group (bounded): offsets sent
     /// during a rejoin carry a generation it is replacing.
     func waitWhileRejoining() async

@@ -39,6 +39,9 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         var partitions: [TopicPartition: TransactionalPartition] = [:]
         /// Next offset committed by the sink's transactions, per partition.
         var committedNext: [TopicPartition: Int64] = [:]
+        /// The partitions a rebalance assigned, with the number of their period of ownership.
+        var owned: [TopicPartition: UInt64] = [:]
+        var nextOwnership: UInt64 = 0
         var sinks: [ObjectIdentifier: WeakSink] = [:]
 
         mutating func foldLast() {
@@ -114,7 +117,8 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
             partition = known
         } else {
             partition = TransactionalPartition(
-                consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self)
+                consumed.topicPartition, groupId: groupId, groupMetadata: metadata, source: self,
+                ownership: s.owned[consumed.topicPartition])
             s.partitions[consumed.topicPartition] = partition
         }
         s.lastConsumed = consumed
@@ -131,6 +135,8 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
         // for it resumes; this context's own only in its handler calls, later.
         return engine?.groupRequests.groupMetadata ?? metadata
     }
+
+    var ownedPartitions: [TopicPartition: UInt64] { state.withLock { $0.owned } }
 
     func waitWhileRejoining() async {
         await state.withLock { $0.engine }?.waitWhileRejoining()
@@ -194,7 +200,14 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
 
     func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
         // What new partition objects start with (a group's: none is made from the group id alone).
-        if let metadata = try? consumer.groupMetadata() { state.withLock { $0.metadata = metadata } }
+        let metadata = try? consumer.groupMetadata()
+        state.withLock { s in
+            if let metadata { s.metadata = metadata }
+            for partition in partitions {
+                s.owned[partition] = s.nextOwnership
+                s.nextOwnership += 1
+            }
+        }
         for sink in sinks() { sink.partitionsReassigned(partitions) }
         userHandler?.onAssign(partitions, consumer: consumer)
     }
@@ -258,6 +271,7 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
             for p in partitions {
                 s.emitted[p] = nil
                 s.committedNext[p] = nil
+                s.owned[p] = nil
                 s.partitions.removeValue(forKey: p)?.end()
             }
         }

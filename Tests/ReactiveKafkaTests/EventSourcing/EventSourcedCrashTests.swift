@@ -109,11 +109,9 @@ import Testing
         var balances: [String: Int] = [:]
         let reader = ChangelogReader(
             kafka.consumerSettings(group: "unused"), topic: names.changelog, logger: .init(label: "test"))
-        for partition: Int32 in 0..<2 {
-            try await reader.read(partition, from: 0) { record in
-                let key = record.key?.string ?? ""
-                balances[key, default: 0] += Int(record.value?.string ?? "") ?? 0
-            }
+        try await reader.read([0: 0, 1: 0]) { record in
+            let key = record.key?.string ?? ""
+            balances[key, default: 0] += Int(record.value?.string ?? "") ?? 0
         }
         #expect(balances == Ledger.reference(commands), "the committed changelog applies every input once")
         let outputs = try await TopicReader.allValues(
