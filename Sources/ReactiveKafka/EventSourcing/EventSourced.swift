@@ -12,7 +12,9 @@ public enum EventSourced {
     ///   of it), and after an aborted transaction rewinds the source, the partition's state is
     ///   rebuilt from its snapshots (when a store is set) and its changelog partition, read
     ///   up to its end with `read_committed`. A partition that moves is recovered by its new
-    ///   owner the same way, so the state follows its keys.
+    ///   owner the same way, so the state follows its keys. The partitions an assignment gives
+    ///   the member are recovered together, by one reader, at the first input of any of them;
+    ///   each recovery is timed in ``MessagingMetric/operationDuration`` (`recover_state`).
     /// - Exactly once: events, outputs and input offsets commit together; the state is only
     ///   ever what the committed events make it. A crash at any point loses nothing and
     ///   doubles nothing. Snapshots are written once their events are committed.

@@ -19,9 +19,10 @@ struct BenchCommand: AsyncParsableCommand {
             Stateful: table-join (a source left-joined with a 10,000-row KafkaTable against a raw consume loop \
             with a dictionary look-up), table-lookup (table[key] in a restored in-memory table against the same \
             look-ups in a Swift dictionary; --messages look-ups, no record moves), event-sourced-recovery \
-            (EventSourced.flow recovering a changelog of --messages events over 10,000 keys, seeded first: timed \
-            from the flow's start to the outcomes of one command per partition, next to the same flow over an empty \
-            changelog and a raw librdkafka read of the changelog; partitions are recovered one after the other). \
+            (EventSourced.flow recovering a changelog of --messages events over 10,000 keys, seeded first: the \
+            recovery timed by the flow's recover_state metric, the flow's start to the outcomes of one command per \
+            partition and the same over an empty changelog in the notes, next to a raw librdkafka read of the \
+            changelog). \
             StreamKit scenarios (streamkit-…) compare operators to hand-written loops; streamkit-windowed-count \
             (tumbling 1 s windows, 10,000 keys) also checks how many windows are open at once against its bound. \
             Without --bootstrap-servers every Kafka scenario gets a fresh embedded cluster; \
