@@ -31,6 +31,8 @@ extension ConsumerEngine {
         case .failure(let error):
             throw error
         case .wait:
+            // A producer flow pulling this source in the same task produces what it holds now.
+            UpstreamWait.listener?.upstreamWillWait()
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Delivery?, any Error>) in
                     let resumeNow: (Result<Delivery?, any Error>, wakeEngine: Bool)? = state.withLock { s in

@@ -55,6 +55,10 @@ final class ProducerEngine: @unchecked Sendable {
     private let batchCount = Atomic<Int>(0)
     // Set while the poll thread sleeps without looking at the batches (up to a second).
     private let sleepingLong = Atomic<Bool>(false)
+    // Set by `parkedPumpWaits`: the poll thread's next empty poll was a wake-up, not a timeout.
+    private let wokenForBatches = Atomic<Bool>(false)
+    /// How often a parked pump's upstream woke the poll thread (tests read it).
+    let parkedPumpWakes = Atomic<Int>(0)
     /// swift-metrics instruments (nil when metrics are off): poll thread only.
     private let instruments: ProducerInstruments?
     /// Records acknowledged so far (counted per delivery batch): records per transaction.
@@ -138,6 +142,14 @@ final class ProducerEngine: @unchecked Sendable {
     @usableFromInline
     func batchStartedCollecting() {
         if sleepingLong.load(ordering: .sequentiallyConsistent) { rd_kafka_queue_yield(queue) }
+    }
+
+    /// A parked pump's upstream is about to wait for records (``UpstreamWait``): the poll thread
+    /// looks at the batches now instead of at its next look, up to a millisecond later.
+    func parkedPumpWaits() {
+        parkedPumpWakes.add(1, ordering: .relaxed)
+        wokenForBatches.store(true, ordering: .relaxed)
+        rd_kafka_queue_yield(queue)
     }
 
     /// Produces the records of batches whose pumps wait for upstream; whether any batch
@@ -688,9 +700,10 @@ final class ProducerEngine: @unchecked Sendable {
             }
             let event = rd_kafka_queue_poll(queue, Int32(timeout))
             sleepingLong.store(false, ordering: .relaxed)
+            let woken = wokenForBatches.exchange(false, ordering: .relaxed)
             if let event {
                 handle(event: event, messages: messages, capacity: capacity, reports: &reports)
-            } else if pending {
+            } else if pending && !woken {
                 destroyDeliveredEvents()
             }
             if closing { reapDeliveredEvents() }

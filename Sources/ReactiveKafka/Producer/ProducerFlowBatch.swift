@@ -22,7 +22,9 @@ import Synchronization
 /// Owned by the pump, except while it is parked (waiting for its upstream) with records
 /// collected: then the engine's poll thread, which looks at collecting batches at least every
 /// millisecond, claims the batch at the first look that finds it parked and produces them
-/// (``flushIfParked(_:)``), so that collected records do not wait for an idle upstream.
+/// (``flushIfParked(_:)``), so that collected records do not wait for an idle upstream. A Kafka
+/// source that runs out of records inside the pump's pull wakes the poll thread for that look at
+/// once (``UpstreamWait``): without it a record arriving alone waited up to a millisecond.
 /// (It used to wait for a second look a millisecond later: 1–2 ms added to every record
 /// of a slow stream, for no throughput measurably gained.) The hand-over is one atomic state: the pump
 /// parks (release) and unparks (compare-and-swap), the poll thread claims with a
@@ -213,6 +215,11 @@ final class ProducerFlowBatch: @unchecked Sendable {
     @inlinable
     func park() {
         state.store(Self.parked, ordering: .releasing)
+    }
+
+    /// Whether the pump is parked with records collected (any thread; a hint: the pump may come back at once).
+    var isParkedWithRecords: Bool {
+        state.load(ordering: .acquiring) == Self.parked && collecting.load(ordering: .relaxed)
     }
 
     /// The pump is back: takes the batch back unless the poll thread is producing it, in which

@@ -111,9 +111,13 @@ final class ProducerFlowDriver<Key: Sendable, Value: Sendable, PassThrough: Send
             throw error
         }
         let (upstream, settings, engine) = (self.upstream, self.settings, producer.engine)
+        let wake = ParkedBatchWake(engine)
         let pump = Task {
-            await ProducerFlowPump.run(
-                upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver)
+            await UpstreamWait.run(telling: wake) {
+                await ProducerFlowPump.run(
+                    upstream: upstream, settings: settings, storage: storage, engine: engine, receiver: receiver,
+                    wake: wake)
+            }
         }
         let run = Run(storage: storage, producer: producer, owned: owned, receiver: receiver, pump: pump)
         phase = .running(run)
@@ -136,7 +140,8 @@ enum ProducerFlowPump {
     @inlinable
     static func run<Key: Sendable, Value: Sendable, PassThrough: Sendable>(
         upstream: AnyAsyncSequence<ProducerMessage<Key, Value, PassThrough>>, settings: ProducerSettings<Key, Value>,
-        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16
+        storage: ProducerFlowStorage<Key, Value, PassThrough>, engine: ProducerEngine, receiver: UInt16,
+        wake: ParkedBatchWake? = nil
     ) async {
         typealias Ring = ProducerFlowRing<Key, Value, PassThrough>
         let ring = storage.ring
@@ -154,6 +159,7 @@ enum ProducerFlowPump {
             })
         // While the pump waits for upstream, the poll thread produces what it collected.
         engine.register(batch)
+        wake?.watch(batch)
         defer {
             engine.deregister(batch)
             engine.endReaping()

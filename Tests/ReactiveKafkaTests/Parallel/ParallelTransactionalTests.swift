@@ -300,7 +300,7 @@ struct ParallelTransactionalBrokerTests {
         #expect(try await first.waitFor(20))
         let second = instance("g-ptx-fence-b")
         let error = await #expect(throws: KafkaError.self) { try await first.task.value }
-        #expect(error?.kind == .fenced)
+        #expect(error?.kind == .fenced, "\(String(describing: error))")
         #expect(try await second.waitFor(20))
         second.task.cancel()
         _ = try? await second.task.value
