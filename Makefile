@@ -89,7 +89,7 @@ sanitize-thread: deps
 	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan $(SANITIZE_ARGS)
 
 sanitize-address: deps
-	REACTIVE_KAFKA_TEST_TIME_SCALE=4 ASAN_OPTIONS="detect_leaks=1 $(ASAN_OPTIONS)" LSAN_OPTIONS="suppressions=$(CURDIR)/Sanitizers/lsan.supp $(LSAN_OPTIONS)" \
+	REACTIVE_KAFKA_TEST_TIME_SCALE=4 ASAN_OPTIONS="detect_leaks=1 suppressions=$(CURDIR)/Sanitizers/asan.supp $(ASAN_OPTIONS)" LSAN_OPTIONS="suppressions=$(CURDIR)/Sanitizers/lsan.supp $(LSAN_OPTIONS)" \
 	  $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SANITIZE_ARGS)
 
 clean:
