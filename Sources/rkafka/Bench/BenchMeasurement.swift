@@ -54,7 +54,7 @@ struct PhaseMeter: Sendable {
         let elapsed = end - start
         return BenchMeasurement(
             messages: messages,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            seconds: elapsed.inSeconds,
             allocations: AllocationCounterCheck.isWorking ? endAllocations &- startAllocations : nil,
             peakRSSMegabytes: peakRSSMegabytes(),
             cpuSeconds: startTime == nil ? 0 : endCPU - startCPU,

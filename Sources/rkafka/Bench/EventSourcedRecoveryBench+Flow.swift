@@ -127,11 +127,7 @@ extension EventSourcedRecoveryBench {
             }
             let recoveries = timings.durations
             let recovery = recoveries.reduce(Duration.zero, +)
-            return (
-                states, measurement,
-                Double(recovery.components.seconds) + Double(recovery.components.attoseconds) / 1e18,
-                recoveries.count
-            )
+            return (states, measurement, recovery.inSeconds, recoveries.count)
         }
     }
 

@@ -236,7 +236,7 @@ enum StreamKitBench {
         let elapsed = ContinuousClock.now - start
         let cpu = processCPUSeconds() - cpuBefore
         let allocs = allocationCount() - allocsBefore
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return (max(seconds, 1e-9), allocs, cpu, result)
     }
 }
