@@ -15,7 +15,7 @@ extension ConsumerEngine {
         _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
         _ changed: Set<TopicPartition>
     ) {
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+        let cooperative = isCooperativeRebalance()
         // A rebalance callback comes after the member's SyncGroup: its generation is current again,
         // so commits held during a cooperative rejoin (and a revoke's own commits) may go out.
         let rejoinFollows = cooperativeRejoin == .afterRevoke
@@ -62,6 +62,27 @@ extension ConsumerEngine {
             revoke(assignedPartitions(), lost: true)
             rd_kafka_assign(handle, nil)
         }
+    }
+
+    /// Whether this rebalance callback is of the cooperative protocol. librdkafka answers NULL
+    /// when it cannot ask its group handler (which is terminating: a callback while the consumer
+    /// closes): the protocol cannot change within a member's life, so the last answer stands, or
+    /// before any the configured assignment strategy's (cooperative-sticky is the only cooperative one).
+    func isCooperativeRebalance() -> Bool {
+        if let name = rd_kafka_rebalance_protocol(handle) {
+            let cooperative = String(cString: name) == "COOPERATIVE"
+            lastRebalanceWasCooperative = cooperative
+            return cooperative
+        }
+        if let known = lastRebalanceWasCooperative { return known }
+        return Self.configuresCooperativeProtocol(configuration.properties["partition.assignment.strategy"])
+    }
+
+    /// Whether a `partition.assignment.strategy` value selects the cooperative protocol (librdkafka
+    /// accepts only one protocol in the list; its default, `range,roundrobin`, is eager).
+    static func configuresCooperativeProtocol(_ strategy: String?) -> Bool {
+        strategy?.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "cooperative-sticky" }
+            ?? false
     }
 
     /// Returns once no cooperative rejoin is under way (bounded by ``rejoinHoldLimit``): offsets
