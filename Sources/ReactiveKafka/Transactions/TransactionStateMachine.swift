@@ -79,6 +79,8 @@ struct TransactionStateMachine: Sendable {
     /// Someone (a revoke, shutdown) waits for the open transaction to commit.
     private var waitersPending = false
     private var isClosing = false
+    /// The machine closed because the last transaction was aborted (nothing of it committed).
+    private var closedByAbort = false
     /// Retries of the call in progress.
     private var attempts = 0
     // The partition `message` touched last and its next offset: consecutive messages mostly
@@ -276,6 +278,7 @@ struct TransactionStateMachine: Sendable {
         resetTransaction()
         phase = .idle
         var actions: [Action] = [.rewindSource(rewind)]
+        closedByAbort = isClosing
         if waitersPending || isClosing { actions += release() }
         if !isClosing { actions.append(.resumeDemand) }
         return actions
@@ -295,6 +298,17 @@ struct TransactionStateMachine: Sendable {
         case .idle, .created: return release()
         default: return []
         }
+    }
+
+    /// The last transaction was aborted as the stream closed, and the shell produces its messages
+    /// again (upstream has ended, so no rewind can): the machine takes one more transaction,
+    /// which the next ``closeRequested()`` commits. False unless the machine closed by that abort.
+    mutating func reopenAfterAbort() -> Bool {
+        guard phase == .closed, closedByAbort else { return false }
+        closedByAbort = false
+        isClosing = false
+        phase = .idle
+        return true
     }
 
     private mutating func release() -> [Action] {

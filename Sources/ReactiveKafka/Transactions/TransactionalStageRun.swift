@@ -68,7 +68,13 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         var transaction: UInt64 = 1
         /// The open transaction holds a message no source can replay.
         var unrewindable = false
+        /// The open transaction's messages: a flow's results once it commits, and what is produced
+        /// again when the stream's last transaction is refused for its generation (see `replay`).
         var held: [Held] = []
+        /// The messages of the stream's last transaction, aborted as upstream completed because its
+        /// offsets carried a generation a rebalance had just replaced: the commit loop produces
+        /// them again in a new transaction (no rewind can, upstream has ended).
+        var replay: [Message]?
         var outcomes: [Outcome] = []
         var ready: [Result] = []
         var downstream: UnsafeContinuation<Void, Never>?
@@ -435,7 +441,6 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         let shared = current.offset.partition
         let partition = shared.topicPartition
         let consumed = current.offset.offset
-        let recordCount = current.recordCount
         var commitRequested = false
         let gate = state.withLock { s -> Gate in
             if s.failure != nil || s.finished || s.ending != nil { return .stop }
@@ -465,28 +470,35 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             let admission = s.machine.admit(consumed: (partition, consumed))
             if admission == .notNow { return s.machine.phase == .failed ? .park : .committing }
             s.pumpBusy = true
-            // Offsets of one partition share their metadata and source: look at them once a run.
-            if s.lastEntered !== shared {
-                s.lastEntered = shared
-                s.entered[ObjectIdentifier(shared)] = shared
-                if let source = shared.source {
-                    let id = ObjectIdentifier(source)
-                    if s.sources[id] == nil {
-                        s.sources[id] = source
-                        source.attach(self)
-                    }
-                } else {
-                    s.unrewindable = true
-                }
-            }
-            let firstRecord = s.outcomes.count
-            if emitsResults {
-                s.held.append(Held(message: current.message, firstRecord: firstRecord))
-                if recordCount > 0 { s.outcomes.append(contentsOf: repeatElement(Outcome(), count: recordCount)) }
-            }
-            return .go(begin: admission == .beginThenProduce, transaction: s.transaction, firstRecord: firstRecord)
+            return entered(current, &s, begin: admission == .beginThenProduce)
         }
         return (gate, commitRequested)
+    }
+
+    /// `current` entered the open transaction: its source is looked at and the message held.
+    @inline(__always)
+    private func entered(_ current: Prepared, _ s: inout State, begin: Bool) -> Gate {
+        let shared = current.offset.partition
+        // Offsets of one partition share their metadata and source: look at them once a run.
+        if s.lastEntered !== shared {
+            s.lastEntered = shared
+            s.entered[ObjectIdentifier(shared)] = shared
+            if let source = shared.source {
+                let id = ObjectIdentifier(source)
+                if s.sources[id] == nil {
+                    s.sources[id] = source
+                    source.attach(self)
+                }
+            } else {
+                s.unrewindable = true
+            }
+        }
+        let firstRecord = s.outcomes.count
+        s.held.append(Held(message: current.message, firstRecord: firstRecord))
+        if emitsResults, current.recordCount > 0 {
+            s.outcomes.append(contentsOf: repeatElement(Outcome(), count: current.recordCount))
+        }
+        return .go(begin: begin, transaction: s.transaction, firstRecord: firstRecord)
     }
 
     /// Lets `current` into the open transaction (beginning one if none is open), or
@@ -774,6 +786,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 switch ending {
                 case .complete:
                     await perform(withMachine { $0.closeRequested() })
+                    if let messages = state.withLock({ s in defer { s.replay = nil }; return s.replay }) {
+                        await produceAgain(messages)
+                        continue // commits them as the last transaction
+                    }
                 case .abort(let error):
                     await perform(withMachine { $0.abortRequested() })
                     fail(error)
@@ -864,9 +880,11 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             for source in sources { source.committed(offsets) }
             downstream?.resume()
         case .rewindSource(let offsets):
-            let (sources, unrewindable, ending, delivery, aborts) = state.withLock {
-                s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int) in
+            let (sources, unrewindable, ending, delivery, aborts, lastMessages) = state.withLock {
+                s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int, [Message]) in
                 let unrewindable = s.unrewindable
+                let lastMessages = s.ending.map { if case .complete = $0 { true } else { false } } == true
+                    ? s.held.map(\.message) : []
                 let delivery = s.deliveryFailure.map { deliveryError($0, s) }
                 if let code = lastError?.kafkaError.code,
                     TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code))
@@ -879,7 +897,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 for (partition, next) in s.machine.lastAbortedNext {
                     s.stale[partition] = max(s.stale[partition] ?? Int64.min, next - 1)
                 }
-                return (Array(s.sources.values), unrewindable, s.ending, delivery, s.consecutiveAborts)
+                return (Array(s.sources.values), unrewindable, s.ending, delivery, s.consecutiveAborts, lastMessages)
             }
             let id = transactionalProducer.transactionalId
             if let delivery, Self.isPermanent(delivery.code) {
@@ -893,6 +911,18 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             case .abort?:
                 return // the stream ends with its own error: nothing is read again
             case .complete?:
+                if delivery == nil, aborts <= Self.maxConsecutiveAborts, let code = failure?.code,
+                    TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code)),
+                    replayLastTransaction(lastMessages)
+                {
+                    logger.warning(
+                        "the last transaction's offsets were refused for a generation a rebalance replaced; producing its messages again in a new transaction",
+                        metadata: [
+                            "transactional.id": "\(id)", "messages": "\(lastMessages.count)",
+                            "cause": "\(failure.map(\.message) ?? "")",
+                        ])
+                    return
+                }
                 fail(
                     KafkaError(
                         .transactionAborted,
@@ -939,6 +969,64 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         }
     }
 
+    /// Whether the stream's last transaction, just aborted as upstream completed, can be produced
+    /// again from `messages` (its offsets were refused for their generation, and every partition
+    /// is still this member's): if so, schedules it for the commit loop and reopens the machine.
+    private func replayLastTransaction(_ messages: [Message]) -> Bool {
+        guard !messages.isEmpty else { return false }
+        let owned = messages.allSatisfy { message in
+            switch message {
+            case .single(_, let offset), .multi(_, let offset), .passThrough(let offset): !offset.partition.hasEnded
+            }
+        }
+        guard owned else { return false }
+        return state.withLock { s in
+            guard s.failure == nil, s.machine.reopenAfterAbort() else { return false }
+            s.replay = messages
+            return true
+        }
+    }
+
+    /// Produces the stream's last transaction's messages again, in a new transaction that the
+    /// commit loop then commits as the last (see ``replayLastTransaction(_:)``). Its offsets go
+    /// with the generation that replaced the refused one (`offsetsGroup` waits for it).
+    private func produceAgain(_ messages: [Message]) async {
+        var cache = ProducerEngine.TopicCache()
+        do {
+            for message in messages {
+                if inFlight.load(ordering: .acquiring) >= parallelism { try await waitForSpace() }
+                let current = try Prepared(message, settings)
+                let gate = state.withLock { s -> Gate in
+                    if s.failure != nil || s.finished { return .stop }
+                    // Revoked or lost meanwhile: its next owner reads it.
+                    if current.offset.partition.hasEnded { return .drop }
+                    s.stale[current.offset.partition.topicPartition] = nil
+                    let admission = s.machine.admit(
+                        consumed: (current.offset.partition.topicPartition, current.offset.offset))
+                    guard admission != .notNow else { return .stop }
+                    return entered(current, &s, begin: admission == .beginThenProduce)
+                }
+                guard case .go(let begin, let transaction, let firstRecord) = gate else {
+                    if case .drop = gate { continue }
+                    return
+                }
+                if begin {
+                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) {
+                        action, _ in
+                        if case .fail(let error) = action { self.fail(error) }
+                    }
+                    if let failure = outcome.failure { throw failure }
+                }
+                guard
+                    try await produceRecords(
+                        of: current, from: 0, transaction: transaction, firstRecord: firstRecord, cache: &cache)
+                else { return }
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
     /// Aborting and replaying more often than this in a row fails the stage.
     static var maxConsecutiveAborts: Int { 5 }
 
@@ -960,7 +1048,8 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     private func deliveryError(_ report: DeliveryReport, _ s: State) -> KafkaError {
         let index = Int(report.token & 0xFFFF_FFFF)
         var topic = s.topics.count == 1 ? s.topics.first! : "one of the topics \(s.topics.sorted())"
-        if let held = s.held.last(where: { $0.firstRecord <= index }) {
+        // A sink's held messages are not numbered by record (only a flow keeps outcomes).
+        if emitsResults, let held = s.held.last(where: { $0.firstRecord <= index }) {
             switch held.message {
             case .single(let record, _): topic = record.topic
             case .multi(let records, _):

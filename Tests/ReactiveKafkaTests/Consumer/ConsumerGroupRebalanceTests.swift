@@ -262,13 +262,35 @@ import Testing
             )
             outcome.duplicates = written.count - distinct.count
             outcome.duplicatesBySameMember = 0
-            outcome.missing = expected.subtracting(distinct).count
-            #expect(outcome.missing == 0, "\(outcome.missing) records missing from the output")
+            let absent = expected.subtracting(distinct)
+            outcome.missing = absent.count
+            #expect(
+                outcome.missing == 0,
+                "\(outcome.missing) records missing from the output: \(Self.ranges(of: absent).prefix(10).joined(separator: ", "))"
+            )
         }
         print(
             "\(strategy) rebalancing, \(shape) sources, \(kafka.isExternal ? "external" : "embedded") cluster, \(changes) membership changes: \(outcome.duplicates) of \(Self.records) records processed twice (\(outcome.duplicatesBySameMember) by the same member), \(outcome.missing) lost\(outcome.duplicates == 0 ? "" : "; twice: " + ledger.duplicateRanges().prefix(10).joined(separator: ", "))"
         )
         return outcome
+    }
+
+    /// `partition:offset` values as runs, `3:120-179`, by partition and offset.
+    static func ranges(of values: Set<String>) -> [String] {
+        let pairs = values.compactMap { value -> (Int, Int)? in
+            let parts = value.split(separator: ":")
+            guard parts.count == 2, let p = Int(parts[0]), let o = Int(parts[1]) else { return nil }
+            return (p, o)
+        }.sorted { $0 < $1 }
+        var runs: [(partition: Int, first: Int, last: Int)] = []
+        for (p, o) in pairs {
+            if let run = runs.last, run.partition == p, run.last + 1 == o {
+                runs[runs.count - 1].last = o
+            } else {
+                runs.append((p, o, o))
+            }
+        }
+        return runs.map { "\($0.partition):\($0.first)-\($0.last)" }
     }
 
     /// (Transactional shapes are external-only: the mock does not store transactional offsets, so

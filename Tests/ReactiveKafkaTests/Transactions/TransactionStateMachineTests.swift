@@ -188,6 +188,43 @@ private let fenced = TransactionError(
         #expect(p.demandSuspended, "a closing stage pulls nothing more")
     }
 
+    @Test func aLastTransactionAbortedAsTheStreamClosesCanBeProducedAgainAndCommitted() {
+        var p = FakeTransactionalProducer()
+        p.failures["sendOffsets"] = [abortable]
+        p.start()
+        p.message(0, "in", 0, 4)
+        p.perform(p.machine.closeRequested())
+        #expect(p.machine.phase == .closed)
+        #expect(p.rewinds == [[TopicPartition("in", 0): 4]])
+        #expect(p.commits.isEmpty)
+        // The shell produces the aborted messages again: one more transaction, committed as the last.
+        let reopened1 = p.machine.reopenAfterAbort()
+        #expect(reopened1)
+        let reopened2 = p.machine.reopenAfterAbort()
+        #expect(!reopened2, "only once per abort")
+        p.message(0, "in", 0, 4)
+        p.perform(p.machine.closeRequested())
+        #expect(p.commits == [[TopicPartition("in", 0): 5]])
+        #expect(p.machine.phase == .closed)
+        let reopened3 = p.machine.reopenAfterAbort()
+        #expect(!reopened3, "a close that committed is final")
+    }
+
+    @Test func onlyAMachineClosedByAnAbortReopens() {
+        var p = FakeTransactionalProducer()
+        p.start()
+        let reopened4 = p.machine.reopenAfterAbort()
+        #expect(!reopened4, "idle")
+        p.message(0, "in", 0, 1)
+        let reopened5 = p.machine.reopenAfterAbort()
+        #expect(!reopened5, "open")
+        p.failures["sendOffsets"] = [abortable]
+        p.tick()
+        #expect(p.rewinds.count == 1)
+        let reopened6 = p.machine.reopenAfterAbort()
+        #expect(!reopened6, "aborted while running: the source rewinds instead")
+    }
+
     @Test func messagesWithoutConsumedOffsetsCommitWithoutSendingOffsets() {
         var p = FakeTransactionalProducer()
         p.start()
