@@ -18,7 +18,8 @@ extension Transactional {
     ///   committed in a transaction; records of them still buffered are dropped.
     /// - Needs a consumer group (`withGroupId`). The consumer's group metadata (generation,
     ///   member id) goes with the offsets, so the broker fences a zombie (KIP-447).
-    /// - `drainAndShutdown` stops the source; the sink commits its open transaction, then
+    /// - `drainAndShutdown` stops the source; the sink commits its open transaction (producing
+    ///   its messages again if a rebalance replaced the generation its offsets carried), then
     ///   the consumer closes.
     public static func source<Key, Value>(
         _ settings: ConsumerSettings<Key, Value>,
