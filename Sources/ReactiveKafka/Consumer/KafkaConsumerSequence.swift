@@ -213,7 +213,8 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                     remaining.append(
                         RecordChunk(
                             batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
-                            byteCount: chunk.byteCount, lastTimestamp: chunk.lastTimestamp))
+                            payloadBytes: chunk.payloadBytes, byteCount: chunk.byteCount,
+                            lastTimestamp: chunk.lastTimestamp))
                 } else if firstUnemitted[p] == nil {
                     firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
                 }
