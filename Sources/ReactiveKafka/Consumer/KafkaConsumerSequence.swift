@@ -213,8 +213,7 @@ public struct KafkaConsumerSequence<Element: Sendable>: AsyncSequence, Sendable 
                     remaining.append(
                         RecordChunk(
                             batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
-                            payloadBytes: chunk.payloadBytes, byteCount: chunk.byteCount,
-                            lastTimestamp: chunk.lastTimestamp))
+                            byteCount: chunk.byteCount, lastTimestamp: chunk.lastTimestamp))
                 } else if firstUnemitted[p] == nil {
                     firstUnemitted[p] = chunk.batch.messages[start]!.pointee.offset
                 }

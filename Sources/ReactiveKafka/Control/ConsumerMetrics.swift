@@ -17,8 +17,7 @@ public struct ConsumerMetrics: Sendable {
 
     /// librdkafka's statistics JSON as emitted (`statistics.interval.ms`), or nil if disabled.
     public let statisticsJSON: String?
-    /// Record bytes the consumer holds now against `maxBufferedBytes` (keys, values and librdkafka's
-    /// ~280 B a record): buffered ahead of the stream,
+    /// Record bytes the consumer holds now against `maxBufferedBytes`: buffered ahead of the stream,
     /// and emitted but still held downstream (counted by the fetched batch they keep alive).
     public let bufferedBytes: Int
     /// The most record bytes ever held so (``bufferedBytes``).

@@ -106,7 +106,7 @@ extension ConsumerEngine {
             let timestamp = rd_kafka_message_timestamp(batch.messages[end - 1]!, &kind)
             chunks.append(
                 RecordChunk(
-                    batch: batch, range: runStart..<end, partition: partition, payloadBytes: runBytes,
+                    batch: batch, range: runStart..<end, partition: partition, byteCount: runBytes,
                     lastTimestamp: kind == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp))
         }
         for i in 0..<count {
@@ -206,7 +206,7 @@ extension ConsumerEngine {
                 result.append(
                     RecordChunk(
                         batch: chunk.batch, range: start..<chunk.range.upperBound, partition: chunk.partition,
-                        payloadBytes: bytes, lastTimestamp: chunk.lastTimestamp))
+                        byteCount: bytes, lastTimestamp: chunk.lastTimestamp))
             }
         }
         if !seekBack.isEmpty {

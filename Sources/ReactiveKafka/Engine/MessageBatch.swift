@@ -116,10 +116,6 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
     /// The partition the records were read from: shared by all its chunks in the buffer, a
     /// counted copy once a committable source's reader took the chunk.
     @usableFromInline var partition: ConsumedPartition
-    /// The records' keys and values (what the consumed-bytes metric counts).
-    let payloadBytes: Int
-    /// What the records cost against the consumer's byte budget: their keys and values and
-    /// ``librdkafkaBytesPerRecord`` for each (librdkafka's own memory for a fetched record).
     let byteCount: Int
     /// The create (or log-append) time of the chunk's last record, ms since the epoch; nil when
     /// the record has none. Read once, as the chunk is made, for the lag-in-seconds metric and
@@ -127,34 +123,6 @@ struct RecordChunk: BufferedChunk, @unchecked Sendable {
     let lastTimestamp: Int64?
     var topicPartition: TopicPartition { partition.topicPartition }
     var recordCount: Int { range.count }
-
-    /// librdkafka's heap for each fetched record it hands out, beyond the record's key and value:
-    /// its message and operation objects. Measured with librdkafka 2.0.2 alone (records of 10 B
-    /// held by a consumer): 290–308 B a record in all. Without it, a budget counted keys and values
-    /// only, and a consumer of 10-byte records held some 30 times its budget.
-    static let librdkafkaBytesPerRecord = 280
-
-    init(
-        batch: MessageBatch, range: Range<Int>, partition: ConsumedPartition, payloadBytes: Int,
-        lastTimestamp: Int64?
-    ) {
-        self.init(
-            batch: batch, range: range, partition: partition, payloadBytes: payloadBytes,
-            byteCount: payloadBytes + range.count * Self.librdkafkaBytesPerRecord, lastTimestamp: lastTimestamp)
-    }
-
-    init(
-        batch: MessageBatch, range: Range<Int>, partition: ConsumedPartition, payloadBytes: Int, byteCount: Int,
-        lastTimestamp: Int64?
-    ) {
-        self.batch = batch
-        self.range = range
-        self.partition = partition
-        self.payloadBytes = payloadBytes
-        self.byteCount = byteCount
-        self.lastTimestamp = lastTimestamp
-    }
-
     /// The offset after the chunk's last record.
     var nextOffset: Int64 { batch.messages[range.upperBound - 1]!.pointee.offset + 1 }
 }

@@ -73,7 +73,7 @@ final class ConsumerInstruments {
                     return made
                 }()
             counters.messages.increment(by: chunk.recordCount)
-            counters.bytes.increment(by: chunk.payloadBytes)
+            counters.bytes.increment(by: chunk.byteCount)
             if let timestamp = chunk.lastTimestamp { lastTimestamp[chunk.topicPartition] = timestamp }
             if firstOffsetRead[chunk.topicPartition] == nil {
                 firstOffsetRead[chunk.topicPartition] = chunk.batch.messages[chunk.range.lowerBound]!.pointee.offset

@@ -12,8 +12,7 @@ public enum MessagingMetric {
     public static let consumerLag = "messaging.kafka.consumer.lag"
     /// Gauge: age of the last record consumed from a partition that still has lag, in seconds (0 when caught up).
     public static let consumerLagSeconds = "messaging.kafka.consumer.lag.seconds"
-    /// Gauge: record bytes the consumer holds (buffered and emitted but not yet released), as its
-    /// byte budget counts them: keys, values and librdkafka's ~280 B a record.
+    /// Gauge: record bytes the consumer holds (buffered and emitted but not yet released).
     public static let bufferedBytes = "messaging.kafka.consumer.buffered.bytes"
     /// Gauge: records buffered ahead of the streams.
     public static let bufferedMessages = "messaging.kafka.consumer.buffered.messages"

@@ -22,9 +22,7 @@ public struct ConsumerSettings<Key: Sendable, Value: Sendable>: Sendable {
     /// A commit slower than this is logged as a warning.
     public var commitTimeWarning: Duration = .seconds(1)
     /// The most record bytes the consumer buffers ahead of its streams, over all
-    /// partitions: keys and values, and about 280 B a record for librdkafka's own objects
-    /// (which dominate for small records). When half of it is reached, partitions are paused
-    /// until the streams catch up.
+    /// partitions. When reached, partitions are paused until the streams catch up.
     /// librdkafka's own prefetch (`queued.max.messages.kbytes`) is set to match
     /// unless you set it yourself.
     public var maxBufferedBytes: Int = 64 * 1024 * 1024
