@@ -787,7 +787,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 case .complete:
                     await perform(withMachine { $0.closeRequested() })
                     if let messages = state.withLock({ s in defer { s.replay = nil }; return s.replay }) {
-                        await produceAgain(messages)
+                        await produceLastTransactionAgain(messages)
                         continue // commits them as the last transaction
                     }
                 case .abort(let error):
@@ -990,7 +990,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
     /// Produces the stream's last transaction's messages again, in a new transaction that the
     /// commit loop then commits as the last (see ``replayLastTransaction(_:)``). Its offsets go
     /// with the generation that replaced the refused one (`offsetsGroup` waits for it).
-    private func produceAgain(_ messages: [Message]) async {
+    private func produceLastTransactionAgain(_ messages: [Message]) async {
         var cache = ProducerEngine.TopicCache()
         do {
             for message in messages {
