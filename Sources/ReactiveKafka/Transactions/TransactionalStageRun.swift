@@ -45,6 +45,10 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
         case complete
         /// Upstream failed or the run was cancelled: abort what is open, then fail with this.
         case abort(any Error)
+
+        var isComplete: Bool {
+            if case .complete = self { true } else { false }
+        }
     }
 
     struct State {
@@ -786,7 +790,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
                 switch ending {
                 case .complete:
                     await perform(withMachine { $0.closeRequested() })
-                    if let messages = state.withLock({ s in defer { s.replay = nil }; return s.replay }) {
+                    if let messages = takeReplay() {
                         await produceLastTransactionAgain(messages)
                         continue // commits them as the last transaction
                     }
@@ -883,8 +887,7 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             let (sources, unrewindable, ending, delivery, aborts, lastMessages) = state.withLock {
                 s -> ([any TransactionalSourceLink], Bool, Ending?, KafkaError?, Int, [Message]) in
                 let unrewindable = s.unrewindable
-                let lastMessages = s.ending.map { if case .complete = $0 { true } else { false } } == true
-                    ? s.held.map(\.message) : []
+                let lastMessages = s.ending?.isComplete == true ? s.held.map(\.message) : []
                 let delivery = s.deliveryFailure.map { deliveryError($0, s) }
                 if let code = lastError?.kafkaError.code,
                     TransactionError.meansPartitionsMoved(rd_kafka_resp_err_t(code))
@@ -984,6 +987,14 @@ final class TransactionalStageRun<Key: Sendable, Value: Sendable>: DeliveryRecei
             guard s.failure == nil, s.machine.reopenAfterAbort() else { return false }
             s.replay = messages
             return true
+        }
+    }
+
+    /// The messages ``replayLastTransaction(_:)`` scheduled, taken once.
+    private func takeReplay() -> [Message]? {
+        state.withLock { s in
+            defer { s.replay = nil }
+            return s.replay
         }
     }
 

@@ -48,7 +48,8 @@ import Testing
                 .to(Sinks.forEach { committed.add($0) }).start()
             case .sink:
                 source.to(
-                    Transactional.sink(producer, transactionalId: names.transactionalId, eosCommitInterval: .seconds(60))
+                    Transactional.sink(
+                        producer, transactionalId: names.transactionalId, eosCommitInterval: .seconds(60))
                 ).start()
             }
         #expect(try await Eventually.within(.seconds(30)) { seen.load(ordering: .relaxed) == count })
@@ -80,18 +81,20 @@ import Testing
         let count = 90
         let names = try await EOSNames(kafka, "eos-drain-refused", partitions: 3, count: count, outputPartitions: 1)
         let seen = Atomic<Int>(0)
-        let control = Transactional.source(kafka.consumerSettings(group: names.group), subscription: .topics(names.input))
-            .map { message in
-                seen.add(1, ordering: .relaxed)
-                return ProducerMessage<String, String, TransactionalOffset>.single(
-                    ProducerRecord(topic: names.output, value: message.record.value), passThrough: message.partitionOffset)
-            }
-            .to(
-                Transactional.sink(
-                    kafka.producerSettings().withProperty("transaction.timeout.ms", "30000"),
-                    transactionalId: names.transactionalId, eosCommitInterval: .seconds(60))
-            )
-            .start()
+        let control = Transactional.source(
+            kafka.consumerSettings(group: names.group), subscription: .topics(names.input)
+        )
+        .map { message in
+            seen.add(1, ordering: .relaxed)
+            return ProducerMessage<String, String, TransactionalOffset>.single(
+                ProducerRecord(topic: names.output, value: message.record.value), passThrough: message.partitionOffset)
+        }
+        .to(
+            Transactional.sink(
+                kafka.producerSettings().withProperty("transaction.timeout.ms", "30000"),
+                transactionalId: names.transactionalId, eosCommitInterval: .seconds(60))
+        )
+        .start()
         #expect(try await Eventually.within(.seconds(30)) { seen.load(ordering: .relaxed) == count })
         try kafka.requireEmbedded().failNextRequests(.txnOffsetCommit, with: [.groupAuthorizationFailed])
         var failure: KafkaError?
