@@ -56,10 +56,15 @@ extension ConsumerEngine {
 
     /// Rewinds `offsets`' partitions: records of them buffered or handed out
     /// but not yet emitted are dropped, and reading resumes at the given offsets.
+    /// A partition no longer assigned (a rebalance took it since the offsets were looked up) is
+    /// left alone: its next owner reads it, and librdkafka refuses to seek it (`_STATE`).
     func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
         try await withConsumer { consumer throws(KafkaError) in
-            self.invalidate(Set(offsets.keys))
-            try consumer.seek(offsets)
+            let assigned = try consumer.assignment()
+            let mine = offsets.filter { assigned.contains($0.key) }
+            guard !mine.isEmpty else { return }
+            self.invalidate(Set(mine.keys))
+            try consumer.seek(mine)
         }
     }
 
