@@ -37,8 +37,9 @@ extension Consumer {
     /// `plainPartitionedManualOffsetSource`. When partitions are assigned,
     /// `getOffsetsOnAssign` is awaited and each partition it returns an
     /// offset for is read from that offset (its sub-stream's first record);
-    /// others start from the group's committed offset. `onRevoke` runs on the
-    /// consumer's thread before partitions move (keep it short).
+    /// others start from the group's committed offset. A partition a rebalance takes
+    /// away while `getOffsetsOnAssign` runs is left to its next owner. `onRevoke` runs on
+    /// the consumer's thread before partitions move (keep it short).
     public static func plainPartitionedManualOffsetSource<Key, Value>(
         _ settings: ConsumerSettings<Key, Value>,
         subscription: Subscription,
