@@ -544,9 +544,10 @@ final class CommittedResults: Sendable {
         }
     }
 
-    /// Suspends until `total` results were collected, or records an issue after `timeout`.
+    /// Suspends until `total` results were collected, or records an issue after `timeout` (times
+    /// ``TestTimeScale/factor``: a hang guard, which instrumented builds under load need longer).
     func waitFor(total: Int, timeout: Duration = .seconds(30)) async throws {
-        if await !gate.wait(for: total, timeout: timeout) {
+        if await !gate.wait(for: total, timeout: timeout * TestTimeScale.factor) {
             Issue.record("timed out waiting for \(total) committed results; got \(self.total)")
         }
     }
