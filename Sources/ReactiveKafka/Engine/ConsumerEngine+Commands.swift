@@ -54,16 +54,22 @@ extension ConsumerEngine {
         if queued { wakeup.signal() }
     }
 
-    /// Rewinds `offsets`' partitions: records of them buffered or handed out
-    /// but not yet emitted are dropped, and reading resumes at the given offsets.
+    /// Rewinds `offsets`' partitions: reading resumes at the given offsets, and (with
+    /// `droppingFetched`) records of them buffered or handed out but not yet emitted are dropped.
     /// A partition no longer assigned (a rebalance took it since the offsets were looked up) is
     /// left alone: its next owner reads it, and librdkafka refuses to seek it (`_STATE`).
-    func rewind(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+    /// `beforeSeeking` gets the partitions that are sought, on the engine thread, before any record
+    /// of them is read again.
+    func rewind(
+        _ offsets: [TopicPartition: Int64], droppingFetched: Bool = true,
+        beforeSeeking: @escaping @Sendable (Set<TopicPartition>) -> Void = { _ in }
+    ) async throws(KafkaError) {
         try await withConsumer { consumer throws(KafkaError) in
             let assigned = try consumer.assignment()
             let mine = offsets.filter { assigned.contains($0.key) }
             guard !mine.isEmpty else { return }
-            self.invalidate(Set(mine.keys))
+            if droppingFetched { self.invalidate(Set(mine.keys)) }
+            beforeSeeking(Set(mine.keys))
             try consumer.seek(mine)
         }
     }

@@ -66,15 +66,10 @@ extension ConsumerEngine {
 
     /// Whether this rebalance callback is of the cooperative protocol. librdkafka answers NULL
     /// when it cannot ask its group handler (which is terminating: a callback while the consumer
-    /// closes): the protocol cannot change within a member's life, so the last answer stands, or
-    /// before any the configured assignment strategy's (cooperative-sticky is the only cooperative one).
+    /// closes); the protocol is the configured assignment strategy's for the member's whole life
+    /// (cooperative-sticky is the only cooperative one), so that answers then.
     func isCooperativeRebalance() -> Bool {
-        if let name = rd_kafka_rebalance_protocol(handle) {
-            let cooperative = String(cString: name) == "COOPERATIVE"
-            lastRebalanceWasCooperative = cooperative
-            return cooperative
-        }
-        if let known = lastRebalanceWasCooperative { return known }
+        if let name = rd_kafka_rebalance_protocol(handle) { return String(cString: name) == "COOPERATIVE" }
         return Self.configuresCooperativeProtocol(configuration.properties["partition.assignment.strategy"])
     }
 

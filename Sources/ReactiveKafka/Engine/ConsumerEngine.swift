@@ -172,9 +172,6 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// member, and re-read by the next owner of those that move). So commits are held from that
     /// assign callback until the next rebalance callback, when the generation is current again.
     var cooperativeRejoin: CooperativeRejoin = .none
-    /// Whether the group's last rebalance callback was of the cooperative protocol (engine thread);
-    /// nil before the first. See ``isCooperativeRebalance()``.
-    var lastRebalanceWasCooperative: Bool?
     /// How long a rejoin may hold commits: half the commit timeout, so that a rejoin held up (by a
     /// crashed member's session, say) lets commits out before they time out, taking the risk above
     /// rather than failing the stream.

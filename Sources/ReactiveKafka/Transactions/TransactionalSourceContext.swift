@@ -182,17 +182,12 @@ final class TransactionalSourceContext: PartitionAssignmentHandler, Transactiona
                 "the transactional source cannot rewind \(offsets.keys.sorted()): it has emitted no record, so it has no consumer to seek"
             )
         }
-        try await engine.withConsumer { [self] consumer throws(KafkaError) in
-            // Only partitions still assigned: a revoked one is read by its next owner from the committed offset.
-            let assigned = try consumer.assignment()
-            let mine = offsets.filter { assigned.contains($0.key) }
-            guard !mine.isEmpty else { return }
-            if dropsFetchedOnRewind { engine.invalidate(Set(mine.keys)) }
+        // Only partitions still assigned: a revoked one is read by its next owner from the committed offset.
+        try await engine.rewind(offsets, droppingFetched: dropsFetchedOnRewind) { [self] mine in
             state.withLock { s in
                 s.foldLast()
-                for partition in mine.keys { s.emitted[partition] = nil }
+                for partition in mine { s.emitted[partition] = nil }
             }
-            try consumer.seek(mine)
         }
     }
 

@@ -238,12 +238,7 @@ extension TransactionalStageRun {
     /// is still this member's): if so, schedules it for the commit loop and reopens the machine.
     func replayLastTransaction(_ messages: [Message]) -> Bool {
         guard !messages.isEmpty else { return false }
-        let owned = messages.allSatisfy { message in
-            switch message {
-            case .single(_, let offset), .multi(_, let offset), .passThrough(let offset): !offset.partition.hasEnded
-            }
-        }
-        guard owned else { return false }
+        guard messages.allSatisfy({ !$0.passThrough.partition.hasEnded }) else { return false }
         return state.withLock { s in
             guard s.failure == nil, s.machine.reopenAfterAbort() else { return false }
             s.replay = messages
@@ -282,13 +277,7 @@ extension TransactionalStageRun {
                     if case .drop = gate { continue }
                     return
                 }
-                if begin {
-                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) {
-                        action, _ in
-                        if case .fail(let error) = action { self.fail(error) }
-                    }
-                    if let failure = outcome.failure { throw failure }
-                }
+                if begin { try await beginTransaction() }
                 guard
                     try await produceRecords(
                         of: current, from: 0, transaction: transaction, firstRecord: firstRecord, cache: &cache)

@@ -319,11 +319,7 @@ extension TransactionalStageRun {
                 }
             case .go(let begin, let transaction, let firstRecord):
                 if begin {
-                    let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) {
-                        action, _ in
-                        if case .fail(let error) = action { self.fail(error) }
-                    }
-                    if let failure = outcome.failure { throw failure }
+                    try await beginTransaction()
                     // The interval runs from the transaction's begin.
                     state.withLock { $0.deadline = .now + interval }
                     wakeCommitter()
@@ -332,6 +328,15 @@ extension TransactionalStageRun {
             }
             answer = self.gate(current)
         }
+    }
+
+    /// `begin_transaction` for a message the gate admitted first into a new transaction.
+    /// - Throws: the machine's failure (begin fails only on misuse or after a fatal error).
+    func beginTransaction() async throws {
+        let outcome = await performTransactionActions([.beginTransaction], groupMetadata: { nil }) { action, _ in
+            if case .fail(let error) = action { self.fail(error) }
+        }
+        if let failure = outcome.failure { throw failure }
     }
 
     /// The pump is done with the message in hand: a waiting commit may go on.
