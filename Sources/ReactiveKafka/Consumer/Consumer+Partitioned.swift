@@ -84,7 +84,8 @@ extension Consumer {
     ) -> Source<KafkaPartitionedSequence<Element>, ConsumerControl> {
         let engineBox = EngineReference()
         let kind = SourceKind(
-            committable: committable, partitioned: true, transactional: transactional, onPartitionEnd: onPartitionEnd)
+            committable: committable, partitioned: true, transactional: transactional, onPartitionEnd: onPartitionEnd,
+            seeksOnAssign: offsetsOnAssign != nil)
         let control = makeControl(
             settings, subscription: subscription, logger: logger, kind: kind, engineBox: engineBox)
         let sequence = KafkaPartitionedSequence<Element>(

@@ -118,6 +118,8 @@ public enum Consumer {
         var transactional: Bool = false
         /// Told when a partition reaches its end (see ``ConsumerEngine/Configuration/onPartitionEnd``).
         var onPartitionEnd: (@Sendable (TopicPartition, Int64, Int64?) -> Void)? = nil
+        /// Newly assigned partitions are sought to offsets the application keeps.
+        var seeksOnAssign: Bool = false
     }
 
     static func makeSource<Key, Value, Element: Sendable>(
@@ -166,6 +168,12 @@ public enum Consumer {
             }
             var properties = settings.properties
             if kind.committable { properties["enable.auto.commit"] = "false" }
+            if kind.seeksOnAssign || subscription.partitionAssignmentHandler != nil {
+                // A seek of a partition assigned a moment ago waits for its fetcher's first event
+                // (ConsumerEngine+Seeking): the end-of-partition event is the one that comes when
+                // the partition has no record to fetch.
+                properties["enable.partition.eof"] = "true"
+            }
             if groupId == nil {
                 // Without a group nothing can be committed; librdkafka would log a failed auto-commit every interval.
                 properties["enable.auto.commit"] = "false"

@@ -85,18 +85,14 @@ public struct KafkaPartitionedSequence<Record: Sendable>: AsyncSequence, Sendabl
 
         /// Seeks newly assigned partitions to the offsets the application keeps
         /// (if it does) before their sub-streams exist: their first record is at that offset.
+        /// Announcements a rebalance superseded during the look-up are dropped.
         private func startingPositions(_ announced: [ConsumerEngine.Announcement], _ engine: ConsumerEngine)
             async throws -> [ConsumerEngine.Announcement]
         {
             guard let offsetsOnAssign = sequence.offsetsOnAssign, !announced.isEmpty else { return announced }
             let partitions = Set(announced.map(\.partition))
             let offsets = try await offsetsOnAssign(partitions).filter { partitions.contains($0.key) }
-            guard !offsets.isEmpty else { return announced }
-            try await engine.rewind(offsets)
-            let epoch = engine.revocationEpoch.load(ordering: .acquiring)
-            return announced.map {
-                offsets[$0.partition] == nil ? $0 : ConsumerEngine.Announcement(partition: $0.partition, epoch: epoch)
-            }
+            return try await engine.start(announced, at: offsets)
         }
     }
 }

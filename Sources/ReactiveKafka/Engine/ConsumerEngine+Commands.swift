@@ -2,7 +2,7 @@ import CRdKafka
 import Foundation
 import Synchronization
 
-/// Commands: work that callers queue for the engine thread (``RestrictedConsumer`` access, rewinds).
+/// Commands: work that callers queue for the engine thread (``RestrictedConsumer`` access).
 extension ConsumerEngine {
     /// Runs `body` on the consumer's thread with the ``RestrictedConsumer``, between batches.
     /// Throws `.shutDown` if the consumer closes before running it, and `.cancelled` if the
@@ -54,26 +54,6 @@ extension ConsumerEngine {
         if queued { wakeup.signal() }
     }
 
-    /// Rewinds `offsets`' partitions: reading resumes at the given offsets, and (with
-    /// `droppingFetched`) records of them buffered or handed out but not yet emitted are dropped.
-    /// A partition no longer assigned (a rebalance took it since the offsets were looked up) is
-    /// left alone: its next owner reads it, and librdkafka refuses to seek it (`_STATE`).
-    /// `beforeSeeking` gets the partitions that are sought, on the engine thread, before any record
-    /// of them is read again.
-    func rewind(
-        _ offsets: [TopicPartition: Int64], droppingFetched: Bool = true,
-        beforeSeeking: @escaping @Sendable (Set<TopicPartition>) -> Void = { _ in }
-    ) async throws(KafkaError) {
-        try await withConsumer { consumer throws(KafkaError) in
-            let assigned = try consumer.assignment()
-            let mine = offsets.filter { assigned.contains($0.key) }
-            guard !mine.isEmpty else { return }
-            if droppingFetched { self.invalidate(Set(mine.keys)) }
-            beforeSeeking(Set(mine.keys))
-            try consumer.seek(mine)
-        }
-    }
-
     /// Makes every record of `partitions` buffered or handed out so far unemittable (engine thread).
     func invalidate(_ partitions: Set<TopicPartition>) {
         state.withLock { s in invalidate(partitions, &s) }
@@ -98,13 +78,16 @@ extension ConsumerEngine {
 
     var restrictedConsumer: RestrictedConsumer {
         // Unowned (checked): a restricted consumer serves one command or handler call on this engine's thread.
-        RestrictedConsumer(handle: handle, timeout: configuration.commitTimeout) { [unowned self] offsets in
-            // The application moved these partitions on purpose: a jump back there is no reset.
-            for (p, offset) in offsets {
-                newestTimestamp[p] = nil
-                resetBase[p] = offset >= 0 ? offset : nil
-                nextOffsets[p] = offset >= 0 ? offset : nil
-            }
-        }
+        RestrictedConsumer(
+            handle: handle, timeout: configuration.commitTimeout,
+            onSeek: { [unowned self] offsets in
+                // The application moved these partitions on purpose: a jump back there is no reset.
+                for (p, offset) in offsets {
+                    newestTimestamp[p] = nil
+                    resetBase[p] = offset >= 0 ? offset : nil
+                    nextOffsets[p] = offset >= 0 ? offset : nil
+                }
+            },
+            awaitFetchers: { [unowned self] offsets in seeksAwaitingFetcher.merge(offsets) { $1 } })
     }
 }

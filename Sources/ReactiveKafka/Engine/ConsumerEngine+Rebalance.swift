@@ -235,6 +235,7 @@ extension ConsumerEngine {
     /// dropped, records handed out but not yet emitted made unemittable.
     private func withdraw(_ partitions: Set<TopicPartition>, _ s: inout State) {
         s.assigned.subtract(partitions)
+        for p in partitions { seeksAwaitingFetcher[p] = nil }
         sharePartitionBudget(&s)
         invalidate(partitions, &s)
     }

@@ -116,9 +116,8 @@ extension ConsumerEngine {
                 runKey = nil
                 runStart = i + 1
                 runBytes = 0
-                if message.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF, configuration.onPartitionEnd != nil,
-                    let rkt = message.pointee.rkt
-                {
+                // Only sources that need them turn these events on (enable.partition.eof).
+                if message.pointee.err == RD_KAFKA_RESP_ERR__PARTITION_EOF, let rkt = message.pointee.rkt {
                     partitionEnds.append(
                         (TopicPartition(topicName(rkt), message.pointee.partition), message.pointee.offset))
                 }
@@ -135,6 +134,7 @@ extension ConsumerEngine {
             runBytes += message.pointee.len + message.pointee.key_len
         }
         closeRun(at: count)
+        if !seeksAwaitingFetcher.isEmpty { chunks = seekPartitionsNowFetching(chunks, ends: &partitionEnds) }
         if !resumedUnchecked.isEmpty { chunks = dropRecordsReadBefore(chunks) }
         if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
         var batchBytes = 0

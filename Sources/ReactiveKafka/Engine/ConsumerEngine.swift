@@ -159,6 +159,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     let fetcherWakeUps = BlockingCallThread(name: "rkafka-wake")
     /// Resumed partitions whose first records are yet to be checked for a step back.
     var resumedUnchecked: Set<TopicPartition> = []
+    /// Seeks librdkafka refused because the partition's fetcher had not started yet, made at the
+    /// partition's first fetched record or end (engine thread; see ConsumerEngine+Seeking).
+    var seeksAwaitingFetcher: [TopicPartition: Int64] = [:]
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
     /// Cooperative rebalancing (engine thread): where the member is in a rebalance that revoked

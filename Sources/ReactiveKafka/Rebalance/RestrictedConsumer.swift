@@ -13,11 +13,17 @@ public struct RestrictedConsumer {
     let timeout: Duration
     /// Tells the engine where partitions were sought (offset reset protection).
     let onSeek: (([TopicPartition: Int64]) -> Void)?
+    /// Hands the engine seeks that must wait for their partitions' fetchers to start.
+    let awaitFetchers: (([TopicPartition: Int64]) -> Void)?
 
-    init(handle: OpaquePointer, timeout: Duration, onSeek: (([TopicPartition: Int64]) -> Void)? = nil) {
+    init(
+        handle: OpaquePointer, timeout: Duration, onSeek: (([TopicPartition: Int64]) -> Void)? = nil,
+        awaitFetchers: (([TopicPartition: Int64]) -> Void)? = nil
+    ) {
         self.handle = handle
         self.timeout = timeout
         self.onSeek = onSeek
+        self.awaitFetchers = awaitFetchers
     }
 
     /// The partitions currently assigned to this consumer.
@@ -31,18 +37,41 @@ public struct RestrictedConsumer {
 
     /// Moves the fetch position of each partition to its offset; the next
     /// record read from it is at that offset. Records fetched from before the
-    /// seek are discarded.
+    /// seek are discarded. A partition assigned a moment ago (in `onAssign`)
+    /// whose fetching has not started yet is sought as soon as it starts, before
+    /// any of its records is emitted.
     public func seek(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
+        let waiting = try seekStartedFetchers(offsets)
+        if !waiting.isEmpty {
+            guard let awaitFetchers else {
+                throw KafkaError.fromCode(
+                    RD_KAFKA_RESP_ERR__STATE,
+                    "seeking \(waiting.keys.sorted()): their fetching has not started yet (assigned a moment ago)")
+            }
+            awaitFetchers(waiting)
+        }
+        onSeek?(offsets.filter { waiting[$0.key] == nil })
+    }
+
+    /// Seeks `offsets` and returns those librdkafka cannot seek yet: partitions whose fetcher
+    /// has not started (assigned a moment ago, while it looks up where they start: `_STATE`) or
+    /// whose earlier fetcher is still stopping (`_PREV_IN_PROGRESS`). Throws on any other refusal.
+    func seekStartedFetchers(_ offsets: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let error = rd_kafka_seek_partitions(handle, list, Int32(timeout.milliseconds)) {
             throw KafkaError.consuming(error, "seeking \(offsets.keys.sorted())")
         }
+        var waiting: [TopicPartition: Int64] = [:]
         for (partition, err) in PartitionList.errors(list) {
-            try Self.check(err, "seeking \(partition)")
+            if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS {
+                waiting[partition] = offsets[partition]
+            } else {
+                try Self.check(err, "seeking \(partition)")
+            }
         }
-        onSeek?(offsets)
+        return waiting
     }
 
     /// Seeks `partitions` to their first available record.

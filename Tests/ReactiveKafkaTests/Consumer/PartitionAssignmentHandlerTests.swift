@@ -98,6 +98,52 @@ import Testing
         #expect(await events.value == [.assigned(partitions), .revoked(partitions)])
     }
 
+    /// Seeks newly assigned partitions at once, with no look-up before (which gave librdkafka time).
+    final class SeekingHandler: PartitionAssignmentHandler {
+        let offset: Int64
+        let errors = Locked<[String]>([])
+
+        init(to offset: Int64) { self.offset = offset }
+
+        func onAssign(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {
+            do {
+                try consumer.seek(Dictionary(uniqueKeysWithValues: partitions.map { ($0, offset) }))
+            } catch {
+                errors.withLock { $0.append("\(error)") }
+            }
+        }
+        func onRevoke(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+        func onLost(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+        func onStop(_ partitions: Set<TopicPartition>, consumer: RestrictedConsumer) {}
+    }
+
+    /// librdkafka starts fetching an assigned partition only once it has looked up where it starts,
+    /// and refuses a seek before (`_STATE`): a seek in `onAssign` waits for the fetching to start and
+    /// still comes before any record. With `latest` nothing is fetched where the partitions start: the
+    /// end-of-partition event is what tells that fetching started.
+    @Test(arguments: ["earliest", "latest"])
+    func aSeekRightInOnAssignTakesEffectBeforeAnyRecord(reset: String) async throws {
+        let topic = "seek-at-once-\(reset)"
+        let kafka = try await SourceKindsTests.seeded(topic, partitions: 2, records: 200)
+        let handler = SeekingHandler(to: 60)
+        let source = Consumer.plainSource(
+            Self.settings(kafka, group: "g-seek-at-once").withProperty("auto.offset.reset", reset),
+            subscription: .topics(topic).withPartitionAssignmentHandler(handler))
+        let first = try await withTimeout(seconds: 30) {
+            var first: [Int32: Int64] = [:]
+            var count = 0
+            for try await record in source {
+                if first[record.partition] == nil { first[record.partition] = record.offset }
+                count += 1
+                if count == 80 { break }
+            }
+            return first
+        }
+        await source.materialized.shutdown()
+        #expect(handler.errors.withLock { $0 } == [])
+        #expect(first == [0: 60, 1: 60])
+    }
+
     @Test func aSlowHandlerIsReportedAsAWarning() async throws {
         let kafka = try await SourceKindsTests.seeded("slowhook", partitions: 1, records: 10)
         let logs = CapturedLogs()

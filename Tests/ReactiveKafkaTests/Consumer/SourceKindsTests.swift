@@ -267,16 +267,22 @@ import Testing
                     uniqueKeysWithValues: (0..<3).map { (TopicPartition("parts", $0), Array(Int64(0)..<100)) }))
     }
 
-    @Test func aManualOffsetPartitionedSourceResumesFromTheOffsetsItIsGiven() async throws {
-        let kafka = try await Self.seeded("stored", partitions: 2, records: 200)
+    /// The look-up may return before librdkafka has started fetching the partitions (it first looks
+    /// up where they start, and refuses a seek until then: `_STATE`); with `latest`, nothing is
+    /// fetched where they start, so only the end-of-partition event tells that fetching started.
+    @Test(arguments: [Duration.zero, .milliseconds(50)], ["earliest", "latest"])
+    func aManualOffsetPartitionedSourceResumesFromTheOffsetsItIsGiven(lookUp: Duration, reset: String) async throws {
+        let topic = "stored-\(lookUp.components.attoseconds / 1_000_000_000_000_000)-\(reset)"
+        let kafka = try await Self.seeded(topic, partitions: 2, records: 200)
         // Offsets the application keeps itself, e.g. in its database with its results.
-        let stored = [TopicPartition("stored", 0): Int64(70), TopicPartition("stored", 1): Int64(25)]
+        let stored = [TopicPartition(topic, 0): Int64(70), TopicPartition(topic, 1): Int64(25)]
         let asked = Locked<Set<TopicPartition>>([])
         let source = Consumer.committablePartitionedManualOffsetSource(
-            Self.settings(kafka, group: "g-stored"), subscription: .topics("stored"),
+            Self.settings(kafka, group: "g-stored").withProperty("auto.offset.reset", reset),
+            subscription: .topics(topic),
             getOffsetsOnAssign: { partitions in
                 asked.withLock { $0.formUnion(partitions) }
-                try await Task.sleep(for: .milliseconds(50)) // a database round trip
+                if lookUp > .zero { try await Task.sleep(for: lookUp) } // a database round trip
                 return stored.filter { partitions.contains($0.key) }
             })
         let first = Locked<[TopicPartition: Int64]>([:])
