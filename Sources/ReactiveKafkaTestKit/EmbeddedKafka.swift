@@ -106,9 +106,39 @@ public final class EmbeddedKafka: Sendable {
     }
 
     /// Takes broker `id` (1…brokerCount) down: its connections close and it refuses new ones.
+    /// Throws `.illegalState` when the process is about to run out of file descriptors (see
+    /// ``openFileHeadroom``), where librdkafka's mock would abort the process instead.
     public func brokerDown(_ id: Int32) throws(KafkaError) {
         try checkBroker(id)
+        if let headroom = Self.openFileHeadroom(), headroom < Self.brokerDownHeadroom {
+            throw KafkaError(
+                .illegalState,
+                "cannot take broker \(id) down: only \(headroom) file descriptors are left before the open-files limit (librdkafka's mock cluster aborts the process when it cannot open the broker's new listener); raise the limit (ulimit -n) or run fewer clients at once"
+            )
+        }
         try withCluster { _ = rd_kafka_mock_broker_set_down($0, id) }
+    }
+
+    /// File descriptors that should be free when a broker is taken down: librdkafka's mock closes
+    /// the broker's listener and opens another on its port at once, and the clients of a parallel
+    /// test suite open and close sockets meanwhile.
+    static let brokerDownHeadroom = 64
+
+    /// How many more files this process may open before its limit (`RLIMIT_NOFILE`), or nil
+    /// where its open files cannot be counted.
+    static func openFileHeadroom() -> Int? {
+        var limit = rlimit()
+        #if os(Linux)
+            let resource = Int32(RLIMIT_NOFILE.rawValue)
+            let directory = "/proc/self/fd"
+        #else
+            let resource = RLIMIT_NOFILE
+            let directory = "/dev/fd"
+        #endif
+        // RLIM_INFINITY is all ones.
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        guard let open = try? FileManager.default.contentsOfDirectory(atPath: directory).count else { return nil }
+        return Int(clamping: limit.rlim_cur) - open
     }
 
     /// Brings broker `id` back up.
