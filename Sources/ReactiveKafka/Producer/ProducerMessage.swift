@@ -41,6 +41,9 @@ public enum ProducerResult<Key: Sendable, Value: Sendable, PassThrough: Sendable
     case passThrough(PassThrough)
 
     /// The value carried from the message.
+    // Inlinable: read per result in the caller's pipeline (`map { $0.passThrough }`), where the
+    // generic getter copied and destroyed the whole result through value witnesses.
+    @inlinable
     public var passThrough: PassThrough {
         switch self {
         case .single(_, _, let p), .multi(_, let p), .passThrough(let p): return p
