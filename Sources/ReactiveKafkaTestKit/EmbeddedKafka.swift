@@ -125,20 +125,21 @@ public final class EmbeddedKafka: Sendable {
     static let brokerDownHeadroom = 64
 
     /// How many more files this process may open before its limit (`RLIMIT_NOFILE`), or nil
-    /// where its open files cannot be counted.
+    /// where its open files cannot be counted. Approximate: the limit bounds descriptor numbers.
     static func openFileHeadroom() -> Int? {
-        var limit = rlimit()
-        #if os(Linux)
-            let resource = Int32(RLIMIT_NOFILE.rawValue)
-            let directory = "/proc/self/fd"
+        #if canImport(Glibc)
+            var limit = rlimit()
+            guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else {
+                return nil
+            }
+            // Listing the directory takes a descriptor itself: failing to list it means none is left.
+            guard let open = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count else {
+                return 0
+            }
+            return Int(clamping: limit.rlim_cur) - open
         #else
-            let resource = RLIMIT_NOFILE
-            let directory = "/dev/fd"
+            return nil
         #endif
-        // RLIM_INFINITY is all ones.
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
-        guard let open = try? FileManager.default.contentsOfDirectory(atPath: directory).count else { return nil }
-        return Int(clamping: limit.rlim_cur) - open
     }
 
     /// Brings broker `id` back up.

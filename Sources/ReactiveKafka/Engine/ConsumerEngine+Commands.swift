@@ -83,11 +83,16 @@ extension ConsumerEngine {
             onSeek: { [unowned self] offsets in
                 // The application moved these partitions on purpose: a jump back there is no reset.
                 for (p, offset) in offsets {
+                    // A seek made now replaces one still waiting for the partition's fetcher.
+                    seeksAwaitingFetcher[p] = nil
                     newestTimestamp[p] = nil
                     resetBase[p] = offset >= 0 ? offset : nil
                     nextOffsets[p] = offset >= 0 ? offset : nil
                 }
             },
-            awaitFetchers: { [unowned self] offsets in seeksAwaitingFetcher.merge(offsets) { $1 } })
+            awaitFetchers: { [unowned self] offsets in
+                seeksAwaitingFetcher.merge(offsets) { $1 }
+                for p in offsets.keys where fetchersStoppedByReset.contains(p) { fetchingStoppedByReset(p) }
+            })
     }
 }

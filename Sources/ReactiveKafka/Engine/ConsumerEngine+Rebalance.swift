@@ -235,7 +235,10 @@ extension ConsumerEngine {
     /// dropped, records handed out but not yet emitted made unemittable.
     private func withdraw(_ partitions: Set<TopicPartition>, _ s: inout State) {
         s.assigned.subtract(partitions)
-        for p in partitions { seeksAwaitingFetcher[p] = nil }
+        for p in partitions {
+            seeksAwaitingFetcher[p] = nil
+            fetchersStoppedByReset.remove(p)
+        }
         sharePartitionBudget(&s)
         invalidate(partitions, &s)
     }
@@ -281,6 +284,11 @@ extension ConsumerEngine {
             } else {
                 timed("onRevoke", partitions) { handler.onRevoke(partitions, consumer: restrictedConsumer) }
             }
+        }
+        // A seek the handler asked for them waits for nothing: they are going.
+        for p in partitions {
+            seeksAwaitingFetcher[p] = nil
+            fetchersStoppedByReset.remove(p)
         }
         logger.debug(
             lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(partitions.sorted())"])

@@ -12,7 +12,8 @@ extension ConsumerEngine {
     /// A partition no longer assigned (a rebalance took it since the offsets were looked up) is
     /// left alone: its next owner reads it, and librdkafka refuses to seek it (`_STATE`).
     /// `beforeSeeking` gets the partitions that are sought, on the engine thread, before any record
-    /// of them is read again.
+    /// of them is read again. A partition whose fetching has not started cannot be rewound (the
+    /// rewind fails, `_STATE`): it may be a new assignment of it, which starts at its own commit.
     func rewind(
         _ offsets: [TopicPartition: Int64], droppingFetched: Bool = true,
         beforeSeeking: @escaping @Sendable (Set<TopicPartition>) -> Void = { _ in }
@@ -23,7 +24,9 @@ extension ConsumerEngine {
             guard !mine.isEmpty else { return }
             if droppingFetched { self.invalidate(Set(mine.keys)) }
             beforeSeeking(Set(mine.keys))
-            try consumer.seek(mine)
+            let unstarted = try consumer.seekStartedFetchers(mine)
+            guard unstarted.isEmpty else { throw RestrictedConsumer.notStarted(unstarted) }
+            consumer.onSeek?(mine)
         }
     }
 
@@ -75,5 +78,18 @@ extension ConsumerEngine {
         }
         logger.debug("sought partitions once their fetching started", metadata: ["offsets": "\(due)"])
         return chunks.filter { due[$0.topicPartition] == nil }
+    }
+
+    /// librdkafka found no committed offset for `partition` (or its offset out of range) and
+    /// `auto.offset.reset` is `error`: its fetching stops, so a seek waiting for it, or asked
+    /// later, would wait forever; such a seek fails the stream instead (engine thread).
+    func fetchingStoppedByReset(_ partition: TopicPartition) {
+        fetchersStoppedByReset.insert(partition)
+        guard let offset = seeksAwaitingFetcher.removeValue(forKey: partition) else { return }
+        fail(
+            KafkaError(
+                .invalidConfiguration,
+                "\(partition) cannot be sought to offset \(offset): librdkafka stopped reading it (no committed offset, or one out of range, and auto.offset.reset is error), and only a started partition can be sought; set auto.offset.reset to earliest or latest (the seek then moves it to the offset given)"
+            ))
     }
 }

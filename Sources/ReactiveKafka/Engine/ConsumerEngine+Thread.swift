@@ -122,6 +122,9 @@ extension ConsumerEngine {
                         (TopicPartition(topicName(rkt), message.pointee.partition), message.pointee.offset))
                 }
                 handleConsumeError(message)
+                if message.pointee.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, let rkt = message.pointee.rkt {
+                    fetchingStoppedByReset(TopicPartition(topicName(rkt), message.pointee.partition))
+                }
                 continue
             }
             let key = (message.pointee.rkt, message.pointee.partition)
@@ -144,7 +147,10 @@ extension ConsumerEngine {
         }
         // After this batch's records are counted in, so the end comes with the last record before it.
         for (partition, end) in partitionEnds { configuration.onPartitionEnd?(partition, end, nextOffsets[partition]) }
-        if !chunks.isEmpty { recentRecordBytes = max(1, batchBytes / max(1, count)) }
+        if !chunks.isEmpty {
+            // Records only: end-of-partition events come in the same batches.
+            recentRecordBytes = max(1, batchBytes / max(1, chunks.reduce(0) { $0 + $1.range.count }))
+        }
         guard !chunks.isEmpty else { return }
         instruments?.received(chunks)
         unreachableSince = nil

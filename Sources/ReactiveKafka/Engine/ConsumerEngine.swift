@@ -162,6 +162,9 @@ final class ConsumerEngine: OffsetCommitter, @unchecked Sendable {
     /// Seeks librdkafka refused because the partition's fetcher had not started yet, made at the
     /// partition's first fetched record or end (engine thread; see ConsumerEngine+Seeking).
     var seeksAwaitingFetcher: [TopicPartition: Int64] = [:]
+    /// Partitions whose fetching stopped for want of a start (`auto.offset.reset` `error`): a seek
+    /// could never be made there (engine thread; cleared when they are taken away).
+    var fetchersStoppedByReset: Set<TopicPartition> = []
     /// Partitions this engine last paused in librdkafka (engine thread).
     var appliedPaused: Set<TopicPartition> = []
     /// Cooperative rebalancing (engine thread): where the member is in a rebalance that revoked

@@ -36,22 +36,25 @@ public struct RestrictedConsumer {
     }
 
     /// Moves the fetch position of each partition to its offset; the next
-    /// record read from it is at that offset. Records fetched from before the
-    /// seek are discarded. A partition assigned a moment ago (in `onAssign`)
-    /// whose fetching has not started yet is sought as soon as it starts, before
-    /// any of its records is emitted.
+    /// record read from it is at that offset. A partition assigned a moment ago
+    /// (in `onAssign`) whose fetching has not started yet is sought as soon as it
+    /// starts, before any of its records is emitted.
     public func seek(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
-        let waiting = try seekStartedFetchers(offsets)
-        if !waiting.isEmpty {
-            guard let awaitFetchers else {
+        let unstarted = try seekStartedFetchers(offsets)
+        if !unstarted.isEmpty {
+            guard let awaitFetchers else { throw Self.notStarted(unstarted) }
+            // Only this member's partitions start fetching here: another member's would keep the
+            // seek until they are assigned to this one, perhaps much later.
+            let assigned = try assignment()
+            let foreign = unstarted.filter { !assigned.contains($0.key) }
+            if !foreign.isEmpty {
                 throw KafkaError.fromCode(
-                    RD_KAFKA_RESP_ERR__STATE,
-                    "seeking \(waiting.keys.sorted()): their fetching has not started yet (assigned a moment ago)")
+                    RD_KAFKA_RESP_ERR__STATE, "seeking \(foreign.keys.sorted()): not assigned to this consumer")
             }
-            awaitFetchers(waiting)
+            awaitFetchers(try Self.absolute(unstarted, self))
         }
-        onSeek?(offsets.filter { waiting[$0.key] == nil })
+        onSeek?(offsets.filter { unstarted[$0.key] == nil })
     }
 
     /// Seeks `offsets` and returns those librdkafka cannot seek yet: partitions whose fetcher
@@ -63,15 +66,44 @@ public struct RestrictedConsumer {
         if let error = rd_kafka_seek_partitions(handle, list, Int32(timeout.milliseconds)) {
             throw KafkaError.consuming(error, "seeking \(offsets.keys.sorted())")
         }
-        var waiting: [TopicPartition: Int64] = [:]
+        var unstarted: [TopicPartition: Int64] = [:]
         for (partition, err) in PartitionList.errors(list) {
             if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS {
-                waiting[partition] = offsets[partition]
+                unstarted[partition] = offsets[partition]
             } else {
                 try Self.check(err, "seeking \(partition)")
             }
         }
-        return waiting
+        return unstarted
+    }
+
+    /// The error of a seek that cannot wait for the partitions' fetchers.
+    static func notStarted(_ partitions: [TopicPartition: Int64]) -> KafkaError {
+        KafkaError.fromCode(
+            RD_KAFKA_RESP_ERR__STATE,
+            "seeking \(partitions.keys.sorted()): their fetching has not started yet (assigned a moment ago)")
+    }
+
+    /// A seek that waits is made later, at the partition's first fetched record: the beginning
+    /// and the end are looked up now, so that they mean what they meant when the seek was asked.
+    private static func absolute(_ offsets: [TopicPartition: Int64], _ consumer: RestrictedConsumer)
+        throws(KafkaError) -> [TopicPartition: Int64]
+    {
+        let logical = offsets.filter { $0.value < 0 }
+        guard !logical.isEmpty else { return offsets }
+        let ends = [Int64(RD_KAFKA_OFFSET_BEGINNING), Int64(RD_KAFKA_OFFSET_END)]
+        guard logical.values.allSatisfy({ ends.contains($0) }) else {
+            throw KafkaError(
+                .invalidConfiguration,
+                "seeking \(logical.keys.sorted()) to \(logical.values.sorted()): only offsets ≥ 0, the beginning and the end can be sought"
+            )
+        }
+        let marks = try consumer.watermarks(Set(logical.keys))
+        var absolute = offsets
+        for (p, offset) in logical {
+            absolute[p] = offset == Int64(RD_KAFKA_OFFSET_BEGINNING) ? marks[p]?.low : marks[p]?.high
+        }
+        return absolute
     }
 
     /// Seeks `partitions` to their first available record.
