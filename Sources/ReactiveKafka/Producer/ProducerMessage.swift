@@ -40,9 +40,9 @@ public enum ProducerResult<Key: Sendable, Value: Sendable, PassThrough: Sendable
     /// A `passThrough` message passed.
     case passThrough(PassThrough)
 
-    /// The value carried from the message.
     // Inlinable: read per result in the caller's pipeline (`map { $0.passThrough }`), where the
     // generic getter copied and destroyed the whole result through value witnesses.
+    /// The value carried from the message.
     @inlinable
     public var passThrough: PassThrough {
         switch self {

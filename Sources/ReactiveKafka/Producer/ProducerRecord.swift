@@ -13,9 +13,9 @@ public struct ProducerRecord<Key: Sendable, Value: Sendable>: Sendable {
     /// The create time to record; `nil` uses the current time.
     public var timestamp: KafkaTimestamp?
 
-    /// A record for `topic`.
     // Inlinable: made per record in the caller's pipeline, where the generic init alone copied
     // its key and value through value witnesses.
+    /// A record for `topic`.
     @inlinable
     public init(
         topic: String, partition: Int32? = nil, key: Key? = nil, value: Value?, headers: [KafkaHeader] = [],
