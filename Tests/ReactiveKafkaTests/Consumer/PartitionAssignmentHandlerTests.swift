@@ -60,6 +60,20 @@ import Testing
         }
     }
 
+    /// The offset of each partition's first record among the first `count` records of `source`.
+    static func firstOffsets<S: AsyncSequence & Sendable>(of source: S, reading count: Int) async throws -> [Int32:
+        Int64]
+    where S.Element == ConsumerRecord<String, String> {
+        var first: [Int32: Int64] = [:]
+        var read = 0
+        for try await record in source {
+            if first[record.partition] == nil { first[record.partition] = record.offset }
+            read += 1
+            if read == count { break }
+        }
+        return first
+    }
+
     static func settings(_ kafka: EmbeddedKafka, group: String) -> ConsumerSettings<String, String> {
         SourceKindsTests.settings(kafka, group: group)
     }
@@ -78,13 +92,7 @@ import Testing
             for await event in observed { seen.append(event) }
             return seen
         }
-        var first: [Int32: Int64] = [:]
-        var count = 0
-        for try await record in source {
-            if first[record.partition] == nil { first[record.partition] = record.offset }
-            count += 1
-            if count == 80 { break }
-        }
+        let first = try await Self.firstOffsets(of: source, reading: 80)
         await source.materialized.shutdown()
         let partitions: Set<TopicPartition> = [TopicPartition("hooks", 0), TopicPartition("hooks", 1)]
         // The seek in onAssign happened before any record was emitted.
@@ -129,16 +137,7 @@ import Testing
         let source = Consumer.plainSource(
             Self.settings(kafka, group: "g-seek-at-once").withProperty("auto.offset.reset", reset),
             subscription: .topics(topic).withPartitionAssignmentHandler(handler))
-        let first = try await withTimeout(seconds: 30) {
-            var first: [Int32: Int64] = [:]
-            var count = 0
-            for try await record in source {
-                if first[record.partition] == nil { first[record.partition] = record.offset }
-                count += 1
-                if count == 80 { break }
-            }
-            return first
-        }
+        let first = try await withTimeout(seconds: 30) { try await Self.firstOffsets(of: source, reading: 80) }
         await source.materialized.shutdown()
         #expect(handler.errors.withLock { $0 } == [])
         #expect(first == [0: 60, 1: 60])
