@@ -58,8 +58,9 @@ public struct RestrictedConsumer {
     }
 
     /// Seeks `offsets` and returns those librdkafka cannot seek yet: partitions whose fetcher
-    /// has not started (assigned a moment ago, while it looks up where they start: `_STATE`) or
-    /// whose earlier fetcher is still stopping (`_PREV_IN_PROGRESS`). Throws on any other refusal.
+    /// has not started (assigned a moment ago, while it looks up where they start: `_STATE`),
+    /// whose earlier fetcher is still stopping (`_PREV_IN_PROGRESS`), or whose fetcher started
+    /// while the seek was queued, which outdates it (`_OUTDATED`). Throws on any other refusal.
     func seekStartedFetchers(_ offsets: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -68,7 +69,9 @@ public struct RestrictedConsumer {
         }
         var unstarted: [TopicPartition: Int64] = [:]
         for (partition, err) in PartitionList.errors(list) {
-            if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS {
+            if err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__PREV_IN_PROGRESS
+                || err == RD_KAFKA_RESP_ERR__OUTDATED
+            {
                 unstarted[partition] = offsets[partition]
             } else {
                 try Self.check(err, "seeking \(partition)")
