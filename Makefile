@@ -91,10 +91,12 @@ SANITIZE_ARGS = $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')
 sanitize: sanitize-thread sanitize-address
 
 sanitize-thread: deps
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="$${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-16}" \
 	REACTIVE_KAFKA_TEST_TIME_SCALE=4 TSAN_OPTIONS="suppressions=$(CURDIR)/Sanitizers/tsan.supp halt_on_error=0 history_size=4 $(TSAN_OPTIONS)" \
 	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan $(SANITIZE_ARGS)
 
 sanitize-address: deps
+	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="$${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-16}" \
 	REACTIVE_KAFKA_TEST_TIME_SCALE=4 ASAN_OPTIONS="detect_leaks=1 suppressions=$(CURDIR)/Sanitizers/asan.supp $(ASAN_OPTIONS)" LSAN_OPTIONS="suppressions=$(CURDIR)/Sanitizers/lsan.supp $(LSAN_OPTIONS)" \
 	  $(SWIFT) test --sanitize=address --scratch-path .build-asan $(SANITIZE_ARGS)
 
