@@ -235,10 +235,7 @@ extension ConsumerEngine {
     /// dropped, records handed out but not yet emitted made unemittable.
     private func withdraw(_ partitions: Set<TopicPartition>, _ s: inout State) {
         s.assigned.subtract(partitions)
-        for p in partitions {
-            seeksAwaitingFetcher[p] = nil
-            fetchersStoppedByReset.remove(p)
-        }
+        forgetSeeks(of: partitions)
         sharePartitionBudget(&s)
         invalidate(partitions, &s)
     }
@@ -285,11 +282,8 @@ extension ConsumerEngine {
                 timed("onRevoke", partitions) { handler.onRevoke(partitions, consumer: restrictedConsumer) }
             }
         }
-        // A seek the handler asked for them waits for nothing: they are going.
-        for p in partitions {
-            seeksAwaitingFetcher[p] = nil
-            fetchersStoppedByReset.remove(p)
-        }
+        // Also those the handler asked for just now: they are going.
+        forgetSeeks(of: partitions)
         logger.debug(
             lost ? "partitions lost" : "partitions revoked", metadata: ["partitions": "\(partitions.sorted())"])
         configuration.events?.emit(lost ? .lost(partitions) : .revoked(partitions))

@@ -24,9 +24,7 @@ extension ConsumerEngine {
             guard !mine.isEmpty else { return }
             if droppingFetched { self.invalidate(Set(mine.keys)) }
             beforeSeeking(Set(mine.keys))
-            let unstarted = try consumer.seekStartedFetchers(mine)
-            guard unstarted.isEmpty else { throw RestrictedConsumer.notStarted(unstarted) }
-            consumer.onSeek?(mine)
+            try consumer.seek(mine, waitingForFetchers: false)
         }
     }
 
@@ -40,11 +38,7 @@ extension ConsumerEngine {
         -> [Announcement]
     {
         try await withConsumer { consumer throws(KafkaError) in
-            let current = self.state.withLock { s in
-                announced.filter {
-                    s.assigned.contains($0.partition) && (s.invalidatedAt[$0.partition] ?? 0) <= $0.epoch
-                }
-            }
+            let current = announced.filter { self.keeps($0.partition, takenAt: $0.epoch) }
             let sought = offsets.filter { offset in current.contains { $0.partition == offset.key } }
             guard !sought.isEmpty else { return current }
             self.invalidate(Set(sought.keys))
@@ -91,5 +85,13 @@ extension ConsumerEngine {
                 .invalidConfiguration,
                 "\(partition) cannot be sought to offset \(offset): librdkafka stopped reading it (no committed offset, or one out of range, and auto.offset.reset is error), and only a started partition can be sought; set auto.offset.reset to earliest or latest (the seek then moves it to the offset given)"
             ))
+    }
+
+    /// Seeks asked for `partitions` wait for nothing once they are taken away (engine thread).
+    func forgetSeeks(of partitions: Set<TopicPartition>) {
+        for p in partitions {
+            seeksAwaitingFetcher[p] = nil
+            fetchersStoppedByReset.remove(p)
+        }
     }
 }

@@ -40,10 +40,16 @@ public struct RestrictedConsumer {
     /// (in `onAssign`) whose fetching has not started yet is sought as soon as it
     /// starts, before any of its records is emitted.
     public func seek(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        try seek(offsets, waitingForFetchers: true)
+    }
+
+    /// ``seek(_:)``; without `waitingForFetchers`, a partition whose fetching has not started
+    /// fails the seek (`_STATE`) instead of being sought once it starts.
+    func seek(_ offsets: [TopicPartition: Int64], waitingForFetchers: Bool) throws(KafkaError) {
         guard !offsets.isEmpty else { return }
         let unstarted = try seekStartedFetchers(offsets)
         if !unstarted.isEmpty {
-            guard let awaitFetchers else { throw Self.notStarted(unstarted) }
+            guard waitingForFetchers, let awaitFetchers else { throw Self.notStarted(unstarted) }
             // Only this member's partitions start fetching here: another member's would keep the
             // seek until they are assigned to this one, perhaps much later.
             let assigned = try assignment()
@@ -61,7 +67,7 @@ public struct RestrictedConsumer {
     /// has not started (assigned a moment ago, while it looks up where they start: `_STATE`),
     /// whose earlier fetcher is still stopping (`_PREV_IN_PROGRESS`), or whose fetcher started
     /// while the seek was queued, which outdates it (`_OUTDATED`). Throws on any other refusal.
-    func seekStartedFetchers(_ offsets: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
+    private func seekStartedFetchers(_ offsets: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
         let list = PartitionList.make(offsets: offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let error = rd_kafka_seek_partitions(handle, list, Int32(timeout.milliseconds)) {
@@ -81,7 +87,7 @@ public struct RestrictedConsumer {
     }
 
     /// The error of a seek that cannot wait for the partitions' fetchers.
-    static func notStarted(_ partitions: [TopicPartition: Int64]) -> KafkaError {
+    private static func notStarted(_ partitions: [TopicPartition: Int64]) -> KafkaError {
         KafkaError.fromCode(
             RD_KAFKA_RESP_ERR__STATE,
             "seeking \(partitions.keys.sorted()): their fetching has not started yet (assigned a moment ago)")
