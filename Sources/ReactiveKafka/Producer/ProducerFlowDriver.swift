@@ -282,7 +282,7 @@ enum ProducerFlowPump {
                                 position: position, topic: rkt, partition: partition, key: serialized.key,
                                 value: serialized.value, engine: engine)
                         }
-                        if batch.isFull { guard try await flushBatch() else { break pulling } }
+                        if batch.isDue { guard try await flushBatch() else { break pulling } }
                         continue pulling
                     }
                     // Not collected (headers, a timestamp of its own, or no topic handle).
