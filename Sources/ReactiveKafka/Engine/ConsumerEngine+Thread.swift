@@ -141,16 +141,16 @@ extension ConsumerEngine {
         if !resumedUnchecked.isEmpty { chunks = dropRecordsReadBefore(chunks) }
         if configuration.offsetResetProtection != nil { chunks = protectAgainstOffsetReset(chunks) }
         var batchBytes = 0
+        // Records only: end-of-partition events come in the same batches.
+        var batchRecords = 0
         for chunk in chunks {
             batchBytes += chunk.byteCount
+            batchRecords += chunk.range.count
             nextOffsets[chunk.topicPartition] = chunk.nextOffset
         }
         // After this batch's records are counted in, so the end comes with the last record before it.
         for (partition, end) in partitionEnds { configuration.onPartitionEnd?(partition, end, nextOffsets[partition]) }
-        if !chunks.isEmpty {
-            // Records only: end-of-partition events come in the same batches.
-            recentRecordBytes = max(1, batchBytes / max(1, chunks.reduce(0) { $0 + $1.range.count }))
-        }
+        if batchRecords > 0 { recentRecordBytes = max(1, batchBytes / batchRecords) }
         guard !chunks.isEmpty else { return }
         instruments?.received(chunks)
         unreachableSince = nil

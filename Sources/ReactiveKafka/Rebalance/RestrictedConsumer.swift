@@ -58,7 +58,7 @@ public struct RestrictedConsumer {
                 throw KafkaError.fromCode(
                     RD_KAFKA_RESP_ERR__STATE, "seeking \(foreign.keys.sorted()): not assigned to this consumer")
             }
-            awaitFetchers(try Self.absolute(unstarted, self))
+            awaitFetchers(try absolute(unstarted))
         }
         onSeek?(offsets.filter { unstarted[$0.key] == nil })
     }
@@ -95,9 +95,7 @@ public struct RestrictedConsumer {
 
     /// A seek that waits is made later, at the partition's first fetched record: the beginning
     /// and the end are looked up now, so that they mean what they meant when the seek was asked.
-    private static func absolute(_ offsets: [TopicPartition: Int64], _ consumer: RestrictedConsumer)
-        throws(KafkaError) -> [TopicPartition: Int64]
-    {
+    private func absolute(_ offsets: [TopicPartition: Int64]) throws(KafkaError) -> [TopicPartition: Int64] {
         let logical = offsets.filter { $0.value < 0 }
         guard !logical.isEmpty else { return offsets }
         let ends = [Int64(RD_KAFKA_OFFSET_BEGINNING), Int64(RD_KAFKA_OFFSET_END)]
@@ -107,7 +105,7 @@ public struct RestrictedConsumer {
                 "seeking \(logical.keys.sorted()) to \(logical.values.sorted()): only offsets ≥ 0, the beginning and the end can be sought"
             )
         }
-        let marks = try consumer.watermarks(Set(logical.keys))
+        let marks = try watermarks(Set(logical.keys))
         var absolute = offsets
         for (p, offset) in logical {
             absolute[p] = offset == Int64(RD_KAFKA_OFFSET_BEGINNING) ? marks[p]?.low : marks[p]?.high
